@@ -1,0 +1,34 @@
+# Set-up and entry points. `make run` and `make test` do all the set-up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+RECIPE ?= recipes/scifact-bm25.toml
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export LITELLM_LOCAL_MODEL_COST_MAP ?= True
+export TRL_EXPERIMENTAL_SILENCE ?= 1
+
+.PHONY: setup run test bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	# torch first, so nothing else pulls the CUDA wheels on a CPU machine
+	$(BIN)/python -m pip install torch==2.13.0
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+run: setup
+	$(BIN)/inparsx run $(RECIPE)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python bench/generate.py
+	$(BIN)/python bench/rerank.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,1 @@
+"""The ``inparsx`` command line (Typer)."""

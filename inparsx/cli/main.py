@@ -1,0 +1,100 @@
+"""``inparsx``: run, validate, plugins, and the one-off stage commands that plugins add.
+
+Kept thin: commands parse arguments and call library functions. Heavy libraries are imported inside the
+commands, so ``inparsx --help`` and ``inparsx plugins`` answer in about a second.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from inparsx.errors import InparsxError
+
+app = typer.Typer(name="inparsx", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  help="Synthetic queries -> filtered triples -> trained reranker, from declarative TOML recipes.")
+
+SetOption = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a recipe value: dotted.key=value (repeatable).")]
+
+
+@app.command()
+def run(recipe: Annotated[Path, typer.Argument(help="The recipe TOML file.")],
+        set_: SetOption = None,
+        run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Output folder (default runs/<recipe name>).")] = None,
+        from_stage: Annotated[Optional[str], typer.Option("--from", help="Re-run from this stage on, even if finished.")] = None,
+        to_stage: Annotated[Optional[str], typer.Option("--to", help="Stop after this stage.")] = None) -> None:
+    """Run a recipe: every stage in pipeline order, skipping those already done."""
+    from inparsx.pipeline import run_recipe
+    from inparsx.recipe import load_recipe
+
+    result = run_recipe(load_recipe(recipe, set_), run_dir, from_stage, to_stage)
+    from inparsx.progress import console
+
+    console.print(f"run directory: {result}")
+
+
+@app.command()
+def validate(recipe: Annotated[Path, typer.Argument(help="The recipe TOML file.")], set_: SetOption = None) -> None:
+    """Check a recipe (keys, types, plugin names) without loading any model or data."""
+    from inparsx.progress import out
+    from inparsx.recipe import load_recipe
+
+    loaded = load_recipe(recipe, set_)
+    stages = ", ".join(f"{s}={'+'.join(c.use)}" for s, c in loaded.stages.items())
+    out.print(f"{recipe}: valid ({loaded.name}: {stages})")
+
+
+@app.command()
+def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
+    """List every component by kind, with the package and version providing it."""
+    from rich.table import Table
+
+    from inparsx.plugins import get_registry
+    from inparsx.progress import out
+
+    registry = get_registry()
+    rows = [(e.kind, e.name, e.package, e.version, (e.cls.__doc__ or "").strip().splitlines()[0] if e.cls.__doc__ else "")
+            for kind in registry.entries for e in sorted(registry.entries[kind].values(), key=lambda e: e.name)]
+    if as_json:
+        import json
+
+        out.print_json(json.dumps([dict(zip(("kind", "name", "package", "version", "description"), r)) for r in rows]))
+        return
+    table = Table(title="inparsx components")
+    for column in ("kind", "name", "package", "version", "description"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+
+
+def _add_plugin_commands() -> None:
+    from inparsx.plugins import get_plugin_manager
+
+    get_plugin_manager().hook.register_commands(app=app)
+
+
+def main() -> None:
+    """Console-script entry point: runs the app and turns inparsx errors into one clear line and exit code 2."""
+    from pydantic import ValidationError
+
+    try:
+        _add_plugin_commands()
+        app()
+    except InparsxError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(exc.exit_code)
+    except ValidationError as exc:
+        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        typer.secho(f"error: invalid options for {exc.title}: {details}", fg="red", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.secho("interrupted: finished stages and partial results are kept; run again to resume", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The dataset contract and name resolution."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import ClassVar
+
+from inparsx.errors import InparsxError
+from inparsx.plugins import Component, get_registry, unknown_name_message
+from inparsx.records import Document, Qrels, Query
+
+
+class Dataset:
+    """A document collection with queries and qrels per split (``train``, ``dev``, ``test``...).
+
+    Subclasses implement ``docs_iter``, ``queries``, ``qrels``, ``splits`` and ``fingerprint``; document
+    lookup by id (``get_docs``) defaults to an in-memory table built on first use.
+    """
+
+    name: str = ""
+
+    def docs_iter(self) -> Iterator[Document]:
+        """Every document, in corpus order."""
+        raise NotImplementedError
+
+    def queries(self, split: str) -> dict[str, Query]:
+        """The queries of ``split`` (those judged in its qrels), by qid."""
+        raise NotImplementedError
+
+    def qrels(self, split: str) -> Qrels:
+        """The qrels of ``split``: ``{qid: {docid: relevance}}``."""
+        raise NotImplementedError
+
+    def splits(self) -> list[str]:
+        """The splits that have qrels."""
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """A short string that changes whenever the corpus changes (keys index and embedding caches)."""
+        raise NotImplementedError
+
+    def docs(self) -> dict[str, Document]:
+        """All documents by docid, loaded once and kept in memory."""
+        cached = getattr(self, "_docs_table", None)
+        if cached is None:
+            cached = {doc.doc_id: doc for doc in self.docs_iter()}
+            self._docs_table = cached
+        return cached
+
+    def get_docs(self, doc_ids: Iterable[str]) -> dict[str, Document]:
+        """The documents with the given ids (missing ids are left out)."""
+        table = self.docs()
+        return {i: table[i] for i in doc_ids if i in table}
+
+    def docs_count(self) -> int:
+        """Number of documents."""
+        return len(self.docs())
+
+
+class DatasetLoader(Component):
+    """A dataset name scheme (``beir``, ``irds``, ``folder``): ``load(rest_of_name) -> Dataset``."""
+
+    name: ClassVar[str] = ""
+
+    def load(self, spec: str) -> Dataset:
+        """Load the dataset named ``spec`` (the part after ``scheme:``)."""
+        raise NotImplementedError
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """``beir:scifact/test`` -> (``beir:scifact``, ``test``); for qrels arguments of ``inparsx eval``.
+
+    A spec whose last path component names no split (e.g. ``beir:scifact``) returns ``(spec, None)``.
+    """
+    head, _, tail = spec.rpartition("/")
+    if head and tail in {"train", "dev", "test", "validation", "val"} and ":" in head:
+        return head, tail
+    return spec, None
+
+
+def resolve_dataset(spec: str) -> Dataset:
+    """Load a dataset from its name: ``scheme:rest`` through the registered loaders, or a local folder path.
+
+    Raises:
+        InparsxError: an unknown scheme (available ones listed) or a path that is not a BEIR folder.
+    """
+    registry = get_registry()
+    scheme, sep, rest = spec.partition(":")
+    if sep and scheme in registry.entries["datasets"]:
+        return registry.build("datasets", scheme).load(rest)
+    if Path(spec).exists() or not sep:
+        return registry.build("datasets", "folder").load(spec)
+    raise InparsxError(f"dataset {spec!r}: " + unknown_name_message("datasets", scheme, registry.names("datasets")))

@@ -1,0 +1,109 @@
+"""BEIR-format folders (Thakur et al., NeurIPS 2021): corpus.jsonl, queries.jsonl, qrels/<split>.tsv."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import inparsx
+from inparsx.datasets.base import Dataset, DatasetLoader
+from inparsx.errors import DataError, InparsxError
+from inparsx.io import read_jsonl, read_qrels
+from inparsx.records import Document, Qrels, Query
+
+DATA_HOME_ENV = "INPARSX_DATA_HOME"
+
+
+class BeirFolderDataset(Dataset):
+    """A local BEIR folder. Queries of a split are those judged in ``qrels/<split>.tsv`` (BEIR's own rule).
+
+    Raises:
+        DataError: a missing file, a bad JSON line, a record without ``_id``, or a malformed qrels row.
+    """
+
+    def __init__(self, root: str | Path, name: str | None = None):
+        self.root = Path(root)
+        self.name = name or self.root.name
+        for required in ("corpus.jsonl", "queries.jsonl"):
+            if not (self.root / required).is_file():
+                raise DataError(self.root / required, "missing: a BEIR folder needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
+        self._all_queries: dict[str, Query] | None = None
+        self._qrels: dict[str, Qrels] = {}
+        self._fingerprint: str | None = None
+
+    def docs_iter(self) -> Iterator[Document]:
+        path = self.root / "corpus.jsonl"
+        for number, obj in read_jsonl(path):
+            if "_id" not in obj:
+                raise DataError(path, "record has no '_id'", number)
+            yield Document(str(obj["_id"]), obj.get("text") or "", (obj.get("title") or "").strip())
+
+    def all_queries(self) -> dict[str, Query]:
+        """Every query of queries.jsonl, whatever its split."""
+        if self._all_queries is None:
+            path = self.root / "queries.jsonl"
+            table = {}
+            for number, obj in read_jsonl(path):
+                if "_id" not in obj:
+                    raise DataError(path, "record has no '_id'", number)
+                table[str(obj["_id"])] = Query(str(obj["_id"]), obj.get("text") or "")
+            self._all_queries = table
+        return self._all_queries
+
+    def queries(self, split: str) -> dict[str, Query]:
+        every = self.all_queries()
+        return {qid: every[qid] for qid in self.qrels(split) if qid in every}
+
+    def qrels(self, split: str) -> Qrels:
+        if split not in self._qrels:
+            path = self.root / "qrels" / f"{split}.tsv"
+            if not path.is_file():
+                raise InparsxError(f"{self.root}: no qrels for split {split!r}; available: {', '.join(self.splits()) or '(none)'}")
+            self._qrels[split] = read_qrels(path)
+        return self._qrels[split]
+
+    def splits(self) -> list[str]:
+        return sorted(p.stem for p in (self.root / "qrels").glob("*.tsv"))
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            with open(self.root / "corpus.jsonl", "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            self._fingerprint = digest.hexdigest()[:16]
+        return self._fingerprint
+
+
+class FolderLoader(DatasetLoader):
+    """A plain folder path holding a BEIR-format collection."""
+
+    name = "folder"
+
+    def load(self, spec: str) -> Dataset:
+        path = Path(spec).expanduser()
+        if not path.is_dir():
+            raise InparsxError(f"dataset {spec!r}: no such folder (expected a BEIR folder, beir:<name> or irds:<id>)")
+        return BeirFolderDataset(path)
+
+
+class BeirLoader(DatasetLoader):
+    """``beir:<name>``: the folder ``$INPARSX_DATA_HOME/beir/<name>`` when present, else ir_datasets ``beir/<name>``."""
+
+    name = "beir"
+
+    def load(self, spec: str) -> Dataset:
+        home = os.environ.get(DATA_HOME_ENV)
+        if home and (Path(home) / "beir" / spec / "corpus.jsonl").is_file():
+            return BeirFolderDataset(Path(home) / "beir" / spec, name=f"beir:{spec}")
+        from inparsx.datasets.irds import IrdsDataset
+
+        return IrdsDataset(f"beir/{spec}")
+
+
+@inparsx.hookimpl
+def register_datasets(register):
+    register(BeirLoader)
+    register(FolderLoader)

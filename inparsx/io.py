@@ -1,0 +1,204 @@
+"""File formats and safe writing: JSON lines, TREC runs and qrels, BEIR qrels, atomic and resumable writes.
+
+Every file is written under a temporary name and renamed when complete (``atomic_write``); long stages
+append to a ``.partial`` file that survives a crash and is renamed when the stage ends (``ResumableJsonl``).
+Malformed input raises :class:`~inparsx.errors.DataError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from inparsx.errors import DataError
+from inparsx.records import Qrels, Run
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w") -> Iterator[TextIO]:
+    """Open ``path.tmp`` for writing and rename it to ``path`` only if the block succeeds.
+
+    A crash leaves the previous ``path`` (if any) untouched and no half-written file under the final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, mode, encoding=None if "b" in mode else "utf-8") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    with atomic_write(path) as handle:
+        json.dump(data, handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
+
+
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, object)`` for each non-blank line of a JSON-lines file.
+
+    Raises:
+        DataError: a line that is not a JSON object (file and 1-based line named).
+    """
+    path = Path(path)
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(path, f"invalid JSON ({exc.msg} at column {exc.colno})", number) from None
+            if not isinstance(obj, dict):
+                raise DataError(path, "expected a JSON object", number)
+            yield number, obj
+
+
+def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write dicts as JSON lines atomically; returns the number written."""
+    count = 0
+    with atomic_write(path) as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+class ResumableJsonl:
+    """An append-only JSON-lines file that survives crashes: the basis of resumable stages.
+
+    Records go to ``<path>.partial``, flushed and fsynced after each ``append`` call (one batch), so a crash
+    or Ctrl-C loses at most the batch in flight. ``existing()`` reads what an interrupted run left (a torn
+    last line is dropped); ``finish()`` renames the partial file to ``path``.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self._handle: TextIO | None = None
+
+    def existing(self) -> list[dict[str, Any]]:
+        """Records already in the partial file; a torn (unterminated or invalid) last line is discarded."""
+        if not self.partial.exists():
+            return []
+        records, good_bytes = [], 0
+        with open(self.partial, "rb") as handle:
+            for raw in handle:
+                if not raw.endswith(b"\n"):
+                    break
+                try:
+                    records.append(json.loads(raw))
+                except json.JSONDecodeError:
+                    break
+                good_bytes += len(raw)
+        with open(self.partial, "r+b") as handle:
+            handle.truncate(good_bytes)
+        return records
+
+    def append(self, records: Iterable[dict[str, Any]]) -> None:
+        """Append records and make them durable before returning."""
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.partial, "a", encoding="utf-8")
+        self._handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        """Close the partial file (keeps it for a later resume)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def finish(self) -> None:
+        """Close and rename ``<path>.partial`` to ``path`` (an empty file when nothing was appended)."""
+        self.close()
+        if not self.partial.exists():
+            self.partial.touch()
+        os.replace(self.partial, self.path)
+
+
+def write_trec_run(path: str | Path, run: Run, tag: str = "inparsx", depth: int | None = None) -> None:
+    """Write a run in TREC format (``qid Q0 docid rank score tag``), ranked by score, atomically.
+
+    Ties are broken by docid so the file is deterministic. ``depth`` keeps only the top ``depth`` per query.
+    """
+    with atomic_write(path) as handle:
+        for qid in sorted(run, key=_natural_key):
+            ranked = sorted(run[qid].items(), key=lambda item: (-item[1], item[0]))[:depth]
+            handle.writelines(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n"
+                              for rank, (docid, score) in enumerate(ranked, 1))
+
+
+def read_trec_run(path: str | Path) -> Run:
+    """Read a TREC run file (six whitespace-separated columns) into ``{qid: {docid: score}}``.
+
+    Raises:
+        DataError: a line without six columns or with a non-numeric score.
+    """
+    run: Run = {}
+    for number, cols in _rows(path):
+        if len(cols) != 6:
+            raise DataError(path, f"a TREC run line needs 6 columns (qid Q0 docid rank score tag), found {len(cols)}", number)
+        try:
+            run.setdefault(cols[0], {})[cols[2]] = float(cols[4])
+        except ValueError:
+            raise DataError(path, f"score {cols[4]!r} is not a number", number) from None
+    return run
+
+
+def read_qrels(path: str | Path) -> Qrels:
+    """Read qrels in TREC format (``qid 0 docid rel``) or BEIR TSV (``query-id corpus-id score``, header optional).
+
+    CRLF line endings are tolerated.
+
+    Raises:
+        DataError: a row with the wrong number of columns or a non-integer relevance.
+    """
+    qrels: Qrels = {}
+    for number, cols in _rows(path):
+        if number == 1 and cols[:2] == ["query-id", "corpus-id"]:
+            continue
+        if len(cols) == 4:
+            qid, docid, rel = cols[0], cols[2], cols[3]
+        elif len(cols) == 3:
+            qid, docid, rel = cols
+        else:
+            raise DataError(path, f"a qrels row needs 3 (BEIR) or 4 (TREC) columns, found {len(cols)}", number)
+        try:
+            qrels.setdefault(qid, {})[docid] = int(float(rel))
+        except ValueError:
+            raise DataError(path, f"relevance {rel!r} is not a number", number) from None
+    return qrels
+
+
+def write_trec_qrels(path: str | Path, qrels: Qrels) -> None:
+    """Write qrels in TREC format (``qid 0 docid rel``), atomically."""
+    with atomic_write(path) as handle:
+        for qid in sorted(qrels, key=_natural_key):
+            handle.writelines(f"{qid} 0 {docid} {rel}\n" for docid, rel in sorted(qrels[qid].items()))
+
+
+def _rows(path: str | Path) -> Iterator[tuple[int, list[str]]]:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "file not found")
+    with open(path, encoding="utf-8", newline=None) as handle:
+        for number, line in enumerate(handle, 1):
+            cols = line.split()
+            if cols:
+                yield number, cols
+
+
+def _natural_key(text: str) -> tuple[int, int | str]:
+    return (0, int(text)) if text.isdigit() else (1, text)

@@ -1,0 +1,188 @@
+"""The pipeline runner: one folder per stage, fingerprints, completion markers, skipping and resumption.
+
+A stage's fingerprint hashes its options, the dataset and the fingerprint of the stage before it, so a
+changed option re-runs that stage and every stage after it. A stage folder whose *started* marker carries
+another fingerprint is cleared before the stage runs; one with the same fingerprint is kept, so long stages
+resume from their ``.partial`` files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from inparsx.datasets import Dataset, resolve_dataset
+from inparsx.errors import InparsxError
+from inparsx.io import atomic_write, write_json
+from inparsx.progress import console
+from inparsx.recipe import STAGES, Recipe
+from inparsx.plugins import get_registry
+
+STAGE_RUNNERS: dict[str, str] = {stage: f"inparsx.{stage}.stage:run_stage" for stage in STAGES}
+"""Stage name -> ``module:function`` that runs it, imported only when the stage runs."""
+
+DONE_MARKER = ".inparsx-done.json"
+STARTED_MARKER = ".inparsx-started.json"
+EXCLUDED_QIDS = "excluded_qids.txt"
+
+
+def cache_home() -> Path:
+    """Where indexes and embeddings are cached: ``$INPARSX_CACHE`` or ``~/.cache/inparsx``."""
+    return Path(os.environ.get("INPARSX_CACHE") or Path.home() / ".cache" / "inparsx")
+
+
+@dataclass
+class StageContext:
+    """What a stage runner gets: the recipe, its own folder, the run directory and built components.
+
+    ``components`` are the stage's plugins, instantiated from the recipe in ``use`` order.
+    """
+
+    recipe: Recipe
+    stage: str
+    run_dir: Path
+    components: list[Any]
+    fingerprint: str = ""
+    _dataset: Dataset | None = field(default=None, repr=False)
+
+    @property
+    def dir(self) -> Path:
+        """This stage's output folder."""
+        return self.run_dir / self.stage
+
+    @property
+    def seed(self) -> int:
+        return self.recipe.info.seed
+
+    @property
+    def component(self) -> Any:
+        """The stage's (first) component."""
+        return self.components[0]
+
+    @cached_property
+    def dataset(self) -> Dataset:
+        """The recipe's dataset, loaded on first use."""
+        return self._dataset or resolve_dataset(self.recipe.dataset.name)
+
+    @property
+    def eval_split(self) -> str:
+        return self.recipe.dataset.eval_split
+
+    def output(self, stage: str, filename: str) -> Path:
+        """The path of an earlier stage's output file.
+
+        Raises:
+            InparsxError: the file does not exist (the stage is missing from the recipe or has not run).
+        """
+        path = self.run_dir / stage / filename
+        if not path.exists():
+            raise InparsxError(f"stage {self.stage!r} needs {path}, the output of stage {stage!r}: "
+                               f"add [{stage}] to the recipe or run it first")
+        return path
+
+    def resolve_model(self, value: str, filename: str = "model") -> str:
+        """A model option: ``@stage`` -> that stage's output folder; a hub id or local path is returned as is."""
+        if value.startswith("@"):
+            return str(self.output(value[1:], filename))
+        return value
+
+    def runs(self) -> dict[str, Path]:
+        """Every run produced so far, named after its stage: ``<stage>/run.trec`` is ``<stage>``, and
+        ``<stage>/runs/<name>.trec`` is ``<name>``. In pipeline order."""
+        found: dict[str, Path] = {}
+        for stage in STAGES:
+            folder = self.run_dir / stage
+            if (folder / "run.trec").is_file():
+                found[stage] = folder / "run.trec"
+            for extra in sorted((folder / "runs").glob("*.trec")):
+                found[extra.stem] = extra
+        return found
+
+    def excluded_qids(self) -> set[str]:
+        """Query ids that earlier stages used (e.g. as few-shot examples) and evaluation must drop."""
+        excluded: set[str] = set()
+        for stage in STAGES:
+            path = self.run_dir / stage / EXCLUDED_QIDS
+            if path.is_file():
+                excluded.update(line.strip() for line in path.read_text().splitlines() if line.strip())
+        return excluded
+
+
+def stage_fingerprint(recipe: Recipe, stage: str, previous: str, dataset_fingerprint: str) -> str:
+    """sha256 (16 hex digits) of the stage's filled options, the dataset, the seed and the previous fingerprint."""
+    payload = json.dumps({"stage": stage, "options": recipe.filled().get(stage), "seed": recipe.info.seed,
+                          "dataset": [recipe.dataset.name, recipe.dataset.eval_split, dataset_fingerprint],
+                          "previous": previous}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def read_marker(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = None, stop: str | None = None) -> Path:
+    """Run a recipe's stages in pipeline order, skipping finished ones; returns the run directory.
+
+    Args:
+        recipe: a validated recipe.
+        run_dir: output folder (default ``runs/<recipe name>``).
+        start: re-run from this stage on, even where finished (``--from``).
+        stop: stop after this stage (``--to``).
+
+    Raises:
+        InparsxError: ``start``/``stop`` name a stage that is not in the recipe, or a stage fails on bad input.
+    """
+    run_dir = Path(run_dir or Path("runs") / recipe.name)
+    names = list(recipe.stages)
+    for flag, value in (("--from", start), ("--to", stop)):
+        if value is not None and value not in names:
+            raise InparsxError(f"{flag} {value}: not a stage of this recipe; its stages: {', '.join(names)}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_write(run_dir / "recipe.toml") as handle:
+        handle.write(recipe.to_toml())
+    dataset = resolve_dataset(recipe.dataset.name)
+    registry = get_registry()
+    previous, forcing = "", False
+    for stage in names[: names.index(stop) + 1 if stop else None]:
+        forcing = forcing or stage == start
+        fingerprint = stage_fingerprint(recipe, stage, previous, dataset.fingerprint())
+        previous = fingerprint
+        folder = run_dir / stage
+        if not forcing and read_marker(folder / DONE_MARKER).get("fingerprint") == fingerprint:
+            console.print(f"[green]✓[/green] {stage}: already done ({folder}), skipped")
+            continue
+        components = [registry.get(STAGES[stage], name)(options) for name, options in recipe.stages[stage].components]
+        ctx = StageContext(recipe, stage, run_dir, components, fingerprint, dataset)
+        _run_stage(ctx, forcing and stage == start)
+    return run_dir
+
+
+def _run_stage(ctx: StageContext, fresh: bool) -> None:
+    folder = ctx.dir
+    started = read_marker(folder / STARTED_MARKER).get("fingerprint")
+    if folder.exists() and (fresh or started != ctx.fingerprint):
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / DONE_MARKER).unlink(missing_ok=True)
+    resuming = started == ctx.fingerprint and not fresh
+    write_json(folder / STARTED_MARKER, {"fingerprint": ctx.fingerprint})
+    console.rule(f"[bold]{ctx.stage}[/bold] ({', '.join(c.name for c in ctx.components)})"
+                 + (" [yellow]resuming[/yellow]" if resuming else ""))
+    module, _, function = STAGE_RUNNERS[ctx.stage].partition(":")
+    began = time.perf_counter()
+    getattr(importlib.import_module(module), function)(ctx)
+    seconds = time.perf_counter() - began
+    write_json(folder / DONE_MARKER, {"fingerprint": ctx.fingerprint, "seconds": round(seconds, 3),
+                                      "use": [c.name for c in ctx.components]})
+    console.print(f"[green]✓[/green] {ctx.stage}: done in {seconds:.1f} s")

@@ -1,0 +1,163 @@
+"""Plugin discovery: a pluggy manager over the ``inparsx`` entry-point group, and the component registry.
+
+Built-in components register through the project's own entry points exactly as third-party packages do,
+so ``inparsx plugins`` lists both the same way. Nothing heavy is imported here: a component module may
+import torch only inside its methods.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pluggy
+from pydantic import BaseModel, ConfigDict
+
+from inparsx import hookspecs
+from inparsx.errors import PluginError
+
+KINDS: dict[str, str] = {
+    "datasets": "register_datasets",
+    "retrievers": "register_retrievers",
+    "tuners": "register_tuners",
+    "generators": "register_generators",
+    "filters": "register_filters",
+    "miners": "register_miners",
+    "trainers": "register_trainers",
+    "rerankers": "register_rerankers",
+    "evaluators": "register_evaluators",
+}
+"""Component kind -> the hook that registers it."""
+
+
+class Options(BaseModel):
+    """Base of every component's options model: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class Component:
+    """The contract every registered component follows: a unique ``name``, an ``Options`` model, ``cls(options)``."""
+
+    name: ClassVar[str] = ""
+    Options: ClassVar[type[Options]] = Options
+
+    def __init__(self, options: Options | None = None):
+        self.options = options if options is not None else self.Options()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered component and where it comes from."""
+
+    kind: str
+    name: str
+    cls: type
+    package: str
+    version: str
+
+
+class Registry:
+    """Every component, by kind and name, collected from the plugin hooks.
+
+    Raises:
+        PluginError: on a duplicate name within a kind, or a class without ``name``/``Options``.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager):
+        self.pm = pm
+        self.entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+        for kind, hook_name in KINDS.items():
+            for impl in getattr(pm.hook, hook_name).get_hookimpls():
+                dist = dists.get(id(impl.plugin))
+                package = dist.project_name if dist else (pm.get_name(impl.plugin) or "?")
+                version = dist.version if dist else "?"
+                impl.function(register=self._registrar(kind, package, version))
+
+    def _registrar(self, kind: str, package: str, version: str) -> Callable[[type], None]:
+        def register(cls: type) -> None:
+            name = getattr(cls, "name", "")
+            if not name or not isinstance(getattr(cls, "Options", None), type):
+                raise PluginError(f"{package}: {cls!r} registered as {kind} needs a `name` and an `Options` model")
+            if name in self.entries[kind]:
+                other = self.entries[kind][name]
+                raise PluginError(f"{kind} {name!r} is registered twice ({other.package} and {package})")
+            self.entries[kind][name] = Entry(kind, name, cls, package, version)
+        return register
+
+    def names(self, kind: str) -> list[str]:
+        """Sorted names of the components of ``kind``."""
+        return sorted(self.entries[kind])
+
+    def get(self, kind: str, name: str) -> type:
+        """The class registered as ``name`` in ``kind``.
+
+        Raises:
+            PluginError: unknown name; the message lists the available names and the nearest match.
+        """
+        try:
+            return self.entries[kind][name].cls
+        except KeyError:
+            raise PluginError(unknown_name_message(kind, name, self.names(kind))) from None
+
+    def build(self, kind: str, name: str, options: dict[str, Any] | None = None) -> Any:
+        """Instantiate component ``name`` with validated ``options`` (pydantic ``ValidationError`` on bad ones)."""
+        cls = self.get(kind, name)
+        return cls(cls.Options(**(options or {})))
+
+
+def unknown_name_message(kind: str, name: str, available: list[str]) -> str:
+    """``unknown <kind> 'x'; available: a, b; did you mean 'y'?``"""
+    singular = kind[:-1] if kind.endswith("s") else kind
+    message = f"unknown {singular} {name!r}; available: {', '.join(available) or '(none)'}"
+    close = difflib.get_close_matches(name, available, n=1, cutoff=0.5)
+    return message + (f"; did you mean {close[0]!r}?" if close else "")
+
+
+def get_plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
+    """A fresh plugin manager with the hookspecs added and the ``inparsx`` entry points loaded.
+
+    Raises:
+        PluginError: an entry point that fails to import, or a hook implementation with a misspelt name.
+    """
+    pm = pluggy.PluginManager("inparsx")
+    pm.add_hookspecs(hookspecs)
+    if load_entrypoints:
+        try:
+            pm.load_setuptools_entrypoints("inparsx")
+        except (ImportError, AttributeError) as exc:
+            raise PluginError(f"a plugin of entry-point group 'inparsx' failed to load: {exc}") from exc
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(str(exc)) from exc
+    return pm
+
+
+_REGISTRY: Registry | None = None
+
+
+def get_registry(refresh: bool = False) -> Registry:
+    """The process-wide registry (built once from the entry points); ``refresh`` rebuilds it."""
+    global _REGISTRY
+    if _REGISTRY is None or refresh:
+        _REGISTRY = Registry(get_plugin_manager())
+    return _REGISTRY
+
+
+def set_registry(registry: Registry | None) -> None:
+    """Replace the process-wide registry (tests use a manager with extra plugins registered by hand)."""
+    global _REGISTRY
+    _REGISTRY = registry
+
+
+def distribution_version(name: str) -> str:
+    """Installed version of a distribution, or ``?``."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"

@@ -1,0 +1,287 @@
+"""Recipes: declarative TOML runs validated by pydantic before anything heavy loads.
+
+A recipe has a ``[recipe]`` table (name, seed), a ``[dataset]`` table and one table per pipeline stage. A
+stage table names its plugin with ``use``; every other key belongs to that plugin's ``Options`` model.
+``filter`` takes a list of filters: a key at its top level goes to every listed filter that declares it,
+and a sub-table ``[filter.<name>]`` to that filter only. Precedence: ``--set`` > file > defaults
+(as in lm-evaluation-harness and confection).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli
+from pydantic import ValidationError
+
+from inparsx.errors import InparsxError, PluginError, RecipeError
+from inparsx.plugins import Options, Registry, get_registry
+
+STAGES: dict[str, str] = {
+    "retrieve": "retrievers",
+    "tune": "tuners",
+    "generate": "generators",
+    "filter": "filters",
+    "triples": "miners",
+    "train": "trainers",
+    "rerank": "rerankers",
+    "evaluate": "evaluators",
+}
+"""The pipeline's canonical order: stage name -> the component kind that implements it."""
+
+MULTI_USE_STAGES = {"filter"}
+DEFAULT_USE = {"evaluate": "ranx"}
+
+
+class RecipeInfo(Options):
+    """The ``[recipe]`` table."""
+
+    name: str
+    seed: int = 1
+    description: str = ""
+
+
+class DatasetConfig(Options):
+    """The ``[dataset]`` table.
+
+    ``name``: ``beir:<name>``, ``irds:<id>`` or a BEIR folder path. ``eval_split``: the split whose queries are
+    retrieved, reranked and evaluated.
+    """
+
+    name: str
+    eval_split: str = "test"
+
+
+@dataclass
+class StageConfig:
+    """One stage: the components it uses, in order, each with its validated options."""
+
+    stage: str
+    components: list[tuple[str, Options]]
+
+    @property
+    def use(self) -> list[str]:
+        return [name for name, _ in self.components]
+
+
+@dataclass
+class Recipe:
+    """A validated recipe. ``stages`` keeps the canonical pipeline order."""
+
+    info: RecipeInfo
+    dataset: DatasetConfig
+    stages: dict[str, StageConfig]
+    source: str = "<recipe>"
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def filled(self) -> dict[str, Any]:
+        """The recipe with every default written in, as a TOML-ready dict (``None`` values left out)."""
+        out: dict[str, Any] = {"recipe": _dump(self.info), "dataset": _dump(self.dataset)}
+        for stage, config in self.stages.items():
+            if stage in MULTI_USE_STAGES:
+                out[stage] = {"use": config.use, **{n: _dump(o) for n, o in config.components}}
+            else:
+                name, options = config.components[0]
+                out[stage] = {"use": name, **_dump(options)}
+        return out
+
+    def to_toml(self) -> str:
+        """The filled recipe as TOML text."""
+        import tomli_w
+
+        return tomli_w.dumps(self.filled())
+
+
+def _dump(model: Options) -> dict[str, Any]:
+    return {k: v for k, v in model.model_dump(mode="json").items() if v is not None}
+
+
+class RecipeErrors(InparsxError):
+    """Several recipe problems, one line each."""
+
+    def __init__(self, errors: list[RecipeError]):
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors))
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None, registry: Registry | None = None) -> Recipe:
+    """Read, override and validate a recipe file.
+
+    Args:
+        path: the TOML file.
+        overrides: ``dotted.key=value`` strings (``--set``); values are parsed as TOML literals, else strings.
+        registry: components to validate against (default: the entry-point registry).
+
+    Raises:
+        RecipeError: unreadable or invalid TOML, or a bad ``--set``.
+        RecipeErrors: every unknown key, wrong type and unknown plugin, each with file, line and dotted key.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RecipeError(path, "", f"cannot read recipe ({exc.strerror})") from None
+    try:
+        data = tomli.loads(text)
+    except tomli.TOMLDecodeError as exc:
+        raise RecipeError(path, "", f"invalid TOML: {exc.msg}", getattr(exc, "lineno", None)) from None
+    for override in overrides or []:
+        apply_override(data, override)
+    return validate_recipe(data, str(path), text, registry or get_registry())
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Apply one ``dotted.key=value`` override in place (value parsed as a TOML literal, else kept as a string).
+
+    Raises:
+        RecipeError: no ``=``, an empty key, or a key path through a non-table value.
+    """
+    key, sep, raw = override.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise RecipeError("--set", override, "expected dotted.key=value, e.g. retrieve.k1=0.9")
+    try:
+        value = tomli.loads(f"v = {raw.strip()}")["v"]
+    except tomli.TOMLDecodeError:
+        value = raw.strip()
+    *parents, leaf = key.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise RecipeError("--set", key, f"{part!r} is not a table")
+    node[leaf] = value
+
+
+def validate_recipe(data: dict[str, Any], source: str, text: str, registry: Registry) -> Recipe:
+    """Validate parsed recipe data; see :func:`load_recipe`."""
+    errors: list[RecipeError] = []
+    locate = _Locator(text)
+
+    def fail(key: str, reason: str) -> None:
+        errors.append(RecipeError(source, key, reason, locate(key)))
+
+    allowed = ["recipe", "dataset", *STAGES]
+    for key in data:
+        if key not in allowed:
+            fail(key, _unknown("table", key, allowed))
+    info = _model(RecipeInfo, data.get("recipe"), "recipe", fail)
+    dataset = _model(DatasetConfig, data.get("dataset"), "dataset", fail)
+    stages: dict[str, StageConfig] = {}
+    for stage, kind in STAGES.items():
+        if stage in data:
+            config = _stage(stage, kind, data[stage], registry, fail)
+            if config is not None:
+                stages[stage] = config
+    if errors:
+        raise RecipeErrors(errors)
+    return Recipe(info, dataset, stages, source, data)  # type: ignore[arg-type]
+
+
+def _unknown(what: str, key: str, allowed: list[str]) -> str:
+    message = f"unknown {what}; expected one of: {', '.join(allowed)}"
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    return message + (f"; did you mean {close[0]!r}?" if close else "")
+
+
+def _model(cls: type[Options], table: Any, prefix: str, fail) -> Options | None:
+    if not isinstance(table, dict):
+        fail(prefix, "missing table" if table is None else "must be a table")
+        return None
+    try:
+        return cls(**table)
+    except ValidationError as exc:
+        _report(exc, cls, prefix, fail)
+        return None
+
+
+def _report(exc: ValidationError, cls: type[Options], prefix: str, fail) -> None:
+    for err in exc.errors():
+        key = ".".join(str(p) for p in (prefix, *err["loc"]))
+        if err["type"] == "extra_forbidden":
+            fail(key, _unknown("key", str(err["loc"][-1]), list(cls.model_fields)))
+        elif err["type"] == "missing":
+            fail(key, "required key is missing")
+        else:
+            fail(key, f"{err['msg']} (got {err.get('input')!r})")
+
+
+def _stage(stage: str, kind: str, table: Any, registry: Registry, fail) -> StageConfig | None:
+    if not isinstance(table, dict):
+        fail(stage, "must be a table")
+        return None
+    table = dict(table)
+    use = table.pop("use", DEFAULT_USE.get(stage))
+    if use is None:
+        fail(f"{stage}.use", f"required: the {kind[:-1]} to use; available: {', '.join(registry.names(kind))}")
+        return None
+    names = use if isinstance(use, list) else [use]
+    if isinstance(use, list) and stage not in MULTI_USE_STAGES or not all(isinstance(n, str) for n in names) or not names:
+        fail(f"{stage}.use", "must be a plugin name" + (" or a list of names" if stage in MULTI_USE_STAGES else ""))
+        return None
+    classes = {}
+    for name in names:
+        try:
+            classes[name] = registry.get(kind, name)
+        except PluginError as exc:
+            fail(f"{stage}.use", str(exc))
+    if len(classes) != len(names):
+        return None
+    if len(names) == 1 and stage not in MULTI_USE_STAGES:
+        options = _model(classes[names[0]].Options, table, stage, fail)
+        return StageConfig(stage, [(names[0], options)]) if options is not None else None
+    return _multi_stage(stage, names, classes, table, fail)
+
+
+def _multi_stage(stage: str, names: list[str], classes: dict[str, type], table: dict, fail) -> StageConfig | None:
+    per: dict[str, dict[str, Any]] = {name: {} for name in names}
+    for key, value in table.items():
+        if key in per and isinstance(value, dict):
+            per[key].update(value)
+            continue
+        takers = [n for n in names if key in classes[n].Options.model_fields]
+        if not takers:
+            known = sorted({f for n in names for f in classes[n].Options.model_fields})
+            fail(f"{stage}.{key}", _unknown(f"key for {', '.join(names)}", key, known))
+        for name in takers:
+            per[name].setdefault(key, value)
+    components = []
+    for name in names:
+        options = _model(classes[name].Options, per[name], f"{stage}.{name}", fail)
+        if options is None:
+            return None
+        components.append((name, options))
+    return StageConfig(stage, components)
+
+
+class _Locator:
+    """Finds the 1-based line of a dotted key in TOML text (tables, sub-tables and dotted keys)."""
+
+    _header = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]")
+    _key = re.compile(r"^\s*([A-Za-z0-9_.\-\"']+?)\s*=")
+
+    def __init__(self, text: str):
+        self.lines: dict[str, int] = {}
+        table = ""
+        for number, line in enumerate(text.splitlines(), 1):
+            if match := self._header.match(line):
+                table = match.group(1).replace('"', "").replace(" ", "")
+                self.lines.setdefault(table, number)
+            elif match := self._key.match(line):
+                key = match.group(1).replace('"', "").replace("'", "")
+                self.lines.setdefault(f"{table}.{key}" if table else key, number)
+
+    def __call__(self, dotted: str) -> int | None:
+        parts = dotted.split(".")
+        for end in range(len(parts), 0, -1):
+            if (line := self.lines.get(".".join(parts[:end]))) is not None:
+                return line
+        return None

@@ -1,0 +1,97 @@
+"""Typed records shared by every stage: the field's vocabulary (qid, docid, qrels, run).
+
+Shapes follow ir_datasets' generic records (``GenericDoc``, ``GenericQuery``, ``GenericQrel``,
+``GenericScoredDoc``). A *run* in memory is ``dict[qid, dict[docid, score]]`` (ranx's layout); *qrels* are
+``dict[qid, dict[docid, relevance]]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+Run = dict[str, dict[str, float]]
+"""A ranking: ``{qid: {docid: score}}``, higher score = more relevant."""
+
+Qrels = dict[str, dict[str, int]]
+"""Relevance judgements: ``{qid: {docid: relevance}}`` (graded, integers)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A corpus document. ``title`` may be empty."""
+
+    doc_id: str
+    text: str
+    title: str = ""
+
+    @property
+    def full_text(self) -> str:
+        """Title and text joined by a space, as BEIR's flat BM25 and most rerankers see a document."""
+        return f"{self.title} {self.text}".strip() if self.title else self.text
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A query (topic)."""
+
+    query_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Qrel:
+    """One relevance judgement."""
+
+    query_id: str
+    doc_id: str
+    relevance: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredDoc:
+    """One line of a run: a document scored for a query."""
+
+    query_id: str
+    doc_id: str
+    score: float
+
+
+@dataclass(slots=True)
+class SyntheticQuery:
+    """One synthetic query, as ``generate/queries.jsonl`` stores it (one JSON object per line).
+
+    Keeps the fields the InPars toolkit writes so files stay comparable: ``doc_id``, ``query``, ``log_probs``
+    (natural-log probability of each generated token), ``score`` (their mean, eq. 1 of the InPars toolkit
+    paper, Abonizio et al. 2023), ``prompt_text`` and ``generator``; plus ``fewshot_examples`` (query ids of
+    the few-shot examples, when the prompt used some), ``query_id`` (unique per record) and free-form
+    ``extra``.
+    """
+
+    query_id: str
+    doc_id: str
+    query: str
+    log_probs: list[float] = field(default_factory=list)
+    score: float | None = None
+    prompt_text: str = ""
+    generator: str = ""
+    fewshot_examples: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SyntheticQuery":
+        """Build a record from a parsed JSON object; unknown keys go to ``extra``.
+
+        Raises:
+            KeyError: when ``doc_id`` or ``query`` is missing.
+        """
+        known = {k: data[k] for k in cls.__slots__ if k in data}  # type: ignore[attr-defined]
+        extra = dict(known.pop("extra", {}) or {})
+        extra.update({k: v for k, v in data.items() if k not in cls.__slots__})  # type: ignore[attr-defined]
+        known.setdefault("query_id", f"{data['doc_id']}-0")
+        return cls(doc_id=str(data["doc_id"]), query=data["query"], extra=extra,
+                   **{k: v for k, v in known.items() if k not in ("doc_id", "query")})

@@ -1,0 +1,81 @@
+"""Shared fixtures: offline settings, the real SciFact copy, small real subsets, an isolated cache."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+os.environ.setdefault("INPARSX_NO_PROGRESS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _data_home() -> Path:
+    home = os.environ.get("INPARSX_DATA_HOME")
+    if not home or not (Path(home) / "beir" / "scifact" / "corpus.jsonl").is_file():
+        raise RuntimeError("set INPARSX_DATA_HOME to a folder holding beir/scifact (the real BEIR SciFact copy); "
+                           ".ci/run sets it")
+    return Path(home)
+
+
+@pytest.fixture(scope="session")
+def data_home() -> Path:
+    """The folder holding ``beir/scifact`` and ``prompts/``."""
+    return _data_home()
+
+
+@pytest.fixture(scope="session")
+def scifact_dir(data_home: Path) -> Path:
+    """The real BEIR SciFact folder."""
+    return data_home / "beir" / "scifact"
+
+
+@pytest.fixture(scope="session")
+def prompts_file(data_home: Path) -> Path:
+    """The InPars toolkit's prompt templates (a local copy of upstream templates.yaml)."""
+    return data_home / "prompts" / "inpars_templates.yaml"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Indexes and embeddings are cached in a per-session folder, never in the user's cache."""
+    os.environ["INPARSX_CACHE"] = str(tmp_path_factory.mktemp("inparsx-cache"))
+
+
+@pytest.fixture(scope="session")
+def scifact_small(scifact_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A BEIR folder with 30 test queries of real SciFact, their judged documents and 200 more real documents."""
+    return make_subset(scifact_dir, tmp_path_factory.mktemp("scifact-small"), n_queries=30, n_extra_docs=200)
+
+
+def make_subset(source: Path, target: Path, n_queries: int, n_extra_docs: int) -> Path:
+    """Copy a real subset of a BEIR folder: the first ``n_queries`` test and train queries, every document they
+    judge, and the first ``n_extra_docs`` other documents of the corpus (all with their real text)."""
+    (target / "qrels").mkdir(parents=True, exist_ok=True)
+    keep_docs: set[str] = set()
+    keep_queries: set[str] = set()
+    for split in ("train", "test"):
+        lines = (source / "qrels" / f"{split}.tsv").read_text().splitlines()
+        rows = [line.split("\t") for line in lines[1:]]
+        qids = list(dict.fromkeys(r[0] for r in rows))[:n_queries]
+        kept = [r for r in rows if r[0] in qids]
+        keep_queries.update(qids)
+        keep_docs.update(r[1] for r in kept)
+        (target / "qrels" / f"{split}.tsv").write_text(
+            "query-id\tcorpus-id\tscore\n" + "".join("\t".join(r) + "\n" for r in kept))
+    with open(source / "corpus.jsonl") as src, open(target / "corpus.jsonl", "w") as dst:
+        extra = 0
+        for line in src:
+            doc_id = json.loads(line)["_id"]
+            if doc_id in keep_docs or extra < n_extra_docs:
+                extra += doc_id not in keep_docs
+                dst.write(line)
+    with open(source / "queries.jsonl") as src, open(target / "queries.jsonl", "w") as dst:
+        dst.writelines(line for line in src if json.loads(line)["_id"] in keep_queries)
+    return target
