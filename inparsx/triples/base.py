@@ -1,0 +1,36 @@
+"""The miner contract: training triples (query, positive, negatives) from kept synthetic queries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from inparsx.plugins import Component
+from inparsx.records import SyntheticQuery
+
+if TYPE_CHECKING:
+    from inparsx.pipeline import StageContext
+
+
+@dataclass(frozen=True, slots=True)
+class Triple:
+    """One training example: a synthetic query, its source document (positive) and hard negatives.
+
+    Written as one JSON line of ``triples/triples.jsonl`` with every field (ids and texts).
+    """
+
+    query_id: str
+    query: str
+    pos_id: str
+    pos_text: str
+    neg_ids: tuple[str, ...]
+    neg_texts: tuple[str, ...]
+
+
+class Miner(Component):
+    """Builds triples; must never return a query's positive among its negatives."""
+
+    def mine(self, queries: Sequence[SyntheticQuery], ctx: "StageContext") -> Iterator[Triple]:
+        """Triples for ``queries`` (the filter stage's kept records)."""
+        raise NotImplementedError
