@@ -1,0 +1,88 @@
+"""The CLI: fast commands import no heavy library; validate reports one clear line per problem, exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from inparsx.cli.main import app, main
+
+HEAVY = ("torch", "transformers", "pyserini", "ranx", "sentence_transformers", "dspy", "bm25s", "ir_datasets",
+         "numba", "jnius")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "inparsx.cli.main", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["plugins"], ["plugins", "--json"]])
+def test_fast_commands_import_no_heavy_library(args):
+    code = ("import sys\nsys.argv = ['inparsx', *%r]\nfrom inparsx.cli.main import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('HEAVY=' + ','.join(m for m in %r if m in sys.modules), file=sys.stderr)" % (args, HEAVY))
+    began = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    elapsed = time.perf_counter() - began
+    assert "HEAVY=\n" in result.stderr or result.stderr.rstrip().endswith("HEAVY="), result.stderr
+    assert elapsed < 10  # about a second normally; generous for a loaded CI machine
+
+
+def test_plugins_lists_every_kind_with_package_and_version():
+    result = CliRunner().invoke(app, ["plugins", "--json"])
+    rows = json.loads(result.stdout)
+    kinds = {row["kind"] for row in rows}
+    assert {"datasets", "retrievers", "generators", "filters", "miners", "trainers", "rerankers", "evaluators"} <= kinds
+    from inparsx import __version__
+
+    assert all(row["package"] == "inparsx" and row["version"] == __version__ for row in rows)
+    names = {(row["kind"], row["name"]) for row in rows}
+    assert {("retrievers", "bm25"), ("retrievers", "bm25s"), ("evaluators", "ranx")} <= names
+
+
+BROKEN = {
+    "misspelled": ('k_1 = 0.9', "retrieve.k_1: unknown key", "did you mean 'k1'"),
+    "wrongtype": ('k = "all"', "retrieve.k:", "'all'"),
+    "unknownplugin": ('', "retrieve.use: unknown retriever 'bm52'", "did you mean 'bm25'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_validate_gives_one_clear_line_exit_2(tmp_path, case):
+    line, expected, suggestion = BROKEN[case]
+    use = "bm52" if case == "unknownplugin" else "bm25"
+    path = tmp_path / f"{case}.toml"
+    path.write_text(f'[recipe]\nname = "x"\n\n[dataset]\nname = "beir:scifact"\n\n[retrieve]\nuse = "{use}"\n{line}\n')
+    result = run_cli("validate", str(path))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert lines[0].startswith(f"error: {path}:") and expected in lines[0] and suggestion in lines[0]
+
+
+def test_shipped_recipes_validate():
+    recipes = sorted((ROOT / "recipes").glob("*.toml"))
+    assert recipes
+    for recipe in recipes:
+        result = run_cli("validate", str(recipe))
+        assert result.returncode == 0, result.stderr
+        assert "valid" in result.stdout
+
+
+def test_bad_set_override_is_clear(tmp_path):
+    result = run_cli("validate", str(ROOT / "recipes" / "scifact-bm25.toml"), "--set", "retrieve.k1")
+    assert result.returncode == 2 and "error: --set: retrieve.k1: expected dotted.key=value" in result.stderr
+
+
+def test_main_turns_errors_into_exit_code_2(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(sys, "argv", ["inparsx", "run", str(tmp_path / "missing.toml")])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 2 and "cannot read recipe" in capsys.readouterr().err
