@@ -1,0 +1,186 @@
+"""Evaluating several runs against one set of qrels: what the evaluate stage and ``inparsx eval`` share.
+
+``evaluate_runs`` returns an :class:`Evaluation` (means, per-query scores, significance against a baseline,
+coverage of each run); the stage writes it to ``evaluate/metrics.json`` and ``comparison.json``, the command
+prints it. Heavy work happens in the evaluator (ranx); this module only reads files and arranges results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inparsx.errors import DataError, InparsxError
+from inparsx.evaluate.metrics import Metric, parse_metrics
+from inparsx.evaluate.ranx_evaluator import STAT_TEST_NAMES
+from inparsx.io import read_trec_run
+from inparsx.progress import console, track
+from inparsx.records import Qrels, Run
+
+
+@dataclass
+class Coverage:
+    """How a run's queries meet the qrels: ``missing`` judged queries it does not rank (they score 0),
+    ``unjudged`` queries it ranks that have no qrels (ignored)."""
+
+    missing: int = 0
+    unjudged: int = 0
+
+
+@dataclass
+class Evaluation:
+    """Results of several runs on the same judged queries.
+
+    ``means``: ``{run: {metric: value}}`` (what ``metrics.json`` holds). ``per_query``: ``{run: {metric:
+    array}}`` aligned with ``qids`` (empty when the evaluator gives means only). ``significance``: ``{run:
+    {metric: {"p_value", "significant"}}}`` against ``baseline`` (runs other than the baseline; empty with a
+    single run). ``stat_test``/``max_p``/``n_permutations``: how significance was tested.
+    """
+
+    metrics: list[Metric]
+    qids: list[str]
+    means: dict[str, dict[str, float]]
+    per_query: dict[str, dict[str, Any]] = field(default_factory=dict)
+    coverage: dict[str, Coverage] = field(default_factory=dict)
+    baseline: str | None = None
+    significance: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    stat_test: str = "student"
+    max_p: float = 0.05
+    n_permutations: int = 1000
+
+    @property
+    def test_description(self) -> str:
+        """``two-sided paired t-test, p <= 0.05`` (what the table's caption and comparison.json say)."""
+        name = STAT_TEST_NAMES.get(self.stat_test, self.stat_test)
+        if self.stat_test == "fisher":
+            name += f", {self.n_permutations} permutations"
+        return f"{name}, p <= {self.max_p:g}"
+
+    def comparison(self) -> dict[str, Any]:
+        """The JSON of ``comparison.json``: for each run but the baseline and each metric, its value, the
+        baseline's, the difference, the p-value, whether it is significant, and per-query wins/ties/losses."""
+        runs: dict[str, Any] = {}
+        for name, by_metric in self.significance.items():
+            runs[name] = {m: self._compare_one(name, m, test) for m, test in by_metric.items()}
+        return {"baseline": self.baseline, "stat_test": self.stat_test, "test": self.test_description,
+                "max_p": self.max_p, "queries": len(self.qids), "runs": runs}
+
+    def _compare_one(self, name: str, metric: str, test: Mapping[str, Any]) -> dict[str, Any]:
+        value, base = self.means[name][metric], self.means[self.baseline][metric]  # type: ignore[index]
+        entry: dict[str, Any] = {"value": value, "baseline": base, "delta": value - base,
+                                 "p_value": test["p_value"], "significant": bool(test["significant"])}
+        if self.per_query:
+            ours, theirs = self.per_query[name][metric], self.per_query[self.baseline][metric]  # type: ignore[index]
+            entry.update(wins=int((ours > theirs).sum()), ties=int((ours == theirs).sum()),
+                         losses=int((ours < theirs).sum()))
+        return entry
+
+    def per_query_json(self) -> dict[str, dict[str, dict[str, float]]]:
+        """``{run: {metric: {qid: score}}}`` (``per_query.json``), for tests of one's own."""
+        return {run: {m: dict(zip(self.qids, map(float, values))) for m, values in by_metric.items()}
+                for run, by_metric in self.per_query.items()}
+
+
+def read_runs(paths: Mapping[str, Path]) -> dict[str, Run]:
+    """Read TREC run files by name, with a progress bar when there are several.
+
+    Raises:
+        DataError: a missing file or a malformed line (file:line named).
+    """
+    runs: dict[str, Run] = {}
+    items: Iterable[tuple[str, Path]] = paths.items()
+    if len(paths) > 1:
+        items = track(list(paths.items()), "reading runs", unit="runs")
+    for name, path in items:
+        if not Path(path).is_file():
+            raise DataError(path, f"run {name!r}: file not found")
+        runs[name] = read_trec_run(path)
+        if not runs[name]:
+            console.print(f"[yellow]warning:[/yellow] run {name!r} ({path}) is empty: every metric will be 0")
+    return runs
+
+
+def read_qid_list(path: str | Path) -> set[str]:
+    """Query ids, one per line (blank lines and ``#`` comments skipped): ``excluded_qids.txt``'s format.
+
+    Raises:
+        DataError: the file does not exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "file not found (expected one query id per line)")
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return {line for line in lines if line}
+
+
+def drop_queries(table: Mapping[str, Any], qids: set[str]) -> tuple[dict[str, Any], int]:
+    """``table`` (qrels or a run) without the queries ``qids``, and how many were dropped."""
+    kept = {qid: value for qid, value in table.items() if qid not in qids}
+    return kept, len(table) - len(kept)
+
+
+def exclude_queries(qrels: Qrels, runs: Mapping[str, Run], qids: set[str],
+                    source: str = "") -> tuple[Qrels, dict[str, Run]]:
+    """Drop ``qids`` (e.g. few-shot examples) from the qrels and every run, and say how many went."""
+    if not qids:
+        return dict(qrels), dict(runs)
+    kept, dropped = drop_queries(qrels, qids)
+    console.print(f"excluded {dropped} of {len(qrels)} judged queries{source} "
+                  f"({len(qids)} ids listed; {len(qids) - dropped} of them not judged in these qrels)")
+    return kept, {name: drop_queries(run, qids)[0] for name, run in runs.items()}
+
+
+def coverage(qrels: Qrels, run: Run) -> Coverage:
+    """Judged queries the run does not rank, and ranked queries without qrels."""
+    missing = sum(1 for qid in qrels if not run.get(qid))
+    return Coverage(missing=missing, unjudged=sum(1 for qid in run if qid not in qrels))
+
+
+def evaluate_runs(evaluator: Any, qrels: Qrels, runs: Mapping[str, Run], metrics: list[str] | None = None,
+                  baseline: str | None = None) -> Evaluation:
+    """Evaluate ``runs`` on ``qrels`` with ``evaluator``; significance against ``baseline`` when there are
+    several runs and the evaluator has ``per_query``/``significance`` (ranx does).
+
+    Args:
+        evaluator: an :class:`~inparsx.evaluate.base.Evaluator` (its options give metrics, test and baseline
+            unless ``metrics``/``baseline`` are given).
+        qrels: ``{qid: {docid: grade}}``; every metric averages over its queries.
+        runs: ``{name: {qid: {docid: score}}}`` in display order; the first is the default baseline.
+
+    Raises:
+        MetricNameError: an invalid metric name. InparsxError: empty qrels, no run, or an unknown baseline.
+    """
+    options = getattr(evaluator, "options", None)
+    parsed = parse_metrics(metrics or list(getattr(options, "metrics", [])))
+    names = [metric.name for metric in parsed]
+    if not runs:
+        raise InparsxError("no run to evaluate")
+    baseline = baseline or getattr(options, "baseline", None) or next(iter(runs))
+    if baseline not in runs:
+        raise InparsxError(f"baseline run {baseline!r} is not among the runs: {', '.join(runs)}")
+    result = Evaluation(parsed, [], {}, coverage={name: coverage(qrels, run) for name, run in runs.items()},
+                        baseline=baseline, stat_test=getattr(options, "stat_test", "student"),
+                        max_p=getattr(options, "max_p", 0.05), n_permutations=getattr(options, "n_permutations", 1000))
+    _warn_coverage(result.coverage, len(qrels))
+    if hasattr(evaluator, "per_query"):
+        result.qids, result.per_query = evaluator.per_query(qrels, runs, names)
+        result.means = {run: {m: float(v.mean()) for m, v in by.items()} for run, by in result.per_query.items()}
+        if len(runs) > 1 and hasattr(evaluator, "significance"):
+            result.significance = evaluator.significance(result.per_query, baseline)
+    else:
+        result.qids, result.means = sorted(qrels), evaluator.evaluate(qrels, runs, names)
+    return result
+
+
+def _warn_coverage(found: Mapping[str, Coverage], judged: int) -> None:
+    for name, cov in found.items():
+        if cov.missing == judged:
+            console.print(f"[yellow]warning:[/yellow] run {name!r} ranks none of the {judged} judged queries: "
+                          "are these the qrels of the right split?")
+        elif cov.missing:
+            console.print(f"[yellow]warning:[/yellow] run {name!r} has no ranking for {cov.missing} of {judged} "
+                          "judged queries: they score 0 (trec_eval -c, Pyserini's convention)")
+        if cov.unjudged:
+            console.print(f"[dim]run {name!r}: {cov.unjudged} queries without qrels ignored[/dim]")

@@ -1,0 +1,41 @@
+"""The evaluate stage: every run of the run directory against the eval split's qrels.
+
+Writes ``evaluate/metrics.json`` (``{run_name: {metric: value}}``, runs named after their stage, in pipeline
+order), ``evaluate/per_query.json`` (``{run: {metric: {qid: score}}}``) and, with several runs,
+``evaluate/comparison.json`` (each run against the baseline: values, difference, p-value, wins/ties/losses);
+prints the results table on stdout. Query ids listed by earlier stages in ``excluded_qids.txt`` (few-shot
+examples drawn from the evaluated split) are removed from the qrels and the runs first.
+"""
+
+from __future__ import annotations
+
+from inparsx.errors import InparsxError
+from inparsx.evaluate.evaluation import evaluate_runs, exclude_queries, read_runs
+from inparsx.evaluate.table import print_results
+from inparsx.io import write_json
+from inparsx.progress import out
+
+
+def run_stage(ctx) -> None:
+    """Evaluate ``ctx.runs()`` on ``ctx.dataset.qrels(ctx.eval_split)`` with the stage's evaluator.
+
+    Raises:
+        InparsxError: no run in the run directory, or a baseline that names no run.
+        DataError: a malformed run file (file:line).
+        MetricNameError: an invalid metric name.
+    """
+    paths = ctx.runs()
+    if not paths:
+        raise InparsxError(f"evaluate: no run in {ctx.run_dir} (a stage's run.trec or runs/<name>.trec); "
+                           "add [retrieve] or [rerank] to the recipe")
+    qrels = ctx.dataset.qrels(ctx.eval_split)
+    runs = read_runs(paths)
+    qrels, runs = exclude_queries(qrels, runs, ctx.excluded_qids(), source=f" of split {ctx.eval_split!r}")
+    evaluation = evaluate_runs(ctx.component, qrels, runs)
+    write_json(ctx.dir / "metrics.json", evaluation.means)
+    if evaluation.per_query:
+        write_json(ctx.dir / "per_query.json", evaluation.per_query_json())
+    if evaluation.significance:
+        write_json(ctx.dir / "comparison.json", evaluation.comparison())
+    title = f"{ctx.recipe.name}: {getattr(ctx.dataset, 'name', '')} {ctx.eval_split}".strip()
+    print_results(evaluation, out, title)

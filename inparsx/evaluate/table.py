@@ -1,0 +1,64 @@
+"""The results table: runs as rows, metrics as columns, significance markers against the baseline."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+
+from inparsx.evaluate.evaluation import Evaluation
+
+GAIN, LOSS = "▲", "▼"
+
+
+def results_table(evaluation: Evaluation, title: str | None = None) -> Table:
+    """A rich table of ``evaluation``: one row per run, one column per metric (4 decimals, Pyserini's style).
+
+    With several runs, the best value of each column is bold, and each other run's cell carries a green ▲ / red ▼
+    when it is significantly above / below the baseline, followed by the p-value (dim when not significant).
+    """
+    table = Table(title=title)
+    table.add_column("run", style="bold", no_wrap=True)
+    for metric in evaluation.metrics:
+        table.add_column(metric.label, justify="right", no_wrap=True)
+    best = {m.name: max(v[m.name] for v in evaluation.means.values()) for m in evaluation.metrics}
+    for run, values in evaluation.means.items():
+        marker = " (baseline)" if evaluation.significance and run == evaluation.baseline else ""
+        table.add_row(run + marker, *(_cell(evaluation, run, m.name, values[m.name], best[m.name])
+                                      for m in evaluation.metrics))
+    return table
+
+
+def _cell(evaluation: Evaluation, run: str, metric: str, value: float, best: float) -> str:
+    text = f"{value:.4f}"
+    if len(evaluation.means) > 1 and value == best:
+        text = f"[bold]{text}[/bold]"
+    test = evaluation.significance.get(run, {}).get(metric)
+    if test is None:
+        return text
+    p_text = f"p={test['p_value']:.3f}" if test["p_value"] >= 0.001 else "p<0.001"
+    if not test["significant"]:
+        return f"{text}  [dim]{p_text}[/dim]"
+    gain = value > evaluation.means[evaluation.baseline][metric]  # type: ignore[index]
+    return f"{text} [green]{GAIN}[/green] {p_text}" if gain else f"{text} [red]{LOSS}[/red] {p_text}"
+
+
+def legend(evaluation: Evaluation) -> str:
+    """The lines printed under the table: the query count, the missing-query rule and the test used."""
+    text = f"{len(evaluation.qids)} judged queries; a judged query missing from a run scores 0 (trec_eval -c)"
+    if evaluation.significance:
+        text += (f"\n{GAIN}/{LOSS}: significantly above/below {evaluation.baseline} "
+                 f"({evaluation.test_description})")
+    return text
+
+
+def print_results(evaluation: Evaluation, console: Console, title: str | None = None) -> None:
+    """Print the results table and its legend on ``console``. When that is not a terminal (a file, a pipe), the
+    table keeps its full width rather than being squeezed into rich's default 80 columns."""
+    table = results_table(evaluation, title)
+    if not console.is_terminal:
+        wide = console.options.update(max_width=10_000)
+        width = max(console.width, Measurement.get(console, wide, table).maximum)
+        console = Console(file=console.file, width=width, highlight=False, color_system=None, soft_wrap=True)
+    console.print(table)
+    console.print(legend(evaluation), style="dim")
