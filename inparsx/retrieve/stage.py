@@ -1,0 +1,56 @@
+"""The retrieve stage: first-stage retrieval of the evaluation queries, and ready retrievers for other stages."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from inparsx.datasets import Dataset
+from inparsx.io import write_json, write_trec_run
+from inparsx.plugins import get_registry
+from inparsx.progress import console
+from inparsx.retrieve.base import Retriever
+
+if TYPE_CHECKING:
+    from inparsx.pipeline import StageContext
+
+
+def open_retriever(name: str, options: Mapping[str, Any] | None, dataset: Dataset) -> Retriever:
+    """A retriever ready to ``search`` ``dataset``: built from the registry and indexed (cached index reused).
+
+    Args:
+        name: a registered retriever (``bm25``, ``bm25s``, or a plugin's).
+        options: that retriever's options (its ``Options`` model's keys), e.g. ``{"fields": "multifield"}``.
+        dataset: the collection to search.
+
+    Raises:
+        PluginError: an unknown retriever name (the available ones are listed).
+        pydantic.ValidationError: options the retriever's ``Options`` model rejects.
+    """
+    retriever = get_registry().build("retrievers", name, dict(options or {}))
+    retriever.index(dataset)
+    return retriever
+
+
+def run_stage(ctx: "StageContext") -> None:
+    """Retrieve the top ``k`` documents for every query of ``ctx.eval_split``.
+
+    Writes ``retrieve/run.trec`` (TREC run, tag ``inparsx-<retriever>``) and ``retrieve/summary.json``
+    (queries, queries with no hit, index and search seconds, the index's metadata).
+    """
+    retriever: Retriever = ctx.component
+    queries = {qid: query.text for qid, query in ctx.dataset.queries(ctx.eval_split).items()}
+    began = time.perf_counter()
+    retriever.index(ctx.dataset)
+    indexed = time.perf_counter()
+    run = retriever.search(queries, retriever.options.k)
+    searched = time.perf_counter()
+    write_trec_run(ctx.dir / "run.trec", run, tag=f"inparsx-{retriever.name}", depth=retriever.options.k)
+    empty = sorted(qid for qid in queries if not run.get(qid))
+    write_json(ctx.dir / "summary.json", {
+        "retriever": retriever.name, "split": ctx.eval_split, "queries": len(queries), "k": retriever.options.k,
+        "queries_without_hits": empty, "index_seconds": round(indexed - began, 3),
+        "search_seconds": round(searched - indexed, 3), "index": getattr(retriever, "index_info", {})})
+    console.print(f"retrieve: {len(queries)} {ctx.eval_split} queries, top {retriever.options.k}, "
+                  f"search {searched - indexed:.1f} s" + (f"; {len(empty)} with no hit" if empty else ""))
