@@ -1,0 +1,186 @@
+"""bm25-negatives and the triples stage, on real SciFact documents with synthetic queries made from them."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+import inparsx.datasets.beir
+import inparsx.retrieve.plugins
+import inparsx.triples.plugins
+from inparsx.datasets.beir import BeirFolderDataset
+from inparsx.errors import DataError, InparsxError
+from inparsx.io import write_jsonl
+from inparsx.pipeline import StageContext
+from inparsx.plugins import Registry, get_plugin_manager, set_registry
+from inparsx.recipe import DatasetConfig, Recipe, RecipeInfo, StageConfig
+from inparsx.records import Document, SyntheticQuery
+from inparsx.retrieve.stage import open_retriever
+from inparsx.triples.bm25_negatives import Bm25Negatives, draw_negatives
+from inparsx.triples.stage import read_synthetic_queries, run_stage
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registry():
+    """Only the components these tests need, registered through the hooks."""
+    pm = get_plugin_manager(load_entrypoints=False)
+    for module in (inparsx.datasets.beir, inparsx.retrieve.plugins, inparsx.triples.plugins):
+        pm.register(module)
+    set_registry(Registry(pm))
+    yield
+    set_registry(None)
+
+
+@pytest.fixture(scope="module")
+def small(scifact_small: Path) -> BeirFolderDataset:
+    return BeirFolderDataset(scifact_small, name="scifact-small")
+
+
+def first_sentence(text: str) -> str:
+    return re.split(r"(?<=[.!?])\s", text.strip(), maxsplit=1)[0][:300]
+
+
+@pytest.fixture(scope="module")
+def records(small: BeirFolderDataset) -> list[SyntheticQuery]:
+    """An ICT-style synthetic query per document: its first sentence (so BM25 ranks the positive high)."""
+    docs = [d for d in small.docs_iter() if d.text][:60]
+    return [SyntheticQuery(query_id=f"{d.doc_id}-0", doc_id=d.doc_id, query=first_sentence(d.text), generator="ict")
+            for d in docs]
+
+
+def context(small: BeirFolderDataset, run_dir: Path, seed: int = 1, miner=None, filter_stage=False) -> StageContext:
+    stages = {"filter": StageConfig("filter", [])} if filter_stage else {}
+    recipe = Recipe(RecipeInfo(name="t", seed=seed), DatasetConfig(name=str(small.root)), stages)
+    return StageContext(recipe, "triples", run_dir, [miner or Bm25Negatives()], _dataset=small)
+
+
+def mine(small, records, tmp_path, seed=1, **options):
+    miner = Bm25Negatives(Bm25Negatives.Options(**options))
+    return list(miner.mine(records, context(small, tmp_path, seed, miner)))
+
+
+def test_positive_is_never_a_negative_even_when_bm25_ranks_it_first(small, records, tmp_path):
+    retriever = open_retriever("bm25", {}, small)
+    run = retriever.search({r.query_id: r.query for r in records}, 5)
+    first = [r for r in records if max(run[r.query_id], key=run[r.query_id].get) == r.doc_id]
+    assert len(first) >= 50  # the positive is BM25's top hit for most first-sentence queries
+    triples = mine(small, records, tmp_path, depth=5, n_negatives=4)
+    assert len(triples) == len(records)
+    for triple in triples:
+        assert triple.pos_id not in triple.neg_ids
+        assert set(triple.neg_ids) <= set(run[triple.query_id])  # drawn from the BM25 top `depth`
+        assert len(set(triple.neg_ids)) == len(triple.neg_ids) == 4
+    docs = small.docs()
+    assert all(t.pos_text == docs[t.pos_id].full_text and t.neg_texts == tuple(docs[d].full_text for d in t.neg_ids)
+               for t in triples)
+
+
+def test_n_negatives_is_honoured(small, records, tmp_path):
+    for n in (1, 3):
+        triples = mine(small, records[:20], tmp_path, n_negatives=n)
+        assert [len(t.neg_ids) for t in triples] == [n] * 20
+
+
+def test_draws_are_deterministic_per_seed_and_query(small, records, tmp_path):
+    once = mine(small, records, tmp_path, n_negatives=2, seed=7)
+    again = mine(small, list(reversed(records)), tmp_path, n_negatives=2, seed=7)
+    assert {t.query_id: t.neg_ids for t in once} == {t.query_id: t.neg_ids for t in again}
+    other = mine(small, records, tmp_path, n_negatives=2, seed=8)
+    changed = sum(a.neg_ids != b.neg_ids for a, b in zip(once, other))
+    assert changed >= len(records) // 2
+
+
+def test_negatives_are_spread_over_the_whole_depth(small, records, tmp_path):
+    """Uniform over the top `depth`, not the hardest few: the mean rank of the drawn negatives is mid-list."""
+    retriever = open_retriever("bm25", {}, small)
+    run = retriever.search({r.query_id: r.query for r in records}, 100)
+    ranks = []
+    for triple in mine(small, records, tmp_path, depth=100, n_negatives=5):
+        ranked = sorted(run[triple.query_id], key=lambda d: -run[triple.query_id][d])
+        ranks += [ranked.index(d) for d in triple.neg_ids]
+    assert 30 < sum(ranks) / len(ranks) < 70
+
+
+def test_bm25s_can_rank_the_candidates(small, records, tmp_path):
+    triples = mine(small, records[:10], tmp_path, retriever="bm25s", retriever_options={"k1": 1.2})
+    assert len(triples) == 10 and all(t.pos_id not in t.neg_ids for t in triples)
+
+
+def test_draw_skips_documents_identical_to_the_positive():
+    positive = Document("p", "same text", "T")
+    docs = {"p": positive, "dup": Document("dup", "same text", "T"), "x": Document("x", "other", "")}
+    for seed in range(20):
+        assert draw_negatives(["dup", "p", "x"], positive, docs, 2, random.Random(seed)) == ["x"]
+
+
+def test_query_with_nothing_but_its_positive_gets_no_triple(small, tmp_path):
+    docs = list(small.docs_iter())
+    retriever = open_retriever("bm25", {}, small)
+    unique = find_term_in_one_document(docs, retriever)
+    assert unique is not None, "no SciFact term found in exactly one document of the subset"
+    term, doc_id = unique
+    records = [SyntheticQuery("lonely", doc_id, term), SyntheticQuery("stop", doc_id, "the of and")]
+    write_jsonl(tmp_path / "generate" / "queries.jsonl", [r.to_dict() for r in records] +
+                [SyntheticQuery("ok", docs[0].doc_id, first_sentence(docs[0].text)).to_dict()])
+    run_stage(context(small, tmp_path))
+    triples = [json.loads(line) for line in (tmp_path / "triples" / "triples.jsonl").read_text().splitlines()]
+    assert [t["query_id"] for t in triples] == ["ok"]
+    summary = json.loads((tmp_path / "triples" / "summary.json").read_text())
+    assert summary["queries"] == 3 and summary["triples"] == 1 and summary["queries_without_triple"] == 2
+    assert summary["query_ids_without_triple"] == ["lonely", "stop"] and summary["source"] == "generate/queries.jsonl"
+
+
+def find_term_in_one_document(docs: list[Document], retriever) -> tuple[str, str] | None:
+    for doc in docs[:40]:
+        words = sorted({w for w in re.findall(r"[a-z]{9,}", doc.text.lower())})[:10]
+        run = retriever.search({w: w for w in words}, 10)
+        for word in words:
+            if list(run[word]) == [doc.doc_id]:
+                return word, doc.doc_id
+    return None
+
+
+def test_stage_reads_the_filter_output_when_the_recipe_filters(small, records, tmp_path):
+    write_jsonl(tmp_path / "generate" / "queries.jsonl", [r.to_dict() for r in records])
+    write_jsonl(tmp_path / "filter" / "queries.jsonl", [r.to_dict() for r in records[:7]])
+    run_stage(context(small, tmp_path, filter_stage=True))
+    lines = (tmp_path / "triples" / "triples.jsonl").read_text().splitlines()
+    assert [json.loads(line)["query_id"] for line in lines] == [r.query_id for r in records[:7]]
+    assert set(json.loads(lines[0])) == {"query_id", "query", "pos_id", "pos_text", "neg_ids", "neg_texts"}
+    assert json.loads((tmp_path / "triples" / "summary.json").read_text())["source"] == "filter/queries.jsonl"
+    assert not list((tmp_path / "triples").glob("*.tmp"))
+
+
+def test_stage_without_queries_names_the_missing_stage(small, tmp_path):
+    with pytest.raises(InparsxError, match="generate"):
+        run_stage(context(small, tmp_path))
+
+
+def test_bad_records_are_reported_with_file_and_line(tmp_path):
+    path = tmp_path / "queries.jsonl"
+    path.write_text('{"query_id": "a", "doc_id": "1", "query": "x"}\n{"query_id": "b", "query": "y"}\n')
+    with pytest.raises(DataError, match=r"queries.jsonl:2"):
+        read_synthetic_queries(path)
+    path.write_text('{"query_id": "a", "doc_id": "1", "query": "x"}\n{"query_id": "a", "doc_id": "2", "query": "y"}\n')
+    with pytest.raises(DataError, match=r"queries.jsonl:2: query_id 'a' repeats line 1"):
+        read_synthetic_queries(path)
+
+
+def test_positive_outside_the_corpus_is_a_clear_error(small, tmp_path):
+    with pytest.raises(InparsxError, match="not in scifact-small"):
+        mine(small, [SyntheticQuery("q", "no-such-doc", "vitamin D")], tmp_path)
+
+
+def test_options_are_validated_against_the_retriever():
+    with pytest.raises(ValidationError, match="unknown retriever 'bm52'"):
+        Bm25Negatives.Options(retriever="bm52")
+    with pytest.raises(ValidationError, match="fields"):
+        Bm25Negatives.Options(retriever_options={"fields": "titles"})
+    with pytest.raises(ValidationError):
+        Bm25Negatives.Options(n_negatives=0)
+    assert Bm25Negatives.Options(retriever_options={"fields": "multifield"}).depth == 1000
