@@ -152,16 +152,25 @@ def test_errors(app, runs, tmp_path):
     assert "available: test, train" in str(result.exception)
 
 
-def test_real_command_line(runs, tmp_path):
-    """The installed ``inparsx`` script: --json on stdout only, and a malformed run as one error line."""
-    env = {**os.environ, "INPARSX_NO_PROGRESS": "1"}
-    done = subprocess.run([sys.executable, "-m", "inparsx.cli.main", "eval", "--run", str(runs["perfect"]),
-                           "--qrels", "beir:scifact/test", "--metrics", "ndcg@10", "--json"],
+def test_real_command_line(runs, scifact_dir, tmp_path):
+    """The installed command (all entry points loaded): --json on stdout only, with qrels from an ir_datasets id
+    (an offline ir_datasets cache holding the real SciFact test qrels), and a malformed run as one error line."""
+    import zipfile
+
+    (tmp_path / "irds" / "beir" / "scifact").mkdir(parents=True)
+    with zipfile.ZipFile(tmp_path / "irds" / "beir" / "scifact" / "source.zip", "w") as archive:
+        for name in ("queries.jsonl", "qrels/test.tsv"):
+            archive.write(scifact_dir / name, f"scifact/{name}")
+    env = {**os.environ, "INPARSX_NO_PROGRESS": "1", "IR_DATASETS_HOME": str(tmp_path / "irds")}
+    command = [sys.executable, "-m", "inparsx.cli.main", "eval"]
+    done = subprocess.run([*command, "--run", str(runs["perfect"]), "--run", str(runs["shuffled"]), "--qrels",
+                           "irds:beir/scifact/test", "--metrics", "ndcg@10", "--json"],
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"perfect": {"ndcg@10": 1.0}}
+    scores = json.loads(done.stdout)
+    assert scores["perfect"] == {"ndcg@10": 1.0} and scores["retrieve"]["ndcg@10"] < 0.3
     bad = tmp_path / "bad.trec"
     bad.write_text("1 Q0 31715818 1 nine x\n")
-    done = subprocess.run([sys.executable, "-m", "inparsx.cli.main", "eval", "--run", str(bad), "--qrels",
-                           "beir:scifact/test"], capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run([*command, "--run", str(bad), "--qrels", "beir:scifact/test"],
+                          capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 2 and f"error: {bad}:1: score 'nine' is not a number" in done.stderr

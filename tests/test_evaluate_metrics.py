@@ -91,7 +91,8 @@ def test_metric_spellings(name, canonical):
 
 @pytest.mark.parametrize("name, fragment", [
     ("ndgc@10", "did you mean 'ndcg@10'?"), ("recal@100", "did you mean 'recall@100'?"),
-    ("bpref@10", "takes no cutoff"), ("ndcg@0", "positive integer"), ("rbp", "persistence"),
+    ("r-precision@10", "takes no cutoff"), ("ndcg@0", "positive integer"), ("rbp", "persistence"),
+    ("bpref", "NaN on qrels without any"),
     ("accuracy", "valid forms: ndcg@K, mrr@K, recall@K"),
 ])
 def test_invalid_metric_names(name, fragment):
@@ -140,3 +141,37 @@ def test_plugin_import_is_light():
             "heavy = [m for m in ('ranx', 'numba', 'scipy', 'pandas', 'numpy') if m in sys.modules]\n"
             "assert not heavy, heavy\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def tied_run(scifact_dir) -> tuple[dict, dict]:
+    """Real SciFact test qrels and a run with heavy score ties: each query's judged documents plus 200 random
+    real documents, scored with one of 11 values (0.0, 0.1, ..., 1.0)."""
+    import json
+    import random
+
+    from inparsx.io import read_qrels
+
+    qrels = read_qrels(scifact_dir / "qrels" / "test.tsv")
+    with open(scifact_dir / "corpus.jsonl") as handle:
+        doc_ids = [json.loads(line)["_id"] for line in handle]
+    rng = random.Random(2024)
+    run = {}
+    for qid in sorted(qrels):
+        ranking = list(dict.fromkeys(list(qrels[qid]) + rng.sample(doc_ids, 200)))
+        run[qid] = {docid: rng.randint(0, 10) / 10 for docid in ranking}
+    return qrels, run
+
+
+def test_agrees_with_trec_eval_on_ties(scifact_dir, evaluator):
+    """Reference values: pytrec_eval-terrier 0.5.11 (trec_eval 9) on this run written as a TREC file, averaged
+    over the 300 test queries (measured once, outside the test suite: pytrec_eval is not a dependency).
+    Breaking ties by ascending docid instead gives nDCG@10 0.0262 and MAP 0.0331."""
+    qrels, run = tied_run(scifact_dir)
+    result = evaluator.evaluate(qrels, {"ties": run}, ["ndcg@10", "mrr", "recall@100", "map", "precision@10"])
+    assert result["ties"] == pytest.approx({
+        "ndcg@10": 0.014866538284837572,  # ndcg_cut_10
+        "mrr": 0.024697795304558734,  # recip_rank
+        "recall@100": 0.4821666666666666,  # recall_100
+        "map": 0.02291846605066782,  # map
+        "precision@10": 0.004333333333333334,  # P_10
+    }, rel=1e-9)

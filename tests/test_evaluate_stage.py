@@ -112,3 +112,21 @@ def test_trec_qrels_file_roundtrip(tmp_path, dataset):
     evaluator = RanxEvaluator()
     assert evaluator.evaluate(read_qrels(tmp_path / "qrels.txt"), {"r": RETRIEVE}, ["map"]) == \
         evaluator.evaluate(dataset.qrels("test"), {"r": RETRIEVE}, ["map"])
+
+
+def test_recipe_validates_metric_names(tmp_path):
+    """A misspelt metric in a recipe is reported with file, line and key when the recipe loads."""
+    import inparsx.datasets.beir
+    from inparsx.evaluate import plugins
+    from inparsx.plugins import Registry, get_plugin_manager
+    from inparsx.recipe import RecipeErrors, load_recipe
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(inparsx.datasets.beir)
+    pm.register(plugins)
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[recipe]\nname = "t"\n[dataset]\nname = "beir:scifact"\n[evaluate]\nmetrics = ["nDCG@10", "ndgc@20"]\n')
+    with pytest.raises(RecipeErrors, match=r"r.toml:6: evaluate.metrics: .*did you mean 'ndcg@20'"):
+        load_recipe(recipe, registry=Registry(pm))
+    loaded = load_recipe(recipe, ["evaluate.metrics=R@100,MAP"], registry=Registry(pm))
+    assert loaded.filled()["evaluate"]["metrics"] == ["recall@100", "map"]

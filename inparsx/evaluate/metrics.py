@@ -33,10 +33,14 @@ BASES: dict[str, tuple[str, str, bool]] = {
     "hit_rate": ("Success", "1 if a relevant document is in the top k (trec_eval success)", True),
     "f1": ("F1", "harmonic mean of precision and recall at k", True),
     "r-precision": ("R-Prec", "precision at R, R = number of relevant documents", False),
-    "bpref": ("bpref", "binary preference (Buckley & Voorhees 2004)", False),
     "rbp": ("RBP", "rank-biased precision with persistence p, written rbp.95 (Moffat & Zobel 2008)", False),
 }
-"""Every metric ranx 0.3.21 computes, by its ranx name."""
+"""The metrics of ranx 0.3.21 offered here, by ranx name (all of ranx's but bpref, see ``UNSUPPORTED``)."""
+
+UNSUPPORTED: dict[str, str] = {
+    "bpref": "bpref is not offered: ranx 0.3.21 divides by the number of judged non-relevant documents, so it is "
+             "NaN on qrels without any (all of BEIR's), where trec_eval gives a number",
+}
 
 ALIASES: dict[str, str] = {
     "ndcg_cut": "ndcg", "rr": "mrr", "recip_rank": "mrr", "mrr_cut": "mrr", "ap": "map", "map_cut": "map",
@@ -49,7 +53,7 @@ _FORM = re.compile(r"^(?P<base>[a-z][a-z0-9_\-]*?)(?:(?:@|_|\.)(?P<k>\d+))?(?:-l
 _RBP = re.compile(r"^rbp(?:\.|@0?\.)(?P<p>\d+)(?:-l(?P<level>\d+))?$")
 
 VALID_FORMS = ("ndcg@K, mrr@K, recall@K, precision@K, map, map@K, hits@K, hit_rate@K, f1@K, dcg@K, ndcg_burges@K, "
-               "r-precision, bpref, rbp.95 (no @K = the whole ranking; trec_eval names such as ndcg_cut_10, "
+               "r-precision, rbp.95 (no @K = the whole ranking; trec_eval names such as ndcg_cut_10, "
                "recip_rank, P_10, recall.100 also work; add -l2 to count only grades >= 2 as relevant)")
 
 
@@ -100,6 +104,8 @@ def parse_metric(text: str) -> Metric:
     if match and match["base"] == "rbp":
         raise MetricNameError(f"metric {raw!r}: rbp needs its persistence, e.g. rbp.95 (p = 0.95)")
     base = ALIASES.get(match["base"], match["base"]) if match else lowered
+    if base in UNSUPPORTED:
+        raise MetricNameError(f"metric {raw!r}: {UNSUPPORTED[base]}")
     if not match or base not in BASES:
         raise MetricNameError(_unknown_message(raw, base, match["k"] if match else None, match["level"] if match else None))
     k, level = int(match["k"] or 0), int(match["level"] or 1)
