@@ -110,14 +110,16 @@ def eval_command(
     from inparsx.progress import out
 
     names = canonical_metrics(metrics or list(DEFAULT_METRICS))
-    evaluator = get_registry().build("evaluators", use, {
-        "metrics": names, "stat_test": stat_test, "max_p": max_p, "baseline": baseline,
-        "n_permutations": n_permutations})
+    given = {"metrics": names, "stat_test": stat_test, "max_p": max_p, "baseline": baseline,
+             "n_permutations": n_permutations}
+    registry = get_registry()
+    fields = registry.get("evaluators", use).Options.model_fields  # another evaluator may take fewer options
+    evaluator = registry.build("evaluators", use, {k: v for k, v in given.items() if k in fields})
     paths = parse_run_args(run)
     excluded = read_qid_list(exclude_qids) if exclude_qids else set()
     judged = load_qrels(qrels)
     runs = read_runs(paths)
-    judged, runs = exclude_queries(judged, runs, excluded, source=f" ({exclude_qids})")
+    judged, runs = exclude_queries(judged, runs, excluded, source=f", as listed in {exclude_qids}")
     evaluation = evaluate_runs(evaluator, judged, runs)
     if as_json:
         typer.echo(json.dumps(evaluation.means, indent=2))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from inparsx.errors import DataError, InparsxError
-from inparsx.evaluate.metrics import Metric, parse_metrics
+from inparsx.evaluate.metrics import DEFAULT_METRICS, Metric, parse_metrics
 from inparsx.evaluate.ranx_evaluator import STAT_TEST_NAMES
 from inparsx.io import read_trec_run
 from inparsx.progress import console, track
@@ -128,7 +128,7 @@ def exclude_queries(qrels: Qrels, runs: Mapping[str, Run], qids: set[str],
         return dict(qrels), dict(runs)
     kept, dropped = drop_queries(qrels, qids)
     console.print(f"excluded {dropped} of {len(qrels)} judged queries{source} "
-                  f"({len(qids)} ids listed; {len(qids) - dropped} of them not judged in these qrels)")
+                  f"({len(qids) - dropped} of the {len(qids)} listed ids are not judged here)")
     return kept, {name: drop_queries(run, qids)[0] for name, run in runs.items()}
 
 
@@ -153,7 +153,7 @@ def evaluate_runs(evaluator: Any, qrels: Qrels, runs: Mapping[str, Run], metrics
         MetricNameError: an invalid metric name. InparsxError: empty qrels, no run, or an unknown baseline.
     """
     options = getattr(evaluator, "options", None)
-    parsed = parse_metrics(metrics or list(getattr(options, "metrics", [])))
+    parsed = parse_metrics(list(metrics or getattr(options, "metrics", None) or DEFAULT_METRICS))
     names = [metric.name for metric in parsed]
     if not runs:
         raise InparsxError("no run to evaluate")

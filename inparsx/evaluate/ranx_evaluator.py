@@ -82,7 +82,8 @@ class RanxEvaluator(Evaluator):
             InparsxError: qrels without any query.
         """
         _, scores = self.per_query(qrels, runs, metrics)
-        return {name: {m: float(values.mean()) for m, values in by_metric.items()} for name, by_metric in scores.items()}
+        return {name: {m: float(values.mean()) for m, values in by_metric.items()}
+                for name, by_metric in scores.items()}
 
     def per_query(self, qrels: Qrels, runs: Mapping[str, Run],
                   metrics: Sequence[str]) -> tuple[list[str], dict[str, dict[str, np.ndarray]]]:
@@ -97,10 +98,13 @@ class RanxEvaluator(Evaluator):
         if not qrels:
             raise InparsxError("no judged query to evaluate: the qrels are empty (or every query was excluded)")
         qids = sorted(qrels, key=_natural_key)
-        ids: dict[str, int] = {}
+        ids: dict[str, int] = {}  # docid -> a number, exact (no hashing), shared by qrels and runs
         qrels_list = _typed_list([_qrels_rows(qrels[qid], ids) for qid in qids])
-        return qids, {run_name: _ranx_scores(qrels_list, _typed_list([_run_rows(run.get(qid, {}), ids) for qid in qids]),
-                                             names) for run_name, run in runs.items()}
+        scores = {}
+        for run_name, run in runs.items():
+            run_list = _typed_list([_run_rows(run.get(qid, {}), ids) for qid in qids])
+            scores[run_name] = _ranx_scores(qrels_list, run_list, names)
+        return qids, scores
 
     def significance(self, scores: Mapping[str, Mapping[str, np.ndarray]],
                      baseline: str) -> dict[str, dict[str, dict[str, float | bool]]]:

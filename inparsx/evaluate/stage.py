@@ -30,7 +30,8 @@ def run_stage(ctx) -> None:
                            "add [retrieve] or [rerank] to the recipe")
     qrels = ctx.dataset.qrels(ctx.eval_split)
     runs = read_runs(paths)
-    qrels, runs = exclude_queries(qrels, runs, ctx.excluded_qids(), source=f" of split {ctx.eval_split!r}")
+    source = f" of split {ctx.eval_split!r} (few-shot examples listed in excluded_qids.txt)"
+    qrels, runs = exclude_queries(qrels, runs, ctx.excluded_qids(), source=source)
     evaluation = evaluate_runs(ctx.component, qrels, runs)
     write_json(ctx.dir / "metrics.json", evaluation.means)
     if evaluation.per_query:
