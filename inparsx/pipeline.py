@@ -22,7 +22,7 @@ from typing import Any
 from inparsx.datasets import Dataset, resolve_dataset
 from inparsx.errors import InparsxError
 from inparsx.io import atomic_write, write_json
-from inparsx.progress import console
+from inparsx.progress import console, out
 from inparsx.recipe import STAGES, Recipe
 from inparsx.plugins import get_registry
 
@@ -161,11 +161,19 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
         folder = run_dir / stage
         if not forcing and read_marker(folder / DONE_MARKER).get("fingerprint") == fingerprint:
             console.print(f"[green]✓[/green] {stage}: already done ({folder}), skipped")
+            _show_stored_table(folder)
             continue
         components = [registry.get(STAGES[stage], name)(options) for name, options in recipe.stages[stage].components]
         ctx = StageContext(recipe, stage, run_dir, components, fingerprint, dataset)
         _run_stage(ctx, forcing and stage == start)
     return run_dir
+
+
+def _show_stored_table(folder: Path) -> None:
+    """Print the results table a finished evaluate stage saved (``table.txt``), so a rerun still shows it."""
+    table = folder / "table.txt"
+    if table.is_file():
+        out.print(table.read_text().rstrip(), markup=False, highlight=False)
 
 
 def _run_stage(ctx: StageContext, fresh: bool) -> None:

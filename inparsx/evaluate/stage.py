@@ -1,7 +1,7 @@
 """The evaluate stage: every run of the run directory against the eval split's qrels.
 
 Writes ``evaluate/metrics.json`` (``{run_name: {metric: value}}``, runs named after their stage, in pipeline
-order), ``evaluate/per_query.json`` (``{run: {metric: {qid: score}}}``) and, with several runs,
+order), ``evaluate/table.txt`` (the printed table), ``evaluate/per_query.json`` (``{run: {metric: {qid: score}}}``) and, with several runs,
 ``evaluate/comparison.json`` (each run against the baseline: values, difference, p-value, wins/ties/losses);
 prints the results table on stdout. Query ids listed by earlier stages in ``excluded_qids.txt`` (few-shot
 examples drawn from the evaluated split) are removed from the qrels and the runs first.
@@ -9,11 +9,18 @@ examples drawn from the evaluated split) are removed from the qrels and the runs
 
 from __future__ import annotations
 
+import io
+
+from rich.console import Console
+
 from inparsx.errors import InparsxError
 from inparsx.evaluate.evaluation import evaluate_runs, exclude_queries, read_runs
 from inparsx.evaluate.table import print_results
-from inparsx.io import write_json
+from inparsx.io import atomic_write, write_json
 from inparsx.progress import out
+
+TABLE_FILE = "table.txt"
+"""The printed results table, kept so that a rerun whose stages are all done can show it again."""
 
 
 def run_stage(ctx) -> None:
@@ -40,3 +47,7 @@ def run_stage(ctx) -> None:
         write_json(ctx.dir / "comparison.json", evaluation.comparison())
     title = f"{ctx.recipe.name}: {getattr(ctx.dataset, 'name', '')} {ctx.eval_split}".strip()
     print_results(evaluation, out, title)
+    text = io.StringIO()
+    print_results(evaluation, Console(file=text, color_system=None, highlight=False), title)
+    with atomic_write(ctx.dir / TABLE_FILE) as handle:
+        handle.write(text.getvalue())
