@@ -188,6 +188,8 @@ def test_option_validation():
         LuceneBM25.Options(b=1.5)
     with pytest.raises(ValidationError):
         Bm25s.Options(threads=0)
+    with pytest.raises(ValidationError):
+        Bm25s.Options(fields="multifield")  # bm25s has one field; "flat" is accepted for recipe switching
 
 
 def test_unknown_stemmer_is_a_clear_error(small: BeirFolderDataset):
@@ -220,3 +222,19 @@ def test_plugin_modules_import_nothing_heavy():
             "print(heavy); sys.exit(bool(heavy))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_retrieve_command_writes_a_run(small: BeirFolderDataset, tmp_path: Path):
+    import typer
+    from typer.testing import CliRunner
+
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    inparsx.retrieve.plugins.register_commands(app)
+    out = tmp_path / "run.trec"
+    result = CliRunner().invoke(app, ["retrieve", "--dataset", str(small.root), "--use", "bm25s",
+                                      "--set", "k=7", "--set", "k1=1.2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    run = read_trec_run(out)
+    assert set(run) == set(small.queries("test")) and all(len(docs) == 7 for docs in run.values())
+    assert "30 queries, top 7" in result.output

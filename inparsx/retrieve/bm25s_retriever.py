@@ -34,12 +34,14 @@ DOC_IDS = "doc_ids.json"
 class Bm25sOptions(RetrieverOptions):
     """Options of ``bm25s``.
 
-    ``k1``, ``b``: BM25 parameters (defaults: Pyserini's BEIR settings, so runs compare with ``bm25``; bm25s's
+    ``fields``: only ``flat`` (title and text in one field; accepted so that a recipe can switch between
+    ``bm25`` and ``bm25s`` with ``--set retrieve.use=bm25s``). ``k1``, ``b``: BM25 parameters (defaults: Pyserini's BEIR settings, so runs compare with ``bm25``; bm25s's
     own defaults are 1.5 and 0.75). ``method``: bm25s's scoring variant. ``stemmer``: a PyStemmer (Snowball)
     algorithm name, or ``none``. ``stopwords``: ``en`` (Lucene's English list) or ``none``. ``threads``:
     retrieval threads (default: every core). ``batch_size``: queries per retrieval call (the bar's step).
     """
 
+    fields: Literal["flat"] = "flat"
     k1: float = Field(0.9, ge=0)
     b: float = Field(0.4, ge=0, le=1)
     method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = "lucene"
@@ -103,7 +105,7 @@ class Bm25s(Retriever):
         began = time.perf_counter()
         tokenizer, doc_ids, token_ids = self._new_tokenizer(), [], []
         stream = tokenizer.streaming_tokenize(_texts(dataset.docs_iter(), doc_ids), update_vocab=True)
-        with progress_task(f"bm25s: tokenising {dataset.name}", dataset.docs_count(), "docs") as (bar, task):
+        with progress_task("bm25s index", dataset.docs_count(), "docs") as (bar, task):
             for ids in stream:
                 token_ids.append(ids)
                 bar.advance(task)
@@ -140,7 +142,7 @@ class Bm25s(Retriever):
         k = min(int(k), len(self._doc_ids))
         run: Run = {qid: {} for qid in queries}
         items = list(queries.items())
-        with progress_task("bm25s: searching", len(items), "queries") as (bar, task):
+        with progress_task("bm25s search", len(items), "queries") as (bar, task):
             for start in range(0, len(items), self.options.batch_size):
                 batch = items[start:start + self.options.batch_size]
                 run.update(self._search_batch(batch, k))

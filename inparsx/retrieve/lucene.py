@@ -96,7 +96,7 @@ class LuceneBM25(Retriever):
                 self._build(dataset, tmp)
             self.index_info = load_metadata(folder) or {}
         self.index_path = folder
-        self._searcher = None
+        self._searcher = self._open_searcher(folder)
 
     def _build(self, dataset: Dataset, folder: Path) -> None:
         jvm = lucene()
@@ -104,7 +104,7 @@ class LuceneBM25(Retriever):
         began = time.perf_counter()
         indexer = jvm.LuceneIndexer(args=args, threads=self.threads)
         total, indexed = dataset.docs_count(), 0
-        with progress_task(f"bm25: indexing {dataset.name} ({self.options.fields})", total, "docs") as (bar, task):
+        with progress_task(f"bm25 index ({self.options.fields})", total, "docs") as (bar, task):
             for batch in _batches(dataset.docs_iter(), 1000):
                 indexed += indexer.object.addRawDocuments([self._json(doc) for doc in batch])
                 bar.advance(task, len(batch))
@@ -125,33 +125,29 @@ class LuceneBM25(Retriever):
         # A document with a title but no text stays retrievable: its title is also its contents.
         return json.dumps({"id": doc.doc_id, "contents": doc.text or doc.title, "title": doc.title})
 
-    @property
-    def searcher(self):
-        """Pyserini's ``LuceneSearcher`` on the index, with BM25(k1, b) set.
-
-        Raises:
-            InparsxError: ``index()`` was not called first.
-        """
-        if self._searcher is None:
-            if self.index_path is None:
-                raise InparsxError("bm25: call index(dataset) before search()")
-            jvm = lucene()
-            self._searcher = jvm.LuceneSearcher(str(self.index_path))
-            self._searcher.set_bm25(float(self.options.k1), float(self.options.b))
-        return self._searcher
+    def _open_searcher(self, folder: Path):
+        """Pyserini's ``LuceneSearcher`` on ``folder`` with BM25(k1, b) set (starts the JVM if needed)."""
+        searcher = lucene().LuceneSearcher(str(folder))
+        searcher.set_bm25(float(self.options.k1), float(self.options.b))
+        return searcher
 
     def search(self, queries: Mapping[str, str], k: int) -> Run:
         """Top ``k`` documents per query with Lucene BM25, ``batch_size`` queries per multi-threaded batch.
 
         Returns ``{qid: {docid: score}}``; a query matching no document (e.g. only stop words) gets ``{}``.
+
+        Raises:
+            InparsxError: ``index()`` was not called first.
         """
+        if self._searcher is None:
+            raise InparsxError("bm25: call index(dataset) before search()")
         fields = {"contents": 1.0, "title": 1.0} if self.options.fields == "multifield" else {}
         run: Run = {}
         items = list(queries.items())
-        with progress_task("bm25: searching", len(items), "queries") as (bar, task):
+        with progress_task("bm25 search", len(items), "queries") as (bar, task):
             for batch in _batches(iter(items), self.options.batch_size):
                 qids, texts = [qid for qid, _ in batch], [text for _, text in batch]
-                hits = self.searcher.batch_search(texts, qids, k=int(k), threads=self.threads, fields=fields)
+                hits = self._searcher.batch_search(texts, qids, k=int(k), threads=self.threads, fields=fields)
                 run.update({qid: {hit.docid: float(hit.score) for hit in hits.get(qid, [])} for qid in qids})
                 bar.advance(task, len(batch))
         return run

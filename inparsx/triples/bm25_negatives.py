@@ -105,7 +105,7 @@ class Bm25Negatives(Miner):
         _check_positives(queries, docs, ctx.dataset.name)
         retriever = open_retriever(self.options.retriever, self.options.retriever_options, ctx.dataset)
         size = self.options.chunk_size
-        with progress_task("triples: drawing BM25 negatives", len(queries), "queries") as (bar, task):
+        with progress_task("BM25 negatives", len(queries), "queries") as (bar, task):
             for start in range(0, len(queries), size):
                 chunk = queries[start:start + size]
                 run = retriever.search({q.query_id: q.query for q in chunk}, self.options.depth)
