@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from inparsx.plugins import Component, Options
 
@@ -13,17 +13,49 @@ from inparsx.plugins import Component, Options
 class RerankerOptions(Options):
     """Options every reranker has.
 
-    ``model``: hub id, local folder or ``@train`` (the train stage's output). ``depth``: how many first-stage
-    documents per query are rescored. ``batch_size``: pairs per forward pass.
+    Model: ``model``: hub id, local folder or ``@train`` (the train stage's output). ``batch_size``: pairs per
+    forward pass (the cross-encoder and monoT5 sort pairs by length first, so batches are padded little).
+    ``max_length``: tokens per pair (``None``: 512, or the model's limit when lower). ``dtype``: ``auto`` picks
+    bf16 on hardware with native bf16 (a CUDA GPU of compute capability 8+, a CPU with AVX512-BF16 or AMX),
+    else fp32. ``device``: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:1``...
+
+    Stage: ``depth``: first-stage documents per query that are rescored; the rest stay below them in their
+    first-stage order. ``interpolate``: ``alpha`` of ``alpha * minmax(rerank) + (1 - alpha) * minmax(first
+    stage)`` per query, written as ``rerank/runs/rerank-interpolated.trec``. ``fusion = "rrf"``: reciprocal
+    rank fusion of the two rankings (Cormack et al., SIGIR 2009; constant ``rrf_k``, default 60), written as
+    ``rerank/runs/rerank-rrf.trec``. ``zero_shot_model``: a second model (e.g. the untrained base checkpoint)
+    reranked the same way into ``rerank/runs/zeroshot.trec`` (and ``zeroshot-interpolated``/``zeroshot-rrf``),
+    so that one table compares BM25, the zero-shot model and the trained one. ``first_stage``: the stage
+    whose ``run.trec`` is reranked.
     """
 
     model: str
     depth: int = Field(1000, ge=1)
     batch_size: int = Field(32, ge=1)
+    max_length: int | None = Field(None, ge=8)
+    dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    device: str = "auto"
+    interpolate: float | None = Field(None, ge=0.0, le=1.0)
+    fusion: Literal["rrf"] | None = None
+    rrf_k: int = Field(60, ge=0)
+    zero_shot_model: str | None = None
+    first_stage: str = "retrieve"
+
+    @model_validator(mode="after")
+    def _check_device(self) -> "RerankerOptions":
+        """Reject a device that is none of ``auto``, ``cpu``, ``cuda``, ``cuda:<n>``, ``mps``."""
+        base, _, index = self.device.partition(":")
+        if base not in ("auto", "cpu", "cuda", "mps") or (index and not (base == "cuda" and index.isdigit())):
+            raise ValueError(f"device {self.device!r}: expected auto, cpu, cuda, cuda:<n> or mps")
+        return self
 
 
 class Reranker(Component):
-    """Scores pairs; ``load`` must be called (with a resolved model path or id) before ``score``."""
+    """Scores pairs; ``load`` must be called (with a resolved model path or id) before ``score``.
+
+    ``use_corpus(key)`` is optional: it tells the reranker which collection its documents come from (a corpus
+    fingerprint), so that per-document work can be cached (the bi-encoder caches document embeddings).
+    """
 
     Options: ClassVar[type[RerankerOptions]] = RerankerOptions
 
@@ -34,3 +66,12 @@ class Reranker(Component):
     def score(self, queries: Sequence[str], documents: Sequence[str]) -> list[float]:
         """Relevance score of each pair ``(queries[i], documents[i])``; higher = more relevant."""
         raise NotImplementedError
+
+    def use_corpus(self, key: str) -> None:
+        """Declare the collection the documents come from (default: ignored)."""
+
+    def unload(self) -> None:
+        """Free the model (default: drop every attribute holding it); ``load`` may be called again."""
+        for name in ("model", "tokenizer"):
+            if hasattr(self, name):
+                setattr(self, name, None)
