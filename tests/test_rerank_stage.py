@@ -1,0 +1,154 @@
+"""The rerank stage on real SciFact queries and documents: run files, below-depth order, resumption after a
+crash, the zero-shot comparison, and the one-off ``inparsx rerank`` command."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from inparsx.datasets.beir import BeirFolderDataset
+from inparsx.io import read_jsonl, read_trec_run, write_trec_run
+from inparsx.pipeline import StageContext, run_recipe
+from inparsx.recipe import validate_recipe
+from inparsx.rerank.base import Reranker, RerankerOptions
+from inparsx.rerank.fusion import ranked
+from inparsx.testing.plugins import plugin_module, registered
+
+DEPTH = 8
+
+
+class ChecksumReranker(Reranker):
+    """Deterministic scores (crc32 of query and document), counting pairs; can crash on a given call."""
+
+    name: ClassVar[str] = "checksum"
+    Options: ClassVar[type[RerankerOptions]] = RerankerOptions
+    scored = 0
+    crash_on_call: int | None = None
+
+    def load(self, model: str) -> None:
+        self.model, self.calls = model, 0
+
+    def score(self, queries, documents):
+        self.calls += 1
+        if self.crash_on_call == self.calls:
+            raise KeyboardInterrupt
+        ChecksumReranker.scored += len(queries)
+        return [zlib.crc32(f"{self.model}|{q}|{d}".encode()) / 2**32 for q, d in zip(queries, documents)]
+
+
+def first_stage_run(dataset: BeirFolderDataset, path: Path, per_query: int = 15) -> dict:
+    """A deterministic first-stage run over real documents: per test query, 15 docs with decreasing scores."""
+    docids = sorted(dataset.docs())
+    run = {qid: {docids[(int(qid) * 7 + i) % len(docids)]: 30.0 - i for i in range(per_query)}
+           for qid in dataset.queries("test")}
+    write_trec_run(path, run)
+    return read_trec_run(path)
+
+
+def make_ctx(scifact_small: Path, run_dir: Path, table: dict) -> tuple[StageContext, dict]:
+    dataset = BeirFolderDataset(scifact_small)
+    first = first_stage_run(dataset, run_dir / "retrieve" / "run.trec")
+    data = {"recipe": {"name": "t"}, "dataset": {"name": str(scifact_small)}, "rerank": {"use": "checksum", **table}}
+    recipe = validate_recipe(data, "t.toml", "", registered_registry())
+    name, options = recipe.stages["rerank"].components[0]
+    return StageContext(recipe, "rerank", run_dir, [ChecksumReranker(options)], "fp", dataset), first
+
+
+_REGISTRY = None
+
+
+def registered_registry():
+    return _REGISTRY
+
+
+@pytest.fixture(autouse=True)
+def checksum_plugin():
+    global _REGISTRY
+    with registered(plugin_module("checksum-plugin", rerankers=[ChecksumReranker])) as registry:
+        _REGISTRY = registry
+        yield registry
+    ChecksumReranker.crash_on_call = None
+
+
+def test_stage_reranks_top_depth_and_keeps_the_rest_below_in_first_stage_order(scifact_small, tmp_path):
+    from inparsx.rerank.stage import run_stage
+
+    ctx, first = make_ctx(scifact_small, tmp_path, {"model": "m", "depth": DEPTH, "interpolate": 0.5, "fusion": "rrf"})
+    run_stage(ctx)
+    run = read_trec_run(tmp_path / "rerank" / "run.trec")
+    assert set(run) == set(first) == set(ctx.dataset.queries("test"))
+    for qid, scores in run.items():
+        order, original = ranked(scores), ranked(first[qid])
+        assert set(order[:DEPTH]) == set(original[:DEPTH]) and order[DEPTH:] == original[DEPTH:]
+    assert any(ranked(run[q])[:DEPTH] != ranked(first[q])[:DEPTH] for q in run)
+    assert set(ctx.runs()) >= {"rerank", "rerank-interpolated", "rerank-rrf"}
+    scores_lines = [obj for _, obj in read_jsonl(tmp_path / "rerank" / "scores.jsonl")]
+    assert scores_lines[0]["meta"]["depth"] == DEPTH and len(scores_lines) == 1 + len(first)
+
+
+def test_interrupted_stage_resumes_without_rescoring_finished_queries(scifact_small, tmp_path):
+    from inparsx.rerank.stage import run_stage
+
+    table = {"model": "m", "depth": 12}  # 30 queries x 12 pairs: a first chunk of 22 queries (>= 256 pairs), then 8
+    ctx, first = make_ctx(scifact_small, tmp_path / "crash", table)
+    ChecksumReranker.crash_on_call = 2
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(ctx)
+    partial = tmp_path / "crash" / "rerank" / "scores.jsonl.partial"
+    done = [obj["qid"] for _, obj in read_jsonl(partial) if "qid" in obj]
+    assert 0 < len(done) < len(first)
+    with open(partial, "a") as handle:
+        handle.write('{"qid": "torn')  # a torn last line, as a crash mid-write leaves
+    ChecksumReranker.crash_on_call, ChecksumReranker.scored = None, 0
+    run_stage(ctx)
+    assert ChecksumReranker.scored == sum(min(12, len(first[q])) for q in first if q not in done)
+    fresh_ctx, _ = make_ctx(scifact_small, tmp_path / "fresh", table)
+    run_stage(fresh_ctx)
+    assert read_trec_run(tmp_path / "crash" / "rerank" / "run.trec") == read_trec_run(tmp_path / "fresh" / "rerank" / "run.trec")
+
+
+def test_zero_shot_model_writes_its_own_runs(scifact_small, tmp_path):
+    from inparsx.rerank.stage import run_stage
+
+    ctx, _ = make_ctx(scifact_small, tmp_path, {"model": "trained", "zero_shot_model": "base", "depth": DEPTH,
+                                                "interpolate": 0.3})
+    run_stage(ctx)
+    runs = ctx.runs()
+    assert {"rerank", "rerank-interpolated", "zeroshot", "zeroshot-interpolated"} <= set(runs)
+    assert read_trec_run(runs["zeroshot"]) != read_trec_run(runs["rerank"])
+    summary = (tmp_path / "rerank" / "summary.json").read_text()
+    assert '"zeroshot"' in summary and '"pairs_per_second"' in summary
+
+
+def test_pipeline_runs_a_real_cross_encoder_on_scifact(scifact_small, tmp_path):
+    """The stage through the runner, with a tiny random BERT as cross-encoder (``model`` and zero-shot)."""
+    from inparsx.testing import tiny_bert
+
+    model = tiny_bert(tmp_path / "bert")
+    run_dir = tmp_path / "run"
+    data = {"recipe": {"name": "t"}, "dataset": {"name": str(scifact_small)},
+            "rerank": {"use": "cross-encoder", "model": str(model), "depth": 4, "dtype": "fp32", "max_length": 128,
+                       "interpolate": 0.5}}
+    first_stage_run(BeirFolderDataset(scifact_small), run_dir / "retrieve" / "run.trec", per_query=6)
+    run_recipe(validate_recipe(data, "t.toml", "", registered_registry()), run_dir)
+    run = read_trec_run(run_dir / "rerank" / "run.trec")
+    assert len(run) == 30 and all(len(docs) == 6 for docs in run.values())
+    assert (run_dir / "rerank" / "runs" / "rerank-interpolated.trec").is_file()
+
+
+def test_rerank_command_writes_the_run_and_the_interpolated_run(scifact_small, tmp_path):
+    from inparsx.rerank.command import rerank
+
+    dataset = BeirFolderDataset(scifact_small)
+    first = first_stage_run(dataset, tmp_path / "bm25.trec")
+    out = tmp_path / "out" / "reranked.trec"
+    rerank(run=tmp_path / "bm25.trec", dataset=str(scifact_small), model="m", out=out, use="checksum", depth=5,
+           set_=["interpolate=0.5", "batch_size=8"])
+    run = read_trec_run(out)
+    assert set(run) == set(first)
+    assert all(ranked(run[q])[5:] == ranked(first[q])[5:] for q in run)
+    assert (tmp_path / "out" / "reranked-interpolated.trec").is_file()
+    assert not list((tmp_path / "out").glob("*.scores.jsonl*"))
