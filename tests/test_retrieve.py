@@ -192,9 +192,10 @@ def test_option_validation():
         Bm25s.Options(fields="multifield")  # bm25s has one field; "flat" is accepted for recipe switching
 
 
-def test_unknown_stemmer_is_a_clear_error(small: BeirFolderDataset):
-    with pytest.raises(InparsxError, match="unknown stemmer 'klingon'"):
-        open_retriever("bm25s", {"stemmer": "klingon"}, small)
+def test_unknown_stemmer_is_rejected_with_the_choices():
+    with pytest.raises(ValidationError, match="unknown stemmer 'klingon'; available: none, .*english"):
+        Bm25s.Options(stemmer="klingon")
+    assert Bm25s.Options(stemmer="porter").stemmer == "porter"
 
 
 def test_search_before_index_is_a_clear_error():

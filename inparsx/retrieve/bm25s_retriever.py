@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from inparsx.datasets import Dataset
 from inparsx.errors import InparsxError
@@ -50,6 +50,16 @@ class Bm25sOptions(RetrieverOptions):
     threads: int | None = Field(None, ge=1)
     batch_size: int = Field(1024, ge=1)
 
+    @field_validator("stemmer")
+    @classmethod
+    def _known_stemmer(cls, value: str) -> str:
+        """``none`` or one of PyStemmer's algorithms (``english``, ``porter``, ``german``...)."""
+        import Stemmer  # PyStemmer: a small C extension, cheap to import
+
+        if value != "none" and value not in Stemmer.algorithms():
+            raise ValueError(f"unknown stemmer {value!r}; available: none, {', '.join(Stemmer.algorithms())}")
+        return value
+
 
 class Bm25s(Retriever):
     """BM25 with the bm25s library (numpy sparse scores, PyStemmer), cached per corpus and settings."""
@@ -76,7 +86,7 @@ class Bm25s(Retriever):
         """Load the cached bm25s index of ``dataset``'s corpus, building it first when absent.
 
         Raises:
-            InparsxError: an unknown stemmer name.
+            InparsxError: an empty corpus.
         """
         key = self.index_key(dataset)
         folder = index_dir(key)
@@ -94,9 +104,6 @@ class Bm25s(Retriever):
         if self.options.stemmer != "none":
             import Stemmer
 
-            if self.options.stemmer not in Stemmer.algorithms():
-                raise InparsxError(f"bm25s: unknown stemmer {self.options.stemmer!r}; available: none, "
-                                   + ", ".join(Stemmer.algorithms()))
             stemmer = Stemmer.Stemmer(self.options.stemmer)
         return Tokenizer(lower=True, stopwords=None if self.options.stopwords == "none" else "en", stemmer=stemmer)
 
@@ -117,7 +124,8 @@ class Bm25s(Retriever):
         tokenizer.save_vocab(str(folder))
         (folder / DOC_IDS).write_text(json.dumps(doc_ids))
         seconds = round(time.perf_counter() - began, 3)
-        write_json(folder / METADATA, {"retriever": self.name, "docs": len(doc_ids), "vocabulary": len(tokenizer.get_vocab_dict()),
+        write_json(folder / METADATA, {"retriever": self.name, "docs": len(doc_ids),
+                                       "vocabulary": len(tokenizer.get_vocab_dict()),
                                        "corpus_fingerprint": dataset.fingerprint(), "build_seconds": seconds})
         console.print(f"bm25s: indexed {len(doc_ids):,} documents in {seconds:.1f} s")
 

@@ -41,7 +41,7 @@ class Bm25NegativesOptions(Options):
     n_negatives: int = Field(1, ge=1)
     retriever: str = "bm25"
     retriever_options: dict[str, Any] = Field(default_factory=dict)
-    chunk_size: int = Field(4096, ge=1)
+    chunk_size: int = Field(1000, ge=1)
 
     @model_validator(mode="after")
     def _check_retriever(self) -> "Bm25NegativesOptions":
