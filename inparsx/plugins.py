@@ -8,6 +8,7 @@ import torch only inside its methods.
 from __future__ import annotations
 
 import difflib
+import warnings
 import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,12 +71,12 @@ class Registry:
     def __init__(self, pm: pluggy.PluginManager):
         self.pm = pm
         self.entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
-        dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+        self.failures: dict[str, str] = dict(getattr(pm, "inparsx_failures", {}))
+        dists: dict[str, tuple[str, str]] = getattr(pm, "inparsx_dists", {})
         for kind, hook_name in KINDS.items():
             for impl in getattr(pm.hook, hook_name).get_hookimpls():
-                dist = dists.get(id(impl.plugin))
-                package = dist.project_name if dist else (pm.get_name(impl.plugin) or "?")
-                version = dist.version if dist else "?"
+                name = pm.get_name(impl.plugin) or "?"
+                package, version = dists.get(name, (name, "?"))
                 impl.function(register=self._registrar(kind, package, version))
 
     def _registrar(self, kind: str, package: str, version: str) -> Callable[[type], None]:
@@ -121,21 +122,39 @@ def unknown_name_message(kind: str, name: str, available: list[str]) -> str:
 def get_plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
     """A fresh plugin manager with the hookspecs added and the ``inparsx`` entry points loaded.
 
+    An entry point that fails to import is skipped with a warning naming it and its package (kept in
+    ``pm.inparsx_failures``), so one broken plugin does not take the whole CLI down.
+
     Raises:
-        PluginError: an entry point that fails to import, or a hook implementation with a misspelt name.
+        PluginError: a hook implementation with a misspelt name (pluggy's ``check_pending``).
     """
     pm = pluggy.PluginManager("inparsx")
     pm.add_hookspecs(hookspecs)
+    pm.inparsx_dists, pm.inparsx_failures = {}, {}  # type: ignore[attr-defined]
     if load_entrypoints:
-        try:
-            pm.load_setuptools_entrypoints("inparsx")
-        except (ImportError, AttributeError) as exc:
-            raise PluginError(f"a plugin of entry-point group 'inparsx' failed to load: {exc}") from exc
+        _load_entrypoints(pm)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(str(exc)) from exc
     return pm
+
+
+def _load_entrypoints(pm: pluggy.PluginManager) -> None:
+    """Register every entry point of group ``inparsx``, one by one, remembering each one's distribution."""
+    for entry in importlib.metadata.entry_points(group="inparsx"):
+        if pm.get_plugin(entry.name) is not None or pm.is_blocked(entry.name):
+            continue
+        package = entry.dist.metadata["Name"] if entry.dist else "?"
+        version = entry.dist.version if entry.dist else "?"
+        try:
+            plugin = entry.load()
+        except Exception as exc:  # a broken third-party plugin must not break the CLI
+            pm.inparsx_failures[entry.name] = f"{package} {version}: {type(exc).__name__}: {exc}"
+            warnings.warn(f"inparsx plugin {entry.name!r} ({package} {version}) failed to load: {exc}", stacklevel=2)
+            continue
+        pm.register(plugin, name=entry.name)
+        pm.inparsx_dists[entry.name] = (package, version)
 
 
 _REGISTRY: Registry | None = None

@@ -69,6 +69,8 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON ins
     for row in rows:
         table.add_row(*row)
     out.print(table)
+    for name, reason in registry.failures.items():
+        out.print(f"[red]plugin {name!r} failed to load[/red]: {reason}")
 
 
 def _add_plugin_commands() -> None:
@@ -79,8 +81,11 @@ def _add_plugin_commands() -> None:
 
 def main() -> None:
     """Console-script entry point: runs the app and turns inparsx errors into one clear line and exit code 2."""
+    import warnings
+
     from pydantic import ValidationError
 
+    warnings.showwarning = lambda message, *args, **kwargs: typer.secho(f"warning: {message}", fg="yellow", err=True)
     try:
         _add_plugin_commands()
         app()
