@@ -58,24 +58,30 @@ def document_texts(dataset: Dataset, docids: Sequence[str] | set[str], source: s
     return {docid: doc.full_text for docid, doc in docs.items()}
 
 
-def open_scores(store: ResumableJsonl, meta: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Per-query scores that an earlier, identical rerank (same ``meta``) already wrote to ``store``.
+def resume_records(store: ResumableJsonl, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records that an earlier, identical job (same ``meta``) already wrote to ``store``, and ``store``
+    ready to append to.
 
-    A finished file is reopened as the partial file (so that new queries can be appended); a file written
-    with other settings (its first line's ``meta`` differs) is discarded with a message and restarted with
-    a ``meta`` line.
+    A finished file is reopened as the partial file (so that new records can be appended); a file written
+    with other settings (its first line's ``meta`` differs) is discarded with a message. A fresh file starts
+    with a ``{"meta": meta}`` line.
     """
     if store.path.exists() and not store.partial.exists():
         os.replace(store.path, store.partial)
     records = store.existing()
     if records and records[0].get("meta") == meta:
-        return {r["qid"]: r["scores"] for r in records[1:]}
+        return records[1:]
     if records:
         console.print(f"[yellow]{store.partial}: written with other settings; starting over[/yellow]")
     store.close()
     store.partial.unlink(missing_ok=True)
     store.append([{"meta": meta}])
-    return {}
+    return []
+
+
+def open_scores(store: ResumableJsonl, meta: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per-query scores (``{"qid", "scores"}`` records) already in ``store``; see :func:`resume_records`."""
+    return {r["qid"]: r["scores"] for r in resume_records(store, meta)}
 
 
 def rerank_run(reranker: Reranker, first_stage: Run, queries: Mapping[str, str], docs: Mapping[str, str],

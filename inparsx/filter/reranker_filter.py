@@ -1,0 +1,107 @@
+"""``reranker``: keep the synthetic queries that a pretrained reranker finds most relevant to their source
+document (InPars-v2, Jeronymo et al. 2023: the top 10,000 of 100,000 by ``castorini/monot5-3b-msmarco-10k``'s
+P(true)). Scores are appended to ``<stage dir>/reranker-scores.jsonl`` batch by batch, so an interrupted
+filter resumes without rescoring."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import Field, ValidationError, model_validator
+
+from inparsx.errors import PluginError
+from inparsx.filter.base import Decision, Filter
+from inparsx.filter.rules import MISSING_SOURCE, top_k_decisions
+from inparsx.io import ResumableJsonl
+from inparsx.plugins import Options, get_registry
+from inparsx.progress import progress_task
+from inparsx.records import SyntheticQuery
+
+if TYPE_CHECKING:
+    from inparsx.pipeline import StageContext
+    from inparsx.rerank.base import Reranker
+
+
+def check_reranker(name: str, options: dict[str, Any]) -> None:
+    """Validate a reranker name and its extra options at recipe time.
+
+    Raises:
+        ValueError: an unknown reranker, or options its ``Options`` model rejects (pydantic reports it).
+    """
+    try:
+        get_registry().get("rerankers", name).Options(model="x", **options)
+    except PluginError as exc:
+        raise ValueError(str(exc)) from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"reranker_options for {name!r}: {problems}") from None
+
+
+def build_reranker(name: str, model: str, batch_size: int, options: dict[str, Any], ctx: "StageContext") -> "Reranker":
+    """A loaded reranker (``model`` may be ``@stage``), told the corpus so it can cache per document."""
+    reranker = get_registry().build("rerankers", name, {**options, "model": model, "batch_size": batch_size})
+    reranker.load(ctx.resolve_model(model))
+    reranker.use_corpus(ctx.dataset.fingerprint())
+    return reranker
+
+
+class RerankerFilterOptions(Options):
+    """``reranker`` filter options. ``keep_top_k``: queries kept (InPars-v2: 10,000). ``reranker``: a
+    registered reranker (``monot5``, ``cross-encoder``...). ``model``: its checkpoint (default InPars-v2's).
+    ``batch_size``: pairs per forward pass. ``reranker_options``: more of that reranker's options, e.g.
+    ``{dtype = "bf16", max_length = 512}``."""
+
+    keep_top_k: int = Field(10_000, ge=1)
+    reranker: str = "monot5"
+    model: str = "castorini/monot5-3b-msmarco-10k"
+    batch_size: int = Field(16, ge=1)
+    reranker_options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> "RerankerFilterOptions":
+        check_reranker(self.reranker, self.reranker_options)
+        return self
+
+
+def score_records(reranker: "Reranker", records: Sequence[SyntheticQuery], docs: dict[str, str],
+                  store: ResumableJsonl, meta: dict[str, Any], description: str) -> dict[str, float]:
+    """The reranker score of each record's (query, source document), by query_id; resumable through ``store``
+    (``{"qid", "score"}`` lines after a ``meta`` line)."""
+    from inparsx.rerank.reranking import resume_records
+
+    scores = {r["qid"]: r["score"] for r in resume_records(store, meta)}
+    pending = [r for r in records if r.query_id not in scores]
+    size = max(256, reranker.options.batch_size * 8)
+    with progress_task(description, len(pending), "pairs") as (progress, task):
+        for start in range(0, len(pending), size):
+            chunk = pending[start:start + size]
+            values = reranker.score([r.query for r in chunk], [docs[r.doc_id] for r in chunk])
+            store.append({"qid": r.query_id, "score": float(v)} for r, v in zip(chunk, values))
+            scores.update((r.query_id, float(v)) for r, v in zip(chunk, values))
+            progress.advance(task, len(chunk))
+    store.finish()
+    return scores
+
+
+class RerankerFilter(Filter):
+    """Keeps the ``keep_top_k`` queries with the highest reranker score against their source document."""
+
+    name: ClassVar[str] = "reranker"
+    Options: ClassVar[type[RerankerFilterOptions]] = RerankerFilterOptions
+
+    def apply(self, records: Sequence[SyntheticQuery], ctx: "StageContext") -> list[Decision]:
+        opts = self.options
+        docs = {d.doc_id: d.full_text for d in ctx.dataset.get_docs({r.doc_id for r in records}).values()}
+        present = [r for r in records if r.doc_id in docs]
+        reranker = build_reranker(opts.reranker, opts.model, opts.batch_size, opts.reranker_options, ctx)
+        meta = {"filter": self.name, "reranker": opts.reranker, "model": opts.model, **opts.reranker_options}
+        try:
+            scores = score_records(reranker, present, docs, ResumableJsonl(ctx.dir / "reranker-scores.jsonl"), meta,
+                                   f"filter: {opts.reranker}")
+        finally:
+            reranker.unload()
+        ranked = top_k_decisions([scores[r.query_id] for r in present], [r.query_id for r in present],
+                                 opts.keep_top_k, f"{opts.reranker} score")
+        by_id = {r.query_id: d for r, d in zip(present, ranked)}
+        return [by_id.get(r.query_id, Decision(False, MISSING_SOURCE)) for r in records]

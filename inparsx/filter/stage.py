@@ -1,0 +1,107 @@
+"""The filter stage: run the recipe's filters in order over ``generate/queries.jsonl``.
+
+Each filter sees only the records the previous ones kept. Writes ``filter/queries.jsonl`` (the kept records,
+each with every filter's score in ``extra["filter_scores"]``), ``filter/decisions.jsonl`` (one line per input
+record: ``query_id``, ``doc_id``, ``kept``, the ``filter`` that dropped it, its ``reason`` and the scores
+seen so far) and ``filter/summary.json`` (per filter: records in, kept, dropped per reason), and prints the
+summary as a table.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from inparsx.errors import PluginError
+from inparsx.filter.base import Filter
+from inparsx.io import write_json, write_jsonl
+from inparsx.progress import console, out
+from inparsx.records import SyntheticQuery
+
+if TYPE_CHECKING:
+    from inparsx.pipeline import StageContext
+
+SCORES_KEY = "filter_scores"
+"""The key of ``SyntheticQuery.extra`` holding ``{filter name: score}`` in ``filter/queries.jsonl``."""
+
+
+@dataclass
+class FilterReport:
+    """What a chain of filters did: the kept records, one decision row per input record, a summary."""
+
+    kept: list[SyntheticQuery]
+    decisions: list[dict[str, Any]]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def apply_filters(records: Sequence[SyntheticQuery], filters: Sequence[Filter], ctx: "StageContext") -> FilterReport:
+    """Run ``filters`` in order, each on the records the previous ones kept.
+
+    Raises:
+        PluginError: a filter that returns a number of decisions different from the number of records.
+    """
+    rows = {r.query_id: {"query_id": r.query_id, "doc_id": r.doc_id, "kept": True, "filter": None, "reason": None,
+                         "scores": {}} for r in records}
+    alive, steps = list(records), []
+    for component in filters:
+        decisions = component.apply(alive, ctx)
+        if len(decisions) != len(alive):
+            raise PluginError(f"filter {component.name!r} returned {len(decisions)} decisions for {len(alive)} records")
+        survivors, reasons = [], Counter()
+        for record, decision in zip(alive, decisions):
+            row = rows[record.query_id]
+            if decision.score is not None:
+                row["scores"][component.name] = decision.score
+            if decision.keep:
+                survivors.append(record)
+            else:
+                row.update(kept=False, filter=component.name, reason=decision.reason or "dropped")
+                reasons[row["reason"]] += 1
+        steps.append({"filter": component.name, "in": len(alive), "kept": len(survivors), "dropped": dict(reasons)})
+        alive = survivors
+    for record in alive:
+        record.extra[SCORES_KEY] = rows[record.query_id]["scores"]
+    summary = {"input": len(records), "kept": len(alive), "filters": steps}
+    return FilterReport(alive, list(rows.values()), summary)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """The summary as a rich table on stdout: one row per (filter, reason)."""
+    from rich.table import Table
+
+    table = Table(title=f"filter: kept {summary['kept']:,} of {summary['input']:,} synthetic queries")
+    for column, justify in (("filter", "left"), ("in", "right"), ("kept", "right"), ("dropped", "right"),
+                            ("reason", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for step in summary["filters"]:
+        reasons = sorted(step["dropped"].items(), key=lambda item: -item[1]) or [("", 0)]
+        for i, (reason, count) in enumerate(reasons):
+            head = (step["filter"], f"{step['in']:,}", f"{step['kept']:,}") if i == 0 else ("", "", "")
+            table.add_row(*head, f"{count:,}" if reason else "0", reason)
+    out.print(table)
+
+
+def write_report(report: FilterReport, ctx: "StageContext") -> None:
+    """``queries.jsonl``, ``decisions.jsonl`` and ``summary.json`` in ``ctx.dir``."""
+    write_jsonl(ctx.dir / "queries.jsonl", (r.to_dict() for r in report.kept))
+    write_jsonl(ctx.dir / "decisions.jsonl", report.decisions)
+    write_json(ctx.dir / "summary.json", report.summary)
+
+
+def run_stage(ctx: "StageContext") -> None:
+    """Filter ``generate/queries.jsonl`` with the recipe's filters (see the module docstring).
+
+    Raises:
+        InparsxError: ``generate/queries.jsonl`` is missing.
+        DataError: a malformed record or a repeated ``query_id`` (file and line named).
+    """
+    from inparsx.triples.stage import read_synthetic_queries
+
+    path = ctx.output("generate", "queries.jsonl")
+    records = read_synthetic_queries(path)
+    console.print(f"filter: {len(records):,} synthetic queries from {path}")
+    report = apply_filters(records, ctx.components, ctx)
+    write_report(report, ctx)
+    print_summary(report.summary)
