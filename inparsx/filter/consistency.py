@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from inparsx.filter.base import Decision, Filter
-from inparsx.filter.reranker_filter import build_reranker, check_reranker
+from inparsx.filter.reranker_filter import build_reranker, check_component, check_reranker
 from inparsx.filter.rules import MISSING_SOURCE
 from inparsx.io import ResumableJsonl, write_jsonl
 from inparsx.plugins import Options, get_registry
@@ -70,7 +70,7 @@ class ConsistencyOptions(Options):
         if self.by != "bm25":
             check_reranker(self.ranker_name, self.reranker_options)
         if self.by == "self":
-            get_registry().build("trainers", self.trainer, self.trainer_options_with_model())
+            check_component("trainers", self.trainer, self.trainer_options_with_model(), "trainer_options")
         return self
 
     @property

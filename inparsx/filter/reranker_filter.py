@@ -23,19 +23,24 @@ if TYPE_CHECKING:
     from inparsx.rerank.base import Reranker
 
 
-def check_reranker(name: str, options: dict[str, Any]) -> None:
-    """Validate a reranker name and its extra options at recipe time.
+def check_component(kind: str, name: str, options: dict[str, Any], what: str) -> None:
+    """Validate a component name and its options at recipe time (``what`` names the option in messages).
 
     Raises:
-        ValueError: an unknown reranker, or options its ``Options`` model rejects (pydantic reports it).
+        ValueError: an unknown name, or options its ``Options`` model rejects.
     """
     try:
-        get_registry().get("rerankers", name).Options(model="x", **options)
+        get_registry().get(kind, name).Options(**options)
     except PluginError as exc:
         raise ValueError(str(exc)) from None
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"reranker_options for {name!r}: {problems}") from None
+        raise ValueError(f"{what} for {name!r}: {problems}") from None
+
+
+def check_reranker(name: str, options: dict[str, Any]) -> None:
+    """:func:`check_component` for a reranker and its ``reranker_options`` (``model`` is given separately)."""
+    check_component("rerankers", name, {"model": "x", **options}, "reranker_options")
 
 
 def build_reranker(name: str, model: str, batch_size: int, options: dict[str, Any], ctx: "StageContext") -> "Reranker":
