@@ -196,3 +196,56 @@ def test_one_off_command_trains(triples_file, bert, tmp_path):
     assert (tmp_path / "cli" / "README.md").is_file() and (tmp_path / "cli" / "config.json").is_file()
     with pytest.raises(RecipeError, match="train.warmup: unknown key"):
         train_once(triples_file, "cross-encoder", ["warmup=3"], tmp_path / "x")
+
+
+@pytest.fixture(scope="module")
+def t5(tmp_path_factory) -> Path:
+    from inparsx.testing import tiny_t5, train_tokenizer
+    from inparsx.testing.models import DEFAULT_TEXTS
+
+    tokenizer = train_tokenizer([*DEFAULT_TEXTS, "Query: Document: Relevant: true false"], vocab_size=300)
+    return tiny_t5(tmp_path_factory.mktemp("models") / "t5", tokenizer=tokenizer)
+
+
+def test_monot5_collator_keeps_the_suffix_and_targets_true_false(t5, triples_file):
+    from transformers import AutoTokenizer
+
+    from inparsx.train.monot5 import MonoT5Collator, MonoT5Options
+
+    tokenizer = AutoTokenizer.from_pretrained(str(t5))
+    triple = read_triples(triples_file)[0]
+    collator = MonoT5Collator(tokenizer, MonoT5Options(model=str(t5), max_length=128))
+    batch = collator([{"query": triple.query, "document": triple.pos_text, "label": 1.0},
+                      {"query": "short", "document": "tiny doc", "label": 0.0}])
+    long_row = batch["input_ids"][0].tolist()
+    assert len(long_row) == 128 and len(tokenizer(triple.pos_text)["input_ids"]) > 128
+    text = tokenizer.decode(long_row, skip_special_tokens=True)
+    assert text.startswith(f"Query: {triple.query[:10]}") and text.rstrip().endswith("Relevant:")
+    kept = text.split("Document:", 1)[1].rsplit("Relevant:", 1)[0].replace(" ", "")
+    full = triple.pos_text.replace(" ", "")
+    assert 0 < len(kept) < len(full) and full.startswith(kept)  # the document, and only it, was shortened
+    short = tokenizer.decode(batch["input_ids"][1][batch["attention_mask"][1].bool()], skip_special_tokens=True)
+    assert short.replace(" ", "") == "Query:shortDocument:tinydocRelevant:"
+    true_id, false_id = tokenizer.convert_tokens_to_ids(["true", "false"])
+    assert batch["labels"].tolist() == [[true_id, tokenizer.eos_token_id], [false_id, tokenizer.eos_token_id]]
+
+
+def test_monot5_defaults_are_inpars_v2():
+    from inparsx.train.monot5 import MonoT5Options
+
+    opts = MonoT5Options()
+    assert (opts.max_steps, opts.batch_size * opts.gradient_accumulation_steps, opts.learning_rate,
+            opts.lr_scheduler, opts.max_length) == (156, 128, 3e-4, "constant", 512)
+
+
+def test_monot5_trains_and_the_reranker_loads_it(t5, triples_file, tmp_path):
+    from inparsx.rerank.monot5 import MonoT5Reranker
+
+    out = _build("monot5", model=str(t5), max_steps=3, batch_size=4, gradient_accumulation_steps=2,
+                 max_length=64, save_steps=0).train(triples_file, tmp_path / "m")
+    assert read_training_info(out)["metrics"]["global_step"] == 3
+    assert "library_name: transformers" in (out / "README.md").read_text()
+    reranker = MonoT5Reranker(MonoT5Reranker.Options(model=str(out), batch_size=2, device="cpu", dtype="fp32"))
+    reranker.load(str(out))
+    scores = reranker.score(["caffeine", "caffeine"], ["Caffeine in pregnancy.", "White matter in the brain."])
+    assert len(scores) == 2 and all(0.0 <= s <= 1.0 for s in scores)

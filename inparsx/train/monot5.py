@@ -72,20 +72,27 @@ probability of "true" against "false" at the first decoding step."""
 
 
 class MonoT5Collator:
-    """Turns rows (``query``, ``document``, ``label`` 1.0/0.0) into a padded monoT5 batch: ``input_ids``,
-    ``attention_mask`` (from the reranker's formatting and truncation) and ``labels`` (``true``/``false``
-    followed by ``</s>``, the targets of the InPars training scripts)."""
+    """Turns rows (``query``, ``document``, ``label`` 1.0/0.0) into a padded monoT5 batch: ``input_ids`` and
+    ``attention_mask`` from the reranker's own formatting and truncation
+    (:func:`inparsx.rerank.monot5.encode_pairs`), and ``labels``: the id the reranker reads for ``true`` or
+    ``false`` (:func:`inparsx.rerank.monot5.label_token_id`) followed by ``</s>``, the two-token targets of the
+    InPars training scripts."""
 
     def __init__(self, tokenizer, options: MonoT5Options):
+        from inparsx.rerank.monot5 import label_token_id
+
         self.tokenizer = tokenizer
         self.max_length = options.max_length
-        self.targets = {1.0: options.true_token, 0.0: options.false_token}
+        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+        self.targets = {1.0: [label_token_id(tokenizer, options.true_token), *eos],
+                        0.0: [label_token_id(tokenizer, options.false_token), *eos]}
 
     def __call__(self, rows: list[dict]):
+        import torch
+
         from inparsx.rerank.monot5 import encode_pairs
 
         batch = encode_pairs(self.tokenizer, [r["query"] for r in rows], [r["document"] for r in rows],
                              self.max_length)
-        targets = [self.targets[float(r["label"])] for r in rows]
-        batch["labels"] = self.tokenizer(targets, return_tensors="pt", padding=True)["input_ids"]
+        batch["labels"] = torch.tensor([self.targets[float(r["label"])] for r in rows], dtype=torch.long)
         return batch
