@@ -22,10 +22,29 @@ class GeneratorOptions(Options):
 
 
 class Generator(Component):
-    """Yields synthetic queries batch by batch, so the stage can append them as they come (resumable)."""
+    """Yields synthetic queries batch by batch, so the stage can append them as they come (resumable).
+
+    Optional parts of the contract (defaults suit a generator without an LLM or few-shot examples):
+    ``queries_per_doc`` (records per document, used to detect a document cut short by a crash),
+    ``generated_tokens`` (running count for the tokens/s readout) and ``fewshot_split(ctx)``.
+    """
 
     Options: ClassVar[type[GeneratorOptions]] = GeneratorOptions
 
+    generated_tokens: int = 0
+    """Tokens generated so far by this instance (0 for generators without a language model)."""
+
+    @property
+    def queries_per_doc(self) -> int:
+        """How many records one document yields at most (all of them in the same batch)."""
+        return 1
+
+    def fewshot_split(self, ctx: "StageContext") -> str | None:
+        """The split whose queries the prompts show as few-shot examples (``None``: no examples). When it is
+        the evaluated split, the stage writes the ids used to ``excluded_qids.txt``."""
+        return None
+
     def generate(self, docs: Sequence[Document], ctx: "StageContext") -> Iterator[list[SyntheticQuery]]:
-        """Queries for ``docs``, one list per finished batch; every record's ``doc_id`` is one of ``docs``."""
+        """Queries for ``docs``, one list per finished batch; every record's ``doc_id`` is one of ``docs``, and
+        all records of a document come in the same list."""
         raise NotImplementedError

@@ -1,3 +1,19 @@
 """Built-in components of the generate stage, registered through the `inparsx` entry points."""
 
 import inparsx
+
+
+@inparsx.hookimpl
+def register_generators(register):
+    from inparsx.generate.hf import HFGenerator
+    from inparsx.generate.ict import ICTGenerator
+
+    register(HFGenerator)
+    register(ICTGenerator)
+
+
+@inparsx.hookimpl
+def register_commands(app):
+    from inparsx.generate.cli import generate
+
+    app.command("generate")(generate)

@@ -1,0 +1,170 @@
+"""Prompt building: InPars (static few-shot), InPars-GBQ, Promptagator (dynamic few-shot), custom templates,
+and a chat form for instruction-tuned models; documents and prompts truncated in tokens.
+
+Text form follows the InPars toolkit (``inpars/prompt.py``): the template is filled with the document and an
+empty query and right-stripped, so the model continues after e.g. ``Relevant Query:``; dynamic templates
+repeat their pattern once per few-shot example. The chat form turns every few-shot example into a
+(user, assistant) pair of turns and renders them with the tokenizer's chat template.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from inparsx.errors import InparsxError
+from inparsx.generate.fewshot import FewShotExample, FewShotPool
+from inparsx.generate.templates import PromptTemplate, fill
+from inparsx.records import Document
+
+DEFAULT_INSTRUCTION = ("Write a search query that the document answers. Reply with the query only, on one line.")
+"""System turn of the chat form (an empty ``instruction`` leaves the system turn out)."""
+
+
+@dataclass
+class Prompt:
+    """A built prompt: its text, its token ids (what the model reads) and the few-shot query ids it shows."""
+
+    text: str
+    input_ids: list[int]
+    fewshot_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PromptBuilder:
+    """Builds the prompt of each document.
+
+    Args:
+        template: the pattern (see :class:`~inparsx.generate.templates.PromptTemplate`).
+        tokenizer: a Hugging Face tokenizer (counts tokens, renders the chat template).
+        chat: render as chat turns with ``tokenizer.apply_chat_template``.
+        instruction: system turn of the chat form.
+        max_doc_tokens: every document (target and few-shot) is cut to this many tokens (InPars: 256).
+        max_prompt_tokens: longest prompt; over it, few-shot examples are dropped first, then the target
+            document is shortened; the end the model continues (e.g. ``Relevant Query:``) is never cut.
+        pool: few-shot pairs of a dynamic template; ``n_fewshot`` of them per document.
+    """
+
+    template: PromptTemplate
+    tokenizer: Any
+    chat: bool = False
+    instruction: str = DEFAULT_INSTRUCTION
+    max_doc_tokens: int = 256
+    max_prompt_tokens: int = 2048
+    pool: FewShotPool | None = None
+    n_fewshot: int = 3
+    _example_docs: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.template.dynamic and self.pool is None:
+            raise InparsxError(f"template {self.template.name!r} is dynamic and needs few-shot examples")
+        if self.chat and not getattr(self.tokenizer, "chat_template", None):
+            raise InparsxError("chat = true needs a tokenizer with a chat template (tokenizer.chat_template is empty)")
+
+    def build(self, doc: Document) -> Prompt:
+        """The prompt for ``doc``.
+
+        Raises:
+            InparsxError: the template alone (with an empty document) is longer than ``max_prompt_tokens``.
+        """
+        doc_text = self.truncate(doc.full_text, self.max_doc_tokens)
+        examples = self.pool.sample(doc.doc_id, self.n_fewshot) if self.template.dynamic else []
+        while True:
+            text = self.render(doc_text, examples)
+            ids = self.encode(text)
+            excess = len(ids) - self.max_prompt_tokens
+            if excess <= 0:
+                return Prompt(text, ids, [e.query_id for e in examples])
+            if examples:
+                examples = examples[1:]
+                continue
+            doc_tokens = self.count(doc_text)
+            if doc_tokens == 0:
+                raise InparsxError(f"prompt template {self.template.name!r} alone is {len(ids)} tokens, more than "
+                                   f"max_prompt_tokens = {self.max_prompt_tokens}")
+            doc_text = self.truncate(doc_text, max(0, doc_tokens - excess))
+
+    def render(self, doc_text: str, examples: list[FewShotExample]) -> str:
+        """The prompt text for an (already truncated) document and few-shot examples."""
+        shots = [(self._example_doc(e), e.query) for e in examples]
+        if self.chat:
+            return self._render_chat(doc_text, shots)
+        if self.template.dynamic:
+            return "".join(self.template.example(d, q) for d, q in shots) + self.template.target(doc_text)
+        return self.template.target(doc_text)
+
+    def _render_chat(self, doc_text: str, shots: list[tuple[str, str]]) -> str:
+        if self.template.dynamic:
+            turns = [(self.template.target(d), q) for d, q in shots]
+            last = self.template.target(doc_text)
+        else:
+            turns, target = split_static(self.template)
+            last = fill(target, doc_text, "").rstrip()
+        messages = [{"role": "system", "content": self.instruction}] if self.instruction else []
+        for user, assistant in turns:
+            messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+        messages.append({"role": "user", "content": last})
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def shared_prefix(self) -> str:
+        """The text every prompt of this builder starts with, ending at a line break ("" if none).
+
+        Found by rendering two different sentinel documents (and sentinel examples); a generator may cache the
+        model's keys and values for it once (prefix caching) instead of recomputing them for every document.
+        """
+        def sentinel(tag: str) -> str:
+            shots = [FewShotExample(f"{tag}{i}", f"{tag}{i}", f"{tag}q", f"{tag}d") for i in range(self.n_fewshot)]
+            return self.render(f"{tag}\x00", shots if self.template.dynamic else [])
+
+        common = os.path.commonprefix([sentinel("\x01"), sentinel("\x02")])
+        return common[: common.rfind("\n") + 1]
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of a prompt (special tokens added, except in chat form where the template has them)."""
+        return self.tokenizer(text, add_special_tokens=not self.chat)["input_ids"]
+
+    def count(self, text: str) -> int:
+        """Number of tokens of ``text`` (no special tokens)."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        """``text`` cut after its first ``max_tokens`` tokens, keeping the original characters (fast
+        tokenizers' offsets; slow ones decode, as the InPars toolkit does)."""
+        if max_tokens <= 0:
+            return ""
+        if getattr(self.tokenizer, "is_fast", False):
+            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            spans = enc["offset_mapping"]
+            return text if len(spans) <= max_tokens else text[: spans[max_tokens - 1][1]]
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return text if len(ids) <= max_tokens else self.tokenizer.decode(ids[:max_tokens])
+
+    def _example_doc(self, example: FewShotExample) -> str:
+        if example.doc_id not in self._example_docs:
+            self._example_docs[example.doc_id] = self.truncate(example.document, self.max_doc_tokens)
+        return self._example_docs[example.doc_id]
+
+
+def split_static(template: PromptTemplate) -> tuple[list[tuple[str, str]], str]:
+    """Split a static template into its few-shot blocks and its target block, for the chat form.
+
+    Blocks are separated by blank lines; the last one holds ``{document}``. Each example block is cut after
+    the label that precedes ``{query}`` in the target block (e.g. ``Relevant Query:``): before it is the user
+    turn, after it the assistant turn (for InPars-GBQ: the good question, then the bad one).
+
+    Raises:
+        InparsxError: an example block without that label.
+    """
+    blocks = re.split(r"\n[ \t]*\n", template.text.strip("\n"))
+    target = blocks[-1]
+    line = target[: target.index("{query}")].rsplit("\n", 1)[-1]
+    label = line.split("{document}")[-1].strip()
+    turns = []
+    for block in blocks[:-1]:
+        at = block.find(label) if label else -1
+        if at < 0:
+            raise InparsxError(f"template {template.name!r}: example block has no {label!r} label for the chat form")
+        turns.append((block[: at + len(label)].rstrip(), block[at + len(label):].strip()))
+    return turns, target

@@ -1,0 +1,216 @@
+"""The generate stage: sample documents, run the generator, append its queries as they come, resume after a
+crash, and merge the shards of a data-parallel run (``accelerate launch``).
+
+Output: ``generate/queries.jsonl`` (one :class:`~inparsx.records.SyntheticQuery` per line, in the order of the
+document sample), ``generate/excluded_qids.txt`` when few-shot examples came from the evaluated split, and
+``generate/queries.stats.json`` (counts and rates).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from inparsx.datasets import Dataset
+from inparsx.io import ResumableJsonl, atomic_write, write_json, write_jsonl
+from inparsx.pipeline import EXCLUDED_QIDS
+from inparsx.progress import console, progress_task
+from inparsx.records import Document
+
+if TYPE_CHECKING:
+    from inparsx.generate.base import Generator
+    from inparsx.pipeline import StageContext
+
+QUERIES = "queries.jsonl"
+
+
+@dataclass
+class GenerationSummary:
+    """What a generation run produced: documents with queries, queries, wall seconds of this process's
+    generation, tokens generated (0 without an LLM) and the excluded query ids (few-shot, evaluated split)."""
+
+    docs: int
+    queries: int
+    seconds: float
+    generated_tokens: int
+    excluded_qids: list[str]
+
+
+def run_stage(ctx: "StageContext") -> None:
+    """Write ``<run>/generate/queries.jsonl`` with the recipe's generator (see :func:`generate_queries`)."""
+    generate_queries(ctx, ctx.component, ctx.dir / QUERIES)
+
+
+def generate_queries(ctx: "StageContext", generator: "Generator", out: Path) -> GenerationSummary:
+    """Generate queries for the sampled documents into ``out``, resuming from ``out``'s ``.partial`` file.
+
+    Every document of the sample ends with all its records exactly once: records are appended per batch
+    (fsynced), and a rerun skips the documents whose records are all there (a document cut short by a crash
+    is dropped and redone). Under ``accelerate launch`` each process takes a contiguous shard of the
+    remaining documents and the main process merges the shards. The finished file is sorted in sample order,
+    so it does not depend on batch size, resumption or the number of processes.
+
+    Raises:
+        InparsxError: from the generator (model, template) or the dataset.
+    """
+    shards = Shards()
+    docs = sample_docs(ctx.dataset, generator.options.num_docs, ctx.seed)
+    position = {doc.doc_id: i for i, doc in enumerate(docs)}
+    main = ResumableJsonl(out)
+    if shards.is_main:
+        _merge_shards(main, shards)
+        _drop_incomplete(main, position, generator.queries_per_doc)
+    shards.barrier()
+    done = {r["doc_id"] for r in main.existing()}
+    todo = shards.split([doc for doc in docs if doc.doc_id not in done])
+    if done and shards.is_main:
+        console.print(f"resuming: {len(done)} of {len(docs)} documents already have queries")
+    writer = main if shards.count == 1 else ResumableJsonl(shards.part_path(out, shards.index))
+    began = time.perf_counter()
+    written = _run(generator, todo, ctx, writer, show=shards.is_main)
+    seconds = time.perf_counter() - began
+    writer.close()
+    shards.barrier()
+    summary = GenerationSummary(len(todo), written, seconds, generator.generated_tokens, [])
+    if shards.is_main:
+        _merge_shards(main, shards)
+        summary = _finish(main, position, generator, ctx, summary)
+    shards.barrier()
+    return summary
+
+
+def _run(generator: "Generator", docs: list[Document], ctx: "StageContext", writer: ResumableJsonl, show: bool) -> int:
+    """Generate and append batch by batch, with a progress bar of docs/s, queries/s, tokens/s and ETA."""
+    written, began = 0, time.perf_counter()
+    bar = progress_task(f"generate ({generator.name})", total=len(docs), unit="docs") if show else _silent()
+    with bar as (progress, task):
+        for batch in generator.generate(docs, ctx):
+            writer.append(record.to_dict() for record in batch)
+            written += len(batch)
+            elapsed = max(time.perf_counter() - began, 1e-9)
+            extra = f"{written / elapsed:,.1f} queries/s"
+            if generator.generated_tokens:
+                extra += f" · {generator.generated_tokens / elapsed:,.0f} tokens/s"
+            progress.update(task, advance=len({r.doc_id for r in batch}), extra=extra)
+        progress.update(task, completed=len(docs))
+    return written
+
+
+@contextlib.contextmanager
+def _silent() -> Iterator[tuple[Any, None]]:
+    """A stand-in for a progress bar (processes other than the main one show none)."""
+    class Quiet:
+        def update(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    yield Quiet(), None
+
+
+def _finish(main: ResumableJsonl, position: dict[str, int], generator: "Generator", ctx: "StageContext",
+            summary: GenerationSummary) -> GenerationSummary:
+    """Sort the records in sample order, write the final file, the excluded ids and the stats."""
+    records = sorted(main.existing(), key=lambda r: position[r["doc_id"]])
+    write_jsonl(main.path, records)
+    main.partial.unlink(missing_ok=True)
+    summary.docs = len({r["doc_id"] for r in records})
+    summary.queries = len(records)
+    split = generator.fewshot_split(ctx)
+    if split is not None and split == ctx.eval_split:
+        summary.excluded_qids = sorted({qid for r in records for qid in r.get("fewshot_examples") or []})
+        with atomic_write(main.path.with_name(EXCLUDED_QIDS)) as handle:
+            handle.writelines(f"{qid}\n" for qid in summary.excluded_qids)
+    rate = summary.docs / summary.seconds if summary.seconds else 0.0
+    write_json(main.path.with_name(f"{main.path.stem}.stats.json"),
+               {**asdict(summary), "excluded_qids": len(summary.excluded_qids), "generator": generator.name,
+                "fewshot_split": split, "docs_per_s_this_run": round(rate, 3)})
+    console.print(f"{summary.queries} queries for {summary.docs} documents -> {main.path}"
+                  + (f"; {len(summary.excluded_qids)} few-shot query ids excluded from evaluation"
+                     if summary.excluded_qids else ""))
+    return summary
+
+
+def sample_docs(dataset: Dataset, num_docs: int, seed: int) -> list[Document]:
+    """``num_docs`` documents drawn without replacement with ``seed`` (all of them, shuffled, when the corpus
+    is smaller), in draw order. One pass over the corpus; only the drawn documents are kept."""
+    count = dataset.docs_count()
+    positions = random.Random(seed).sample(range(count), min(num_docs, count))
+    rank = {pos: i for i, pos in enumerate(positions)}
+    picked: list[Document | None] = [None] * len(positions)
+    found = 0
+    for pos, doc in enumerate(dataset.docs_iter()):
+        if pos in rank:
+            picked[rank[pos]] = doc
+            found += 1
+            if found == len(positions):
+                break
+    return [doc for doc in picked if doc is not None]
+
+
+def _drop_incomplete(main: ResumableJsonl, position: dict[str, int], per_doc: int) -> None:
+    """Remove, from an interrupted run's records, those of documents not in the sample or cut short."""
+    records = main.existing()
+    counts = Counter(r["doc_id"] for r in records)
+    keep = [r for r in records if r["doc_id"] in position and counts[r["doc_id"]] >= per_doc]
+    if len(keep) != len(records):
+        with atomic_write(main.partial) as handle:
+            handle.writelines(_line(r) for r in keep)
+
+
+def _merge_shards(main: ResumableJsonl, shards: "Shards") -> None:
+    """Append every process's partial file (this run's or a crashed one's) to the main one, then delete it."""
+    for part in sorted(main.path.parent.glob(f"{main.path.stem}.rank*{main.path.suffix}.partial")):
+        shard = ResumableJsonl(part.with_name(part.name[: -len(".partial")]))
+        records = shard.existing()
+        if records:
+            main.append(records)
+        part.unlink()
+    main.close()
+
+
+def _line(record: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+class Shards:
+    """This process's place in a data-parallel run: ``count`` processes (``WORLD_SIZE``, set by
+    ``accelerate launch`` or torchrun), ``index``, a barrier and a contiguous split (accelerate's
+    ``PartialState.split_between_processes``). A single process needs no accelerate."""
+
+    def __init__(self) -> None:
+        self.count = int(os.environ.get("WORLD_SIZE", "1"))
+        self.index = 0
+        self._state = None
+        if self.count > 1:
+            import torch
+            from accelerate import PartialState
+
+            self._state = PartialState(cpu=not torch.cuda.is_available())
+            self.count, self.index = self._state.num_processes, self._state.process_index
+
+    @property
+    def is_main(self) -> bool:
+        return self.index == 0
+
+    def split(self, items: list[Document]) -> list[Document]:
+        if self._state is None:
+            return items
+        with self._state.split_between_processes(items) as part:
+            return list(part)
+
+    def barrier(self) -> None:
+        if self._state is not None:
+            self._state.wait_for_everyone()
+
+    @staticmethod
+    def part_path(out: Path, index: int) -> Path:
+        """Where process ``index`` appends its records (``queries.rank<i>.jsonl.partial``)."""
+        return out.with_name(f"{out.stem}.rank{index}{out.suffix}")
