@@ -247,3 +247,19 @@ def test_device_option_is_validated():
         CrossEncoderReranker.Options(model="m", device="gpu")
     assert CrossEncoderReranker.Options(model="m", device="cuda:1").device == "cuda:1"
     assert math.isclose(CrossEncoderReranker.Options(model="m", interpolate=0.3).interpolate, 0.3)
+
+
+def test_embedding_cache_appends_shards_and_merges_them(tmp_path, monkeypatch):
+    import numpy as np
+
+    from inparsx.rerank import embeddings
+
+    monkeypatch.setattr(embeddings, "MAX_SHARDS", 2)
+    cache = embeddings.EmbeddingCache(tmp_path / "c")
+    for i in range(3):
+        cache.add([f"k{i}"], np.full((1, 4), float(i)))
+    assert len(list((tmp_path / "c").glob("part-*.npz"))) == 3
+    reopened = embeddings.EmbeddingCache(tmp_path / "c")
+    assert reopened.missing(["k0", "k1", "k2", "k3"]) == ["k3"]
+    assert reopened.get(["k2", "k0"]).tolist() == [[2.0] * 4, [0.0] * 4]
+    assert len(list((tmp_path / "c").glob("part-*.npz"))) == 1 and not list((tmp_path / "c").glob(".*tmp"))

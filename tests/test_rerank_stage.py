@@ -152,3 +152,24 @@ def test_rerank_command_writes_the_run_and_the_interpolated_run(scifact_small, t
     assert all(ranked(run[q])[5:] == ranked(first[q])[5:] for q in run)
     assert (tmp_path / "out" / "reranked-interpolated.trec").is_file()
     assert not list((tmp_path / "out").glob("*.scores.jsonl*"))
+
+
+def test_rerank_command_line(scifact_small, tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from inparsx.rerank import plugins
+
+    cli = typer.Typer(pretty_exceptions_enable=False)
+
+    @cli.callback()
+    def main() -> None:
+        """inparsx (test app)."""
+
+    plugins.register_commands(app=cli)
+    first_stage_run(BeirFolderDataset(scifact_small), tmp_path / "bm25.trec")
+    args = ["rerank", "--run", str(tmp_path / "bm25.trec"), "--dataset", str(scifact_small), "--model", "m",
+            "--out", str(tmp_path / "r.trec"), "--use", "checksum", "--depth", "3", "--set", "fusion='rrf'"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r.trec").is_file() and (tmp_path / "r-rrf.trec").is_file()

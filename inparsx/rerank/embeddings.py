@@ -20,6 +20,8 @@ from typing import Any
 from inparsx.pipeline import cache_home
 
 _counter = itertools.count()
+MAX_SHARDS = 64
+"""More shards than this are merged into one when the cache is opened."""
 
 
 def text_key(text: str) -> str:
@@ -73,10 +75,23 @@ class EmbeddingCache:
 
         if self._table is None:
             self._table = {}
-            for shard in sorted(self.folder.glob("part-*.npz")) if self.folder else []:
-                with np.load(shard) as data:
-                    self._table.update(zip(data["keys"].tolist(), data["vectors"]))
+            shards = sorted(self.folder.glob("part-*.npz")) if self.folder else []
+            for shard in shards:
+                try:
+                    with np.load(shard) as data:
+                        self._table.update(zip(data["keys"].tolist(), data["vectors"]))
+                except FileNotFoundError:  # merged away by another process meanwhile: its vectors are elsewhere
+                    continue
+            if len(shards) > MAX_SHARDS:
+                self._compact(shards)
         return self._table
+
+    def _compact(self, shards: list[Path]) -> None:
+        """Merge every vector into one new shard, then remove the old shards (written first, so nothing is lost)."""
+        keys = list(self._table or {})
+        self._write(keys, [self._table[k] for k in keys])  # type: ignore[index]
+        for shard in shards:
+            shard.unlink(missing_ok=True)
 
     def __len__(self) -> int:
         return len(self._load())
@@ -105,9 +120,15 @@ class EmbeddingCache:
         self._load().update(zip(keys, vectors))
         if not len(keys) or self.folder is None:
             return
+        self._write(list(keys), vectors)
+
+    def _write(self, keys: list[str], vectors) -> None:
+        import numpy as np
+
+        assert self.folder is not None
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"part-{time.time_ns()}-{os.getpid()}-{next(_counter)}.npz"
         tmp = self.folder / f".{name}.tmp"
         with open(tmp, "wb") as handle:
-            np.savez(handle, keys=np.array(list(keys)), vectors=vectors)
+            np.savez(handle, keys=np.array(keys), vectors=np.asarray(vectors, dtype=np.float32))
         os.replace(tmp, self.folder / name)
