@@ -263,3 +263,23 @@ def test_embedding_cache_appends_shards_and_merges_them(tmp_path, monkeypatch):
     assert reopened.missing(["k0", "k1", "k2", "k3"]) == ["k3"]
     assert reopened.get(["k2", "k0"]).tolist() == [[2.0] * 4, [0.0] * 4]
     assert len(list((tmp_path / "c").glob("part-*.npz"))) == 1 and not list((tmp_path / "c").glob(".*tmp"))
+
+
+def test_dtype_device_and_model_name_resolution(bert_path):
+    import torch
+    from transformers import AutoConfig, AutoTokenizer
+
+    from inparsx.errors import InparsxError
+    from inparsx.rerank.hardware import model_max_length, resolve_dtype, resolve_model_name
+
+    cpu = torch.device("cpu")
+    assert resolve_dtype("fp32", cpu) is torch.float32 and resolve_dtype("bf16", cpu) is torch.bfloat16
+    assert resolve_dtype("auto", cpu) in (torch.float32, torch.bfloat16)
+    with pytest.raises(InparsxError, match="fp16"):
+        resolve_dtype("fp16", cpu)
+    assert os.path.isdir(resolve_model_name("sentence-transformers/all-MiniLM-L6-v2"))
+    assert resolve_model_name("org/not-packaged") == "org/not-packaged"
+    tokenizer, config = AutoTokenizer.from_pretrained(bert_path), AutoConfig.from_pretrained(bert_path)
+    assert model_max_length(tokenizer, config, None) == 512 and model_max_length(tokenizer, config, 64) == 64
+    config.max_position_embeddings = 128
+    assert model_max_length(tokenizer, config, None) == 128

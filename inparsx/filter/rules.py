@@ -121,9 +121,12 @@ def copied_fraction(query: str, document: str) -> float:
 
 
 class CopiedFilter(Filter):
-    """Drops queries copied from their source document (InPars' ``--skip_questions_copied_from_context``,
-    which drops a query that is a case-insensitive substring of the document; here compared as normalised
-    words, see :class:`CopiedOptions`). Score: the copied fraction."""
+    """Drops queries copied from their source document.
+
+    InPars' ``--skip_questions_copied_from_context`` drops a query that is a case-insensitive substring of
+    the document; here query and document are compared as normalised words (see :class:`CopiedOptions`),
+    so punctuation and spacing do not hide a copy. Score: the copied fraction.
+    """
 
     name: ClassVar[str] = "copied"
     Options: ClassVar[type[CopiedOptions]] = CopiedOptions
