@@ -47,4 +47,4 @@ def generate(dataset: Annotated[str, typer.Option("--dataset", "-d", help="beir:
     write_json(meta, {"fingerprint": ctx.fingerprint, "options": recipe.filled()})
     summary = generate_queries(ctx, ctx.component, out)
     meta.unlink(missing_ok=True)
-    stdout.print(f"{out}\t{summary.queries} queries\t{summary.docs} documents")
+    stdout.print(f"{out}: {summary.queries} queries for {summary.docs} documents")

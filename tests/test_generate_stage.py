@@ -1,0 +1,190 @@
+"""The generate stage as users run it: resumption after SIGKILL of a real ``inparsx run``, data parallel under
+torchrun (what ``accelerate launch`` sets up), few-shot ids dropped by the evaluate stage, ``inparsx generate``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from inparsx.datasets.beir import BeirFolderDataset
+from inparsx.generate.stage import Shards, generate_queries
+from inparsx.pipeline import EXCLUDED_QIDS, StageContext, run_recipe
+from inparsx.plugins import get_registry
+from inparsx.recipe import validate_recipe
+from inparsx.testing import tiny_llama, train_tokenizer
+
+
+@pytest.fixture(scope="module")
+def scifact(scifact_dir: Path) -> BeirFolderDataset:
+    return BeirFolderDataset(scifact_dir, name="beir:scifact")
+
+
+@pytest.fixture(scope="module")
+def llama(scifact, tmp_path_factory) -> str:
+    texts = [doc.full_text for _, doc in zip(range(200), scifact.docs_iter())]
+    return str(tiny_llama(tmp_path_factory.mktemp("llama") / "m", train_tokenizer(texts, vocab_size=800)))
+
+
+def recipe_data(dataset: str, generate: dict, **stages) -> dict:
+    return {"recipe": {"name": "t", "seed": 1}, "dataset": {"name": dataset}, "generate": generate, **stages}
+
+
+def in_process(run_dir: Path, dataset, **options) -> list[dict]:
+    recipe = validate_recipe(recipe_data("beir:scifact", {"use": "hf", **options}), "test", "", get_registry())
+    name, opts = recipe.stages["generate"].components[0]
+    ctx = StageContext(recipe, "generate", run_dir, [get_registry().get("generators", name)(opts)], _dataset=dataset)
+    generate_queries(ctx, ctx.component, ctx.dir / "queries.jsonl")
+    return read(ctx.dir / "queries.jsonl")
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "INPARSX_NO_PROGRESS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def test_a_killed_run_resumes_without_duplicates_or_gaps(llama, scifact, tmp_path):
+    recipe = tmp_path / "resume.toml"
+    recipe.write_text(textwrap.dedent(f"""\
+        [recipe]
+        name = "resume"
+        seed = 1
+        [dataset]
+        name = "beir:scifact"
+        [generate]
+        use = "hf"
+        model = "{llama}"
+        num_docs = 16
+        batch_size = 1
+        max_new_tokens = 12
+        """))
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "inparsx.cli.main", "run", str(recipe), "--run-dir", str(run_dir)]
+    partial = run_dir / "generate" / "queries.jsonl.partial"
+    process = subprocess.Popen(command, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if partial.exists() and partial.read_bytes().count(b"\n") >= 3:
+            break
+        time.sleep(0.05)
+    process.kill()  # SIGKILL: no cleanup, no finally blocks
+    process.wait()
+    assert not (run_dir / "generate" / "queries.jsonl").exists(), "the run finished before it was killed"
+    survived = partial.read_bytes().count(b"\n")
+    assert 3 <= survived < 16
+    rerun = subprocess.run(command, env=env(), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "resuming" in rerun.stderr and not partial.exists()
+    resumed = read(run_dir / "generate" / "queries.jsonl")
+    reference = in_process(tmp_path / "reference", scifact, model=llama, num_docs=16, batch_size=8, max_new_tokens=12)
+    assert len({r["doc_id"] for r in resumed}) == len(resumed) == 16
+    assert [r["doc_id"] for r in resumed] == [r["doc_id"] for r in reference]
+    assert [r["query"] for r in resumed] == [r["query"] for r in reference]
+
+
+def test_data_parallel_shards_merge_into_the_single_process_output(llama, scifact, tmp_path):
+    script = tmp_path / "shard.py"
+    script.write_text(textwrap.dedent(f"""\
+        import sys
+        from pathlib import Path
+        from inparsx.generate.stage import generate_queries
+        from inparsx.pipeline import StageContext
+        from inparsx.plugins import get_registry
+        from inparsx.recipe import validate_recipe
+        data = {{"recipe": {{"name": "dp", "seed": 1}}, "dataset": {{"name": "beir:scifact"}},
+                 "generate": {{"use": "hf", "model": {llama!r}, "num_docs": 10, "batch_size": 2, "max_new_tokens": 4}}}}
+        recipe = validate_recipe(data, "dp", "", get_registry())
+        name, options = recipe.stages["generate"].components[0]
+        ctx = StageContext(recipe, "generate", Path(sys.argv[1]), [get_registry().get("generators", name)(options)])
+        generate_queries(ctx, ctx.component, ctx.dir / "queries.jsonl")
+        """))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(script), str(tmp_path / "dp")]
+    result = subprocess.run(command, env={**env(), "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    merged = read(tmp_path / "dp" / "generate" / "queries.jsonl")
+    single = in_process(tmp_path / "single", scifact, model=llama, num_docs=10, batch_size=2, max_new_tokens=4)
+    assert [r["doc_id"] for r in merged] == [r["doc_id"] for r in single]
+    assert [r["query"] for r in merged] == [r["query"] for r in single]
+    assert not list((tmp_path / "dp" / "generate").glob("*.partial"))
+
+
+def test_shard_files_of_a_crashed_parallel_run_are_merged_on_resume(tmp_path, monkeypatch):
+    from inparsx.io import ResumableJsonl
+
+    out = tmp_path / "queries.jsonl"
+    ResumableJsonl(Shards.part_path(out, 1)).append([{"doc_id": "b", "query": "q"}])
+    ResumableJsonl(out).append([{"doc_id": "a", "query": "p"}])
+    from inparsx.generate.stage import _merge_shards
+
+    main = ResumableJsonl(out)
+    _merge_shards(main, Shards())
+    assert [r["doc_id"] for r in main.existing()] == ["a", "b"]
+    assert not Shards.part_path(out, 1).with_name(Shards.part_path(out, 1).name + ".partial").exists()
+
+
+def test_fewshot_ids_from_the_evaluated_split_are_dropped_by_evaluation(llama, scifact_small, tmp_path):
+    folder = tmp_path / "scifact-test-only"
+    shutil.copytree(scifact_small, folder)
+    (folder / "qrels" / "train.tsv").unlink()  # no train split: examples must come from test
+    dataset = BeirFolderDataset(folder)
+    qrels = dataset.qrels("test")
+    run_dir = tmp_path / "run"
+    (run_dir / "retrieve").mkdir(parents=True)
+    (run_dir / "retrieve" / "run.trec").write_text(
+        "".join(f"{qid} Q0 {doc} 1 1.0 t\n" for qid, docs in qrels.items() for doc in docs))
+    generate = {"use": "hf", "model": llama, "prompt": "promptagator", "template": "promptagator-scifact",
+                "num_docs": 5, "max_new_tokens": 3, "batch_size": 5}
+    recipe = validate_recipe(recipe_data(str(folder), generate, evaluate={"metrics": ["ndcg@10"]}), "t", "",
+                             get_registry())
+    run_recipe(recipe, run_dir)
+    records = read(run_dir / "generate" / "queries.jsonl")
+    used = {qid for r in records for qid in r["fewshot_examples"]}
+    listed = (run_dir / "generate" / EXCLUDED_QIDS).read_text().split()
+    assert len(used) == 3 and sorted(used) == listed and used <= set(qrels)
+    assert StageContext(recipe, "evaluate", run_dir, []).excluded_qids() == used
+    per_query = json.loads((run_dir / "evaluate" / "per_query.json").read_text())
+    evaluated = set(per_query["retrieve"]["ndcg@10"])
+    assert evaluated == set(qrels) - used
+
+
+def test_no_exclusion_file_when_examples_come_from_train(llama, scifact, tmp_path):
+    records = in_process(tmp_path, scifact, model=llama, prompt="promptagator", num_docs=2, max_new_tokens=2)
+    assert all(len(r["fewshot_examples"]) == 3 for r in records)
+    assert not (tmp_path / "generate" / EXCLUDED_QIDS).exists()
+    assert json.loads((tmp_path / "generate" / "queries.stats.json").read_text())["fewshot_split"] == "train"
+
+
+def test_generate_command(tmp_path):
+    out = tmp_path / "ict.jsonl"
+    command = [sys.executable, "-m", "inparsx.cli.main", "generate", "--dataset", "beir:scifact", "--use", "ict",
+               "--set", "num_docs=40", "--set", "min_words=6", "--out", str(out)]
+    result = subprocess.run(command, env=env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    records = read(out)
+    assert 35 <= len(records) <= 40
+    assert result.stdout.strip() == f"{out}: {len(records)} queries for {len(records)} documents"
+    assert all(len(r["query"].split()) >= 6 for r in records)
+    again = subprocess.run(command, env=env(), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "--force" in again.stderr
+    bad = subprocess.run(command[:-2] + ["--set", "min_word=3", "--out", str(tmp_path / "x.jsonl")], env=env(),
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "generate.min_word" in bad.stderr and "unknown key" in bad.stderr
+
+
+def test_generate_modules_do_not_import_heavy_libraries():
+    code = ("import sys, inparsx.generate.plugins, inparsx.generate.hf, inparsx.generate.ict, inparsx.generate.stage, "
+            "inparsx.generate.cli; heavy = [m for m in ('torch', 'transformers', 'accelerate') if m in sys.modules]; "
+            "print(heavy); sys.exit(bool(heavy))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
