@@ -249,3 +249,15 @@ def test_monot5_trains_and_the_reranker_loads_it(t5, triples_file, tmp_path):
     reranker.load(str(out))
     scores = reranker.score(["caffeine", "caffeine"], ["Caffeine in pregnancy.", "White matter in the brain."])
     assert len(scores) == 2 and all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_train_layers_freezes_embeddings_and_lower_layers(triples_file, bert, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    out = _build("bi-encoder", base_model=str(bert), train_layers=1, **FAST).train(triples_file, tmp_path / "m")
+    before = dict(SentenceTransformer(str(bert)).named_parameters())
+    after = dict(SentenceTransformer(str(out)).named_parameters())
+    changed = {name for name, p in after.items() if not (p == before[name]).all()}
+    assert changed and all(".encoder.layer.1." in name for name in changed)
+    info = read_training_info(out)["metrics"]
+    assert 0 < info["trainable_parameters"] < info["parameters"]

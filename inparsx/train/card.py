@@ -88,6 +88,7 @@ def render_card(info: dict[str, Any], citation: str = "", usage: str = "") -> st
         f"- base model: `{info['base_model']}` (loaded from `{info['base_model_resolved']}`)",
         f"- seed: {info['seed']}; optimiser steps: {metrics.get('global_step')}; "
         f"train loss: {_fmt(metrics.get('train_loss'))}; runtime: {_fmt(metrics.get('train_runtime'))} s",
+        f"- parameters trained: {metrics.get('trainable_parameters'):,} of {metrics.get('parameters'):,}",
         f"- resumed from: {metrics.get('resumed_from') or 'no checkpoint (fresh run)'}",
         "",
         "| option | value |",

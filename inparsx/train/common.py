@@ -45,7 +45,11 @@ class TrainerOptions(Options):
     GPU that supports it, else fp16 on a GPU, else fp32 (bf16 on a CPU must be asked for). ``save_steps``: a
     resumable checkpoint every so many steps (0: none); a crashed run resumes from the last complete one.
     ``seed``: ``None`` takes the recipe's seed. ``max_triples``: use only the first triples of the file.
-    ``num_negatives``: hard negatives used per query (from each triple's ``neg_texts``).
+    ``num_negatives``: hard negatives used per query (from each triple's ``neg_texts``). ``train_layers``:
+    train only the top ``train_layers`` transformer layers (plus heads and final norms); the embeddings and
+    the lower layers stay frozen (``None``: train everything). On a CPU, training the top 2 of MiniLM's 6
+    layers made a step about 3x faster (``bench/train_speed.py``), and it keeps the model close to its
+    starting point.
     """
 
     base_model: str = model_field()
@@ -62,6 +66,7 @@ class TrainerOptions(Options):
     max_triples: int | None = Field(None, ge=1)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     gradient_checkpointing: bool = False
+    train_layers: int | None = Field(None, ge=0)
     save_steps: int = Field(500, ge=0)
     keep_checkpoints: bool = False
     logging_steps: int = Field(10, ge=1)
@@ -123,6 +128,36 @@ def training_arguments(options: TrainerOptions, checkpoints: Path, seed: int) ->
                 save_strategy="steps" if options.save_steps else "no", save_steps=options.save_steps or 500,
                 save_total_limit=2, logging_steps=options.logging_steps, report_to="none", disable_tqdm=True,
                 dataloader_num_workers=0, **precision_flags(options.precision))
+
+
+LAYER_STACKS = ("layer", "layers", "block", "h")
+"""Names of the ``nn.ModuleList`` that hold a transformer's layers (BERT ``encoder.layer``, T5 ``block``,
+GPT-2 ``h``, Llama ``layers``)."""
+
+
+def freeze_lower_layers(model, train_layers: int | None) -> tuple[int, int]:
+    """Freeze the embeddings and all but the top ``train_layers`` layers of every layer stack of ``model``.
+
+    Returns ``(trainable, total)`` parameter counts. ``None`` leaves the model untouched.
+
+    Raises:
+        InparsxError: ``train_layers`` is set but ``model`` has no recognisable layer stack.
+    """
+    import torch
+
+    params = dict(model.named_parameters())
+    total = sum(p.numel() for p in params.values())
+    if train_layers is None:
+        return total, total
+    stacks = [(name, module) for name, module in model.named_modules()
+              if isinstance(module, torch.nn.ModuleList) and name.rsplit(".", 1)[-1] in LAYER_STACKS]
+    if not stacks:
+        raise InparsxError("train.train_layers: the model has no layer stack (encoder.layer, block, layers) to freeze")
+    frozen = {f"{name}.{i}." for name, stack in stacks for i in range(max(len(stack) - train_layers, 0))}
+    for name, param in params.items():
+        if "embed" in name or any(name.startswith(prefix) for prefix in frozen):
+            param.requires_grad_(False)
+    return sum(p.numel() for p in params.values() if p.requires_grad), total
 
 
 def last_checkpoint(checkpoints: Path) -> str | None:
@@ -215,7 +250,9 @@ class HFTrainer(Trainer):
         base_model = resolve_base_model(opts.base_model, ctx)
         seed_everything(seed)
         trainer = self.build(data, triples, base_model, output_dir / CHECKPOINTS, seed)
-        metrics = fit(trainer, output_dir / CHECKPOINTS)
+        trainable, total = freeze_lower_layers(trainer.model, opts.train_layers)
+        metrics = {**fit(trainer, output_dir / CHECKPOINTS), "trainable_parameters": trainable,
+                   "parameters": total}
         if trainer.is_world_process_zero():
             self.save(trainer, output_dir)
             write_model_card(output_dir, self, data, triples, base_model, seed, metrics, ctx)
