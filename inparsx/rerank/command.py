@@ -51,7 +51,7 @@ def rerank(run: Annotated[Path, typer.Option("--run", help="The TREC run to rera
     docs = document_texts(data, sorted(needed), run)
     reranker.use_corpus(data.fingerprint())
     store = ResumableJsonl(out.with_name(out.name + ".scores.jsonl"))
-    scores, summary = rerank_with_model(reranker, model, first_stage, queries, docs, store, "")
+    scores, summary = rerank_with_model(reranker, model, first_stage, queries, docs, store, "rerank")
     for name, fused in fused_runs("run", first_stage, scores, reranker.options).items():
         path = out if name == "run" else out.with_name(f"{out.stem}{name[3:]}{out.suffix}")
         write_trec_run(path, fused, tag=f"inparsx-{reranker.name}")

@@ -36,18 +36,21 @@ def fused_runs(name: str, first_stage: Run, reranked: Run, options: Any) -> dict
 
 def rerank_with_model(reranker: Reranker, model: str, first_stage: Run, queries: dict[str, str],
                       docs: dict[str, str], store: ResumableJsonl, label: str) -> tuple[Run, dict[str, Any]]:
-    """Load ``model`` into ``reranker``, rerank (resumably, into ``store``), unload; returns scores and a summary."""
+    """Load ``model`` into ``reranker``, rerank (resumably, into ``store``), unload; returns scores and a summary.
+
+    ``label`` names the job on the progress bar (which counts pairs/s) and in the closing message.
+    """
     opts = reranker.options
     reranker.load(model)
     meta = {"model": model, "reranker": reranker.name, "depth": opts.depth, "max_length": opts.max_length,
             "dtype": opts.dtype}
     try:
         scores, stats = rerank_run(reranker, first_stage, queries, docs, opts.depth, store, meta,
-                                   description=f"rerank {label}")
+                                   description=label)
     finally:
         device, dtype = str(getattr(reranker, "device", "")), str(getattr(reranker, "dtype", ""))
         reranker.unload()
-    console.print(f"rerank {label}: {stats.queries} queries, {stats.pairs} pairs in {stats.seconds:.1f} s "
+    console.print(f"{label}: {stats.queries} queries, {stats.pairs} pairs in {stats.seconds:.1f} s "
                   f"({stats.pairs_per_second:.1f} pairs/s)" + (f", {stats.resumed} queries resumed" if stats.resumed else ""))
     summary = {"model": model, "queries": stats.queries, "pairs": stats.pairs, "resumed_queries": stats.resumed,
                "seconds": round(stats.seconds, 3), "pairs_per_second": round(stats.pairs_per_second, 2),
@@ -85,7 +88,8 @@ def run_stage(ctx: "StageContext") -> None:
         jobs.append(("zeroshot", ctx.resolve_model(opts.zero_shot_model), "scores-zeroshot.jsonl"))
     summary: dict[str, Any] = {"reranker": reranker.name, "depth": opts.depth, "first_stage": str(run_path)}
     for name, model, filename in jobs:
+        label = "rerank" if name == "rerank" else "rerank zero-shot"
         scores, summary[name] = rerank_with_model(reranker, model, first_stage, queries, docs,
-                                                  ResumableJsonl(ctx.dir / filename), name)
+                                                  ResumableJsonl(ctx.dir / filename), label)
         write_runs(ctx.dir, fused_runs(name, first_stage, scores, opts), "rerank", f"inparsx-{reranker.name}")
     write_json(ctx.dir / "summary.json", summary)
