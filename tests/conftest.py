@@ -24,6 +24,13 @@ def _data_home() -> Path:
     return Path(home)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Point the prompt templates at the data home's local copy unless the environment already chose one."""
+    home = os.environ.get("INPARSX_DATA_HOME")
+    if home and not os.environ.get("INPARSX_PROMPTS_FILE"):
+        os.environ["INPARSX_PROMPTS_FILE"] = str(Path(home) / "prompts" / "inpars_templates.yaml")
+
+
 @pytest.fixture(scope="session")
 def data_home() -> Path:
     """The folder holding ``beir/scifact`` and ``prompts/``."""
