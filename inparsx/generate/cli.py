@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -20,7 +21,7 @@ def generate(dataset: Annotated[str, typer.Option("--dataset", "-d", help="beir:
              force: Annotated[bool, typer.Option("--force", help="Overwrite OUT, or drop an interrupted run with other options.")] = False) -> None:
     """Generate synthetic queries for a sample of a collection's documents (resumes if interrupted)."""
     from inparsx.generate.stage import generate_queries
-    from inparsx.pipeline import StageContext, read_marker, stage_fingerprint
+    from inparsx.pipeline import StageContext, stage_fingerprint
     from inparsx.io import write_json
     from inparsx.plugins import get_registry
     from inparsx.progress import out as stdout
@@ -36,15 +37,26 @@ def generate(dataset: Annotated[str, typer.Option("--dataset", "-d", help="beir:
     ctx = StageContext(recipe, "generate", run_dir, [registry.get(STAGES["generate"], name)(options)])
     ctx.fingerprint = stage_fingerprint(recipe, "generate", "", ctx.dataset.fingerprint())
     meta = out.with_name(out.name + ".inparsx.json")
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under accelerate launch / torchrun
+    if main_process:
+        _check_output(out, meta, ctx.fingerprint, force)
+        write_json(meta, {"fingerprint": ctx.fingerprint, "options": recipe.filled()})
+    summary = generate_queries(ctx, ctx.component, out)
+    if main_process:
+        meta.unlink(missing_ok=True)
+        stdout.print(f"{out}: {summary.queries} queries for {summary.docs} documents")
+
+
+def _check_output(out: Path, meta: Path, fingerprint: str, force: bool) -> None:
+    """Refuse to overwrite a finished file, or to resume a partial one written with other options (unless
+    ``force``, which deletes the partial file)."""
+    from inparsx.pipeline import read_marker
+
     partial = out.with_name(out.name + ".partial")
-    if partial.exists() and read_marker(meta).get("fingerprint") != ctx.fingerprint:
+    if partial.exists() and read_marker(meta).get("fingerprint") != fingerprint:
         if not force:
             raise InparsxError(f"{partial} holds an interrupted run with other options or data; "
                                "pass --force to start over")
         partial.unlink()
     if out.exists() and not partial.exists() and not force:
         raise InparsxError(f"{out} exists; pass --force to overwrite it")
-    write_json(meta, {"fingerprint": ctx.fingerprint, "options": recipe.filled()})
-    summary = generate_queries(ctx, ctx.component, out)
-    meta.unlink(missing_ok=True)
-    stdout.print(f"{out}: {summary.queries} queries for {summary.docs} documents")

@@ -74,6 +74,8 @@ class HFOptions(GeneratorOptions):
         if not self.do_sample and (self.temperature != 1.0 or self.top_p != 1.0 or self.top_k or self.num_queries_per_doc > 1):
             raise ValueError("temperature, top_p, top_k and num_queries_per_doc > 1 need do_sample = true "
                              "(greedy decoding would ignore them or repeat the same query)")
+        if self.template_mode == "dynamic" and self.prompt != "custom":
+            raise ValueError('template_mode applies to prompt = "custom" (promptagator is always dynamic)')
         if self.prompt == "custom" and not self.template:
             raise ValueError('prompt = "custom" needs template = "<path of a file with {document} and {query}>"')
         return self
@@ -108,7 +110,7 @@ class HFGenerator(Generator):
         model, tokenizer = self.load(ctx)
         builder = self.prompt_builder(ctx, tokenizer, model)
         engine = self._engine(model, tokenizer, builder)
-        size = self.options.batch_size
+        size, counted = self.options.batch_size, self.generated_tokens
         for start in range(0, len(docs), size * SORT_WINDOW):
             window = docs[start:start + size * SORT_WINDOW]
             prompts = [builder.build(doc) for doc in window]
@@ -116,7 +118,7 @@ class HFGenerator(Generator):
             for at in range(0, len(order), size):
                 batch = order[at:at + size]
                 outputs = engine([prompts[i].input_ids for i in batch], seed=_batch_seed(ctx.seed, window[batch[0]]))
-                self.generated_tokens = engine.generated_tokens
+                self.generated_tokens = counted + engine.generated_tokens
                 yield [self._record(window[i], prompts[i], k, g) for i, gens in zip(batch, outputs)
                        for k, g in enumerate(gens)]
 
@@ -225,7 +227,12 @@ def _placement(options: HFOptions) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"dtype": dtypes[options.dtype]}
     if options.attn_implementation:
         kwargs["attn_implementation"] = options.attn_implementation
-    if options.device_map:
+    if options.device_map and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from inparsx.progress import console
+
+        console.print(f"[yellow]data parallel: device_map = {options.device_map!r} ignored, each process loads "
+                      "the whole model on its own device[/yellow]")
+    elif options.device_map:
         kwargs["device_map"] = options.device_map
     if options.quantization != "none":
         from transformers import BitsAndBytesConfig

@@ -87,20 +87,29 @@ def generate_queries(ctx: "StageContext", generator: "Generator", out: Path) -> 
 
 
 def _run(generator: "Generator", docs: list[Document], ctx: "StageContext", writer: ResumableJsonl, show: bool) -> int:
-    """Generate and append batch by batch, with a progress bar of docs/s, queries/s, tokens/s and ETA."""
-    written, began = 0, time.perf_counter()
+    """Generate and append batch by batch, with a progress bar of docs/s and ETA, plus queries/s and generated
+    tokens/s measured from the end of the first batch (so that model loading does not count)."""
+    written, first = 0, None
     bar = progress_task(f"generate ({generator.name})", total=len(docs), unit="docs") if show else _silent()
     with bar as (progress, task):
         for batch in generator.generate(docs, ctx):
             writer.append(record.to_dict() for record in batch)
             written += len(batch)
-            elapsed = max(time.perf_counter() - began, 1e-9)
-            extra = f"{written / elapsed:,.1f} queries/s"
-            if generator.generated_tokens:
-                extra += f" · {generator.generated_tokens / elapsed:,.0f} tokens/s"
-            progress.update(task, advance=len({r.doc_id for r in batch}), extra=extra)
+            progress.update(task, advance=len({r.doc_id for r in batch}), extra=_rates(first, written, generator))
+            first = first or (time.perf_counter(), written, generator.generated_tokens)
         progress.update(task, completed=len(docs))
     return written
+
+
+def _rates(first: tuple[float, int, int] | None, written: int, generator: "Generator") -> str:
+    """``12.3 queries/s · 456 tokens/s`` since ``first`` = (time, queries, tokens) at the end of the first batch."""
+    if first is None:
+        return ""
+    elapsed = max(time.perf_counter() - first[0], 1e-9)
+    text = f"{(written - first[1]) / elapsed:,.1f} queries/s"
+    if generator.generated_tokens:
+        text += f" · {(generator.generated_tokens - first[2]) / elapsed:,.0f} tokens/s"
+    return text
 
 
 @contextlib.contextmanager
