@@ -1,0 +1,65 @@
+"""Every shipped recipe validates (``inparsx validate``) and its settings say what the papers say."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from inparsx.recipe import load_recipe
+
+RECIPES = sorted((Path(__file__).resolve().parent.parent / "recipes").glob("*.toml"))
+PAPERS = ["scifact-inpars-v1", "scifact-inpars-v2", "scifact-promptagator"]
+
+
+@pytest.fixture(autouse=True)
+def _data_home(data_home: Path, monkeypatch) -> None:
+    monkeypatch.setenv("INPARSX_DATA_HOME", str(data_home))
+
+
+def test_the_recipes_are_shipped():
+    names = {p.stem for p in RECIPES}
+    assert {"scifact-bm25", "scifact-quickstart", *PAPERS} <= names
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
+def test_validates_with_the_cli(path: Path):
+    from inparsx.cli.main import _add_plugin_commands, app
+
+    _add_plugin_commands()
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.output
+    assert load_recipe(path).name == path.stem
+
+
+@pytest.mark.parametrize("name", PAPERS)
+def test_paper_recipes_use_the_published_reranker_settings(name: str):
+    recipe = load_recipe(Path(RECIPES[0].parent, f"{name}.toml"))
+    train = dict(recipe.stages["train"].components)["monot5"]
+    assert train.batch_size * train.gradient_accumulation_steps == 128  # InPars: batch 128
+    assert (train.learning_rate, train.lr_scheduler, train.max_length) == (3e-4, "constant", 512)
+    generate = dict(recipe.stages["generate"].components)["hf"]
+    assert generate.model == "EleutherAI/gpt-j-6b"
+    if name != "scifact-promptagator":
+        assert train.max_steps == 156 and train.base_model == "castorini/monot5-3b-msmarco-10k"
+        assert not generate.do_sample and recipe.stages["rerank"].components[0][1].depth == 1000
+    else:
+        assert (generate.do_sample, generate.temperature, generate.num_queries_per_doc) == (True, 0.7, 8)
+        consistency = dict(recipe.stages["filter"].components)["consistency"]
+        assert (consistency.by, consistency.k) == ("self", 1)
+
+
+def test_inpars_v2_filters_with_monot5_3b_top_10k():
+    recipe = load_recipe(Path(RECIPES[0].parent, "scifact-inpars-v2.toml"))
+    reranker = dict(recipe.stages["filter"].components)["reranker"]
+    assert (reranker.reranker, reranker.model, reranker.keep_top_k) == ("monot5", "castorini/monot5-3b-msmarco-10k", 10000)
+    assert dict(recipe.stages["generate"].components)["hf"].prompt == "inpars-gbq"
+
+
+def test_quickstart_is_cpu_sized():
+    recipe = load_recipe(Path(RECIPES[0].parent, "scifact-quickstart.toml"))
+    assert recipe.stages["generate"].use == ["ict"] and recipe.stages["train"].use == ["bi-encoder"]
+    rerank = recipe.stages["rerank"].components[0][1]
+    assert rerank.zero_shot_model and rerank.interpolate is not None and rerank.depth <= 50
