@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -82,6 +83,9 @@ def interleaved(reference, ours, queries: list[str], docs: list[str], chunks: in
                 result, took = timed(ours.score, q, d)
             scores[side].extend(np.asarray(result, dtype=np.float64).tolist())
             seconds[side] += took
+        done = len(scores["ce"])
+        print(f"  {done}/{len(queries)} pairs: CrossEncoder {done / seconds['ce']:.2f} pairs/s, "
+              f"ours {done / seconds['ours']:.2f} pairs/s", file=sys.stderr, flush=True)
     return {k: np.array(v) for k, v in scores.items()}, seconds
 
 
