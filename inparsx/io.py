@@ -131,12 +131,14 @@ class ResumableJsonl:
 def write_trec_run(path: str | Path, run: Run, tag: str = "inparsx", depth: int | None = None) -> None:
     """Write a run in TREC format (``qid Q0 docid rank score tag``), ranked by score, atomically.
 
-    Ties are broken by docid so the file is deterministic. ``depth`` keeps only the top ``depth`` per query.
+    Scores are written at full precision (the shortest text that reads back as the same float), so scores that
+    differ only far behind the decimal point, such as monoT5 P(true) values near 1, keep their order. Ties are
+    broken by docid so the file is deterministic. ``depth`` keeps only the top ``depth`` per query.
     """
     with atomic_write(path) as handle:
         for qid in sorted(run, key=_natural_key):
             ranked = sorted(run[qid].items(), key=lambda item: (-item[1], item[0]))[:depth]
-            handle.writelines(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n"
+            handle.writelines(f"{qid} Q0 {docid} {rank} {float(score)!r} {tag}\n"
                               for rank, (docid, score) in enumerate(ranked, 1))
 
 

@@ -13,8 +13,14 @@ def test_trec_run_roundtrip_ranked_and_deterministic(tmp_path):
     run = {"10": {"b": 1.0, "a": 1.0, "c": 3.5}, "2": {"x": -1.0}}
     write_trec_run(tmp_path / "run.trec", run, tag="t")
     lines = (tmp_path / "run.trec").read_text().splitlines()
-    assert lines == ["2 Q0 x 1 -1.000000 t", "10 Q0 c 1 3.500000 t", "10 Q0 a 2 1.000000 t", "10 Q0 b 3 1.000000 t"]
+    assert lines == ["2 Q0 x 1 -1.0 t", "10 Q0 c 1 3.5 t", "10 Q0 a 2 1.0 t", "10 Q0 b 3 1.0 t"]
     assert read_trec_run(tmp_path / "run.trec") == run
+
+
+def test_trec_run_keeps_full_precision(tmp_path):
+    run = {"1": {"a": 0.9999999995, "b": 0.9999999991}}
+    write_trec_run(tmp_path / "r", run)
+    assert read_trec_run(tmp_path / "r") == run
 
 
 def test_trec_run_depth(tmp_path):
