@@ -3,10 +3,11 @@ toolkit's default, batch size 1) on the same random Llama and the same real SciF
 
 Both sides get the same prompts (InPars 3-shot, documents cut at 256 tokens), greedy decoding, at most 64 new
 tokens, stopping at a newline: the baseline as the InPars toolkit does it (the newline's token id as
-``eos_token_id``, ``output_scores`` and a log-softmax afterwards), ``hf`` on decoded text. The documents are
-processed in chunks, alternating the two sides, so that load from other processes hits both alike.
+``eos_token_id``, ``output_scores`` and a log-softmax afterwards), ``hf`` on decoded text. Every side first
+warms up on two other documents; then the sides take turns on chunks of documents, in a rotating order, so
+that load from other processes and drift hit them alike.
 
-    python bench/generate.py [--docs 200] [--chunk 48] [--batch-size 16]
+    python bench/generate.py [--docs 200] [--chunk 16] [--batch-size 16]
 
 The ``hf`` side runs in fp32 and, where the CPU has bf16 kernels (AVX512-BF16 or AMX), also in bf16. Prints
 docs/s of each side, how many of its queries equal the baseline's, and as its last line
@@ -52,6 +53,25 @@ def baseline(model, tokenizer, prompts: list[str], newline_id: int, max_new_toke
     return queries
 
 
+def _hf_runner(generator, ctx):
+    """Documents -> ({doc_id: query}, seconds) through the ``hf`` generator (prompt building timed too)."""
+    def run(docs):
+        began = time.perf_counter()
+        queries = {r.doc_id: r.query for batch in generator.generate(docs, ctx) for r in batch}
+        return queries, time.perf_counter() - began
+    return run
+
+
+def _baseline_runner(model, tokenizer, builder, newline_id: int, max_new_tokens: int):
+    """Documents -> ({doc_id: query}, seconds) through the per-document loop (prompts built untimed)."""
+    def run(docs):
+        prompts = [builder.build(d).text for d in docs]
+        began = time.perf_counter()
+        answers = baseline(model, tokenizer, prompts, newline_id, max_new_tokens)
+        return dict(zip([d.doc_id for d in docs], answers)), time.perf_counter() - began
+    return run
+
+
 def hf_side(dtype: str, model_path: str, args, dataset, tmp: str):
     """The ``hf`` generator of one dtype, loaded (loading is not timed), and its stage context."""
     from inparsx.generate.hf import HFGenerator
@@ -72,7 +92,7 @@ def hf_side(dtype: str, model_path: str, args, dataset, tmp: str):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=200)
-    parser.add_argument("--chunk", type=int, default=48, help="documents per alternation")
+    parser.add_argument("--chunk", type=int, default=16, help="documents per turn; the sides take turns in a rotating order")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--layers", type=int, default=8)
@@ -105,20 +125,21 @@ def main() -> None:
               f"{sum(p.numel() for p in plain.parameters()) / 1e6:.1f}M parameters; {len(docs)} SciFact documents; "
               f"mean prompt {sum(len(builder.build(d).input_ids) for d in docs) / len(docs):.0f} tokens; "
               f"torch threads {torch.get_num_threads()}; bf16 kernels: {bf16}", flush=True)
-        times = {name: 0.0 for name in [*sides, "baseline"]}
-        queries: dict[str, dict[str, str]] = {name: {} for name in times}
-        for start in range(0, len(docs), args.chunk):
+        runners = {name: _hf_runner(gen, gen_ctx) for name, (gen, gen_ctx) in sides.items()}
+        runners["baseline"] = _baseline_runner(plain, tokenizer, builder, newline_id, args.max_new_tokens)
+        sampled = {d.doc_id for d in docs}
+        warmup = [d for d in sample_docs(dataset, args.docs + 2, seed=1) if d.doc_id not in sampled][:2]
+        for run in runners.values():
+            run(warmup)
+        times = {name: 0.0 for name in runners}
+        queries: dict[str, dict[str, str]] = {name: {} for name in runners}
+        names = list(runners)
+        for round_, start in enumerate(range(0, len(docs), args.chunk)):
             chunk = docs[start:start + args.chunk]
-            for name, (gen, gen_ctx) in sides.items():
-                began = time.perf_counter()
-                for batch in gen.generate(chunk, gen_ctx):
-                    queries[name].update({r.doc_id: r.query for r in batch})
-                times[name] += time.perf_counter() - began
-            prompts = [builder.build(d).text for d in chunk]  # built outside the timed loop
-            began = time.perf_counter()
-            answers = baseline(plain, tokenizer, prompts, newline_id, args.max_new_tokens)
-            times["baseline"] += time.perf_counter() - began
-            queries["baseline"].update(zip([d.doc_id for d in chunk], answers))
+            for name in names[round_ % len(names):] + names[:round_ % len(names)]:  # rotate the order
+                answers, seconds = runners[name](chunk)
+                queries[name].update(answers)
+                times[name] += seconds
             print(f"  {start + len(chunk)}/{len(docs)} docs: "
                   + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in times.items()), flush=True)
     rates = {name: len(docs) / seconds for name, seconds in times.items()}

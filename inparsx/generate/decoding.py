@@ -28,11 +28,13 @@ from transformers.cache_utils import DynamicLayer, StaticLayer
 @dataclass
 class Generation:
     """One generated query: its text (stripped, cut before the stop string), the ids of the tokens that make
-    it up and their natural-log probabilities (same length)."""
+    it up, their natural-log probabilities (same length), and why it ended: ``stop`` (a stop string),
+    ``eos`` (an end-of-sequence token) or ``length`` (``max_new_tokens`` reached: possibly cut short)."""
 
     text: str
     token_ids: list[int] = field(default_factory=list)
     log_probs: list[float] = field(default_factory=list)
+    finish: str = "length"
 
 
 def find_stop(text: str, stops: list[str]) -> int | None:
@@ -65,6 +67,7 @@ class StopWatcher(StoppingCriteria):
         self.tokens: list[list[int]] = [[] for _ in range(rows)]
         self.log_probs: list[list[float]] = [[] for _ in range(rows)]
         self.done = [False] * rows
+        self.finish = ["length"] * rows
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
         last = input_ids[:, -1]
@@ -74,7 +77,7 @@ class StopWatcher(StoppingCriteria):
             if self.done[row]:
                 continue
             if token in self.eos_ids:
-                self.done[row] = True
+                self.done[row], self.finish[row] = True, "eos"
                 continue
             self.tokens[row].append(token)
             self.log_probs[row].append(log_prob)
@@ -82,7 +85,8 @@ class StopWatcher(StoppingCriteria):
         if self.stops and pending:
             texts = self.tokenizer.batch_decode([self.tokens[r] for r in pending], skip_special_tokens=True)
             for row, text in zip(pending, texts):
-                self.done[row] = self.done[row] or find_stop(text, self.stops) is not None
+                if find_stop(text, self.stops) is not None:
+                    self.done[row], self.finish[row] = True, "stop"
         return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
 
     def result(self, row: int) -> Generation:
@@ -92,10 +96,10 @@ class StopWatcher(StoppingCriteria):
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
         at = find_stop(text, self.stops)
         if at is None:
-            return Generation(text.strip(), ids, log_probs)
+            return Generation(text.strip(), ids, log_probs, self.finish[row])
         before = self.tokenizer.decode(ids[:-1], skip_special_tokens=True)
         keep = len(ids) - 1 if len(before) >= at else len(ids)
-        return Generation(text[:at].strip(), ids[:keep], log_probs[:keep])
+        return Generation(text[:at].strip(), ids[:keep], log_probs[:keep], "stop")
 
 
 class BatchGenerator:

@@ -127,7 +127,8 @@ class HFGenerator(Generator):
         score = sum(log_probs) / len(log_probs) if log_probs else None
         return SyntheticQuery(query_id=f"{doc.doc_id}-{index}", doc_id=doc.doc_id, query=generation.text,
                               log_probs=log_probs, score=score, prompt_text=prompt.text,
-                              generator=f"hf:{self.options.model}", fewshot_examples=prompt.fewshot_ids)
+                              generator=f"hf:{self.options.model}", fewshot_examples=prompt.fewshot_ids,
+                              extra={"finish": generation.finish})
 
     def load(self, ctx: "StageContext") -> tuple[Any, Any]:
         """The model (eval mode, on its device) and its tokenizer (pad token set), loaded once."""
