@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -132,6 +133,7 @@ def main() -> None:
         for run in runners.values():
             run(warmup)
         times = {name: 0.0 for name in runners}
+        per_chunk: dict[str, list[float]] = {name: [] for name in runners}
         queries: dict[str, dict[str, str]] = {name: {} for name in runners}
         names = list(runners)
         for round_, start in enumerate(range(0, len(docs), args.chunk)):
@@ -140,13 +142,17 @@ def main() -> None:
                 answers, seconds = runners[name](chunk)
                 queries[name].update(answers)
                 times[name] += seconds
+                per_chunk[name].append(seconds)
             print(f"  {start + len(chunk)}/{len(docs)} docs: "
                   + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in times.items()), flush=True)
     rates = {name: len(docs) / seconds for name, seconds in times.items()}
     for name in sides:
         same = sum(queries[name][d.doc_id] == queries["baseline"][d.doc_id] for d in docs)
+        chunk_ratios = [b / h for b, h in zip(per_chunk["baseline"], per_chunk[name])]
         print(f"{name} (batch {args.batch_size}): {rates[name]:.3f} docs/s; "
-              f"{same}/{len(docs)} queries identical to the baseline's; ratio {rates[name] / rates['baseline']:.2f}")
+              f"{same}/{len(docs)} queries identical to the baseline's; ratio {rates[name] / rates['baseline']:.2f} "
+              f"(per chunk: median {statistics.median(chunk_ratios):.2f}, min {min(chunk_ratios):.2f}, "
+              f"max {max(chunk_ratios):.2f})")
     print(f"baseline (per-document generate loop, batch 1, fp32): {rates['baseline']:.3f} docs/s")
     best = max(sides, key=lambda name: rates[name])
     print(f"best: {best}")
