@@ -90,6 +90,8 @@ def _run(generator: "Generator", docs: list[Document], ctx: "StageContext", writ
     """Generate and append batch by batch, with a progress bar of docs/s and ETA, plus queries/s and generated
     tokens/s measured from the end of the first batch (so that model loading does not count)."""
     written, first = 0, None
+    if not docs:
+        return 0  # a finished run interrupted before its last step: no model to load
     bar = progress_task(f"generate ({generator.name})", total=len(docs), unit="docs") if show else _silent()
     with bar as (progress, task):
         for batch in generator.generate(docs, ctx):
@@ -125,6 +127,7 @@ def _silent() -> Iterator[tuple[Any, None]]:
 def _finish(main: ResumableJsonl, position: dict[str, int], generator: "Generator", ctx: "StageContext",
             summary: GenerationSummary) -> GenerationSummary:
     """Sort the records in sample order, write the final file, the excluded ids and the stats."""
+    rate = summary.docs / summary.seconds if summary.seconds else 0.0  # documents generated in this run
     records = sorted(main.existing(), key=lambda r: position[r["doc_id"]])
     write_jsonl(main.path, records)
     main.partial.unlink(missing_ok=True)
@@ -135,7 +138,6 @@ def _finish(main: ResumableJsonl, position: dict[str, int], generator: "Generato
         summary.excluded_qids = sorted({qid for r in records for qid in r.get("fewshot_examples") or []})
         with atomic_write(main.path.with_name(EXCLUDED_QIDS)) as handle:
             handle.writelines(f"{qid}\n" for qid in summary.excluded_qids)
-    rate = summary.docs / summary.seconds if summary.seconds else 0.0
     write_json(main.path.with_name(f"{main.path.stem}.stats.json"),
                {**asdict(summary), "excluded_qids": len(summary.excluded_qids), "generator": generator.name,
                 "fewshot_split": split, "docs_per_s_this_run": round(rate, 3)})
