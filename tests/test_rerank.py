@@ -270,7 +270,8 @@ def test_dtype_device_and_model_name_resolution(bert_path):
     from transformers import AutoConfig, AutoTokenizer
 
     from inparsx.errors import InparsxError
-    from inparsx.rerank.hardware import model_max_length, resolve_dtype, resolve_model_name
+    from inparsx.models import resolve_model_name
+    from inparsx.rerank.hardware import model_max_length, resolve_dtype
 
     cpu = torch.device("cpu")
     assert resolve_dtype("fp32", cpu) is torch.float32 and resolve_dtype("bf16", cpu) is torch.bfloat16

@@ -52,7 +52,7 @@ class LengthFilter(Filter):
     def _tokenizer(self):
         from transformers import AutoTokenizer
 
-        from inparsx.rerank.hardware import resolve_model_name
+        from inparsx.models import resolve_model_name
 
         return AutoTokenizer.from_pretrained(resolve_model_name(self.options.count_by))
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from inparsx.models import resolve_model_name
 from inparsx.rerank.base import Reranker, RerankerOptions
 from inparsx.rerank.hardware import (length_sorted_batches, model_max_length, pad_batch, resolve_device,
-                                     resolve_dtype, resolve_model_name)
+                                     resolve_dtype)
 
 
 class CrossEncoderOptions(RerankerOptions):

