@@ -3,7 +3,6 @@ from real SciFact documents, with deterministic fake models and tiny random ones
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 from typing import ClassVar
 
@@ -16,29 +15,10 @@ from inparsx.pipeline import StageContext
 from inparsx.plugins import Options
 from inparsx.recipe import validate_recipe
 from inparsx.records import SyntheticQuery
-from inparsx.rerank.base import Reranker, RerankerOptions
 from inparsx.rerank.fusion import ranked
+from inparsx.testing.fakes import ChecksumReranker, checksum_score
 from inparsx.testing.plugins import plugin_module, registered
 from inparsx.train.base import Trainer
-
-
-class ChecksumReranker(Reranker):
-    """Deterministic scores (crc32 of model, query and document), counting pairs; can crash on a given call."""
-
-    name: ClassVar[str] = "checksum"
-    Options: ClassVar[type[RerankerOptions]] = RerankerOptions
-    scored = 0
-    crash_on_call: int | None = None
-
-    def load(self, model: str) -> None:
-        self.model, self.calls = Path(model).name, 0
-
-    def score(self, queries, documents):
-        self.calls += 1
-        if self.crash_on_call == self.calls:
-            raise KeyboardInterrupt
-        ChecksumReranker.scored += len(queries)
-        return [zlib.crc32(f"{self.model}|{q}|{d}".encode()) / 2**32 for q, d in zip(queries, documents)]
 
 
 class RecordingTrainer(Trainer):
@@ -59,7 +39,7 @@ class RecordingTrainer(Trainer):
 @pytest.fixture(autouse=True)
 def fakes():
     with registered(plugin_module("fakes", rerankers=[ChecksumReranker], trainers=[RecordingTrainer])) as registry:
-        ChecksumReranker.scored, ChecksumReranker.crash_on_call = 0, None
+        ChecksumReranker.reset()
         RecordingTrainer.calls.clear()
         yield registry
 
@@ -92,7 +72,7 @@ def test_reranker_filter_keeps_the_top_k_and_resumes_from_its_scores_file(datase
     ChecksumReranker.crash_on_call = 2  # the first chunk of 256 pairs is saved, then a crash
     with pytest.raises(KeyboardInterrupt):
         RerankerFilter(options).apply(records, ctx)
-    ChecksumReranker.crash_on_call, ChecksumReranker.scored = None, 0
+    ChecksumReranker.reset()
     decisions = RerankerFilter(options).apply(records, ctx)
     assert ChecksumReranker.scored == len(records) - 256
     assert sum(d.keep for d in decisions) == 50
@@ -144,7 +124,7 @@ def test_consistency_by_reranker_ranks_bm25_candidates_plus_the_source(dataset, 
     docs = dataset.docs()
     for record, decision in zip(records, decisions):
         candidates = set(bm25[record.query_id]) | {record.doc_id}
-        scores = {d: zlib.crc32(f"m|{record.query}|{docs[d].full_text}".encode()) / 2**32 for d in candidates}
+        scores = {d: checksum_score("m", record.query, docs[d].full_text) for d in candidates}
         rank = ranked(scores).index(record.doc_id) + 1
         assert decision.score == rank and decision.keep == (rank <= 3)
     assert {d.reason for d in decisions if not d.keep} <= {"source document not top 3 by reranker"}
