@@ -32,6 +32,9 @@ STAGE_RUNNERS: dict[str, str] = {stage: f"inparsx.{stage}.stage:run_stage" for s
 DONE_MARKER = ".inparsx-done.json"
 STARTED_MARKER = ".inparsx-started.json"
 EXCLUDED_QIDS = "excluded_qids.txt"
+RUN_NOTES = "runs.json"
+"""A stage's notes on the runs it wrote: ``{"runs": {name: description}, "pairs": [{"run", "against",
+"question"}]}``; the evaluate stage prints the descriptions and tests each pair (e.g. trained vs zero-shot)."""
 
 
 def cache_home() -> Path:
@@ -105,6 +108,25 @@ class StageContext:
             for extra in sorted((folder / "runs").glob("*.trec")):
                 found[extra.stem] = extra
         return found
+
+    def run_notes(self) -> dict[str, Any]:
+        """The :data:`RUN_NOTES` of every stage, merged in pipeline order: ``{"runs": {...}, "pairs": [...]}``.
+
+        Raises:
+            InparsxError: a notes file that is not valid JSON (path named).
+        """
+        notes: dict[str, Any] = {"runs": {}, "pairs": []}
+        for stage in STAGES:
+            path = self.run_dir / stage / RUN_NOTES
+            if not path.is_file():
+                continue
+            try:
+                found = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                raise InparsxError(f"{path}: not valid JSON ({exc})") from None
+            notes["runs"].update(found.get("runs", {}))
+            notes["pairs"].extend(found.get("pairs", []))
+        return notes
 
     def excluded_qids(self) -> set[str]:
         """Query ids that earlier stages used (e.g. as few-shot examples) and evaluation must drop."""

@@ -78,6 +78,31 @@ def test_stage_comparison_json(tmp_path, dataset):
     assert 0.0 <= entry["p_value"] <= 1.0 and entry["significant"] == (entry["p_value"] <= 0.05)
 
 
+def test_stage_tests_the_pairs_that_stages_declare(tmp_path, dataset, capsys):
+    """``rerank/runs.json`` describes runs and asks for pairs (trained vs zero-shot): verdicts in the legend,
+    table.txt and comparison.json; a pair naming a run that does not exist is skipped."""
+    build_run_dir(tmp_path)
+    notes = {"runs": {"rerank": "the trained model", "worse": "the zero-shot model"},
+             "pairs": [{"run": "rerank", "against": "worse", "question": "did the trained model beat it?"},
+                       {"run": "worse", "against": "rerank", "question": "and the other way round?"},
+                       {"run": "rerank", "against": "absent", "question": "skipped?"}]}
+    (tmp_path / "rerank" / "runs.json").write_text(json.dumps(notes))
+    run_stage(make_ctx(tmp_path, dataset))
+    comparison = json.loads((tmp_path / "evaluate" / "comparison.json").read_text())
+    first, second = comparison["pairs"]
+    assert (first["run"], first["against"], second["run"]) == ("rerank", "worse", "worse")
+    entry = first["metrics"]["ndcg@10"]
+    assert entry["value"] == pytest.approx(1 / 3) and entry["against"] == 0.0 and entry["delta"] == pytest.approx(1 / 3)
+    assert first["verdict"] == ("yes" if entry["significant"] else "not significantly") and second["verdict"] == "no"
+    # 3 queries, one win: a paired t-test cannot call that significant
+    assert entry["p_value"] > 0.05 and first["verdict"] == "not significantly"
+    table = (tmp_path / "evaluate" / "table.txt").read_text()
+    assert "rerank: the trained model" in table and "worse: the zero-shot model" in table
+    assert "did the trained model beat it? not significantly: rerank 0.3333 vs worse 0.0000 nDCG@10 (+0.3333, p=" in table
+    assert "and the other way round? no: worse 0.0000 vs rerank 0.3333" in table and "skipped?" not in table
+    assert "did the trained model beat it?" in capsys.readouterr().out
+
+
 def test_stage_single_run_writes_no_comparison(tmp_path, dataset):
     write_trec_run(tmp_path / "retrieve" / "run.trec", RETRIEVE)
     run_stage(make_ctx(tmp_path, dataset))

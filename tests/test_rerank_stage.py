@@ -3,9 +3,7 @@ crash, the zero-shot comparison, and the one-off ``inparsx rerank`` command."""
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
@@ -13,30 +11,11 @@ from inparsx.datasets.beir import BeirFolderDataset
 from inparsx.io import read_jsonl, read_trec_run, write_trec_run
 from inparsx.pipeline import StageContext, run_recipe
 from inparsx.recipe import validate_recipe
-from inparsx.rerank.base import Reranker, RerankerOptions
-from inparsx.rerank.fusion import ranked
+from inparsx.rerank.fusion import interpolate, ranked
+from inparsx.testing.fakes import ChecksumReranker
 from inparsx.testing.plugins import plugin_module, registered
 
 DEPTH = 8
-
-
-class ChecksumReranker(Reranker):
-    """Deterministic scores (crc32 of query and document), counting pairs; can crash on a given call."""
-
-    name: ClassVar[str] = "checksum"
-    Options: ClassVar[type[RerankerOptions]] = RerankerOptions
-    scored = 0
-    crash_on_call: int | None = None
-
-    def load(self, model: str) -> None:
-        self.model, self.calls = model, 0
-
-    def score(self, queries, documents):
-        self.calls += 1
-        if self.crash_on_call == self.calls:
-            raise KeyboardInterrupt
-        ChecksumReranker.scored += len(queries)
-        return [zlib.crc32(f"{self.model}|{q}|{d}".encode()) / 2**32 for q, d in zip(queries, documents)]
 
 
 def first_stage_run(dataset: BeirFolderDataset, path: Path, per_query: int = 15) -> dict:
@@ -46,6 +25,11 @@ def first_stage_run(dataset: BeirFolderDataset, path: Path, per_query: int = 15)
            for qid in dataset.queries("test")}
     write_trec_run(path, run)
     return read_trec_run(path)
+
+
+def scores_of(ctx: StageContext) -> dict:
+    """The model's per-query scores that the stage stored in ``rerank/scores.jsonl``."""
+    return {obj["qid"]: obj["scores"] for _, obj in read_jsonl(ctx.dir / "scores.jsonl") if "qid" in obj}
 
 
 def make_ctx(scifact_small: Path, run_dir: Path, table: dict) -> tuple[StageContext, dict]:
@@ -70,7 +54,7 @@ def checksum_plugin():
     with registered(plugin_module("checksum-plugin", rerankers=[ChecksumReranker])) as registry:
         _REGISTRY = registry
         yield registry
-    ChecksumReranker.crash_on_call = None
+    ChecksumReranker.reset()
 
 
 def test_stage_reranks_top_depth_and_keeps_the_rest_below_in_first_stage_order(scifact_small, tmp_path):
@@ -84,7 +68,8 @@ def test_stage_reranks_top_depth_and_keeps_the_rest_below_in_first_stage_order(s
         order, original = ranked(scores), ranked(first[qid])
         assert set(order[:DEPTH]) == set(original[:DEPTH]) and order[DEPTH:] == original[DEPTH:]
     assert any(ranked(run[q])[:DEPTH] != ranked(first[q])[:DEPTH] for q in run)
-    assert set(ctx.runs()) >= {"rerank", "rerank-interpolated", "rerank-rrf"}
+    assert set(ctx.runs()) == {"retrieve", "rerank", "rerank-alone", "rerank-rrf"}
+    assert read_trec_run(ctx.runs()["rerank"]) == interpolate(first, scores_of(ctx), 0.5)
     scores_lines = [obj for _, obj in read_jsonl(tmp_path / "rerank" / "scores.jsonl")]
     assert scores_lines[0]["meta"]["depth"] == DEPTH and len(scores_lines) == 1 + len(first)
 
@@ -102,7 +87,7 @@ def test_interrupted_stage_resumes_without_rescoring_finished_queries(scifact_sm
     assert 0 < len(done) < len(first)
     with open(partial, "a") as handle:
         handle.write('{"qid": "torn')  # a torn last line, as a crash mid-write leaves
-    ChecksumReranker.crash_on_call, ChecksumReranker.scored = None, 0
+    ChecksumReranker.reset()
     run_stage(ctx)
     assert ChecksumReranker.scored == sum(min(12, len(first[q])) for q in first if q not in done)
     fresh_ctx, _ = make_ctx(scifact_small, tmp_path / "fresh", table)
@@ -117,8 +102,11 @@ def test_zero_shot_model_writes_its_own_runs(scifact_small, tmp_path):
                                                 "interpolate": 0.3})
     run_stage(ctx)
     runs = ctx.runs()
-    assert {"rerank", "rerank-interpolated", "zeroshot", "zeroshot-interpolated"} <= set(runs)
+    assert set(runs) == {"retrieve", "rerank", "rerank-alone", "zeroshot", "zeroshot-alone"}
     assert read_trec_run(runs["zeroshot"]) != read_trec_run(runs["rerank"])
+    notes = ctx.run_notes()
+    assert set(notes["runs"]) == set(runs) - {"retrieve"} and "interpolated with retrieve: 0.3 x model" in notes["runs"]["rerank"]
+    assert [(p["run"], p["against"]) for p in notes["pairs"]] == [("rerank", "zeroshot"), ("rerank-alone", "zeroshot-alone")]
     summary = (tmp_path / "rerank" / "summary.json").read_text()
     assert '"zeroshot"' in summary and '"pairs_per_second"' in summary
 
@@ -136,7 +124,7 @@ def test_pipeline_runs_a_real_cross_encoder_on_scifact(scifact_small, tmp_path):
     run_recipe(validate_recipe(data, "t.toml", "", registered_registry()), run_dir)
     run = read_trec_run(run_dir / "rerank" / "run.trec")
     assert len(run) == 30 and all(len(docs) == 6 for docs in run.values())
-    assert (run_dir / "rerank" / "runs" / "rerank-interpolated.trec").is_file()
+    assert (run_dir / "rerank" / "runs" / "rerank-alone.trec").is_file()
 
 
 def test_rerank_command_writes_the_run_and_the_interpolated_run(scifact_small, tmp_path):
@@ -150,7 +138,8 @@ def test_rerank_command_writes_the_run_and_the_interpolated_run(scifact_small, t
     run = read_trec_run(out)
     assert set(run) == set(first)
     assert all(ranked(run[q])[5:] == ranked(first[q])[5:] for q in run)
-    assert (tmp_path / "out" / "reranked-interpolated.trec").is_file()
+    alone = read_trec_run(tmp_path / "out" / "reranked-alone.trec")
+    assert run != alone and set(alone) == set(first)
     assert not list((tmp_path / "out").glob("*.scores.jsonl*"))
 
 
@@ -172,4 +161,4 @@ def test_rerank_command_line(scifact_small, tmp_path):
             "--out", str(tmp_path / "r.trec"), "--use", "checksum", "--depth", "3", "--set", "fusion='rrf'"]
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "r.trec").is_file() and (tmp_path / "r-rrf.trec").is_file()
+    assert (tmp_path / "r.trec").is_file() and (tmp_path / "r-alone.trec").is_file()

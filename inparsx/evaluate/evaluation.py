@@ -30,6 +30,44 @@ class Coverage:
 
 
 @dataclass
+class PairTest:
+    """A paired test of run ``run`` against run ``against`` (e.g. the trained reranker against the zero-shot one).
+
+    ``question``: what the test answers, in words. ``results``: ``{metric: {"value", "against", "delta",
+    "p_value", "significant"}}``, every metric of the evaluation; the first metric (``ndcg@10`` by default)
+    gives the :attr:`verdict`.
+    """
+
+    run: str
+    against: str
+    question: str
+    results: dict[str, dict[str, Any]]
+
+    @property
+    def verdict(self) -> str:
+        """``yes`` (higher on the first metric and significant), ``not significantly`` (higher, not
+        significant) or ``no`` (not higher)."""
+        first = next(iter(self.results.values()))
+        if first["delta"] > 0:
+            return "yes" if first["significant"] else "not significantly"
+        return "no"
+
+    def line(self, labels: Mapping[str, str]) -> str:
+        """One sentence for the table's legend, e.g. ``did the trained model beat the zero-shot one? no:
+        rerank-alone 0.6722 vs zeroshot-alone 0.6760 nDCG@10 (-0.0038, p=0.612)``."""
+        metric, first = next(iter(self.results.items()))
+        p_value = first["p_value"]
+        p_text = "p<0.001" if p_value < 0.001 else f"p={p_value:.3f}"
+        return (f"{self.question} {self.verdict}: {self.run} {first['value']:.4f} vs {self.against} "
+                f"{first['against']:.4f} {labels.get(metric, metric)} ({first['delta']:+.4f}, {p_text})")
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry of ``comparison.json``'s ``pairs`` list."""
+        return {"run": self.run, "against": self.against, "question": self.question, "verdict": self.verdict,
+                "metrics": self.results}
+
+
+@dataclass
 class Evaluation:
     """Results of several runs on the same judged queries.
 
@@ -49,6 +87,8 @@ class Evaluation:
     stat_test: str = "student"
     max_p: float = 0.05
     n_permutations: int = 1000
+    descriptions: dict[str, str] = field(default_factory=dict)
+    pairs: list[PairTest] = field(default_factory=list)
 
     @property
     def test_description(self) -> str:
@@ -64,8 +104,11 @@ class Evaluation:
         runs: dict[str, Any] = {}
         for name, by_metric in self.significance.items():
             runs[name] = {m: self._compare_one(name, m, test) for m, test in by_metric.items()}
-        return {"baseline": self.baseline, "stat_test": self.stat_test, "test": self.test_description,
-                "max_p": self.max_p, "queries": len(self.qids), "runs": runs}
+        result = {"baseline": self.baseline, "stat_test": self.stat_test, "test": self.test_description,
+                  "max_p": self.max_p, "queries": len(self.qids), "runs": runs}
+        if self.pairs:
+            result["pairs"] = [pair.to_json() for pair in self.pairs]
+        return result
 
     def _compare_one(self, name: str, metric: str, test: Mapping[str, Any]) -> dict[str, Any]:
         value, base = self.means[name][metric], self.means[self.baseline][metric]  # type: ignore[index]
@@ -172,6 +215,30 @@ def evaluate_runs(evaluator: Any, qrels: Qrels, runs: Mapping[str, Run], metrics
     else:
         result.qids, result.means = sorted(qrels), evaluator.evaluate(qrels, runs, names)
     return result
+
+
+def test_pairs(evaluator: Any, evaluation: Evaluation, pairs: Iterable[Mapping[str, str]]) -> list[PairTest]:
+    """Paired tests of run against run, beyond the tests against the baseline (``evaluation.per_query`` and
+    ``evaluator.significance`` needed; the evaluator's test and ``max_p``).
+
+    ``pairs``: ``{"run", "against", "question"}`` mappings, as stages declare them in ``runs.json``
+    (:data:`inparsx.pipeline.RUN_NOTES`); a pair naming a run that was not evaluated is skipped.
+    """
+    tests = []
+    for pair in pairs:
+        run, against = pair["run"], pair["against"]
+        if run not in evaluation.per_query or against not in evaluation.per_query or run == against:
+            continue
+        scores = {against: evaluation.per_query[against], run: evaluation.per_query[run]}
+        found = evaluator.significance(scores, against)[run]
+        results = {}
+        for metric in evaluation.metrics:
+            value, other = evaluation.means[run][metric.name], evaluation.means[against][metric.name]
+            test = found[metric.name]
+            results[metric.name] = {"value": value, "against": other, "delta": value - other,
+                                    "p_value": float(test["p_value"]), "significant": bool(test["significant"])}
+        tests.append(PairTest(run, against, pair.get("question", f"did {run} beat {against}?"), results))
+    return tests
 
 
 def _warn_coverage(found: Mapping[str, Coverage], judged: int) -> None:

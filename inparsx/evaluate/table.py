@@ -43,22 +43,39 @@ def _cell(evaluation: Evaluation, run: str, metric: str, value: float, best: flo
     return f"{text} [green]{GAIN}[/green] {p_text}" if gain else f"{text} [red]{LOSS}[/red] {p_text}"
 
 
-def legend(evaluation: Evaluation) -> str:
-    """The lines printed under the table: the query count, the missing-query rule and the test used."""
-    text = f"{len(evaluation.qids)} judged queries; a judged query missing from a run scores 0 (trec_eval -c)"
+def legend_parts(evaluation: Evaluation) -> tuple[list[str], list[str], str]:
+    """The three parts of the legend under the table: what each run is (when its stage said so), one verdict
+    line per declared pair (e.g. trained vs zero-shot reranker), and the footer (query count, the
+    missing-query rule, the significance test)."""
+    descriptions = [f"{name}: {text}" for name, text in evaluation.descriptions.items()]
+    labels = {metric.name: metric.label for metric in evaluation.metrics}
+    verdicts = [pair.line(labels) for pair in evaluation.pairs]
+    footer = f"{len(evaluation.qids)} judged queries; a judged query missing from a run scores 0 (trec_eval -c)"
     if evaluation.significance:
-        text += (f"\n{GAIN}/{LOSS}: significantly above/below {evaluation.baseline} "
-                 f"({evaluation.test_description})")
-    return text
+        footer += (f"\n{GAIN}/{LOSS}: significantly above/below {evaluation.baseline} "
+                   f"({evaluation.test_description})")
+    return descriptions, verdicts, footer
+
+
+def legend(evaluation: Evaluation) -> str:
+    """The lines printed under the table (:func:`legend_parts`, joined)."""
+    descriptions, verdicts, footer = legend_parts(evaluation)
+    return "\n".join([*descriptions, *verdicts, footer])
 
 
 def print_results(evaluation: Evaluation, console: Console, title: str | None = None) -> None:
-    """Print the results table and its legend on ``console``. When that is not a terminal (a file, a pipe), the
-    table keeps its full width rather than being squeezed into rich's default 80 columns."""
+    """Print the results table and its legend on ``console`` (descriptions and footer dim, verdicts plain).
+    When that is not a terminal (a file, a pipe), the table keeps its full width rather than being squeezed
+    into rich's default 80 columns."""
     table = results_table(evaluation, title)
     if not console.is_terminal:
         wide = console.options.update(max_width=10_000)
         width = max(console.width, Measurement.get(console, wide, table).maximum)
         console = Console(file=console.file, width=width, highlight=False, color_system=None, soft_wrap=True)
     console.print(table)
-    console.print(legend(evaluation), style="dim")
+    descriptions, verdicts, footer = legend_parts(evaluation)
+    for line in descriptions:
+        console.print(line, style="dim", markup=False)
+    for line in verdicts:
+        console.print(line, markup=False)
+    console.print(footer, style="dim")

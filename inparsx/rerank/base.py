@@ -21,12 +21,14 @@ class RerankerOptions(Options):
 
     Stage: ``depth``: first-stage documents per query that are rescored; the rest stay below them in their
     first-stage order. ``interpolate``: ``alpha`` of ``alpha * minmax(rerank) + (1 - alpha) * minmax(first
-    stage)`` per query, written as ``rerank/runs/rerank-interpolated.trec``. ``fusion = "rrf"``: reciprocal
-    rank fusion of the two rankings (Cormack et al., SIGIR 2009; constant ``rrf_k``, default 60), written as
-    ``rerank/runs/rerank-rrf.trec``. ``zero_shot_model``: a second model (e.g. the untrained base checkpoint)
-    reranked the same way into ``rerank/runs/zeroshot.trec`` (and ``zeroshot-interpolated``/``zeroshot-rrf``),
-    so that one table compares BM25, the zero-shot model and the trained one. ``first_stage``: the stage
-    whose ``run.trec`` is reranked.
+    stage)`` per query. ``fusion = "rrf"``: reciprocal rank fusion of the two rankings (Cormack et al., SIGIR
+    2009; constant ``rrf_k``, default 60). The stage's final run ``rerank`` (``rerank/run.trec``) is the
+    interpolated run when ``interpolate`` is set, else the RRF run when ``fusion`` is set, else the model
+    alone; the other forms are written as ``rerank/runs/rerank-alone.trec`` and ``rerank-rrf.trec``.
+    ``zero_shot_model``: a second model (e.g. the untrained base checkpoint) reranked the same way into
+    ``rerank/runs/zeroshot.trec`` (and ``zeroshot-alone``/``zeroshot-rrf``), so that one table compares BM25,
+    the zero-shot model and the trained one, with a paired test of trained against zero-shot in each form.
+    ``first_stage``: the stage whose ``run.trec`` is reranked.
     """
 
     model: str

@@ -33,8 +33,9 @@ def rerank(run: Annotated[Path, typer.Option("--run", help="The TREC run to rera
     """Rerank a run's top DEPTH documents per query; documents below keep their order underneath.
 
     Resumable: finished queries' scores are kept in OUT.scores.jsonl.partial until the run is written.
-    With --set interpolate=ALPHA or --set fusion=rrf, the fused runs are written next to OUT
-    (OUT-interpolated.trec, OUT-rrf.trec).
+    With --set interpolate=ALPHA (or --set fusion=rrf), OUT holds the run fused with the input run, as the
+    recipe stage's final run does, and the model's ranking alone goes next to it (OUT-alone.trec; with both
+    fusions, also OUT-rrf.trec).
     """
     from inparsx.datasets import resolve_dataset
     from inparsx.io import ResumableJsonl, read_trec_run, write_trec_run

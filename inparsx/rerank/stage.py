@@ -1,9 +1,13 @@
 """The rerank stage: rescore the first-stage run's top ``depth`` with a neural reranker.
 
-Writes ``rerank/run.trec`` (run ``rerank``), optionally ``rerank/runs/rerank-interpolated.trec`` and
-``rerank/runs/rerank-rrf.trec`` (fused with the first stage), the same for a ``zero_shot_model``
-(``runs/zeroshot*.trec``), the raw per-query scores (``scores.jsonl``, ``scores-zeroshot.jsonl``: the
-resumable files) and ``summary.json`` (pairs, seconds, pairs/s, device and dtype per model).
+Writes ``rerank/run.trec``, the stage's final run ``rerank``: the model's ranking interpolated with the first
+stage when ``interpolate`` is set, else fused by RRF when ``fusion = "rrf"``, else the model's ranking alone.
+The other forms go to ``rerank/runs/``: ``rerank-alone.trec`` (the model alone, when the final run is fused)
+and ``rerank-rrf.trec`` (when both fusions are asked for). A ``zero_shot_model`` gets the same runs under the
+name ``zeroshot`` (``runs/zeroshot.trec``, ``runs/zeroshot-alone.trec``...). Also written: the raw per-query
+scores (``scores.jsonl``, ``scores-zeroshot.jsonl``: the resumable files), ``summary.json`` (pairs, seconds,
+pairs/s, device and dtype per model) and ``runs.json`` (:data:`inparsx.pipeline.RUN_NOTES`: what each run is,
+and the trained-vs-zero-shot pairs that the evaluate stage tests).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inparsx.io import ResumableJsonl, read_trec_run, write_json, write_trec_run
+from inparsx.pipeline import RUN_NOTES
 from inparsx.progress import console
 from inparsx.records import Run
 from inparsx.rerank.base import Reranker
@@ -22,16 +27,60 @@ if TYPE_CHECKING:
     from inparsx.pipeline import StageContext
 
 
+def run_forms(options: Any) -> list[str]:
+    """The forms of a reranked run that ``options`` ask for, the final one first: ``interpolated``
+    (``options.interpolate`` set), ``rrf`` (``options.fusion == "rrf"``), ``alone`` (always)."""
+    forms = ["interpolated"] if options.interpolate is not None else []
+    return forms + (["rrf"] if options.fusion == "rrf" else []) + ["alone"]
+
+
+def form_name(name: str, form: str, options: Any) -> str:
+    """The run name of ``form``: ``name`` itself for the final form, else ``<name>-<form>``."""
+    return name if form == run_forms(options)[0] else f"{name}-{form}"
+
+
+def form_description(form: str, options: Any, first_stage: str) -> str:
+    """What a run of ``form`` is, in words (the evaluate stage prints it under the table)."""
+    if form == "interpolated":
+        alpha = options.interpolate
+        return (f"interpolated with {first_stage}: {alpha:g} x model + {1 - alpha:g} x {first_stage}, "
+                "min-max normalised per query")
+    if form == "rrf":
+        return f"reciprocal rank fusion with {first_stage} (k={options.rrf_k})"
+    return "the model's scores alone"
+
+
 def fused_runs(name: str, first_stage: Run, reranked: Run, options: Any) -> dict[str, Run]:
-    """The runs a rerank produces, by name: ``name`` itself (reranked, the rest below), plus
-    ``<name>-interpolated`` when ``options.interpolate`` is set and ``<name>-rrf`` when ``options.fusion``
-    is ``rrf``."""
-    runs = {name: merge_reranked(first_stage, reranked)}
-    if options.interpolate is not None:
-        runs[f"{name}-interpolated"] = interpolate(first_stage, reranked, options.interpolate)
-    if options.fusion == "rrf":
-        runs[f"{name}-rrf"] = rrf(first_stage, reranked, options.rrf_k)
-    return runs
+    """The runs a rerank produces, by name (see :func:`run_forms` and :func:`form_name`): the final one is
+    called ``name``; e.g. with ``interpolate = 0.5``, ``rerank`` (interpolated) and ``rerank-alone``.
+
+    Every run holds the whole first-stage ranking: the top ``depth`` reordered, the rest below in first-stage
+    order (:mod:`inparsx.rerank.fusion`).
+    """
+    build = {"interpolated": lambda: interpolate(first_stage, reranked, options.interpolate),
+             "rrf": lambda: rrf(first_stage, reranked, options.rrf_k),
+             "alone": lambda: merge_reranked(first_stage, reranked)}
+    return {form_name(name, form, options): build[form]() for form in run_forms(options)}
+
+
+def run_notes(models: dict[str, str], options: Any, first_stage: str) -> dict[str, Any]:
+    """The content of ``runs.json``: a description of every run and, with a zero-shot model, the pairs
+    ``{"run": trained, "against": zero-shot, "question": ...}`` that the evaluate stage tests (one per form).
+
+    ``models``: ``{"rerank": model, "zeroshot": model}`` (the second optional).
+    """
+    who = {"rerank": "trained model", "zeroshot": "zero-shot model"}
+    runs, pairs = {}, []
+    for name, model in models.items():
+        for form in run_forms(options):
+            runs[form_name(name, form, options)] = (f"{who.get(name, name)} {model} on the {first_stage} top "
+                                                    f"{options.depth}, {form_description(form, options, first_stage)}")
+    if "zeroshot" in models:
+        for form in run_forms(options):
+            pairs.append({"run": form_name("rerank", form, options), "against": form_name("zeroshot", form, options),
+                          "question": "did the trained model beat the zero-shot one"
+                                      + ("" if form == "alone" else f" ({form} with {first_stage})") + "?"})
+    return {"runs": runs, "pairs": pairs}
 
 
 def rerank_with_model(reranker: Reranker, model: str, first_stage: Run, queries: dict[str, str],
@@ -87,6 +136,7 @@ def run_stage(ctx: "StageContext") -> None:
     if opts.zero_shot_model:
         jobs.append(("zeroshot", ctx.resolve_model(opts.zero_shot_model), "scores-zeroshot.jsonl"))
     summary: dict[str, Any] = {"reranker": reranker.name, "depth": opts.depth, "first_stage": str(run_path)}
+    write_json(ctx.dir / RUN_NOTES, run_notes({name: model for name, model, _ in jobs}, opts, opts.first_stage))
     for name, model, filename in jobs:
         label = "rerank" if name == "rerank" else "rerank zero-shot"
         scores, summary[name] = rerank_with_model(reranker, model, first_stage, queries, docs,
