@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from inparsx.datasets.beir import BeirFolderDataset
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -41,6 +43,12 @@ def data_home() -> Path:
 def scifact_dir(data_home: Path) -> Path:
     """The real BEIR SciFact folder."""
     return data_home / "beir" / "scifact"
+
+
+@pytest.fixture(scope="session")
+def scifact(scifact_dir: Path) -> BeirFolderDataset:
+    """The real SciFact collection (5,183 documents; train and test queries and qrels)."""
+    return BeirFolderDataset(scifact_dir, name="beir:scifact")
 
 
 @pytest.fixture(scope="session")

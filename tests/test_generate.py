@@ -10,20 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from inparsx.datasets.beir import BeirFolderDataset
 from inparsx.generate.stage import generate_queries
 from inparsx.pipeline import StageContext
 from inparsx.plugins import get_registry
 from inparsx.recipe import validate_recipe
-from inparsx.testing import tiny_gpt2, tiny_llama, tiny_t5, train_tokenizer
+from inparsx.testing import SIMPLE_CHAT_TEMPLATE, tiny_gpt2, tiny_llama, tiny_t5, train_tokenizer
 
-CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
-                 "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
-
-
-@pytest.fixture(scope="module")
-def scifact(scifact_dir: Path) -> BeirFolderDataset:
-    return BeirFolderDataset(scifact_dir, name="beir:scifact")
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +24,7 @@ def models(scifact, prompts_file, tmp_path_factory) -> dict[str, Path]:
     texts = [doc.full_text for _, doc in zip(range(300), scifact.docs_iter())] + [prompts_file.read_text()]
     root = tmp_path_factory.mktemp("models")
     llama_tokenizer = train_tokenizer(texts, vocab_size=1000)
-    llama_tokenizer.chat_template = CHAT_TEMPLATE
+    llama_tokenizer.chat_template = SIMPLE_CHAT_TEMPLATE
     return {"llama": tiny_llama(root / "llama", llama_tokenizer),
             "gpt2": tiny_gpt2(root / "gpt2", train_tokenizer(texts, vocab_size=1000)),
             "t5": tiny_t5(root / "t5", train_tokenizer(texts, vocab_size=1000))}

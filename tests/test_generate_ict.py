@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from inparsx.datasets.beir import BeirFolderDataset
 from inparsx.generate.ict import POSITIVE_TEXT, ICTGenerator, split_sentences
 from inparsx.generate.stage import generate_queries, sample_docs
 from inparsx.pipeline import StageContext
@@ -40,11 +39,6 @@ def test_sentence_splitter_on_scientific_prose(text, expected):
 def test_spans_index_the_original_text():
     text = "  First one here.   Second one here.  "
     assert [text[a:b] for a, b in split_sentences(text)] == ["First one here.", "Second one here."]
-
-
-@pytest.fixture(scope="module")
-def scifact(scifact_dir: Path) -> BeirFolderDataset:
-    return BeirFolderDataset(scifact_dir, name="beir:scifact")
 
 
 def run_ict(run_dir: Path, dataset, seed: int = 1, **options) -> list[dict]:

@@ -15,15 +15,8 @@ from inparsx.generate import templates as tpl
 from inparsx.generate.fewshot import build_pool, judged_pairs
 from inparsx.generate.prompts import PromptBuilder, split_static
 from inparsx.records import Document
-from inparsx.testing import train_tokenizer
+from inparsx.testing import SIMPLE_CHAT_TEMPLATE, train_tokenizer
 
-CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
-                 "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
-
-
-@pytest.fixture(scope="module")
-def scifact(scifact_dir: Path) -> BeirFolderDataset:
-    return BeirFolderDataset(scifact_dir, name="beir:scifact")
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +152,7 @@ def test_long_prompts_drop_examples_then_shorten_the_document(templates, tokeniz
 
 def test_chat_form_turns_examples_into_turns(templates, tokenizer, docs, scifact):
     tokenizer = train_tokenizer(vocab_size=300)
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.chat_template = SIMPLE_CHAT_TEMPLATE
     text = PromptBuilder(templates["inpars"], tokenizer, chat=True, instruction="Write a query.",
                          max_doc_tokens=100_000, max_prompt_tokens=100_000).build(docs[0]).text
     assert text.startswith("<|system|>\nWrite a query.\n<|user|>\nExample 1:\nDocument: We don't know")

@@ -17,12 +17,12 @@ from inparsx.datasets.beir import BeirFolderDataset
 from inparsx.errors import InparsxError
 from inparsx.io import read_trec_run
 from inparsx.pipeline import StageContext
-from inparsx.plugins import Registry, get_plugin_manager, set_registry
 from inparsx.recipe import validate_recipe
 from inparsx.retrieve import cache, jvm
 from inparsx.retrieve.bm25s_retriever import Bm25s
 from inparsx.retrieve.lucene import LuceneBM25
 from inparsx.retrieve.stage import open_retriever, run_stage
+from inparsx.testing.plugins import only
 
 NAMES = ["bm25", "bm25s"]
 
@@ -30,12 +30,8 @@ NAMES = ["bm25", "bm25s"]
 @pytest.fixture(scope="module", autouse=True)
 def registry():
     """Only the components these tests need (datasets and retrievers), registered through the hooks."""
-    pm = get_plugin_manager(load_entrypoints=False)
-    pm.register(inparsx.datasets.beir)
-    pm.register(inparsx.retrieve.plugins)
-    set_registry(Registry(pm))
-    yield
-    set_registry(None)
+    with only(inparsx.datasets.beir, inparsx.retrieve.plugins):
+        yield
 
 
 @pytest.fixture(scope="module")

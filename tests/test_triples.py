@@ -17,10 +17,10 @@ from inparsx.datasets.beir import BeirFolderDataset
 from inparsx.errors import DataError, InparsxError
 from inparsx.io import write_jsonl
 from inparsx.pipeline import StageContext
-from inparsx.plugins import Registry, get_plugin_manager, set_registry
 from inparsx.recipe import DatasetConfig, Recipe, RecipeInfo, StageConfig
 from inparsx.records import Document, SyntheticQuery
 from inparsx.retrieve.stage import open_retriever
+from inparsx.testing.plugins import only
 from inparsx.triples.bm25_negatives import Bm25Negatives, draw_negatives
 from inparsx.triples.stage import read_synthetic_queries, run_stage
 
@@ -28,12 +28,8 @@ from inparsx.triples.stage import read_synthetic_queries, run_stage
 @pytest.fixture(scope="module", autouse=True)
 def registry():
     """Only the components these tests need, registered through the hooks."""
-    pm = get_plugin_manager(load_entrypoints=False)
-    for module in (inparsx.datasets.beir, inparsx.retrieve.plugins, inparsx.triples.plugins):
-        pm.register(module)
-    set_registry(Registry(pm))
-    yield
-    set_registry(None)
+    with only(inparsx.datasets.beir, inparsx.retrieve.plugins, inparsx.triples.plugins):
+        yield
 
 
 @pytest.fixture(scope="module")

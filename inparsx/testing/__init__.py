@@ -4,6 +4,6 @@ Nothing here downloads anything. Models are randomly initialised (seeded), so th
 they exercise every code path (batching, padding, log-probs, quantisation, training) in seconds.
 """
 
-from inparsx.testing.models import (tiny_bert, tiny_gpt2, tiny_llama, tiny_t5, train_tokenizer)
+from inparsx.testing.models import SIMPLE_CHAT_TEMPLATE, tiny_bert, tiny_gpt2, tiny_llama, tiny_t5, train_tokenizer
 
-__all__ = ["tiny_bert", "tiny_gpt2", "tiny_llama", "tiny_t5", "train_tokenizer"]
+__all__ = ["SIMPLE_CHAT_TEMPLATE", "tiny_bert", "tiny_gpt2", "tiny_llama", "tiny_t5", "train_tokenizer"]

@@ -17,6 +17,11 @@ DEFAULT_TEXTS = [
     "Relevant Query: Document: Example 1:\nGood Question: Bad Question: Finding: true false",
 ]
 
+SIMPLE_CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+                        "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+"""A minimal Jinja chat template (``<|role|>`` lines) to give a tiny tokenizer, so that chat prompts can be
+tested without a real chat model."""
+
 
 def train_tokenizer(texts: Iterable[str] = DEFAULT_TEXTS, vocab_size: int = 400, byte_level: bool = True,
                     special_tokens: tuple[str, ...] = ("<pad>", "</s>", "<unk>", "<s>")):

@@ -41,3 +41,18 @@ def registered(*plugins: types.ModuleType) -> Iterator[Registry]:
         yield registry
     finally:
         set_registry(None)
+
+
+@contextlib.contextmanager
+def only(*plugins: types.ModuleType) -> Iterator[Registry]:
+    """Within the block, the process-wide registry holds ``plugins`` alone (e.g. ``inparsx.retrieve.plugins``),
+    without loading any entry point: tests of one stage that must not depend on the others."""
+    pm = get_plugin_manager(load_entrypoints=False)
+    for plugin in plugins:
+        pm.register(plugin)
+    registry = Registry(pm)
+    set_registry(registry)
+    try:
+        yield registry
+    finally:
+        set_registry(None)
