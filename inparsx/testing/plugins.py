@@ -32,24 +32,22 @@ def plugin_module(name: str, **components: list[type]) -> types.ModuleType:
 @contextlib.contextmanager
 def registered(*plugins: types.ModuleType) -> Iterator[Registry]:
     """Within the block, the process-wide registry holds the entry-point plugins plus ``plugins``."""
-    pm = get_plugin_manager()
-    for plugin in plugins:
-        pm.register(plugin, name=plugin.__name__)
-    registry = Registry(pm)
-    set_registry(registry)
-    try:
+    with _registry_of(get_plugin_manager(), plugins) as registry:
         yield registry
-    finally:
-        set_registry(None)
 
 
 @contextlib.contextmanager
 def only(*plugins: types.ModuleType) -> Iterator[Registry]:
     """Within the block, the process-wide registry holds ``plugins`` alone (e.g. ``inparsx.retrieve.plugins``),
     without loading any entry point: tests of one stage that must not depend on the others."""
-    pm = get_plugin_manager(load_entrypoints=False)
+    with _registry_of(get_plugin_manager(load_entrypoints=False), plugins) as registry:
+        yield registry
+
+
+@contextlib.contextmanager
+def _registry_of(pm, plugins: tuple[types.ModuleType, ...]) -> Iterator[Registry]:
     for plugin in plugins:
-        pm.register(plugin)
+        pm.register(plugin, name=plugin.__name__)
     registry = Registry(pm)
     set_registry(registry)
     try:
