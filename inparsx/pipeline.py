@@ -99,13 +99,14 @@ class StageContext:
 
     def runs(self) -> dict[str, Path]:
         """Every run produced so far, named after its stage: ``<stage>/run.trec`` is ``<stage>``, and
-        ``<stage>/runs/<name>.trec`` is ``<name>``. In pipeline order."""
+        ``<stage>/runs/<name>.trec`` is ``<name>``. In pipeline order, a stage's extra runs sorted by name
+        (so ``zeroshot`` comes before ``zeroshot-alone``)."""
         found: dict[str, Path] = {}
         for stage in STAGES:
             folder = self.run_dir / stage
             if (folder / "run.trec").is_file():
                 found[stage] = folder / "run.trec"
-            for extra in sorted((folder / "runs").glob("*.trec")):
+            for extra in sorted((folder / "runs").glob("*.trec"), key=lambda path: path.stem):
                 found[extra.stem] = extra
         return found
 

@@ -102,7 +102,7 @@ def test_zero_shot_model_writes_its_own_runs(scifact_small, tmp_path):
                                                 "interpolate": 0.3})
     run_stage(ctx)
     runs = ctx.runs()
-    assert set(runs) == {"retrieve", "rerank", "rerank-alone", "zeroshot", "zeroshot-alone"}
+    assert list(runs) == ["retrieve", "rerank", "rerank-alone", "zeroshot", "zeroshot-alone"]
     assert read_trec_run(runs["zeroshot"]) != read_trec_run(runs["rerank"])
     notes = ctx.run_notes()
     assert set(notes["runs"]) == set(runs) - {"retrieve"} and "interpolated with retrieve: 0.3 x model" in notes["runs"]["rerank"]
