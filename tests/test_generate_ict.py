@@ -88,6 +88,25 @@ def test_ict_options(scifact):
         ICTGenerator.Options(min_words=10, max_words=5)
 
 
+def test_first_sentences_restricts_the_draw_to_the_opening_sentences(scifact):
+    docs = list(scifact.docs().values())[:300]
+    first_two = ICTGenerator(ICTGenerator.Options(first_sentences=2, min_words=1, max_words=1000))
+    anywhere = ICTGenerator(ICTGenerator.Options(min_words=1, max_words=1000))
+    positions = []
+    for doc in docs:
+        spans = split_sentences(doc.text)
+        record = first_two.query_for(doc, seed=1)
+        if len(spans) < 2:
+            assert record is None
+            continue
+        positions.append(spans.index(tuple(record.extra["sentence_span"])))
+        other = anywhere.query_for(doc, seed=1)
+        positions.append(-1 - spans.index(tuple(other.extra["sentence_span"])))
+    ours = [p for p in positions if p >= 0]
+    assert set(ours) == {0, 1}  # both opening sentences are drawn, nothing later
+    assert max(-1 - p for p in positions if p < 0) >= 5  # without the option, later sentences are drawn too
+
+
 def test_documents_are_sampled_without_replacement_with_the_seed(scifact):
     sample = sample_docs(scifact, 100, seed=7)
     assert len({d.doc_id for d in sample}) == 100

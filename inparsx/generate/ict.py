@@ -97,6 +97,9 @@ class ICTOptions(GeneratorOptions):
     min_words: int = Field(5, ge=1, description="shortest sentence used as a query, in words")
     max_words: int = Field(64, ge=1, description="longest sentence used as a query, in words")
     remove_sentence: bool = Field(True, description="remove the query sentence from the positive (Lee et al.)")
+    first_sentences: int | None = Field(None, ge=1, description=(
+        "draw the query among the document's first N sentences only, as Body First Selection draws it from the "
+        "first section (Chang et al., ICLR 2020); None: any sentence"))
 
     @model_validator(mode="after")
     def _ordered(self) -> "ICTOptions":
@@ -120,12 +123,15 @@ class ICTGenerator(Generator):
             yield [record for record in batch if record is not None]
 
     def query_for(self, doc: Document, seed: int) -> SyntheticQuery | None:
-        """The ICT record of ``doc``, its sentence drawn with ``(seed, doc_id)``; ``None`` when none qualifies."""
+        """The ICT record of ``doc``, its sentence drawn with ``(seed, doc_id)`` among the eligible ones (length
+        within ``min_words``..``max_words``, among the first ``first_sentences`` when set); ``None`` when none
+        qualifies."""
         opts = self.options
         spans = split_sentences(doc.text)
         if opts.remove_sentence and len(spans) < 2:
             return None
-        eligible = [s for s in spans if opts.min_words <= len(doc.text[s[0]:s[1]].split()) <= opts.max_words]
+        eligible = [s for s in spans[:opts.first_sentences]
+                    if opts.min_words <= len(doc.text[s[0]:s[1]].split()) <= opts.max_words]
         if not eligible:
             return None
         start, end = random.Random(f"{seed}:ict:{doc.doc_id}").choice(eligible)
