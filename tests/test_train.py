@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -111,13 +112,17 @@ def test_cross_encoder_trains_saves_and_loads(loss, triples_file, bert, tmp_path
     assert not (out / CHECKPOINTS).exists()
 
 
-def test_bi_encoder_trains_with_hard_negatives(triples_file, bert, tmp_path):
+def test_bi_encoder_trains_with_hard_negatives(triples_file, bert, tmp_path, capfd):
     from sentence_transformers import SentenceTransformer
 
     out = _build("bi-encoder", base_model=str(bert), num_negatives=2, **FAST).train(triples_file, tmp_path / "m")
     model = SentenceTransformer(str(out))
     assert model.encode(["a query"]).shape == (1, 64) and model.max_seq_length == 64
     assert "bi-encoder" in (out / "README.md").read_text()
+    printed = capfd.readouterr()
+    # with progress bars off (as in CI), the loss comes as "step i/n  loss x" lines, not transformers' raw dicts
+    assert "{'loss'" not in printed.out + printed.err
+    assert re.search(r"^step \d+/\d+  loss \d+\.\d{4}", printed.err, re.MULTILINE)
 
 
 def test_same_seed_same_weights_other_seed_differs(triples_file, bert, tmp_path):

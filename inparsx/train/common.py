@@ -170,7 +170,9 @@ def seed_everything(seed: int) -> None:
 
 
 def progress_callback():
-    """A ``TrainerCallback`` drawing a rich progress bar (steps/s, ETA, last loss) instead of tqdm."""
+    """A ``TrainerCallback`` drawing a rich progress bar (steps/s, ETA, last loss) instead of tqdm and of the
+    log dicts that transformers prints when tqdm is off; where the bar is disabled (``INPARSX_NO_PROGRESS``, CI),
+    each logged loss is printed as one line (``step 10/63  loss 0.3881  lr 1.93e-05``) instead."""
     from transformers import TrainerCallback
 
     class RichProgress(TrainerCallback):
@@ -184,8 +186,12 @@ def progress_callback():
             self.progress.update(self.task, completed=state.global_step)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "loss" in logs:
-                self.progress.update(self.task, extra=f"loss {logs['loss']:.4f}")
+            if not logs or "loss" not in logs or not state.is_world_process_zero:
+                return
+            self.progress.update(self.task, extra=f"loss {logs['loss']:.4f}")
+            if self.progress.disable:
+                rate = f"  lr {logs['learning_rate']:.3g}" if "learning_rate" in logs else ""
+                console.print(f"step {state.global_step}/{state.max_steps}  loss {logs['loss']:.4f}{rate}")
 
         def on_train_end(self, args, state, control, **kwargs):
             self.progress.stop()
@@ -198,6 +204,9 @@ def fit(trainer, checkpoints: Path) -> dict[str, Any]:
 
     Returns the training metrics plus ``global_step``, ``resumed_from`` and the logged loss history.
     """
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # the raw log dicts; progress_callback() shows the loss instead
     resume = last_checkpoint(checkpoints)
     if resume and trainer.is_world_process_zero():
         console.print(f"resuming training from {resume}")
