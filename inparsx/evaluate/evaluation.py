@@ -217,7 +217,7 @@ def evaluate_runs(evaluator: Any, qrels: Qrels, runs: Mapping[str, Run], metrics
     return result
 
 
-def test_pairs(evaluator: Any, evaluation: Evaluation, pairs: Iterable[Mapping[str, str]]) -> list[PairTest]:
+def paired_tests(evaluator: Any, evaluation: Evaluation, pairs: Iterable[Mapping[str, str]]) -> list[PairTest]:
     """Paired tests of run against run, beyond the tests against the baseline (``evaluation.per_query`` and
     ``evaluator.significance`` needed; the evaluator's test and ``max_p``).
 

@@ -1,11 +1,12 @@
 """The evaluate stage: every run of the run directory against the eval split's qrels.
 
 Writes ``evaluate/metrics.json`` (``{run_name: {metric: value}}``, runs named after their stage, in pipeline
-order), ``evaluate/table.txt`` (the printed table), ``evaluate/per_query.json`` (``{run: {metric: {qid: score}}}``) and, with several runs,
-``evaluate/comparison.json`` (each run against the baseline: values, difference, p-value, wins/ties/losses;
-and the pairs that stages declared in ``runs.json``, e.g. trained vs zero-shot reranker, each with a verdict);
-prints the results table on stdout, with each run's description and each pair's verdict under it. Query ids listed by earlier stages in ``excluded_qids.txt`` (few-shot
-examples drawn from the evaluated split) are removed from the qrels and the runs first.
+order), ``evaluate/table.txt`` (the printed table), ``evaluate/per_query.json`` (``{run: {metric: {qid:
+score}}}``) and, with several runs, ``evaluate/comparison.json`` (each run against the baseline: values,
+difference, p-value, wins/ties/losses; and the pairs that stages declared in ``runs.json``, e.g. trained vs
+zero-shot reranker, each with a verdict). Prints the results table on stdout, with each run's description and
+each pair's verdict under it. Query ids listed by earlier stages in ``excluded_qids.txt`` (few-shot examples
+drawn from the evaluated split) are removed from the qrels and the runs first.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import io
 from rich.console import Console
 
 from inparsx.errors import InparsxError
-from inparsx.evaluate.evaluation import evaluate_runs, exclude_queries, read_runs, test_pairs
+from inparsx.evaluate.evaluation import evaluate_runs, exclude_queries, paired_tests, read_runs
 from inparsx.evaluate.table import print_results
 from inparsx.io import atomic_write, write_json
 from inparsx.progress import out
@@ -44,7 +45,7 @@ def run_stage(ctx) -> None:
     notes = ctx.run_notes()
     evaluation.descriptions = {name: text for name, text in notes["runs"].items() if name in runs}
     if evaluation.per_query and hasattr(ctx.component, "significance"):
-        evaluation.pairs = test_pairs(ctx.component, evaluation, notes["pairs"])
+        evaluation.pairs = paired_tests(ctx.component, evaluation, notes["pairs"])
     write_json(ctx.dir / "metrics.json", evaluation.means)
     if evaluation.per_query:
         write_json(ctx.dir / "per_query.json", evaluation.per_query_json())
