@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pluggy
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from inparsx import hookspecs
 from inparsx.errors import PluginError
@@ -109,6 +109,28 @@ class Registry:
         """Instantiate component ``name`` with validated ``options`` (pydantic ``ValidationError`` on bad ones)."""
         cls = self.get(kind, name)
         return cls(cls.Options(**(options or {})))
+
+
+def check_options(kind: str, name: str, options: dict[str, Any], what: str) -> None:
+    """Validate a component named inside another component's options (e.g. a filter's ``reranker`` and its
+    ``reranker_options``) when the recipe loads, so a typo fails before any model runs.
+
+    Args:
+        kind: the component kind (``rerankers``, ``retrievers``, ``trainers``...).
+        name: the registered name.
+        options: the options given for it.
+        what: the option that holds ``options``, named in messages.
+
+    Raises:
+        ValueError: an unknown name (available names listed), or options its ``Options`` model rejects.
+    """
+    try:
+        get_registry().get(kind, name).Options(**options)
+    except PluginError as exc:
+        raise ValueError(str(exc)) from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"{what} for {name!r}: {problems}") from None
 
 
 def unknown_name_message(kind: str, name: str, available: list[str]) -> str:

@@ -141,6 +141,9 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, registry: 
 def apply_override(data: dict[str, Any], override: str) -> None:
     """Apply one ``dotted.key=value`` override in place (value parsed as a TOML literal, else kept as a string).
 
+    ``--set filter.<key>=v`` goes to every listed filter that declares ``<key>``: it replaces that key in the
+    ``[filter.<name>]`` sub-tables too, so an override always wins over the file.
+
     Raises:
         RecipeError: no ``=``, an empty key, or a key path through a non-table value.
     """
@@ -158,6 +161,10 @@ def apply_override(data: dict[str, Any], override: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise RecipeError("--set", key, f"{part!r} is not a table")
+    if parents and parents[0] in MULTI_USE_STAGES and len(parents) == 1:
+        for sub in node.values():  # --set filter.key=v overrides [filter.<name>] key too
+            if isinstance(sub, dict):
+                sub.pop(leaf, None)
     node[leaf] = value
 
 
@@ -181,9 +188,47 @@ def validate_recipe(data: dict[str, Any], source: str, text: str, registry: Regi
             config = _stage(stage, kind, data[stage], registry, fail)
             if config is not None:
                 stages[stage] = config
+    if not errors:
+        cross_stage_checks(stages, fail)
     if errors:
         raise RecipeErrors(errors)
     return Recipe(info, dataset, stages, source, data)  # type: ignore[arg-type]
+
+
+def _field(stages: dict[str, StageConfig], stage: str, key: str) -> Any:
+    """The value of option ``key`` of a single-component stage, or ``None`` when absent or undeclared."""
+    if stage not in stages:
+        return None
+    options = stages[stage].components[0][1]
+    return getattr(options, key) if key in type(options).model_fields else None
+
+
+def cross_stage_checks(stages: dict[str, StageConfig], fail) -> None:
+    """Options of two stages that contradict each other, each reported with file, line and key.
+
+    - ``train.num_negatives`` differs from ``triples.n_negatives``: training would use fewer negatives than
+      were mined, or ask for more than the triples carry.
+    - ``rerank.depth`` above ``retrieve.k`` when the rerank stage reranks the retrieve run: the run holds only
+      ``k`` documents per query.
+    - ``rerank`` ``true_token``/``false_token`` differ from ``train``'s while ``rerank.model = "@train"``: the
+      reranker would read other words than the model was trained to write.
+    """
+    mined, used = _field(stages, "triples", "n_negatives"), _field(stages, "train", "num_negatives")
+    if mined is not None and used is not None and mined != used:
+        fail("train.num_negatives", f"{used} but triples.n_negatives = {mined}: "
+             + (f"only {used} of the {mined} mined negatives per query would reach training" if used < mined else
+                f"the triples carry at most {mined} negative(s) per query")
+             + "; leave num_negatives out to train on every mined negative, or change n_negatives")
+    depth, k = _field(stages, "rerank", "depth"), _field(stages, "retrieve", "k")
+    if depth is not None and k is not None and _field(stages, "rerank", "first_stage") == "retrieve" and depth > k:
+        fail("rerank.depth", f"{depth} but retrieve.k = {k}: the first-stage run holds {k} documents per query; "
+             f"set depth to at most {k}, or raise retrieve.k")
+    if _field(stages, "rerank", "model") == "@train":
+        for key in ("true_token", "false_token"):
+            given, trained = _field(stages, "rerank", key), _field(stages, "train", key)
+            if given is not None and trained is not None and given != trained:
+                fail(f"rerank.{key}", f"{given!r} but train.{key} = {trained!r}: the reranker would read a word the "
+                     f"model was not trained to write; leave rerank.{key} out (the trained one is used)")
 
 
 def _unknown(what: str, key: str, allowed: list[str]) -> str:

@@ -17,6 +17,7 @@ decision's score is the source document's rank (``None`` when BM25 did not retri
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -24,13 +25,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from inparsx.filter.base import Decision, Filter
-from inparsx.filter.reranker_filter import build_reranker, check_component, check_reranker
+from inparsx.filter.reranker_filter import FILTER_OWN, build_reranker, records_digest
 from inparsx.filter.rules import MISSING_SOURCE
 from inparsx.io import ResumableJsonl, write_jsonl
-from inparsx.plugins import Options, get_registry
+from inparsx.plugins import Options, check_options, get_registry
 from inparsx.progress import console
 from inparsx.records import Run, SyntheticQuery
+from inparsx.rerank.base import check_scorer_options
 from inparsx.rerank.fusion import ranked
+from inparsx.retrieve.base import check_retriever
 
 if TYPE_CHECKING:
     from inparsx.pipeline import StageContext
@@ -45,7 +48,10 @@ class ConsistencyOptions(Options):
     ``model``, ``reranker_options``, ``batch_size``: the reranker for ``by = "reranker"`` (``model``
     required), and the reranker that loads the self-trained model for ``by = "self"`` (default: the
     reranker named like the trainer). ``trainer``, ``trainer_options``: the trainer for ``by = "self"``
-    (``model``, when set, is its base model). ``negatives``: BM25 negatives per query for that training.
+    (``model``, when set, is its base model). ``negatives``: BM25 negatives per query for that training (all
+    of them reach the trainer; a different ``trainer_options.num_negatives`` is refused).
+    ``retriever_options.k`` is refused (the search depth is ``depth``), and so are ``reranker_options`` keys
+    that the filter sets itself (``model``, ``batch_size``, ``depth``) or that only the rerank stage reads.
     """
 
     by: Literal["bm25", "reranker", "self"] = "bm25"
@@ -67,10 +73,16 @@ class ConsistencyOptions(Options):
             raise ValueError(f"depth ({self.depth}) must be at least k ({self.k})")
         if self.by == "reranker" and not self.model:
             raise ValueError("by = 'reranker' needs model (the reranker's checkpoint)")
+        check_retriever(self.retriever, self.retriever_options)
         if self.by != "bm25":
-            check_reranker(self.ranker_name, self.reranker_options)
+            check_scorer_options(self.ranker_name, self.reranker_options, {**FILTER_OWN, "depth": "depth"})
         if self.by == "self":
-            check_component("trainers", self.trainer, self.trainer_options_with_model(), "trainer_options")
+            check_options("trainers", self.trainer, self.trainer_options_with_model(), "trainer_options")
+            wanted = self.trainer_options.get("num_negatives")
+            if wanted is not None and wanted != self.negatives:
+                raise ValueError(f"trainer_options.num_negatives = {wanted} but negatives = {self.negatives}: "
+                                 f"the self-trained model would see {min(wanted, self.negatives)} negative(s) per "
+                                 "query; set negatives alone (every mined negative reaches training)")
         return self
 
     @property
@@ -130,7 +142,9 @@ class ConsistencyFilter(Filter):
             run[record.query_id] = hits
         texts = {d.doc_id: d.full_text for d in ctx.dataset.get_docs({d for h in run.values() for d in h}).values()}
         reranker = build_reranker(opts.ranker_name, model, opts.batch_size, opts.reranker_options, ctx)
-        meta = {"filter": self.name, "by": opts.by, "reranker": opts.ranker_name, "model": model, "depth": opts.depth}
+        meta = {"filter": self.name, "by": opts.by, "reranker": opts.ranker_name, "model": model, "depth": opts.depth,
+                "reranker_options": opts.reranker_options, "records": records_digest(records),
+                "trained": self.training_key(records, ctx) if opts.by == "self" else None}
         try:
             scores, _ = rerank_run(reranker, run, {r.query_id: r.query for r in records}, texts, opts.depth + 1,
                                    ResumableJsonl(ctx.dir / "consistency-scores.jsonl"), meta,
@@ -144,9 +158,13 @@ class ConsistencyFilter(Filter):
         opts = self.options
         folder = ctx.dir / "consistency-self"
         model_dir, done = folder / "model", folder / "model.done"
-        if done.is_file():
+        key = self.training_key(records, ctx)
+        if done.is_file() and done.read_text().strip() == key:
             console.print(f"consistency: reusing the self-trained model {model_dir}")
             return model_dir
+        if folder.exists():
+            shutil.rmtree(folder)  # trained with other options, seed or records
+        folder.mkdir(parents=True)
         miner = get_registry().build("miners", "bm25-negatives", {
             "depth": opts.depth, "n_negatives": opts.negatives, "retriever": opts.retriever,
             "retriever_options": opts.retriever_options})
@@ -157,5 +175,17 @@ class ConsistencyFilter(Filter):
         console.print(f"consistency: training {opts.trainer} on {count} synthetic triples ({triples})")
         trainer = get_registry().build("trainers", opts.trainer, opts.trainer_options_with_model())
         trainer.train(triples, model_dir, ctx)
-        done.write_text("done\n")
+        done.write_text(key + "\n")
         return model_dir
+
+    def training_key(self, records: Sequence[SyntheticQuery], ctx: "StageContext") -> str:
+        """sha256 (16 hex digits) of what the self-trained model depends on: the training options (``trainer``,
+        its options, ``model``, ``negatives``, ``depth``, the retriever), the seed and the records."""
+        import hashlib
+        import json
+
+        opts = self.options
+        payload = {"trainer": opts.trainer, "options": opts.trainer_options_with_model(), "negatives": opts.negatives,
+                   "depth": opts.depth, "retriever": opts.retriever, "retriever_options": opts.retriever_options,
+                   "seed": ctx.seed, "records": records_digest(records)}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

@@ -8,39 +8,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from inparsx.errors import PluginError
 from inparsx.filter.base import Decision, Filter
 from inparsx.filter.rules import MISSING_SOURCE, top_k_decisions
 from inparsx.io import ResumableJsonl
 from inparsx.plugins import Options, get_registry
 from inparsx.progress import progress_task
 from inparsx.records import SyntheticQuery
+from inparsx.rerank.base import check_scorer_options
 
 if TYPE_CHECKING:
     from inparsx.pipeline import StageContext
     from inparsx.rerank.base import Reranker
 
 
-def check_component(kind: str, name: str, options: dict[str, Any], what: str) -> None:
-    """Validate a component name and its options at recipe time (``what`` names the option in messages).
-
-    Raises:
-        ValueError: an unknown name, or options its ``Options`` model rejects.
-    """
-    try:
-        get_registry().get(kind, name).Options(**options)
-    except PluginError as exc:
-        raise ValueError(str(exc)) from None
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"{what} for {name!r}: {problems}") from None
+FILTER_OWN = {"model": "model", "batch_size": "batch_size"}
+"""``reranker_options`` keys that a model-based filter sets from its own options (see
+:func:`inparsx.rerank.base.check_scorer_options`)."""
 
 
-def check_reranker(name: str, options: dict[str, Any]) -> None:
-    """:func:`check_component` for a reranker and its ``reranker_options`` (``model`` is given separately)."""
-    check_component("rerankers", name, {"model": "x", **options}, "reranker_options")
+def records_digest(records: Sequence[SyntheticQuery]) -> str:
+    """sha256 (16 hex digits) of the records' ids, documents and query texts: part of a filter's resume key, so
+    that scores saved for other queries (a rerun of ``inparsx filter`` on another file) are never reused."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for r in records:
+        digest.update(f"{r.query_id}\t{r.doc_id}\t{r.query}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def build_reranker(name: str, model: str, batch_size: int, options: dict[str, Any], ctx: "StageContext") -> "Reranker":
@@ -55,7 +51,8 @@ class RerankerFilterOptions(Options):
     """``reranker`` filter options. ``keep_top_k``: queries kept (InPars-v2: 10,000). ``reranker``: a
     registered reranker (``monot5``, ``cross-encoder``...). ``model``: its checkpoint (default InPars-v2's).
     ``batch_size``: pairs per forward pass. ``reranker_options``: more of that reranker's options, e.g.
-    ``{dtype = "bf16", max_length = 512}``."""
+    ``{dtype = "bf16", max_length = 512}``; ``model`` and ``batch_size`` are the filter's own keys, and the
+    rerank stage's keys (``depth``, ``interpolate``...) are refused: a filter only scores pairs."""
 
     keep_top_k: int = Field(10_000, ge=1)
     reranker: str = "monot5"
@@ -65,7 +62,7 @@ class RerankerFilterOptions(Options):
 
     @model_validator(mode="after")
     def _check(self) -> "RerankerFilterOptions":
-        check_reranker(self.reranker, self.reranker_options)
+        check_scorer_options(self.reranker, self.reranker_options, FILTER_OWN)
         return self
 
 
@@ -100,7 +97,8 @@ class RerankerFilter(Filter):
         docs = {d.doc_id: d.full_text for d in ctx.dataset.get_docs({r.doc_id for r in records}).values()}
         present = [r for r in records if r.doc_id in docs]
         reranker = build_reranker(opts.reranker, opts.model, opts.batch_size, opts.reranker_options, ctx)
-        meta = {"filter": self.name, "reranker": opts.reranker, "model": opts.model, **opts.reranker_options}
+        meta = {"filter": self.name, "reranker": opts.reranker, "model": opts.model, **opts.reranker_options,
+                "records": records_digest(present)}
         try:
             scores = score_records(reranker, present, docs, ResumableJsonl(ctx.dir / "reranker-scores.jsonl"), meta,
                                    f"filter: {opts.reranker}")

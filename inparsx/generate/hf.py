@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 BUILTIN_TEMPLATES = {"doc2query": "{document}{query}"}
 """Templates that are not in the InPars file: ``doc2query`` is the bare document (doc2query-T5's input)."""
 
+DEFAULT_FEWSHOT = 3
+"""Few-shot examples per prompt of a dynamic template when ``n_fewshot`` is not set."""
+
 SORT_WINDOW = 32
 """Documents are sorted by prompt length within windows of ``SORT_WINDOW * batch_size`` documents."""
 
@@ -39,16 +42,20 @@ class HFOptions(GeneratorOptions):
     model: str = Field(description="hub id, local folder, or @stage (e.g. @tune)")
     prompt: Literal["inpars", "inpars-gbq", "promptagator", "custom", "doc2query"] = "inpars"
     template: str | None = Field(None, description="custom: a template file; promptagator: a template name "
-                                 "in the prompts file (default promptagator-<dataset>)")
+                                 "in the prompts file (default promptagator-<dataset>); refused with the other "
+                                 "prompts, which are one fixed template each")
     template_mode: Literal["static", "dynamic"] = Field("static", description="custom templates: static, or "
                                                         "dynamic (repeated for few-shot examples, as Promptagator)")
     prompts_file: str | None = Field(None, description="local copy of the InPars templates.yaml "
-                                     "(default: $INPARSX_PROMPTS_FILE, else the pinned upstream file)")
+                                     "(default: $INPARSX_PROMPTS_FILE, else the pinned upstream file); for the "
+                                     "prompts read from it: inpars, inpars-gbq, promptagator")
     chat: bool = Field(False, description="render with the tokenizer's chat template, few-shot pairs as turns")
     instruction: str = DEFAULT_INSTRUCTION
-    n_fewshot: int = Field(3, ge=1, le=8)
-    fewshot_pool: int | None = Field(None, ge=1, description="pairs drawn once for the run (default: the "
-                                     "whole train split; n_fewshot when examples come from the evaluated split)")
+    n_fewshot: int | None = Field(None, ge=1, le=8, description="few-shot examples per prompt of a dynamic "
+                                  "template (default 3); the static prompts carry their own examples")
+    fewshot_pool: int | None = Field(None, ge=1, description="dynamic templates: pairs drawn once for the run, "
+                                     "at least n_fewshot (default: the whole train split; n_fewshot when examples "
+                                     "come from the evaluated split)")
     max_doc_tokens: int = Field(256, ge=1)
     max_prompt_tokens: int = Field(2048, ge=8)
     max_new_tokens: int = Field(64, ge=1)
@@ -64,8 +71,11 @@ class HFOptions(GeneratorOptions):
     device_map: str | None = Field(None, description='e.g. "auto" to spread a large model over GPUs')
     attn_implementation: str | None = Field(None, description='transformers attention kernel, e.g. "sdpa", '
                                             '"eager", "flash_attention_2" (default: the model\'s)')
-    cache: Literal["static", "dynamic"] = "static"
-    prefix_cache: bool = True
+    cache: Literal["static", "dynamic"] = Field("static", description="the KV cache of generation: static "
+                                                "(preallocated) or dynamic (transformers' default)")
+    prefix_cache: bool | None = Field(None, description="compute the prompt prefix every document shares once "
+                                      "(default: on for decoder-only models; an encoder-decoder model reads its "
+                                      "whole input at once, so true is refused with one)")
     revision: str | None = None
     trust_remote_code: bool = False
 
@@ -78,7 +88,33 @@ class HFOptions(GeneratorOptions):
             raise ValueError('template_mode applies to prompt = "custom" (promptagator is always dynamic)')
         if self.prompt == "custom" and not self.template:
             raise ValueError('prompt = "custom" needs template = "<path of a file with {document} and {query}>"')
+        if self.template is not None and self.prompt not in ("custom", "promptagator"):
+            raise ValueError(f'template = {self.template!r} would replace the {self.prompt!r} template: template '
+                             'applies to prompt = "custom" (a file) and "promptagator" (a name in the prompts '
+                             'file); remove it, or use one of those prompts')
+        if self.prompts_file is not None and self.prompt in ("custom", "doc2query"):
+            raise ValueError(f'prompts_file would be ignored: prompt = "{self.prompt}" does not read the prompts '
+                             'file; remove it')
+        if not self.dynamic:
+            for key in ("n_fewshot", "fewshot_pool"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f'{key} would be ignored: prompt = "{self.prompt}" is a static template that '
+                                     'carries its own examples; few-shot sampling applies to prompt = '
+                                     '"promptagator" or "custom" with template_mode = "dynamic"')
+        if self.fewshot_pool is not None and self.fewshot_pool < self.fewshot:
+            raise ValueError(f"fewshot_pool = {self.fewshot_pool} is smaller than n_fewshot = {self.fewshot}: prompts "
+                             f"would show only {self.fewshot_pool} example(s); raise fewshot_pool or lower n_fewshot")
         return self
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether the prompt repeats its template for sampled few-shot examples (Promptagator, dynamic custom)."""
+        return self.prompt == "promptagator" or (self.prompt == "custom" and self.template_mode == "dynamic")
+
+    @property
+    def fewshot(self) -> int:
+        """Few-shot examples per prompt: ``n_fewshot``, default :data:`DEFAULT_FEWSHOT`."""
+        return self.n_fewshot or DEFAULT_FEWSHOT
 
 
 class HFGenerator(Generator):
@@ -151,6 +187,9 @@ class HFGenerator(Generator):
             available = ", ".join(sorted(templates))
             raise InparsxError(f"no prompt template {name!r} in the prompts file; available: {available} "
                                "(set the generator option template to one of them)")
+        if opts.prompt == "promptagator" and not templates[name].dynamic:
+            raise InparsxError(f"generate.template = {name!r} is a static template; prompt = 'promptagator' samples "
+                               "few-shot examples into a dynamic one (e.g. promptagator-<dataset>)")
         return templates[name]
 
     def prompt_builder(self, ctx: "StageContext", tokenizer: Any, model: Any = None) -> "PromptBuilder":
@@ -165,24 +204,25 @@ class HFGenerator(Generator):
             limit = min(limit, context - opts.max_new_tokens)
         return PromptBuilder(template, tokenizer, chat=opts.chat, instruction=opts.instruction,
                              max_doc_tokens=opts.max_doc_tokens, max_prompt_tokens=limit,
-                             pool=self._fewshot_pool(ctx) if template.dynamic else None, n_fewshot=opts.n_fewshot)
+                             pool=self._fewshot_pool(ctx) if template.dynamic else None, n_fewshot=opts.fewshot)
 
     def _fewshot_pool(self, ctx: "StageContext") -> "FewShotPool | None":
-        if self._pool is None and self._dynamic():
+        if self._pool is None and self.options.dynamic:
             from inparsx.generate.fewshot import build_pool
 
-            self._pool = build_pool(ctx.dataset, ctx.eval_split, ctx.seed, self.options.n_fewshot,
+            self._pool = build_pool(ctx.dataset, ctx.eval_split, ctx.seed, self.options.fewshot,
                                     self.options.fewshot_pool)
         return self._pool
-
-    def _dynamic(self) -> bool:
-        return self.options.prompt == "promptagator" or (self.options.prompt == "custom" and self.options.template_mode == "dynamic")
 
     def _engine(self, model: Any, tokenizer: Any, builder: "PromptBuilder") -> Any:
         from inparsx.generate.decoding import BatchGenerator
 
         opts = self.options
-        prefix = builder.shared_prefix() if opts.prefix_cache else ""
+        if opts.prefix_cache and model.config.is_encoder_decoder:
+            raise InparsxError(f"generate.prefix_cache = true, but {opts.model} is an encoder-decoder (seq2seq) model: "
+                               "its encoder reads the whole prompt at once, so there is no prefix to cache; leave "
+                               "prefix_cache unset")
+        prefix = builder.shared_prefix() if opts.prefix_cache is not False and not model.config.is_encoder_decoder else ""
         prefix_ids = builder.encode(prefix)[:-1] if prefix else []  # drop the last token: it may merge onwards
         sampling = {"temperature": opts.temperature, "top_p": opts.top_p, "top_k": opts.top_k} if opts.do_sample else None
         return BatchGenerator(model, tokenizer, opts.stop, opts.max_new_tokens, sampling, opts.num_queries_per_doc,
@@ -198,12 +238,12 @@ def load_model(path: str, options: HFOptions) -> tuple[Any, Any]:
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-    common = {"revision": options.revision, "trust_remote_code": options.trust_remote_code}
+    common = source_kwargs(options)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **common)
         config = AutoConfig.from_pretrained(path, **common)
         cls = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
-        kwargs = {**common, **_placement(options)}
+        kwargs = model_kwargs(options)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
             model = cls.from_pretrained(path, **kwargs)
@@ -218,6 +258,17 @@ def load_model(path: str, options: HFOptions) -> tuple[Any, Any]:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right" if config.is_encoder_decoder else "left"
     return model, tokenizer
+
+
+def source_kwargs(options: HFOptions) -> dict[str, Any]:
+    """``revision`` and ``trust_remote_code``: the ``from_pretrained`` arguments of tokenizer, config and model."""
+    return {"revision": options.revision, "trust_remote_code": options.trust_remote_code}
+
+
+def model_kwargs(options: HFOptions) -> dict[str, Any]:
+    """Every keyword argument the model's ``from_pretrained`` gets (:func:`source_kwargs` and the placement:
+    dtype, attention kernel, quantisation, device map)."""
+    return {**source_kwargs(options), **_placement(options)}
 
 
 def _placement(options: HFOptions) -> dict[str, Any]:

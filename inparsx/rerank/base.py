@@ -7,7 +7,11 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from inparsx.plugins import Component, Options
+from inparsx.plugins import Component, Options, check_options
+
+STAGE_FIELDS = ("depth", "interpolate", "fusion", "rrf_k", "zero_shot_model", "first_stage")
+"""Fields of :class:`RerankerOptions` that configure the rerank stage (which run is reranked, how deep, how it
+is fused, a second model), not how a pair is scored: a component that only scores pairs never reads them."""
 
 
 class RerankerOptions(Options):
@@ -77,3 +81,26 @@ class Reranker(Component):
         for name in ("model", "tokenizer"):
             if hasattr(self, name):
                 setattr(self, name, None)
+
+
+def check_scorer_options(name: str, options: dict, own: dict[str, str]) -> None:
+    """Validate ``reranker`` and ``reranker_options`` of a component that uses the reranker only to score pairs
+    (the ``reranker`` and ``consistency`` filters) when the recipe loads.
+
+    Args:
+        name: the reranker's registered name.
+        options: the ``reranker_options`` given.
+        own: keys the component sets itself -> its option to use instead (e.g. ``{"model": "model"}``).
+
+    Raises:
+        ValueError: a key of ``own`` (it would be replaced by the component's own option), a key of
+            :data:`STAGE_FIELDS` (it would be ignored), an unknown reranker, or options it rejects.
+    """
+    for key in options:
+        if key in own:
+            raise ValueError(f"reranker_options.{key} would be replaced by the filter's own option "
+                             f"`{own[key]}`: set {own[key]} instead")
+        if key in STAGE_FIELDS:
+            raise ValueError(f"reranker_options.{key} configures the rerank stage; a filter only scores "
+                             "(query, document) pairs, so it would be ignored: remove it")
+    check_options("rerankers", name, {"model": "x", **options}, "reranker_options")

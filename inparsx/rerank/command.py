@@ -8,14 +8,34 @@ from typing import Annotated, Any, Optional
 import typer
 
 
+COMMAND_KEYS = {
+    "model": "give it as --model",
+    "depth": "give it as --depth",
+    "first_stage": "the command reranks the run given with --run",
+    "zero_shot_model": "rerank again with --model <zero-shot model> and another --out (the recipe stage's "
+                       "zero_shot_model runs both)",
+}
+"""``[rerank]`` keys that ``inparsx rerank --set`` refuses, and what to do instead."""
+
+
 def build_options(model: str, depth: Optional[int], settings: list[str]) -> dict[str, Any]:
     """The reranker's options from the command line: ``--model``, ``--depth`` and ``--set key=value`` (values
-    parsed as TOML literals, as ``inparsx run --set`` does)."""
+    parsed as TOML literals, as ``inparsx run --set`` does).
+
+    Raises:
+        RecipeError: a ``--set`` of an option that the command takes as a flag (``model``: ``--model``,
+            ``depth``: ``--depth``) or that only the recipe stage reads (``first_stage``: the command reranks
+            ``--run``; ``zero_shot_model``: run the command again with that ``--model``).
+    """
+    from inparsx.errors import RecipeError
     from inparsx.recipe import apply_override
 
     options: dict[str, Any] = {}
     for setting in settings:
         apply_override(options, setting)
+    for key, instead in COMMAND_KEYS.items():
+        if key in options:
+            raise RecipeError("--set", key, f"not an option of the one-off command: {instead}")
     options["model"] = model
     if depth is not None:
         options["depth"] = depth

@@ -120,10 +120,35 @@ def label_token_id(tokenizer: Any, word: str) -> int:
 
 class MonoT5Options(RerankerOptions):
     """``monot5`` options. ``true_token``/``false_token``: the answer words (``yes``/``no`` for the mT5 mMARCO
-    rerankers). ``max_length`` defaults to 512. fp16 overflows in T5's feed-forward layers; prefer bf16."""
+    rerankers); ``None`` (default): the words the model was trained with when an inparsx ``monot5`` trainer
+    made it (its ``inparsx_training.json``), else ``true``/``false``. A word that differs from the trained one
+    is refused when the model loads. ``max_length`` defaults to 512. fp16 overflows in T5's feed-forward
+    layers; prefer bf16."""
 
-    true_token: str = "true"
-    false_token: str = "false"
+    true_token: str | None = None
+    false_token: str | None = None
+
+
+def answer_words(path: str, options: MonoT5Options) -> tuple[str, str]:
+    """``(true word, false word)`` for the model at ``path``: the options', else those it was trained with
+    (``inparsx_training.json`` beside a model made by the ``monot5`` trainer), else ``("true", "false")``.
+
+    Raises:
+        InparsxError: an option that differs from the word the model was trained with.
+    """
+    import json
+    from pathlib import Path
+
+    info = Path(path) / "inparsx_training.json"
+    trained = json.loads(info.read_text()).get("options", {}) if info.is_file() else {}
+    words = []
+    for key, default in (("true_token", "true"), ("false_token", "false")):
+        given, learned = getattr(options, key), trained.get(key)
+        if given is not None and learned is not None and given != learned:
+            raise InparsxError(f"monot5: {key} = {given!r} but the model at {path} was trained with {key} = "
+                               f"{learned!r}; leave {key} unset to use the trained one")
+        words.append(given or learned or default)
+    return words[0], words[1]
 
 
 class MonoT5Reranker(Reranker):
@@ -136,7 +161,8 @@ class MonoT5Reranker(Reranker):
         """Load a T5 model (``AutoModelForSeq2SeqLM``) and its tokenizer; find the true/false token ids.
 
         Raises:
-            InparsxError: the tokenizer lacks a single token for ``true_token`` or ``false_token``.
+            InparsxError: the tokenizer lacks a single token for ``true_token`` or ``false_token``, or one
+                differs from the word the model was trained with.
         """
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -147,7 +173,8 @@ class MonoT5Reranker(Reranker):
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModelForSeq2SeqLM.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
         self.max_length = opts.max_length or MAX_LENGTH
-        self.label_ids = [label_token_id(self.tokenizer, opts.false_token), label_token_id(self.tokenizer, opts.true_token)]
+        true, false = answer_words(path, opts)
+        self.label_ids = [label_token_id(self.tokenizer, false), label_token_id(self.tokenizer, true)]
 
     def score(self, queries: Sequence[str], documents: Sequence[str]) -> list[float]:
         """P(true) of each pair, in input order (computed in float64 from the two logits, so that near-certain

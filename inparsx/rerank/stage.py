@@ -63,18 +63,22 @@ def fused_runs(name: str, first_stage: Run, reranked: Run, options: Any) -> dict
     return {form_name(name, form, options): build[form]() for form in run_forms(options)}
 
 
-def run_notes(models: dict[str, str], options: Any, first_stage: str) -> dict[str, Any]:
+def run_notes(models: dict[str, str], options: Any, first_stage: str, reranked: int | None = None) -> dict[str, Any]:
     """The content of ``runs.json``: a description of every run and, with a zero-shot model, the pairs
     ``{"run": trained, "against": zero-shot, "question": ...}`` that the evaluate stage tests (one per form).
 
-    ``models``: ``{"rerank": model, "zeroshot": model}`` (the second optional).
+    ``models``: ``{"rerank": model, "zeroshot": model}`` (the second optional). ``reranked``: the most
+    documents any query has reranked (fewer than ``options.depth`` when the first-stage run is shallower);
+    the descriptions state it.
     """
     who = {"rerank": "trained model", "zeroshot": "zero-shot model"}
+    top = options.depth if reranked is None or reranked >= options.depth else reranked
+    depth = f"top {top}" + ("" if top == options.depth else f" (all it holds; depth = {options.depth})")
     runs, pairs = {}, []
     for name, model in models.items():
         for form in run_forms(options):
-            runs[form_name(name, form, options)] = (f"{who.get(name, name)} {model} on the {first_stage} top "
-                                                    f"{options.depth}, {form_description(form, options, first_stage)}")
+            runs[form_name(name, form, options)] = (f"{who.get(name, name)} {model} on the {first_stage} {depth}, "
+                                                    f"{form_description(form, options, first_stage)}")
     if "zeroshot" in models:
         for form in run_forms(options):
             pairs.append({"run": form_name("rerank", form, options), "against": form_name("zeroshot", form, options),
@@ -129,14 +133,16 @@ def run_stage(ctx: "StageContext") -> None:
     run_path = ctx.output(opts.first_stage, "run.trec")
     first_stage = read_trec_run(run_path)
     queries = {qid: query.text for qid, query in ctx.dataset.queries(ctx.eval_split).items()}
-    needed = {docid for ids in candidates(first_stage, opts.depth, queries).values() for docid in ids}
+    todo = candidates(first_stage, opts.depth, queries)
+    needed = {docid for ids in todo.values() for docid in ids}
     docs = document_texts(ctx.dataset, sorted(needed), run_path)
     reranker.use_corpus(ctx.dataset.fingerprint())
     jobs = [("rerank", ctx.resolve_model(opts.model), "scores.jsonl")]
     if opts.zero_shot_model:
         jobs.append(("zeroshot", ctx.resolve_model(opts.zero_shot_model), "scores-zeroshot.jsonl"))
     summary: dict[str, Any] = {"reranker": reranker.name, "depth": opts.depth, "first_stage": str(run_path)}
-    write_json(ctx.dir / RUN_NOTES, run_notes({name: model for name, model, _ in jobs}, opts, opts.first_stage))
+    reranked = max((len(ids) for ids in todo.values()), default=0)
+    write_json(ctx.dir / RUN_NOTES, run_notes({name: model for name, model, _ in jobs}, opts, opts.first_stage, reranked))
     for name, model, filename in jobs:
         label = "rerank" if name == "rerank" else "rerank zero-shot"
         scores, summary[name] = rerank_with_model(reranker, model, first_stage, queries, docs,

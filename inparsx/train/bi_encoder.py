@@ -26,7 +26,8 @@ class BiEncoderOptions(TrainerOptions):
     ``loss``: ``mnrl`` | ``cached-mnrl``. ``scale``: the inverse temperature of the softmax over cosine
     similarities (20, sentence-transformers' default). ``mini_batch_size``: sequences per forward pass of
     ``cached-mnrl``. ``max_length``: tokens kept per query and per document (``max_seq_length``).
-    ``num_negatives``: mined hard negatives per query (0: in-batch negatives only).
+    ``num_negatives``: mined hard negatives per query (0: in-batch negatives only; ``None``: every one the
+    triples carry).
     """
 
     base_model: str = model_field("sentence-transformers/all-MiniLM-L6-v2")
@@ -54,12 +55,13 @@ or as an inparsx reranker: `[rerank] use = "bi-encoder"`, `model = "@train"`."""
         from sentence_transformers.base.sampler import BatchSamplers
 
         opts = self.options
-        require_negatives(triples, opts.num_negatives, path, f"train.num_negatives = {opts.num_negatives}")
+        n = self.negatives_for(triples)
+        require_negatives(triples, n, path, f"train.num_negatives = {opts.num_negatives}")
         model = SentenceTransformer(base_model)
         model.max_seq_length = opts.max_length
         args = SentenceTransformerTrainingArguments(**training_arguments(opts, checkpoints, seed),
                                                     batch_sampler=BatchSamplers.NO_DUPLICATES)
-        dataset = to_dataset(tuple_rows(triples, opts.num_negatives, anchor="anchor"))
+        dataset = to_dataset(tuple_rows(triples, n, anchor="anchor"))
         return SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=self.loss(model),
                                           callbacks=self.trainer_callbacks())
 

@@ -80,7 +80,7 @@ def render_card(info: dict[str, Any], citation: str = "", usage: str = "") -> st
         "",
         f"- triples: {info['num_triples']} from `{info['triples_file']}`",
         f"- distinct queries: {info['num_queries']}; distinct positive documents: {info['num_positive_docs']}",
-        f"- hard negatives used per query: {options.get('num_negatives')} "
+        f"- hard negatives used per query: {metrics.get('negatives_per_query', options.get('num_negatives'))} "
         f"(at least {info['negatives_per_query_available']} available in every triple)",
         "",
         "## Training",

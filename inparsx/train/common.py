@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 
 from inparsx.errors import InparsxError
 from inparsx.models import resolve_model_name
@@ -23,7 +23,10 @@ from inparsx.progress import console, make_progress
 from inparsx.train.base import Trainer
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from inparsx.pipeline import StageContext
+    from inparsx.triples.base import Triple
 
 CHECKPOINTS = "checkpoints"
 """Sub-folder of the output folder where resumable checkpoints (``checkpoint-<step>``) are written."""
@@ -42,9 +45,13 @@ class TrainerOptions(Options):
     GPU that supports it, else fp16 on a GPU, else fp32 (bf16 on a CPU must be asked for). ``save_steps``: a
     resumable checkpoint every so many steps (0: none); a crashed run resumes from the last complete one.
     ``seed``: ``None`` takes the recipe's seed. ``max_triples``: use only the first triples of the file.
-    ``num_negatives``: hard negatives used per query (from each triple's ``neg_texts``). ``train_layers``:
-    train only the top ``train_layers`` transformer layers (plus heads and final norms); the embeddings and
-    the lower layers stay frozen (``None``: train everything). On a 2-core CPU, training the top 2 of
+    ``num_negatives``: hard negatives used per query (from each triple's ``neg_texts``); ``None`` (default):
+    every negative the triples carry (the fewest any triple has, when they differ), so the triples stage's
+    ``n_negatives`` decides. ``lr_scheduler``: transformers' schedule; ``constant`` has no warm-up, so
+    ``warmup_ratio`` defaults to 0 with it and a non-zero one is refused (use ``constant_with_warmup``).
+    ``train_layers``: train only the top ``train_layers`` transformer layers (plus heads and final norms);
+    every embedding table outside the layers (T5's shared ``shared.weight`` and the output head tied to it
+    included) and the lower layers stay frozen (``None``: train everything). On a 2-core CPU, training the top 2 of
     MiniLM's 6 layers in bf16 made a step 2.3x faster than full fp32 fine-tuning (``bench/train_speed.py``),
     and it keeps the model close to its starting point.
     """
@@ -59,7 +66,7 @@ class TrainerOptions(Options):
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     weight_decay: float = Field(0.01, ge=0)
     max_length: int = Field(256, ge=8)
-    num_negatives: int = Field(1, ge=0)
+    num_negatives: int | None = Field(None, ge=0)
     max_triples: int | None = Field(None, ge=1)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     gradient_checkpointing: bool = False
@@ -68,6 +75,22 @@ class TrainerOptions(Options):
     keep_checkpoints: bool = False
     logging_steps: int = Field(10, ge=1)
     seed: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_warmup_when_constant(cls, data: Any) -> Any:
+        """``warmup_ratio`` defaults to 0 with ``lr_scheduler = "constant"`` (which has no warm-up)."""
+        if isinstance(data, dict) and "warmup_ratio" not in data:
+            if data.get("lr_scheduler", cls.model_fields["lr_scheduler"].default) == "constant":
+                data = {**data, "warmup_ratio": 0.0}
+        return data
+
+    @model_validator(mode="after")
+    def _warmup_needs_a_schedule(self) -> "TrainerOptions":
+        if self.lr_scheduler == "constant" and self.warmup_ratio > 0:
+            raise ValueError(f"warmup_ratio = {self.warmup_ratio:g} would be ignored: transformers' 'constant' "
+                             "schedule has no warm-up; use lr_scheduler = 'constant_with_warmup' or warmup_ratio = 0")
+        return self
 
 
 def resolve_base_model(value: str, ctx: "StageContext | None") -> str:
@@ -96,14 +119,20 @@ def resolve_seed(options: TrainerOptions, ctx: "StageContext | None") -> int:
 def precision_flags(precision: str) -> dict[str, bool]:
     """``TrainingArguments`` flags (``bf16``, ``fp16``, ``use_cpu``) for a ``precision`` option.
 
+    ``auto``: bf16 on a GPU that computes it natively (the rerankers' test,
+    :func:`inparsx.rerank.hardware.native_bf16`: compute capability 8+, emulation not counted), fp16 on an
+    older GPU, fp32 on a CPU.
+
     Raises:
         InparsxError: fp16 without a CUDA GPU (PyTorch's CPU autocast does not do fp16 training).
     """
     import torch
 
+    from inparsx.rerank.hardware import native_bf16
+
     cuda = torch.cuda.is_available()
     if precision == "auto":
-        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
+        precision = ("bf16" if native_bf16(torch.device("cuda")) else "fp16") if cuda else "fp32"
     if precision == "fp16" and not cuda:
         raise InparsxError("train.precision = 'fp16' needs a CUDA GPU; use 'bf16' or 'fp32' on a CPU")
     return {"bf16": precision == "bf16", "fp16": precision == "fp16", "use_cpu": not cuda}
@@ -130,6 +159,10 @@ GPT-2 ``h``, Llama ``layers``)."""
 def freeze_lower_layers(model, train_layers: int | None) -> tuple[int, int]:
     """Freeze the embeddings and all but the top ``train_layers`` layers of every layer stack of ``model``.
 
+    Embeddings are the parameters named ``*embed*`` and every ``nn.Embedding`` outside the layer stacks (T5's
+    ``shared``, which also is its tied output head); embeddings inside a layer (T5's relative attention bias)
+    follow their layer.
+
     Returns ``(trainable, total)`` parameter counts. ``None`` leaves the model untouched.
 
     Raises:
@@ -143,11 +176,16 @@ def freeze_lower_layers(model, train_layers: int | None) -> tuple[int, int]:
         return total, total
     stacks = [(name, module) for name, module in model.named_modules()
               if isinstance(module, torch.nn.ModuleList) and name.rsplit(".", 1)[-1] in LAYER_STACKS]
+    stacks = [(name, module) for name, module in stacks  # not T5's `block.<i>.layer` (the sub-layers of a block)
+              if not any(name.startswith(f"{outer}.") for outer, _ in stacks)]
     if not stacks:
         raise InparsxError("train.train_layers: the model has no layer stack (encoder.layer, block, layers) to freeze")
     frozen = {f"{name}.{i}." for name, stack in stacks for i in range(max(len(stack) - train_layers, 0))}
+    layers = tuple(f"{name}." for name, _ in stacks)
+    tables = {id(p) for name, module in model.named_modules() if isinstance(module, torch.nn.Embedding)
+              and not name.startswith(layers) for p in module.parameters()}  # T5's `shared`, tied to lm_head
     for name, param in params.items():
-        if "embed" in name or any(name.startswith(prefix) for prefix in frozen):
+        if "embed" in name or id(param) in tables or any(name.startswith(prefix) for prefix in frozen):
             param.requires_grad_(False)
     return sum(p.numel() for p in params.values() if p.requires_grad), total
 
@@ -230,6 +268,7 @@ class HFTrainer(Trainer):
     def __init__(self, options: TrainerOptions | None = None):
         super().__init__(options)
         self.callbacks: list = []
+        self.negatives: int | None = None
 
     def train(self, triples: Path, output_dir: Path, ctx: "StageContext | None" = None) -> Path:
         """Train on ``triples`` and save the model (``save_pretrained``) and its model card into ``output_dir``.
@@ -242,24 +281,40 @@ class HFTrainer(Trainer):
             InparsxError: an unusable ``base_model`` or ``precision``.
         """
         from inparsx.train.card import write_model_card
-        from inparsx.train.data import read_triples
 
         triples, output_dir = Path(triples), Path(output_dir)
         opts = self.options
-        seed = resolve_seed(opts, ctx)
-        data = read_triples(triples, opts.max_triples)
-        base_model = resolve_base_model(opts.base_model, ctx)
-        seed_everything(seed)
-        trainer = self.build(data, triples, base_model, output_dir / CHECKPOINTS, seed)
-        trainable, total = freeze_lower_layers(trainer.model, opts.train_layers)
+        trainer, data, base_model, seed, (trainable, total) = self.prepare(triples, output_dir, ctx)
         metrics = {**fit(trainer, output_dir / CHECKPOINTS), "trainable_parameters": trainable,
-                   "parameters": total}
+                   "parameters": total, "negatives_per_query": self.negatives}
         if trainer.is_world_process_zero():
             self.save(trainer, output_dir)
             write_model_card(output_dir, self, data, triples, base_model, seed, metrics, ctx)
             if not opts.keep_checkpoints:
                 shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)
         return output_dir
+
+    def prepare(self, triples: Path, output_dir: Path, ctx: "StageContext | None" = None):
+        """Everything before ``fit``: read the triples, resolve the base model and seed, build the Hugging Face
+        trainer and freeze layers. Returns ``(hf_trainer, triples, base_model, seed, (trainable, total))``."""
+        from inparsx.train.data import read_triples
+
+        opts = self.options
+        seed = resolve_seed(opts, ctx)
+        data = read_triples(triples, opts.max_triples)
+        base_model = resolve_base_model(opts.base_model, ctx)
+        seed_everything(seed)
+        trainer = self.build(data, Path(triples), base_model, Path(output_dir) / CHECKPOINTS, seed)
+        counts = freeze_lower_layers(trainer.model, opts.train_layers)
+        return trainer, data, base_model, seed, counts
+
+    def negatives_for(self, triples: Sequence[Triple]) -> int:
+        """Hard negatives per query this run trains on (``num_negatives``, else what the triples carry; see
+        :func:`inparsx.train.data.negatives_per_query`); remembered in ``self.negatives`` for the model card."""
+        from inparsx.train.data import negatives_per_query
+
+        self.negatives = negatives_per_query(triples, self.options.num_negatives)
+        return self.negatives
 
     def trainer_callbacks(self) -> list:
         """The rich progress bar plus any ``self.callbacks``."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from inparsx.train.common import HFTrainer, TrainerOptions, model_field, training_arguments
 from inparsx.train.data import pointwise_rows, require_negatives, to_dataset, tuple_rows
@@ -28,12 +28,20 @@ class CrossEncoderOptions(TrainerOptions):
 
     ``loss``: ``bce`` | ``lce`` | ``mnrl`` (module docstring). ``in_batch_negatives``: extra negatives per query
     taken from the batch (``mnrl`` only). Defaults: a MS MARCO MiniLM-L6 cross-encoder (the InPars-light
-    small reranker), learning rate 2e-5, 256 tokens per (query, document) pair.
+    small reranker), learning rate 2e-5, 256 tokens per (query, document) pair. ``num_negatives = 0`` is
+    refused with ``bce`` and ``lce``, whose only negatives are the mined ones.
     """
 
     base_model: str = model_field("cross-encoder/ms-marco-MiniLM-L6-v2")
     loss: Literal["bce", "lce", "mnrl"] = "bce"
     in_batch_negatives: int = Field(4, ge=1)
+
+    @model_validator(mode="after")
+    def _needs_negatives(self) -> "CrossEncoderOptions":
+        if self.num_negatives == 0 and self.loss != "mnrl":
+            raise ValueError(f"num_negatives = 0 with loss = {self.loss!r} trains on positives only (every label "
+                             "relevant); give at least 1, or use loss = 'mnrl' (in-batch negatives)")
+        return self
 
 
 class CrossEncoderTrainer(HFTrainer):
@@ -53,11 +61,11 @@ or as an inparsx reranker: `[rerank] use = "cross-encoder"`, `model = "@train"`.
                                                          CrossEncoderTrainingArguments)
 
         opts = self.options
-        need = 1 if opts.loss == "bce" else opts.num_negatives
-        require_negatives(triples, need, path, f"train.loss = {opts.loss!r} with num_negatives = {opts.num_negatives}")
+        n = self.negatives_for(triples)
+        require_negatives(triples, max(n, 1) if opts.loss != "mnrl" else n, path,
+                          f"train.loss = {opts.loss!r} with {n} negative(s) per query")
         model = CrossEncoder(base_model, num_labels=1, max_length=opts.max_length)
-        rows = (pointwise_rows(triples, opts.num_negatives) if opts.loss == "bce"
-                else tuple_rows(triples, opts.num_negatives))
+        rows = pointwise_rows(triples, n) if opts.loss == "bce" else tuple_rows(triples, n)
         args = CrossEncoderTrainingArguments(**training_arguments(opts, checkpoints, seed))
         return STTrainer(model=model, args=args, train_dataset=to_dataset(rows), loss=self.loss(model),
                          callbacks=self.trainer_callbacks())
@@ -69,7 +77,7 @@ or as an inparsx reranker: `[rerank] use = "cross-encoder"`, `model = "@train"`.
 
         opts = self.options
         if opts.loss == "bce":
-            return losses.BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(max(opts.num_negatives, 1))))
+            return losses.BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(max(self.negatives or 1, 1))))
         if opts.loss == "lce":
             return LocalizedContrastiveLoss(model)
         return losses.MultipleNegativesRankingLoss(model, num_negatives=opts.in_batch_negatives,

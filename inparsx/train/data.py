@@ -63,6 +63,21 @@ def require_negatives(triples: Sequence[Triple], need: int, path: str | Path, wh
                                   f"{what} needs {need}", index)
 
 
+def negatives_per_query(triples: Sequence[Triple], option: int | None) -> int:
+    """The hard negatives per query a trainer uses: ``option`` when set, else every negative the triples
+    carry: the fewest any triple has, when they differ (a message then says how many triples have more)."""
+    if option is not None:
+        return option
+    counts = [len(t.neg_texts) for t in triples]
+    fewest = min(counts, default=0)
+    if any(c > fewest for c in counts):
+        from inparsx.progress import console
+
+        console.print(f"train: {fewest} negative(s) per query, the fewest any triple has "
+                      f"({sum(c > fewest for c in counts)} of {len(counts)} triples carry more)")
+    return fewest
+
+
 def pointwise_rows(triples: Sequence[Triple], num_negatives: int) -> dict[str, list]:
     """Columns ``query``, ``document``, ``label``: per triple, the positive (1.0) then up to ``num_negatives``
     negatives (0.0); with one negative this is the 1:1 balance of the InPars training scripts (Bonifacio et

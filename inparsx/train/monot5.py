@@ -27,7 +27,8 @@ from inparsx.train.data import pointwise_rows, require_negatives, to_dataset
 class MonoT5Options(TrainerOptions):
     """``monot5`` options; defaults are InPars-v2's (module docstring).
 
-    ``true_token``/``false_token``: the target words. ``optim``: a Hugging Face optimiser name
+    ``true_token``/``false_token``: the target words (a ``monot5`` reranker loading this model reads them from
+    ``inparsx_training.json``). ``num_negatives``: at least 1 (monoT5 needs ``false`` examples). ``optim``: a Hugging Face optimiser name
     (``adamw_torch``, or ``adafactor`` as in the original TPU training).
     """
 
@@ -40,6 +41,7 @@ class MonoT5Options(TrainerOptions):
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(5e-5, ge=0)
     max_length: int = Field(512, ge=8)
+    num_negatives: int | None = Field(None, ge=1)
     true_token: str = "true"
     false_token: str = "false"
     optim: Literal["adamw_torch", "adafactor"] = "adamw_torch"
@@ -58,12 +60,13 @@ probability of "true" against "false" at the first decoding step."""
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, Trainer, TrainingArguments
 
         opts = self.options
+        n = self.negatives_for(triples)
         require_negatives(triples, 1, path, "monot5 (one false example per query)")
         tokenizer = AutoTokenizer.from_pretrained(base_model)
         model = AutoModelForSeq2SeqLM.from_pretrained(base_model)
         args = TrainingArguments(**training_arguments(opts, checkpoints, seed), optim=opts.optim,
                                  remove_unused_columns=False)
-        dataset = to_dataset(pointwise_rows(triples, opts.num_negatives))
+        dataset = to_dataset(pointwise_rows(triples, n))
         return Trainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                        data_collator=MonoT5Collator(tokenizer, opts), callbacks=self.trainer_callbacks())
 

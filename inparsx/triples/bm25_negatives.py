@@ -16,12 +16,13 @@ import random
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from inparsx.errors import InparsxError, PluginError
-from inparsx.plugins import Options, get_registry
+from inparsx.errors import InparsxError
+from inparsx.plugins import Options
 from inparsx.progress import progress_task
 from inparsx.records import Document, SyntheticQuery
+from inparsx.retrieve.base import check_retriever
 from inparsx.triples.base import Miner, Triple
 
 if TYPE_CHECKING:
@@ -33,7 +34,8 @@ class Bm25NegativesOptions(Options):
 
     ``depth``: BM25 candidates per query to draw from (InPars: 1000). ``n_negatives``: negatives per triple.
     ``retriever``: the registered retriever that ranks the candidates (default ``bm25``, Lucene).
-    ``retriever_options``: that retriever's options, e.g. ``{fields = "multifield", k1 = 1.2}``.
+    ``retriever_options``: that retriever's options, e.g. ``{fields = "multifield", k1 = 1.2}`` (not ``k``:
+    the search depth is ``depth``).
     ``chunk_size``: queries searched at a time (bounds memory: ``chunk_size * depth`` scores).
     """
 
@@ -45,15 +47,9 @@ class Bm25NegativesOptions(Options):
 
     @model_validator(mode="after")
     def _check_retriever(self) -> "Bm25NegativesOptions":
-        """Reject an unknown retriever or options it does not take when the recipe is validated."""
-        try:
-            cls = get_registry().get("retrievers", self.retriever)
-            cls.Options(**self.retriever_options)
-        except PluginError as exc:
-            raise ValueError(str(exc)) from None
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise ValueError(f"retriever_options for {self.retriever!r}: {problems}") from None
+        """Reject an unknown retriever, options it does not take, or ``k`` (the depth is ``depth``) when the
+        recipe is validated."""
+        check_retriever(self.retriever, self.retriever_options)
         return self
 
 
