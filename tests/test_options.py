@@ -96,6 +96,8 @@ def test_consistency_refuses_trainer_num_negatives_other_than_negatives():
     with pytest.raises(ValidationError, match="trainer_options.num_negatives = 1 but negatives = 3"):
         options("filters", "consistency", by="self", negatives=3, trainer_options={"num_negatives": 1})
     options("filters", "consistency", by="self", negatives=3)
+    with pytest.raises(ValidationError, match="trainer_options.base_model would be replaced by model"):
+        options("filters", "consistency", by="self", model="m", trainer_options={"base_model": "b"})
 
 
 # rows 3-6: options given to a nested component that it would ignore are refused
@@ -315,3 +317,26 @@ def test_recipe_refuses_a_rerank_depth_beyond_the_retrieved_run(tmp_path):
     text = '[retrieve]\nuse = "bm25s"\nk = 100\n\n[rerank]\nuse = "cross-encoder"\nmodel = "m"\ndepth = 200\n'
     (error,) = recipe_errors(tmp_path, text)
     assert (error.key, error.line) == ("rerank.depth", 13) and "at most 100" in error.reason
+
+
+def test_static_cache_reaches_a_seq2seq_models_generate(t5):
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from inparsx.generate.decoding import BatchGenerator
+
+    model, tokenizer = AutoModelForSeq2SeqLM.from_pretrained(t5).eval(), AutoTokenizer.from_pretrained(t5)
+    seen: list[dict] = []
+    generate = model.generate
+    model.generate = lambda **kwargs: seen.append(kwargs) or generate(**kwargs)
+    prompt = tokenizer("What is the effect of caffeine")["input_ids"]
+    outputs = [BatchGenerator(model, tokenizer, ["\n"], 5, cache=cache)([prompt])[0][0].text
+               for cache in ("static", "dynamic")]
+    assert seen[0].get("cache_implementation") == "static" and "cache_implementation" not in seen[1]
+    assert outputs[0] == outputs[1]
+
+
+def test_epochs_decide_the_length_unless_max_steps_is_given():
+    assert options("trainers", "monot5", epochs=2).max_steps is None
+    assert options("trainers", "monot5").max_steps == 156
+    with pytest.raises(ValidationError, match="epochs = 2 would be ignored: max_steps = 10"):
+        options("trainers", "cross-encoder", epochs=2, max_steps=10)

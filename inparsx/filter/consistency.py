@@ -77,6 +77,9 @@ class ConsistencyOptions(Options):
         if self.by != "bm25":
             check_scorer_options(self.ranker_name, self.reranker_options, {**FILTER_OWN, "depth": "depth"})
         if self.by == "self":
+            if self.model and ({"base_model", "model"} & set(self.trainer_options)):
+                raise ValueError("trainer_options.base_model would be replaced by model (the self-trained model's "
+                                 "base); set one of them")
             check_options("trainers", self.trainer, self.trainer_options_with_model(), "trainer_options")
             wanted = self.trainer_options.get("num_negatives")
             if wanted is not None and wanted != self.negatives:

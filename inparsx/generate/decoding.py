@@ -112,7 +112,8 @@ class BatchGenerator:
         max_new_tokens: generation budget per query.
         sampling: ``{"temperature", "top_p", "top_k"}`` to sample, ``None`` for greedy decoding.
         num_return: queries per prompt (rows ``i * num_return + j`` belong to prompt ``i``).
-        cache: ``"static"`` (preallocated KV cache) or ``"dynamic"`` (transformers' default).
+        cache: ``"static"`` (preallocated KV cache; for an encoder-decoder model, its decoder's) or ``"dynamic"``
+            (transformers' default).
         prefix: token ids every prompt starts with (cached once), or empty.
     """
 
@@ -137,13 +138,19 @@ class BatchGenerator:
         watcher = StopWatcher(self.tokenizer, self.stops, self.eos_ids, tap, rows)
         if self.sampling is not None:
             torch.manual_seed(seed)
-        self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, num_beams=1, pad_token_id=self.pad_id,
-                            do_sample=self.sampling is not None, **(self.sampling or {}),
+        self.model.generate(**inputs, **self._seq2seq_cache(), max_new_tokens=self.max_new_tokens, num_beams=1,
+                            pad_token_id=self.pad_id, do_sample=self.sampling is not None, **(self.sampling or {}),
                             logits_processor=LogitsProcessorList([tap]),
                             stopping_criteria=StoppingCriteriaList([watcher]))
         self.generated_tokens += sum(len(t) for t in watcher.tokens)
         results = [watcher.result(r) for r in range(rows)]
         return [results[i * self.num_return:(i + 1) * self.num_return] for i in range(len(prompts))]
+
+    def _seq2seq_cache(self) -> dict[str, Any]:
+        """An encoder-decoder model's cache choice for ``generate``: transformers' ``cache_implementation =
+        "static"`` for its decoder when ``cache`` is static (a decoder-only model gets its cache object from
+        :meth:`_inputs` instead, with the shared prefix in it)."""
+        return {"cache_implementation": "static"} if self.seq2seq and self.cache == "static" else {}
 
     def _inputs(self, prompts: list[list[int]]) -> dict[str, Any]:
         device = self.model.device

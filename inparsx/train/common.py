@@ -40,7 +40,8 @@ class TrainerOptions(Options):
     """Options every trainer has (names follow Hugging Face ``TrainingArguments`` where one exists).
 
     ``base_model`` (alias ``model``): hub id, local folder or ``@stage`` (e.g. ``@tune``). Training length is
-    ``max_steps`` optimiser steps when set, else ``epochs`` passes over the triples. The effective batch is
+    ``max_steps`` optimiser steps when set, else ``epochs`` passes over the triples (default 1); giving both is
+    refused, and ``epochs`` alone unsets a trainer's default ``max_steps`` (monoT5's 156). The effective batch is
     ``batch_size x gradient_accumulation_steps x number of processes``. ``precision``: ``auto`` picks bf16 on a
     GPU that supports it, else fp16 on a GPU, else fp32 (bf16 on a CPU must be asked for). ``save_steps``: a
     resumable checkpoint every so many steps (0: none); a crashed run resumes from the last complete one.
@@ -58,7 +59,7 @@ class TrainerOptions(Options):
 
     base_model: str = model_field()
     max_steps: int | None = Field(None, ge=1)
-    epochs: float = Field(1.0, gt=0)
+    epochs: float | None = Field(None, gt=0)
     batch_size: int = Field(16, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
     learning_rate: float = Field(2e-5, gt=0)
@@ -79,14 +80,20 @@ class TrainerOptions(Options):
     @model_validator(mode="before")
     @classmethod
     def _no_warmup_when_constant(cls, data: Any) -> Any:
-        """``warmup_ratio`` defaults to 0 with ``lr_scheduler = "constant"`` (which has no warm-up)."""
+        """``warmup_ratio`` defaults to 0 with ``lr_scheduler = "constant"`` (which has no warm-up); ``epochs``
+        without ``max_steps`` unsets the default ``max_steps``."""
         if isinstance(data, dict) and "warmup_ratio" not in data:
             if data.get("lr_scheduler", cls.model_fields["lr_scheduler"].default) == "constant":
                 data = {**data, "warmup_ratio": 0.0}
+        if isinstance(data, dict) and data.get("epochs") is not None and "max_steps" not in data:
+            data = {**data, "max_steps": None}  # epochs asked for: a default max_steps would override them
         return data
 
     @model_validator(mode="after")
-    def _warmup_needs_a_schedule(self) -> "TrainerOptions":
+    def _consistent(self) -> "TrainerOptions":
+        if self.epochs is not None and self.max_steps is not None:
+            raise ValueError(f"epochs = {self.epochs:g} would be ignored: max_steps = {self.max_steps} sets the "
+                             "training length; give one of them")
         if self.lr_scheduler == "constant" and self.warmup_ratio > 0:
             raise ValueError(f"warmup_ratio = {self.warmup_ratio:g} would be ignored: transformers' 'constant' "
                              "schedule has no warm-up; use lr_scheduler = 'constant_with_warmup' or warmup_ratio = 0")
@@ -141,7 +148,7 @@ def precision_flags(precision: str) -> dict[str, bool]:
 def training_arguments(options: TrainerOptions, checkpoints: Path, seed: int) -> dict[str, Any]:
     """Keyword arguments of Hugging Face ``TrainingArguments`` (and its sentence-transformers subclasses)."""
     return dict(output_dir=str(checkpoints), seed=seed, data_seed=seed, max_steps=options.max_steps or -1,
-                num_train_epochs=options.epochs, per_device_train_batch_size=options.batch_size,
+                num_train_epochs=options.epochs or 1.0, per_device_train_batch_size=options.batch_size,
                 gradient_accumulation_steps=options.gradient_accumulation_steps,
                 learning_rate=options.learning_rate, lr_scheduler_type=options.lr_scheduler,
                 warmup_steps=options.warmup_ratio, weight_decay=options.weight_decay,

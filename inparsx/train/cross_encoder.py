@@ -63,7 +63,7 @@ or as an inparsx reranker: `[rerank] use = "cross-encoder"`, `model = "@train"`.
         opts = self.options
         n = self.negatives_for(triples)
         require_negatives(triples, max(n, 1) if opts.loss != "mnrl" else n, path,
-                          f"train.loss = {opts.loss!r} with {n} negative(s) per query")
+                          f"train.loss = {opts.loss!r} with num_negatives = {n}")
         model = CrossEncoder(base_model, num_labels=1, max_length=opts.max_length)
         rows = pointwise_rows(triples, n) if opts.loss == "bce" else tuple_rows(triples, n)
         args = CrossEncoderTrainingArguments(**training_arguments(opts, checkpoints, seed))

@@ -1,0 +1,510 @@
+"""The guard against dead options: every field of every built-in component's ``Options`` model either has a probe
+here that varies it and shows that something downstream changes (the prompt text, the generated records, the
+arguments that reach the library call, the decisions, the triples, the trainable parameters, the written runs,
+the metrics), or is listed with the reason it has no observable effect in this set-up.
+
+A new option with neither fails :func:`test_every_option_has_a_probe_or_a_reason`, which prints how many
+fields are covered. Probes use tiny random models and a 30-query slice of real SciFact, and compare the
+smallest artefact that shows the effect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from inparsx.datasets.beir import BeirFolderDataset
+from inparsx.pipeline import StageContext
+from inparsx.plugins import Options, get_registry
+from inparsx.recipe import validate_recipe
+from inparsx.records import SyntheticQuery
+from inparsx.rerank.base import RerankerOptions
+from inparsx.testing import SIMPLE_CHAT_TEMPLATE, tiny_bert, tiny_llama, tiny_t5, train_tokenizer
+from inparsx.testing.fakes import ChecksumReranker
+from inparsx.testing.plugins import plugin_module, registered
+from inparsx.train.base import Trainer
+
+
+@dataclass(frozen=True)
+class Vary:
+    """Probe: set the field to ``value`` (on top of ``base``, the options under which the field matters) and
+    expect the component's artefact (``artefact``: which one, when a component has several) to change."""
+
+    value: Any
+    base: dict = field(default_factory=dict)
+    artefact: str = "default"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """No observable effect in this set-up, and why."""
+
+    why: str
+
+
+@dataclass(frozen=True)
+class Model:
+    """A tiny model of the probe environment: ``base`` (the default one of the component) or ``alt`` (another)."""
+
+    which: str
+
+
+@dataclass(frozen=True)
+class File:
+    """A file the probe environment writes (a custom template, a modified prompts file)."""
+
+    name: str
+
+
+SPEED_ONLY = "speed only: the output is the same by design"
+
+TRAINER_SHARED = {
+    "base_model": Vary(Model("alt")),
+    "max_steps": Vary(2),
+    "epochs": Vary(2.0, {"max_steps": None}),
+    "batch_size": Vary(4),
+    "gradient_accumulation_steps": Vary(2),
+    "learning_rate": Vary(1e-3),
+    "lr_scheduler": Vary("cosine"),
+    "warmup_ratio": Vary(0.3, {"lr_scheduler": "linear"}),
+    "weight_decay": Vary(0.2),
+    "max_length": Vary(16),
+    "num_negatives": Vary(1),
+    "max_triples": Vary(2),
+    "precision": Vary("bf16"),
+    "gradient_checkpointing": Vary(True),
+    "train_layers": Vary(1),
+    "save_steps": Vary(7),
+    "keep_checkpoints": Vary(True, {"save_steps": 1}, artefact="train"),
+    "logging_steps": Vary(3),
+    "seed": Vary(5),
+}
+
+RERANKER_SHARED = {
+    "model": Vary(Model("alt")),
+    "depth": Vary(2),
+    "batch_size": Reason(f"{SPEED_ONLY}: pairs are scored alike in any batch (length-sorted, padding masked)"),
+    "max_length": Vary(12),
+    "dtype": Vary("bf16"),
+    "device": Reason("the test machine has one device, the CPU: 'auto' and 'cpu' name the same one"),
+    "interpolate": Vary(0.5),
+    "fusion": Vary("rrf"),
+    "rrf_k": Vary(2, {"fusion": "rrf"}),
+    "zero_shot_model": Vary(Model("alt")),
+    "first_stage": Vary("other"),
+}
+
+RETRIEVER_SPEED = {"threads": Reason(f"{SPEED_ONLY}: search threads"),
+                   "batch_size": Reason(f"{SPEED_ONLY}: queries per search call")}
+
+CONSISTENCY_SELF = {"by": "self", "trainer": "recording", "model": None}
+
+TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
+    ("retrievers", "bm25"): {"k": Vary(3), "k1": Vary(3.0), "b": Vary(1.0), "fields": Vary("multifield"),
+                             **RETRIEVER_SPEED},
+    ("retrievers", "bm25s"): {"k": Vary(3), "k1": Vary(3.0), "b": Vary(1.0), "method": Vary("bm25+"),
+                              "stemmer": Vary("none"), "stopwords": Vary("none"),
+                              "fields": Reason("a single value ('flat'), accepted so that a recipe can switch "
+                                               "between bm25 and bm25s"),
+                              **RETRIEVER_SPEED},
+    ("generators", "hf"): {
+        "num_docs": Vary(3, artefact="stage"),
+        "model": Vary(Model("alt")),
+        "prompt": Vary("inpars-gbq"),
+        "template": Vary("promptagator-fiqa", {"prompt": "promptagator"}),
+        "template_mode": Vary("dynamic", {"prompt": "custom", "template": File("custom.txt")}),
+        "prompts_file": Vary(File("prompts.yaml")),
+        "chat": Vary(True),
+        "instruction": Vary("Ask about the document.", {"chat": True}),
+        "n_fewshot": Vary(1, {"prompt": "promptagator"}),
+        "fewshot_pool": Vary(3, {"prompt": "promptagator"}),
+        "max_doc_tokens": Vary(8),
+        "max_prompt_tokens": Vary(400, {"prompt": "promptagator"}),
+        "max_new_tokens": Vary(2),
+        "stop": Vary(list("aeiou st")),
+        "do_sample": Vary(True),
+        "temperature": Vary(0.3, {"do_sample": True}),
+        "top_p": Vary(0.3, {"do_sample": True}),
+        "top_k": Vary(2, {"do_sample": True}),
+        "num_queries_per_doc": Vary(2, {"do_sample": True}),
+        "batch_size": Reason(f"{SPEED_ONLY}: greedy output is identical for any batch size (tests/test_generate.py)"),
+        "dtype": Vary("bf16", artefact="load"),
+        "quantization": Vary("nf4", artefact="load"),
+        "device_map": Vary("cpu", artefact="load"),
+        "attn_implementation": Vary("eager", artefact="load"),
+        "cache": Vary("dynamic"),
+        "prefix_cache": Vary(False),
+        "revision": Vary("v2", artefact="load"),
+        "trust_remote_code": Vary(True, artefact="load"),
+    },
+    ("generators", "ict"): {"num_docs": Vary(3, artefact="stage"), "min_words": Vary(25), "max_words": Vary(12),
+                            "remove_sentence": Vary(False), "first_sentences": Vary(1)},
+    ("filters", "length"): {"min_tokens": Vary(6), "max_tokens": Vary(8), "count_by": Vary("generated")},
+    ("filters", "copied"): {"max_copied": Vary(0.5)},
+    ("filters", "scores"): {"keep_top_k": Vary(3)},
+    ("filters", "reranker"): {"keep_top_k": Vary(3), "reranker": Vary("reverse"), "model": Vary("m2"),
+                              "batch_size": Vary(4), "reranker_options": Vary({"max_length": 64})},
+    ("filters", "consistency"): {
+        "by": Vary("bm25"), "k": Vary(3), "depth": Vary(3), "retriever": Vary("bm25"),
+        "retriever_options": Vary({"k1": 3.0, "b": 1.0}), "reranker": Vary("reverse"), "model": Vary("m2"),
+        "reranker_options": Vary({"max_length": 64}), "batch_size": Vary(4),
+        "trainer": Vary("recording-b", CONSISTENCY_SELF), "trainer_options": Vary({"base_model": "b2"}, CONSISTENCY_SELF),
+        "negatives": Vary(2, CONSISTENCY_SELF)},
+    ("miners", "bm25-negatives"): {
+        "depth": Vary(3), "n_negatives": Vary(2), "retriever": Vary("bm25"),
+        "retriever_options": Vary({"k1": 3.0, "b": 1.0}),
+        "chunk_size": Reason(f"{SPEED_ONLY}: each query draws its negatives with its own seeded generator, so "
+                             "the triples do not depend on how queries are chunked")},
+    ("trainers", "cross-encoder"): {**TRAINER_SHARED, "loss": Vary("lce"),
+                                    "in_batch_negatives": Vary(2, {"loss": "mnrl"})},
+    ("trainers", "bi-encoder"): {**TRAINER_SHARED, "loss": Vary("cached-mnrl"), "scale": Vary(5.0),
+                                 "mini_batch_size": Vary(2, {"loss": "cached-mnrl"})},
+    ("trainers", "monot5"): {**TRAINER_SHARED, "true_token": Vary("false"), "false_token": Vary("true"),
+                             "optim": Vary("adafactor")},
+    ("rerankers", "cross-encoder"): dict(RERANKER_SHARED),
+    ("rerankers", "bi-encoder"): {**RERANKER_SHARED, "cache": Vary(False)},
+    ("rerankers", "monot5"): {**RERANKER_SHARED, "true_token": Vary("false"), "false_token": Vary("true")},
+    ("evaluators", "ranx"): {"metrics": Vary(["ndcg@3"]), "stat_test": Vary("fisher"), "max_p": Vary(0.9),
+                             "baseline": Vary("b"), "n_permutations": Vary(200, {"stat_test": "fisher"})},
+}
+"""(kind, name) -> {field: probe or reason}, for every built-in component."""
+
+BASE: dict[tuple[str, str], dict[str, Any]] = {
+    ("retrievers", "bm25"): {"k": 8},
+    ("retrievers", "bm25s"): {"k": 8},
+    ("generators", "hf"): {"model": Model("base"), "max_new_tokens": 4, "num_docs": 2},
+    ("generators", "ict"): {"num_docs": 2},
+    ("filters", "reranker"): {"reranker": "recording", "model": "m", "keep_top_k": 6},
+    ("filters", "consistency"): {"by": "reranker", "reranker": "recording", "model": "m", "retriever": "bm25s",
+                                 "depth": 8},
+    ("miners", "bm25-negatives"): {"retriever": "bm25s", "depth": 20},
+    ("trainers", "cross-encoder"): {"loss": "bce"},
+    ("trainers", "bi-encoder"): {"batch_size": 2},
+    ("trainers", "monot5"): {},
+    ("evaluators", "ranx"): {},
+}
+"""Options every probe of a component starts from (cheap settings; fake rerankers and trainers)."""
+
+TRAINER_BASE = {"base_model": Model("base"), "max_steps": 1, "batch_size": 2, "gradient_accumulation_steps": 1,
+                "max_length": 32, "save_steps": 0, "precision": "fp32", "learning_rate": 1e-4,
+                "lr_scheduler": "constant", "warmup_ratio": 0.0, "weight_decay": 0.0, "logging_steps": 1, "seed": 1}
+RERANKER_BASE = {"model": Model("base"), "depth": 4, "dtype": "fp32", "device": "cpu"}
+
+
+def builtin_fields() -> set[tuple[str, str, str]]:
+    """(kind, name, field) of every component the inparsx distribution registers."""
+    registry = get_registry()
+    return {(kind, name, key) for kind, entries in registry.entries.items() for name, entry in entries.items()
+            if entry.package == "inparsx" for key in entry.cls.Options.model_fields}
+
+
+def test_every_option_has_a_probe_or_a_reason():
+    fields = builtin_fields()
+    listed = {(kind, name, key) for (kind, name), entries in TABLE.items() for key in entries}
+    missing, stale = sorted(fields - listed), sorted(listed - fields)
+    covered = len(fields & listed)
+    assert not missing and not stale, (
+        f"{covered} of {len(fields)} option fields have a probe or a reason; add a Vary probe (or a Reason) to "
+        f"TABLE in {Path(__file__).name} for: {missing}; remove entries of fields that no longer exist: {stale}")
+    probes = sum(isinstance(p, Vary) for entries in TABLE.values() for p in entries.values())
+    print(f"{covered} option fields: {probes} probed, {covered - probes} with a reason")
+
+
+PROBES = sorted((kind, name, key) for (kind, name), entries in TABLE.items()
+                for key, probe in entries.items() if isinstance(probe, Vary))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The environment: fake components, tiny models, files, a dataset slice
+
+
+class RecordingChecksum(ChecksumReranker):
+    """The checksum reranker, remembering the options of every instance that loads a model."""
+
+    name: ClassVar[str] = "recording"
+    loaded: ClassVar[list[dict]] = []
+
+    def load(self, model: str) -> None:
+        RecordingChecksum.loaded.append(self.options.model_dump(exclude={"model"}))
+        super().load(model)
+
+
+class ReverseChecksum(RecordingChecksum):
+    """Scores in the opposite order of :class:`RecordingChecksum`."""
+
+    name: ClassVar[str] = "reverse"
+
+    def score(self, queries, documents):
+        return [1.0 - s for s in super().score(queries, documents)]
+
+
+class RecordingTrainer(Trainer):
+    """Remembers its name, options and the triples it was given; writes an empty model folder."""
+
+    class Options(Options):
+        base_model: str = "base"
+
+    name: ClassVar[str] = "recording"
+    calls: ClassVar[list] = []
+
+    def train(self, triples, output_dir, ctx=None):
+        RecordingTrainer.calls.append((self.name, self.options.model_dump(), Path(triples).read_text()))
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        return Path(output_dir)
+
+
+class OtherRecordingTrainer(RecordingTrainer):
+    name: ClassVar[str] = "recording-b"
+
+
+@dataclass
+class Env:
+    """What the probes share: the dataset slice, tiny models, files and a folder factory."""
+
+    dataset: BeirFolderDataset
+    root: Path
+    models: dict[str, Path]
+    files: dict[str, Path]
+    counter: list = field(default_factory=lambda: [0])
+
+    def folder(self) -> Path:
+        self.counter[0] += 1
+        path = self.root / f"probe-{self.counter[0]}"
+        path.mkdir(parents=True)
+        return path
+
+    def resolve(self, value: Any, family: str) -> Any:
+        if isinstance(value, Model):
+            return str(self.models[f"{family}-{value.which}"])
+        if isinstance(value, File):
+            return str(self.files[value.name])
+        return value
+
+    def options(self, kind: str, name: str, values: dict, family: str = "") -> dict:
+        return {k: self.resolve(v, family) for k, v in values.items()}
+
+
+@pytest.fixture(scope="module")
+def env(scifact_small: Path, prompts_file: Path, tmp_path_factory) -> Env:
+    root = tmp_path_factory.mktemp("guard")
+    dataset = BeirFolderDataset(scifact_small, name="beir:scifact")
+    texts = [doc.full_text for doc in list(dataset.docs().values())[:200]] + [prompts_file.read_text()]
+    tokenizer = train_tokenizer(texts, vocab_size=600)
+    tokenizer.chat_template = SIMPLE_CHAT_TEMPLATE
+    models = {"llama-base": tiny_llama(root / "llama", tokenizer), "llama-alt": tiny_llama(root / "llama2", tokenizer, seed=1),
+              "bert-base": tiny_bert(root / "bert"), "bert-alt": tiny_bert(root / "bert2", seed=1),
+              "t5-base": tiny_t5(root / "t5"), "t5-alt": tiny_t5(root / "t5b", seed=1)}
+    files = {"custom.txt": root / "custom.txt", "prompts.yaml": root / "prompts.yaml"}
+    files["custom.txt"].write_text("Document: {document}\nQuestion: {query}\n")
+    files["prompts.yaml"].write_text(prompts_file.read_text().replace("Relevant Query:", "Search terms:"))
+    return Env(dataset, root, models, files)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fakes():
+    with registered(plugin_module("guard-fakes", rerankers=[RecordingChecksum, ReverseChecksum],
+                                  trainers=[RecordingTrainer, OtherRecordingTrainer])) as registry:
+        yield registry
+
+
+def context(env: Env, stage: str, table: dict | None = None, run_dir: Path | None = None,
+            components: list | None = None) -> StageContext:
+    data = {"recipe": {"name": "guard"}, "dataset": {"name": "beir:scifact"}, **({stage: table} if table else {})}
+    recipe = validate_recipe(data, "guard", "", get_registry())
+    ctx = StageContext(recipe, stage, run_dir or env.folder(), components or [], "fp", env.dataset)
+    ctx.dir.mkdir(parents=True, exist_ok=True)
+    return ctx
+
+
+def build(kind: str, name: str, options: dict):
+    return get_registry().build(kind, name, options)
+
+
+def rounded(values, digits: int = 5):
+    return [round(v, digits) for v in values or []]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Artefacts: (env, name, options) -> something comparable
+
+
+def retriever_run(env: Env, name: str, options: dict, artefact: str):
+    retriever = build("retrievers", name, options)
+    retriever.index(env.dataset)
+    queries = {qid: q.text for qid, q in list(env.dataset.queries("test").items())[:5]}
+    run = retriever.search(queries, retriever.options.k)
+    return {qid: {d: round(s, 4) for d, s in hits.items()} for qid, hits in run.items()}
+
+
+def generated(env: Env, name: str, options: dict, artefact: str):
+    from inparsx.generate.hf import model_kwargs
+    from inparsx.generate.stage import generate_queries
+
+    generator = build("generators", name, options)
+    if artefact == "load":
+        return repr(sorted(model_kwargs(generator.options).items()))
+    ctx = context(env, "generate", {"use": name, **options}, components=[generator])
+    if artefact == "stage":
+        generate_queries(ctx, generator, ctx.dir / "queries.jsonl")
+        return [json.loads(line)["doc_id"] for line in (ctx.dir / "queries.jsonl").read_text().splitlines()]
+    docs = sorted(env.dataset.docs().values(), key=lambda d: d.doc_id)[:3]
+    records = [(r.doc_id, r.query, r.prompt_text, rounded(r.log_probs, 3), r.fewshot_examples, r.extra)
+               for batch in generator.generate(docs, ctx) for r in batch]
+    if name != "hf":
+        return records
+    model, tokenizer = generator.load(ctx)
+    builder = generator.prompt_builder(ctx, tokenizer, model)
+    engine = generator._engine(model, tokenizer, builder)
+    cache = engine._inputs([builder.build(docs[0]).input_ids]).get("past_key_values")
+    return records, type(cache).__name__, len(engine.prefix)
+
+
+def synthetic_records(env: Env) -> list[SyntheticQuery]:
+    """Real test queries as synthetic queries of a judged document, with made-up log-probabilities, plus
+    copies of document text."""
+    qrels, queries = env.dataset.qrels("test"), env.dataset.queries("test")
+    records = []
+    for i, qid in enumerate(list(queries)[:12]):
+        doc_id = sorted(qrels[qid])[0]
+        text = queries[qid].text if i % 4 else " ".join(env.dataset.docs()[doc_id].text.split()[:8])
+        log_probs = [-(1 + zlib.crc32(f"{qid}{k}".encode()) % 7) / 3 for k in range(3 + i % 5)]
+        records.append(SyntheticQuery(query_id=f"s{qid}", doc_id=doc_id, query=text, log_probs=log_probs))
+    return records
+
+
+def filtered(env: Env, name: str, options: dict, artefact: str):
+    RecordingChecksum.loaded.clear()
+    RecordingTrainer.calls.clear()
+    ctx = context(env, "filter")
+    decisions = build("filters", name, options).apply(synthetic_records(env), ctx)
+    written = {}
+    for path in sorted(ctx.dir.rglob("*.jsonl")):
+        written[str(path.relative_to(ctx.dir))] = path.read_text().replace(str(ctx.dir), "<dir>")
+    return ([(d.keep, d.reason, d.score) for d in decisions], list(RecordingChecksum.loaded),
+            [(n, o, t.replace(str(ctx.dir), "<dir>")) for n, o, t in RecordingTrainer.calls], written)
+
+
+def mined(env: Env, name: str, options: dict, artefact: str):
+    miner = build("miners", name, options)
+    return [(t.query_id, t.neg_ids) for t in miner.mine(synthetic_records(env), context(env, "triples"))]
+
+
+def triples_file(env: Env) -> Path:
+    path = env.root / "triples.jsonl"
+    if not path.exists():
+        docs = sorted(env.dataset.docs().values(), key=lambda d: d.doc_id)
+        rows = [{"query_id": f"q{i}", "query": f"question {i} about {docs[i].title[:40]}", "pos_id": docs[i].doc_id,
+                 "pos_text": docs[i].full_text, "neg_ids": [docs[i + 20].doc_id, docs[i + 40].doc_id],
+                 "neg_texts": [docs[i + 20].full_text, docs[i + 40].full_text]} for i in range(8)]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def trained(env: Env, name: str, options: dict, artefact: str):
+    trainer = build("trainers", name, options)
+    out = env.folder() / "model"
+    if artefact == "train":
+        trainer.train(triples_file(env), out)
+        return sorted(p.name for p in out.iterdir())
+    hf, data, base_model, seed, counts = trainer.prepare(triples_file(env), out)
+    args = {k: v for k, v in hf.args.to_dict().items() if "dir" not in k}
+    model = hf.model
+    weights = round(float(sum(p.double().sum() for p in model.parameters())), 4)
+    trainable = sorted(n for n, p in model.named_parameters() if p.requires_grad)
+    loss = getattr(hf, "loss", None)
+    loss_config = (type(loss).__name__, repr(loss.get_config_dict())) if hasattr(loss, "get_config_dict") else None
+    rows = [hf.train_dataset[i] for i in range(min(2, len(hf.train_dataset)))]
+    batch = hf.data_collator(rows) if name == "monot5" else None
+    collated = {k: v.tolist() for k, v in batch.items()} if batch is not None else None
+    length = getattr(model, "max_length", None) or getattr(model, "max_seq_length", None)
+    return args, hf.train_dataset.to_dict(), weights, trainable, loss_config, collated, length
+
+
+def first_stage_runs(env: Env, run_dir: Path) -> None:
+    from inparsx.io import write_trec_run
+
+    docids = sorted(env.dataset.docs())
+    for stage, offset in (("retrieve", 0), ("other", 50)):
+        run = {qid: {docids[(offset + int(qid) * 7 + i) % len(docids)]: 20.0 - i for i in range(6)}
+               for qid in list(env.dataset.queries("test"))[:3]}
+        write_trec_run(run_dir / stage / "run.trec", run)
+
+
+def reranked(env: Env, name: str, options: dict, artefact: str, monkeypatch=None):
+    from inparsx.rerank.stage import run_stage
+
+    run_dir = env.folder()
+    first_stage_runs(env, run_dir)
+    cache = run_dir / "cache"
+    previous = os.environ.get("INPARSX_CACHE")
+    os.environ["INPARSX_CACHE"] = str(cache)
+    try:
+        reranker = build("rerankers", name, options)
+        run_stage(context(env, "rerank", {"use": name, **options}, run_dir, [reranker]))
+    finally:
+        os.environ["INPARSX_CACHE"] = previous or ""
+    folder = run_dir / "rerank"
+    written = {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*"))
+               if p.suffix in (".trec", ".json") and p.name != "summary.json"}
+    return written, sorted(str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file())
+
+
+def evaluated(env: Env, name: str, options: dict, artefact: str):
+    from inparsx.evaluate.evaluation import evaluate_runs
+
+    qrels = env.dataset.qrels("test")
+    docids = sorted(env.dataset.docs())
+
+    def run(salt: str) -> dict:
+        out = {}
+        for qid, judged in qrels.items():
+            pool = sorted(set(docids[:15]) | set(judged), key=lambda d: zlib.crc32(f"{salt}{qid}{d}".encode()))
+            out[qid] = {d: float(len(pool) - i) for i, d in enumerate(pool)}
+        return out
+
+    evaluation = evaluate_runs(build("evaluators", name, options), qrels, {"a": run("x"), "b": run("y")})
+    significance = {run: {m: (round(t["p_value"], 6), t["significant"]) for m, t in by.items()}
+                    for run, by in evaluation.significance.items()}
+    return evaluation.means, significance
+
+
+ARTEFACTS: dict[str, Callable] = {"retrievers": retriever_run, "generators": generated, "filters": filtered,
+                                  "miners": mined, "trainers": trained, "rerankers": reranked,
+                                  "evaluators": evaluated}
+FAMILY = {("generators", "hf"): "llama", ("trainers", "monot5"): "t5", ("rerankers", "monot5"): "t5"}
+
+
+def base_options(kind: str, name: str) -> dict:
+    if kind == "trainers":
+        return {**TRAINER_BASE, **BASE[(kind, name)]}
+    if kind == "rerankers":
+        return dict(RERANKER_BASE)
+    return dict(BASE.get((kind, name), {}))
+
+
+_SEEN: dict[str, Any] = {}
+
+
+def artefact(env: Env, kind: str, name: str, values: dict, which: str):
+    options = env.options(kind, name, values, FAMILY.get((kind, name), "bert"))
+    key = json.dumps([kind, name, which, options], sort_keys=True, default=str)
+    if key not in _SEEN:
+        _SEEN[key] = ARTEFACTS[kind](env, name, options, which)
+    return _SEEN[key]
+
+
+@pytest.mark.parametrize("kind,name,key", PROBES, ids=["/".join(p) for p in PROBES])
+def test_option_changes_what_is_computed(env, kind, name, key):
+    probe = TABLE[(kind, name)][key]
+    base = {**base_options(kind, name), **probe.base}
+    before = artefact(env, kind, name, base, probe.artefact)
+    after = artefact(env, kind, name, {**base, key: probe.value}, probe.artefact)
+    assert before != after, f"{kind} {name!r}: setting {key} = {probe.value!r} changed nothing downstream"
