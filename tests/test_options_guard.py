@@ -76,7 +76,7 @@ TRAINER_SHARED = {
     "lr_scheduler": Vary("cosine"),
     "warmup_ratio": Vary(0.3, {"lr_scheduler": "linear"}),
     "weight_decay": Vary(0.2),
-    "max_length": Vary(16),
+    "max_length": Vary(32),
     "num_negatives": Vary(1),
     "max_triples": Vary(2),
     "precision": Vary("bf16"),
@@ -92,7 +92,7 @@ RERANKER_SHARED = {
     "model": Vary(Model("alt")),
     "depth": Vary(2),
     "batch_size": Reason(f"{SPEED_ONLY}: pairs are scored alike in any batch (length-sorted, padding masked)"),
-    "max_length": Vary(12),
+    "max_length": Vary(32),
     "dtype": Vary("bf16"),
     "device": Reason("the test machine has one device, the CPU: 'auto' and 'cpu' name the same one"),
     "interpolate": Vary(0.5),
@@ -147,7 +147,7 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
     },
     ("generators", "ict"): {"num_docs": Vary(3, artefact="stage"), "min_words": Vary(25), "max_words": Vary(12),
                             "remove_sentence": Vary(False), "first_sentences": Vary(1)},
-    ("filters", "length"): {"min_tokens": Vary(6), "max_tokens": Vary(8), "count_by": Vary("generated")},
+    ("filters", "length"): {"min_tokens": Vary(12), "max_tokens": Vary(8), "count_by": Vary("generated")},
     ("filters", "copied"): {"max_copied": Vary(0.5)},
     ("filters", "scores"): {"keep_top_k": Vary(3)},
     ("filters", "reranker"): {"keep_top_k": Vary(3), "reranker": Vary("reverse"), "model": Vary("m2"),
@@ -194,7 +194,7 @@ BASE: dict[tuple[str, str], dict[str, Any]] = {
 """Options every probe of a component starts from (cheap settings; fake rerankers and trainers)."""
 
 TRAINER_BASE = {"base_model": Model("base"), "max_steps": 1, "batch_size": 2, "gradient_accumulation_steps": 1,
-                "max_length": 32, "save_steps": 0, "precision": "fp32", "learning_rate": 1e-4,
+                "max_length": 64, "save_steps": 0, "precision": "fp32", "learning_rate": 1e-4,
                 "lr_scheduler": "constant", "warmup_ratio": 0.0, "weight_decay": 0.0, "logging_steps": 1, "seed": 1}
 RERANKER_BASE = {"model": Model("base"), "depth": 4, "dtype": "fp32", "device": "cpu"}
 
@@ -206,16 +206,29 @@ def builtin_fields() -> set[tuple[str, str, str]]:
             if entry.package == "inparsx" for key in entry.cls.Options.model_fields}
 
 
-def test_every_option_has_a_probe_or_a_reason():
-    fields = builtin_fields()
+def coverage_problem(fields: set[tuple[str, str, str]]) -> str | None:
+    """``None`` when ``TABLE`` lists exactly ``fields``; else what is missing or stale, with the count covered."""
     listed = {(kind, name, key) for (kind, name), entries in TABLE.items() for key in entries}
     missing, stale = sorted(fields - listed), sorted(listed - fields)
-    covered = len(fields & listed)
-    assert not missing and not stale, (
-        f"{covered} of {len(fields)} option fields have a probe or a reason; add a Vary probe (or a Reason) to "
-        f"TABLE in {Path(__file__).name} for: {missing}; remove entries of fields that no longer exist: {stale}")
+    if not missing and not stale:
+        return None
+    return (f"{len(fields & listed)} of {len(fields)} option fields have a probe or a reason; add a Vary probe (or "
+            f"a Reason) to TABLE in {Path(__file__).name} for: {missing}; remove the entries of fields that no "
+            f"longer exist: {stale}")
+
+
+def test_every_option_has_a_probe_or_a_reason():
+    fields = builtin_fields()
+    assert coverage_problem(fields) is None, coverage_problem(fields)
     probes = sum(isinstance(p, Vary) for entries in TABLE.values() for p in entries.values())
-    print(f"{covered} option fields: {probes} probed, {covered - probes} with a reason")
+    print(f"{len(fields)} option fields: {probes} probed, {len(fields) - probes} with a reason")
+
+
+def test_a_new_option_without_a_probe_fails_the_guard():
+    fields = builtin_fields()
+    problem = coverage_problem(fields | {("filters", "length", "new_knob")})
+    assert problem is not None and "('filters', 'length', 'new_knob')" in problem
+    assert f"{len(fields)} of {len(fields) + 1} option fields" in problem
 
 
 PROBES = sorted((kind, name, key) for (kind, name), entries in TABLE.items()
@@ -345,6 +358,8 @@ def retriever_run(env: Env, name: str, options: dict, artefact: str):
 
 
 def generated(env: Env, name: str, options: dict, artefact: str):
+    import torch
+
     from inparsx.generate.hf import model_kwargs
     from inparsx.generate.stage import generate_queries
 
@@ -363,7 +378,8 @@ def generated(env: Env, name: str, options: dict, artefact: str):
     model, tokenizer = generator.load(ctx)
     builder = generator.prompt_builder(ctx, tokenizer, model)
     engine = generator._engine(model, tokenizer, builder)
-    cache = engine._inputs([builder.build(docs[0]).input_ids]).get("past_key_values")
+    with torch.inference_mode():
+        cache = engine._inputs([builder.build(docs[0]).input_ids]).get("past_key_values")
     return records, type(cache).__name__, len(engine.prefix)
 
 
@@ -417,14 +433,14 @@ def trained(env: Env, name: str, options: dict, artefact: str):
     hf, data, base_model, seed, counts = trainer.prepare(triples_file(env), out)
     args = {k: v for k, v in hf.args.to_dict().items() if "dir" not in k}
     model = hf.model
-    weights = round(float(sum(p.double().sum() for p in model.parameters())), 4)
+    weights = round(float(sum(p.detach().double().sum() for p in model.parameters())), 4)
     trainable = sorted(n for n, p in model.named_parameters() if p.requires_grad)
     loss = getattr(hf, "loss", None)
     loss_config = (type(loss).__name__, repr(loss.get_config_dict())) if hasattr(loss, "get_config_dict") else None
     rows = [hf.train_dataset[i] for i in range(min(2, len(hf.train_dataset)))]
     batch = hf.data_collator(rows) if name == "monot5" else None
     collated = {k: v.tolist() for k, v in batch.items()} if batch is not None else None
-    length = getattr(model, "max_length", None) or getattr(model, "max_seq_length", None)
+    length = getattr(model, "max_seq_length", None) or getattr(model, "max_length", None)
     return args, hf.train_dataset.to_dict(), weights, trainable, loss_config, collated, length
 
 
