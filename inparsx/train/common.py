@@ -43,8 +43,9 @@ class TrainerOptions(Options):
     ``max_steps`` optimiser steps when set, else ``epochs`` passes over the triples (default 1); giving both is
     refused, and ``epochs`` alone unsets a trainer's default ``max_steps`` (monoT5's 156). The effective batch is
     ``batch_size x gradient_accumulation_steps x number of processes``. ``precision``: ``auto`` picks bf16 on a
-    GPU that supports it, else fp16 on a GPU, else fp32 (bf16 on a CPU must be asked for). ``save_steps``: a
-    resumable checkpoint every so many steps (0: none); a crashed run resumes from the last complete one.
+    GPU that computes it natively (compute capability 8+, as the rerankers decide), else fp16 on a GPU, else
+    fp32 (bf16 on a CPU must be asked for). ``save_steps``: a resumable checkpoint every so many steps (0:
+    none); a crashed run resumes from the last complete one.
     ``seed``: ``None`` takes the recipe's seed. ``max_triples``: use only the first triples of the file.
     ``num_negatives``: hard negatives used per query (from each triple's ``neg_texts``); ``None`` (default):
     every negative the triples carry (the fewest any triple has, when they differ), so the triples stage's
