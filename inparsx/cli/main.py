@@ -12,7 +12,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from inparsx.errors import InparsxError
+from inparsx import interrupts
+from inparsx.errors import InparsxError, Interrupted, StorageError
+from inparsx.progress import quiet_library_bars
 
 app = typer.Typer(name="inparsx", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                   help="Synthetic queries -> filtered triples -> trained reranker, from declarative TOML recipes.")
@@ -80,25 +82,39 @@ def _add_plugin_commands() -> None:
 
 
 def main() -> None:
-    """Console-script entry point: runs the app and turns inparsx errors into one clear line and exit code 2."""
+    """Console-script entry point: runs the app and turns inparsx errors into one clear line and exit code 2,
+    OS errors (permission denied, disk full, a missing folder, a path that is a file) into one line naming the
+    path and exit code 2, and Ctrl-C into one line saying where the run stopped and exit code 130."""
     import warnings
 
     from pydantic import ValidationError
 
     warnings.showwarning = lambda message, *args, **kwargs: typer.secho(f"warning: {message}", fg="yellow", err=True)
+    interrupts.install_handler()
+    quiet_library_bars()
     try:
         _add_plugin_commands()
         app()
+    except Interrupted as exc:
+        interrupts.report(exc.where)
     except InparsxError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        sys.exit(exc.exit_code)
+        _fail(str(exc), exc.exit_code)
     except ValidationError as exc:
         details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        typer.secho(f"error: invalid options for {exc.title}: {details}", fg="red", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        typer.secho("interrupted: finished stages and partial results are kept; run again to resume", err=True)
-        sys.exit(130)
+        _fail(f"invalid options for {exc.title}: {details}", 2)
+    except OSError as exc:
+        if interrupts.happened():
+            interrupts.report()
+        _fail(str(StorageError.from_os_error(exc)), 2)
+    except (KeyboardInterrupt, SystemExit, Exception):
+        if interrupts.happened():  # typer turns KeyboardInterrupt into exit 130; some libraries wrap it
+            interrupts.report()
+        raise
+
+
+def _fail(message: str, code: int) -> None:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
