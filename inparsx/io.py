@@ -80,13 +80,14 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, object)`` for each non-blank line of a JSON-lines file.
+    """Yield ``(line_number, object)`` for each non-blank line of a JSON-lines file (a UTF-8 byte-order mark is
+    skipped).
 
     Raises:
         DataError: a line that is not a JSON object (file and 1-based line named).
     """
     path = Path(path)
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:  # a byte-order mark is skipped (inparsx check warns)
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
@@ -205,7 +206,7 @@ def read_trec_run(path: str | Path) -> Run:
 def read_qrels(path: str | Path) -> Qrels:
     """Read qrels in TREC format (``qid 0 docid rel``) or BEIR TSV (``query-id corpus-id score``, header optional).
 
-    CRLF line endings are tolerated.
+    CRLF line endings and a UTF-8 byte-order mark are tolerated.
 
     Raises:
         DataError: a row with the wrong number of columns or a non-integer relevance.
@@ -238,7 +239,7 @@ def _rows(path: str | Path) -> Iterator[tuple[int, list[str]]]:
     path = Path(path)
     if not path.exists():
         raise DataError(path, "file not found")
-    with open(path, encoding="utf-8", newline=None) as handle:
+    with open(path, encoding="utf-8-sig", newline=None) as handle:
         for number, line in enumerate(handle, 1):
             cols = line.split()
             if cols:

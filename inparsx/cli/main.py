@@ -75,6 +75,42 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON ins
         out.print(f"[red]plugin {name!r} failed to load[/red]: {reason}")
 
 
+@app.command()
+def check(dataset: Annotated[str, typer.Argument(help="A BEIR folder, beir:<name> or irds:<id>.")],
+          as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+          strict: Annotated[bool, typer.Option("--strict", help="Exit with code 1 when there are warnings.")] = False) -> None:
+    """Check a collection (encoding marks, line endings, repeated ids, missing fields, empty texts, qrels naming
+    unknown documents or queries, duplicate qrels rows) without running anything. Exit code 2 on errors."""
+    from inparsx.datasets.check import check_dataset
+    from inparsx.progress import out
+
+    report = check_dataset(dataset)
+    if as_json:
+        import json
+
+        out.print_json(json.dumps(report.to_json()))
+    else:
+        for line in report.lines():
+            style = {"error": "red", "warning": "yellow"}.get(line.partition(":")[0])
+            out.print(line, style=style, markup=False)
+    if not report.ok:
+        raise typer.Exit(2)
+    if strict and report.total("warning"):
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (written by inparsx run).")],
+           out_file: Annotated[Optional[Path], typer.Option("--out", help="The HTML file (default RUN_DIR/report.html).")] = None) -> None:
+    """Write one self-contained HTML report of a run: recipe, metrics, per-query gains, filters, synthetic queries,
+    training loss (images embedded; opens offline)."""
+    from inparsx.progress import console
+    from inparsx.report import write_report
+
+    path = write_report(run_dir, out_file)
+    console.print(f"report: {path}")
+
+
 def _add_plugin_commands() -> None:
     from inparsx.plugins import get_plugin_manager
 
