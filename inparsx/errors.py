@@ -77,9 +77,9 @@ class StorageError(InparsxError):
 
     @classmethod
     def from_os_error(cls, exc: OSError, path: str | Path | None = None) -> "StorageError":
-        """Build from an ``OSError``: the path the OS names (``exc.filename``) or else ``path``; the reason
-        from :attr:`REASONS` by ``errno``, else the OS's own message."""
-        where = exc.filename if exc.filename is not None else path
+        """Build from an ``OSError``: ``path`` when given, else the path the OS names (``exc.filename``); the
+        reason from :attr:`REASONS` by ``errno``, else the OS's own message."""
+        where = path if path is not None else exc.filename
         reason = cls.REASONS.get(exc.errno or 0) or exc.strerror or str(exc)
         if exc.errno == errno.EEXIST and where is not None and Path(where).is_file():
             reason = "is a file, not a folder"

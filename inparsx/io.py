@@ -62,14 +62,16 @@ file gets the usual ``0666 & ~umask``."""
 @contextlib.contextmanager
 def storage_errors(path: str | Path) -> Iterator[None]:
     """Turn an ``OSError`` raised in the block into a :class:`~inparsx.errors.StorageError` naming ``path``
-    (or the path the OS names), so the CLI prints one line such as ``runs/x/rerank/run.trec: no space left on
-    device`` instead of a traceback. ``OSError`` from a write has no file name: this is where it gets one."""
+    (or the path the OS names, unless it is one of our temporary files), so the CLI prints one line such as
+    ``runs/x/rerank/run.trec: no space left on device`` instead of a traceback. ``OSError`` from a write has no
+    file name: this is where it gets one."""
     try:
         yield
     except StorageError:
         raise
     except OSError as exc:
-        raise StorageError.from_os_error(exc, path) from exc
+        named = exc.filename is not None and not str(exc.filename).endswith(".tmp")
+        raise StorageError.from_os_error(exc, None if named else path) from exc
 
 
 def write_json(path: str | Path, data: Any) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from inparsx.errors import InparsxError
+from inparsx.errors import InparsxError, StorageError
 from inparsx.io import storage_errors, write_json
 
 LOCK_FILE = ".inparsx.lock"
@@ -69,10 +69,11 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
         run_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(run_dir / LOCK_FILE, timeout=0, thread_local=False)
     try:
-        with storage_errors(run_dir / LOCK_FILE):
-            lock.acquire()
-    except Timeout:
+        lock.acquire()
+    except Timeout:  # an OSError too (TimeoutError): caught first
         raise RunDirLocked(run_dir, _wait_for_holder(run_dir)) from None
+    except OSError as exc:
+        raise StorageError.from_os_error(exc, run_dir / LOCK_FILE) from exc
     try:
         since = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         write_json(run_dir / HOLDER_FILE, {"pid": os.getpid(), "host": socket.gethostname(), "since": since,

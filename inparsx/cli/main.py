@@ -121,16 +121,24 @@ def main() -> None:
     """Console-script entry point: runs the app and turns inparsx errors into one clear line and exit code 2,
     OS errors (permission denied, disk full, a missing folder, a path that is a file) into one line naming the
     path and exit code 2, and Ctrl-C into one line saying where the run stopped and exit code 130."""
+    interrupts.install_handler()
+    try:
+        _main()
+    except KeyboardInterrupt:  # raised outside the command (setting up, or while reporting another error)
+        interrupts.report()
+
+
+def _main() -> None:
     import warnings
 
     from pydantic import ValidationError
 
     warnings.showwarning = lambda message, *args, **kwargs: typer.secho(f"warning: {message}", fg="yellow", err=True)
-    interrupts.install_handler()
     quiet_library_bars()
     try:
-        _add_plugin_commands()
-        app()
+        with interrupts.interrupted_as(f"`inparsx {' '.join(sys.argv[1:2])}`".replace(" `", "`")):
+            _add_plugin_commands()
+            app()
     except Interrupted as exc:
         interrupts.report(exc.where)
     except InparsxError as exc:
