@@ -34,7 +34,7 @@ Level = Literal["error", "warning", "note"]
 
 KINDS: dict[str, tuple[Level, str]] = {
     "missing-file": ("error", "missing files"),
-    "not-utf8": ("error", "bytes that are not UTF-8"),
+    "not-utf8": ("error", "lines with bytes that are not UTF-8"),
     "invalid-json": ("error", "lines that are not valid JSON"),
     "not-object": ("error", "lines that are not a JSON object"),
     "missing-id": ("error", "records without '_id'"),
