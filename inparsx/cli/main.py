@@ -104,11 +104,10 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (writte
            out_file: Annotated[Optional[Path], typer.Option("--out", help="The HTML file (default RUN_DIR/report.html).")] = None) -> None:
     """Write one self-contained HTML report of a run: recipe, metrics, per-query gains, filters, synthetic queries,
     training loss (images embedded; opens offline)."""
-    from inparsx.progress import console
+    from inparsx.progress import out
     from inparsx.report import write_report
 
-    path = write_report(run_dir, out_file)
-    console.print(f"report: {path}")
+    out.print(f"report: {write_report(run_dir, out_file)}", markup=False)
 
 
 def _add_plugin_commands() -> None:

@@ -60,4 +60,4 @@ def run_stage(ctx) -> None:
         handle.write(text.getvalue())
     from inparsx.report import write_report
 
-    console.print(f"report: {write_report(ctx.run_dir)}")
+    console.print(f"report: {write_report(ctx.run_dir)}", soft_wrap=True, markup=False)

@@ -35,7 +35,7 @@ def render(run_dir: str | Path) -> str:
     """The report's HTML for ``run_dir``.
 
     Raises:
-        InparsxError: ``run_dir`` is not a run directory (no ``recipe.toml``).
+        InparsxError: ``run_dir`` does not exist or holds nothing to report.
     """
     from inparsx.report.sections import BUILDERS, RunFiles
 
@@ -43,9 +43,10 @@ def render(run_dir: str | Path) -> str:
     if not run_dir.is_dir():
         raise InparsxError(f"{run_dir}: no such run directory")
     files = RunFiles(run_dir)
-    if not files.recipe_text:
-        raise InparsxError(f"{run_dir}: not a run directory (no recipe.toml; `inparsx run` writes one)")
     sections = [section for build in BUILDERS if (section := build(files)) is not None]
+    if not sections:
+        raise InparsxError(f"{run_dir}: nothing to report (no recipe.toml and no stage output; `inparsx run` "
+                           "writes them)")
     name = files.recipe.get("recipe", {}).get("name", run_dir.name)
     dataset = files.recipe.get("dataset", {})
     made = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -62,7 +63,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the report of ``run_dir`` to ``out`` (default ``RUN_DIR/report.html``), atomically; returns its path.
 
     Raises:
-        InparsxError: ``run_dir`` is not a run directory.
+        InparsxError: ``run_dir`` does not exist or holds nothing to report.
         StorageError: ``out`` cannot be written.
     """
     path = Path(out) if out is not None else Path(run_dir) / REPORT_FILE

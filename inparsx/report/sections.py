@@ -11,11 +11,16 @@ import json
 import random
 from dataclasses import dataclass
 from functools import cached_property
-from html import escape
+import html
 from pathlib import Path
 from typing import Any
 
 from inparsx.report import plots
+
+def escape(text: str) -> str:
+    """Text for an HTML text node (``<``, ``>``, ``&`` escaped; quotes kept as they are)."""
+    return html.escape(text, quote=False)
+
 
 TOP_QUERIES = 5
 """Queries listed under each per-query plot as the largest gains and the largest losses."""
@@ -194,15 +199,15 @@ def per_query_section(files: RunFiles) -> Section | None:
 def _one_pair(per_query: dict, run: str, against: str, metric: str, texts: dict[str, str]) -> str:
     ours, theirs = per_query[run][metric], per_query[against][metric]
     deltas = sorted(((ours[q] - theirs.get(q, 0.0), q) for q in ours), reverse=True)
-    html = f"<h3>{escape(run)} against {escape(against)}</h3>"
-    html += plots.delta_bars([d for d, _ in deltas], metric, run, against)
+    body = f"<h3>{escape(run)} against {escape(against)}</h3>"
+    body += plots.delta_bars([d for d, _ in deltas], metric, run, against)
     for label, chosen in (("gained most", [x for x in deltas if x[0] > 0][:TOP_QUERIES]),
                           ("lost most", [x for x in reversed(deltas) if x[0] < 0][:TOP_QUERIES])):
         if chosen:
             rows = [[qid, texts.get(qid, ""), f"{theirs.get(qid, 0.0):.3f}", f"{ours[qid]:.3f}", f"{d:+.3f}"]
                     for d, qid in chosen]
-            html += f"<h4>Queries that {label}</h4>" + table(["qid", "query", against, run, "Δ"], rows, {2, 3, 4})
-    return html
+            body += f"<h4>Queries that {label}</h4>" + table(["qid", "query", against, run, "Δ"], rows, {2, 3, 4})
+    return body
 
 
 def filter_section(files: RunFiles) -> Section | None:
