@@ -88,8 +88,8 @@ def sections(html: str) -> dict[str, str]:
 def test_the_evaluate_stage_writes_a_report_with_every_section(run_dir: Path, scifact_small: Path):
     html = (run_dir / "report.html").read_text()
     found = sections(html)
-    assert list(found) == ["recipe", "check", "metrics", "per-query", "filter", "queries", "samples", "training",
-                           "tune"]
+    assert list(found) == ["metrics", "per-query", "filter", "queries", "samples", "training", "tune", "check",
+                           "recipe"]
     assert 'name = "report-test"' in found["recipe"] and "k1" not in found["recipe"]
     assert "0 errors, 0 warnings" in found["check"]
     metrics = json.loads((run_dir / "evaluate" / "metrics.json").read_text())
@@ -114,8 +114,8 @@ def test_images_are_embedded_and_nothing_is_fetched(run_dir: Path):
     html = (run_dir / "report.html").read_text()
     images = re.findall(r'<img alt="[^"]*" src="([^"]*)">', html)
     per_section = {name: body.count("<img") for name, body in sections(html).items()}
-    assert per_section == {"recipe": 0, "check": 0, "metrics": 0, "per-query": 2, "filter": 1, "queries": 3,
-                           "samples": 0, "training": 1, "tune": 1}
+    assert per_section == {"metrics": 0, "per-query": 2, "filter": 1, "queries": 3, "samples": 0, "training": 1,
+                           "tune": 1, "check": 0, "recipe": 0}
     assert len(images) == 8
     for src in images:
         assert src.startswith("data:image/png;base64,")

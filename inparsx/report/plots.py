@@ -63,6 +63,7 @@ def horizontal_bars(counts: Mapping[str, int], title: str, xlabel: str) -> str:
     axes.barh([label for label, _ in items], [count for _, count in items], color=LOSS)
     for y, (_, count) in enumerate(items):
         axes.annotate(f"{count:,}", (count, y), xytext=(3, 0), textcoords="offset points", va="center")
+    axes.set_xlim(0, max(count for _, count in items) * 1.15)
     axes.set_xlabel(xlabel)
     axes.set_title(title)
     return embed(figure, title)

@@ -313,6 +313,6 @@ def _cell(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)
 
 
-BUILDERS = (recipe_section, check_section, metrics_section, per_query_section, filter_section, queries_section,
-            samples_section, training_section, tune_section)
-"""The sections in report order."""
+BUILDERS = (metrics_section, per_query_section, filter_section, queries_section, samples_section, training_section,
+            tune_section, check_section, recipe_section)
+"""The sections in report order: results first, then what produced them, then the inputs (data, recipe)."""
