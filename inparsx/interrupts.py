@@ -30,10 +30,18 @@ GRACE_SECONDS = 3.0
 _state: dict[str, object] = {"at": None, "where": [], "where_at_signal": None, "reported": False}
 
 
-def install_handler() -> None:
-    """Handle SIGINT as described in the module docstring (main thread only; elsewhere a no-op)."""
+def install_handler() -> object:
+    """Handle SIGINT as described in the module docstring (main thread only; elsewhere a no-op). Returns the
+    previous handler, for :func:`restore_handler`."""
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, _on_sigint)
+        return signal.signal(signal.SIGINT, _on_sigint)
+    return None
+
+
+def restore_handler(previous: object) -> None:
+    """Put back the handler :func:`install_handler` replaced (for callers that run the CLI in-process)."""
+    if previous is not None and threading.current_thread() is threading.main_thread() and not happened():
+        signal.signal(signal.SIGINT, previous)  # type: ignore[arg-type]
 
 
 def happened() -> bool:

@@ -120,11 +120,13 @@ def main() -> None:
     """Console-script entry point: runs the app and turns inparsx errors into one clear line and exit code 2,
     OS errors (permission denied, disk full, a missing folder, a path that is a file) into one line naming the
     path and exit code 2, and Ctrl-C into one line saying where the run stopped and exit code 130."""
-    interrupts.install_handler()
+    previous = interrupts.install_handler()
     try:
         _main()
     except KeyboardInterrupt:  # raised outside the command (setting up, or while reporting another error)
         interrupts.report()
+    finally:
+        interrupts.restore_handler(previous)
 
 
 def _main() -> None:
