@@ -181,25 +181,28 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
     with run_dir_lock(run_dir):
         with atomic_write(run_dir / "recipe.toml") as handle:
             handle.write(recipe.to_toml())
-        with interrupted_as(f"start-up, before any stage ran ({run_dir})"):
-            dataset = resolve_dataset(recipe.dataset.name)
-            registry = get_registry()
-        previous, forcing = "", False
-        for stage in names[: names.index(stop) + 1 if stop else None]:
-            forcing = forcing or stage == start
-            fingerprint = stage_fingerprint(recipe, stage, previous, dataset.fingerprint())
-            previous = fingerprint
-            folder = run_dir / stage
-            if not forcing and read_marker(folder / DONE_MARKER).get("fingerprint") == fingerprint:
-                console.print(f"[green]✓[/green] {stage}: already done ({folder}), skipped")
-                _show_stored_table(folder)
-                continue
-            with interrupted_as(f"stage {stage!r} ({folder})"):
-                components = [registry.get(STAGES[stage], name)(options)
-                              for name, options in recipe.stages[stage].components]
-                ctx = StageContext(recipe, stage, run_dir, components, fingerprint, dataset)
-                _run_stage(ctx, forcing and stage == start)
+        _run_stages(recipe, run_dir, names[: names.index(stop) + 1 if stop else None], start)
     return run_dir
+
+
+def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | None) -> None:
+    """Run ``stages`` in order, skipping finished ones unless at or after ``start``; Ctrl-C names the stage."""
+    with interrupted_as(f"start-up, before any stage ran ({run_dir})"):
+        dataset = resolve_dataset(recipe.dataset.name)
+        registry = get_registry()
+    previous, forcing = "", False
+    for stage in stages:
+        forcing = forcing or stage == start
+        fingerprint = stage_fingerprint(recipe, stage, previous, dataset.fingerprint())
+        previous = fingerprint
+        folder = run_dir / stage
+        if not forcing and read_marker(folder / DONE_MARKER).get("fingerprint") == fingerprint:
+            console.print(f"[green]✓[/green] {stage}: already done ({folder}), skipped")
+            _show_stored_table(folder)
+            continue
+        with interrupted_as(f"stage {stage!r} ({folder})"):
+            components = [registry.get(STAGES[stage], name)(options) for name, options in recipe.stages[stage].components]
+            _run_stage(StageContext(recipe, stage, run_dir, components, fingerprint, dataset), forcing and stage == start)
 
 
 def _show_stored_table(folder: Path) -> None:
