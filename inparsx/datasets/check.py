@@ -82,6 +82,7 @@ class Finding:
         return text + (f" id {self.id!r}" if self.id is not None else "")
 
     def to_json(self) -> dict[str, Any]:
+        """``{"file", "line", "id", "detail"}`` (an example in ``check.json``)."""
         return {"file": self.file, "line": self.line, "id": self.id, "detail": self.detail}
 
 

@@ -68,11 +68,13 @@ class RunFiles:
 
     @cached_property
     def recipe_text(self) -> str:
+        """The filled recipe's TOML text (``''`` when ``recipe.toml`` is absent)."""
         path = self.root / "recipe.toml"
         return path.read_text(encoding="utf-8") if path.is_file() else ""
 
     @cached_property
     def recipe(self) -> dict[str, Any]:
+        """The filled recipe as a dict (``{}`` when absent)."""
         import tomllib
 
         return tomllib.loads(self.recipe_text) if self.recipe_text else {}
