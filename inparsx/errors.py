@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -47,3 +48,49 @@ class DataError(InparsxError):
 
 class PluginError(InparsxError):
     """An unknown component name, or a plugin that breaks the component contract."""
+
+
+class StorageError(InparsxError):
+    """The operating system refused a file operation: permission denied, disk full, a missing folder, a path
+    that is a file where a folder is needed (or the reverse).
+
+    Args:
+        path: the file or folder concerned.
+        reason: what went wrong, in words (e.g. ``no space left on device``).
+    """
+
+    REASONS = {
+        errno.EACCES: "permission denied",
+        errno.EPERM: "operation not permitted",
+        errno.ENOSPC: "no space left on device; free some space and run again (finished work is kept)",
+        errno.EDQUOT: "disk quota exceeded; free some space and run again (finished work is kept)",
+        errno.ENOENT: "no such file or folder",
+        errno.ENOTDIR: "a part of this path is a file, not a folder",
+        errno.EISDIR: "is a folder, not a file",
+        errno.EEXIST: "already exists (a file where a folder is needed?)",
+        errno.EROFS: "read-only file system",
+    }
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{self.path}: {reason}")
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, path: str | Path | None = None) -> "StorageError":
+        """Build from an ``OSError``: ``path`` when given, else the path the OS names (``exc.filename``); the
+        reason from :attr:`REASONS` by ``errno``, else the OS's own message."""
+        where = path if path is not None else exc.filename
+        reason = cls.REASONS.get(exc.errno or 0) or exc.strerror or str(exc)
+        if exc.errno == errno.EEXIST and where is not None and Path(where).is_file():
+            reason = "is a file, not a folder"
+        return cls(where if where is not None else "(unknown path)", reason)
+
+
+class Interrupted(InparsxError):
+    """The user pressed Ctrl-C (SIGINT). ``where`` says what was running; the CLI exits with code 130."""
+
+    exit_code = 130
+
+    def __init__(self, where: str):
+        self.where = where
+        super().__init__(f"interrupted during {where}")

@@ -10,31 +10,68 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from inparsx.errors import DataError
+from inparsx.errors import DataError, StorageError
 from inparsx.records import Qrels, Run
 
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w") -> Iterator[TextIO]:
-    """Open ``path.tmp`` for writing and rename it to ``path`` only if the block succeeds.
+    """Open a uniquely named temporary file beside ``path`` and rename it to ``path`` only if the block succeeds.
 
-    A crash leaves the previous ``path`` (if any) untouched and no half-written file under the final name.
+    The temporary name (``.<name>.<random>.tmp``, from :func:`tempfile.mkstemp`) is unique, so two writers of
+    the same file never share one; the last rename wins and each reader sees a complete file. A crash leaves
+    the previous ``path`` (if any) untouched and no half-written file under the final name.
+
+    Raises:
+        StorageError: the file cannot be written (permission denied, disk full, a path component that is a
+            file...), with ``path`` named.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    with storage_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
     try:
-        with open(tmp, mode, encoding=None if "b" in mode else "utf-8") as handle:
+        with storage_errors(path), os.fdopen(descriptor, mode, encoding=None if "b" in mode else "utf-8") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        with storage_errors(path):
+            os.chmod(tmp, 0o666 & ~_UMASK)
+            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+"""The umask at import (read once: ``os.umask`` is process-wide). ``mkstemp`` creates files 0600; a finished
+file gets the usual ``0666 & ~umask``."""
+
+
+@contextlib.contextmanager
+def storage_errors(path: str | Path) -> Iterator[None]:
+    """Turn an ``OSError`` raised in the block into a :class:`~inparsx.errors.StorageError` naming ``path``
+    (or the path the OS names, unless it is one of our temporary files), so the CLI prints one line such as
+    ``runs/x/rerank/run.trec: no space left on device`` instead of a traceback. ``OSError`` from a write has no
+    file name: this is where it gets one."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except OSError as exc:
+        named = exc.filename is not None and not str(exc.filename).endswith(".tmp")
+        raise StorageError.from_os_error(exc, None if named else path) from exc
 
 
 def write_json(path: str | Path, data: Any) -> None:
@@ -45,13 +82,14 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, object)`` for each non-blank line of a JSON-lines file.
+    """Yield ``(line_number, object)`` for each non-blank line of a JSON-lines file (a UTF-8 byte-order mark is
+    skipped).
 
     Raises:
         DataError: a line that is not a JSON object (file and 1-based line named).
     """
     path = Path(path)
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:  # a byte-order mark is skipped (inparsx check warns)
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
@@ -106,13 +144,20 @@ class ResumableJsonl:
         return records
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
-        """Append records and make them durable before returning."""
-        if self._handle is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = open(self.partial, "a", encoding="utf-8")
-        self._handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        """Append records and make them durable before returning.
+
+        Raises:
+            StorageError: the partial file cannot be written (disk full, permission denied...); the records
+                appended before are kept.
+        """
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        with storage_errors(self.partial):
+            if self._handle is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._handle = open(self.partial, "a", encoding="utf-8")
+            self._handle.write(text)
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
 
     def close(self) -> None:
         """Close the partial file (keeps it for a later resume)."""
@@ -123,9 +168,10 @@ class ResumableJsonl:
     def finish(self) -> None:
         """Close and rename ``<path>.partial`` to ``path`` (an empty file when nothing was appended)."""
         self.close()
-        if not self.partial.exists():
-            self.partial.touch()
-        os.replace(self.partial, self.path)
+        with storage_errors(self.path):
+            if not self.partial.exists():
+                self.partial.touch()
+            os.replace(self.partial, self.path)
 
 
 def write_trec_run(path: str | Path, run: Run, tag: str = "inparsx", depth: int | None = None) -> None:
@@ -162,7 +208,7 @@ def read_trec_run(path: str | Path) -> Run:
 def read_qrels(path: str | Path) -> Qrels:
     """Read qrels in TREC format (``qid 0 docid rel``) or BEIR TSV (``query-id corpus-id score``, header optional).
 
-    CRLF line endings are tolerated.
+    CRLF line endings and a UTF-8 byte-order mark are tolerated.
 
     Raises:
         DataError: a row with the wrong number of columns or a non-integer relevance.
@@ -195,7 +241,7 @@ def _rows(path: str | Path) -> Iterator[tuple[int, list[str]]]:
     path = Path(path)
     if not path.exists():
         raise DataError(path, "file not found")
-    with open(path, encoding="utf-8", newline=None) as handle:
+    with open(path, encoding="utf-8-sig", newline=None) as handle:
         for number, line in enumerate(handle, 1):
             cols = line.split()
             if cols:

@@ -21,8 +21,10 @@ from typing import Any
 
 from inparsx.datasets import Dataset, resolve_dataset
 from inparsx.errors import InparsxError
+from inparsx.interrupts import interrupted_as
 from inparsx.io import atomic_write, write_json
-from inparsx.progress import console, out
+from inparsx.lock import run_dir_lock
+from inparsx.progress import console, out, quiet_library_bars
 from inparsx.recipe import STAGES, Recipe
 from inparsx.plugins import get_registry
 
@@ -163,21 +165,33 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
         start: re-run from this stage on, even where finished (``--from``).
         stop: stop after this stage (``--to``).
 
+    Only one process at a time may run in ``run_dir`` (see :mod:`inparsx.lock`).
+
     Raises:
         InparsxError: ``start``/``stop`` name a stage that is not in the recipe, or a stage fails on bad input.
+        RunDirLocked: another process is running in ``run_dir``.
+        Interrupted: Ctrl-C; says which stage stopped (finished stages and partial results are kept).
+        StorageError: a file or folder cannot be written (permission, disk full, a path that is a file).
     """
     run_dir = Path(run_dir or Path("runs") / recipe.name)
     names = list(recipe.stages)
     for flag, value in (("--from", start), ("--to", stop)):
         if value is not None and value not in names:
             raise InparsxError(f"{flag} {value}: not a stage of this recipe; its stages: {', '.join(names)}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_write(run_dir / "recipe.toml") as handle:
-        handle.write(recipe.to_toml())
-    dataset = resolve_dataset(recipe.dataset.name)
-    registry = get_registry()
+    with run_dir_lock(run_dir):
+        with atomic_write(run_dir / "recipe.toml") as handle:
+            handle.write(recipe.to_toml())
+        _run_stages(recipe, run_dir, names[: names.index(stop) + 1 if stop else None], start)
+    return run_dir
+
+
+def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | None) -> None:
+    """Run ``stages`` in order, skipping finished ones unless at or after ``start``; Ctrl-C names the stage."""
+    with interrupted_as(f"start-up, before any stage ran ({run_dir})"):
+        dataset = resolve_dataset(recipe.dataset.name)
+        registry = get_registry()
     previous, forcing = "", False
-    for stage in names[: names.index(stop) + 1 if stop else None]:
+    for stage in stages:
         forcing = forcing or stage == start
         fingerprint = stage_fingerprint(recipe, stage, previous, dataset.fingerprint())
         previous = fingerprint
@@ -186,10 +200,9 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
             console.print(f"[green]✓[/green] {stage}: already done ({folder}), skipped")
             _show_stored_table(folder)
             continue
-        components = [registry.get(STAGES[stage], name)(options) for name, options in recipe.stages[stage].components]
-        ctx = StageContext(recipe, stage, run_dir, components, fingerprint, dataset)
-        _run_stage(ctx, forcing and stage == start)
-    return run_dir
+        with interrupted_as(f"stage {stage!r} ({folder})"):
+            components = [registry.get(STAGES[stage], name)(options) for name, options in recipe.stages[stage].components]
+            _run_stage(StageContext(recipe, stage, run_dir, components, fingerprint, dataset), forcing and stage == start)
 
 
 def _show_stored_table(folder: Path) -> None:
@@ -210,6 +223,7 @@ def _run_stage(ctx: StageContext, fresh: bool) -> None:
     write_json(folder / STARTED_MARKER, {"fingerprint": ctx.fingerprint})
     console.rule(f"[bold]{ctx.stage}[/bold] ({', '.join(c.name for c in ctx.components)})"
                  + (" [yellow]resuming[/yellow]" if resuming else ""))
+    quiet_library_bars()
     module, _, function = STAGE_RUNNERS[ctx.stage].partition(":")
     began = time.perf_counter()
     getattr(importlib.import_module(module), function)(ctx)

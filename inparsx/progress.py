@@ -1,8 +1,10 @@
-"""Rich progress bars with items/s and ETA, shared by every stage, and the shared console."""
+"""Rich progress bars with items/s and ETA, shared by every stage, and the shared console; and silencing the
+tqdm bars of libraries that tell our users nothing (:func:`quiet_library_bars`)."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -64,3 +66,34 @@ def track(items: Iterable[T], description: str, total: int | None = None, unit: 
         for item in items:
             yield item
             progress.advance(task)
+
+
+SILENCED_BARS = frozenset({"Loading weights", "Writing model shards", "Computing widget examples"})
+"""Descriptions of library tqdm bars that carry no information for inparsx users: transformers' per-tensor
+"Loading weights" and "Writing model shards" (a flash on small models, printed between our rich bars) and
+sentence-transformers' "Computing widget examples" (its model card). Other bars, such as hub downloads
+(``huggingface_hub``), are kept."""
+
+
+def quiet_library_bars() -> None:
+    """Disable the tqdm bars named in :data:`SILENCED_BARS`, whichever library creates them.
+
+    transformers and sentence-transformers create these bars with ``tqdm(..., desc=...)`` on tqdm's base class
+    (directly or through ``tqdm.auto``), so the switch is made there: a bar whose ``desc`` is listed is created
+    with ``disable=True``. Idempotent; importing tqdm costs about 60 ms.
+    """
+    import tqdm.std
+
+    original = tqdm.std.tqdm.__init__
+    if getattr(original, "inparsx_quiet", False):
+        return
+
+    @functools.wraps(original)
+    def __init__(self, *args, **kwargs):
+        desc = kwargs.get("desc", args[1] if len(args) > 1 else None)
+        if desc in SILENCED_BARS:
+            kwargs["disable"] = True
+        original(self, *args, **kwargs)
+
+    __init__.inparsx_quiet = True  # type: ignore[attr-defined]
+    tqdm.std.tqdm.__init__ = __init__  # type: ignore[method-assign]

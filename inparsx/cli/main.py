@@ -12,7 +12,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from inparsx.errors import InparsxError
+from inparsx import interrupts
+from inparsx.errors import InparsxError, Interrupted, StorageError
+from inparsx.progress import quiet_library_bars
 
 app = typer.Typer(name="inparsx", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                   help="Synthetic queries -> filtered triples -> trained reranker, from declarative TOML recipes.")
@@ -73,6 +75,41 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON ins
         out.print(f"[red]plugin {name!r} failed to load[/red]: {reason}")
 
 
+@app.command()
+def check(dataset: Annotated[str, typer.Argument(help="A BEIR folder, beir:<name> or irds:<id>.")],
+          as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+          strict: Annotated[bool, typer.Option("--strict", help="Exit with code 1 when there are warnings.")] = False) -> None:
+    """Check a collection (encoding marks, line endings, repeated ids, missing fields, empty texts, qrels naming
+    unknown documents or queries, duplicate qrels rows) without running anything. Exit code 2 on errors."""
+    from inparsx.datasets.check import check_dataset
+    from inparsx.progress import out
+
+    report = check_dataset(dataset)
+    if as_json:
+        import json
+
+        out.print_json(json.dumps(report.to_json()))
+    else:
+        for line in report.lines():
+            style = {"error": "red", "warning": "yellow"}.get(line.partition(":")[0])
+            out.print(line, style=style, markup=False)
+    if not report.ok:
+        raise typer.Exit(2)
+    if strict and report.total("warning"):
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (written by inparsx run).")],
+           out_file: Annotated[Optional[Path], typer.Option("--out", help="The HTML file (default RUN_DIR/report.html).")] = None) -> None:
+    """Write one self-contained HTML report of a run: recipe, metrics, per-query gains, filters, synthetic queries,
+    training loss (images embedded; opens offline)."""
+    from inparsx.progress import out
+    from inparsx.report import write_report
+
+    out.print(f"report: {write_report(run_dir, out_file)}", markup=False)
+
+
 def _add_plugin_commands() -> None:
     from inparsx.plugins import get_plugin_manager
 
@@ -80,25 +117,49 @@ def _add_plugin_commands() -> None:
 
 
 def main() -> None:
-    """Console-script entry point: runs the app and turns inparsx errors into one clear line and exit code 2."""
+    """Console-script entry point: runs the app and turns inparsx errors into one clear line and exit code 2,
+    OS errors (permission denied, disk full, a missing folder, a path that is a file) into one line naming the
+    path and exit code 2, and Ctrl-C into one line saying where the run stopped and exit code 130."""
+    previous = interrupts.install_handler()
+    try:
+        _main()
+    except KeyboardInterrupt:  # raised outside the command (setting up, or while reporting another error)
+        interrupts.report()
+    finally:
+        interrupts.restore_handler(previous)
+
+
+def _main() -> None:
     import warnings
 
     from pydantic import ValidationError
 
     warnings.showwarning = lambda message, *args, **kwargs: typer.secho(f"warning: {message}", fg="yellow", err=True)
+    quiet_library_bars()
     try:
-        _add_plugin_commands()
-        app()
+        with interrupts.interrupted_as(f"`inparsx {' '.join(sys.argv[1:2])}`".replace(" `", "`")):
+            _add_plugin_commands()
+            app()
+    except Interrupted as exc:
+        interrupts.report(exc.where)
     except InparsxError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        sys.exit(exc.exit_code)
+        _fail(str(exc), exc.exit_code)
     except ValidationError as exc:
         details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        typer.secho(f"error: invalid options for {exc.title}: {details}", fg="red", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        typer.secho("interrupted: finished stages and partial results are kept; run again to resume", err=True)
-        sys.exit(130)
+        _fail(f"invalid options for {exc.title}: {details}", 2)
+    except OSError as exc:
+        if interrupts.happened():
+            interrupts.report()
+        _fail(str(StorageError.from_os_error(exc)), 2)
+    except (KeyboardInterrupt, SystemExit, Exception):
+        if interrupts.happened():  # typer turns KeyboardInterrupt into exit 130; some libraries wrap it
+            interrupts.report()
+        raise
+
+
+def _fail(message: str, code: int) -> None:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

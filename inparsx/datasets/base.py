@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from inparsx.errors import InparsxError
 from inparsx.plugins import Component, get_registry, unknown_name_message
 from inparsx.records import Document, Qrels, Query
+
+if TYPE_CHECKING:
+    from inparsx.datasets.check import CheckReport
 
 
 class Dataset:
@@ -56,6 +59,14 @@ class Dataset:
     def docs_count(self) -> int:
         """Number of documents."""
         return len(self.docs())
+
+    def check(self) -> "CheckReport":
+        """Look for defects a careful user would want to know about (repeated ids, empty texts, qrels naming
+        unknown documents...); see :mod:`inparsx.datasets.check`. This default reads the dataset through its
+        API; datasets backed by files override it to name file and line."""
+        from inparsx.datasets.check import check_records
+
+        return check_records(self)
 
 
 class DatasetLoader(Component):

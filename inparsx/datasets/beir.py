@@ -9,6 +9,7 @@ from pathlib import Path
 
 import inparsx
 from inparsx.datasets.base import Dataset, DatasetLoader
+from inparsx.datasets.check import CheckReport, check_beir_folder
 from inparsx.errors import DataError, InparsxError
 from inparsx.io import read_jsonl, read_qrels
 from inparsx.records import Document, Qrels, Query
@@ -66,6 +67,10 @@ class BeirFolderDataset(Dataset):
 
     def splits(self) -> list[str]:
         return sorted(p.stem for p in (self.root / "qrels").glob("*.tsv"))
+
+    def check(self) -> CheckReport:
+        """Check every file of the folder, naming file, line and id (:func:`~inparsx.datasets.check.check_beir_folder`)."""
+        return check_beir_folder(self.root, self.name)
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:

@@ -4,8 +4,9 @@ Writes ``evaluate/metrics.json`` (``{run_name: {metric: value}}``, runs named af
 order), ``evaluate/table.txt`` (the printed table), ``evaluate/per_query.json`` (``{run: {metric: {qid:
 score}}}``) and, with several runs, ``evaluate/comparison.json`` (each run against the baseline: values,
 difference, p-value, wins/ties/losses; and the pairs that stages declared in ``runs.json``, e.g. trained vs
-zero-shot reranker, each with a verdict). Prints the results table on stdout, with each run's description and
-each pair's verdict under it. Query ids listed by earlier stages in ``excluded_qids.txt`` (few-shot examples
+zero-shot reranker, each with a verdict), and the run's HTML report, ``<run>/report.html``
+(:mod:`inparsx.report`). Prints the results table on stdout, with each run's description and each pair's
+verdict under it. Query ids listed by earlier stages in ``excluded_qids.txt`` (few-shot examples
 drawn from the evaluated split) are removed from the qrels and the runs first.
 """
 
@@ -19,7 +20,7 @@ from inparsx.errors import InparsxError
 from inparsx.evaluate.evaluation import evaluate_runs, exclude_queries, paired_tests, read_runs
 from inparsx.evaluate.table import print_results
 from inparsx.io import atomic_write, write_json
-from inparsx.progress import out
+from inparsx.progress import console, out
 
 TABLE_FILE = "table.txt"
 """The printed results table, kept so that a rerun whose stages are all done can show it again."""
@@ -57,3 +58,6 @@ def run_stage(ctx) -> None:
     print_results(evaluation, Console(file=text, color_system=None, highlight=False), title)
     with atomic_write(ctx.dir / TABLE_FILE) as handle:
         handle.write(text.getvalue())
+    from inparsx.report import write_report
+
+    console.print(f"report: {write_report(ctx.run_dir)}", soft_wrap=True, markup=False)

@@ -9,6 +9,10 @@ stand in the way on a plain machine, and :func:`lucene` deals with each before p
    module in its ``release`` file; Lucene then uses its scalar code (same scores, somewhat slower).
 3. ``pyserini.search.lucene`` imports ``pyserini.encode``, which builds an OpenAI client at import and fails
    without ``OPENAI_API_KEY``; a placeholder is set for the import only and removed afterwards.
+
+And one for Ctrl-C: a JVM started inside Python installs its own SIGINT handler over Python's, so Ctrl-C during
+a Lucene search was ignored. The JVM is started with ``-Xrs`` ("reduce signal usage": it installs no handler
+for SIGINT, SIGTERM or SIGHUP), so Python's handler stays and Ctrl-C stops a search within one batch.
 """
 
 from __future__ import annotations
@@ -75,6 +79,14 @@ def _drop_missing_vector_module(java_home: str) -> None:
     jnius_config.add_options = add_options
 
 
+def _keep_python_signal_handlers() -> None:
+    """Ask the JVM not to replace Python's SIGINT/SIGTERM handlers (``-Xrs``), before it starts."""
+    import jnius_config
+
+    if not jnius_config.vm_running and "-Xrs" not in jnius_config.get_options():
+        jnius_config.add_options("-Xrs")
+
+
 def _import_pyserini() -> SimpleNamespace:
     placeholder = "OPENAI_API_KEY" not in os.environ
     if placeholder:
@@ -112,6 +124,7 @@ def lucene() -> SimpleNamespace:
         java_home = choose_java_home()
         os.environ["JAVA_HOME"] = java_home
         _drop_missing_vector_module(java_home)
+        _keep_python_signal_handlers()
         try:
             namespace = _import_pyserini()
         except ValueError as exc:  # jnius: "VM is already running, can't set classpath/options"

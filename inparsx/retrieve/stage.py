@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from inparsx.datasets import Dataset
+from inparsx.errors import DataError
 from inparsx.io import write_json, write_trec_run
 from inparsx.plugins import get_registry
 from inparsx.progress import console
@@ -34,11 +35,16 @@ def open_retriever(name: str, options: Mapping[str, Any] | None, dataset: Datase
 
 
 def run_stage(ctx: "StageContext") -> None:
-    """Retrieve the top ``k`` documents for every query of ``ctx.eval_split``.
+    """Check the collection, then retrieve the top ``k`` documents for every query of ``ctx.eval_split``.
 
-    Writes ``retrieve/run.trec`` (TREC run, tag ``inparsx-<retriever>``) and ``retrieve/summary.json``
-    (queries, queries with no hit, index and search seconds, the index's metadata).
+    Writes ``retrieve/check.json`` (the collection's check, as ``inparsx check`` prints it),
+    ``retrieve/run.trec`` (TREC run, tag ``inparsx-<retriever>``) and ``retrieve/summary.json`` (queries,
+    queries with no hit, index and search seconds, the index's metadata).
+
+    Raises:
+        DataError: the check found errors (what cannot be read); they are listed in ``check.json``.
     """
+    check_collection(ctx)
     retriever: Retriever = ctx.component
     queries = {qid: query.text for qid, query in ctx.dataset.queries(ctx.eval_split).items()}
     began = time.perf_counter()
@@ -54,3 +60,22 @@ def run_stage(ctx: "StageContext") -> None:
         "search_seconds": round(searched - indexed, 3), "index": getattr(retriever, "index_info", {})})
     console.print(f"retrieve: {len(queries)} {ctx.eval_split} queries, top {retriever.options.k}, "
                   f"search {searched - indexed:.1f} s" + (f"; {len(empty)} with no hit" if empty else ""))
+
+
+CHECK_FILE = "check.json"
+
+
+def check_collection(ctx: "StageContext") -> None:
+    """Write ``ctx.dataset.check()`` to ``<stage>/check.json`` and print its warnings and summary.
+
+    Raises:
+        DataError: the collection has errors (the first is named; all are in ``check.json``).
+    """
+    report = ctx.dataset.check()
+    write_json(ctx.dir / CHECK_FILE, report.to_json())
+    for line in report.lines():
+        if not line.startswith("note:"):
+            console.print(line, markup=False, style="yellow" if line.startswith("warning") else None)
+    if not report.ok:
+        first = report.lines()[0]
+        raise DataError(ctx.dir / CHECK_FILE, f"the collection {report.dataset} cannot be read: {first}")
