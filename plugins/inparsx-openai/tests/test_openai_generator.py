@@ -16,6 +16,7 @@ from inparsx.errors import InparsxError
 from inparsx.generate.stage import generate_queries
 from inparsx.testing import stage_context, tiny_beir
 from inparsx.testing.collections import DOCS
+from inparsx.testing.contracts import GeneratorContract
 from inparsx_openai.generator import OpenAIGenerator, OpenAIOptions, is_transient
 
 PLUGIN = Path(__file__).resolve().parents[1]
@@ -175,3 +176,14 @@ def test_a_recipe_uses_the_installed_plugin(collection, tmp_path):
     generated = [json.loads(line) for line in (tmp_path / "run" / "generate" / "queries.jsonl").read_text().splitlines()]
     check_complete(generated)
     assert (tmp_path / "run" / "filter" / "queries.jsonl").is_file()
+
+
+class TestOpenAIGeneratorContract(GeneratorContract):
+    @pytest.fixture(autouse=True)
+    def _server(self):
+        with OpenAIServer(failure="status") as server:
+            self.url = server.url
+            yield
+
+    def make_generator(self):
+        return OpenAIGenerator(OpenAIOptions(model="served", api_base=self.url, batch_size=4, **FAST_RETRY))

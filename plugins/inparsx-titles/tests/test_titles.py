@@ -12,6 +12,7 @@ from pathlib import Path
 from inparsx.records import SyntheticQuery
 from inparsx.testing import stage_context, tiny_beir
 from inparsx.testing.collections import DOCS
+from inparsx.testing.contracts import FilterContract, GeneratorContract
 from inparsx_titles import TitleGenerator, TitleOptions, UniqueFilter
 
 RECIPE = """
@@ -59,3 +60,13 @@ def test_a_recipe_uses_the_installed_plugin(tmp_path):
     summary = json.loads((tmp_path / "run" / "filter" / "summary.json").read_text())
     kept = (tmp_path / "run" / "filter" / "queries.jsonl").read_text().splitlines()
     assert len(kept) == sum(len(t.split()) >= 3 for t, _ in DOCS.values()), summary
+
+
+class TestTitleGeneratorContract(GeneratorContract):
+    def make_generator(self):
+        return TitleGenerator(TitleOptions(min_words=1))
+
+
+class TestUniqueFilterContract(FilterContract):
+    def make_filter(self):
+        return UniqueFilter()
