@@ -10,12 +10,16 @@ export TRL_EXPERIMENTAL_SILENCE ?= 1
 
 .PHONY: setup run test bench clean
 
-$(BIN)/.installed: pyproject.toml
+PLUGINS := plugins/inparsx-openai plugins/inparsx-titles
+
+$(BIN)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	# torch first, so nothing else pulls the CUDA wheels on a CPU machine
 	$(BIN)/python -m pip install torch==2.13.0
 	$(BIN)/python -m pip install -e '.[dev]'
+	# the plugin packages shipped in plugins/, installed the way a user installs any plugin
+	$(BIN)/python -m pip install $(addprefix -e ,$(PLUGINS))
 	touch $@
 
 setup: $(BIN)/.installed

@@ -33,6 +33,27 @@ KINDS: dict[str, str] = {
 }
 """Component kind -> the hook that registers it."""
 
+BASES: dict[str, str] = {
+    "datasets": "inparsx.datasets.base:DatasetLoader",
+    "retrievers": "inparsx.retrieve.base:Retriever",
+    "tuners": "inparsx.tune.base:Tuner",
+    "generators": "inparsx.generate.base:Generator",
+    "filters": "inparsx.filter.base:Filter",
+    "miners": "inparsx.triples.base:Miner",
+    "trainers": "inparsx.train.base:Trainer",
+    "rerankers": "inparsx.rerank.base:Reranker",
+    "evaluators": "inparsx.evaluate.base:Evaluator",
+}
+"""Component kind -> ``module:class`` of the base class (the contract) every component of that kind extends."""
+
+
+def base_class(kind: str) -> type:
+    """The base class of ``kind`` (imported on first use; base modules import nothing heavy)."""
+    import importlib
+
+    module, _, name = BASES[kind].partition(":")
+    return getattr(importlib.import_module(module), name)
+
 
 class Options(BaseModel):
     """Base of every component's options model: unknown keys are errors, values are validated on assignment."""
@@ -65,7 +86,8 @@ class Registry:
     """Every component, by kind and name, collected from the plugin hooks.
 
     Raises:
-        PluginError: on a duplicate name within a kind, or a class without ``name``/``Options``.
+        PluginError: on a duplicate name within a kind, a class without ``name``/``Options``, or a class that
+            does not extend its kind's base class (:data:`BASES`).
     """
 
     def __init__(self, pm: pluggy.PluginManager):
@@ -84,6 +106,10 @@ class Registry:
             name = getattr(cls, "name", "")
             if not name or not isinstance(getattr(cls, "Options", None), type):
                 raise PluginError(f"{package}: {cls!r} registered as {kind} needs a `name` and an `Options` model")
+            base = base_class(kind)
+            if not (isinstance(cls, type) and issubclass(cls, base)):
+                raise PluginError(f"{package}: {cls!r} registered as {kind} does not extend "
+                                  f"{base.__module__}.{base.__name__}, the contract of {kind}")
             if name in self.entries[kind]:
                 other = self.entries[kind][name]
                 raise PluginError(f"{kind} {name!r} is registered twice ({other.package} and {package})")

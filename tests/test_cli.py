@@ -42,7 +42,10 @@ def test_plugins_lists_every_kind_with_package_and_version():
     assert {"datasets", "retrievers", "generators", "filters", "miners", "trainers", "rerankers", "evaluators"} <= kinds
     from inparsx import __version__
 
-    assert all(row["package"] == "inparsx" and row["version"] == __version__ for row in rows)
+    builtin = [row for row in rows if row["package"] == "inparsx"]
+    assert builtin and all(row["version"] == __version__ for row in builtin)
+    shipped = {row["package"]: row["version"] for row in rows if row["package"] != "inparsx"}
+    assert shipped == {"inparsx-openai": "0.1.0", "inparsx-titles": "0.1.0"}  # plugins/, installed by make setup
     names = {(row["kind"], row["name"]) for row in rows}
     assert {("retrievers", "bm25"), ("retrievers", "bm25s"), ("evaluators", "ranx")} <= names
 
@@ -86,3 +89,10 @@ def test_main_turns_errors_into_exit_code_2(monkeypatch, capsys, tmp_path):
     with pytest.raises(SystemExit) as info:
         main()
     assert info.value.code == 2 and "cannot read recipe" in capsys.readouterr().err
+
+
+def test_plugin_descriptions_are_plain_text():
+    from inparsx.cli.main import summary_line
+
+    assert summary_line("``beir:<name>``: the folder ``$HOME``.\n\nMore.") == "beir:<name>: the folder $HOME."
+    assert summary_line(None) == "" and summary_line("  \n") == ""

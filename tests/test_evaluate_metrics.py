@@ -175,3 +175,18 @@ def test_agrees_with_trec_eval_on_ties(scifact_dir, evaluator):
         "map": 0.02291846605066782,  # map
         "precision@10": 0.004333333333333334,  # P_10
     }, rel=1e-9)
+
+
+def test_an_evaluator_with_means_only_needs_no_optional_method():
+    from inparsx.evaluate.base import Evaluator
+    from inparsx.evaluate.evaluation import evaluate_runs
+
+    class MeansOnly(Evaluator):
+        name = "means-only"
+
+        def evaluate(self, qrels, runs, metrics):
+            return {run: {metric: 0.5 for metric in metrics} for run in runs}
+
+    result = evaluate_runs(MeansOnly(), {"q1": {"d1": 1}}, {"a": {"q1": {"d1": 1.0}}, "b": {"q1": {"d2": 1.0}}})
+    assert result.means["b"]["ndcg@10"] == 0.5
+    assert (result.per_query, result.significance, result.test_description) == ({}, {}, "")

@@ -10,7 +10,10 @@ import pytest
 
 from inparsx import pipeline
 from inparsx.errors import InparsxError
+from inparsx.evaluate.base import Evaluator
+from inparsx.generate.base import Generator
 from inparsx.plugins import Component, Options
+from inparsx.retrieve.base import Retriever
 from inparsx.recipe import load_recipe
 from inparsx.testing.plugins import plugin_module, registered
 
@@ -23,6 +26,11 @@ class Echo(Component):
     class Options(Options):
         value: int = 1
         fail: bool = False
+
+
+def _kind(base):
+    """Echo as a component of ``base``'s kind (registration checks the base class)."""
+    return type(f"Echo{base.__name__}", (Echo, base), {"Options": Echo.Options})
 
 
 def _runner(stage):
@@ -42,7 +50,8 @@ def fake_stages(monkeypatch):
         monkeypatch.setitem(pipeline.STAGE_RUNNERS, stage, f"fake_stage_runners:{stage}")
     monkeypatch.setitem(sys.modules, "fake_stage_runners", module)
     CALLS.clear()
-    with registered(plugin_module("echo", retrievers=[Echo], generators=[Echo], evaluators=[Echo])):
+    with registered(plugin_module("echo", retrievers=[_kind(Retriever)], generators=[_kind(Generator)],
+                                   evaluators=[_kind(Evaluator)])):
         yield
 
 

@@ -76,11 +76,10 @@ def test_third_party_name_usable_in_recipes(site, tmp_path):
 
 
 def test_duplicate_name_is_an_error():
-    class A:
-        name = "same"
+    from inparsx.retrieve.base import Retriever
 
-        class Options:
-            pass
+    class A(Retriever):
+        name = "same"
 
     pm = get_plugin_manager(load_entrypoints=False)
     pm.register(plugin_module("one", retrievers=[A]), name="one")
@@ -96,6 +95,18 @@ def test_component_without_options_is_rejected():
     pm = get_plugin_manager(load_entrypoints=False)
     pm.register(plugin_module("bare", filters=[NoOptions]), name="bare")
     with pytest.raises(PluginError, match="needs a `name` and an `Options` model"):
+        Registry(pm)
+
+
+def test_a_class_of_another_kind_is_rejected_at_registration():
+    from inparsx.filter.base import Filter
+
+    class NotARetriever(Filter):
+        name = "looks-like-one"
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(plugin_module("wrong", retrievers=[NotARetriever]), name="wrong")
+    with pytest.raises(PluginError, match="does not extend inparsx.retrieve.base.Retriever"):
         Registry(pm)
 
 

@@ -8,12 +8,14 @@ import pytest
 from pydantic import Field
 
 from inparsx.errors import RecipeError
-from inparsx.plugins import Component, Options
+from inparsx.filter.base import Filter
+from inparsx.retrieve.base import Retriever
+from inparsx.plugins import Options
 from inparsx.recipe import RecipeErrors, apply_override, load_recipe
 from inparsx.testing.plugins import plugin_module, registered
 
 
-class FakeRetriever(Component):
+class FakeRetriever(Retriever):
     """A retriever for tests."""
 
     name = "fake-bm25"
@@ -24,7 +26,7 @@ class FakeRetriever(Component):
         fields: str = "flat"
 
 
-class FakeFilter(Component):
+class FakeFilter(Filter):
     name = "fake-len"
 
     class Options(Options):
@@ -32,7 +34,7 @@ class FakeFilter(Component):
         keep_top_k: int = 10
 
 
-class FakeScores(Component):
+class FakeScores(Filter):
     name = "fake-scores"
 
     class Options(Options):

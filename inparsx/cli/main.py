@@ -58,7 +58,7 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON ins
     from inparsx.progress import out
 
     registry = get_registry()
-    rows = [(e.kind, e.name, e.package, e.version, (e.cls.__doc__ or "").strip().splitlines()[0] if e.cls.__doc__ else "")
+    rows = [(e.kind, e.name, e.package, e.version, summary_line(e.cls.__doc__))
             for kind in registry.entries for e in sorted(registry.entries[kind].values(), key=lambda e: e.name)]
     if as_json:
         import json
@@ -108,6 +108,14 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (writte
     from inparsx.report import write_report
 
     out.print(f"report: {write_report(run_dir, out_file)}", markup=False)
+
+
+def summary_line(doc: str | None) -> str:
+    """The first line of a docstring as plain text (reStructuredText ``literals`` shown without backticks)."""
+    import re
+
+    first = (doc or "").strip().splitlines()[0] if (doc or "").strip() else ""
+    return re.sub(r"``(.+?)``", r"\1", first)
 
 
 def _add_plugin_commands() -> None:

@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inparsx.errors import DataError, InparsxError
 from inparsx.evaluate.metrics import DEFAULT_METRICS, Metric, parse_metrics
-from inparsx.evaluate.ranx_evaluator import STAT_TEST_NAMES
 from inparsx.io import read_trec_run
 from inparsx.progress import console, track
 from inparsx.records import Qrels, Run
+
+if TYPE_CHECKING:
+    from inparsx.evaluate.base import Evaluator
 
 
 @dataclass
@@ -74,7 +76,8 @@ class Evaluation:
     ``means``: ``{run: {metric: value}}`` (what ``metrics.json`` holds). ``per_query``: ``{run: {metric:
     array}}`` aligned with ``qids`` (empty when the evaluator gives means only). ``significance``: ``{run:
     {metric: {"p_value", "significant"}}}`` against ``baseline`` (runs other than the baseline; empty with a
-    single run). ``stat_test``/``max_p``/``n_permutations``: how significance was tested.
+    single run). ``stat_test``/``test_description``/``max_p``: how significance was tested (the evaluator's
+    :meth:`~inparsx.evaluate.base.Evaluator.test_name` and :meth:`~inparsx.evaluate.base.Evaluator.test_description`).
     """
 
     metrics: list[Metric]
@@ -84,19 +87,11 @@ class Evaluation:
     coverage: dict[str, Coverage] = field(default_factory=dict)
     baseline: str | None = None
     significance: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    stat_test: str = "student"
+    stat_test: str = ""
+    test_description: str = ""
     max_p: float = 0.05
-    n_permutations: int = 1000
     descriptions: dict[str, str] = field(default_factory=dict)
     pairs: list[PairTest] = field(default_factory=list)
-
-    @property
-    def test_description(self) -> str:
-        """``two-sided paired t-test, p <= 0.05`` (what the table's caption and comparison.json say)."""
-        name = STAT_TEST_NAMES.get(self.stat_test, self.stat_test)
-        if self.stat_test == "fisher":
-            name += f", {self.n_permutations} permutations"
-        return f"{name}, p <= {self.max_p:g}"
 
     def comparison(self) -> dict[str, Any]:
         """The JSON of ``comparison.json``: for each run but the baseline and each metric, its value, the
@@ -181,7 +176,7 @@ def coverage(qrels: Qrels, run: Run) -> Coverage:
     return Coverage(missing=missing, unjudged=sum(1 for qid in run if qid not in qrels))
 
 
-def evaluate_runs(evaluator: Any, qrels: Qrels, runs: Mapping[str, Run], metrics: list[str] | None = None,
+def evaluate_runs(evaluator: "Evaluator", qrels: Qrels, runs: Mapping[str, Run], metrics: list[str] | None = None,
                   baseline: str | None = None) -> Evaluation:
     """Evaluate ``runs`` on ``qrels`` with ``evaluator``; significance against ``baseline`` when there are
     several runs and the evaluator has ``per_query``/``significance`` (ranx does).
@@ -195,31 +190,32 @@ def evaluate_runs(evaluator: Any, qrels: Qrels, runs: Mapping[str, Run], metrics
     Raises:
         MetricNameError: an invalid metric name. InparsxError: empty qrels, no run, or an unknown baseline.
     """
-    options = getattr(evaluator, "options", None)
-    parsed = parse_metrics(list(metrics or getattr(options, "metrics", None) or DEFAULT_METRICS))
+    options = evaluator.options
+    parsed = parse_metrics(list(metrics or options.metrics or DEFAULT_METRICS))
     names = [metric.name for metric in parsed]
     if not runs:
         raise InparsxError("no run to evaluate")
-    baseline = baseline or getattr(options, "baseline", None) or next(iter(runs))
+    baseline = baseline or options.baseline or next(iter(runs))
     if baseline not in runs:
         raise InparsxError(f"baseline run {baseline!r} is not among the runs: {', '.join(runs)}")
     result = Evaluation(parsed, [], {}, coverage={name: coverage(qrels, run) for name, run in runs.items()},
-                        baseline=baseline, stat_test=getattr(options, "stat_test", "student"),
-                        max_p=getattr(options, "max_p", 0.05), n_permutations=getattr(options, "n_permutations", 1000))
+                        baseline=baseline, stat_test=evaluator.test_name(),
+                        test_description=evaluator.test_description(), max_p=options.max_p)
     _warn_coverage(result.coverage, len(qrels))
-    if hasattr(evaluator, "per_query"):
-        result.qids, result.per_query = evaluator.per_query(qrels, runs, names)
-        result.means = {run: {m: float(v.mean()) for m, v in by.items()} for run, by in result.per_query.items()}
-        if len(runs) > 1 and hasattr(evaluator, "significance"):
-            result.significance = evaluator.significance(result.per_query, baseline)
-    else:
+    per_query = evaluator.per_query(qrels, runs, names)
+    if per_query is None:
         result.qids, result.means = sorted(qrels), evaluator.evaluate(qrels, runs, names)
+        return result
+    result.qids, result.per_query = per_query
+    result.means = {run: {m: float(v.mean()) for m, v in by.items()} for run, by in result.per_query.items()}
+    if len(runs) > 1:
+        result.significance = evaluator.significance(result.per_query, baseline) or {}
     return result
 
 
-def paired_tests(evaluator: Any, evaluation: Evaluation, pairs: Iterable[Mapping[str, str]]) -> list[PairTest]:
-    """Paired tests of run against run, beyond the tests against the baseline (``evaluation.per_query`` and
-    ``evaluator.significance`` needed; the evaluator's test and ``max_p``).
+def paired_tests(evaluator: "Evaluator", evaluation: Evaluation, pairs: Iterable[Mapping[str, str]]) -> list[PairTest]:
+    """Paired tests of run against run, beyond the tests against the baseline (none when the evaluation has
+    no per-query scores or the evaluator no :meth:`~inparsx.evaluate.base.Evaluator.significance`).
 
     ``pairs``: ``{"run", "against", "question"}`` mappings, as stages declare them in ``runs.json``
     (:data:`inparsx.pipeline.RUN_NOTES`); a pair naming a run that was not evaluated is skipped.
@@ -230,7 +226,10 @@ def paired_tests(evaluator: Any, evaluation: Evaluation, pairs: Iterable[Mapping
         if run not in evaluation.per_query or against not in evaluation.per_query or run == against:
             continue
         scores = {against: evaluation.per_query[against], run: evaluation.per_query[run]}
-        found = evaluator.significance(scores, against)[run]
+        tested = evaluator.significance(scores, against)
+        if tested is None:
+            continue
+        found = tested[run]
         results = {}
         for metric in evaluation.metrics:
             value, other = evaluation.means[run][metric.name], evaluation.means[against][metric.name]

@@ -25,12 +25,11 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from inparsx.errors import InparsxError
-from inparsx.evaluate.base import Evaluator
-from inparsx.evaluate.metrics import DEFAULT_METRICS, canonical_metrics, parse_metrics
-from inparsx.plugins import Options
+from inparsx.evaluate.base import Evaluator, EvaluatorOptions
+from inparsx.evaluate.metrics import parse_metrics
 from inparsx.records import Qrels, Run
 
 if TYPE_CHECKING:
@@ -46,7 +45,7 @@ STAT_TEST_NAMES: dict[str, str] = {
 """ranx's significance tests (the ``stat_test`` of ``ranx.compare``), as a results table names them."""
 
 
-class RanxOptions(Options):
+class RanxOptions(EvaluatorOptions):
     """Options of the ``ranx`` evaluator (the ``[evaluate]`` table of a recipe, or ``inparsx eval`` flags).
 
     ``metrics``: names in the field's spelling (see :mod:`inparsx.evaluate.metrics`), checked when the recipe
@@ -56,16 +55,8 @@ class RanxOptions(Options):
     others are compared with (default: the first, in pipeline order usually ``retrieve``).
     """
 
-    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS), min_length=1)
     stat_test: StatTest = "student"
-    max_p: float = Field(0.05, gt=0.0, lt=1.0)
-    baseline: str | None = None
     n_permutations: int = Field(1000, ge=100, le=1_000_000)
-
-    @field_validator("metrics", mode="before")
-    @classmethod
-    def _canonical(cls, value: object) -> list[str]:
-        return canonical_metrics(value if isinstance(value, str) else list(value))  # type: ignore[arg-type]
 
 
 class RanxEvaluator(Evaluator):
@@ -134,6 +125,17 @@ class RanxEvaluator(Evaluator):
         return {name: {metric: _p_entry(result, options.max_p)
                        for metric, result in comparisons[(baseline, name)].items()}
                 for name in scores if name != baseline}
+
+
+    def test_name(self) -> str:
+        return self.options.stat_test
+
+    def test_description(self) -> str:
+        """``two-sided paired t-test, p <= 0.05`` (Fisher: with the number of permutations)."""
+        name = STAT_TEST_NAMES[self.options.stat_test]
+        if self.options.stat_test == "fisher":
+            name += f", {self.options.n_permutations} permutations"
+        return f"{name}, p <= {self.options.max_p:g}"
 
 
 def _natural_key(text: str) -> tuple[int, int | str]:

@@ -45,7 +45,7 @@ def run_stage(ctx) -> None:
     evaluation = evaluate_runs(ctx.component, qrels, runs)
     notes = ctx.run_notes()
     evaluation.descriptions = {name: text for name, text in notes["runs"].items() if name in runs}
-    if evaluation.per_query and hasattr(ctx.component, "significance"):
+    if evaluation.per_query:
         evaluation.pairs = paired_tests(ctx.component, evaluation, notes["pairs"])
     write_json(ctx.dir / "metrics.json", evaluation.means)
     if evaluation.per_query:

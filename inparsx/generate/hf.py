@@ -16,48 +16,24 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from inparsx.errors import InparsxError
-from inparsx.generate.base import Generator, GeneratorOptions
-from inparsx.generate.prompts import DEFAULT_INSTRUCTION
+from inparsx.generate.prompted import PromptedGenerator, PromptOptions, dataset_short_name
 from inparsx.records import Document, SyntheticQuery
 
 if TYPE_CHECKING:
-    from inparsx.generate.fewshot import FewShotPool
     from inparsx.generate.prompts import PromptBuilder
-    from inparsx.generate.templates import PromptTemplate
     from inparsx.pipeline import StageContext
 
-BUILTIN_TEMPLATES = {"doc2query": "{document}{query}"}
-"""Templates that are not in the InPars file: ``doc2query`` is the bare document (doc2query-T5's input)."""
-
-DEFAULT_FEWSHOT = 3
-"""Few-shot examples per prompt of a dynamic template when ``n_fewshot`` is not set."""
+__all__ = ["HFGenerator", "HFOptions", "dataset_short_name", "load_model"]
 
 SORT_WINDOW = 32
 """Documents are sorted by prompt length within windows of ``SORT_WINDOW * batch_size`` documents."""
 
 
-class HFOptions(GeneratorOptions):
-    """Options of the ``hf`` generator (the recipe's ``[generate]`` table with ``use = "hf"``)."""
+class HFOptions(PromptOptions):
+    """Options of the ``hf`` generator (the recipe's ``[generate]`` table with ``use = "hf"``); the prompt
+    options are :class:`~inparsx.generate.prompted.PromptOptions`."""
 
     model: str = Field(description="hub id, local folder, or @stage (e.g. @tune)")
-    prompt: Literal["inpars", "inpars-gbq", "promptagator", "custom", "doc2query"] = "inpars"
-    template: str | None = Field(None, description="custom: a template file; promptagator: a template name "
-                                 "in the prompts file (default promptagator-<dataset>); refused with the other "
-                                 "prompts, which are one fixed template each")
-    template_mode: Literal["static", "dynamic"] = Field("static", description="custom templates: static, or "
-                                                        "dynamic (repeated for few-shot examples, as Promptagator)")
-    prompts_file: str | None = Field(None, description="local copy of the InPars templates.yaml "
-                                     "(default: $INPARSX_PROMPTS_FILE, else the pinned upstream file); for the "
-                                     "prompts read from it: inpars, inpars-gbq, promptagator")
-    chat: bool = Field(False, description="render with the tokenizer's chat template, few-shot pairs as turns")
-    instruction: str = DEFAULT_INSTRUCTION
-    n_fewshot: int | None = Field(None, ge=1, le=8, description="few-shot examples per prompt of a dynamic "
-                                  "template (default 3); the static prompts carry their own examples")
-    fewshot_pool: int | None = Field(None, ge=1, description="dynamic templates: pairs drawn once for the run, "
-                                     "at least n_fewshot (default: the whole train split; n_fewshot when examples "
-                                     "come from the evaluated split)")
-    max_doc_tokens: int = Field(256, ge=1)
-    max_prompt_tokens: int = Field(2048, ge=8)
     max_new_tokens: int = Field(64, ge=1)
     stop: list[str] = Field(default_factory=lambda: ["\n"])
     do_sample: bool = False
@@ -84,40 +60,10 @@ class HFOptions(GeneratorOptions):
         if not self.do_sample and (self.temperature != 1.0 or self.top_p != 1.0 or self.top_k or self.num_queries_per_doc > 1):
             raise ValueError("temperature, top_p, top_k and num_queries_per_doc > 1 need do_sample = true "
                              "(greedy decoding would ignore them or repeat the same query)")
-        if self.template_mode == "dynamic" and self.prompt != "custom":
-            raise ValueError('template_mode applies to prompt = "custom" (promptagator is always dynamic)')
-        if self.prompt == "custom" and not self.template:
-            raise ValueError('prompt = "custom" needs template = "<path of a file with {document} and {query}>"')
-        if self.template is not None and self.prompt not in ("custom", "promptagator"):
-            raise ValueError(f'template = {self.template!r} would replace the {self.prompt!r} template: template '
-                             'applies to prompt = "custom" (a file) and "promptagator" (a name in the prompts '
-                             'file); remove it, or use one of those prompts')
-        if self.prompts_file is not None and self.prompt in ("custom", "doc2query"):
-            raise ValueError(f'prompts_file would be ignored: prompt = "{self.prompt}" does not read the prompts '
-                             'file; remove it')
-        if not self.dynamic:
-            for key in ("n_fewshot", "fewshot_pool"):
-                if getattr(self, key) is not None:
-                    raise ValueError(f'{key} would be ignored: prompt = "{self.prompt}" is a static template that '
-                                     'carries its own examples; few-shot sampling applies to prompt = '
-                                     '"promptagator" or "custom" with template_mode = "dynamic"')
-        if self.fewshot_pool is not None and self.fewshot_pool < self.fewshot:
-            raise ValueError(f"fewshot_pool = {self.fewshot_pool} is smaller than n_fewshot = {self.fewshot}: prompts "
-                             f"would show only {self.fewshot_pool} example(s); raise fewshot_pool or lower n_fewshot")
         return self
 
-    @property
-    def dynamic(self) -> bool:
-        """Whether the prompt repeats its template for sampled few-shot examples (Promptagator, dynamic custom)."""
-        return self.prompt == "promptagator" or (self.prompt == "custom" and self.template_mode == "dynamic")
 
-    @property
-    def fewshot(self) -> int:
-        """Few-shot examples per prompt: ``n_fewshot``, default :data:`DEFAULT_FEWSHOT`."""
-        return self.n_fewshot or DEFAULT_FEWSHOT
-
-
-class HFGenerator(Generator):
+class HFGenerator(PromptedGenerator):
     """Queries from a transformers model: batched, left-padded, prefix-cached, stopped on decoded text."""
 
     name = "hf"
@@ -125,16 +71,11 @@ class HFGenerator(Generator):
 
     def __init__(self, options: HFOptions | None = None):
         super().__init__(options)
-        self._pool: FewShotPool | None = None
         self._loaded: tuple[Any, Any] | None = None
 
     @property
     def queries_per_doc(self) -> int:
         return self.options.num_queries_per_doc
-
-    def fewshot_split(self, ctx: "StageContext") -> str | None:
-        pool = self._fewshot_pool(ctx)
-        return pool.split if pool else None
 
     def generate(self, docs: Sequence[Document], ctx: "StageContext") -> Iterator[list[SyntheticQuery]]:
         """Queries for ``docs`` batch by batch (documents sorted by prompt length within windows).
@@ -172,47 +113,13 @@ class HFGenerator(Generator):
             self._loaded = load_model(ctx.resolve_model(self.options.model), self.options)
         return self._loaded
 
-    def template(self, ctx: "StageContext") -> "PromptTemplate":
-        """The prompt template the options name (see :class:`HFOptions`)."""
-        from inparsx.generate.templates import PromptTemplate, load_templates, read_custom_template
-
-        opts = self.options
-        if opts.prompt == "custom":
-            return read_custom_template(opts.template, dynamic=opts.template_mode == "dynamic")
-        if opts.prompt in BUILTIN_TEMPLATES:
-            return PromptTemplate(opts.prompt, BUILTIN_TEMPLATES[opts.prompt])
-        templates = load_templates(opts.prompts_file)
-        name = opts.template or (f"promptagator-{dataset_short_name(ctx.dataset.name)}" if opts.prompt == "promptagator" else opts.prompt)
-        if name not in templates:
-            available = ", ".join(sorted(templates))
-            raise InparsxError(f"no prompt template {name!r} in the prompts file; available: {available} "
-                               "(set the generator option template to one of them)")
-        if opts.prompt == "promptagator" and not templates[name].dynamic:
-            raise InparsxError(f"generate.template = {name!r} is a static template; prompt = 'promptagator' samples "
-                               "few-shot examples into a dynamic one (e.g. promptagator-<dataset>)")
-        return templates[name]
-
     def prompt_builder(self, ctx: "StageContext", tokenizer: Any, model: Any = None) -> "PromptBuilder":
         """The prompt builder of this run (``model`` caps the prompt length to its context window)."""
-        from inparsx.generate.prompts import PromptBuilder
-
-        opts = self.options
-        template = self.template(ctx)
-        limit = opts.max_prompt_tokens
+        limit = self.options.max_prompt_tokens
         context = _context_length(model)
         if context and not getattr(model.config, "is_encoder_decoder", False):
-            limit = min(limit, context - opts.max_new_tokens)
-        return PromptBuilder(template, tokenizer, chat=opts.chat, instruction=opts.instruction,
-                             max_doc_tokens=opts.max_doc_tokens, max_prompt_tokens=limit,
-                             pool=self._fewshot_pool(ctx) if template.dynamic else None, n_fewshot=opts.fewshot)
-
-    def _fewshot_pool(self, ctx: "StageContext") -> "FewShotPool | None":
-        if self._pool is None and self.options.dynamic:
-            from inparsx.generate.fewshot import build_pool
-
-            self._pool = build_pool(ctx.dataset, ctx.eval_split, ctx.seed, self.options.fewshot,
-                                    self.options.fewshot_pool)
-        return self._pool
+            limit = min(limit, context - self.options.max_new_tokens)
+        return super().prompt_builder(ctx, tokenizer, limit)
 
     def _engine(self, model: Any, tokenizer: Any, builder: "PromptBuilder") -> Any:
         from inparsx.generate.decoding import BatchGenerator
@@ -323,11 +230,3 @@ def _batch_seed(seed: int, first: Document) -> int:
     import hashlib
 
     return int.from_bytes(hashlib.sha256(f"{seed}:{first.doc_id}".encode()).digest()[:4], "big")
-
-
-def dataset_short_name(name: str) -> str:
-    """``beir:scifact`` / ``irds:beir/scifact/test`` / a folder path -> ``scifact`` (Promptagator's template key)."""
-    parts = [p for p in name.split(":", 1)[-1].replace("\\", "/").split("/") if p]
-    while len(parts) > 1 and parts[-1] in ("train", "dev", "test", "validation"):
-        parts.pop()
-    return parts[-1] if parts else name

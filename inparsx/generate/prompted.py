@@ -1,0 +1,167 @@
+"""Generators that write from a prompt: the options and the prompt machinery they share.
+
+A generator that asks a language model for queries (the built-in ``hf``, or a plugin's generator for a
+served model) subclasses :class:`PromptedGenerator` and gets the InPars (static few-shot), InPars-GBQ,
+Promptagator (dynamic few-shot), custom and chat prompts with the same options and the same prompt text,
+whatever runs the model. Templates come from the InPars toolkit's ``templates.yaml`` (see
+:mod:`inparsx.generate.templates`); few-shot pairs from :mod:`inparsx.generate.fewshot`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from inparsx.errors import InparsxError
+from inparsx.generate.base import Generator, GeneratorOptions
+from inparsx.generate.prompts import DEFAULT_INSTRUCTION
+
+if TYPE_CHECKING:
+    from inparsx.generate.fewshot import FewShotPool
+    from inparsx.generate.prompts import PromptBuilder
+    from inparsx.generate.templates import PromptTemplate
+    from inparsx.pipeline import StageContext
+
+BUILTIN_TEMPLATES = {"doc2query": "{document}{query}"}
+"""Templates that are not in the InPars file: ``doc2query`` is the bare document (doc2query-T5's input)."""
+
+DEFAULT_FEWSHOT = 3
+"""Few-shot examples per prompt of a dynamic template when ``n_fewshot`` is not set."""
+
+
+class PromptOptions(GeneratorOptions):
+    """Prompt options of every prompted generator (the recipe's ``[generate]`` table)."""
+
+    prompt: Literal["inpars", "inpars-gbq", "promptagator", "custom", "doc2query"] = "inpars"
+    template: str | None = Field(None, description="custom: a template file; promptagator: a template name "
+                                 "in the prompts file (default promptagator-<dataset>); refused with the other "
+                                 "prompts, which are one fixed template each")
+    template_mode: Literal["static", "dynamic"] = Field("static", description="custom templates: static, or "
+                                                        "dynamic (repeated for few-shot examples, as Promptagator)")
+    prompts_file: str | None = Field(None, description="local copy of the InPars templates.yaml "
+                                     "(default: $INPARSX_PROMPTS_FILE, else the pinned upstream file); for the "
+                                     "prompts read from it: inpars, inpars-gbq, promptagator")
+    chat: bool = Field(False, description="render with the tokenizer's chat template, few-shot pairs as turns")
+    instruction: str = DEFAULT_INSTRUCTION
+    n_fewshot: int | None = Field(None, ge=1, le=8, description="few-shot examples per prompt of a dynamic "
+                                  "template (default 3); the static prompts carry their own examples")
+    fewshot_pool: int | None = Field(None, ge=1, description="dynamic templates: pairs drawn once for the run, "
+                                     "at least n_fewshot (default: the whole train split; n_fewshot when examples "
+                                     "come from the evaluated split)")
+    max_doc_tokens: int = Field(256, ge=1)
+    max_prompt_tokens: int = Field(2048, ge=8)
+
+    @model_validator(mode="after")
+    def _prompt_consistent(self) -> "PromptOptions":
+        if self.template_mode == "dynamic" and self.prompt != "custom":
+            raise ValueError('template_mode applies to prompt = "custom" (promptagator is always dynamic)')
+        if self.prompt == "custom" and not self.template:
+            raise ValueError('prompt = "custom" needs template = "<path of a file with {document} and {query}>"')
+        if self.template is not None and self.prompt not in ("custom", "promptagator"):
+            raise ValueError(f'template = {self.template!r} would replace the {self.prompt!r} template: template '
+                             'applies to prompt = "custom" (a file) and "promptagator" (a name in the prompts '
+                             'file); remove it, or use one of those prompts')
+        if self.prompts_file is not None and self.prompt in ("custom", "doc2query"):
+            raise ValueError(f'prompts_file would be ignored: prompt = "{self.prompt}" does not read the prompts '
+                             'file; remove it')
+        if not self.dynamic:
+            for key in ("n_fewshot", "fewshot_pool"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f'{key} would be ignored: prompt = "{self.prompt}" is a static template that '
+                                     'carries its own examples; few-shot sampling applies to prompt = '
+                                     '"promptagator" or "custom" with template_mode = "dynamic"')
+        if self.fewshot_pool is not None and self.fewshot_pool < self.fewshot:
+            raise ValueError(f"fewshot_pool = {self.fewshot_pool} is smaller than n_fewshot = {self.fewshot}: prompts "
+                             f"would show only {self.fewshot_pool} example(s); raise fewshot_pool or lower n_fewshot")
+        return self
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether the prompt repeats its template for sampled few-shot examples (Promptagator, dynamic custom)."""
+        return self.prompt == "promptagator" or (self.prompt == "custom" and self.template_mode == "dynamic")
+
+    @property
+    def fewshot(self) -> int:
+        """Few-shot examples per prompt: ``n_fewshot``, default :data:`DEFAULT_FEWSHOT`."""
+        return self.n_fewshot or DEFAULT_FEWSHOT
+
+
+class PromptedGenerator(Generator):
+    """A generator whose model continues a prompt built from :class:`PromptOptions`.
+
+    Subclasses implement :meth:`~inparsx.generate.base.Generator.generate` and call :meth:`prompt_builder`
+    with their tokenizer; the few-shot pool (dynamic templates) is drawn once per instance.
+    """
+
+    Options: ClassVar[type[PromptOptions]] = PromptOptions
+
+    def __init__(self, options: PromptOptions | None = None):
+        super().__init__(options)
+        self._pool: FewShotPool | None = None
+
+    def fewshot_split(self, ctx: "StageContext") -> str | None:
+        pool = self.fewshot_pool(ctx)
+        return pool.split if pool else None
+
+    def template(self, ctx: "StageContext") -> "PromptTemplate":
+        """The prompt template the options name.
+
+        Raises:
+            InparsxError: the template is not in the prompts file, or a custom template file is invalid.
+        """
+        return resolve_template(self.options, ctx.dataset.name)
+
+    def prompt_builder(self, ctx: "StageContext", tokenizer: Any, max_prompt_tokens: int | None = None) -> "PromptBuilder":
+        """The prompt builder of this run; ``max_prompt_tokens`` (default: the option) caps the prompt, e.g.
+        to the model's context window minus the generated tokens."""
+        from inparsx.generate.prompts import PromptBuilder
+
+        opts = self.options
+        template = self.template(ctx)
+        return PromptBuilder(template, tokenizer, chat=opts.chat, instruction=opts.instruction,
+                             max_doc_tokens=opts.max_doc_tokens, max_prompt_tokens=max_prompt_tokens or opts.max_prompt_tokens,
+                             pool=self.fewshot_pool(ctx) if template.dynamic else None, n_fewshot=opts.fewshot)
+
+    def fewshot_pool(self, ctx: "StageContext") -> "FewShotPool | None":
+        """The few-shot pairs of a dynamic template (``None`` for static ones), drawn once."""
+        if self._pool is None and self.options.dynamic:
+            from inparsx.generate.fewshot import build_pool
+
+            self._pool = build_pool(ctx.dataset, ctx.eval_split, ctx.seed, self.options.fewshot,
+                                    self.options.fewshot_pool)
+        return self._pool
+
+
+def resolve_template(options: PromptOptions, dataset_name: str) -> "PromptTemplate":
+    """The template of ``options.prompt``: a custom file, a built-in one, or a name in the InPars prompts file
+    (``promptagator`` defaults to ``promptagator-<dataset>``, e.g. ``promptagator-scifact``).
+
+    Raises:
+        InparsxError: the name is not in the prompts file (the message lists the available ones).
+    """
+    from inparsx.generate.templates import PromptTemplate, load_templates, read_custom_template
+
+    if options.prompt == "custom":
+        return read_custom_template(options.template, dynamic=options.template_mode == "dynamic")
+    if options.prompt in BUILTIN_TEMPLATES:
+        return PromptTemplate(options.prompt, BUILTIN_TEMPLATES[options.prompt])
+    templates = load_templates(options.prompts_file)
+    default = f"promptagator-{dataset_short_name(dataset_name)}" if options.prompt == "promptagator" else options.prompt
+    name = options.template or default
+    if name not in templates:
+        available = ", ".join(sorted(templates))
+        raise InparsxError(f"no prompt template {name!r} in the prompts file; available: {available} "
+                           "(set the generator option template to one of them)")
+    if options.prompt == "promptagator" and not templates[name].dynamic:
+        raise InparsxError(f"generate.template = {name!r} is a static template; prompt = 'promptagator' samples "
+                           "few-shot examples into a dynamic one (e.g. promptagator-<dataset>)")
+    return templates[name]
+
+
+def dataset_short_name(name: str) -> str:
+    """``beir:scifact`` / ``irds:beir/scifact/test`` / a folder path -> ``scifact`` (Promptagator's template key)."""
+    parts = [p for p in name.split(":", 1)[-1].replace("\\", "/").split("/") if p]
+    while len(parts) > 1 and parts[-1] in ("train", "dev", "test", "validation"):
+        parts.pop()
+    return parts[-1] if parts else name
