@@ -11,8 +11,6 @@ smallest artefact that shows the effect.
 from __future__ import annotations
 
 import json
-import os
-import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +24,6 @@ from inparsx.pipeline import StageContext
 from inparsx.plugins import Options, get_registry
 from inparsx.recipe import validate_recipe
 from inparsx.records import SyntheticQuery
-from inparsx.rerank.base import RerankerOptions
 from inparsx.testing import SIMPLE_CHAT_TEMPLATE, tiny_bert, tiny_llama, tiny_t5, train_tokenizer
 from inparsx.testing.fakes import ChecksumReranker
 from inparsx.testing.plugins import plugin_module, registered
@@ -454,19 +451,16 @@ def first_stage_runs(env: Env, run_dir: Path) -> None:
         write_trec_run(run_dir / stage / "run.trec", run)
 
 
-def reranked(env: Env, name: str, options: dict, artefact: str, monkeypatch=None):
+def reranked(env: Env, name: str, options: dict, artefact: str):
     from inparsx.rerank.stage import run_stage
 
     run_dir = env.folder()
     first_stage_runs(env, run_dir)
     cache = run_dir / "cache"
-    previous = os.environ.get("INPARSX_CACHE")
-    os.environ["INPARSX_CACHE"] = str(cache)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INPARSX_CACHE", str(cache))  # the bi-encoder's embedding cache, fresh for each probe
         reranker = build("rerankers", name, options)
         run_stage(context(env, "rerank", {"use": name, **options}, run_dir, [reranker]))
-    finally:
-        os.environ["INPARSX_CACHE"] = previous or ""
     folder = run_dir / "rerank"
     written = {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*"))
                if p.suffix in (".trec", ".json") and p.name != "summary.json"}
