@@ -201,8 +201,10 @@ def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | N
             _show_stored_table(folder)
             continue
         with interrupted_as(f"stage {stage!r} ({folder})"):
-            components = [registry.get(STAGES[stage], name)(options) for name, options in recipe.stages[stage].components]
-            _run_stage(StageContext(recipe, stage, run_dir, components, fingerprint, dataset), forcing and stage == start)
+            components = [registry.get(STAGES[stage], name)(options)
+                          for name, options in recipe.stages[stage].components]
+            ctx = StageContext(recipe, stage, run_dir, components, fingerprint, dataset)
+            _run_stage(ctx, forcing and stage == start)
 
 
 def _show_stored_table(folder: Path) -> None:

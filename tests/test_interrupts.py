@@ -30,19 +30,21 @@ def command(recipe: Path, run_dir: Path) -> list[str]:
 
 
 def interrupt_when(process: subprocess.Popen, ready, timeout: float = 180) -> tuple[int, float, str]:
-    """Send SIGINT once ``ready()`` holds; return (exit code, seconds from SIGINT to exit, stderr)."""
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert process.poll() is None, process.stderr.read()
-        assert time.monotonic() < deadline, "the run never reached the point to interrupt"
-        time.sleep(0.02)
-    sent = time.monotonic()
-    process.send_signal(signal.SIGINT)
+    """Send SIGINT once ``ready()`` holds; return (exit code, seconds from SIGINT to exit, stderr). The process
+    is killed whatever happens, so a failed test leaves nothing running."""
     try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert process.poll() is None, process.stderr.read()
+            assert time.monotonic() < deadline, "the run never reached the point to interrupt"
+            time.sleep(0.02)
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
         code = process.wait(timeout=30)
+        return code, time.monotonic() - sent, process.stderr.read()
     finally:
         process.kill()
-    return code, time.monotonic() - sent, process.stderr.read()
+        process.wait()
 
 
 def assert_one_line_interrupt(code: int, seconds: float, stderr: str, stage: str) -> None:

@@ -58,8 +58,10 @@ def build_run_dir(run_dir: Path, data: Path) -> BeirFolderDataset:
         "trainer": "bi-encoder", "base_model": "tiny", "num_triples": len(kept), "metrics": {"train_runtime": 12.7},
         "loss_history": [{"step": s, "loss": 2.0 / s} for s in (10, 20, 30, 40)]})
     done(run_dir / "train")
-    write_json(run_dir / "tune" / "candidates.json", [{"name": "prompt-a", "score": 0.61},
-                                                      {"name": "prompt-b", "score": 0.67, "params": {"k": 3}}])
+    write_json(run_dir / "tune" / "path.json", {"metric": "ndcg@10", "best": "Write a question.", "candidates": [
+        {"instruction": "Write a query.", "score": 0.61, "failed": None},
+        {"instruction": "Write a question.", "score": 0.67, "failed": None, "params": {"k": 3}}]})
+    write_json(run_dir / "tune" / "query_eval.json", {"documents": 40, "judge": "reranker", "before": 0.41, "after": 0.52})
     done(run_dir / "tune")
     write_trec_run(run_dir / "rerank" / "run.trec", trained)
     write_trec_run(run_dir / "rerank" / "runs" / "zeroshot.trec", zeroshot)
@@ -107,7 +109,9 @@ def test_the_evaluate_stage_writes_a_report_with_every_section(run_dir: Path, sc
     rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>", found["samples"])
     assert len(rows) == SAMPLE_QUERIES and all(title in {escape(t) for t in titles} for _, _, title in rows)
     assert "bi-encoder from tiny" in found["training"] and "13 s" in found["training"]
-    assert "prompt-b" in found["tune"] and '{"k": 3}' in found["tune"]
+    assert "2 candidates (path.json), scored by ndcg@10; best: Write a question." in found["tune"]
+    assert "Write a query." in found["tune"] and '{"k": 3}' in found["tune"]
+    assert "40 held-out documents: before tuning 0.4100, after 0.5200" in found["tune"]
 
 
 def test_images_are_embedded_and_nothing_is_fetched(run_dir: Path):

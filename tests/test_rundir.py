@@ -81,12 +81,18 @@ def slow_run(tmp_path: Path, scifact_small: Path):
     recipe.write_text(f'[recipe]\nname = "slow"\n[dataset]\nname = "{scifact_small}"\n'
                       f'[retrieve]\nuse = "wait"\ngo = "{go}"\n[evaluate]\nuse = "wait"\n')
 
-    def start(**extra_env: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, str(script), "run", str(recipe), "--run-dir", str(run_dir)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "INPARSX_NO_PROGRESS": "1", **extra_env})
+    started: list[subprocess.Popen] = []
 
-    return start, run_dir, go
+    def start(**extra_env: str) -> subprocess.Popen:
+        started.append(subprocess.Popen([sys.executable, str(script), "run", str(recipe), "--run-dir", str(run_dir)],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        env={**os.environ, "INPARSX_NO_PROGRESS": "1", **extra_env}))
+        return started[-1]
+
+    yield start, run_dir, go
+    for process in started:  # a failed test leaves no run waiting for its go file
+        process.kill()
+        process.wait()
 
 
 def wait_for(condition, process: subprocess.Popen, timeout: float = 60) -> None:

@@ -78,7 +78,8 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON ins
 @app.command()
 def check(dataset: Annotated[str, typer.Argument(help="A BEIR folder, beir:<name> or irds:<id>.")],
           as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-          strict: Annotated[bool, typer.Option("--strict", help="Exit with code 1 when there are warnings.")] = False) -> None:
+          strict: Annotated[bool, typer.Option("--strict", help="Exit with code 1 when there are warnings.")] = False,
+          ) -> None:
     """Check a collection (encoding marks, line endings, repeated ids, missing fields, empty texts, qrels naming
     unknown documents or queries, duplicate qrels rows) without running anything. Exit code 2 on errors."""
     from inparsx.datasets.check import check_dataset
@@ -101,7 +102,8 @@ def check(dataset: Annotated[str, typer.Argument(help="A BEIR folder, beir:<name
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (written by inparsx run).")],
-           out_file: Annotated[Optional[Path], typer.Option("--out", help="The HTML file (default RUN_DIR/report.html).")] = None) -> None:
+           out_file: Annotated[Optional[Path], typer.Option("--out", help="The HTML file (default RUN_DIR/report.html).")] = None,
+           ) -> None:
     """Write one self-contained HTML report of a run: recipe, metrics, per-query gains, filters, synthetic queries,
     training loss (images embedded; opens offline)."""
     from inparsx.progress import out

@@ -125,13 +125,15 @@ class CheckReport:
         for kind in self.kinds():
             level, meaning = KINDS[kind]
             shown = "; ".join(f.where + (f" ({f.detail})" if f.detail else "") for f in self.examples[kind])
-            more = f"; and {self.counts[kind] - len(self.examples[kind])} more" if self.counts[kind] > len(self.examples[kind]) else ""
+            hidden = self.counts[kind] - len(self.examples[kind])
+            more = f"; and {hidden} more" if hidden else ""
             result.append(f"{level}: {self.counts[kind]} {meaning}: {shown}{more}")
         result.append(self.summary())
         return result
 
     def summary(self) -> str:
-        """``beir:scifact: 0 errors, 0 warnings, 2 notes (5183 documents, 1109 queries, qrels: test 339, train 919)``."""
+        """One line: ``beir:scifact: 0 errors, 0 warnings, 2 notes (5183 documents, 1109 queries, qrels rows: test
+        339, train 919)``."""
         stats = self.stats
         qrels = ", ".join(f"{split} {rows}" for split, rows in sorted(stats.get("qrels_rows", {}).items()))
         facts = [f"{stats['documents']} documents" if "documents" in stats else "",
@@ -188,7 +190,8 @@ def _lines(root: Path, relative: str, report: CheckReport) -> Iterator[tuple[int
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                report.add("not-utf8", relative, number, detail=f"byte {exc.start + 1}: {raw[exc.start:exc.start + 1]!r}")
+                bad = raw[exc.start:exc.start + 1]
+                report.add("not-utf8", relative, number, detail=f"byte {exc.start + 1}: {bad!r}")
                 continue
             text = text.rstrip("\r\n")
             if text.strip():

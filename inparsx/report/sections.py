@@ -28,9 +28,8 @@ TOP_QUERIES = 5
 SAMPLE_QUERIES = 20
 """Synthetic queries shown with their documents' titles."""
 
-TUNE_CANDIDATES = "candidates.json"
-"""What the report reads from a tune stage's folder: a JSON list of objects, one per candidate, each with a
-``score`` (higher is better) and any other keys (``name``, ``params``...), shown as a table and a bar plot."""
+TUNE_QUERY_EVAL = "query_eval.json"
+"""A tuned generator's judge means before and after tuning (``{"documents", "judge", "before", "after"}``)."""
 
 
 @dataclass
@@ -297,18 +296,37 @@ def training_section(files: RunFiles) -> Section | None:
 
 
 def tune_section(files: RunFiles) -> Section | None:
-    """A tune stage's candidates and scores (``tune/candidates.json``, see :data:`TUNE_CANDIDATES`)."""
-    candidates = files.json(f"tune/{TUNE_CANDIDATES}") if files.done("tune") else None
-    if not candidates:
+    """A tune stage's candidates and scores: every ``tune/*.json`` holding a ``candidates`` list (the ``path``
+    tuner's ``path.json``: ``{"metric", "best", "candidates": [{"instruction", "score", ...}]}``) as a table and a
+    bar plot, and a tuned generator's before/after judge means (the ``cpo`` tuner's ``query_eval.json``)."""
+    if not files.done("tune"):
         return None
+    body = ""
+    for path in sorted((files.root / "tune").glob("*.json")):
+        found = files.json(f"tune/{path.name}")
+        if isinstance(found, dict) and isinstance(found.get("candidates"), list) and found["candidates"]:
+            body += _candidates(found, path.name)
+    evaluation = files.json(f"tune/{TUNE_QUERY_EVAL}")
+    if isinstance(evaluation, dict) and evaluation.get("before") is not None and evaluation.get("after") is not None:
+        body += (f"<p>Judge ({escape(str(evaluation.get('judge', '?')))}) mean score of greedy queries on "
+                 f"{evaluation.get('documents', '?')} held-out documents: before tuning {evaluation['before']:.4f}, "
+                 f"after {evaluation['after']:.4f}.</p>")
+    return Section("tune", "Tuning", body) if body else None
+
+
+def _candidates(found: dict[str, Any], name: str) -> str:
+    candidates = found["candidates"]
+    metric = str(found.get("metric", "score"))
     keys = list(dict.fromkeys(key for candidate in candidates for key in candidate))
-    rows = [[_cell(candidate.get(key, "")) for key in keys] for candidate in candidates]
-    body = table(keys, rows)
-    scored = [c for c in candidates if isinstance(c.get("score"), (int, float))]
+    rows = [[i + 1, *(_cell(candidate.get(key, "")) for key in keys)] for i, candidate in enumerate(candidates)]
+    body = f"<p>{len(candidates)} candidates ({escape(name)}), scored by {escape(metric)}"
+    body += (f"; best: {escape(str(found['best']))}" if found.get("best") is not None else "") + ".</p>"
+    body += table(["#", *keys], rows, {0})
+    scored = [(i + 1, c["score"]) for i, c in enumerate(candidates) if isinstance(c.get("score"), (int, float))]
     if scored:
-        labels = [str(c.get("name", i)) for i, c in enumerate(scored)]
-        body += plots.score_bars(labels, [float(c["score"]) for c in scored], "score", "tune: candidates' scores")
-    return Section("tune", "Tuning", body)
+        body += plots.score_bars([f"#{i}" for i, _ in scored], [float(v) for _, v in scored], metric,
+                                 f"tune: each candidate's {metric} (best in green)")
+    return body
 
 
 def _cell(value: Any) -> str:
