@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from inparsx.errors import InparsxError
 from inparsx.generate.base import Generator, GeneratorOptions
-from inparsx.generate.prompts import DEFAULT_INSTRUCTION
 from inparsx.records import Document, SyntheticQuery
 
 if TYPE_CHECKING:
@@ -45,7 +45,10 @@ class HFOptions(GeneratorOptions):
     prompts_file: str | None = Field(None, description="local copy of the InPars templates.yaml "
                                      "(default: $INPARSX_PROMPTS_FILE, else the pinned upstream file)")
     chat: bool = Field(False, description="render with the tokenizer's chat template, few-shot pairs as turns")
-    instruction: str = DEFAULT_INSTRUCTION
+    instruction: str | None = Field(None, description="heads the prompt: the system turn with chat = true "
+                                    "(default: a generic instruction), else the prompt's first paragraph, before "
+                                    "the few-shot examples (default: none); \"@tune\" reads the tune stage's "
+                                    "instruction.txt (tuner path)")
     n_fewshot: int = Field(3, ge=1, le=8)
     fewshot_pool: int | None = Field(None, ge=1, description="pairs drawn once for the run (default: the "
                                      "whole train split; n_fewshot when examples come from the evaluated split)")
@@ -163,9 +166,22 @@ class HFGenerator(Generator):
         context = _context_length(model)
         if context and not getattr(model.config, "is_encoder_decoder", False):
             limit = min(limit, context - opts.max_new_tokens)
-        return PromptBuilder(template, tokenizer, chat=opts.chat, instruction=opts.instruction,
+        return PromptBuilder(template, tokenizer, chat=opts.chat, instruction=self.instruction(ctx),
                              max_doc_tokens=opts.max_doc_tokens, max_prompt_tokens=limit,
                              pool=self._fewshot_pool(ctx) if template.dynamic else None, n_fewshot=opts.n_fewshot)
+
+    def instruction(self, ctx: "StageContext") -> str | None:
+        """The ``instruction`` option, or the text of ``tune/instruction.txt`` for ``"@tune"``.
+
+        Raises:
+            InparsxError: ``@tune`` without a tune stage output (the stage is missing or has not run).
+        """
+        value = self.options.instruction
+        if value is None or not value.startswith("@"):
+            return value
+        from inparsx.tune.base import INSTRUCTION
+
+        return Path(ctx.resolve_model(value, INSTRUCTION)).read_text(encoding="utf-8").strip()
 
     def _fewshot_pool(self, ctx: "StageContext") -> "FewShotPool | None":
         if self._pool is None and self._dynamic():
