@@ -7,14 +7,15 @@ Three judges (option ``judge``):
   (Jeronymo et al., 2023); unbounded, higher is better.
 - ``consistency``: the reciprocal rank of the source document among the BM25 top ``depth`` for the query
   (0 when it is not there), the round-trip signal of InPars-light (Boytsov et al., TMLR 2024).
-- ``mix``: ``judge_weight x`` the reranker score min-max normalised over the records judged together
-  ``+ (1 - judge_weight) x`` the reciprocal rank (InPars+ mixes a semantic and a BM25 signal, 0.5 each).
+- ``mix``: ``judge_weight x sigmoid(reranker score) + (1 - judge_weight) x`` the reciprocal rank (InPars+
+  mixes a semantic and a BM25 signal, 0.5 each), both in [0, 1].
 
 The reranker reuses the ``reranker`` filter's code (resumable scores), BM25 the ``consistency`` filter's.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -58,47 +59,78 @@ class JudgeOptions(Options):
         return self
 
 
-def judge_records(records: Sequence[SyntheticQuery], options: JudgeOptions, ctx: "TuneContext",
-                  store: Path) -> dict[str, float]:
-    """The judge's score of every record, by ``query_id`` (records whose document is missing are left out).
+class Judge:
+    """A judge ready to score (query, source document) pairs many times: the reranker is loaded once, on
+    first use, and unloaded by :meth:`close`.
 
-    ``store``: the resumable file of reranker scores (``<store>``), kept so an interrupted tuner resumes.
+    Args:
+        options: the judge options.
+        ctx: a tune context (the dataset view, the seed, ``resolve_model``).
     """
-    docs = {d.doc_id: d.full_text for d in ctx.dataset.get_docs({r.doc_id for r in records}).values()}
-    present = [r for r in records if r.doc_id in docs]
-    if not present:
-        return {}
-    reranked = reranker_scores(present, docs, options, ctx, store) if options.judge != "consistency" else {}
-    if options.judge == "reranker":
-        return reranked
-    ranks = consistency_scores(present, options, ctx)
-    if options.judge == "consistency":
-        return ranks
-    low, high = min(reranked.values()), max(reranked.values())
-    span = (high - low) or 1.0
-    weight = options.judge_weight
-    return {qid: weight * (reranked[qid] - low) / span + (1 - weight) * ranks[qid] for qid in ranks}
+
+    def __init__(self, options: JudgeOptions, ctx: "TuneContext"):
+        self.options, self.ctx = options, ctx
+        self._reranker: Any = None
+
+    def score(self, records: Sequence[SyntheticQuery], store: Path | None = None) -> dict[str, float]:
+        """The judge's score of every record, by ``query_id`` (records whose document is missing are left
+        out). ``store``: a resumable file for the reranker's scores (``None``: not kept)."""
+        docs = {d.doc_id: d.full_text for d in self.ctx.dataset.get_docs({r.doc_id for r in records}).values()}
+        present = [r for r in records if r.doc_id in docs]
+        if not present:
+            return {}
+        judge = self.options.judge
+        reranked = self.reranker_scores(present, docs, store) if judge != "consistency" else {}
+        if judge == "reranker":
+            return reranked
+        ranks = self.consistency_scores(present)
+        if judge == "consistency":
+            return ranks
+        weight = self.options.judge_weight
+        return {qid: weight * _sigmoid(reranked[qid]) + (1 - weight) * ranks[qid] for qid in ranks}
+
+    def reranker_scores(self, records: Sequence[SyntheticQuery], docs: dict[str, str],
+                        store: Path | None) -> dict[str, float]:
+        """The judge reranker's score of each (query, source document); resumable through ``store``."""
+        from inparsx.filter.reranker_filter import build_reranker, score_records
+
+        opts = self.options
+        if self._reranker is None:
+            self._reranker = build_reranker(opts.judge_reranker, str(opts.judge_model), opts.judge_batch_size,
+                                            opts.judge_options, self.ctx)
+        if store is None:
+            values = self._reranker.score([r.query for r in records], [docs[r.doc_id] for r in records])
+            return {r.query_id: float(v) for r, v in zip(records, values)}
+        meta = {"judge": opts.judge_reranker, "model": opts.judge_model, **opts.judge_options}
+        return score_records(self._reranker, records, docs, ResumableJsonl(store), meta, f"judge: {opts.judge_reranker}")
+
+    def consistency_scores(self, records: Sequence[SyntheticQuery]) -> dict[str, float]:
+        """1 / rank of each record's source document in the BM25 top ``depth`` for its query (0 when absent),
+        through the ``consistency`` filter's code."""
+        from inparsx.filter.consistency import ConsistencyFilter
+
+        opts = self.options
+        bm25 = ConsistencyFilter(ConsistencyFilter.Options(by="bm25", depth=opts.depth, retriever=opts.retriever,
+                                                           retriever_options=opts.retriever_options))
+        decisions = bm25.apply(records, self.ctx)
+        return {r.query_id: 1.0 / d.score if d.score else 0.0 for r, d in zip(records, decisions)}
+
+    def close(self) -> None:
+        """Unload the reranker."""
+        if self._reranker is not None:
+            self._reranker.unload()
+            self._reranker = None
 
 
-def reranker_scores(records: Sequence[SyntheticQuery], docs: dict[str, str], options: JudgeOptions,
-                    ctx: "TuneContext", store: Path) -> dict[str, float]:
-    """The judge reranker's score of each (query, source document), resumable through ``store``."""
-    from inparsx.filter.reranker_filter import build_reranker, score_records
-
-    reranker = build_reranker(options.judge_reranker, str(options.judge_model), options.judge_batch_size,
-                              options.judge_options, ctx)
-    meta = {"judge": options.judge_reranker, "model": options.judge_model, **options.judge_options}
+def judge_records(records: Sequence[SyntheticQuery], options: JudgeOptions, ctx: "TuneContext",
+                  store: Path | None = None) -> dict[str, float]:
+    """:meth:`Judge.score` with a judge built and closed for this one call."""
+    judge = Judge(options, ctx)
     try:
-        return score_records(reranker, records, docs, ResumableJsonl(store), meta, f"judge: {options.judge_reranker}")
+        return judge.score(records, store)
     finally:
-        reranker.unload()
+        judge.close()
 
 
-def consistency_scores(records: Sequence[SyntheticQuery], options: JudgeOptions, ctx: "TuneContext") -> dict[str, float]:
-    """1 / rank of each record's source document in the BM25 top ``depth`` for its query (0 when absent)."""
-    from inparsx.filter.consistency import ConsistencyFilter
-
-    bm25 = ConsistencyFilter(ConsistencyFilter.Options(by="bm25", depth=options.depth, retriever=options.retriever,
-                                                       retriever_options=options.retriever_options))
-    decisions = bm25.apply(records, ctx)
-    return {r.query_id: 1.0 / d.score if d.score else 0.0 for r, d in zip(records, decisions)}
+def _sigmoid(value: float) -> float:
+    return 0.5 * (1.0 + math.tanh(value / 2.0))

@@ -6,6 +6,7 @@ import inparsx
 @inparsx.hookimpl
 def register_tuners(register):
     from inparsx.tune.cpo import CPOTuner
+    from inparsx.tune.dspy_tuner import DSPyTuner
 
-    for cls in (CPOTuner,):
+    for cls in (CPOTuner, DSPyTuner):
         register(cls)
