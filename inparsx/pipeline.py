@@ -154,7 +154,8 @@ def read_marker(path: Path) -> dict[str, Any]:
         return {}
 
 
-def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = None, stop: str | None = None) -> Path:
+def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = None, stop: str | None = None,
+               dataset: Dataset | None = None) -> Path:
     """Run a recipe's stages in pipeline order, skipping finished ones; returns the run directory.
 
     Args:
@@ -162,6 +163,8 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
         run_dir: output folder (default ``runs/<recipe name>``).
         start: re-run from this stage on, even where finished (``--from``).
         stop: stop after this stage (``--to``).
+        dataset: the dataset to use instead of resolving ``recipe.dataset.name`` (e.g. the PATH tuner's
+            view of the train split, whose inner runs evaluate on gold train queries).
 
     Raises:
         InparsxError: ``start``/``stop`` name a stage that is not in the recipe, or a stage fails on bad input.
@@ -174,7 +177,7 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
     run_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(run_dir / "recipe.toml") as handle:
         handle.write(recipe.to_toml())
-    dataset = resolve_dataset(recipe.dataset.name)
+    dataset = dataset or resolve_dataset(recipe.dataset.name)
     registry = get_registry()
     previous, forcing = "", False
     for stage in names[: names.index(stop) + 1 if stop else None]:

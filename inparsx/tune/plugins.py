@@ -7,6 +7,7 @@ import inparsx
 def register_tuners(register):
     from inparsx.tune.cpo import CPOTuner
     from inparsx.tune.dspy_tuner import DSPyTuner
+    from inparsx.tune.path import PathTuner
 
-    for cls in (CPOTuner, DSPyTuner):
+    for cls in (CPOTuner, DSPyTuner, PathTuner):
         register(cls)
