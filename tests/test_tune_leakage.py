@@ -64,14 +64,9 @@ rerank = {{ use = "cross-encoder", model = "@train", depth = 3, max_length = 32,
 }
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, scifact_small) -> dict[str, str]:
-    from inparsx.testing import tiny_bert, tiny_llama, train_tokenizer
-
-    folder = tmp_path_factory.mktemp("tiny-leak")
-    words = train_tokenizer([d.full_text for d in BeirFolderDataset(scifact_small).docs_iter()], vocab_size=1500)
-    return {"llama": str(tiny_llama(folder / "llama", tokenizer=words, initializer_range=0.5)),
-            "bert": str(tiny_bert(folder / "bert"))}
+@pytest.fixture()
+def tiny(tiny_word_models) -> dict[str, str]:
+    return tiny_word_models
 
 
 @pytest.fixture()

@@ -45,17 +45,9 @@ PROPOSALS = [{"proposed_instruction": "Ask what a biologist would ask.", "propos
              {"proposed_instruction": "Name the finding as a question.", "proposed_prefix_for_output_field": "Q:"}]
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, scifact_small) -> dict[str, str]:
-    from inparsx.datasets.beir import BeirFolderDataset
-    from inparsx.testing import tiny_bert, tiny_llama, train_tokenizer
-
-    folder = tmp_path_factory.mktemp("tiny-path")
-    # a vocabulary of SciFact words, so that random queries hold words BM25 can match; larger random weights,
-    # so that the tiny model's output depends on its prompt and the instructions matter
-    words = train_tokenizer([d.full_text for d in BeirFolderDataset(scifact_small).docs_iter()], vocab_size=1500)
-    return {"llama": str(tiny_llama(folder / "llama", tokenizer=words, initializer_range=0.5)),
-            "bert": str(tiny_bert(folder / "bert"))}
+@pytest.fixture()
+def tiny(tiny_word_models) -> dict[str, str]:
+    return tiny_word_models
 
 
 def test_path_scores_four_candidates_with_the_inner_loop_and_keeps_the_best(tmp_path, scifact_small, tiny, monkeypatch):

@@ -183,7 +183,7 @@ class CPOTuner(Tuner):
                          learning_rate=opts.learning_rate, lr_scheduler_type=opts.lr_scheduler,
                          loss_type=opts.loss_type, beta=opts.beta, cpo_alpha=opts.cpo_alpha,
                          simpo_gamma=opts.simpo_gamma, max_length=opts.max_length,
-                         gradient_checkpointing=opts.gradient_checkpointing, logging_steps=opts.logging_steps,
+                         activation_checkpointing=opts.gradient_checkpointing, logging_steps=opts.logging_steps,
                          save_strategy="no", report_to="none", disable_tqdm=True, remove_unused_columns=False,
                          dataloader_num_workers=0, **self.precision_flags())
         rows = [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
