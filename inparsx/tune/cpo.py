@@ -59,7 +59,8 @@ class CPOOptions(JudgeOptions):
     ``lora_dropout``, ``target_modules``; ``quantization = "nf4"`` trains on a 4-bit base (QLoRA).
     ``precision``: ``auto`` (bf16 on a GPU that has it, else fp32), ``bf16`` or ``fp32``. CPO (TRL
     ``CPOConfig``): ``loss_type``, ``beta``, ``cpo_alpha``, ``simpo_gamma``, ``max_length`` (prompt plus
-    completion, tokens). ``eval_docs``: held-out documents for the before/after comparison (0: none).
+    completion, tokens). ``save_steps``: checkpoints (in ``tune/checkpoints``) a killed run resumes from.
+    ``eval_docs``: held-out documents for the before/after comparison (0: none).
     """
 
     base_model: str
@@ -88,6 +89,7 @@ class CPOOptions(JudgeOptions):
     max_length: int = Field(512, ge=16)
     gradient_checkpointing: bool = False
     logging_steps: int = Field(1, ge=1)
+    save_steps: int = Field(20, ge=0, description="checkpoint every n steps, so a killed run resumes (0: never)")
     eval_docs: int = Field(0, ge=0)
 
     @model_validator(mode="after")
@@ -184,7 +186,8 @@ class CPOTuner(Tuner):
                          loss_type=opts.loss_type, beta=opts.beta, cpo_alpha=opts.cpo_alpha,
                          simpo_gamma=opts.simpo_gamma, max_length=opts.max_length,
                          activation_checkpointing=opts.gradient_checkpointing, logging_steps=opts.logging_steps,
-                         save_strategy="no", report_to="none", disable_tqdm=True, remove_unused_columns=False,
+                         save_strategy="steps" if opts.save_steps else "no", save_steps=opts.save_steps or 500,
+                         save_total_limit=1, report_to="none", disable_tqdm=True, remove_unused_columns=False,
                          dataloader_num_workers=0, **self.precision_flags())
         rows = [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
         trainer = CPOTrainer(model=model, args=args, train_dataset=HFDataset.from_list(rows),
