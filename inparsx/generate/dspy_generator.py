@@ -122,12 +122,13 @@ class TransformersEngine:
                                                           total_tokens=len(ids) + len(generation.token_ids)))
 
     def stream(self, request: Any) -> Any:
+        """The engine contract's stream: the whole completion as one start-to-end event sequence."""
         from dspy.lm15 import response_to_events
 
         return response_to_events(self.complete(request))
 
     def close(self) -> None:
-        pass
+        """Nothing to release: the model belongs to the generator."""
 
 
 class DSPyGenerator(Generator):
