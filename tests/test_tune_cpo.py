@@ -119,3 +119,28 @@ def test_cpo_round_trip(tmp_path, scifact_small, tiny):
     for row in generated:
         ids = tokenizer(row["prompt_text"])["input_ids"]
         assert engine([ids])[0][0].text == row["query"]
+
+
+def test_qlora_on_an_nf4_base_trains_and_merges_into_a_full_precision_model(tmp_path, tiny):
+    """``quantization = "nf4"``: CPO trains the LoRA on a 4-bit base (bitsandbytes), and the merge reloads the
+    base unquantised, so the saved model has no quantization config and plain weights."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from inparsx.tune.base import TuneContext
+    from inparsx.tune.cpo import CPOOptions, CPOTuner, save_merged
+
+    options = CPOOptions(base_model=tiny["llama"], judge="consistency", quantization="nf4", precision="fp32",
+                         lora_r=2, target_modules=["q_proj", "v_proj"], max_steps=1, batch_size=2,
+                         learning_rate=0.05, max_length=64, generator={"dtype": "fp32"})
+    prompt = "Document: cells grow\nRelevant Query:"
+    pairs = [{"prompt": prompt, "chosen": " how do cells grow?\n", "rejected": " what\n"}] * 2
+    ctx = TuneContext(None, 1, "test", tmp_path)  # type: ignore[arg-type]
+    base, _ = CPOTuner(options).load_base(train=True)
+    assert any(type(module).__name__ == "Linear4bit" for module in base.modules())
+    metrics = CPOTuner(options).train(pairs, ctx)
+    assert metrics["train"]["global_step"] == 1 and metrics["log"][0]["loss"] > 0
+    merged = save_merged(options, tmp_path / "adapter", tmp_path / "model")
+    assert getattr(AutoConfig.from_pretrained(merged), "quantization_config", None) is None
+    model = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
