@@ -156,7 +156,8 @@ def read_marker(path: Path) -> dict[str, Any]:
         return {}
 
 
-def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = None, stop: str | None = None) -> Path:
+def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = None, stop: str | None = None,
+               dataset: Dataset | None = None) -> Path:
     """Run a recipe's stages in pipeline order, skipping finished ones; returns the run directory.
 
     Args:
@@ -164,6 +165,8 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
         run_dir: output folder (default ``runs/<recipe name>``).
         start: re-run from this stage on, even where finished (``--from``).
         stop: stop after this stage (``--to``).
+        dataset: the dataset to use instead of resolving ``recipe.dataset.name`` (e.g. the PATH tuner's
+            view of the train split, whose inner runs evaluate on gold train queries).
 
     Only one process at a time may run in ``run_dir`` (see :mod:`inparsx.lock`).
 
@@ -181,14 +184,15 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
     with run_dir_lock(run_dir):
         with atomic_write(run_dir / "recipe.toml") as handle:
             handle.write(recipe.to_toml())
-        _run_stages(recipe, run_dir, names[: names.index(stop) + 1 if stop else None], start)
+        _run_stages(recipe, run_dir, names[: names.index(stop) + 1 if stop else None], start, dataset)
     return run_dir
 
 
-def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | None) -> None:
+def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | None,
+                dataset: Dataset | None = None) -> None:
     """Run ``stages`` in order, skipping finished ones unless at or after ``start``; Ctrl-C names the stage."""
     with interrupted_as(f"start-up, before any stage ran ({run_dir})"):
-        dataset = resolve_dataset(recipe.dataset.name)
+        dataset = dataset or resolve_dataset(recipe.dataset.name)
         registry = get_registry()
     previous, forcing = "", False
     for stage in stages:

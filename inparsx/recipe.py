@@ -188,6 +188,7 @@ def validate_recipe(data: dict[str, Any], source: str, text: str, registry: Regi
             config = _stage(stage, kind, data[stage], registry, fail)
             if config is not None:
                 stages[stage] = config
+    _check_stage_references(stages, fail)
     if not errors:
         cross_stage_checks(stages, fail)
     if errors:
@@ -229,6 +230,24 @@ def cross_stage_checks(stages: dict[str, StageConfig], fail) -> None:
             if given is not None and trained is not None and given != trained:
                 fail(f"rerank.{key}", f"{given!r} but train.{key} = {trained!r}: the reranker would read a word the "
                      f"model was not trained to write; leave rerank.{key} out (the trained one is used)")
+
+
+def _check_stage_references(stages: dict[str, StageConfig], fail) -> None:
+    """Every option value ``"@<stage>"`` (e.g. ``model = "@tune"``) must name a stage of the recipe that runs
+    earlier. Only a stage table's own values are checked (nested tables, such as PATH's inner recipe, are not)."""
+    order = list(STAGES)
+    for stage, config in stages.items():
+        multi = stage in MULTI_USE_STAGES
+        for name, options in config.components:
+            for key, value in options:
+                if not (isinstance(value, str) and value.startswith("@")):
+                    continue
+                target, where = value[1:], f"{stage}.{name}.{key}" if multi else f"{stage}.{key}"
+                if target not in STAGES:
+                    fail(where, f"{value}: no such stage; expected @ and one of: {', '.join(STAGES)}")
+                elif target not in stages or order.index(target) >= order.index(stage):
+                    fail(where, f"{value} is the output of stage {target!r}, but the recipe has no [{target}] "
+                                f"stage before [{stage}]")
 
 
 def _unknown(what: str, key: str, allowed: list[str]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("INPARSX_NO_PROGRESS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("DSPY_CACHEDIR", tempfile.mkdtemp(prefix="inparsx-dspy-cache-"))
 
 
 def _data_home() -> Path:
@@ -94,3 +96,15 @@ def make_subset(source: Path, target: Path, n_queries: int, n_extra_docs: int) -
     with open(source / "queries.jsonl") as src, open(target / "queries.jsonl", "w") as dst:
         dst.writelines(line for line in src if json.loads(line)["_id"] in keep_queries)
     return target
+
+
+@pytest.fixture(scope="session")
+def tiny_word_models(scifact_small: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A tiny random Llama whose tokenizer holds SciFact words (so random queries hold words BM25 can match)
+    and whose larger random weights make its output depend on its prompt, and a tiny BERT."""
+    from inparsx.testing import tiny_bert, tiny_llama, train_tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-word-models")
+    words = train_tokenizer([d.full_text for d in BeirFolderDataset(scifact_small).docs_iter()], vocab_size=1500)
+    return {"llama": str(tiny_llama(folder / "llama", tokenizer=words, initializer_range=0.5)),
+            "bert": str(tiny_bert(folder / "bert"))}

@@ -86,3 +86,67 @@ def test_promptagator(scifact_small, tmp_path, tiny):
                    "filter.reranker_options={dtype='fp32', max_length=64}",
                    f"train.base_model={tiny['t5']}", *LLM, *MONOT5])
     assert {"retrieve", "rerank"} <= set(metrics)
+
+
+@pytest.fixture()
+def scripted_dspy(monkeypatch):
+    """DSPy calls (the dspy generator and tuner, PATH's proposer) answered by DSPy's DummyLM: a random model
+    cannot follow DSPy's output format."""
+    from dspy.utils import DummyLM
+
+    from inparsx.generate.dspy_generator import DSPyGenerator
+
+    answer = {"reasoning": "It is about cells.", "query": "What do cells do in the brain?",
+              "proposed_instruction": "Ask what a biologist would ask.", "proposed_prefix_for_output_field": "Q:"}
+    lm = DummyLM([answer] * 2000)
+    monkeypatch.setattr(DSPyGenerator, "lm", lambda self, ctx: lm)
+
+
+TUNE_LLM = "{max_new_tokens = 6, max_doc_tokens = 32, dtype = 'fp32', batch_size = 8}"
+CPO = ["tune.n_docs=4", "tune.eval_docs=2", "tune.n_candidates=2", "tune.max_steps=1", "tune.batch_size=2",
+       "tune.precision='fp32'", "tune.lora_r=2", "tune.max_length=1024", f"tune.generator={TUNE_LLM}"]
+
+
+def test_cpo(scifact_small, tmp_path, tiny):
+    tune = CPO + [f"tune.base_model={tiny['llama']}", f"tune.judge_model={tiny['bert']}", "tune.quantization='none'",
+                  "tune.judge_options={dtype='fp32', max_length=64}"]
+    metrics = run("scifact-cpo", scifact_small, tmp_path,
+                  [*tune, f"train.base_model={tiny['bert']}", f"rerank.zero_shot_model={tiny['bert']}",
+                   "train.max_length=64", "rerank.max_length=64", "rerank.dtype='fp32'", "filter.min_tokens=0", *LLM])
+    assert {"retrieve", "rerank", "zeroshot"} <= set(metrics)
+    assert json.loads((tmp_path / "scifact-cpo" / "tune" / "query_eval.json").read_text())["documents"] == 2
+
+
+def test_cpo_cpu(scifact_small, tmp_path, tiny):
+    metrics = run("scifact-cpo-cpu", scifact_small, tmp_path,
+                  [*CPO, f"tune.base_model={tiny['llama']}", f"tune.judge_model={tiny['bert']}",
+                   "tune.judge_options={dtype='fp32', max_length=64}", f"train.base_model={tiny['bert']}",
+                   f"rerank.zero_shot_model={tiny['bert']}", "train.max_length=64", "rerank.max_length=64",
+                   "filter.min_tokens=0", *LLM])
+    assert {"retrieve", "rerank", "rerank-alone", "zeroshot", "zeroshot-alone"} <= set(metrics)
+
+
+def test_dspy(scifact_small, tmp_path, tiny, scripted_dspy):
+    metrics = run("scifact-dspy", scifact_small, tmp_path,
+                  ["tune.num_docs=4", f"tune.judge_model={tiny['t5']}", "tune.judge_options={dtype='fp32', max_length=96}",
+                   f"filter.model={tiny['t5']}", "filter.keep_top_k=20", "filter.min_tokens=0",
+                   "filter.reranker_options={dtype='fp32', max_length=96}", f"train.base_model={tiny['t5']}",
+                   f"rerank.zero_shot_model={tiny['t5']}", *MONOT5])
+    assert {"retrieve", "rerank", "zeroshot"} <= set(metrics)
+    assert (tmp_path / "scifact-dspy" / "tune" / "program.json").is_file()
+
+
+def test_path(scifact_small, tmp_path, tiny, scripted_dspy):
+    inner = [f"tune.generator={{model='{tiny['llama']}', prompt='inpars-gbq', max_new_tokens=6, max_doc_tokens=32, dtype='fp32'}}",
+             "tune.num_docs=6", "tune.n_gold=3", "tune.breadth=1", "tune.depth=1",
+             "tune.retrieve={use='bm25', k=10}", "tune.filter={use=['length'], min_tokens=0}",
+             "tune.triples={use='bm25-negatives', depth=10}",
+             f"tune.train={{use='cross-encoder', base_model='{tiny['bert']}', max_steps=1, batch_size=4, max_length=64, save_steps=0}}",
+             "tune.rerank={use='cross-encoder', model='@train', depth=5, max_length=64, dtype='fp32'}"]
+    metrics = run("scifact-path", scifact_small, tmp_path,
+                  [*inner, f"generate.model={tiny['llama']}", f"filter.model={tiny['t5']}", "filter.keep_top_k=20",
+                   "filter.reranker_options={dtype='fp32', max_length=96}", f"train.base_model={tiny['t5']}",
+                   f"rerank.zero_shot_model={tiny['t5']}", *LLM, *MONOT5])
+    assert {"retrieve", "rerank", "zeroshot"} <= set(metrics)
+    candidates = json.loads((tmp_path / "scifact-path" / "tune" / "path.json").read_text())["candidates"]
+    assert len(candidates) == 3

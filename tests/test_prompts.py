@@ -189,3 +189,15 @@ def test_custom_template_files(tmp_path, tokenizer, docs, scifact):
     assert dynamic.text.count("A question it answers:") == 3 and len(dynamic.fewshot_ids) == 2
     with pytest.raises(InparsxError, match="cannot read"):
         tpl.read_custom_template(tmp_path / "missing.txt")
+
+
+def test_instruction_heads_the_text_prompt_before_the_few_shot_examples(templates, tokenizer, docs, scifact):
+    plain = PromptBuilder(templates["inpars"], tokenizer, max_doc_tokens=10_000).build(docs[0]).text
+    headed = PromptBuilder(templates["inpars"], tokenizer, instruction="Ask what a scientist would ask.",
+                           max_doc_tokens=10_000).build(docs[0]).text
+    assert plain.startswith("Example 1:") and headed == "Ask what a scientist would ask.\n\n" + plain
+    pool = build_pool(scifact, "test", seed=1, n_fewshot=2)
+    dynamic = PromptBuilder(templates["promptagator-scifact"], tokenizer, pool=pool, n_fewshot=2,
+                            instruction="Write a claim.")
+    assert dynamic.build(docs[0]).text.startswith("Write a claim.\n\n") and dynamic.shared_prefix() == "Write a claim.\n\n"
+    assert PromptBuilder(templates["inpars"], tokenizer, instruction="").build(docs[0]).text.startswith("Example 1:")

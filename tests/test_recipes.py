@@ -63,3 +63,36 @@ def test_quickstart_is_cpu_sized():
     assert recipe.stages["generate"].use == ["ict"] and recipe.stages["train"].use == ["bi-encoder"]
     rerank = recipe.stages["rerank"].components[0][1]
     assert rerank.zero_shot_model and rerank.interpolate is not None and rerank.depth <= 50
+
+
+@pytest.mark.parametrize("name", ["scifact-cpo", "scifact-cpo-cpu"])
+def test_cpo_recipes_use_the_inpars_plus_cpo_settings(name: str):
+    recipe = load_recipe(Path(RECIPES[0].parent, f"{name}.toml"))
+    cpo = recipe.stages["tune"].components[0][1]
+    assert (cpo.lora_r, cpo.lora_alpha, cpo.beta, cpo.cpo_alpha, cpo.loss_type) == (16, 16, 0.1, 1.0, "sigmoid")
+    assert set(cpo.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert (cpo.judge, cpo.judge_weight, cpo.eval_docs) == ("mix", 0.5, 200)
+    assert dict(recipe.stages["generate"].components)["hf"].model == "@tune"
+    if name == "scifact-cpo-cpu":
+        assert cpo.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct" and cpo.precision == "bf16"
+        assert cpo.max_steps * cpo.batch_size <= cpo.n_docs  # a few hundred pairs at most, one pass
+    else:
+        assert cpo.base_model == "meta-llama/Llama-3.1-8B-Instruct" and cpo.quantization == "nf4"
+
+
+def test_dspy_recipe_runs_the_inpars_plus_chain_of_thought():
+    recipe = load_recipe(Path(RECIPES[0].parent, "scifact-dspy.toml"))
+    generate = dict(recipe.stages["generate"].components)["dspy"]
+    assert (generate.model, generate.module, generate.program, generate.max_new_tokens) == (
+        "meta-llama/Llama-3.1-8B", "ChainOfThought", "@tune", 200)
+    train = dict(recipe.stages["train"].components)["monot5"]
+    assert (train.base_model, train.max_steps) == ("castorini/monot5-3b-msmarco-10k", 156)
+    assert dict(recipe.stages["filter"].components)["reranker"].keep_top_k == 10000
+
+
+def test_path_recipe_scores_instructions_on_ten_train_queries():
+    recipe = load_recipe(Path(RECIPES[0].parent, "scifact-path.toml"))
+    path = recipe.stages["tune"].components[0][1]
+    assert (path.n_gold, path.gold_split, path.metric) == (10, "train", "ndcg@10")
+    generate = dict(recipe.stages["generate"].components)["hf"]
+    assert generate.instruction == "@tune" and generate.prompt == path.generator["prompt"]

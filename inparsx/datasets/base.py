@@ -69,6 +69,61 @@ class Dataset:
         return check_records(self)
 
 
+class SplitHiddenError(InparsxError):
+    """A component asked a :class:`WithoutSplit` view for the split it hides (the evaluated split)."""
+
+
+class WithoutSplit(Dataset):
+    """A view of ``base`` without the queries and qrels of ``hidden`` (the evaluated split): what the tune
+    stage sees, so that tuning on test queries is impossible by construction rather than by care.
+
+    The corpus and every other split pass through unchanged; ``splits()`` leaves ``hidden`` out. ``extra``
+    maps a new split name to ``(queries, qrels)`` (e.g. PATH's gold queries drawn from the train split);
+    ``drop`` maps a split name to query ids removed from it (those gold queries, so few-shot examples never
+    repeat them).
+
+    Raises:
+        SplitHiddenError: ``queries(hidden)`` or ``qrels(hidden)``.
+    """
+
+    def __init__(self, base: Dataset, hidden: str, extra: dict[str, tuple[dict[str, Query], Qrels]] | None = None,
+                 drop: dict[str, set[str]] | None = None):
+        self.base, self.hidden = base, hidden
+        self.extra, self.drop = dict(extra or {}), dict(drop or {})
+        self.name = getattr(base, "name", "")
+
+    def _check(self, split: str) -> None:
+        if split == self.hidden:
+            raise SplitHiddenError(f"split {split!r} is the evaluated split: the tune stage never sees its queries "
+                                   f"or qrels (available: {', '.join(self.splits()) or 'none'})")
+
+    def docs_iter(self) -> Iterator[Document]:
+        return self.base.docs_iter()
+
+    def docs(self) -> dict[str, Document]:
+        return self.base.docs()
+
+    def queries(self, split: str) -> dict[str, Query]:
+        self._check(split)
+        if split in self.extra:
+            return dict(self.extra[split][0])
+        removed = self.drop.get(split, set())
+        return {qid: q for qid, q in self.base.queries(split).items() if qid not in removed}
+
+    def qrels(self, split: str) -> Qrels:
+        self._check(split)
+        if split in self.extra:
+            return {qid: dict(docs) for qid, docs in self.extra[split][1].items()}
+        removed = self.drop.get(split, set())
+        return {qid: docs for qid, docs in self.base.qrels(split).items() if qid not in removed}
+
+    def splits(self) -> list[str]:
+        return [s for s in self.base.splits() if s != self.hidden] + [s for s in self.extra if s != self.hidden]
+
+    def fingerprint(self) -> str:
+        return self.base.fingerprint()
+
+
 class DatasetLoader(Component):
     """A dataset name scheme (``beir``, ``irds``, ``folder``): ``load(rest_of_name) -> Dataset``."""
 

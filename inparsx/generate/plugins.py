@@ -5,11 +5,13 @@ import inparsx
 
 @inparsx.hookimpl
 def register_generators(register):
+    from inparsx.generate.dspy_generator import DSPyGenerator
     from inparsx.generate.hf import HFGenerator
     from inparsx.generate.ict import ICTGenerator
 
     register(HFGenerator)
     register(ICTGenerator)
+    register(DSPyGenerator)
 
 
 @inparsx.hookimpl

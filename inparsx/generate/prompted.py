@@ -9,13 +9,13 @@ whatever runs the model. Templates come from the InPars toolkit's ``templates.ya
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from inparsx.errors import InparsxError
 from inparsx.generate.base import Generator, GeneratorOptions
-from inparsx.generate.prompts import DEFAULT_INSTRUCTION
 
 if TYPE_CHECKING:
     from inparsx.generate.fewshot import FewShotPool
@@ -43,7 +43,10 @@ class PromptOptions(GeneratorOptions):
                                      "(default: $INPARSX_PROMPTS_FILE, else the pinned upstream file); for the "
                                      "prompts read from it: inpars, inpars-gbq, promptagator")
     chat: bool = Field(False, description="render with the tokenizer's chat template, few-shot pairs as turns")
-    instruction: str = DEFAULT_INSTRUCTION
+    instruction: str | None = Field(None, description="heads the prompt: the system turn with chat = true "
+                                    "(default: a generic instruction), else the prompt's first paragraph, before "
+                                    "the few-shot examples (default: none); \"@tune\" reads the tune stage's "
+                                    "instruction.txt (tuner path)")
     n_fewshot: int | None = Field(None, ge=1, le=8, description="few-shot examples per prompt of a dynamic "
                                   "template (default 3); the static prompts carry their own examples")
     fewshot_pool: int | None = Field(None, ge=1, description="dynamic templates: pairs drawn once for the run, "
@@ -119,9 +122,22 @@ class PromptedGenerator(Generator):
 
         opts = self.options
         template = self.template(ctx)
-        return PromptBuilder(template, tokenizer, chat=opts.chat, instruction=opts.instruction,
+        return PromptBuilder(template, tokenizer, chat=opts.chat, instruction=self.instruction(ctx),
                              max_doc_tokens=opts.max_doc_tokens, max_prompt_tokens=max_prompt_tokens or opts.max_prompt_tokens,
                              pool=self.fewshot_pool(ctx) if template.dynamic else None, n_fewshot=opts.fewshot)
+
+    def instruction(self, ctx: "StageContext") -> str | None:
+        """The ``instruction`` option, or the text of ``tune/instruction.txt`` for ``"@tune"``.
+
+        Raises:
+            InparsxError: ``@tune`` without a tune stage output (the stage is missing or has not run).
+        """
+        value = self.options.instruction
+        if value is None or not value.startswith("@"):
+            return value
+        from inparsx.tune.base import INSTRUCTION
+
+        return Path(ctx.resolve_model(value, INSTRUCTION)).read_text(encoding="utf-8").strip()
 
     def fewshot_pool(self, ctx: "StageContext") -> "FewShotPool | None":
         """The few-shot pairs of a dynamic template (``None`` for static ones), drawn once."""

@@ -20,7 +20,7 @@ from inparsx.generate.templates import PromptTemplate, fill
 from inparsx.records import Document
 
 DEFAULT_INSTRUCTION = ("Write a search query that the document answers. Reply with the query only, on one line.")
-"""System turn of the chat form (an empty ``instruction`` leaves the system turn out)."""
+"""System turn of the chat form when no ``instruction`` is given (an empty one leaves the system turn out)."""
 
 
 @dataclass
@@ -40,7 +40,10 @@ class PromptBuilder:
         template: the pattern (see :class:`~inparsx.generate.templates.PromptTemplate`).
         tokenizer: a Hugging Face tokenizer (counts tokens, renders the chat template).
         chat: render as chat turns with ``tokenizer.apply_chat_template``.
-        instruction: system turn of the chat form.
+        instruction: what the model is asked to do. In the chat form, the system turn (``None``:
+            :data:`DEFAULT_INSTRUCTION`; ``""``: no system turn). In the text form, the first paragraph of
+            the prompt, heading the few-shot examples (``None`` or ``""``: none, the InPars prompts as
+            published). PATH (arXiv 2406.11706) optimises this text.
         max_doc_tokens: every document (target and few-shot) is cut to this many tokens (InPars: 256).
         max_prompt_tokens: longest prompt; over it, few-shot examples are dropped first, then the target
             document is shortened; the end the model continues (e.g. ``Relevant Query:``) is never cut.
@@ -50,7 +53,7 @@ class PromptBuilder:
     template: PromptTemplate
     tokenizer: Any
     chat: bool = False
-    instruction: str = DEFAULT_INSTRUCTION
+    instruction: str | None = None
     max_doc_tokens: int = 256
     max_prompt_tokens: int = 2048
     pool: FewShotPool | None = None
@@ -91,9 +94,10 @@ class PromptBuilder:
         shots = [(self._example_doc(e), e.query) for e in examples]
         if self.chat:
             return self._render_chat(doc_text, shots)
+        head = f"{self.instruction.strip()}\n\n" if self.instruction and self.instruction.strip() else ""
         if self.template.dynamic:
-            return "".join(self.template.example(d, q) for d, q in shots) + self.template.target(doc_text)
-        return self.template.target(doc_text)
+            return head + "".join(self.template.example(d, q) for d, q in shots) + self.template.target(doc_text)
+        return head + self.template.target(doc_text)
 
     def _render_chat(self, doc_text: str, shots: list[tuple[str, str]]) -> str:
         if self.template.dynamic:
@@ -102,7 +106,8 @@ class PromptBuilder:
         else:
             turns, target = split_static(self.template)
             last = fill(target, doc_text, "").rstrip()
-        messages = [{"role": "system", "content": self.instruction}] if self.instruction else []
+        system = DEFAULT_INSTRUCTION if self.instruction is None else self.instruction
+        messages = [{"role": "system", "content": system}] if system else []
         for user, assistant in turns:
             messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
         messages.append({"role": "user", "content": last})

@@ -48,8 +48,10 @@ def run_stage(ctx: "StageContext") -> None:
     generate_queries(ctx, ctx.component, ctx.dir / QUERIES)
 
 
-def generate_queries(ctx: "StageContext", generator: "Generator", out: Path) -> GenerationSummary:
-    """Generate queries for the sampled documents into ``out``, resuming from ``out``'s ``.partial`` file.
+def generate_queries(ctx: "StageContext", generator: "Generator", out: Path,
+                     docs: list[Document] | None = None) -> GenerationSummary:
+    """Generate queries for the sampled documents (or ``docs``, when given) into ``out``, resuming from
+    ``out``'s ``.partial`` file.
 
     Every document of the sample ends with all its records exactly once: records are appended per batch
     (fsynced), and a rerun skips the documents whose records are all there (a document cut short by a crash
@@ -61,7 +63,7 @@ def generate_queries(ctx: "StageContext", generator: "Generator", out: Path) -> 
         InparsxError: from the generator (model, template) or the dataset.
     """
     shards = Shards()
-    docs = sample_docs(ctx.dataset, generator.options.num_docs, ctx.seed)
+    docs = docs if docs is not None else sample_docs(ctx.dataset, generator.options.num_docs, ctx.seed)
     position = {doc.doc_id: i for i, doc in enumerate(docs)}
     main = ResumableJsonl(out)
     if shards.is_main:

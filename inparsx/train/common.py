@@ -215,10 +215,11 @@ def seed_everything(seed: int) -> None:
     set_seed(seed)
 
 
-def progress_callback():
-    """A ``TrainerCallback`` drawing a rich progress bar (steps/s, ETA, last loss) instead of tqdm and of the
-    log dicts that transformers prints when tqdm is off; where the bar is disabled (``INPARSX_NO_PROGRESS``, CI),
-    each logged loss is printed as one line (``step 10/63  loss 0.3881  lr 1.93e-05``) instead."""
+def progress_callback(keys: tuple[str, ...] = ("loss",)):
+    """A ``TrainerCallback`` drawing a rich progress bar (steps/s, ETA, the last logged ``keys``: the loss, and
+    e.g. CPO's ``rewards/accuracies``) instead of tqdm and of the log dicts that transformers prints when tqdm
+    is off; where the bar is disabled (``INPARSX_NO_PROGRESS``, CI), each log is printed as one line
+    (``step 10/63  loss 0.3881  lr 1.93e-05``) instead."""
     from transformers import TrainerCallback
 
     class RichProgress(TrainerCallback):
@@ -234,10 +235,11 @@ def progress_callback():
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not logs or "loss" not in logs or not state.is_world_process_zero:
                 return
-            self.progress.update(self.task, extra=f"loss {logs['loss']:.4f}")
+            shown = "  ".join(f"{key} {logs[key]:.4f}" for key in keys if key in logs)
+            self.progress.update(self.task, extra=shown)
             if self.progress.disable:
                 rate = f"  lr {logs['learning_rate']:.3g}" if "learning_rate" in logs else ""
-                console.print(f"step {state.global_step}/{state.max_steps}  loss {logs['loss']:.4f}{rate}")
+                console.print(f"step {state.global_step}/{state.max_steps}  {shown}{rate}")
 
         def on_train_end(self, args, state, control, **kwargs):
             self.progress.stop()

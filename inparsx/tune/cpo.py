@@ -1,0 +1,349 @@
+"""``cpo``: fine-tune the query generator with Contrastive Preference Optimization on corpus-only pairs.
+
+InPars+ (arXiv 2508.13930, ``danilotpnta/IR2-project``: ``inpars/cpo_dataset.py``, ``cpo_finetune.py``) builds
+preference pairs by judging candidate queries of each document and trains with TRL's CPO (Xu et al., 2024)
+and a LoRA. Here every candidate is sampled from the generator itself (never a qrels query, so no labelled
+split is read): ``n_candidates`` queries for each of ``n_docs`` corpus documents, judged by
+:mod:`inparsx.tune.judge`; the best becomes ``chosen``, the worst ``rejected``, and pairs whose margin is
+below ``min_margin`` are dropped. Training is TRL's ``trl.experimental.cpo.CPOTrainer`` with a peft LoRA,
+optionally on an nf4 base (QLoRA). The adapter is merged into the full-precision base and saved as
+``tune/model``, which the ``hf`` generator loads as ``model = "@tune"`` with the same prompt options.
+
+Files in ``tune/``: ``candidates.jsonl`` (the sampled queries, resumable), ``judge-scores.jsonl``,
+``pairs.jsonl`` (``doc_id``, ``prompt``, ``chosen``, ``rejected``, their scores, ``margin``),
+``adapter/`` (the LoRA), ``model/`` (merged), ``training.json`` (options, pair counts, the logged loss,
+reward accuracy and margins per step), and ``query_eval.json`` when ``eval_docs`` > 0 (the judge's mean
+score of greedy queries on held-out documents before and after tuning, InPars+'s QueryEval comparison).
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from inparsx.errors import InparsxError
+from inparsx.io import write_json, write_jsonl
+from inparsx.progress import console
+from inparsx.records import SyntheticQuery
+from inparsx.tune.base import MODEL, Tuner
+from inparsx.tune.judge import JudgeOptions, judge_records
+
+if TYPE_CHECKING:
+    from inparsx.generate.hf import HFGenerator, HFOptions
+    from inparsx.records import Document
+    from inparsx.tune.base import TuneContext
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+"""InPars+'s LoRA targets (``cpo_finetune.py``): every attention and MLP projection of a Llama block."""
+
+TUNER_SET = ("model", "num_docs", "do_sample", "num_queries_per_doc", "temperature", "top_p")
+"""``hf`` options the tuner sets itself, so ``generator`` may not carry them."""
+
+LOGGED = ("loss", "rewards/accuracies", "rewards/margins", "nll_loss")
+"""CPOTrainer's logged metrics shown on the progress bar and kept in ``training.json``."""
+
+
+class CPOOptions(JudgeOptions):
+    """``[tune] use = "cpo"``.
+
+    ``base_model``: the generator to tune (hub id or folder). ``generator``: more ``hf`` generator options for
+    the prompt and decoding (``prompt``, ``n_fewshot``, ``max_new_tokens``, ``dtype``...), the same as the
+    ``[generate]`` table should carry. ``n_docs`` corpus documents x ``n_candidates`` sampled queries
+    (``temperature``, ``top_p``). Judge options: :class:`~inparsx.tune.judge.JudgeOptions`. ``min_margin``:
+    pairs whose best-minus-worst score is lower are dropped. LoRA: ``lora_r``, ``lora_alpha``,
+    ``lora_dropout``, ``target_modules``; ``quantization = "nf4"`` trains on a 4-bit base (QLoRA).
+    ``precision``: ``auto`` (bf16 on a GPU that has it, else fp32), ``bf16`` or ``fp32``. CPO (TRL
+    ``CPOConfig``): ``loss_type``, ``beta``, ``cpo_alpha``, ``simpo_gamma``, ``max_length`` (prompt plus
+    completion, tokens). ``save_steps``: checkpoints (in ``tune/checkpoints``) a killed run resumes from.
+    ``eval_docs``: held-out documents for the before/after comparison (0: none).
+    """
+
+    base_model: str
+    generator: dict[str, Any] = Field(default_factory=dict)
+    n_docs: int = Field(300, ge=1)
+    n_candidates: int = Field(4, ge=2)
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    min_margin: float = Field(0.0, ge=0)
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: list(LORA_TARGETS))
+    quantization: Literal["none", "nf4"] = "none"
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    loss_type: Literal["sigmoid", "hinge", "ipo", "simpo", "alphapo"] = "sigmoid"
+    beta: float = Field(0.1, gt=0)
+    cpo_alpha: float = Field(1.0, ge=0)
+    simpo_gamma: float = 0.5
+    max_steps: int | None = Field(None, ge=1, description="default: one pass over the pairs (epochs)")
+    epochs: float = Field(1.0, gt=0)
+    learning_rate: float = Field(1e-4, gt=0)
+    lr_scheduler: str = "linear"
+    batch_size: int = Field(4, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    max_length: int = Field(512, ge=16)
+    gradient_checkpointing: bool = False
+    logging_steps: int = Field(1, ge=1)
+    save_steps: int = Field(20, ge=0, description="checkpoint every n steps, so a killed run resumes (0: never)")
+    eval_docs: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _check_generator(self) -> "CPOOptions":
+        from inparsx.filter.reranker_filter import check_component
+
+        taken = sorted(set(self.generator) & set(TUNER_SET))
+        if taken:
+            raise ValueError(f"generator: {', '.join(taken)} are set by the tuner (base_model, n_docs, "
+                             "n_candidates, temperature, top_p); remove them from generator")
+        check_component("generators", "hf", self.hf_options(), "generator")
+        return self
+
+    def hf_options(self, **changes: Any) -> dict[str, Any]:
+        """The ``hf`` generator options for sampling the candidates (``changes`` override them)."""
+        return {"model": self.base_model, "num_docs": self.n_docs, "do_sample": True,
+                "num_queries_per_doc": self.n_candidates, "temperature": self.temperature, "top_p": self.top_p,
+                **self.generator, **changes}
+
+
+class CPOTuner(Tuner):
+    """Samples and judges candidate queries, builds (chosen, rejected) pairs, trains a LoRA with TRL's CPO,
+    merges it and saves the generator to ``tune/model`` (see the module docstring)."""
+
+    name: ClassVar[str] = "cpo"
+    Options: ClassVar[type[CPOOptions]] = CPOOptions
+    output: ClassVar[str] = MODEL
+
+    def tune(self, ctx: "TuneContext") -> Path:
+        """Run the whole tuner; every step resumes from its file (candidates, judge scores, checkpoints).
+
+        Raises:
+            InparsxError: no pair survives ``min_margin``, or a model cannot be loaded.
+        """
+        opts = self.options
+        docs = _sample(ctx, opts.n_docs + opts.eval_docs)
+        train_docs, held_out = docs[:opts.n_docs], docs[opts.n_docs:]
+        candidates = self.sample_candidates(ctx, train_docs)
+        scores = judge_records(candidates, opts, ctx, ctx.dir / "judge-scores.jsonl")
+        pairs = build_pairs(candidates, scores, opts.min_margin, stop=self.stop())
+        write_jsonl(ctx.dir / "pairs.jsonl", pairs)
+        console.print(f"cpo: {len(pairs)} preference pairs from {len(train_docs)} documents "
+                      f"({len(candidates)} candidates, min_margin {opts.min_margin:g}) -> {ctx.dir / 'pairs.jsonl'}")
+        if not pairs:
+            raise InparsxError(f"cpo: no preference pair left (min_margin = {opts.min_margin}); lower min_margin "
+                               "or raise n_candidates / temperature")
+        metrics = self.train(pairs, ctx)
+        model_dir = save_merged(opts, ctx.dir / "adapter", ctx.dir / MODEL)
+        write_json(ctx.dir / "training.json", {"options": opts.model_dump(mode="json"), "pairs": len(pairs),
+                                               "candidates": len(candidates), "documents": len(train_docs), **metrics})
+        if held_out:
+            self.query_eval(ctx, held_out, str(model_dir))
+        return model_dir
+
+    def stop(self) -> str:
+        """The text that ends a query in the prompt's format (the generator's first stop string)."""
+        from inparsx.generate.hf import HFOptions
+
+        stops = HFOptions(**self.options.hf_options()).stop
+        return stops[0] if stops else ""
+
+    def sample_candidates(self, ctx: "TuneContext", docs: list["Document"]) -> list[SyntheticQuery]:
+        """``n_candidates`` sampled queries per document, through the ``hf`` generator and the generate stage's
+        resumable writer (``tune/candidates.jsonl``)."""
+        from inparsx.generate.stage import generate_queries
+        from inparsx.triples.stage import read_synthetic_queries
+
+        path = ctx.dir / "candidates.jsonl"
+        if not path.is_file():
+            generate_queries(ctx, self.generator(), path, docs=docs)  # type: ignore[arg-type]
+        return read_synthetic_queries(path)
+
+    def generator(self, **changes: Any) -> "HFGenerator":
+        """An ``hf`` generator built from this tuner's options (``changes`` override them)."""
+        from inparsx.generate.hf import HFGenerator, HFOptions
+
+        return HFGenerator(HFOptions(**self.options.hf_options(**changes)))
+
+    def train(self, pairs: list[dict[str, Any]], ctx: "TuneContext") -> dict[str, Any]:
+        """CPO with a LoRA on ``pairs``; saves the adapter to ``tune/adapter``; returns metrics and the log."""
+        from datasets import Dataset as HFDataset
+        from trl.experimental.cpo import CPOConfig, CPOTrainer
+
+        from inparsx.train.common import fit, progress_callback, seed_everything
+
+        opts = self.options
+        seed_everything(ctx.seed)
+        model, tokenizer = self.load_base(train=True)
+        checkpoints = ctx.dir / "checkpoints"
+        args = CPOConfig(output_dir=str(checkpoints), seed=ctx.seed, max_steps=opts.max_steps or -1,
+                         num_train_epochs=opts.epochs, per_device_train_batch_size=opts.batch_size,
+                         gradient_accumulation_steps=opts.gradient_accumulation_steps,
+                         learning_rate=opts.learning_rate, lr_scheduler_type=opts.lr_scheduler,
+                         loss_type=opts.loss_type, beta=opts.beta, cpo_alpha=opts.cpo_alpha,
+                         simpo_gamma=opts.simpo_gamma, max_length=opts.max_length,
+                         activation_checkpointing=opts.gradient_checkpointing, logging_steps=opts.logging_steps,
+                         save_strategy="steps" if opts.save_steps else "no", save_steps=opts.save_steps or 500,
+                         save_total_limit=1, report_to="none", disable_tqdm=True, remove_unused_columns=False,
+                         dataloader_num_workers=0, **self.precision_flags())
+        rows = [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
+        trainer = CPOTrainer(model=model, args=args, train_dataset=HFDataset.from_list(rows),
+                             processing_class=tokenizer, peft_config=self.lora_config(),
+                             callbacks=[progress_callback(LOGGED)])
+        metrics = fit(trainer, checkpoints)
+        log = [{k: entry[k] for k in ("step", *LOGGED) if k in entry}
+               for entry in trainer.state.log_history if "loss" in entry]
+        trainer.model.save_pretrained(ctx.dir / "adapter")
+        tokenizer.save_pretrained(ctx.dir / "adapter")
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        metrics.pop("loss_history", None)
+        return {"train": metrics, "log": log, "summary": summarise(log)}
+
+    def load_base(self, train: bool) -> tuple[Any, Any]:
+        """The base generator and tokenizer, loaded as the ``hf`` generator loads it; for training with
+        ``quantization = "nf4"`` in 4 bits (prepared for k-bit training), in bf16 or fp32 as ``precision``
+        says, and always unquantised for merging (``train = False``)."""
+        from inparsx.generate.hf import HFOptions, load_model
+
+        opts = self.options
+        dtype = "bf16" if self.precision_flags()["bf16"] else "fp32"
+        quantization = opts.quantization if train else "none"
+        model, tokenizer = load_model(opts.base_model, HFOptions(**opts.hf_options(dtype=dtype, quantization=quantization)))
+        if quantization == "nf4":
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=opts.gradient_checkpointing)
+        tokenizer.padding_side = "right"
+        return model, tokenizer
+
+    def lora_config(self) -> Any:
+        """The peft ``LoraConfig`` of the options (causal LM task, no bias)."""
+        from peft import LoraConfig
+
+        opts = self.options
+        return LoraConfig(r=opts.lora_r, lora_alpha=opts.lora_alpha, lora_dropout=opts.lora_dropout,
+                          target_modules=list(opts.target_modules), bias="none", task_type="CAUSAL_LM")
+
+    def precision_flags(self) -> dict[str, bool]:
+        """``bf16`` / ``use_cpu`` flags of the training arguments (``auto``: bf16 on a GPU that supports it)."""
+        import torch
+
+        cuda = torch.cuda.is_available()
+        bf16 = self.options.precision == "bf16" or (self.options.precision == "auto" and cuda
+                                                    and torch.cuda.is_bf16_supported(including_emulation=False))
+        return {"bf16": bf16, "use_cpu": not cuda}
+
+    def query_eval(self, ctx: "TuneContext", docs: list["Document"], tuned: str) -> dict[str, Any]:
+        """The judge's mean score of greedy queries on held-out ``docs``, from the base and the tuned
+        generator; written to ``tune/query_eval.json``."""
+        from inparsx.generate.stage import generate_queries
+        from inparsx.triples.stage import read_synthetic_queries
+
+        result: dict[str, Any] = {"documents": len(docs), "judge": self.options.judge}
+        for name, model in (("before", self.options.base_model), ("after", tuned)):
+            path = ctx.dir / f"query-eval-{name}.jsonl"
+            greedy = self.generator(model=model, do_sample=False, num_queries_per_doc=1, temperature=1.0, top_p=1.0)
+            if not path.is_file():
+                generate_queries(ctx, greedy, path, docs=docs)  # type: ignore[arg-type]
+            records = read_synthetic_queries(path)
+            scores = judge_records(records, self.options, ctx, ctx.dir / f"query-eval-{name}-scores.jsonl")
+            result[name] = sum(scores.values()) / len(scores) if scores else None
+        write_json(ctx.dir / "query_eval.json", result)
+        console.print(f"cpo: judge mean on {len(docs)} held-out documents, greedy: before {result['before']:.4f}, "
+                      f"after {result['after']:.4f}")
+        return result
+
+
+def _sample(ctx: "TuneContext", count: int) -> list["Document"]:
+    """``count`` corpus documents drawn with the seed (a stream of its own: ``<seed>:cpo``)."""
+    from inparsx.generate.stage import sample_docs
+
+    return sample_docs(ctx.dataset, count, random.Random(f"{ctx.seed}:cpo").randrange(2**31))
+
+
+def completion(prompt: str, query: str, stop: str) -> str:
+    """The text a generator writes after ``prompt`` for ``query``: a space when the prompt does not end with
+    whitespace (``Relevant Query:`` -> `` what...``), the query, then the stop string (e.g. a newline)."""
+    return ("" if not prompt or prompt[-1].isspace() else " ") + query + stop
+
+
+def build_pairs(records: list[SyntheticQuery], scores: dict[str, float], min_margin: float,
+                stop: str = "\n") -> list[dict[str, Any]]:
+    """One (chosen, rejected) pair per document: its best- and worst-judged distinct non-empty queries.
+
+    Documents with fewer than two distinct queries, or whose margin (best score minus worst) is below
+    ``min_margin`` (or zero), give no pair. Ties keep the earlier candidate. Returns JSON-ready dicts in
+    document order: ``doc_id``, ``prompt``, ``chosen``, ``rejected``, ``chosen_query``, ``rejected_query``,
+    ``chosen_score``, ``rejected_score``, ``margin``, ``candidates``.
+    """
+    by_doc: dict[str, list[SyntheticQuery]] = defaultdict(list)
+    for record in records:
+        if record.query_id in scores and record.query.strip():
+            by_doc[record.doc_id].append(record)
+    pairs = []
+    for doc_id, group in by_doc.items():
+        distinct = list({r.query.strip(): r for r in reversed(group)}.values())[::-1]
+        if len(distinct) < 2:
+            continue
+        ranked = sorted(distinct, key=lambda r: -scores[r.query_id])
+        best, worst = ranked[0], ranked[-1]
+        margin = scores[best.query_id] - scores[worst.query_id]
+        if margin <= 0 or margin < min_margin:
+            continue
+        prompt = best.prompt_text or ""
+        pairs.append({"doc_id": doc_id, "prompt": prompt, "chosen": completion(prompt, best.query.strip(), stop),
+                      "rejected": completion(prompt, worst.query.strip(), stop), "chosen_query": best.query,
+                      "rejected_query": worst.query, "chosen_score": scores[best.query_id],
+                      "rejected_score": scores[worst.query_id], "margin": margin,
+                      "candidates": [{"query": r.query, "score": scores[r.query_id]} for r in group]})
+    return pairs
+
+
+def summarise(log: list[dict[str, Any]]) -> dict[str, Any]:
+    """First and last logged value of each metric in :data:`LOGGED`, and the mean reward accuracy."""
+    summary: dict[str, Any] = {}
+    for key in LOGGED:
+        values = [entry[key] for entry in log if key in entry]
+        if values:
+            summary[key] = {"first": values[0], "last": values[-1], "mean": sum(values) / len(values)}
+    return summary
+
+
+def save_merged(options: CPOOptions, adapter: Path, out: Path) -> Path:
+    """Merge the LoRA in ``adapter`` into an unquantised copy of the base and save it (with the tokenizer) to
+    ``out``. A base that refuses ``save_pretrained`` (quantised, or loaded from GGUF) is copied into a fresh
+    model built from its config first. Written to a temporary folder and renamed."""
+    from peft import PeftModel
+
+    tuner = CPOTuner(options)
+    base, tokenizer = tuner.load_base(train=False)
+    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    merged = plain_copy(merged)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged.save_pretrained(tmp)
+    tokenizer.padding_side = "left"
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def plain_copy(model: Any) -> Any:
+    """``model`` itself when it can be saved, else a fresh model of its class built from its config without
+    ``quantization_config`` and loaded with its weights (transformers refuses to save a GGUF-loaded model)."""
+    config = model.config
+    if getattr(model, "hf_quantizer", None) is None and getattr(config, "quantization_config", None) is None:
+        return model
+    import copy
+
+    config = copy.deepcopy(config)
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    fresh = type(model)(config).to(model.dtype)
+    fresh.load_state_dict(model.state_dict())
+    fresh.generation_config = model.generation_config
+    return fresh

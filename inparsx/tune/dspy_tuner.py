@@ -1,0 +1,116 @@
+"""``dspy``: compile the ``dspy`` generator's program with a DSPy optimiser, against a label-free metric.
+
+InPars+ ran ``dspy.ChainOfThought`` with no optimiser; here the program is compiled by an optimiser named in
+the recipe: ``BootstrapFewShot`` (demonstrations the program writes and the metric accepts; Khattab et al.,
+2023), ``MIPROv2`` (instructions and demonstrations searched with Optuna; Opsahl-Ong et al., 2024) or
+``COPRO`` (coordinate ascent over instructions). The metric is the judge's score of the predicted query
+against its source document (:mod:`inparsx.tune.judge`: a pretrained reranker, BM25 consistency, or both).
+Examples are the judged (query, document) pairs of the train split (``split``): the document is the input,
+the query a label that ``BootstrapFewShot`` may use as a labelled demo; the evaluated split is never seen.
+The compiled program is saved as ``tune/program.json``, which ``[generate] use = "dspy"`` loads with
+``program = "@tune"``.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from inparsx.errors import InparsxError
+from inparsx.generate.dspy_generator import DSPyGenerator, DSPyOptions, truncate_words
+from inparsx.progress import console
+from inparsx.records import SyntheticQuery
+from inparsx.tune.base import PROGRAM, Tuner
+from inparsx.tune.judge import Judge, JudgeOptions
+
+if TYPE_CHECKING:
+    from inparsx.tune.base import TuneContext
+
+OPTIMIZERS = ("BootstrapFewShot", "MIPROv2", "COPRO")
+
+
+class DSPyTunerOptions(DSPyOptions, JudgeOptions):
+    """``[tune] use = "dspy"``: the ``dspy`` generator's options (``model``, ``api_base``, ``module``...;
+    ``num_docs`` is the number of train-split examples drawn), the judge's options (the metric), and:
+    ``optimizer`` (``BootstrapFewShot`` | ``MIPROv2`` | ``COPRO``), ``optimizer_options`` (keyword arguments
+    of its constructor, e.g. ``{max_bootstrapped_demos = 4}``, ``{auto = "light"}``, ``{breadth = 4,
+    depth = 2}``), ``compile_options`` (of its ``compile``), ``split`` (where examples come from)."""
+
+    optimizer: Literal["BootstrapFewShot", "MIPROv2", "COPRO"] = "BootstrapFewShot"
+    optimizer_options: dict[str, Any] = Field(default_factory=dict)
+    compile_options: dict[str, Any] = Field(default_factory=dict)
+    split: str = "train"
+    num_docs: int = Field(50, ge=1)
+
+
+class DSPyTuner(Tuner):
+    """Compiles the document -> query program with a DSPy optimiser (see the module docstring)."""
+
+    name: ClassVar[str] = "dspy"
+    Options: ClassVar[type[DSPyTunerOptions]] = DSPyTunerOptions
+    output: ClassVar[str] = PROGRAM
+
+    def tune(self, ctx: "TuneContext") -> Path:
+        """Compile and save ``tune/program.json``.
+
+        Raises:
+            InparsxError: ``split`` has no judged pairs, or is the evaluated split.
+        """
+        import dspy
+
+        opts = self.options
+        examples = train_examples(ctx, opts.split, opts.num_docs, opts.max_doc_words)
+        generator = DSPyGenerator(DSPyOptions(**{k: getattr(opts, k) for k in DSPyOptions.model_fields}))
+        judge = Judge(opts, ctx)
+        optimizer = getattr(dspy, opts.optimizer)(metric=judge_metric(judge), **opts.optimizer_options)
+        console.print(f"dspy: compiling a {opts.module} with {opts.optimizer} on {len(examples)} {opts.split} "
+                      f"examples, metric: {opts.judge}")
+        try:
+            with dspy.context(lm=generator.lm(ctx)):
+                compiled = optimizer.compile(generator.program(ctx), trainset=examples, **opts.compile_options)
+        finally:
+            judge.close()
+        return save_program(compiled, ctx.dir / PROGRAM)
+
+
+def train_examples(ctx: "TuneContext", split: str, count: int, max_words: int) -> list[Any]:
+    """Up to ``count`` ``dspy.Example(document, query, doc_id)`` (inputs: ``document``) drawn with the seed
+    from the judged pairs of ``split``.
+
+    Raises:
+        InparsxError: no judged pair in ``split``.
+    """
+    import dspy
+
+    from inparsx.generate.fewshot import judged_pairs
+
+    pairs = judged_pairs(ctx.dataset, split)
+    if not pairs:
+        raise InparsxError(f"dspy: split {split!r} has no judged (query, document) pair to compile on")
+    pairs = random.Random(f"{ctx.seed}:dspy").sample(pairs, min(count, len(pairs)))
+    return [dspy.Example(document=truncate_words(p.document, max_words), query=p.query, doc_id=p.doc_id)
+            .with_inputs("document") for p in pairs]
+
+
+def judge_metric(judge: Judge) -> Any:
+    """A DSPy metric ``(example, prediction, trace=None) -> float``: the judge's score of the predicted query
+    against the example's source document (0 for an empty query)."""
+    def metric(example: Any, prediction: Any, trace: Any = None) -> float:
+        query = str(getattr(prediction, "query", "") or "").strip()
+        if not query:
+            return 0.0
+        record = SyntheticQuery(query_id="metric", doc_id=example.doc_id, query=query)
+        return judge.score([record]).get("metric", 0.0)
+
+    return metric
+
+
+def save_program(program: Any, path: Path) -> Path:
+    """``program.save`` (DSPy's JSON state) to a temporary name, renamed when complete."""
+    tmp = path.with_name(path.name + ".tmp.json")
+    program.save(str(tmp))
+    tmp.replace(path)
+    return path

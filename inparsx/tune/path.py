@@ -1,0 +1,254 @@
+"""``path``: search the instruction that heads the generator's prompt by the nDCG@10 it finally buys.
+
+PATH (Prompts as Auto-optimized Training Hyperparameters; arXiv 2406.11706) scores a candidate instruction
+by training a small reranker on the synthetic queries that instruction produces and measuring its nDCG@10
+on about 10 gold-labelled queries. Here that metric is the whole inner pipeline run at small scale through
+the stages' own code (:func:`inparsx.pipeline.run_recipe`): retrieve -> generate (the ``hf`` generator, the
+candidate as its ``instruction``, heading the few-shot prompt) -> filter -> triples -> train -> rerank ->
+evaluate, on a dataset view whose evaluated split is ``n_gold`` queries drawn from the train split (and
+removed from it); the tune stage's own view already hides the outer evaluated split.
+
+Candidates are proposed COPRO-style (DSPy's ``BasicGenerateInstruction`` and
+``GenerateInstructionGivenAttempts`` signatures) by an LM: ``breadth`` proposals from the best instruction so
+far, then ``depth - 1`` more rounds that see every scored attempt. The ``seed_instructions`` (default: none,
+i.e. the published prompt, and a generic one) are scored first. Every candidate's inner run lives in
+``tune/candidates/<sha>/`` and its score in ``tune/scores.json``, the proposals of each round in
+``tune/proposals.json``, so a killed search resumes where it stopped. A candidate whose inner run has no
+usable data (a ``DataError``, e.g. queries for which BM25 finds no negative) scores 0, with the reason in
+``tune/failures.json``; when every candidate fails the search stops with that error. The best instruction is written to
+``tune/instruction.txt`` (``instruction = "@tune"`` in ``[generate]``) and every candidate with its score
+to ``tune/path.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import Field, model_validator
+
+from inparsx.errors import DataError, InparsxError
+from inparsx.io import atomic_write, write_json
+from inparsx.plugins import Options
+from inparsx.progress import console, out
+from inparsx.tune.base import INSTRUCTION, Tuner
+
+if TYPE_CHECKING:
+    from inparsx.datasets.base import Dataset
+    from inparsx.tune.base import TuneContext
+
+GOLD_SPLIT = "path-gold"
+"""The inner runs' evaluated split: ``n_gold`` queries of the train split."""
+
+DEFAULT_SEEDS = ["", "Write a search query that the document answers."]
+
+
+class PathOptions(Options):
+    """``[tune] use = "path"``.
+
+    ``generator``: the ``hf`` generator's options for the inner runs (``model`` required; ``instruction`` is
+    the candidate). ``num_docs``: documents the inner runs generate for. ``n_gold``: train-split queries the
+    inner runs evaluate on (PATH: about 10); ``gold_split``: where they come from. ``metric``: the inner
+    runs' measure (a ranx name). Inner stage tables, as in a recipe: ``retrieve``, ``filter`` (optional),
+    ``triples``, ``train`` (required), ``rerank`` (default: the reranker named like the trainer, on
+    ``@train``, depth 100). Search: ``seed_instructions``, ``breadth`` proposals per round, ``depth``
+    rounds; the proposer LM: ``proposer_model`` (default the generator's model), ``proposer_api_base``,
+    ``proposer_temperature``, ``proposer_max_new_tokens``.
+    """
+
+    generator: dict[str, Any]
+    num_docs: int = Field(100, ge=1)
+    n_gold: int = Field(10, ge=1)
+    gold_split: str = "train"
+    metric: str = "ndcg@10"
+    retrieve: dict[str, Any] = Field(default_factory=lambda: {"use": "bm25", "k": 100})
+    filter: dict[str, Any] = Field(default_factory=dict)
+    triples: dict[str, Any] = Field(default_factory=lambda: {"use": "bm25-negatives"})
+    train: dict[str, Any]
+    rerank: dict[str, Any] = Field(default_factory=dict)
+    seed_instructions: list[str] = Field(default_factory=lambda: list(DEFAULT_SEEDS), min_length=1)
+    breadth: int = Field(2, ge=0)
+    depth: int = Field(1, ge=0)
+    proposer_model: str | None = None
+    proposer_api_base: str | None = None
+    proposer_temperature: float = Field(1.0, ge=0)
+    proposer_max_new_tokens: int = Field(128, ge=1)
+
+    @model_validator(mode="after")
+    def _check_inner(self) -> "PathOptions":
+        from inparsx.plugins import get_registry
+        from inparsx.recipe import RecipeErrors, validate_recipe
+
+        if "instruction" in self.generator or "num_docs" in self.generator:
+            raise ValueError("generator: instruction and num_docs are set by the tuner (the candidate, num_docs)")
+        if "model" not in self.generator:
+            raise ValueError("generator: model is required (the generator whose instruction is searched)")
+        try:
+            validate_recipe(inner_recipe(self, "check", 1), "[tune] inner recipe", "", get_registry())
+        except RecipeErrors as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+def inner_recipe(options: PathOptions, instruction: str, seed: int) -> dict[str, Any]:
+    """The recipe of one candidate's inner run, as parsed TOML data."""
+    rerank = options.rerank or {"use": options.train.get("use", "cross-encoder"), "model": "@train", "depth": 100}
+    data: dict[str, Any] = {
+        "recipe": {"name": "path-candidate", "seed": seed},
+        "dataset": {"name": "path-view", "eval_split": GOLD_SPLIT},
+        "retrieve": dict(options.retrieve),
+        "generate": {"use": "hf", **options.generator, "num_docs": options.num_docs, "instruction": instruction},
+        "triples": dict(options.triples), "train": dict(options.train), "rerank": dict(rerank),
+        "evaluate": {"use": "ranx", "metrics": [options.metric]},
+    }
+    if options.filter:
+        data["filter"] = dict(options.filter)
+    return data
+
+
+def gold_view(dataset: "Dataset", split: str, n_gold: int, seed: int, hidden: str) -> "Dataset":
+    """``dataset`` with ``n_gold`` queries of ``split`` (drawn with the seed) moved to :data:`GOLD_SPLIT`.
+
+    Raises:
+        InparsxError: ``split`` has fewer than ``n_gold`` judged queries.
+    """
+    from inparsx.datasets.base import WithoutSplit
+
+    qrels, queries = dataset.qrels(split), dataset.queries(split)
+    judged = sorted(qid for qid, docs in qrels.items() if qid in queries and any(r > 0 for r in docs.values()))
+    if len(judged) < n_gold:
+        raise InparsxError(f"path: split {split!r} has {len(judged)} judged queries, fewer than n_gold = {n_gold}")
+    gold = random.Random(f"{seed}:path-gold").sample(judged, n_gold)
+    return WithoutSplit(dataset, hidden, extra={GOLD_SPLIT: ({q: queries[q] for q in gold}, {q: qrels[q] for q in gold})},
+                        drop={split: set(gold)})
+
+
+class PathTuner(Tuner):
+    """Searches the generator's instruction by the inner pipeline's nDCG@10 (see the module docstring)."""
+
+    name: ClassVar[str] = "path"
+    Options: ClassVar[type[PathOptions]] = PathOptions
+    output: ClassVar[str] = INSTRUCTION
+
+    def tune(self, ctx: "TuneContext") -> Path:
+        """Score the seeds, then ``depth`` rounds of ``breadth`` proposals; save the best instruction.
+
+        Raises:
+            InparsxError: the gold split is too small, or an inner run fails.
+        """
+        opts = self.options
+        view = gold_view(ctx.dataset, opts.gold_split, opts.n_gold, ctx.seed, ctx.eval_split)
+        scores = self.load_scores(ctx)
+        failures = ctx.dir / "failures.json"
+        self.failures: dict[str, str] = json.loads(failures.read_text()) if failures.is_file() else {}
+        for instruction in dict.fromkeys(opts.seed_instructions):
+            self.score(instruction, view, ctx, scores)
+        for round_ in range(opts.depth):
+            for instruction in self.proposals(round_, scores, ctx):
+                self.score(instruction, view, ctx, scores)
+        if len(self.failures) == len(scores):
+            raise InparsxError(f"path: the inner run failed for every candidate; the first: {next(iter(self.failures.values()))}")
+        best = max(scores, key=lambda text: scores[text])  # dicts keep insertion order: ties go to the first
+        with atomic_write(ctx.dir / INSTRUCTION) as handle:
+            handle.write(best + "\n")
+        write_json(ctx.dir / "path.json", {"metric": opts.metric, "n_gold": opts.n_gold, "best": best,
+                                           "candidates": [{"instruction": t, "score": s, "failed": self.failures.get(t)}
+                                                          for t, s in scores.items()]})
+        self.show(scores, best)
+        return ctx.dir / INSTRUCTION
+
+    def score(self, instruction: str, view: "Dataset", ctx: "TuneContext", scores: dict[str, float]) -> float:
+        """The inner run's metric for ``instruction`` (cached in ``tune/scores.json``)."""
+        if instruction in scores:
+            console.print(f"path: cached {self.options.metric} {scores[instruction]:.4f}  {instruction!r}")
+            return scores[instruction]
+        from inparsx.pipeline import run_recipe
+        from inparsx.plugins import get_registry
+        from inparsx.recipe import validate_recipe
+
+        console.rule(f"path: candidate {len(scores) + 1}: {instruction!r}")
+        recipe = validate_recipe(inner_recipe(self.options, instruction, ctx.seed), "[tune] inner recipe", "",
+                                 get_registry())
+        folder = ctx.dir / "candidates" / hashlib.sha256(instruction.encode()).hexdigest()[:12]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "instruction.txt").write_text(instruction + "\n", encoding="utf-8")
+        try:
+            run_recipe(recipe, folder, dataset=view)
+        except DataError as exc:  # e.g. queries so poor that BM25 finds no negative: no training data at all
+            console.print(f"[yellow]path: the candidate's inner run failed, scored 0: {exc}[/yellow]")
+            self.failures[instruction] = str(exc)
+            value = 0.0
+        else:
+            metrics = json.loads((folder / "evaluate" / "metrics.json").read_text())
+            value = float(metrics["rerank"][self.options.metric])
+        scores[instruction] = value
+        write_json(ctx.dir / "scores.json", scores)
+        write_json(ctx.dir / "failures.json", self.failures)
+        console.print(f"path: {self.options.metric} {value:.4f}  {instruction!r}")
+        return value
+
+    @staticmethod
+    def load_scores(ctx: "TuneContext") -> dict[str, float]:
+        """The scores of an earlier (interrupted) search, ``{instruction: score}``."""
+        path = ctx.dir / "scores.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def proposals(self, round_: int, scores: dict[str, float], ctx: "TuneContext") -> list[str]:
+        """The ``breadth`` new instructions of round ``round_``, proposed once and kept in ``proposals.json``."""
+        path = ctx.dir / "proposals.json"
+        rounds = json.loads(path.read_text()) if path.is_file() else {}
+        if str(round_) not in rounds:
+            rounds[str(round_)] = self.propose(round_, scores, ctx)
+            write_json(path, rounds)
+        return rounds[str(round_)]
+
+    def propose(self, round_: int, scores: dict[str, float], ctx: "TuneContext") -> list[str]:
+        """Ask the proposer LM for ``breadth`` instructions (COPRO's signatures): from the best one in round 0,
+        from every scored attempt (worst to best, as COPRO shows them) afterwards. Empty, unparsable and
+        repeated proposals are dropped."""
+        import dspy
+        from dspy.teleprompt.copro_optimizer import BasicGenerateInstruction, GenerateInstructionGivenAttempts
+        from dspy.utils.exceptions import AdapterParseError
+
+        ranked = sorted(scores.items(), key=lambda item: item[1])
+        if round_ == 0:
+            predictor, inputs = dspy.Predict(BasicGenerateInstruction), {"basic_instruction": ranked[-1][0] or DEFAULT_SEEDS[1]}
+        else:
+            attempts = [f"Instruction #{i + 1}: {text}\nResulting score #{i + 1}: {value:.4f}"
+                        for i, (text, value) in enumerate(ranked)]
+            predictor, inputs = dspy.Predict(GenerateInstructionGivenAttempts), {"attempted_instructions": attempts}
+        proposed: list[str] = []
+        with dspy.context(lm=self.proposer(ctx)):
+            for _ in range(self.options.breadth):
+                try:
+                    text = str(predictor(**inputs).proposed_instruction).strip()
+                except AdapterParseError:
+                    continue
+                if text and text not in scores and text not in proposed:
+                    proposed.append(text)
+        console.print(f"path: round {round_ + 1}: {len(proposed)} new instructions proposed")
+        return proposed
+
+    def proposer(self, ctx: "TuneContext") -> Any:
+        """The proposer ``dspy.LM`` (the ``dspy`` generator's LM construction)."""
+        from inparsx.generate.dspy_generator import DSPyGenerator, DSPyOptions
+
+        opts = self.options
+        return DSPyGenerator(DSPyOptions(model=opts.proposer_model or opts.generator["model"],
+                                         api_base=opts.proposer_api_base, temperature=opts.proposer_temperature,
+                                         max_new_tokens=opts.proposer_max_new_tokens,
+                                         dtype=opts.generator.get("dtype", "auto"))).lm(ctx)
+
+    def show(self, scores: dict[str, float], best: str) -> None:
+        """Every candidate and its score as a table, the chosen one marked."""
+        from rich.table import Table
+
+        table = Table(title=f"path: {len(scores)} instructions by inner {self.options.metric}")
+        table.add_column(self.options.metric, justify="right")
+        table.add_column("instruction")
+        for text, value in sorted(scores.items(), key=lambda item: -item[1]):
+            table.add_row(f"{value:.4f}", ("* " if text == best else "  ") + (text or "(none: the published prompt)"))
+        out.print(table)

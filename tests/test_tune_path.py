@@ -1,0 +1,110 @@
+"""The ``path`` tuner: every candidate instruction scored by the real inner pipeline (generate, triples, train,
+rerank, evaluate on gold train queries), the best by that measure saved and used by ``generate``, and a
+killed search resumed from its cached scores."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from inparsx.generate.dspy_generator import DSPyGenerator
+from inparsx.pipeline import run_recipe
+from inparsx.recipe import load_recipe
+from inparsx.tune import path as path_tuner
+
+RECIPE = """[recipe]
+name = "path-tiny"
+seed = 2
+[dataset]
+name = "{data}"
+[tune]
+use = "path"
+generator = {{ model = "{llama}", max_new_tokens = 6, max_doc_tokens = 32, dtype = "fp32", batch_size = 8 }}
+num_docs = 8
+n_gold = 5
+seed_instructions = ["", "Write a question."]
+breadth = 2
+depth = 1
+retrieve = {{ use = "bm25s", k = 10 }}
+filter = {{ use = ["length"], min_tokens = 0 }}
+triples = {{ use = "bm25-negatives", depth = 10, retriever = "bm25s" }}
+train = {{ use = "cross-encoder", base_model = "{bert}", max_steps = 3, batch_size = 4, max_length = 64, save_steps = 0, learning_rate = 0.01, warmup_ratio = 0.0 }}
+rerank = {{ use = "cross-encoder", model = "@train", depth = 5, max_length = 64, dtype = "fp32" }}
+[generate]
+use = "hf"
+model = "{llama}"
+instruction = "@tune"
+num_docs = 2
+max_new_tokens = 4
+max_doc_tokens = 32
+dtype = "fp32"
+"""
+
+PROPOSALS = [{"proposed_instruction": "Ask what a biologist would ask.", "proposed_prefix_for_output_field": "Q:"},
+             {"proposed_instruction": "Name the finding as a question.", "proposed_prefix_for_output_field": "Q:"}]
+
+
+@pytest.fixture()
+def tiny(tiny_word_models) -> dict[str, str]:
+    return tiny_word_models
+
+
+def test_path_scores_four_candidates_with_the_inner_loop_and_keeps_the_best(tmp_path, scifact_small, tiny, monkeypatch):
+    from dspy.utils import DummyLM
+
+    proposer = DummyLM(list(PROPOSALS))
+    monkeypatch.setattr(DSPyGenerator, "lm", lambda self, ctx: proposer)
+    inner_runs = []
+    real_run = path_tuner.PathTuner.score
+
+    def counted(self, instruction, view, ctx, scores):
+        inner_runs.append(instruction)
+        return real_run(self, instruction, view, ctx, scores)
+
+    monkeypatch.setattr(path_tuner.PathTuner, "score", counted)
+    recipe = tmp_path / "path.toml"
+    recipe.write_text(RECIPE.format(data=scifact_small, **tiny))
+    run_dir = run_recipe(load_recipe(recipe), tmp_path / "run")
+    tune = run_dir / "tune"
+    result = json.loads((tune / "path.json").read_text())
+    scores = {c["instruction"]: c["score"] for c in result["candidates"]}
+    assert list(scores) == ["", "Write a question.", *(p["proposed_instruction"] for p in PROPOSALS)]
+    assert len(set(scores.values())) > 1  # the candidates' training data differ, and so do their rerankers
+    assert result["best"] == max(scores, key=lambda text: scores[text])
+    assert (tune / "instruction.txt").read_text().strip() == result["best"]
+    for instruction, value in scores.items():  # each score is the inner run's own evaluation
+        folder = next(f for f in (tune / "candidates").iterdir()
+                      if (f / "instruction.txt").read_text().strip() == instruction)
+        metrics = json.loads((folder / "evaluate" / "metrics.json").read_text())
+        assert metrics["rerank"]["ndcg@10"] == value
+        prompts = [json.loads(line)["prompt_text"] for line in (folder / "generate" / "queries.jsonl").read_text().splitlines()]
+        assert len(prompts) == 8 and all(p.startswith(f"{instruction}\n\n" if instruction else "Example 1:") for p in prompts)
+        evaluated = json.loads((folder / "retrieve" / "summary.json").read_text())
+        assert evaluated["split"] == path_tuner.GOLD_SPLIT and evaluated["queries"] == 5
+    generated = [json.loads(line) for line in (run_dir / "generate" / "queries.jsonl").read_text().splitlines()]
+    best = result["best"]
+    assert all(r["prompt_text"].startswith(f"{best}\n\n" if best else "Example 1:") for r in generated)
+
+    # a killed search resumes: every score is cached, no inner run is repeated, no proposal asked again
+    (tune / "path.json").unlink()
+    inner_runs.clear()
+    tuner = path_tuner.PathTuner(load_recipe(recipe).stages["tune"].components[0][1])
+    from inparsx.datasets.base import WithoutSplit
+    from inparsx.datasets.beir import BeirFolderDataset
+    from inparsx.tune.base import TuneContext
+
+    ctx = TuneContext(WithoutSplit(BeirFolderDataset(scifact_small), "test"), 2, "test", tune)
+    monkeypatch.setattr(DSPyGenerator, "lm", lambda self, ctx: pytest.fail("proposals must come from the cache"))
+    tuner.tune(ctx)
+    assert json.loads((tune / "path.json").read_text())["best"] == best and len(inner_runs) == 4
+
+
+def test_gold_queries_leave_the_train_split(scifact_small):
+    from inparsx.datasets.beir import BeirFolderDataset
+
+    dataset = BeirFolderDataset(scifact_small)
+    view = path_tuner.gold_view(dataset, "train", 5, 1, "test")
+    gold = view.queries(path_tuner.GOLD_SPLIT)
+    assert len(gold) == 5 and set(gold) == set(view.qrels(path_tuner.GOLD_SPLIT))
+    assert not set(gold) & set(view.queries("train")) and "test" not in view.splits()

@@ -1,0 +1,76 @@
+"""The tune stage's plumbing: ``@tune`` without a tune stage is a clean error, a tuner must write what it
+declares, and a tuner cannot point at another stage's model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from inparsx.errors import InparsxError, PluginError
+from inparsx.pipeline import run_recipe
+from inparsx.recipe import load_recipe
+from inparsx.testing.plugins import plugin_module, registered
+from inparsx.tune.base import INSTRUCTION, TuneContext, Tuner
+
+RECIPE = """[recipe]
+name = "t"
+[dataset]
+name = "{data}"
+{tables}
+"""
+
+
+def recipe(tmp_path: Path, data: Path, tables: str):
+    path = tmp_path / "r.toml"
+    path.write_text(RECIPE.format(data=data, tables=tables))
+    return load_recipe(path)
+
+
+@pytest.mark.parametrize("table", ['use = "hf"\nmodel = "@tune"', 'use = "hf"\nmodel = "m"\ninstruction = "@tune"',
+                                   'use = "dspy"\nmodel = "m"\nprogram = "@tune"'])
+def test_at_tune_without_a_tune_stage_is_a_clean_error(tmp_path, scifact_small, table):
+    with pytest.raises(InparsxError, match=r"r.toml:\d+: generate.\w+: @tune is the output of stage 'tune', but the "
+                                           r"recipe has no \[tune\] stage before \[generate\]"):
+        recipe(tmp_path, scifact_small, f"[generate]\n{table}\nnum_docs = 1")
+
+
+class InstructionOnly(Tuner):
+    """Writes an instruction, not a model."""
+
+    name = "instruction-only"
+    output = INSTRUCTION
+
+    def tune(self, ctx: TuneContext) -> Path:
+        (ctx.dir / INSTRUCTION).write_text("Ask.\n")
+        return ctx.dir / INSTRUCTION
+
+
+def test_at_tune_whose_output_is_missing_is_a_clean_error(tmp_path, scifact_small):
+    tables = '[tune]\nuse = "instruction-only"\n[generate]\nuse = "hf"\nmodel = "@tune"\nnum_docs = 1'
+    with registered(plugin_module("instruction-only", tuners=[InstructionOnly])):
+        ready = recipe(tmp_path, scifact_small, tables)
+        with pytest.raises(InparsxError, match=r"needs .*tune/model, the output of stage 'tune'"):
+            run_recipe(ready, tmp_path / "run")
+
+
+class Silent(Tuner):
+    """Writes nothing."""
+
+    name = "silent"
+
+    def tune(self, ctx: TuneContext) -> Path:
+        return ctx.dir / self.output
+
+
+def test_a_tuner_must_write_its_output(tmp_path, scifact_small):
+    with registered(plugin_module("silent", tuners=[Silent])):
+        with pytest.raises(PluginError, match="did not write"):
+            run_recipe(recipe(tmp_path, scifact_small, '[tune]\nuse = "silent"'), tmp_path / "run")
+
+
+def test_a_tuner_cannot_use_a_later_stage_model(tmp_path):
+    ctx = TuneContext(None, 1, "test", tmp_path)  # type: ignore[arg-type]
+    assert ctx.resolve_model("org/model") == "org/model"
+    with pytest.raises(InparsxError, match="runs before every stage that writes a model"):
+        ctx.resolve_model("@train")
