@@ -14,6 +14,7 @@ import inparsx.datasets.beir
 import inparsx.retrieve.plugins
 import inparsx.triples.plugins
 from inparsx.datasets.beir import BeirFolderDataset
+from inparsx.generate.ict import ICTGenerator
 from inparsx.errors import DataError, InparsxError
 from inparsx.io import write_jsonl
 from inparsx.pipeline import StageContext
@@ -150,6 +151,25 @@ def test_stage_reads_the_filter_output_when_the_recipe_filters(small, records, t
     assert set(json.loads(lines[0])) == {"query_id", "query", "pos_id", "pos_text", "neg_ids", "neg_texts"}
     assert json.loads((tmp_path / "triples" / "summary.json").read_text())["source"] == "filter/queries.jsonl"
     assert not list((tmp_path / "triples").glob("*.tmp"))
+
+
+@pytest.mark.parametrize("remove_sentence", [True, False])
+def test_ict_positive_without_its_sentence_reaches_the_triples(small, tmp_path, remove_sentence):
+    """With ``remove_sentence``, no triple's positive contains its query; without it, every positive does."""
+    ict = ICTGenerator(ICTGenerator.Options(remove_sentence=remove_sentence))
+    records = [r for r in (ict.query_for(doc, seed=1) for doc in small.docs_iter()) if r is not None]
+    write_jsonl(tmp_path / "generate" / "queries.jsonl", [r.to_dict() for r in records])
+    miner = Bm25Negatives(Bm25Negatives.Options(retriever="bm25s"))
+    run_stage(context(small, tmp_path, miner=miner))
+    triples = [json.loads(line) for line in (tmp_path / "triples" / "triples.jsonl").read_text().splitlines()]
+    assert len(triples) > 200
+    containing = [t for t in triples if t["query"] in t["pos_text"]]
+    if remove_sentence:
+        docs = small.docs()
+        assert not [t for t in containing if docs[t["pos_id"]].text.count(t["query"]) == 1]
+        assert all(t["pos_text"] != docs[t["pos_id"]].full_text for t in triples)
+    else:
+        assert len(containing) == len(triples)
 
 
 def test_stage_without_queries_names_the_missing_stage(small, tmp_path):

@@ -4,7 +4,8 @@ InPars (Bonifacio et al., SIGIR 2022, section 3) and the InPars toolkit (Abonizi
 synthetic query's negative at random among the top 1000 documents BM25 retrieves for it. The toolkit does
 not exclude the query's own source document from that pool, so the positive can come back as its own
 negative; here it never can: the positive, and any other document whose text is identical to it (a duplicate
-in the corpus), are removed from the pool before drawing.
+in the corpus), are removed from the pool before drawing. A record's ``positive_text`` (the ``ict`` document
+without its query sentence) is the triple's positive text; otherwise the whole source document is.
 
 Draws are reproducible: each query has its own ``random.Random`` seeded with ``"<seed>:<query_id>"``, so a
 query's negatives depend neither on the order of the records nor on which other queries were kept.
@@ -123,8 +124,8 @@ class Bm25Negatives(Miner):
         negatives = draw_negatives(ranked, positive, docs, self.options.n_negatives, rng)
         if not negatives:
             return None
-        return Triple(query_id=record.query_id, query=record.query, pos_id=positive.doc_id,
-                      pos_text=positive.full_text, neg_ids=tuple(negatives),
+        pos_text = positive.full_text if record.positive_text is None else record.positive_text
+        return Triple(query_id=record.query_id, query=record.query, pos_id=positive.doc_id, pos_text=pos_text, neg_ids=tuple(negatives),
                       neg_texts=tuple(docs[d].full_text for d in negatives))
 
 
