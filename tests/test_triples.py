@@ -21,15 +21,18 @@ from inparsx.pipeline import StageContext
 from inparsx.recipe import DatasetConfig, Recipe, RecipeInfo, StageConfig
 from inparsx.records import Document, SyntheticQuery
 from inparsx.retrieve.stage import open_retriever
-from inparsx.testing.plugins import only
-from inparsx.triples.bm25_negatives import Bm25Negatives, draw_negatives
+from inparsx.rerank.fusion import interpolate, ranked as ranked_ids
+from inparsx.testing.fakes import ChecksumReranker, checksum_score
+from inparsx.testing.plugins import only, plugin_module
+from inparsx.triples.bm25_negatives import Bm25Negatives, draw_negatives, teacher_scores
 from inparsx.triples.stage import read_synthetic_queries, run_stage
 
 
 @pytest.fixture(scope="module", autouse=True)
 def registry():
     """Only the components these tests need, registered through the hooks."""
-    with only(inparsx.datasets.beir, inparsx.retrieve.plugins, inparsx.triples.plugins):
+    with only(inparsx.datasets.beir, inparsx.retrieve.plugins, inparsx.triples.plugins,
+              plugin_module("checksum-plugin", rerankers=[ChecksumReranker])):
         yield
 
 
@@ -170,6 +173,40 @@ def test_ict_positive_without_its_sentence_reaches_the_triples(small, tmp_path, 
         assert all(t["pos_text"] != docs[t["pos_id"]].full_text for t in triples)
     else:
         assert len(containing) == len(triples)
+
+
+def test_teacher_scores_rank_as_the_rerank_interpolation_in_model_units():
+    model = {"a": 0.9, "b": 0.5, "c": 0.7, "d": 0.62}
+    bm25 = {"a": 3.0, "b": 12.0, "c": 8.0}  # d: not retrieved by BM25
+    assert teacher_scores(model, bm25, 1.0) == model
+    for alpha in (0.3, 0.5, 0.8):
+        fused = teacher_scores(model, bm25, alpha)
+        interpolated = interpolate({"q": bm25}, {"q": model}, alpha)["q"]
+        assert ranked_ids(fused) == ranked_ids(interpolated)
+        span = 0.9 - 0.5
+        for x, y in (("a", "b"), ("c", "d"), ("b", "d")):
+            assert fused[x] - fused[y] == pytest.approx(span / alpha * (interpolated[x] - interpolated[y]))
+
+
+def test_teacher_scores_every_triple_over_its_bm25_candidates(small, records, tmp_path):
+    triples = mine(small, records[:8], tmp_path, depth=30, teacher="checksum", teacher_options={"model": "zs"},
+                   teacher_alpha=0.4)
+    assert len(triples) == 8 and all(t.pos_score is not None and len(t.neg_scores) == 1 for t in triples)
+    docs = small.docs()
+    run = open_retriever("bm25", {}, small).search({t.query_id: t.query for t in triples}, 30)
+    for triple in triples:
+        hits = run[triple.query_id]
+        raw = {d: checksum_score("zs", triple.query, docs[d].full_text) for d in hits if d != triple.pos_id}
+        raw[triple.pos_id] = checksum_score("zs", triple.query, triple.pos_text)
+        expected = teacher_scores(raw, hits, 0.4)
+        assert triple.pos_score == expected[triple.pos_id] and triple.neg_scores == (expected[triple.neg_ids[0]],)
+
+
+def test_unknown_teacher_or_teacher_option_is_rejected():
+    with pytest.raises(ValidationError, match="teacher_options for 'checksum'"):
+        Bm25Negatives.Options(teacher="checksum", teacher_options={"model": "m", "depht": 3})
+    with pytest.raises(ValidationError, match="nope"):
+        Bm25Negatives.Options(teacher="nope", teacher_options={"model": "m"})
 
 
 def test_stage_without_queries_names_the_missing_stage(small, tmp_path):

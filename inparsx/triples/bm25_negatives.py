@@ -7,6 +7,11 @@ negative; here it never can: the positive, and any other document whose text is 
 in the corpus), are removed from the pool before drawing. A record's ``positive_text`` (the ``ict`` document
 without its query sentence) is the triple's positive text; otherwise the whole source document is.
 
+With a ``teacher`` (a registered reranker, e.g. the zero-shot bi-encoder), every triple also carries teacher
+scores for its positive and negatives, for MarginMSE training (GPL, Wang et al. 2022, labels its triples with a
+cross-encoder). The teacher is the fusion the rerank stage uses, the model interpolated with BM25 at
+``teacher_alpha``, expressed in the model's own units (see :func:`teacher_scores`).
+
 Draws are reproducible: each query has its own ``random.Random`` seeded with ``"<seed>:<query_id>"``, so a
 query's negatives depend neither on the order of the records nor on which other queries were kept.
 """
@@ -36,6 +41,9 @@ class Bm25NegativesOptions(Options):
     ``retriever``: the registered retriever that ranks the candidates (default ``bm25``, Lucene).
     ``retriever_options``: that retriever's options, e.g. ``{fields = "multifield", k1 = 1.2}``.
     ``chunk_size``: queries searched at a time (bounds memory: ``chunk_size * depth`` scores).
+    ``teacher``: a registered reranker that scores each triple (``None``: no scores). ``teacher_options``: its
+    options, ``model`` included, e.g. ``{model = "sentence-transformers/all-MiniLM-L6-v2", max_length = 128}``.
+    ``teacher_alpha``: weight of the teacher model against BM25, as the rerank stage's ``interpolate``.
     """
 
     depth: int = Field(1000, ge=1)
@@ -43,19 +51,49 @@ class Bm25NegativesOptions(Options):
     retriever: str = "bm25"
     retriever_options: dict[str, Any] = Field(default_factory=dict)
     chunk_size: int = Field(1000, ge=1)
+    teacher: str | None = None
+    teacher_options: dict[str, Any] = Field(default_factory=dict)
+    teacher_alpha: float = Field(0.5, gt=0.0, le=1.0)
 
     @model_validator(mode="after")
-    def _check_retriever(self) -> "Bm25NegativesOptions":
-        """Reject an unknown retriever or options it does not take when the recipe is validated."""
-        try:
-            cls = get_registry().get("retrievers", self.retriever)
-            cls.Options(**self.retriever_options)
-        except PluginError as exc:
-            raise ValueError(str(exc)) from None
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise ValueError(f"retriever_options for {self.retriever!r}: {problems}") from None
+    def _check_plugins(self) -> "Bm25NegativesOptions":
+        """Reject an unknown retriever or teacher, or options they do not take, when the recipe is validated."""
+        _check_plugin_options("retrievers", self.retriever, self.retriever_options, "retriever_options")
+        if self.teacher is not None:
+            _check_plugin_options("rerankers", self.teacher, self.teacher_options, "teacher_options")
         return self
+
+
+def _check_plugin_options(kind: str, name: str, options: dict[str, Any], key: str) -> None:
+    try:
+        get_registry().get(kind, name).Options(**options)
+    except PluginError as exc:
+        raise ValueError(str(exc)) from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"{key} for {name!r}: {problems}") from None
+
+
+def teacher_scores(model_scores: dict[str, float], bm25: dict[str, float], alpha: float) -> dict[str, float]:
+    """The fused teacher, in the model's units: ``s + w * span * minmax(bm25)`` with ``w = (1 - alpha) / alpha``
+    and ``span = max(s) - min(s)`` over the query's candidates.
+
+    It ranks the candidates exactly as the rerank stage's interpolation ``alpha * minmax(s) + (1 - alpha) *
+    minmax(bm25)`` does (it is that score times ``span / alpha``, plus a constant), but its margins are on the
+    model's own scale, so a student initialised from the teacher model starts with the model's margins and
+    only has to learn BM25's share. A candidate without a BM25 score gets the lowest.
+
+    Args:
+        model_scores: the teacher model's score of every candidate (positive included).
+        bm25: BM25 scores of the candidates BM25 retrieved.
+        alpha: the model's weight, in (0, 1].
+    """
+    from inparsx.rerank.fusion import minmax
+
+    span = max(model_scores.values()) - min(model_scores.values()) if model_scores else 0.0
+    lexical = minmax({d: bm25[d] for d in model_scores if d in bm25})
+    weight = (1 - alpha) / alpha
+    return {d: s + weight * span * lexical.get(d, 0.0) for d, s in model_scores.items()}
 
 
 def draw_negatives(ranked: Sequence[str], positive: Document, docs: dict[str, Document], n: int,
@@ -105,16 +143,45 @@ class Bm25Negatives(Miner):
         docs = ctx.dataset.docs()
         _check_positives(queries, docs, ctx.dataset.name)
         retriever = open_retriever(self.options.retriever, self.options.retriever_options, ctx.dataset)
+        teacher = self._teacher(ctx)
         size = self.options.chunk_size
-        with progress_task("BM25 negatives", len(queries), "queries") as (bar, task):
-            for start in range(0, len(queries), size):
-                chunk = queries[start:start + size]
-                run = retriever.search({q.query_id: q.query for q in chunk}, self.options.depth)
-                for record in chunk:
-                    triple = self._triple(record, run.get(record.query_id, {}), docs, ctx.seed)
-                    if triple is not None:
-                        yield triple
-                bar.advance(task, len(chunk))
+        try:
+            with progress_task("BM25 negatives", len(queries), "queries") as (bar, task):
+                for start in range(0, len(queries), size):
+                    chunk = queries[start:start + size]
+                    run = retriever.search({q.query_id: q.query for q in chunk}, self.options.depth)
+                    for record in chunk:
+                        hits = run.get(record.query_id, {})
+                        triple = self._triple(record, hits, docs, ctx.seed)
+                        if triple is not None:
+                            yield triple if teacher is None else self._scored(triple, hits, docs, teacher)
+                    bar.advance(task, len(chunk))
+        finally:
+            if teacher is not None:
+                teacher.unload()
+
+    def _teacher(self, ctx: "StageContext") -> Any:
+        """The loaded teacher reranker, or ``None`` without one."""
+        if self.options.teacher is None:
+            return None
+        cls = get_registry().get("rerankers", self.options.teacher)
+        options = cls.Options(**self.options.teacher_options)
+        teacher = cls(options)
+        teacher.load(ctx.resolve_model(options.model))
+        teacher.use_corpus(ctx.dataset.fingerprint())
+        return teacher
+
+    def _scored(self, triple: Triple, hits: dict[str, float], docs: dict[str, Document], teacher: Any) -> Triple:
+        """``triple`` with teacher scores (:func:`teacher_scores` over the positive and the BM25 candidates)."""
+        import dataclasses
+
+        texts = {docid: docs[docid].full_text for docid in hits if docid in docs and docid != triple.pos_id}
+        texts[triple.pos_id] = triple.pos_text
+        ids = list(texts)
+        raw = dict(zip(ids, teacher.score([triple.query] * len(ids), [texts[d] for d in ids])))
+        fused = teacher_scores(raw, hits, self.options.teacher_alpha)
+        return dataclasses.replace(triple, pos_score=fused[triple.pos_id],
+                                   neg_scores=tuple(fused[d] for d in triple.neg_ids))
 
     def _triple(self, record: SyntheticQuery, hits: dict[str, float], docs: dict[str, Document],
                 seed: int) -> Triple | None:
