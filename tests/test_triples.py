@@ -189,7 +189,7 @@ def test_teacher_scores_rank_as_the_rerank_interpolation_in_model_units():
 
 
 def test_teacher_scores_every_triple_over_its_bm25_candidates(small, records, tmp_path):
-    triples = mine(small, records[:8], tmp_path, depth=30, teacher="checksum", teacher_options={"model": "zs"},
+    triples = mine(small, records[:8], tmp_path, depth=30, teacher="checksum", teacher_model="zs",
                    teacher_alpha=0.4)
     assert len(triples) == 8 and all(t.pos_score is not None and len(t.neg_scores) == 1 for t in triples)
     docs = small.docs()
@@ -204,9 +204,11 @@ def test_teacher_scores_every_triple_over_its_bm25_candidates(small, records, tm
 
 def test_unknown_teacher_or_teacher_option_is_rejected():
     with pytest.raises(ValidationError, match="teacher_options for 'checksum'"):
-        Bm25Negatives.Options(teacher="checksum", teacher_options={"model": "m", "depht": 3})
+        Bm25Negatives.Options(teacher="checksum", teacher_model="m", teacher_options={"depht": 3})
     with pytest.raises(ValidationError, match="nope"):
-        Bm25Negatives.Options(teacher="nope", teacher_options={"model": "m"})
+        Bm25Negatives.Options(teacher="nope", teacher_model="m")
+    with pytest.raises(ValidationError, match="go together"):
+        Bm25Negatives.Options(teacher="checksum")
 
 
 def test_stage_without_queries_names_the_missing_stage(small, tmp_path):

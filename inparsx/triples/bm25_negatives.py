@@ -22,10 +22,10 @@ import random
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from inparsx.errors import InparsxError, PluginError
-from inparsx.plugins import Options, get_registry
+from inparsx.errors import InparsxError
+from inparsx.plugins import Options
 from inparsx.progress import progress_task
 from inparsx.records import Document, SyntheticQuery
 from inparsx.triples.base import Miner, Triple
@@ -41,9 +41,9 @@ class Bm25NegativesOptions(Options):
     ``retriever``: the registered retriever that ranks the candidates (default ``bm25``, Lucene).
     ``retriever_options``: that retriever's options, e.g. ``{fields = "multifield", k1 = 1.2}``.
     ``chunk_size``: queries searched at a time (bounds memory: ``chunk_size * depth`` scores).
-    ``teacher``: a registered reranker that scores each triple (``None``: no scores). ``teacher_options``: its
-    options, ``model`` included, e.g. ``{model = "sentence-transformers/all-MiniLM-L6-v2", max_length = 128}``.
-    ``teacher_alpha``: weight of the teacher model against BM25, as the rerank stage's ``interpolate``.
+    ``teacher``: a registered reranker that scores each triple (``None``: no scores). ``teacher_model``: its
+    checkpoint (hub id, folder or ``@stage``). ``teacher_options``: its other options, e.g.
+    ``{max_length = 128, dtype = "fp32"}``. ``teacher_alpha``: weight of the teacher model against BM25, as the rerank stage's ``interpolate``.
     """
 
     depth: int = Field(1000, ge=1)
@@ -52,26 +52,22 @@ class Bm25NegativesOptions(Options):
     retriever_options: dict[str, Any] = Field(default_factory=dict)
     chunk_size: int = Field(1000, ge=1)
     teacher: str | None = None
+    teacher_model: str | None = None
     teacher_options: dict[str, Any] = Field(default_factory=dict)
     teacher_alpha: float = Field(0.5, gt=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _check_plugins(self) -> "Bm25NegativesOptions":
         """Reject an unknown retriever or teacher, or options they do not take, when the recipe is validated."""
-        _check_plugin_options("retrievers", self.retriever, self.retriever_options, "retriever_options")
+        from inparsx.filter.reranker_filter import check_component
+
+        check_component("retrievers", self.retriever, self.retriever_options, "retriever_options")
+        if (self.teacher is None) != (self.teacher_model is None):
+            raise ValueError("teacher and teacher_model go together (a reranker name and its checkpoint)")
         if self.teacher is not None:
-            _check_plugin_options("rerankers", self.teacher, self.teacher_options, "teacher_options")
+            check_component("rerankers", self.teacher, {**self.teacher_options, "model": self.teacher_model},
+                            "teacher_options")
         return self
-
-
-def _check_plugin_options(kind: str, name: str, options: dict[str, Any], key: str) -> None:
-    try:
-        get_registry().get(kind, name).Options(**options)
-    except PluginError as exc:
-        raise ValueError(str(exc)) from None
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"{key} for {name!r}: {problems}") from None
 
 
 def teacher_scores(model_scores: dict[str, float], bm25: dict[str, float], alpha: float) -> dict[str, float]:
@@ -162,14 +158,13 @@ class Bm25Negatives(Miner):
 
     def _teacher(self, ctx: "StageContext") -> Any:
         """The loaded teacher reranker, or ``None`` without one."""
-        if self.options.teacher is None:
+        from inparsx.filter.reranker_filter import build_reranker
+
+        opts = self.options
+        if opts.teacher is None:
             return None
-        cls = get_registry().get("rerankers", self.options.teacher)
-        options = cls.Options(**self.options.teacher_options)
-        teacher = cls(options)
-        teacher.load(ctx.resolve_model(options.model))
-        teacher.use_corpus(ctx.dataset.fingerprint())
-        return teacher
+        options = {k: v for k, v in opts.teacher_options.items() if k != "batch_size"}
+        return build_reranker(opts.teacher, opts.teacher_model, opts.teacher_options.get("batch_size", 32), options, ctx)
 
     def _scored(self, triple: Triple, hits: dict[str, float], docs: dict[str, Document], teacher: Any) -> Triple:
         """``triple`` with teacher scores (:func:`teacher_scores` over the positive and the BM25 candidates)."""
