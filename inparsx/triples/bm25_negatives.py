@@ -146,11 +146,9 @@ class Bm25Negatives(Miner):
                 for start in range(0, len(queries), size):
                     chunk = queries[start:start + size]
                     run = retriever.search({q.query_id: q.query for q in chunk}, self.options.depth)
-                    for record in chunk:
-                        hits = run.get(record.query_id, {})
-                        triple = self._triple(record, hits, docs, ctx.seed)
-                        if triple is not None:
-                            yield triple if teacher is None else self._scored(triple, hits, docs, teacher)
+                    triples = [t for t in (self._triple(r, run.get(r.query_id, {}), docs, ctx.seed) for r in chunk)
+                               if t is not None]
+                    yield from triples if teacher is None else self._scored(triples, run, docs, teacher)
                     bar.advance(task, len(chunk))
         finally:
             if teacher is not None:
@@ -166,17 +164,26 @@ class Bm25Negatives(Miner):
         options = {k: v for k, v in opts.teacher_options.items() if k != "batch_size"}
         return build_reranker(opts.teacher, opts.teacher_model, opts.teacher_options.get("batch_size", 32), options, ctx)
 
-    def _scored(self, triple: Triple, hits: dict[str, float], docs: dict[str, Document], teacher: Any) -> Triple:
-        """``triple`` with teacher scores (:func:`teacher_scores` over the positive and the BM25 candidates)."""
+    def _scored(self, triples: list[Triple], run: dict[str, dict[str, float]], docs: dict[str, Document],
+                teacher: Any, group: int = 64) -> Iterator[Triple]:
+        """``triples`` with teacher scores (:func:`teacher_scores` over each positive and its query's BM25
+        candidates), scored ``group`` queries per call so that queries are encoded in batches."""
         import dataclasses
 
-        texts = {docid: docs[docid].full_text for docid in hits if docid in docs and docid != triple.pos_id}
-        texts[triple.pos_id] = triple.pos_text
-        ids = list(texts)
-        raw = dict(zip(ids, teacher.score([triple.query] * len(ids), [texts[d] for d in ids])))
-        fused = teacher_scores(raw, hits, self.options.teacher_alpha)
-        return dataclasses.replace(triple, pos_score=fused[triple.pos_id],
-                                   neg_scores=tuple(fused[d] for d in triple.neg_ids))
+        for start in range(0, len(triples), group):
+            pairs: list[tuple[Triple, str, str]] = []
+            for triple in triples[start:start + group]:
+                hits = run.get(triple.query_id, {})
+                pairs += [(triple, d, docs[d].full_text) for d in hits if d in docs and d != triple.pos_id]
+                pairs.append((triple, triple.pos_id, triple.pos_text))
+            scores = teacher.score([t.query for t, _, _ in pairs], [text for _, _, text in pairs])
+            raw: dict[str, dict[str, float]] = {}
+            for (triple, docid, _), score in zip(pairs, scores):
+                raw.setdefault(triple.query_id, {})[docid] = score
+            for triple in triples[start:start + group]:
+                fused = teacher_scores(raw[triple.query_id], run.get(triple.query_id, {}), self.options.teacher_alpha)
+                yield dataclasses.replace(triple, pos_score=fused[triple.pos_id],
+                                          neg_scores=tuple(fused[d] for d in triple.neg_ids))
 
     def _triple(self, record: SyntheticQuery, hits: dict[str, float], docs: dict[str, Document],
                 seed: int) -> Triple | None:
