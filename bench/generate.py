@@ -11,7 +11,7 @@ rotating order, so that load from other processes and drift hit them alike.
     python bench/generate.py [--docs 48] [--chunk 16] [--batch-size 16] [--model HuggingFaceTB/SmolLM2-135M-Instruct]
 
 The ``hf`` side runs in fp32 and in bf16. In the same run, the script measures this CPU's matrix-product
-limit (a 2048 x 2048 product, fp32 and bf16) and the prefill throughput of one ``hf`` batch (GFLOP/s counted
+limit (a 1024 x 1024 product, fp32 and bf16) and the prefill throughput of one ``hf`` batch (GFLOP/s counted
 as 2 x parameters x prompt tokens), and prints the fraction of each limit that the prefill reaches. Prints
 docs/s and generated tokens/s of each side, how many of its queries equal the baseline's, and as its last line
 ``ratio: <docs/s of the faster hf side / docs/s of the baseline>``. About 10 minutes with ``--docs 48`` on an
@@ -73,7 +73,7 @@ def _baseline_runner(model, tokenizer, builder, newline_id: int, max_new_tokens:
     return run
 
 
-def matmul_limit(dtype, size: int = 2048, repeats: int = 5) -> float:
+def matmul_limit(dtype, size: int = 1024, repeats: int = 3) -> float:
     """GFLOP/s of the best of ``repeats`` ``size`` x ``size`` matrix products in ``dtype`` (torch's threads)."""
     import torch
 
@@ -161,7 +161,7 @@ def main() -> None:
               f"torch threads {torch.get_num_threads()}; AVX512-BF16/AMX: {bf16}"
               + ("" if "hf bf16" in sides else " (no bf16 side: pass --bf16 to run it anyway)"), flush=True)
         limits = {"fp32": matmul_limit(torch.float32), "bf16": matmul_limit(torch.bfloat16)}
-        print(f"matmul limit (2048 x 2048, this run): fp32 {limits['fp32']:.1f} GFLOP/s, bf16 {limits['bf16']:.1f} GFLOP/s")
+        print(f"matmul limit (1024 x 1024, this run): fp32 {limits['fp32']:.1f} GFLOP/s, bf16 {limits['bf16']:.1f} GFLOP/s")
         for name, (gen, gen_ctx) in sides.items():
             achieved = prefill_gflops(gen, gen_ctx, docs[:args.batch_size])
             print(f"{name} prefill (batch {args.batch_size}): {achieved:.1f} GFLOP/s = "
