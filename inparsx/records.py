@@ -64,8 +64,12 @@ class SyntheticQuery:
     Keeps the fields the InPars toolkit writes so files stay comparable: ``doc_id``, ``query``, ``log_probs``
     (natural-log probability of each generated token), ``score`` (their mean, eq. 1 of the InPars toolkit
     paper, Abonizio et al. 2023), ``prompt_text`` and ``generator``; plus ``fewshot_examples`` (query ids of
-    the few-shot examples, when the prompt used some), ``query_id`` (unique per record) and free-form
-    ``extra``.
+    the few-shot examples, when the prompt used some), ``query_id`` (unique per record), ``positive_text``
+    and free-form ``extra``.
+
+    ``positive_text`` is the text the triples stage uses as the query's positive instead of the source
+    document's ``full_text``; ``None`` means the whole document. The ``ict`` generator sets it to the document
+    with the query sentence removed (Lee et al., 2019), so the positive does not contain its query verbatim.
     """
 
     query_id: str
@@ -76,6 +80,7 @@ class SyntheticQuery:
     prompt_text: str = ""
     generator: str = ""
     fewshot_examples: list[str] = field(default_factory=list)
+    positive_text: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from inparsx.generate.ict import POSITIVE_TEXT, ICTGenerator, split_sentences
+from inparsx.generate.ict import ICTGenerator, split_sentences
 from inparsx.generate.stage import generate_queries, sample_docs
 from inparsx.pipeline import StageContext
 from inparsx.plugins import get_registry
@@ -62,7 +62,7 @@ def test_ict_over_the_whole_scifact_corpus_in_under_30_s(scifact, tmp_path):
         doc = docs[record["doc_id"]]
         start, end = record["extra"]["sentence_span"]
         assert record["query"] == doc.text[start:end] and 5 <= len(record["query"].split()) <= 64
-        positive = record["extra"][POSITIVE_TEXT]
+        positive = record["positive_text"]
         assert record["query"] not in positive or doc.text.count(record["query"]) > 1
         assert positive == Document(doc.doc_id, f"{doc.text[:start].rstrip()} {doc.text[end:].lstrip()}".strip(),
                                     doc.title).full_text
@@ -80,7 +80,7 @@ def test_ict_is_seeded(scifact, tmp_path):
 def test_ict_options(scifact):
     doc = scifact.docs()["4983"]
     kept = ICTGenerator(ICTGenerator.Options(remove_sentence=False)).query_for(doc, seed=1)
-    assert kept is not None and POSITIVE_TEXT not in kept.extra
+    assert kept is not None and kept.positive_text is None
     assert ICTGenerator(ICTGenerator.Options(min_words=500, max_words=600)).query_for(doc, seed=1) is None
     one_sentence = Document("x", "Only one sentence here in this abstract.", "Title")
     assert ICTGenerator().query_for(one_sentence, seed=1) is None

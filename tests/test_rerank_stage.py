@@ -111,6 +111,29 @@ def test_zero_shot_model_writes_its_own_runs(scifact_small, tmp_path):
     assert '"zeroshot"' in summary and '"pairs_per_second"' in summary
 
 
+def test_compare_models_get_runs_of_their_own_name(scifact_small, tmp_path):
+    from inparsx.rerank.stage import run_stage
+
+    ctx, _ = make_ctx(scifact_small, tmp_path, {"model": "trained", "zero_shot_model": "base", "depth": DEPTH,
+                                                "interpolate": 0.5, "compare_models": {"ict": "other"}})
+    run_stage(ctx)
+    runs = ctx.runs()
+    assert list(runs) == ["retrieve", "rerank", "ict", "ict-alone", "rerank-alone", "zeroshot", "zeroshot-alone"]
+    assert read_trec_run(runs["ict"]) not in (read_trec_run(runs["rerank"]), read_trec_run(runs["zeroshot"]))
+    notes = ctx.run_notes()
+    assert notes["runs"]["ict"].startswith("ict other on the retrieve top 8, interpolated")
+    assert [p["against"] for p in notes["pairs"]] == ["zeroshot", "zeroshot-alone"]
+    assert (tmp_path / "rerank" / "scores-ict.jsonl").is_file()
+
+
+@pytest.mark.parametrize("name", ["zeroshot", "rerank-x", "ict-alone", "Bad Name"])
+def test_compare_model_names_that_would_clash_are_rejected(name):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="compare_models"):
+        ChecksumReranker.Options(model="m", compare_models={name: "other"})
+
+
 def test_pipeline_runs_a_real_cross_encoder_on_scifact(scifact_small, tmp_path):
     """The stage through the runner, with a tiny random BERT as cross-encoder (``model`` and zero-shot)."""
     from inparsx.testing import tiny_bert

@@ -125,6 +125,32 @@ def test_bi_encoder_trains_with_hard_negatives(triples_file, bert, tmp_path, cap
     assert re.search(r"^step \d+/\d+  loss \d+\.\d{4}", printed.err, re.MULTILINE)
 
 
+def test_bi_encoder_margin_mse_moves_the_student_towards_the_teachers_margins(triples_file, bert, tmp_path):
+    """The teacher prefers every negative to its positive by 0.8; MarginMSE must pull the student's margin
+    sim(q, d+) - sim(q, d-) (dot products, as the loss computes them) down towards -0.8."""
+    from sentence_transformers import SentenceTransformer
+
+    triples = [json.loads(line) for line in triples_file.read_text().splitlines()]
+    scored = tmp_path / "scored.jsonl"
+    scored.write_text("".join(json.dumps({**t, "pos_score": 0.1, "neg_scores": [0.9] * len(t["neg_ids"])}) + "\n"
+                              for t in triples))
+
+    def margin(model_dir: Path) -> float:
+        model = SentenceTransformer(str(model_dir))
+        model.max_seq_length = 64
+        q, p, n = (model.encode([t[k] if k != "neg_texts" else t[k][0] for t in triples], convert_to_tensor=True)
+                   for k in ("query", "pos_text", "neg_texts"))
+        return float(((q * p).sum(1) - (q * n).sum(1)).mean())
+
+    before = margin(bert)
+    out = _build("bi-encoder", base_model=str(bert), loss="margin-mse", **{**FAST, "max_steps": 12}).train(scored, tmp_path / "m")
+    after = margin(out)
+    assert after < before - 0.1, (before, after)
+    assert abs(after + 0.8) < abs(before + 0.8)
+    with pytest.raises(DataError, match="no teacher scores"):
+        _build("bi-encoder", base_model=str(bert), loss="margin-mse", **FAST).train(triples_file, tmp_path / "x")
+
+
 def test_same_seed_same_weights_other_seed_differs(triples_file, bert, tmp_path):
     runs = {}
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):

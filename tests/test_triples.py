@@ -14,21 +14,25 @@ import inparsx.datasets.beir
 import inparsx.retrieve.plugins
 import inparsx.triples.plugins
 from inparsx.datasets.beir import BeirFolderDataset
+from inparsx.generate.ict import ICTGenerator
 from inparsx.errors import DataError, InparsxError
 from inparsx.io import write_jsonl
 from inparsx.pipeline import StageContext
 from inparsx.recipe import DatasetConfig, Recipe, RecipeInfo, StageConfig
 from inparsx.records import Document, SyntheticQuery
 from inparsx.retrieve.stage import open_retriever
-from inparsx.testing.plugins import only
-from inparsx.triples.bm25_negatives import Bm25Negatives, draw_negatives
+from inparsx.rerank.fusion import interpolate, ranked as ranked_ids
+from inparsx.testing.fakes import ChecksumReranker, checksum_score
+from inparsx.testing.plugins import only, plugin_module
+from inparsx.triples.bm25_negatives import Bm25Negatives, draw_negatives, teacher_scores
 from inparsx.triples.stage import read_synthetic_queries, run_stage
 
 
 @pytest.fixture(scope="module", autouse=True)
 def registry():
     """Only the components these tests need, registered through the hooks."""
-    with only(inparsx.datasets.beir, inparsx.retrieve.plugins, inparsx.triples.plugins):
+    with only(inparsx.datasets.beir, inparsx.retrieve.plugins, inparsx.triples.plugins,
+              plugin_module("checksum-plugin", rerankers=[ChecksumReranker])):
         yield
 
 
@@ -150,6 +154,61 @@ def test_stage_reads_the_filter_output_when_the_recipe_filters(small, records, t
     assert set(json.loads(lines[0])) == {"query_id", "query", "pos_id", "pos_text", "neg_ids", "neg_texts"}
     assert json.loads((tmp_path / "triples" / "summary.json").read_text())["source"] == "filter/queries.jsonl"
     assert not list((tmp_path / "triples").glob("*.tmp"))
+
+
+@pytest.mark.parametrize("remove_sentence", [True, False])
+def test_ict_positive_without_its_sentence_reaches_the_triples(small, tmp_path, remove_sentence):
+    """With ``remove_sentence``, no triple's positive contains its query; without it, every positive does."""
+    ict = ICTGenerator(ICTGenerator.Options(remove_sentence=remove_sentence))
+    records = [r for r in (ict.query_for(doc, seed=1) for doc in small.docs_iter()) if r is not None]
+    write_jsonl(tmp_path / "generate" / "queries.jsonl", [r.to_dict() for r in records])
+    miner = Bm25Negatives(Bm25Negatives.Options(retriever="bm25s"))
+    run_stage(context(small, tmp_path, miner=miner))
+    triples = [json.loads(line) for line in (tmp_path / "triples" / "triples.jsonl").read_text().splitlines()]
+    assert len(triples) > 200
+    containing = [t for t in triples if t["query"] in t["pos_text"]]
+    if remove_sentence:
+        docs = small.docs()
+        assert not [t for t in containing if docs[t["pos_id"]].text.count(t["query"]) == 1]
+        assert all(t["pos_text"] != docs[t["pos_id"]].full_text for t in triples)
+    else:
+        assert len(containing) == len(triples)
+
+
+def test_teacher_scores_rank_as_the_rerank_interpolation_in_model_units():
+    model = {"a": 0.9, "b": 0.5, "c": 0.7, "d": 0.62}
+    bm25 = {"a": 3.0, "b": 12.0, "c": 8.0}  # d: not retrieved by BM25
+    assert teacher_scores(model, bm25, 1.0) == model
+    for alpha in (0.3, 0.5, 0.8):
+        fused = teacher_scores(model, bm25, alpha)
+        interpolated = interpolate({"q": bm25}, {"q": model}, alpha)["q"]
+        assert ranked_ids(fused) == ranked_ids(interpolated)
+        span = 0.9 - 0.5
+        for x, y in (("a", "b"), ("c", "d"), ("b", "d")):
+            assert fused[x] - fused[y] == pytest.approx(span / alpha * (interpolated[x] - interpolated[y]))
+
+
+def test_teacher_scores_every_triple_over_its_bm25_candidates(small, records, tmp_path):
+    triples = mine(small, records[:8], tmp_path, depth=30, teacher="checksum", teacher_model="zs",
+                   teacher_alpha=0.4)
+    assert len(triples) == 8 and all(t.pos_score is not None and len(t.neg_scores) == 1 for t in triples)
+    docs = small.docs()
+    run = open_retriever("bm25", {}, small).search({t.query_id: t.query for t in triples}, 30)
+    for triple in triples:
+        hits = run[triple.query_id]
+        raw = {d: checksum_score("zs", triple.query, docs[d].full_text) for d in hits if d != triple.pos_id}
+        raw[triple.pos_id] = checksum_score("zs", triple.query, triple.pos_text)
+        expected = teacher_scores(raw, hits, 0.4)
+        assert triple.pos_score == expected[triple.pos_id] and triple.neg_scores == (expected[triple.neg_ids[0]],)
+
+
+def test_unknown_teacher_or_teacher_option_is_rejected():
+    with pytest.raises(ValidationError, match="teacher_options for 'checksum'"):
+        Bm25Negatives.Options(teacher="checksum", teacher_model="m", teacher_options={"depht": 3})
+    with pytest.raises(ValidationError, match="nope"):
+        Bm25Negatives.Options(teacher="nope", teacher_model="m")
+    with pytest.raises(ValidationError, match="go together"):
+        Bm25Negatives.Options(teacher="checksum")
 
 
 def test_stage_without_queries_names_the_missing_stage(small, tmp_path):

@@ -52,9 +52,9 @@ class LengthFilter(Filter):
     def _tokenizer(self):
         from transformers import AutoTokenizer
 
-        from inparsx.models import resolve_model_name
+        from inparsx.models import from_pretrained
 
-        return AutoTokenizer.from_pretrained(resolve_model_name(self.options.count_by))
+        return from_pretrained(AutoTokenizer, self.options.count_by)
 
     def count(self, record: SyntheticQuery) -> int:
         """The record's length in the unit of ``count_by``.

@@ -33,7 +33,9 @@ class HFOptions(PromptOptions):
     """Options of the ``hf`` generator (the recipe's ``[generate]`` table with ``use = "hf"``); the prompt
     options are :class:`~inparsx.generate.prompted.PromptOptions`."""
 
-    model: str = Field(description="hub id, local folder, or @stage (e.g. @tune)")
+    model: str = Field(description="hub id, local folder, a .gguf file, or @stage (e.g. @tune)")
+    gguf_file: str | None = Field(None, description="a GGUF file inside the model's folder or hub repository "
+                                  "(transformers dequantizes it; needs the gguf package)")
     max_new_tokens: int = Field(64, ge=1)
     stop: list[str] = Field(default_factory=lambda: ["\n"])
     do_sample: bool = False
@@ -138,23 +140,27 @@ class HFGenerator(PromptedGenerator):
 
 def load_model(path: str, options: HFOptions) -> tuple[Any, Any]:
     """Load a causal LM or seq2seq model and its tokenizer as ``options`` say (dtype, bitsandbytes
-    quantisation, device map; one device per process under ``accelerate launch``).
+    quantisation, device map; one device per process under ``accelerate launch``). ``path`` may be a packaged
+    hub id or a ``.gguf`` file (see :func:`inparsx.models.model_source`); ``options.gguf_file`` names a GGUF
+    file inside it.
 
     Raises:
         InparsxError: the model or tokenizer cannot be loaded (missing folder, no network, unknown id).
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
+    from inparsx.models import from_pretrained
+
     common = source_kwargs(options)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, **common)
-        config = AutoConfig.from_pretrained(path, **common)
+        tokenizer = from_pretrained(AutoTokenizer, path, options.gguf_file, **common)
+        config = from_pretrained(AutoConfig, path, options.gguf_file, **common)
         cls = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
         kwargs = model_kwargs(options)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
-            model = cls.from_pretrained(path, **kwargs)
-    except (OSError, ValueError) as exc:
+            model = from_pretrained(cls, path, options.gguf_file, **kwargs)
+    except (OSError, ValueError, ImportError) as exc:
         raise InparsxError(f"cannot load generator model {path!r}: {exc}") from None
     if "device_map" not in kwargs:
         model.to(_device())

@@ -1,10 +1,10 @@
 """The ``ict`` generator: the Inverse Cloze Task (Lee, Chang and Toutanova, ACL 2019), no language model.
 
 A sentence of each document, drawn with the seed, becomes its query; by default it is removed from the
-document used as the positive (Lee et al. remove it 90% of the time; here ``remove_sentence`` decides). The
-positive's text goes to ``extra["positive_text"]`` for the triples stage. The sentence splitter is built
-for scientific abstracts: abbreviations (``et al.``, ``e.g.``, ``Fig. 2``), decimals and p-values do not end
-a sentence.
+document used as the positive (Lee et al. remove it 90% of the time; here ``remove_sentence`` decides). That
+text is the record's ``positive_text``, which the triples stage uses as the positive. The sentence splitter is
+built for scientific abstracts: abbreviations (``et al.``, ``e.g.``, ``Fig. 2``), decimals and p-values do not
+end a sentence.
 """
 
 from __future__ import annotations
@@ -21,9 +21,6 @@ from inparsx.records import Document, SyntheticQuery
 
 if TYPE_CHECKING:
     from inparsx.pipeline import StageContext
-
-POSITIVE_TEXT = "positive_text"
-"""``SyntheticQuery.extra`` key of the positive document's text with the query sentence removed."""
 
 ABBREVIATIONS = frozenset("""al approx ca cf dr eq eqs fig figs incl mr mrs ms prof ref refs resp sp spp
                           ssp subsp var viz vol vs""".split())
@@ -135,9 +132,9 @@ class ICTGenerator(Generator):
         if not eligible:
             return None
         start, end = random.Random(f"{seed}:ict:{doc.doc_id}").choice(eligible)
-        extra = {"sentence_span": [start, end]}
+        positive = None
         if opts.remove_sentence:
             rest = f"{doc.text[:start].rstrip()} {doc.text[end:].lstrip()}".strip()
-            extra[POSITIVE_TEXT] = Document(doc.doc_id, rest, doc.title).full_text
+            positive = Document(doc.doc_id, rest, doc.title).full_text
         return SyntheticQuery(query_id=f"{doc.doc_id}-0", doc_id=doc.doc_id, query=doc.text[start:end],
-                              generator="ict", extra=extra)
+                              generator="ict", positive_text=positive, extra={"sentence_span": [start, end]})

@@ -32,6 +32,8 @@ class RerankerOptions(Options):
     ``zero_shot_model``: a second model (e.g. the untrained base checkpoint) reranked the same way into
     ``rerank/runs/zeroshot.trec`` (and ``zeroshot-alone``/``zeroshot-rrf``), so that one table compares BM25,
     the zero-shot model and the trained one, with a paired test of trained against zero-shot in each form.
+    ``compare_models``: more models reranked the same way, by run name, e.g. ``{ict = "runs/ict/train/model"}``
+    gives ``rerank/runs/ict.trec`` (and ``ict-alone``...), for a table against other trained models.
     ``first_stage``: the stage whose ``run.trec`` is reranked.
     """
 
@@ -45,6 +47,7 @@ class RerankerOptions(Options):
     fusion: Literal["rrf"] | None = None
     rrf_k: int = Field(60, ge=0)
     zero_shot_model: str | None = None
+    compare_models: dict[str, str] = Field(default_factory=dict)
     first_stage: str = "retrieve"
 
     @model_validator(mode="after")
@@ -53,6 +56,19 @@ class RerankerOptions(Options):
         base, _, index = self.device.partition(":")
         if base not in ("auto", "cpu", "cuda", "mps") or (index and not (base == "cuda" and index.isdigit())):
             raise ValueError(f"device {self.device!r}: expected auto, cpu, cuda, cuda:<n> or mps")
+        return self
+
+    @model_validator(mode="after")
+    def _check_compare_models(self) -> "RerankerOptions":
+        """Run names of ``compare_models``: lower-case words joined by ``-`` or ``_``, not a name the stage
+        already writes (``rerank``, ``zeroshot`` and their forms), not ending in a form suffix."""
+        import re
+
+        for name in self.compare_models:
+            if not re.fullmatch(r"[a-z0-9]+(?:[-_][a-z0-9]+)*", name):
+                raise ValueError(f"compare_models: run name {name!r} must be lower-case letters, digits, - or _")
+            if name.split("-")[0] in ("rerank", "zeroshot") or name.endswith(("-alone", "-rrf")):
+                raise ValueError(f"compare_models: run name {name!r} clashes with the stage's own runs")
         return self
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from inparsx.models import resolve_model_name
+from inparsx.models import from_pretrained
 from inparsx.rerank.base import Reranker, RerankerOptions
 from inparsx.rerank.hardware import (length_sorted_batches, model_max_length, pad_batch, resolve_device,
                                      resolve_dtype)
@@ -34,21 +34,20 @@ class CrossEncoderReranker(Reranker):
     Options: ClassVar[type[CrossEncoderOptions]] = CrossEncoderOptions
 
     def load(self, model: str) -> None:
-        """Load tokenizer and model from a hub id or folder onto the device, in eval mode and the chosen dtype.
+        """Load tokenizer and model from a hub id, folder or ``.gguf`` file onto the device, in eval mode and the chosen dtype.
 
         A checkpoint without a classification head gets a new one with one label (random until trained).
         """
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
         opts = self.options
-        path = resolve_model_name(model)
         self.device = resolve_device(opts.device)
         self.dtype = resolve_dtype(opts.dtype, self.device)
-        config = AutoConfig.from_pretrained(path)
+        config = from_pretrained(AutoConfig, model)
         has_head = any(a.endswith("ForSequenceClassification") for a in config.architectures or [])
         kwargs: dict[str, Any] = {} if has_head else {"num_labels": 1}
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForSequenceClassification.from_pretrained(path, dtype=self.dtype, **kwargs)
+        self.tokenizer = from_pretrained(AutoTokenizer, model)
+        self.model = from_pretrained(AutoModelForSequenceClassification, model, dtype=self.dtype, **kwargs)
         self.model.to(self.device).eval()
         self.max_length = model_max_length(self.tokenizer, self.model.config, opts.max_length)
         self.uses_token_types = "token_type_ids" in self.tokenizer.model_input_names

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from inparsx.errors import InparsxError
-from inparsx.models import resolve_model_name
+from inparsx.models import from_pretrained
 from inparsx.rerank.base import Reranker, RerankerOptions
 from inparsx.rerank.hardware import length_sorted_batches, pad_batch, resolve_device, resolve_dtype
 
@@ -167,11 +167,10 @@ class MonoT5Reranker(Reranker):
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
         opts = self.options
-        path = resolve_model_name(model)
         self.device = resolve_device(opts.device)
         self.dtype = resolve_dtype(opts.dtype, self.device)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForSeq2SeqLM.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
+        self.tokenizer = from_pretrained(AutoTokenizer, model)
+        self.model = from_pretrained(AutoModelForSeq2SeqLM, model, dtype=self.dtype).to(self.device).eval()
         self.max_length = opts.max_length or MAX_LENGTH
         true, false = answer_words(path, opts)
         self.label_ids = [label_token_id(self.tokenizer, false), label_token_id(self.tokenizer, true)]

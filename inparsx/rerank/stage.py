@@ -4,7 +4,8 @@ Writes ``rerank/run.trec``, the stage's final run ``rerank``: the model's rankin
 stage when ``interpolate`` is set, else fused by RRF when ``fusion = "rrf"``, else the model's ranking alone.
 The other forms go to ``rerank/runs/``: ``rerank-alone.trec`` (the model alone, when the final run is fused)
 and ``rerank-rrf.trec`` (when both fusions are asked for). A ``zero_shot_model`` gets the same runs under the
-name ``zeroshot`` (``runs/zeroshot.trec``, ``runs/zeroshot-alone.trec``...). Also written: the raw per-query
+name ``zeroshot`` (``runs/zeroshot.trec``, ``runs/zeroshot-alone.trec``...), and each of ``compare_models``
+under its own name. Also written: the raw per-query
 scores (``scores.jsonl``, ``scores-zeroshot.jsonl``: the resumable files), ``summary.json`` (pairs, seconds,
 pairs/s, device and dtype per model) and ``runs.json`` (:data:`inparsx.pipeline.RUN_NOTES`: what each run is,
 and the trained-vs-zero-shot pairs that the evaluate stage tests).
@@ -67,11 +68,11 @@ def run_notes(models: dict[str, str], options: Any, first_stage: str, reranked: 
     """The content of ``runs.json``: a description of every run and, with a zero-shot model, the pairs
     ``{"run": trained, "against": zero-shot, "question": ...}`` that the evaluate stage tests (one per form).
 
-    ``models``: ``{"rerank": model, "zeroshot": model}`` (the second optional). ``reranked``: the most
-    documents any query has reranked (fewer than ``options.depth`` when the first-stage run is shallower);
-    the descriptions state it.
+    ``models``: ``{"rerank": model, "zeroshot": model, <compared name>: model...}`` (all but the first optional).
+    ``reranked``: the most documents any query has reranked (fewer than ``options.depth`` when the first-stage
+    run is shallower); the descriptions state it.
     """
-    who = {"rerank": "trained model", "zeroshot": "zero-shot model"}
+    who = {"rerank": "trained model", "zeroshot": "zero-shot model"}  # compared models go by their run name
     top = options.depth if reranked is None or reranked >= options.depth else reranked
     depth = f"top {top}" + ("" if top == options.depth else f" (all it holds; depth = {options.depth})")
     runs, pairs = {}, []
@@ -140,11 +141,12 @@ def run_stage(ctx: "StageContext") -> None:
     jobs = [("rerank", ctx.resolve_model(opts.model), "scores.jsonl")]
     if opts.zero_shot_model:
         jobs.append(("zeroshot", ctx.resolve_model(opts.zero_shot_model), "scores-zeroshot.jsonl"))
+    jobs += [(name, ctx.resolve_model(model), f"scores-{name}.jsonl") for name, model in opts.compare_models.items()]
     summary: dict[str, Any] = {"reranker": reranker.name, "depth": opts.depth, "first_stage": str(run_path)}
     reranked = max((len(ids) for ids in todo.values()), default=0)
     write_json(ctx.dir / RUN_NOTES, run_notes({name: model for name, model, _ in jobs}, opts, opts.first_stage, reranked))
     for name, model, filename in jobs:
-        label = "rerank" if name == "rerank" else "rerank zero-shot"
+        label = {"rerank": "rerank", "zeroshot": "rerank zero-shot"}.get(name, f"rerank {name}")
         scores, summary[name] = rerank_with_model(reranker, model, first_stage, queries, docs,
                                                   ResumableJsonl(ctx.dir / filename), label)
         write_runs(ctx.dir, fused_runs(name, first_stage, scores, opts), "rerank", f"inparsx-{reranker.name}")

@@ -6,7 +6,11 @@ cross-encoder on a CPU. Loss: ``MultipleNegativesRankingLoss`` (InfoNCE; Henders
 over the query's positive, its mined hard negatives and every other document of the batch (in-batch
 negatives), with sentence-transformers' ``NO_DUPLICATES`` batch sampler so that two queries of the same
 document never meet as each other's negatives. ``cached-mnrl`` is the gradient-cache variant (Gao et al.
-2021) for batches larger than memory allows.
+2021) for batches larger than memory allows. ``margin-mse`` (Hofstätter et al. 2020, as GPL trains its
+students, Wang et al. 2022) regresses the student's score margin ``sim(q, d+) - sim(q, d-)`` (dot product of
+the normalised embeddings, i.e. cosine) onto a teacher's margin, which the triples stage stores
+(``bm25-negatives`` with a ``teacher``): the student learns the teacher's preferences, not just "the source
+document wins", so it moves only as far as the teacher disagrees with it.
 """
 
 from __future__ import annotations
@@ -17,13 +21,13 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from inparsx.train.common import HFTrainer, TrainerOptions, model_field, training_arguments, world_size
-from inparsx.train.data import require_negatives, to_dataset, tuple_rows
+from inparsx.train.data import margin_rows, require_negatives, to_dataset, tuple_rows
 
 
 class BiEncoderOptions(TrainerOptions):
     """``bi-encoder`` options (shared ones: :class:`~inparsx.train.common.TrainerOptions`).
 
-    ``loss``: ``mnrl`` | ``cached-mnrl``. ``scale``: the inverse temperature of the softmax over cosine
+    ``loss``: ``mnrl`` | ``cached-mnrl`` | ``margin-mse`` (needs teacher scores in the triples). ``scale``: the inverse temperature of the softmax over cosine
     similarities (20, sentence-transformers' default). ``mini_batch_size``: sequences per forward pass of
     ``cached-mnrl``. ``max_length``: tokens kept per query and per document (``max_seq_length``).
     ``num_negatives``: mined hard negatives per query (0: in-batch negatives only; ``None``: every one the
@@ -31,7 +35,7 @@ class BiEncoderOptions(TrainerOptions):
     """
 
     base_model: str = model_field("sentence-transformers/all-MiniLM-L6-v2")
-    loss: Literal["mnrl", "cached-mnrl"] = "mnrl"
+    loss: Literal["mnrl", "cached-mnrl", "margin-mse"] = "mnrl"
     scale: float = Field(20.0, gt=0)
     mini_batch_size: int = Field(32, ge=1)
     batch_size: int = Field(32, ge=2)
@@ -61,16 +65,21 @@ or as an inparsx reranker: `[rerank] use = "bi-encoder"`, `model = "@train"`."""
         model.max_seq_length = opts.max_length
         args = SentenceTransformerTrainingArguments(**training_arguments(opts, checkpoints, seed),
                                                     batch_sampler=BatchSamplers.NO_DUPLICATES)
-        dataset = to_dataset(tuple_rows(triples, n, anchor="anchor"))
+        if opts.loss == "margin-mse":
+            dataset = to_dataset(margin_rows(triples, max(n, 1), path))
+        else:
+            dataset = to_dataset(tuple_rows(triples, n, anchor="anchor"))
         return SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=self.loss(model),
                                           callbacks=self.trainer_callbacks())
 
     def loss(self, model):
-        """``MultipleNegativesRankingLoss`` (or its cached variant); negatives are gathered across GPUs when
-        training runs in several processes."""
+        """``MultipleNegativesRankingLoss`` (or its cached variant; negatives are gathered across GPUs when
+        training runs in several processes), or ``MarginMSELoss`` on dot products."""
         from sentence_transformers.sentence_transformer import losses
 
         opts = self.options
+        if opts.loss == "margin-mse":
+            return losses.MarginMSELoss(model)
         gather = world_size() > 1
         if opts.loss == "cached-mnrl":
             return losses.CachedMultipleNegativesRankingLoss(model, scale=opts.scale, mini_batch_size=opts.mini_batch_size,

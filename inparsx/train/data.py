@@ -47,8 +47,13 @@ def _triple(obj: dict, path: Path, number: int) -> Triple:
     neg_ids = tuple(str(i) for i in obj.get("neg_ids") or ())
     if neg_ids and len(neg_ids) != len(neg_texts):
         raise DataError(path, f"neg_ids has {len(neg_ids)} entries but neg_texts has {len(neg_texts)}", number)
+    neg_scores = tuple(float(s) for s in obj.get("neg_scores") or ())
+    if neg_scores and len(neg_scores) != len(neg_texts):
+        raise DataError(path, f"neg_scores has {len(neg_scores)} entries but neg_texts has {len(neg_texts)}", number)
+    pos_score = obj.get("pos_score")
     return Triple(query_id=str(obj.get("query_id", number)), query=obj["query"], pos_id=str(obj.get("pos_id", "")),
-                  pos_text=obj["pos_text"], neg_ids=neg_ids, neg_texts=neg_texts)
+                  pos_text=obj["pos_text"], neg_ids=neg_ids, neg_texts=neg_texts,
+                  pos_score=None if pos_score is None else float(pos_score), neg_scores=neg_scores)
 
 
 def require_negatives(triples: Sequence[Triple], need: int, path: str | Path, what: str) -> None:
@@ -98,6 +103,24 @@ def tuple_rows(triples: Sequence[Triple], num_negatives: int, anchor: str = "que
     rows: dict[str, list] = {anchor: [t.query for t in triples], "positive": [t.pos_text for t in triples]}
     for k in range(num_negatives):
         rows[f"negative_{k + 1}"] = [t.neg_texts[k] for t in triples]
+    return rows
+
+
+def margin_rows(triples: Sequence[Triple], num_negatives: int, path: str | Path, anchor: str = "anchor") -> dict[str, list]:
+    """:func:`tuple_rows` plus ``label``: the teacher's margins ``pos_score - neg_scores[k]`` (a float with one
+    negative, else a list of ``num_negatives`` floats), the target of ``MarginMSELoss``.
+
+    Raises:
+        DataError: a triple without teacher scores (mine with a ``teacher``), naming the file and the triple.
+    """
+    for index, triple in enumerate(triples, 1):
+        if triple.pos_score is None or len(triple.neg_scores) < num_negatives:
+            raise DataError(path, f"query {triple.query_id!r} has no teacher scores for its positive and "
+                                  f"{num_negatives} negatives; MarginMSE needs triples mined with a teacher "
+                                  "(triples.teacher = \"bi-encoder\", teacher_options = {model = ...})", index)
+    rows = tuple_rows(triples, num_negatives, anchor)
+    margins = [[t.pos_score - s for s in t.neg_scores[:num_negatives]] for t in triples]
+    rows["label"] = [m[0] for m in margins] if num_negatives == 1 else margins
     return rows
 
 

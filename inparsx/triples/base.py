@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 class Triple:
     """One training example: a synthetic query, its source document (positive) and hard negatives.
 
-    Written as one JSON line of ``triples/triples.jsonl`` with every field (ids and texts).
+    Written as one JSON line of ``triples/triples.jsonl`` with every field (ids and texts). ``pos_score`` and
+    ``neg_scores`` are a teacher's scores of the positive and of each negative (same order), when the miner
+    has a teacher; MarginMSE training (Hofstätter et al. 2020; GPL, Wang et al. 2022) learns their margins.
     """
 
     query_id: str
@@ -26,6 +28,8 @@ class Triple:
     pos_text: str
     neg_ids: tuple[str, ...]
     neg_texts: tuple[str, ...]
+    pos_score: float | None = None
+    neg_scores: tuple[float, ...] = ()
 
 
 class Miner(Component):

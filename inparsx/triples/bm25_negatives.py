@@ -4,7 +4,13 @@ InPars (Bonifacio et al., SIGIR 2022, section 3) and the InPars toolkit (Abonizi
 synthetic query's negative at random among the top 1000 documents BM25 retrieves for it. The toolkit does
 not exclude the query's own source document from that pool, so the positive can come back as its own
 negative; here it never can: the positive, and any other document whose text is identical to it (a duplicate
-in the corpus), are removed from the pool before drawing.
+in the corpus), are removed from the pool before drawing. A record's ``positive_text`` (the ``ict`` document
+without its query sentence) is the triple's positive text; otherwise the whole source document is.
+
+With a ``teacher`` (a registered reranker, e.g. the zero-shot bi-encoder), every triple also carries teacher
+scores for its positive and negatives, for MarginMSE training (GPL, Wang et al. 2022, labels its triples with a
+cross-encoder). The teacher is the fusion the rerank stage uses, the model interpolated with BM25 at
+``teacher_alpha``, expressed in the model's own units (see :func:`teacher_scores`).
 
 Draws are reproducible: each query has its own ``random.Random`` seeded with ``"<seed>:<query_id>"``, so a
 query's negatives depend neither on the order of the records nor on which other queries were kept.
@@ -19,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field, model_validator
 
 from inparsx.errors import InparsxError
-from inparsx.plugins import Options
+from inparsx.plugins import Options, check_options
 from inparsx.progress import progress_task
 from inparsx.records import Document, SyntheticQuery
 from inparsx.retrieve.base import check_retriever
@@ -37,6 +43,9 @@ class Bm25NegativesOptions(Options):
     ``retriever_options``: that retriever's options, e.g. ``{fields = "multifield", k1 = 1.2}`` (not ``k``:
     the search depth is ``depth``).
     ``chunk_size``: queries searched at a time (bounds memory: ``chunk_size * depth`` scores).
+    ``teacher``: a registered reranker that scores each triple (``None``: no scores). ``teacher_model``: its
+    checkpoint (hub id, folder or ``@stage``). ``teacher_options``: its other options, e.g.
+    ``{max_length = 128, dtype = "fp32"}``. ``teacher_alpha``: weight of the teacher model against BM25, as the rerank stage's ``interpolate``.
     """
 
     depth: int = Field(1000, ge=1)
@@ -44,13 +53,44 @@ class Bm25NegativesOptions(Options):
     retriever: str = "bm25"
     retriever_options: dict[str, Any] = Field(default_factory=dict)
     chunk_size: int = Field(1000, ge=1)
+    teacher: str | None = None
+    teacher_model: str | None = None
+    teacher_options: dict[str, Any] = Field(default_factory=dict)
+    teacher_alpha: float = Field(0.5, gt=0.0, le=1.0)
 
     @model_validator(mode="after")
-    def _check_retriever(self) -> "Bm25NegativesOptions":
-        """Reject an unknown retriever, options it does not take, or ``k`` (the depth is ``depth``) when the
-        recipe is validated."""
+    def _check_plugins(self) -> "Bm25NegativesOptions":
+        """Reject an unknown retriever or teacher, options they do not take, or ``retriever_options.k`` (the
+        depth is ``depth``), when the recipe is validated."""
         check_retriever(self.retriever, self.retriever_options)
+        if (self.teacher is None) != (self.teacher_model is None):
+            raise ValueError("teacher and teacher_model go together (a reranker name and its checkpoint)")
+        if self.teacher is not None:
+            check_options("rerankers", self.teacher, {**self.teacher_options, "model": self.teacher_model},
+                          "teacher_options")
         return self
+
+
+def teacher_scores(model_scores: dict[str, float], bm25: dict[str, float], alpha: float) -> dict[str, float]:
+    """The fused teacher, in the model's units: ``s + w * span * minmax(bm25)`` with ``w = (1 - alpha) / alpha``
+    and ``span = max(s) - min(s)`` over the query's candidates.
+
+    It ranks the candidates exactly as the rerank stage's interpolation ``alpha * minmax(s) + (1 - alpha) *
+    minmax(bm25)`` does (it is that score times ``span / alpha``, plus a constant), but its margins are on the
+    model's own scale, so a student initialised from the teacher model starts with the model's margins and
+    only has to learn BM25's share. A candidate without a BM25 score gets the lowest.
+
+    Args:
+        model_scores: the teacher model's score of every candidate (positive included).
+        bm25: BM25 scores of the candidates BM25 retrieved.
+        alpha: the model's weight, in (0, 1].
+    """
+    from inparsx.rerank.fusion import minmax
+
+    span = max(model_scores.values()) - min(model_scores.values()) if model_scores else 0.0
+    lexical = minmax({d: bm25[d] for d in model_scores if d in bm25})
+    weight = (1 - alpha) / alpha
+    return {d: s + weight * span * lexical.get(d, 0.0) for d, s in model_scores.items()}
 
 
 def draw_negatives(ranked: Sequence[str], positive: Document, docs: dict[str, Document], n: int,
@@ -100,16 +140,51 @@ class Bm25Negatives(Miner):
         docs = ctx.dataset.docs()
         _check_positives(queries, docs, ctx.dataset.name)
         retriever = open_retriever(self.options.retriever, self.options.retriever_options, ctx.dataset)
+        teacher = self._teacher(ctx)
         size = self.options.chunk_size
-        with progress_task("BM25 negatives", len(queries), "queries") as (bar, task):
-            for start in range(0, len(queries), size):
-                chunk = queries[start:start + size]
-                run = retriever.search({q.query_id: q.query for q in chunk}, self.options.depth)
-                for record in chunk:
-                    triple = self._triple(record, run.get(record.query_id, {}), docs, ctx.seed)
-                    if triple is not None:
-                        yield triple
-                bar.advance(task, len(chunk))
+        try:
+            with progress_task("BM25 negatives", len(queries), "queries") as (bar, task):
+                for start in range(0, len(queries), size):
+                    chunk = queries[start:start + size]
+                    run = retriever.search({q.query_id: q.query for q in chunk}, self.options.depth)
+                    triples = [t for t in (self._triple(r, run.get(r.query_id, {}), docs, ctx.seed) for r in chunk)
+                               if t is not None]
+                    yield from triples if teacher is None else self._scored(triples, run, docs, teacher)
+                    bar.advance(task, len(chunk))
+        finally:
+            if teacher is not None:
+                teacher.unload()
+
+    def _teacher(self, ctx: "StageContext") -> Any:
+        """The loaded teacher reranker, or ``None`` without one."""
+        from inparsx.filter.reranker_filter import build_reranker
+
+        opts = self.options
+        if opts.teacher is None:
+            return None
+        options = {k: v for k, v in opts.teacher_options.items() if k != "batch_size"}
+        return build_reranker(opts.teacher, opts.teacher_model, opts.teacher_options.get("batch_size", 32), options, ctx)
+
+    def _scored(self, triples: list[Triple], run: dict[str, dict[str, float]], docs: dict[str, Document],
+                teacher: Any, group: int = 64) -> Iterator[Triple]:
+        """``triples`` with teacher scores (:func:`teacher_scores` over each positive and its query's BM25
+        candidates), scored ``group`` queries per call so that queries are encoded in batches."""
+        import dataclasses
+
+        for start in range(0, len(triples), group):
+            pairs: list[tuple[Triple, str, str]] = []
+            for triple in triples[start:start + group]:
+                hits = run.get(triple.query_id, {})
+                pairs += [(triple, d, docs[d].full_text) for d in hits if d in docs and d != triple.pos_id]
+                pairs.append((triple, triple.pos_id, triple.pos_text))
+            scores = teacher.score([t.query for t, _, _ in pairs], [text for _, _, text in pairs])
+            raw: dict[str, dict[str, float]] = {}
+            for (triple, docid, _), score in zip(pairs, scores):
+                raw.setdefault(triple.query_id, {})[docid] = score
+            for triple in triples[start:start + group]:
+                fused = teacher_scores(raw[triple.query_id], run.get(triple.query_id, {}), self.options.teacher_alpha)
+                yield dataclasses.replace(triple, pos_score=fused[triple.pos_id],
+                                          neg_scores=tuple(fused[d] for d in triple.neg_ids))
 
     def _triple(self, record: SyntheticQuery, hits: dict[str, float], docs: dict[str, Document],
                 seed: int) -> Triple | None:
@@ -119,8 +194,8 @@ class Bm25Negatives(Miner):
         negatives = draw_negatives(ranked, positive, docs, self.options.n_negatives, rng)
         if not negatives:
             return None
-        return Triple(query_id=record.query_id, query=record.query, pos_id=positive.doc_id,
-                      pos_text=positive.full_text, neg_ids=tuple(negatives),
+        pos_text = positive.full_text if record.positive_text is None else record.positive_text
+        return Triple(query_id=record.query_id, query=record.query, pos_id=positive.doc_id, pos_text=pos_text, neg_ids=tuple(negatives),
                       neg_texts=tuple(docs[d].full_text for d in negatives))
 
 

@@ -48,8 +48,11 @@ def read_synthetic_queries(path: str | Path) -> list[SyntheticQuery]:
 
 
 def triple_to_dict(triple: Triple) -> dict[str, Any]:
-    """A JSON-ready dict of every field of a triple (tuples become lists)."""
-    return dataclasses.asdict(triple)
+    """A JSON-ready dict of a triple (tuples become lists); the teacher scores only when it has them."""
+    record = dataclasses.asdict(triple)
+    if triple.pos_score is None:  # no teacher: the file keeps the plain (query, positive, negatives) layout
+        del record["pos_score"], record["neg_scores"]
+    return record
 
 
 def run_stage(ctx: "StageContext") -> None:
