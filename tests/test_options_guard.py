@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from contextlib import contextmanager
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from typing import Any, ClassVar
 import pytest
 
 from inparsx.datasets.beir import BeirFolderDataset
+from inparsx.errors import InparsxError
+from inparsx.generate.dspy_generator import DSPyGenerator, build_program
 from inparsx.pipeline import StageContext
 from inparsx.plugins import Options, get_registry
 from inparsx.recipe import validate_recipe
@@ -28,6 +31,7 @@ from inparsx.testing import SIMPLE_CHAT_TEMPLATE, tiny_bert, tiny_llama, tiny_t5
 from inparsx.testing.fakes import ChecksumReranker
 from inparsx.testing.plugins import plugin_module, registered
 from inparsx.train.base import Trainer
+from inparsx.tune.base import TuneContext
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,23 @@ RETRIEVER_SPEED = {"threads": Reason(f"{SPEED_ONLY}: search threads"),
 
 CONSISTENCY_SELF = {"by": "self", "trainer": "recording", "model": None}
 
+ENDPOINT = {"api_base": "http://localhost:1"}
+DSPY_SHARED = {
+    "model": Vary("m2"), "api_base": Vary(ENDPOINT["api_base"]), "api_key_env": Vary("GUARD_KEY", ENDPOINT),
+    "module": Vary("Predict"), "program": Vary(File("program.json")), "instruction": Vary("Ask."),
+    "max_doc_words": Vary(5), "max_new_tokens": Vary(7), "temperature": Vary(0.5), "dtype": Vary("bf16"),
+    "quantization": Vary("nf4")}
+"""The ``dspy`` generator's options, which the ``dspy`` tuner has too (its program and LM are the generator's)."""
+
+CONSISTENCY_JUDGE = {"judge": "consistency"}
+JUDGE_SHARED = {
+    "judge": Vary("consistency"), "judge_reranker": Vary("reverse"), "judge_model": Vary("m2"),
+    "judge_options": Vary({"max_length": 64}), "judge_batch_size": Vary(4),
+    "judge_weight": Vary(0.9, {"judge": "mix"}), "depth": Vary(3, CONSISTENCY_JUDGE),
+    "retriever": Vary("bm25", CONSISTENCY_JUDGE), "retriever_options": Vary({"k1": 3.0, "b": 1.0}, CONSISTENCY_JUDGE)}
+JUDGE_SHARED = {key: Vary(p.value, p.base, artefact="judge") for key, p in JUDGE_SHARED.items()}
+"""The judge's options (``cpo`` and ``dspy`` tuners); their artefact is the judge's scores of synthetic queries."""
+
 TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
     ("retrievers", "bm25"): {"k": Vary(3), "k1": Vary(3.0), "b": Vary(1.0), "fields": Vary("multifield"),
                              **RETRIEVER_SPEED},
@@ -171,6 +192,31 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
     ("rerankers", "monot5"): {**RERANKER_SHARED, "true_token": Vary("false"), "false_token": Vary("true")},
     ("evaluators", "ranx"): {"metrics": Vary(["ndcg@3"]), "stat_test": Vary("fisher"), "max_p": Vary(0.9),
                              "baseline": Vary("b"), "n_permutations": Vary(200, {"stat_test": "fisher"})},
+    ("generators", "dspy"): {**DSPY_SHARED, "num_docs": Vary(3)},
+    ("tuners", "dspy"): {
+        **DSPY_SHARED, **JUDGE_SHARED, "num_docs": Vary(2), "split": Vary("test"),
+        "optimizer": Vary("COPRO"),
+        "optimizer_options": Vary({"max_bootstrapped_demos": 1, "max_labeled_demos": 1}),
+        "compile_options": Vary({"teacher": None})},
+    ("tuners", "cpo"): {
+        **JUDGE_SHARED, "base_model": Vary(Model("alt")), "generator": Vary({"max_doc_tokens": 8}),
+        "n_docs": Vary(3), "n_candidates": Vary(3), "temperature": Vary(0.3), "top_p": Vary(0.3),
+        "min_margin": Vary(2.0), "lora_r": Vary(4), "lora_alpha": Vary(4), "lora_dropout": Vary(0.2),
+        "target_modules": Vary(["q_proj"]), "quantization": Vary("nf4"), "precision": Vary("bf16"),
+        "loss_type": Vary("hinge"), "beta": Vary(0.3), "cpo_alpha": Vary(0.0), "simpo_gamma": Vary(0.7),
+        "max_steps": Vary(3), "epochs": Vary(2.0, {"max_steps": None}), "learning_rate": Vary(1e-3), "lr_scheduler": Vary("cosine"),
+        "batch_size": Vary(4), "gradient_accumulation_steps": Vary(2), "max_length": Vary(32),
+        "gradient_checkpointing": Vary(True), "logging_steps": Vary(3), "save_steps": Vary(7),
+        "eval_docs": Vary(1, artefact="full")},
+    ("tuners", "path"): {
+        "generator": Vary({"model": "m", "max_new_tokens": 3}), "num_docs": Vary(5), "n_gold": Vary(4),
+        "gold_split": Vary("test"), "metric": Vary("map@10"), "retrieve": Vary({"use": "bm25s", "k": 100}),
+        "filter": Vary({"use": ["length"], "min_tokens": 0}), "triples": Vary({"use": "bm25-negatives", "depth": 10}),
+        "train": Vary({"use": "recording", "base_model": "b2"}),
+        "rerank": Vary({"use": "recording", "model": "@train", "depth": 5}),
+        "seed_instructions": Vary(["Ask."]), "breadth": Vary(2), "depth": Vary(2), "proposer_model": Vary("p2"),
+        "proposer_api_base": Vary("http://localhost:1"), "proposer_temperature": Vary(0.5),
+        "proposer_max_new_tokens": Vary(16)},
 }
 """(kind, name) -> {field: probe or reason}, for every built-in component."""
 
@@ -187,6 +233,15 @@ BASE: dict[tuple[str, str], dict[str, Any]] = {
     ("trainers", "bi-encoder"): {"batch_size": 2},
     ("trainers", "monot5"): {},
     ("evaluators", "ranx"): {},
+    ("generators", "dspy"): {"model": "m", "num_docs": 2},
+    ("tuners", "dspy"): {"model": "m", "num_docs": 3, "judge_reranker": "recording", "judge_model": "m",
+                         "retriever": "bm25s", "depth": 8},
+    ("tuners", "cpo"): {"base_model": Model("base"), "generator": {"max_new_tokens": 4, "dtype": "fp32"},
+                        "n_docs": 2, "n_candidates": 2, "judge_reranker": "recording", "judge_model": "m",
+                        "retriever": "bm25s", "depth": 8, "precision": "fp32", "max_steps": 1, "batch_size": 2,
+                        "lora_r": 2, "target_modules": ["q_proj", "v_proj"], "max_length": 64, "save_steps": 0},
+    ("tuners", "path"): {"generator": {"model": "m"}, "train": {"use": "recording"}, "num_docs": 4, "n_gold": 3,
+                         "breadth": 1, "depth": 1},
 }
 """Options every probe of a component starts from (cheap settings; fake rerankers and trainers)."""
 
@@ -315,6 +370,10 @@ def env(scifact_small: Path, prompts_file: Path, tmp_path_factory) -> Env:
     files = {"custom.txt": root / "custom.txt", "prompts.yaml": root / "prompts.yaml"}
     files["custom.txt"].write_text("Document: {document}\nQuestion: {query}\n")
     files["prompts.yaml"].write_text(prompts_file.read_text().replace("Relevant Query:", "Search terms:"))
+    files["program.json"] = root / "program.json"
+    program = build_program("ChainOfThought")
+    program.predict.signature = program.predict.signature.with_instructions("Ask like a biologist.")
+    program.save(str(files["program.json"]))
     return Env(dataset, root, models, files)
 
 
@@ -360,6 +419,8 @@ def generated(env: Env, name: str, options: dict, artefact: str):
     from inparsx.generate.hf import model_kwargs
     from inparsx.generate.stage import generate_queries
 
+    if name == "dspy":
+        return dspy_generated(env, options)
     generator = build("generators", name, options)
     if artefact == "load":
         return repr(sorted(model_kwargs(generator.options).items()))
@@ -378,6 +439,55 @@ def generated(env: Env, name: str, options: dict, artefact: str):
     with torch.inference_mode():
         cache = engine._inputs([builder.build(docs[0]).input_ids]).get("past_key_values")
     return records, type(cache).__name__, len(engine.prefix)
+
+
+DSPY_ANSWERS = [{"reasoning": f"It studies cells, take {i}.", "query": f"What do cells do, take {i}?",
+                 "proposed_instruction": f"Ask what a biologist would ask, take {i}.",
+                 "proposed_prefix_for_output_field": "Query:"} for i in range(400)]
+
+
+@contextmanager
+def scripted_dspy():
+    """Every DSPy LM of the ``dspy`` generator (also the ``dspy`` tuner's and ``path``'s proposer) is built for
+    real, its construction recorded (model name, arguments, engine budget, and the local model's loading
+    options instead of loading it), then replaced by DSPy's DummyLM, which records the prompts it gets."""
+    from dspy.utils import DummyLM
+
+    import inparsx.generate.hf as hf
+
+    built: list = []
+    lm = DummyLM(list(DSPY_ANSWERS))
+    real = DSPyGenerator.lm
+
+    def lm_of(self, ctx):
+        made = real(self, ctx)
+        built.append((made.model, sorted(made.kwargs.items()), self._engine and self._engine.max_new_tokens))
+        return lm
+
+    def load(path, options):
+        built.append(("load", path, options.dtype, options.quantization))
+        return None, None
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DSPyGenerator, "lm", lm_of)
+        patch.setattr(hf, "load_model", load)
+        patch.setenv("GUARD_KEY", "guard-key")
+        yield built, lm
+
+
+def prompts(lm) -> list:
+    return [entry["messages"] for entry in lm.history]
+
+
+def dspy_generated(env: Env, options: dict):
+    from inparsx.generate.stage import generate_queries
+
+    generator = build("generators", "dspy", options)
+    ctx = context(env, "generate", {"use": "dspy", **options}, components=[generator])
+    with scripted_dspy() as (built, lm):
+        generate_queries(ctx, generator, ctx.dir / "queries.jsonl")
+    rows = [json.loads(line) for line in (ctx.dir / "queries.jsonl").read_text().splitlines()]
+    return [(r["doc_id"], r["query"], r["generator"], r["extra"]) for r in rows], built, prompts(lm)
 
 
 def synthetic_records(env: Env) -> list[SyntheticQuery]:
@@ -486,10 +596,103 @@ def evaluated(env: Env, name: str, options: dict, artefact: str):
     return evaluation.means, significance
 
 
+class StopBeforeTraining(Exception):
+    """Raised by the recording CPO trainer once it has what the probe compares."""
+
+
+def jsonl_texts(folder: Path) -> dict[str, str]:
+    return {p.name: p.read_text().replace(str(folder), "<dir>") for p in sorted(folder.glob("*.jsonl"))}
+
+
+def cpo_tuned(env: Env, tuner, ctx: TuneContext, artefact: str):
+    """What the ``cpo`` tuner hands TRL (CPOConfig, LoraConfig, the base model's weights and layer types, the
+    pairs), and the candidates and pairs it wrote; ``full``: the files of a whole (one-step) run."""
+    import trl.experimental.cpo as cpo
+
+    if artefact == "full":
+        tuner.tune(ctx)
+        return sorted(p.name for p in ctx.dir.iterdir())
+    seen: dict = {}
+
+    def recording(model, args, train_dataset, processing_class, peft_config, callbacks):
+        seen["args"] = {k: v for k, v in args.to_dict().items() if "dir" not in k}
+        seen["lora"] = repr(sorted((k, v) for k, v in peft_config.to_dict().items() if k not in ("revision",)))
+        seen["model"] = (round(float(sum(p.detach().double().sum() for p in model.parameters())), 4),
+                         sorted({type(m).__name__ for m in model.modules()}), str(next(model.parameters()).dtype))
+        seen["rows"] = train_dataset.to_dict()
+        raise StopBeforeTraining
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cpo, "CPOTrainer", recording)
+        try:
+            tuner.tune(ctx)
+        except StopBeforeTraining:
+            pass
+        except InparsxError as exc:
+            seen["error"] = str(exc).replace(str(ctx.dir), "<dir>")
+    return seen, jsonl_texts(ctx.dir)
+
+
+def dspy_tuned(env: Env, tuner, ctx: TuneContext, artefact: str):
+    """The compiled program the ``dspy`` tuner saves, the keyword arguments its optimiser's ``compile`` gets,
+    the LM it builds and the prompts that LM receives."""
+    import dspy
+
+    calls = []
+    optimizer = getattr(dspy, tuner.options.optimizer)
+    real = optimizer.compile
+
+    def compile(self, student, **kwargs):
+        calls.append((type(self).__name__, sorted((k, repr(v)) for k, v in kwargs.items() if k != "trainset"),
+                      [e.toDict() for e in kwargs["trainset"]]))
+        return real(self, student, **kwargs)
+
+    with scripted_dspy() as (built, lm), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(optimizer, "compile", compile)
+        path = tuner.tune(ctx)
+    return path.read_text(), calls, built, prompts(lm)
+
+
+def path_tuned(env: Env, tuner, ctx: TuneContext, artefact: str):
+    """What ``path`` runs: each candidate's inner recipe and gold queries (the inner run itself is replaced by
+    a metrics file scored by a checksum of the instruction), the proposer LM and its prompts, the search's
+    files."""
+    import inparsx.pipeline as pipeline
+    from inparsx.tune.path import GOLD_SPLIT
+
+    inner = []
+
+    def run_recipe(recipe, folder, dataset=None):
+        inner.append((recipe.filled(), sorted(dataset.queries(GOLD_SPLIT))))
+        metric = recipe.stages["evaluate"].components[0][1].metrics[0]
+        score = zlib.crc32((folder / "instruction.txt").read_bytes()) / 2**32
+        (folder / "evaluate").mkdir(parents=True, exist_ok=True)
+        (folder / "evaluate" / "metrics.json").write_text(json.dumps({"rerank": {metric: score}}))
+        return folder
+
+    with scripted_dspy() as (built, lm), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline, "run_recipe", run_recipe)
+        tuner.tune(ctx)
+    files = {name: (ctx.dir / name).read_text() for name in ("path.json", "proposals.json", "instruction.txt")}
+    return inner, built, prompts(lm), files
+
+
+def tuned(env: Env, name: str, options: dict, artefact: str):
+    from inparsx.tune.judge import judge_records
+
+    RecordingChecksum.loaded.clear()
+    tuner = build("tuners", name, options)
+    ctx = TuneContext(env.dataset, 1, "test", env.folder())
+    if artefact == "judge":
+        scores = judge_records(synthetic_records(env), tuner.options, ctx)
+        return {k: round(v, 6) for k, v in scores.items()}, list(RecordingChecksum.loaded)
+    return {"cpo": cpo_tuned, "dspy": dspy_tuned, "path": path_tuned}[name](env, tuner, ctx, artefact)
+
+
 ARTEFACTS: dict[str, Callable] = {"retrievers": retriever_run, "generators": generated, "filters": filtered,
                                   "miners": mined, "trainers": trained, "rerankers": reranked,
-                                  "evaluators": evaluated}
-FAMILY = {("generators", "hf"): "llama", ("trainers", "monot5"): "t5", ("rerankers", "monot5"): "t5"}
+                                  "evaluators": evaluated, "tuners": tuned}
+FAMILY = {("generators", "hf"): "llama", ("tuners", "cpo"): "llama", ("trainers", "monot5"): "t5", ("rerankers", "monot5"): "t5"}
 
 
 def base_options(kind: str, name: str) -> dict:

@@ -94,13 +94,13 @@ class CPOOptions(JudgeOptions):
 
     @model_validator(mode="after")
     def _check_generator(self) -> "CPOOptions":
-        from inparsx.filter.reranker_filter import check_component
+        from inparsx.plugins import check_options
 
         taken = sorted(set(self.generator) & set(TUNER_SET))
         if taken:
             raise ValueError(f"generator: {', '.join(taken)} are set by the tuner (base_model, n_docs, "
                              "n_candidates, temperature, top_p); remove them from generator")
-        check_component("generators", "hf", self.hf_options(), "generator")
+        check_options("generators", "hf", self.hf_options(), "generator")
         return self
 
     def hf_options(self, **changes: Any) -> dict[str, Any]:

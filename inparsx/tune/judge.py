@@ -48,14 +48,16 @@ class JudgeOptions(Options):
 
     @model_validator(mode="after")
     def _check_judge(self) -> "JudgeOptions":
-        from inparsx.filter.reranker_filter import check_component, check_reranker
+        from inparsx.rerank.base import check_scorer_options
+        from inparsx.retrieve.base import check_retriever
 
         if self.judge != "consistency":
             if not self.judge_model:
                 raise ValueError(f"judge = {self.judge!r} needs judge_model (the reranker's checkpoint)")
-            check_reranker(self.judge_reranker, self.judge_options)
+            check_scorer_options(self.judge_reranker, self.judge_options,
+                                 {"model": "judge_model", "batch_size": "judge_batch_size"})
         if self.judge != "reranker":
-            check_component("retrievers", self.retriever, self.retriever_options, "retriever_options")
+            check_retriever(self.retriever, self.retriever_options)
         return self
 
 
