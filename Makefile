@@ -12,7 +12,7 @@ export TRL_EXPERIMENTAL_SILENCE ?= 1
 
 PLUGINS := plugins/inparsx-openai plugins/inparsx-titles
 
-$(BIN)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
+$(BIN)/.installed: Makefile pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	# torch first, so nothing else pulls the CUDA wheels on a CPU machine
