@@ -101,12 +101,17 @@ RERANKER_SHARED = {
     "rrf_k": Vary(2, {"fusion": "rrf"}),
     "zero_shot_model": Vary(Model("alt")),
     "first_stage": Vary("other"),
+    "compare_models": Vary({"other": Model("alt")}),
 }
 
 RETRIEVER_SPEED = {"threads": Reason(f"{SPEED_ONLY}: search threads"),
                    "batch_size": Reason(f"{SPEED_ONLY}: queries per search call")}
 
 CONSISTENCY_SELF = {"by": "self", "trainer": "recording", "model": None}
+
+TEACHER_MODEL = {"teacher": "reverse", "teacher_model": "m"}
+TEACHER = {"teacher": "recording", "teacher_model": "m"}
+"""bm25-negatives with a teacher: the triples carry its scores (fused with BM25 by ``teacher_alpha``)."""
 
 ENDPOINT = {"api_base": "http://localhost:1"}
 DSPY_SHARED = {
@@ -161,6 +166,7 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
         "cache": Vary("dynamic"),
         "prefix_cache": Vary(False),
         "revision": Vary("v2", artefact="load"),
+        "gguf_file": Vary("model.Q4_1.gguf", artefact="load"),
         "trust_remote_code": Vary(True, artefact="load"),
     },
     ("generators", "ict"): {"num_docs": Vary(3, artefact="stage"), "min_words": Vary(25), "max_words": Vary(12),
@@ -179,6 +185,8 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
     ("miners", "bm25-negatives"): {
         "depth": Vary(3), "n_negatives": Vary(2), "retriever": Vary("bm25"),
         "retriever_options": Vary({"k1": 3.0, "b": 1.0}),
+        "teacher": Vary("recording", TEACHER_MODEL), "teacher_model": Vary("m2", TEACHER),
+        "teacher_options": Vary({"max_length": 64}, TEACHER), "teacher_alpha": Vary(0.9, TEACHER),
         "chunk_size": Reason(f"{SPEED_ONLY}: each query draws its negatives with its own seeded generator, so "
                              "the triples do not depend on how queries are chunked")},
     ("trainers", "cross-encoder"): {**TRAINER_SHARED, "loss": Vary("lce"),
@@ -347,6 +355,8 @@ class Env:
         return path
 
     def resolve(self, value: Any, family: str) -> Any:
+        if isinstance(value, dict):
+            return {key: self.resolve(item, family) for key, item in value.items()}
         if isinstance(value, Model):
             return str(self.models[f"{family}-{value.which}"])
         if isinstance(value, File):
@@ -418,12 +428,14 @@ def generated(env: Env, name: str, options: dict, artefact: str):
 
     from inparsx.generate.hf import model_kwargs
     from inparsx.generate.stage import generate_queries
+    from inparsx.models import model_source
 
     if name == "dspy":
         return dspy_generated(env, options)
     generator = build("generators", name, options)
     if artefact == "load":
-        return repr(sorted(model_kwargs(generator.options).items()))
+        source = model_source(generator.options.model, generator.options.gguf_file).kwargs()
+        return repr(sorted(model_kwargs(generator.options).items())), repr(source)
     ctx = context(env, "generate", {"use": name, **options}, components=[generator])
     if artefact == "stage":
         generate_queries(ctx, generator, ctx.dir / "queries.jsonl")
@@ -516,8 +528,11 @@ def filtered(env: Env, name: str, options: dict, artefact: str):
 
 
 def mined(env: Env, name: str, options: dict, artefact: str):
+    RecordingChecksum.loaded.clear()
     miner = build("miners", name, options)
-    return [(t.query_id, t.neg_ids) for t in miner.mine(synthetic_records(env), context(env, "triples"))]
+    triples = [(t.query_id, t.neg_ids, t.pos_score, t.neg_scores)
+               for t in miner.mine(synthetic_records(env), context(env, "triples"))]
+    return triples, list(RecordingChecksum.loaded)
 
 
 def triples_file(env: Env) -> Path:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from inparsx.errors import InparsxError
-from inparsx.models import from_pretrained
+from inparsx.models import from_pretrained, resolve_model_name
 from inparsx.rerank.base import Reranker, RerankerOptions
 from inparsx.rerank.hardware import length_sorted_batches, pad_batch, resolve_device, resolve_dtype
 
@@ -172,7 +172,7 @@ class MonoT5Reranker(Reranker):
         self.tokenizer = from_pretrained(AutoTokenizer, model)
         self.model = from_pretrained(AutoModelForSeq2SeqLM, model, dtype=self.dtype).to(self.device).eval()
         self.max_length = opts.max_length or MAX_LENGTH
-        true, false = answer_words(path, opts)
+        true, false = answer_words(resolve_model_name(model), opts)
         self.label_ids = [label_token_id(self.tokenizer, false), label_token_id(self.tokenizer, true)]
 
     def score(self, queries: Sequence[str], documents: Sequence[str]) -> list[float]:

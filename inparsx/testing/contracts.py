@@ -81,8 +81,6 @@ class GeneratorContract(Contract):
         assert len(query_ids) == len(set(query_ids)), "query ids repeat"
 
     def test_an_interrupted_run_resumes_without_loss_or_repetition(self, tmp_path):
-        from inparsx.generate.stage import generate_queries
-
         whole = self._run(self.make_generator(), tmp_path / "whole")
         generator = self.make_generator()
         original = generator.generate

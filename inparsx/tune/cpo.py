@@ -34,7 +34,7 @@ from inparsx.tune.base import MODEL, Tuner
 from inparsx.tune.judge import JudgeOptions, judge_records
 
 if TYPE_CHECKING:
-    from inparsx.generate.hf import HFGenerator, HFOptions
+    from inparsx.generate.hf import HFGenerator
     from inparsx.records import Document
     from inparsx.tune.base import TuneContext
 

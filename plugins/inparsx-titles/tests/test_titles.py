@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from inparsx.records import SyntheticQuery
 from inparsx.testing import stage_context, tiny_beir
