@@ -211,7 +211,7 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
         "n_docs": Vary(3), "n_candidates": Vary(3), "temperature": Vary(0.3), "top_p": Vary(0.3),
         "min_margin": Vary(2.0), "lora_r": Vary(4), "lora_alpha": Vary(4), "lora_dropout": Vary(0.2),
         "target_modules": Vary(["q_proj"]), "quantization": Vary("nf4"), "precision": Vary("bf16"),
-        "loss_type": Vary("hinge"), "beta": Vary(0.3), "cpo_alpha": Vary(0.0), "simpo_gamma": Vary(0.7),
+        "loss_type": Vary("hinge"), "beta": Vary(0.3), "cpo_alpha": Vary(0.0), "simpo_gamma": Vary(0.7, {"loss_type": "simpo"}),
         "max_steps": Vary(3), "epochs": Vary(2.0, {"max_steps": None}), "learning_rate": Vary(1e-3), "lr_scheduler": Vary("cosine"),
         "batch_size": Vary(4), "gradient_accumulation_steps": Vary(2), "max_length": Vary(32),
         "gradient_checkpointing": Vary(True), "logging_steps": Vary(3), "save_steps": Vary(7),
@@ -619,6 +619,10 @@ def jsonl_texts(folder: Path) -> dict[str, str]:
     return {p.name: p.read_text().replace(str(folder), "<dir>") for p in sorted(folder.glob("*.jsonl"))}
 
 
+CPO_CANDIDATES: dict[str, str] = {}
+"""``candidates.jsonl`` of the ``cpo`` probes by the ``hf`` options that sampled them."""
+
+
 def cpo_tuned(env: Env, tuner, ctx: TuneContext, artefact: str):
     """What the ``cpo`` tuner hands TRL (CPOConfig, LoraConfig, the base model's weights and layer types, the
     pairs), and the candidates and pairs it wrote; ``full``: the files of a whole (one-step) run."""
@@ -637,6 +641,10 @@ def cpo_tuned(env: Env, tuner, ctx: TuneContext, artefact: str):
         seen["rows"] = train_dataset.to_dict()
         raise StopBeforeTraining
 
+    sampling = json.dumps(tuner.options.hf_options(), sort_keys=True)
+    candidates = ctx.dir / "candidates.jsonl"
+    if sampling in CPO_CANDIDATES:  # the tuner resumes from its candidates file: sample once per sampling setting
+        candidates.write_text(CPO_CANDIDATES[sampling])
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cpo, "CPOTrainer", recording)
         try:
@@ -645,6 +653,7 @@ def cpo_tuned(env: Env, tuner, ctx: TuneContext, artefact: str):
             pass
         except InparsxError as exc:
             seen["error"] = str(exc).replace(str(ctx.dir), "<dir>")
+    CPO_CANDIDATES.setdefault(sampling, candidates.read_text())
     return seen, jsonl_texts(ctx.dir)
 
 

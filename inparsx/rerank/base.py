@@ -99,14 +99,17 @@ class Reranker(Component):
                 setattr(self, name, None)
 
 
-def check_scorer_options(name: str, options: dict, own: dict[str, str]) -> None:
+def check_scorer_options(name: str, options: dict, own: dict[str, str], what: str = "reranker_options",
+                         user: str = "filter") -> None:
     """Validate ``reranker`` and ``reranker_options`` of a component that uses the reranker only to score pairs
-    (the ``reranker`` and ``consistency`` filters) when the recipe loads.
+    (the ``reranker`` and ``consistency`` filters, the tuners' judge) when the recipe loads.
 
     Args:
         name: the reranker's registered name.
         options: the ``reranker_options`` given.
         own: keys the component sets itself -> its option to use instead (e.g. ``{"model": "model"}``).
+        what: the option that holds ``options``, named in messages (the judge's is ``judge_options``).
+        user: what kind of component scores, named in messages (``filter``, ``judge``).
 
     Raises:
         ValueError: a key of ``own`` (it would be replaced by the component's own option), a key of
@@ -114,9 +117,9 @@ def check_scorer_options(name: str, options: dict, own: dict[str, str]) -> None:
     """
     for key in options:
         if key in own:
-            raise ValueError(f"reranker_options.{key} would be replaced by the filter's own option "
+            raise ValueError(f"{what}.{key} would be replaced by the {user}'s own option "
                              f"`{own[key]}`: set {own[key]} instead")
         if key in STAGE_FIELDS:
-            raise ValueError(f"reranker_options.{key} configures the rerank stage; a filter only scores "
+            raise ValueError(f"{what}.{key} configures the rerank stage; a {user} only scores "
                              "(query, document) pairs, so it would be ignored: remove it")
-    check_options("rerankers", name, {"model": "x", **options}, "reranker_options")
+    check_options("rerankers", name, {"model": "x", **options}, what)

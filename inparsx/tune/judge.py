@@ -55,7 +55,7 @@ class JudgeOptions(Options):
             if not self.judge_model:
                 raise ValueError(f"judge = {self.judge!r} needs judge_model (the reranker's checkpoint)")
             check_scorer_options(self.judge_reranker, self.judge_options,
-                                 {"model": "judge_model", "batch_size": "judge_batch_size"})
+                                 {"model": "judge_model", "batch_size": "judge_batch_size"}, "judge_options", "judge")
         if self.judge != "reranker":
             check_retriever(self.retriever, self.retriever_options)
         return self
