@@ -63,3 +63,14 @@ def test_quickstart_is_cpu_sized():
     assert recipe.stages["generate"].use == ["ict"] and recipe.stages["train"].use == ["bi-encoder"]
     rerank = recipe.stages["rerank"].components[0][1]
     assert rerank.zero_shot_model and rerank.interpolate is not None and rerank.depth <= 50
+
+
+def test_inpars_cpu_runs_the_real_smollm2_with_the_inpars_filter_and_marginmse():
+    recipe = load_recipe(Path(RECIPES[0].parent, "scifact-inpars-cpu.toml"))
+    generate = dict(recipe.stages["generate"].components)["hf"]
+    assert (generate.model, generate.prompt, generate.do_sample) == ("HuggingFaceTB/SmolLM2-135M-Instruct", "inpars", False)
+    assert recipe.stages["filter"].use == ["copied", "scores"]
+    triples = dict(recipe.stages["triples"].components)["bm25-negatives"]
+    assert triples.teacher == "bi-encoder" and dict(recipe.stages["train"].components)["bi-encoder"].loss == "margin-mse"
+    rerank = recipe.stages["rerank"].components[0][1]
+    assert rerank.zero_shot_model and "ict" in rerank.compare_models
