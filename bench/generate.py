@@ -14,8 +14,9 @@ The ``hf`` side runs in fp32 and in bf16. In the same run, the script measures t
 limit (a 1024 x 1024 product, fp32 and bf16) and the prefill throughput of one ``hf`` batch (GFLOP/s counted
 as 2 x parameters x prompt tokens), and prints the fraction of each limit that the prefill reaches. Prints
 docs/s and generated tokens/s of each side, how many of its queries equal the baseline's, and as its last line
-``ratio: <docs/s of the faster hf side / docs/s of the baseline>``. About 10 minutes with ``--docs 48`` on an
-idle 2-core machine; ``--docs 16 --chunk 8`` for a quick look.
+``ratio: <docs/s of the faster hf side / docs/s of the baseline>``. Each document costs the baseline about 25
+CPU-seconds on an AVX2 CPU in fp32, so size ``--docs`` to the time at hand (``--docs 8 --chunk 8 --batch-size 8``
+is a quick look).
 """
 
 from __future__ import annotations

@@ -96,3 +96,13 @@ def test_path_recipe_scores_instructions_on_ten_train_queries():
     assert (path.n_gold, path.gold_split, path.metric) == (10, "train", "ndcg@10")
     generate = dict(recipe.stages["generate"].components)["hf"]
     assert generate.instruction == "@tune" and generate.prompt == path.generator["prompt"]
+
+def test_inpars_cpu_runs_the_real_smollm2_with_the_inpars_filter_and_marginmse():
+    recipe = load_recipe(Path(RECIPES[0].parent, "scifact-inpars-cpu.toml"))
+    generate = dict(recipe.stages["generate"].components)["hf"]
+    assert (generate.model, generate.prompt, generate.do_sample) == ("HuggingFaceTB/SmolLM2-135M-Instruct", "inpars", False)
+    assert recipe.stages["filter"].use == ["copied", "scores"]
+    triples = dict(recipe.stages["triples"].components)["bm25-negatives"]
+    assert triples.teacher == "bi-encoder" and dict(recipe.stages["train"].components)["bi-encoder"].loss == "margin-mse"
+    rerank = recipe.stages["rerank"].components[0][1]
+    assert rerank.zero_shot_model and "ict" in rerank.compare_models
