@@ -441,7 +441,8 @@ def generated(env: Env, name: str, options: dict, artefact: str):
         generate_queries(ctx, generator, ctx.dir / "queries.jsonl")
         return [json.loads(line)["doc_id"] for line in (ctx.dir / "queries.jsonl").read_text().splitlines()]
     docs = sorted(env.dataset.docs().values(), key=lambda d: d.doc_id)[:3]
-    records = [(r.doc_id, r.query, r.prompt_text, rounded(r.log_probs, 3), r.fewshot_examples, r.extra)
+    records = [(r.doc_id, r.query, r.prompt_text, rounded(r.log_probs, 3), r.fewshot_examples, r.positive_text,
+                r.extra)
                for batch in generator.generate(docs, ctx) for r in batch]
     if name != "hf":
         return records

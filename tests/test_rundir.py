@@ -29,13 +29,19 @@ SLOW_RUN = textwrap.dedent("""\
     from pathlib import Path
     from inparsx import io, pipeline
     from inparsx.io import write_json
-    from inparsx.plugins import Component, Options
+    from inparsx.evaluate.base import Evaluator
+    from inparsx.plugins import Options
+    from inparsx.retrieve.base import Retriever
     from inparsx.testing.plugins import plugin_module, registered
 
-    class Wait(Component):
+    class Wait(Retriever):
         name = "wait"
         class Options(Options):
             go: str = ""
+
+    class WaitEvaluator(Evaluator):
+        name = "wait"
+        Options = Wait.Options
 
     def run_stage(ctx):
         go = Path(ctx.component.options.go)
@@ -66,7 +72,7 @@ SLOW_RUN = textwrap.dedent("""\
     sys.modules["slow_runners"] = runners
     for stage in ("retrieve", "evaluate"):
         pipeline.STAGE_RUNNERS[stage] = "slow_runners:run_stage"
-    with registered(plugin_module("slow", retrievers=[Wait], evaluators=[Wait])):
+    with registered(plugin_module("slow", retrievers=[Wait], evaluators=[WaitEvaluator])):
         from inparsx.cli.main import main
         sys.argv = ["inparsx", *sys.argv[1:]]
         main()
