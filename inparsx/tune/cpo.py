@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -322,8 +323,7 @@ def save_merged(options: CPOOptions, adapter: Path, out: Path) -> Path:
     base, tokenizer = tuner.load_base(train=False)
     merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
     merged = plain_copy(merged)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     merged.save_pretrained(tmp)
     tokenizer.padding_side = "left"
     tokenizer.save_pretrained(tmp)

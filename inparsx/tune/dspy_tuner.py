@@ -109,8 +109,15 @@ def judge_metric(judge: Judge) -> Any:
 
 
 def save_program(program: Any, path: Path) -> Path:
-    """``program.save`` (DSPy's JSON state) to a temporary name, renamed when complete."""
-    tmp = path.with_name(path.name + ".tmp.json")
-    program.save(str(tmp))
-    tmp.replace(path)
+    """``program.save`` (DSPy's JSON state) to a unique temporary name beside ``path``, renamed when complete."""
+    import os
+    import tempfile
+
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.json", dir=path.parent)
+    os.close(handle)
+    try:
+        program.save(name)
+        os.replace(name, path)
+    finally:
+        Path(name).unlink(missing_ok=True)
     return path
