@@ -17,7 +17,6 @@ from inparsx.recipe import validate_recipe
 from inparsx.testing import SIMPLE_CHAT_TEMPLATE, tiny_gpt2, tiny_llama, tiny_t5, train_tokenizer
 
 
-
 @pytest.fixture(scope="module")
 def models(scifact, prompts_file, tmp_path_factory) -> dict[str, Path]:
     """Tiny random models whose byte-level BPE is trained on real SciFact text and the prompt file."""

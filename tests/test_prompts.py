@@ -18,7 +18,6 @@ from inparsx.records import Document
 from inparsx.testing import SIMPLE_CHAT_TEMPLATE, train_tokenizer
 
 
-
 @pytest.fixture(scope="module")
 def tokenizer(scifact: BeirFolderDataset):
     texts = [doc.full_text for _, doc in zip(range(300), scifact.docs_iter())]

@@ -97,6 +97,7 @@ def test_path_recipe_scores_instructions_on_ten_train_queries():
     generate = dict(recipe.stages["generate"].components)["hf"]
     assert generate.instruction == "@tune" and generate.prompt == path.generator["prompt"]
 
+
 def test_inpars_cpu_runs_the_real_smollm2_with_the_inpars_filter_and_marginmse():
     recipe = load_recipe(Path(RECIPES[0].parent, "scifact-inpars-cpu.toml"))
     generate = dict(recipe.stages["generate"].components)["hf"]

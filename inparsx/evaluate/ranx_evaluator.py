@@ -126,8 +126,8 @@ class RanxEvaluator(Evaluator):
                        for metric, result in comparisons[(baseline, name)].items()}
                 for name in scores if name != baseline}
 
-
     def test_name(self) -> str:
+        """ranx's name of the test (``student``, ``fisher``, ``tukey``)."""
         return self.options.stat_test
 
     def test_description(self) -> str:

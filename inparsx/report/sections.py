@@ -17,6 +17,7 @@ from typing import Any
 
 from inparsx.report import plots
 
+
 def escape(text: str) -> str:
     """Text for an HTML text node (``<``, ``>``, ``&`` escaped; quotes kept as they are)."""
     return html.escape(text, quote=False)

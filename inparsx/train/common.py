@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 CHECKPOINTS = "checkpoints"
 """Sub-folder of the output folder where resumable checkpoints (``checkpoint-<step>``) are written."""
 
+
 def model_field(default: Any = ...) -> Any:
     """The ``base_model`` field (also accepted as ``model``), with a per-trainer default."""
     return Field(default, validation_alias=AliasChoices("base_model", "model"))
