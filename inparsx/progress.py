@@ -68,9 +68,11 @@ def track(items: Iterable[T], description: str, total: int | None = None, unit: 
             progress.advance(task)
 
 
-SILENCED_BARS = frozenset({"Loading weights", "Writing model shards", "Computing widget examples"})
+SILENCED_BARS = frozenset({"Loading weights", "Writing model shards", "Computing widget examples",
+                           "Converting and de-quantizing GGUF tensors..."})
 """Descriptions of library tqdm bars that carry no information for inparsx users: transformers' per-tensor
-"Loading weights" and "Writing model shards" (a flash on small models, printed between our rich bars) and
+"Loading weights", "Writing model shards" and GGUF "Converting and de-quantizing" bars (a flash on small models,
+printed between our rich bars) and
 sentence-transformers' "Computing widget examples" (its model card). Other bars, such as hub downloads
 (``huggingface_hub``), are kept."""
 
