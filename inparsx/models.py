@@ -144,4 +144,5 @@ def saveable_model(model: Any) -> Any:
                            f"unexpected {sorted(unexpected)[:5]}")
     if missing:
         fresh.tie_weights()
+    fresh.generation_config = model.generation_config  # eos ids, e.g. SmolLM2's <|im_end|>
     return fresh.to(model.device).eval() if not model.training else fresh.to(model.device)

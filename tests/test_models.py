@@ -95,3 +95,17 @@ def test_gguf_model_refuses_saving_until_rebuilt(smollm2, tmp_path):
     ids = tokenizer("What is the role of Ikaros in hematopoiesis?", return_tensors="pt").input_ids
     with torch.no_grad():
         assert torch.equal(model(ids).logits, reloaded(ids).logits)
+
+
+def test_cpo_trains_the_real_gguf_model_as_a_plain_copy():
+    """transformers' Trainer refuses a GGUF-loaded model ("quantized with QuantizationMethod.GGUF ... do not
+    support training"), although its weights are dequantized: the CPO tuner trains a plain copy."""
+    from transformers.trainer_utils import validate_quantization_for_training
+
+    from inparsx.tune.cpo import CPOOptions, CPOTuner
+
+    tuner = CPOTuner(CPOOptions(base_model="HuggingFaceTB/SmolLM2-135M-Instruct", judge="consistency",
+                                generator={"dtype": "fp32"}, precision="fp32"))
+    model, _ = tuner.load_base(train=True)
+    assert not is_gguf_model(model) and model.generation_config.eos_token_id is not None
+    validate_quantization_for_training(model)  # raises for the GGUF-flagged model

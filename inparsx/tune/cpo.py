@@ -29,6 +29,7 @@ from pydantic import Field, model_validator
 
 from inparsx.errors import InparsxError
 from inparsx.io import write_json, write_jsonl
+from inparsx.models import saveable_model
 from inparsx.progress import console
 from inparsx.records import SyntheticQuery
 from inparsx.tune.base import MODEL, Tuner
@@ -206,13 +207,16 @@ class CPOTuner(Tuner):
     def load_base(self, train: bool) -> tuple[Any, Any]:
         """The base generator and tokenizer, loaded as the ``hf`` generator loads it; for training with
         ``quantization = "nf4"`` in 4 bits (prepared for k-bit training), in bf16 or fp32 as ``precision``
-        says, and always unquantised for merging (``train = False``)."""
+        says, and always unquantised for merging (``train = False``). A GGUF checkpoint (e.g. the packaged
+        SmolLM2) is rebuilt as a plain model (:func:`inparsx.models.saveable_model`): its weights are already
+        dequantized, and transformers' ``Trainer`` refuses any model flagged as GGUF-quantized."""
         from inparsx.generate.hf import HFOptions, load_model
 
         opts = self.options
         dtype = "bf16" if self.precision_flags()["bf16"] else "fp32"
         quantization = opts.quantization if train else "none"
         model, tokenizer = load_model(opts.base_model, HFOptions(**opts.hf_options(dtype=dtype, quantization=quantization)))
+        model = saveable_model(model)  # GGUF weights load dequantized, but transformers' Trainer refuses a GGUF model
         if quantization == "nf4":
             from peft import prepare_model_for_kbit_training
 
@@ -322,7 +326,6 @@ def save_merged(options: CPOOptions, adapter: Path, out: Path) -> Path:
     tuner = CPOTuner(options)
     base, tokenizer = tuner.load_base(train=False)
     merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
-    merged = plain_copy(merged)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     merged.save_pretrained(tmp)
     tokenizer.padding_side = "left"
@@ -330,20 +333,3 @@ def save_merged(options: CPOOptions, adapter: Path, out: Path) -> Path:
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out
-
-
-def plain_copy(model: Any) -> Any:
-    """``model`` itself when it can be saved, else a fresh model of its class built from its config without
-    ``quantization_config`` and loaded with its weights (transformers refuses to save a GGUF-loaded model)."""
-    config = model.config
-    if getattr(model, "hf_quantizer", None) is None and getattr(config, "quantization_config", None) is None:
-        return model
-    import copy
-
-    config = copy.deepcopy(config)
-    if hasattr(config, "quantization_config"):
-        delattr(config, "quantization_config")
-    fresh = type(model)(config).to(model.dtype)
-    fresh.load_state_dict(model.state_dict())
-    fresh.generation_config = model.generation_config
-    return fresh
