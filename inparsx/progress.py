@@ -69,10 +69,10 @@ def track(items: Iterable[T], description: str, total: int | None = None, unit: 
 
 
 SILENCED_BARS = frozenset({"Loading weights", "Writing model shards", "Computing widget examples",
-                           "Converting and de-quantizing GGUF tensors..."})
+                           "Converting and de-quantizing GGUF tensors...", "Map"})
 """Descriptions of library tqdm bars that carry no information for inparsx users: transformers' per-tensor
 "Loading weights", "Writing model shards" and GGUF "Converting and de-quantizing" bars (a flash on small models,
-printed between our rich bars) and
+printed between our rich bars), ``datasets``' "Map" bars (the CPO trainer's tokenisation of its pairs) and
 sentence-transformers' "Computing widget examples" (its model card). Other bars, such as hub downloads
 (``huggingface_hub``), are kept."""
 
