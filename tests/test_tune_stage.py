@@ -74,3 +74,10 @@ def test_a_tuner_cannot_use_a_later_stage_model(tmp_path):
     assert ctx.resolve_model("org/model") == "org/model"
     with pytest.raises(InparsxError, match="runs before every stage that writes a model"):
         ctx.resolve_model("@train")
+
+
+def test_the_tune_stage_names_the_generate_table_literally(tmp_path, scifact_small, capsys):
+    """Recipe table names in messages are text, not rich markup ("[generate]" used to vanish)."""
+    with registered(plugin_module("instruction-only", tuners=[InstructionOnly])):
+        run_recipe(recipe(tmp_path, scifact_small, '[tune]\nuse = "instruction-only"'), tmp_path / "run")
+    assert 'use it in [generate] as "@tune"' in " ".join(capsys.readouterr().err.split())
