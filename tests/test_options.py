@@ -326,6 +326,26 @@ def test_recipe_refuses_a_rerank_depth_beyond_the_retrieved_run(tmp_path):
     assert (error.key, error.line) == ("rerank.depth", 13) and "at most 100" in error.reason
 
 
+def test_rerank_keys_are_routed_to_the_stage_or_the_reranker(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text(RECIPE + '[rerank]\nuse = "monot5"\nmodel = "m"\ndepth = 20\ntrue_token = "yes"\ndtype = "fp32"\n')
+    config = load_recipe(path).stages["rerank"]
+    (name, reranker), stage = config.components[0], config.settings
+    assert (stage.model, stage.depth, reranker.true_token, reranker.dtype) == ("m", 20, "yes", "fp32")
+    assert "depth" not in type(reranker).model_fields and "dtype" not in type(stage).model_fields
+    assert load_recipe(path).filled()["rerank"] == {"use": "monot5", **stage.model_dump(exclude_none=True),
+                                                    **reranker.model_dump(exclude_none=True)}
+
+
+def test_a_rerank_key_neither_takes_names_file_line_and_both_sets_of_keys(tmp_path):
+    (error,) = recipe_errors(tmp_path, '[rerank]\nuse = "cross-encoder"\nmodel = "m"\ndepht = 5\n')
+    assert (error.key, error.line) == ("rerank.depht", 9)
+    assert "unknown key of [rerank] or of 'cross-encoder'" in error.reason and "did you mean 'depth'" in error.reason
+    assert "batch_size" in error.reason and "zero_shot_model" in error.reason
+    (error,) = recipe_errors(tmp_path, '[rerank]\nuse = "cross-encoder"\ndepth = 5\n')
+    assert (error.key, error.reason) == ("rerank.model", "required key is missing")
+
+
 def test_static_cache_reaches_a_seq2seq_models_generate(t5):
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
