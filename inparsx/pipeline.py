@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -305,7 +306,7 @@ def _show_stored_table(folder: Path) -> None:
         out.print(table.read_text().rstrip(), markup=False, highlight=False)
 
 
-def _run_stage(ctx: StageContext, fresh: bool, prepared: Any = None) -> None:
+def _run_stage(ctx: StageContext, fresh: bool, prepared: Callable[[], None] | None = None) -> None:
     """Clear (other fingerprint or ``fresh``) and mark the stage folder, call ``prepared()`` when given (the
     one-off runner's barrier), run the stage and write its done marker."""
     folder = ctx.dir

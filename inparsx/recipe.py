@@ -218,7 +218,8 @@ def one_stage_recipe(stage: str, use: str | list[str], sets: list[str], dataset:
                      eval_split: str = "test", flags: dict[str, Any] | None = None,
                      refused: dict[str, str] | None = None, registry: Registry | None = None) -> Recipe:
     """The validated recipe of a one-off stage command (``inparsx generate``, ``filter``, ``train``...): one
-    ``[stage]`` table built from the command's flags and ``--set`` items, validated exactly as a recipe file.
+    ``[stage]`` table built from the command's flags and ``--set`` items, validated as a recipe file is
+    (``@stage`` values may name any earlier stage: the command reads its output from elsewhere).
 
     Args:
         stage: the pipeline stage.
@@ -246,15 +247,20 @@ def one_stage_recipe(stage: str, use: str | list[str], sets: list[str], dataset:
             raise RecipeError("--set", item, f"{key} is not a --set option of this command: {blocked[key]}")
     data[stage].update(given)
     try:
-        return validate_recipe(data, f"inparsx {stage}", "", registry or get_registry())
+        return validate_recipe(data, f"inparsx {stage}", "", registry or get_registry(), outside_stages=True)
     except RecipeErrors as exc:
         if len(exc.errors) == 1:
             raise exc.errors[0] from None
         raise
 
 
-def validate_recipe(data: dict[str, Any], source: str, text: str, registry: Registry) -> Recipe:
-    """Validate parsed recipe data; see :func:`load_recipe`."""
+def validate_recipe(data: dict[str, Any], source: str, text: str, registry: Registry,
+                    outside_stages: bool = False) -> Recipe:
+    """Validate parsed recipe data; see :func:`load_recipe`.
+
+    ``outside_stages``: a ``@stage`` value may name an earlier stage that the recipe lacks (a one-off
+    command reads that stage's output from elsewhere, see :func:`one_stage_recipe`).
+    """
     errors: list[RecipeError] = []
     locate = _Locator(text)
 
@@ -273,7 +279,7 @@ def validate_recipe(data: dict[str, Any], source: str, text: str, registry: Regi
             config = _stage(stage, kind, data[stage], registry, fail)
             if config is not None:
                 stages[stage] = config
-    _check_stage_references(stages, fail)
+    _check_stage_references(stages, fail, outside_stages)
     if not errors:
         cross_stage_checks(stages, fail)
     if errors:
@@ -320,9 +326,10 @@ def cross_stage_checks(stages: dict[str, StageConfig], fail) -> None:
                      f"model was not trained to write; leave rerank.{key} out (the trained one is used)")
 
 
-def _check_stage_references(stages: dict[str, StageConfig], fail) -> None:
+def _check_stage_references(stages: dict[str, StageConfig], fail, outside_stages: bool = False) -> None:
     """Every option value ``"@<stage>"`` (e.g. ``model = "@tune"``) must name a stage of the recipe that runs
-    earlier. Only a stage table's own values are checked (nested tables, such as PATH's inner recipe, are not)."""
+    earlier (with ``outside_stages``, any earlier stage). Only a stage table's own values are checked (nested
+    tables, such as PATH's inner recipe, are not)."""
     order = list(STAGES)
     for stage, config in stages.items():
         multi = stage in MULTI_USE_STAGES
@@ -334,7 +341,7 @@ def _check_stage_references(stages: dict[str, StageConfig], fail) -> None:
                 target, where = value[1:], f"{stage}.{name}.{key}" if multi else f"{stage}.{key}"
                 if target not in STAGES:
                     fail(where, f"{value}: no such stage; expected @ and one of: {', '.join(STAGES)}")
-                elif target not in stages or order.index(target) >= order.index(stage):
+                elif order.index(target) >= order.index(stage) or target not in stages and not outside_stages:
                     fail(where, f"{value} is the output of stage {target!r}, but the recipe has no [{target}] "
                                 f"stage before [{stage}]")
 

@@ -159,3 +159,19 @@ def test_a_bad_set_item_is_one_line_naming_it(scifact_small, tmp_path, command, 
     result = cli(tmp_path, *command, *dataset, "--set", item)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().startswith(expected) and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_generate_command_reads_at_stage_models_from_its_run_dir(scifact_small, prompts_file, tmp_path):
+    from inparsx.generate.cli import generate, referenced_stages
+    from inparsx.testing import tiny_llama, train_tokenizer
+
+    tiny_llama(tmp_path / "earlier" / "tune" / "model", train_tokenizer(vocab_size=400))
+    assert referenced_stages({"model": "@tune", "prompt": "inpars", "num_docs": 2}) == ["tune"]
+    out = tmp_path / "q.jsonl"
+    generate(dataset=str(scifact_small), use="hf", out=out, seed=1, eval_split="test", run_dir=tmp_path / "earlier",
+             force=False, set_=["model=@tune", "num_docs=2", "max_new_tokens=2", f"prompts_file={prompts_file}"])
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 2 and {r["generator"] for r in records} == {"hf:@tune"}
+    with pytest.raises(Exception, match="exists; pass --force"):
+        generate(dataset=str(scifact_small), use="hf", out=out, seed=1, eval_split="test", run_dir=tmp_path,
+                 force=False, set_=["model=@tune"])

@@ -31,7 +31,7 @@ def generate(dataset: Annotated[str, typer.Option("--dataset", "-d", help="beir:
     from inparsx.oneoff import refuse_existing, run_to
     from inparsx.pipeline import EXCLUDED_QIDS, is_main_process
     from inparsx.progress import out as stdout
-    from inparsx.recipe import STAGES, one_stage_recipe
+    from inparsx.recipe import one_stage_recipe
 
     recipe = one_stage_recipe("generate", use, set_ or [], dataset, seed, eval_split)
     if is_main_process():
@@ -39,7 +39,13 @@ def generate(dataset: Annotated[str, typer.Option("--dataset", "-d", help="beir:
     stats = out.with_name(f"{out.stem}.stats.json")
     run_to(recipe, "generate", out, lambda folder: {folder / "queries.jsonl": out, folder / "queries.stats.json": stats,
                                                     folder / EXCLUDED_QIDS: out.with_name(EXCLUDED_QIDS)},
-           inputs={stage: run_dir / stage for stage in STAGES if stage != "generate"})
+           inputs={stage: run_dir / stage for stage in referenced_stages(recipe.filled()["generate"])})
     if is_main_process():
         summary = json.loads(stats.read_text())
         stdout.print(f"{out}: {summary['queries']} queries for {summary['docs']} documents", markup=False)
+
+
+def referenced_stages(table: dict) -> list[str]:
+    """The stages that ``@stage`` values of a filled stage table name (e.g. ``model = "@tune"``): their
+    folders under ``--run-dir`` are the command's inputs."""
+    return sorted({value[1:] for value in table.values() if isinstance(value, str) and value.startswith("@")})
