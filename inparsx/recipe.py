@@ -238,7 +238,7 @@ def one_stage_recipe(stage: str, use: str | list[str], sets: list[str], dataset:
     given = {key: value for key, value in (flags or {}).items() if value is not None}
     data: dict[str, Any] = {"recipe": {"name": stage, "seed": seed},
                             "dataset": {"name": dataset, "eval_split": eval_split}, stage: {"use": use}}
-    blocked = {**{key: f"give it as --{key.replace('_', '-')}" for key in flags or {}}, **(refused or {})}
+    blocked = {key: f"give it as --{key.replace('_', '-')}" for key in ["use", *(flags or {})]} | (refused or {})
     for item in sets:
         apply_override(data, item, stage)
         found = blocked.keys() & data[stage].keys()

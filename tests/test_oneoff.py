@@ -132,6 +132,7 @@ def test_one_set_parser_for_recipes_and_commands():
     assert (options.k, options.method) == (10, "bm25+")
     for item, message in (("k", "--set: k: expected dotted.key=value"),
                           ("generate.num_docs=3", "--set: generate.num_docs=3: a key of [generate]"),
+                          ("use=bm25", "--set: use=bm25: use is not a --set option of this command: give it as --use"),
                           ("k=many", "inparsx retrieve: retrieve.k: Input should be a valid integer")):
         with pytest.raises(RecipeError) as info:
             one_stage_recipe("retrieve", "bm25s", [item], "d")
