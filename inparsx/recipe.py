@@ -237,7 +237,7 @@ def one_stage_recipe(stage: str, use: str | list[str], sets: list[str], dataset:
     """
     given = {key: value for key, value in (flags or {}).items() if value is not None}
     data: dict[str, Any] = {"recipe": {"name": stage, "seed": seed},
-                            "dataset": {"name": dataset, "eval_split": eval_split}, stage: {"use": use}}
+                            "dataset": {"name": dataset, "eval_split": eval_split}, stage: {}}
     blocked = {key: f"give it as --{key.replace('_', '-')}" for key in ["use", *(flags or {})]} | (refused or {})
     for item in sets:
         apply_override(data, item, stage)
@@ -245,7 +245,7 @@ def one_stage_recipe(stage: str, use: str | list[str], sets: list[str], dataset:
         if found:
             key = found.pop()
             raise RecipeError("--set", item, f"{key} is not a --set option of this command: {blocked[key]}")
-    data[stage].update(given)
+    data[stage].update({"use": use, **given})
     try:
         return validate_recipe(data, f"inparsx {stage}", "", registry or get_registry(), outside_stages=True)
     except RecipeErrors as exc:
