@@ -278,7 +278,7 @@ def test_monot5_trains_and_the_reranker_loads_it(t5, triples_file, tmp_path):
                  max_length=64, save_steps=0).train(triples_file, tmp_path / "m")
     assert read_training_info(out)["metrics"]["global_step"] == 3
     assert "library_name: transformers" in (out / "README.md").read_text()
-    reranker = MonoT5Reranker(MonoT5Reranker.Options(model=str(out), batch_size=2, device="cpu", dtype="fp32"))
+    reranker = MonoT5Reranker(MonoT5Reranker.Options(batch_size=2, device="cpu", dtype="fp32"))
     reranker.load(str(out))
     scores = reranker.score(["caffeine", "caffeine"], ["Caffeine in pregnancy.", "White matter in the brain."])
     assert len(scores) == 2 and all(0.0 <= s <= 1.0 for s in scores)
