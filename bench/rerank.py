@@ -52,7 +52,7 @@ def load_models(path: str):
     reference = CrossEncoder(path, num_labels=1)
     ours = {}
     for label, options in (("fp32", {"dtype": "fp32"}), ("default", {})):
-        reranker = CrossEncoderReranker(CrossEncoderReranker.Options(model=path, **options))
+        reranker = CrossEncoderReranker(CrossEncoderReranker.Options(**options))
         reranker.load(path)
         state = {k: v.to(reranker.dtype) for k, v in reference.model.state_dict().items()}
         reranker.model.load_state_dict(state)

@@ -17,14 +17,15 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from inparsx.plugins import Registry, get_registry
-from inparsx.recipe import MULTI_USE_STAGES, STAGES, DatasetConfig, RecipeInfo
+from inparsx.recipe import MULTI_USE_STAGES, STAGES, DatasetConfig, RecipeInfo, stage_options_model
 
 HEADER = """# Recipe reference
 
 Generated from the options models by `python -m inparsx.docgen`; do not edit by hand.
 
 A recipe is a TOML file with a `[recipe]` table, a `[dataset]` table and one table per stage, in the pipeline
-order below. A stage table names its plugin with `use`; every other key is one of that plugin's options.
+order below. A stage table names its plugin with `use`; every other key is one of the stage's own options
+(listed once under the stage, e.g. `[rerank]`'s `depth`) or one of that plugin's options.
 `[filter]` takes a list (`use = ["length", "scores"]`): a key at its top level goes to every listed filter that
 has it, and `[filter.<name>]` to one filter only. `--set stage.key=value` overrides any value. A model option
 takes a hub id, a local folder, or `@stage` (an earlier stage's output, e.g. `@train`).
@@ -40,6 +41,8 @@ def recipes_markdown(registry: Registry | None = None) -> str:
         many = " (a list: the filters run in order)" if stage in MULTI_USE_STAGES else ""
         parts.append(f"## [{stage}]\n\nPlugins{many}: " + (", ".join(f"`{e.name}`" for e in entries) or "none built in")
                      + ".\n")
+        if (model := stage_options_model(stage)) is not None:
+            parts.append(stage_options_section(stage, model))
         for entry in entries:
             parts.append(component_section(stage, entry.name, entry.cls))
     return "\n".join(parts).rstrip("\n") + "\n"
@@ -47,6 +50,11 @@ def recipes_markdown(registry: Registry | None = None) -> str:
 
 def table_section(title: str, model: type) -> str:
     return f"## {title}\n\n{_doc(model)}\n\n{options_table(model)}\n"
+
+
+def stage_options_section(stage: str, model: type) -> str:
+    """The options of ``stage`` itself (every plugin of the stage takes them), documented once."""
+    return f"### {stage}: stage options\n\n{_doc(model)}\n\n{options_table(model)}\n"
 
 
 def component_section(stage: str, name: str, cls: type) -> str:

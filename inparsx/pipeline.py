@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -48,7 +49,9 @@ def cache_home() -> Path:
 class StageContext:
     """What a stage runner gets: the recipe, its own folder, the run directory and built components.
 
-    ``components`` are the stage's plugins, instantiated from the recipe in ``use`` order.
+    ``components`` are the stage's plugins, instantiated from the recipe in ``use`` order. ``inputs`` tells
+    where earlier stages' outputs are when they are not in ``run_dir`` (a one-off command's input files):
+    ``{"<stage>/<file>": path}`` for one file, ``{"<stage>": folder}`` for every output of a stage.
     """
 
     recipe: Recipe
@@ -57,6 +60,7 @@ class StageContext:
     components: list[Any]
     fingerprint: str = ""
     _dataset: Dataset | None = field(default=None, repr=False)
+    inputs: dict[str, Path] = field(default_factory=dict)
 
     @property
     def dir(self) -> Path:
@@ -66,6 +70,13 @@ class StageContext:
     @property
     def seed(self) -> int:
         return self.recipe.info.seed
+
+    @property
+    def settings(self) -> Any:
+        """The stage's own validated options (e.g. :class:`~inparsx.rerank.options.RerankStageOptions`), or
+        ``None`` for a stage without them (:data:`inparsx.recipe.STAGE_OPTIONS`)."""
+        config = self.recipe.stages.get(self.stage)
+        return config.settings if config is not None else None
 
     @property
     def component(self) -> Any:
@@ -87,7 +98,7 @@ class StageContext:
         Raises:
             InparsxError: the file does not exist (the stage is missing from the recipe or has not run).
         """
-        path = self.run_dir / stage / filename
+        path = self.inputs.get(f"{stage}/{filename}") or Path(self.inputs.get(stage, self.run_dir / stage)) / filename
         if not path.exists():
             raise InparsxError(f"stage {self.stage!r} needs {path}, the output of stage {stage!r}: "
                                f"add [{stage}] to the recipe or run it first")
@@ -211,6 +222,83 @@ def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | N
             _run_stage(ctx, forcing and stage == start)
 
 
+def run_one_stage(recipe: Recipe, stage: str, run_dir: Path, inputs: dict[str, Path] | None = None,
+                  dataset: Dataset | None = None) -> StageContext:
+    """Run one stage of ``recipe`` into ``run_dir/<stage>`` the way :func:`run_recipe` runs it: components built
+    from the registry, the stage's runner (:data:`STAGE_RUNNERS`), the started/done markers, the folder
+    cleared when the fingerprint changed and kept (so the stage resumes) when it did not. The one-off stage
+    commands (``inparsx generate``, ``filter``, ``train``, ``rerank``, ``retrieve``) run through here.
+
+    The stage always runs (a finished folder with the same fingerprint is run again, reusing what the stage
+    keeps, e.g. the reranker's scores). Its fingerprint covers ``inputs``' contents in place of the previous
+    stage's fingerprint. Under ``accelerate launch``/torchrun only the main process (``RANK`` 0) locks,
+    clears and marks the folder; the others wait for it, then run the stage too (data-parallel generation
+    and training).
+
+    Args:
+        recipe: a validated recipe holding ``stage`` (e.g. :func:`inparsx.recipe.one_stage_recipe`).
+        stage: the stage to run.
+        run_dir: the run directory.
+        inputs: earlier stages' outputs, see :class:`StageContext`.
+        dataset: the dataset (default: ``recipe.dataset.name`` resolved; none when that name is empty).
+
+    Raises:
+        RunDirLocked: another process runs in ``run_dir``. Interrupted: Ctrl-C (partial results kept).
+        InparsxError, DataError, StorageError: as the stage raises them.
+    """
+    inputs = dict(inputs or {})
+    with interrupted_as(f"stage {stage!r} ({run_dir / stage})"):
+        if dataset is None and recipe.dataset.name:
+            dataset = resolve_dataset(recipe.dataset.name)
+        previous = inputs_fingerprint(inputs)
+        fingerprint = stage_fingerprint(recipe, stage, previous, dataset.fingerprint() if dataset else "")
+        components = [get_registry().get(STAGES[stage], name)(options)
+                      for name, options in recipe.stages[stage].components]
+        ctx = StageContext(recipe, stage, Path(run_dir), components, fingerprint, dataset, inputs)
+        if not is_main_process():
+            wait_for_processes()  # the main process prepares the folder first
+            _call_runner(ctx)
+            return ctx
+        with run_dir_lock(Path(run_dir)):
+            _run_stage(ctx, False, wait_for_processes)
+    return ctx
+
+
+def inputs_fingerprint(inputs: dict[str, Path]) -> str:
+    """sha256 (16 hex digits) of input files' contents (a folder: its files' names, sizes and modification
+    times), by input name; ``""`` without inputs."""
+    if not inputs:
+        return ""
+    digest = hashlib.sha256()
+    for name, path in sorted(inputs.items()):
+        digest.update(f"{name}={path}\n".encode())
+        path = Path(path)
+        if path.is_file():
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        elif path.is_dir():
+            for item in sorted(p for p in path.rglob("*") if p.is_file()):
+                stat = item.stat()
+                digest.update(f"{item.relative_to(path)} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def is_main_process() -> bool:
+    """``False`` in a process other than the first of ``accelerate launch``/torchrun (``RANK`` > 0)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def wait_for_processes() -> None:
+    """A barrier across the processes of ``accelerate launch``/torchrun (accelerate's ``PartialState``);
+    nothing in a single process."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch
+        from accelerate import PartialState
+
+        PartialState(cpu=not torch.cuda.is_available()).wait_for_everyone()
+
+
 def _show_stored_table(folder: Path) -> None:
     """Print the results table a finished evaluate stage saved (``table.txt``), so a rerun still shows it."""
     table = folder / "table.txt"
@@ -218,7 +306,9 @@ def _show_stored_table(folder: Path) -> None:
         out.print(table.read_text().rstrip(), markup=False, highlight=False)
 
 
-def _run_stage(ctx: StageContext, fresh: bool) -> None:
+def _run_stage(ctx: StageContext, fresh: bool, prepared: Callable[[], None] | None = None) -> None:
+    """Clear (other fingerprint or ``fresh``) and mark the stage folder, call ``prepared()`` when given (the
+    one-off runner's barrier), run the stage and write its done marker."""
     folder = ctx.dir
     started = read_marker(folder / STARTED_MARKER).get("fingerprint")
     if folder.exists() and (fresh or started != ctx.fingerprint):
@@ -230,10 +320,17 @@ def _run_stage(ctx: StageContext, fresh: bool) -> None:
     console.rule(f"[bold]{ctx.stage}[/bold] ({', '.join(c.name for c in ctx.components)})"
                  + (" [yellow]resuming[/yellow]" if resuming else ""))
     quiet_library_bars()
-    module, _, function = STAGE_RUNNERS[ctx.stage].partition(":")
+    if prepared is not None:
+        prepared()
     began = time.perf_counter()
-    getattr(importlib.import_module(module), function)(ctx)
+    _call_runner(ctx)
     seconds = time.perf_counter() - began
     write_json(folder / DONE_MARKER, {"fingerprint": ctx.fingerprint, "seconds": round(seconds, 3),
                                       "use": [c.name for c in ctx.components]})
     console.print(f"[green]✓[/green] {ctx.stage}: done in {seconds:.1f} s")
+
+
+def _call_runner(ctx: StageContext) -> None:
+    """Import the stage's runner (:data:`STAGE_RUNNERS`) and call it with ``ctx``."""
+    module, _, function = STAGE_RUNNERS[ctx.stage].partition(":")
+    getattr(importlib.import_module(module), function)(ctx)

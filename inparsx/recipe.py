@@ -1,7 +1,8 @@
 """Recipes: declarative TOML runs validated by pydantic before anything heavy loads.
 
 A recipe has a ``[recipe]`` table (name, seed), a ``[dataset]`` table and one table per pipeline stage. A
-stage table names its plugin with ``use``; every other key belongs to that plugin's ``Options`` model.
+stage table names its plugin with ``use``; every other key belongs to the stage's own options model, when it has
+one (:data:`STAGE_OPTIONS`, e.g. ``[rerank]``'s ``depth``), or else to that plugin's ``Options`` model.
 ``filter`` takes a list of filters: a key at its top level goes to every listed filter that declares it,
 and a sub-table ``[filter.<name>]`` to that filter only. Precedence: ``--set`` > file > defaults
 (as in lm-evaluation-harness and confection).
@@ -36,6 +37,21 @@ STAGES: dict[str, str] = {
 MULTI_USE_STAGES = {"filter"}
 DEFAULT_USE = {"evaluate": "ranx"}
 
+STAGE_OPTIONS: dict[str, str] = {"rerank": "inparsx.rerank.options:RerankStageOptions"}
+"""Stage name -> ``module:class`` of the options the stage itself reads (not its component), imported on use.
+The keys of such a stage's table are routed: the stage's own fields go to this model, the others to the
+component's ``Options`` (a key both declare goes to the stage)."""
+
+
+def stage_options_model(stage: str) -> type[Options] | None:
+    """The options model of ``stage`` itself (see :data:`STAGE_OPTIONS`), or ``None`` when it has none."""
+    import importlib
+
+    if stage not in STAGE_OPTIONS:
+        return None
+    module, _, name = STAGE_OPTIONS[stage].partition(":")
+    return getattr(importlib.import_module(module), name)
+
 
 class RecipeInfo(Options):
     """The ``[recipe]`` table."""
@@ -58,10 +74,12 @@ class DatasetConfig(Options):
 
 @dataclass
 class StageConfig:
-    """One stage: the components it uses, in order, each with its validated options."""
+    """One stage: the components it uses, in order, each with its validated options, and the stage's own
+    validated options (``settings``; ``None`` for a stage without a model in :data:`STAGE_OPTIONS`)."""
 
     stage: str
     components: list[tuple[str, Options]]
+    settings: Options | None = None
 
     @property
     def use(self) -> list[str]:
@@ -90,7 +108,8 @@ class Recipe:
                 out[stage] = {"use": config.use, **{n: _dump(o) for n, o in config.components}}
             else:
                 name, options = config.components[0]
-                out[stage] = {"use": name, **_dump(options)}
+                own = _dump(config.settings) if config.settings is not None else {}
+                out[stage] = {"use": name, **own, **_dump(options)}
         return out
 
     def to_toml(self) -> str:
@@ -138,29 +157,56 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, registry: 
     return validate_recipe(data, str(path), text, registry or get_registry())
 
 
-def apply_override(data: dict[str, Any], override: str) -> None:
-    """Apply one ``dotted.key=value`` override in place (value parsed as a TOML literal, else kept as a string).
+def parse_set(item: str) -> tuple[list[str], Any]:
+    """One ``--set`` item, ``dotted.key=value`` -> (the key's parts, the value): the value is parsed as a TOML
+    literal (``3``, ``0.5``, ``true``, ``"a"``, ``[1, 2]``, ``{k = 1}``), else kept as a string.
 
-    ``--set filter.<key>=v`` goes to every listed filter that declares ``<key>``: it replaces that key in the
-    ``[filter.<name>]`` sub-tables too, so an override always wins over the file.
+    The one parser of ``--set`` items, for ``inparsx run``/``validate`` and every one-off stage command.
 
     Raises:
-        RecipeError: no ``=``, an empty key, or a key path through a non-table value.
+        RecipeError: no ``=``, or an empty key or key part; the message names the item.
     """
-    key, sep, raw = override.partition("=")
+    key, sep, raw = item.partition("=")
     key = key.strip()
-    if not sep or not key or any(not part for part in key.split(".")):
-        raise RecipeError("--set", override, "expected dotted.key=value, e.g. retrieve.k1=0.9")
+    if not sep or not key or any(not part.strip() for part in key.split(".")):
+        raise RecipeError("--set", item, "expected dotted.key=value, e.g. retrieve.k1=0.9")
     try:
         value = tomli.loads(f"v = {raw.strip()}")["v"]
     except tomli.TOMLDecodeError:
         value = raw.strip()
-    *parents, leaf = key.split(".")
+    return [part.strip() for part in key.split(".")], value
+
+
+def apply_override(data: dict[str, Any], override: str, stage: str | None = None) -> None:
+    """Apply one ``--set`` item (:func:`parse_set`) to recipe data in place.
+
+    ``--set filter.<key>=v`` goes to every listed filter that declares ``<key>``: it replaces that key in the
+    ``[filter.<name>]`` sub-tables too, so an override always wins over the file.
+
+    Args:
+        data: the parsed recipe (a dict of tables).
+        override: ``dotted.key=value``.
+        stage: for a one-off stage command: keys are relative to ``[stage]`` (a leading ``<stage>.`` is
+            accepted, so a recipe's ``--set`` works as it is).
+
+    Raises:
+        RecipeError: a malformed item, a key path through a non-table value, or (with ``stage``) a key of
+            another stage; the message names the item.
+    """
+    parts, value = parse_set(override)
+    if stage is not None:
+        if parts[0] == stage and len(parts) > 1:
+            parts = parts[1:]
+        elif parts[0] in STAGES and len(parts) > 1:
+            raise RecipeError("--set", override, f"a key of [{parts[0]}]; this command runs only [{stage}]: "
+                                                 f"give key=value (or {stage}.key=value)")
+        parts = [stage, *parts]
+    *parents, leaf = parts
     node = data
     for part in parents:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise RecipeError("--set", key, f"{part!r} is not a table")
+            raise RecipeError("--set", override, f"{part!r} is not a table")
     if parents and parents[0] in MULTI_USE_STAGES and len(parents) == 1:
         for sub in node.values():  # --set filter.key=v overrides [filter.<name>] key too
             if isinstance(sub, dict):
@@ -168,8 +214,53 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     node[leaf] = value
 
 
-def validate_recipe(data: dict[str, Any], source: str, text: str, registry: Registry) -> Recipe:
-    """Validate parsed recipe data; see :func:`load_recipe`."""
+def one_stage_recipe(stage: str, use: str | list[str], sets: list[str], dataset: str = "", seed: int = 1,
+                     eval_split: str = "test", flags: dict[str, Any] | None = None,
+                     refused: dict[str, str] | None = None, registry: Registry | None = None) -> Recipe:
+    """The validated recipe of a one-off stage command (``inparsx generate``, ``filter``, ``train``...): one
+    ``[stage]`` table built from the command's flags and ``--set`` items, validated as a recipe file is
+    (``@stage`` values may name any earlier stage: the command reads its output from elsewhere).
+
+    Args:
+        stage: the pipeline stage.
+        use: the plugin (a list for ``filter``).
+        sets: ``--set`` items, ``key=value`` or ``<stage>.key=value`` (:func:`apply_override`).
+        dataset: the ``[dataset]`` name (``""`` for a command that reads no collection, e.g. ``train``).
+        seed, eval_split: the ``[recipe]`` seed and the ``[dataset]`` evaluated split.
+        flags: keys the command takes as flags -> their values (``None``: not given, the default applies); a
+            ``--set`` of one of them is refused.
+        refused: keys that ``--set`` may not give -> what to do instead.
+
+    Raises:
+        RecipeError: a malformed ``--set`` item or one of ``flags``/``refused``; or the one problem found.
+        RecipeErrors: several unknown keys, bad values, an unknown plugin (each named ``<stage>.<key>``).
+    """
+    given = {key: value for key, value in (flags or {}).items() if value is not None}
+    data: dict[str, Any] = {"recipe": {"name": stage, "seed": seed},
+                            "dataset": {"name": dataset, "eval_split": eval_split}, stage: {}}
+    blocked = {key: f"give it as --{key.replace('_', '-')}" for key in ["use", *(flags or {})]} | (refused or {})
+    for item in sets:
+        apply_override(data, item, stage)
+        found = blocked.keys() & data[stage].keys()
+        if found:
+            key = found.pop()
+            raise RecipeError("--set", item, f"{key} is not a --set option of this command: {blocked[key]}")
+    data[stage].update({"use": use, **given})
+    try:
+        return validate_recipe(data, f"inparsx {stage}", "", registry or get_registry(), outside_stages=True)
+    except RecipeErrors as exc:
+        if len(exc.errors) == 1:
+            raise exc.errors[0] from None
+        raise
+
+
+def validate_recipe(data: dict[str, Any], source: str, text: str, registry: Registry,
+                    outside_stages: bool = False) -> Recipe:
+    """Validate parsed recipe data; see :func:`load_recipe`.
+
+    ``outside_stages``: a ``@stage`` value may name an earlier stage that the recipe lacks (a one-off
+    command reads that stage's output from elsewhere, see :func:`one_stage_recipe`).
+    """
     errors: list[RecipeError] = []
     locate = _Locator(text)
 
@@ -188,7 +279,7 @@ def validate_recipe(data: dict[str, Any], source: str, text: str, registry: Regi
             config = _stage(stage, kind, data[stage], registry, fail)
             if config is not None:
                 stages[stage] = config
-    _check_stage_references(stages, fail)
+    _check_stage_references(stages, fail, outside_stages)
     if not errors:
         cross_stage_checks(stages, fail)
     if errors:
@@ -197,11 +288,14 @@ def validate_recipe(data: dict[str, Any], source: str, text: str, registry: Regi
 
 
 def _field(stages: dict[str, StageConfig], stage: str, key: str) -> Any:
-    """The value of option ``key`` of a single-component stage, or ``None`` when absent or undeclared."""
+    """The value of option ``key`` of a single-component stage (the stage's own options first, then its
+    component's), or ``None`` when absent or undeclared."""
     if stage not in stages:
         return None
-    options = stages[stage].components[0][1]
-    return getattr(options, key) if key in type(options).model_fields else None
+    for options in (stages[stage].settings, stages[stage].components[0][1]):
+        if options is not None and key in type(options).model_fields:
+            return getattr(options, key)
+    return None
 
 
 def cross_stage_checks(stages: dict[str, StageConfig], fail) -> None:
@@ -232,20 +326,22 @@ def cross_stage_checks(stages: dict[str, StageConfig], fail) -> None:
                      f"model was not trained to write; leave rerank.{key} out (the trained one is used)")
 
 
-def _check_stage_references(stages: dict[str, StageConfig], fail) -> None:
+def _check_stage_references(stages: dict[str, StageConfig], fail, outside_stages: bool = False) -> None:
     """Every option value ``"@<stage>"`` (e.g. ``model = "@tune"``) must name a stage of the recipe that runs
-    earlier. Only a stage table's own values are checked (nested tables, such as PATH's inner recipe, are not)."""
+    earlier (with ``outside_stages``, any earlier stage). Only a stage table's own values are checked (nested
+    tables, such as PATH's inner recipe, are not)."""
     order = list(STAGES)
     for stage, config in stages.items():
         multi = stage in MULTI_USE_STAGES
-        for name, options in config.components:
+        own = [(stage, config.settings)] if config.settings is not None else []
+        for name, options in [*own, *config.components]:
             for key, value in options:
                 if not (isinstance(value, str) and value.startswith("@")):
                     continue
                 target, where = value[1:], f"{stage}.{name}.{key}" if multi else f"{stage}.{key}"
                 if target not in STAGES:
                     fail(where, f"{value}: no such stage; expected @ and one of: {', '.join(STAGES)}")
-                elif target not in stages or order.index(target) >= order.index(stage):
+                elif order.index(target) >= order.index(stage) or target not in stages and not outside_stages:
                     fail(where, f"{value} is the output of stage {target!r}, but the recipe has no [{target}] "
                                 f"stage before [{stage}]")
 
@@ -300,9 +396,27 @@ def _stage(stage: str, kind: str, table: Any, registry: Registry, fail) -> Stage
     if len(classes) != len(names):
         return None
     if len(names) == 1 and stage not in MULTI_USE_STAGES:
-        options = _model(classes[names[0]].Options, table, stage, fail)
-        return StageConfig(stage, [(names[0], options)]) if options is not None else None
+        return _single_stage(stage, names[0], classes[names[0]], table, fail)
     return _multi_stage(stage, names, classes, table, fail)
+
+
+def _single_stage(stage: str, name: str, cls: type, table: dict, fail) -> StageConfig | None:
+    """One component's stage: the keys of the stage's own options model (if any) go there, the rest to the
+    component's ``Options``; a key that neither declares is reported once, naming both sets of keys."""
+    model = stage_options_model(stage)
+    if model is None:
+        options = _model(cls.Options, table, stage, fail)
+        return StageConfig(stage, [(name, options)]) if options is not None else None
+    own = {key: value for key, value in table.items() if key in model.model_fields}
+    rest = {key: value for key, value in table.items() if key not in own}
+    for key in [k for k in rest if k not in cls.Options.model_fields]:
+        fail(f"{stage}.{key}", _unknown(f"key of [{stage}] or of {name!r}", key,
+                                        [*model.model_fields, *cls.Options.model_fields]))
+        del rest[key]
+    settings, options = _model(model, own, stage, fail), _model(cls.Options, rest, stage, fail)
+    if settings is None or options is None:
+        return None
+    return StageConfig(stage, [(name, options)], settings)
 
 
 def _multi_stage(stage: str, names: list[str], classes: dict[str, type], table: dict, fail) -> StageConfig | None:

@@ -73,7 +73,7 @@ class TestBm25Negatives(MinerContract):
 
 class TestCrossEncoderReranker(RerankerContract):
     def make_reranker(self):
-        return CrossEncoderReranker(CrossEncoderReranker.Options(model="unused", dtype="fp32", batch_size=4))
+        return CrossEncoderReranker(CrossEncoderReranker.Options(dtype="fp32", batch_size=4))
 
     def model(self, tmp_path: Path) -> str:
         return self.models["bert"]
@@ -81,12 +81,12 @@ class TestCrossEncoderReranker(RerankerContract):
 
 class TestBiEncoderReranker(TestCrossEncoderReranker):
     def make_reranker(self):
-        return BiEncoderReranker(BiEncoderReranker.Options(model="unused", dtype="fp32", cache=False))
+        return BiEncoderReranker(BiEncoderReranker.Options(dtype="fp32", cache=False))
 
 
 class TestMonoT5Reranker(TestCrossEncoderReranker):
     def make_reranker(self):
-        return MonoT5Reranker(MonoT5Reranker.Options(model="unused", dtype="fp32", batch_size=4))
+        return MonoT5Reranker(MonoT5Reranker.Options(dtype="fp32", batch_size=4))
 
     def model(self, tmp_path: Path) -> str:
         return self.models["t5"]
@@ -97,7 +97,7 @@ class TestCrossEncoderTrainer(TrainerContract):
         return CrossEncoderTrainer(CrossEncoderTrainer.Options(base_model=self.models["bert"], **FEW_STEPS))
 
     def make_reranker(self):
-        return CrossEncoderReranker(CrossEncoderReranker.Options(model="unused", dtype="fp32"))
+        return CrossEncoderReranker(CrossEncoderReranker.Options(dtype="fp32"))
 
 
 class TestBiEncoderTrainer(TrainerContract):
@@ -105,7 +105,7 @@ class TestBiEncoderTrainer(TrainerContract):
         return BiEncoderTrainer(BiEncoderTrainer.Options(base_model=self.models["bert"], **FEW_STEPS))
 
     def make_reranker(self):
-        return BiEncoderReranker(BiEncoderReranker.Options(model="unused", dtype="fp32", cache=False))
+        return BiEncoderReranker(BiEncoderReranker.Options(dtype="fp32", cache=False))
 
 
 class TestMonoT5Trainer(TrainerContract):
@@ -113,4 +113,4 @@ class TestMonoT5Trainer(TrainerContract):
         return MonoT5Trainer(MonoT5Trainer.Options(base_model=self.models["t5"], **FEW_STEPS))
 
     def make_reranker(self):
-        return MonoT5Reranker(MonoT5Reranker.Options(model="unused", dtype="fp32"))
+        return MonoT5Reranker(MonoT5Reranker.Options(dtype="fp32"))

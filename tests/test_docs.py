@@ -39,3 +39,17 @@ def test_options_table_shows_type_default_constraints_and_description():
     table = options_table(Demo)
     assert "| `depth` | int | `100` | >= 1, <= 1000 | documents \\| per query |" in table
     assert '| `mode` | str | `"flat"` |  |  |' in table
+
+
+def test_stage_options_are_documented_once_under_their_stage():
+    from inparsx.recipe import STAGE_OPTIONS, stage_options_model
+
+    page = recipes_markdown()
+    for stage in STAGE_OPTIONS:
+        assert page.count(f"### {stage}: stage options") == 1
+        stage_part = page.split(f"## [{stage}]", 1)[1].split("\n## ", 1)[0]
+        own, *components = stage_part.split("\n### ")[1:]
+        assert own.startswith(f"{stage}: stage options") and components
+        for key in stage_options_model(stage).model_fields:
+            assert f"| `{key}` |" in own
+            assert all(f"| `{key}` |" not in section for section in components), key

@@ -4,6 +4,7 @@ recipe loads, with the file, the key, why, and what to use instead."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -47,11 +48,15 @@ def test_set_filter_key_overrides_the_filter_subtable(tmp_path):
     assert recipe.stages["filter"].components[0][1].min_tokens == 2
 
 
-def test_filter_command_set_overrides_the_same_way():
-    from inparsx.filter.command import filter_table
+def test_filter_command_set_overrides_the_same_way(tmp_path):
+    from inparsx.recipe import one_stage_recipe
 
-    table = filter_table("length", ["length.min_tokens=6", "min_tokens=1"])
-    assert table["min_tokens"] == 1 and "min_tokens" not in table["length"]
+    recipe = one_stage_recipe("filter", ["length", "scores"], ["length.min_tokens=6", "min_tokens=1", "keep_top_k=5"],
+                              "d")
+    (_, length), (_, scores) = recipe.stages["filter"].components
+    assert (length.min_tokens, scores.keep_top_k) == (1, 5)
+    recipe = one_stage_recipe("filter", ["length"], ["filter.length.min_tokens=2"], "d")
+    assert recipe.stages["filter"].components[0][1].min_tokens == 2
 
 
 # row 2: n_negatives reaches training; contradicting values are refused
@@ -199,12 +204,13 @@ def test_prefix_cache_true_is_refused_for_a_seq2seq_model(t5, scifact, tmp_path)
 
 # row 14: `inparsx rerank --set` of a key the command never reads
 
-@pytest.mark.parametrize("key", ["zero_shot_model=x", "first_stage=x", "model=x", "depth=5"])
+@pytest.mark.parametrize("key", ["first_stage=x", "model=x", "depth=5", "rerank.depth=5"])
 def test_rerank_command_refuses_keys_it_does_not_read(key):
-    from inparsx.rerank.command import build_options
+    from inparsx.recipe import one_stage_recipe
+    from inparsx.rerank.command import REFUSED
 
-    with pytest.raises(RecipeError, match="not an option of the one-off command"):
-        build_options("m", None, [key])
+    with pytest.raises(RecipeError, match=f"--set: {re.escape(key)}: .* is not a --set option of this command"):
+        one_stage_recipe("rerank", "cross-encoder", [key], "d", flags={"model": "m", "depth": None}, refused=REFUSED)
 
 
 # row 15: `inparsx filter` reruns into the same folder retrain and rescore when options change
@@ -270,13 +276,13 @@ def test_monot5_reranker_reads_the_trained_answer_words(t5, tmp_path):
 
     model = tmp_path / "trained"
     shutil.copytree(t5, model)
-    reranker = get_registry().build("rerankers", "monot5", {"model": str(model), "device": "cpu", "dtype": "fp32"})
+    reranker = get_registry().build("rerankers", "monot5", {"device": "cpu", "dtype": "fp32"})
     reranker.load(str(model))
     true_false = list(reranker.label_ids)
     (model / "inparsx_training.json").write_text(json.dumps({"options": {"true_token": "false", "false_token": "true"}}))
     reranker.load(str(model))
     assert reranker.label_ids == true_false[::-1]
-    explicit = get_registry().build("rerankers", "monot5", {"model": str(model), "true_token": "true", "device": "cpu"})
+    explicit = get_registry().build("rerankers", "monot5", {"true_token": "true", "device": "cpu"})
     with pytest.raises(InparsxError, match="trained with true_token = 'false'"):
         explicit.load(str(model))
 
@@ -305,9 +311,10 @@ def test_auto_precision_does_not_count_emulated_bf16(monkeypatch):
 # extra: runs.json states how deep the rerank really went; the recipe refuses depth > retrieve.k
 
 def test_run_notes_state_the_depth_actually_reranked():
+    from inparsx.rerank.options import RerankStageOptions
     from inparsx.rerank.stage import run_notes
 
-    opts = options("rerankers", "cross-encoder", model="m", depth=1000)
+    opts = RerankStageOptions(model="m", depth=1000)
     notes = run_notes({"rerank": "m"}, opts, "retrieve", reranked=100)
     assert "top 100 (all it holds; depth = 1000)" in notes["runs"]["rerank"]
     assert "top 1000," in run_notes({"rerank": "m"}, opts, "retrieve", reranked=1000)["runs"]["rerank"]
@@ -317,6 +324,26 @@ def test_recipe_refuses_a_rerank_depth_beyond_the_retrieved_run(tmp_path):
     text = '[retrieve]\nuse = "bm25s"\nk = 100\n\n[rerank]\nuse = "cross-encoder"\nmodel = "m"\ndepth = 200\n'
     (error,) = recipe_errors(tmp_path, text)
     assert (error.key, error.line) == ("rerank.depth", 13) and "at most 100" in error.reason
+
+
+def test_rerank_keys_are_routed_to_the_stage_or_the_reranker(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text(RECIPE + '[rerank]\nuse = "monot5"\nmodel = "m"\ndepth = 20\ntrue_token = "yes"\ndtype = "fp32"\n')
+    config = load_recipe(path).stages["rerank"]
+    (name, reranker), stage = config.components[0], config.settings
+    assert (stage.model, stage.depth, reranker.true_token, reranker.dtype) == ("m", 20, "yes", "fp32")
+    assert "depth" not in type(reranker).model_fields and "dtype" not in type(stage).model_fields
+    assert load_recipe(path).filled()["rerank"] == {"use": "monot5", **stage.model_dump(exclude_none=True),
+                                                    **reranker.model_dump(exclude_none=True)}
+
+
+def test_a_rerank_key_neither_takes_names_file_line_and_both_sets_of_keys(tmp_path):
+    (error,) = recipe_errors(tmp_path, '[rerank]\nuse = "cross-encoder"\nmodel = "m"\ndepht = 5\n')
+    assert (error.key, error.line) == ("rerank.depht", 9)
+    assert "unknown key of [rerank] or of 'cross-encoder'" in error.reason and "did you mean 'depth'" in error.reason
+    assert "batch_size" in error.reason and "zero_shot_model" in error.reason
+    (error,) = recipe_errors(tmp_path, '[rerank]\nuse = "cross-encoder"\ndepth = 5\n')
+    assert (error.key, error.reason) == ("rerank.model", "required key is missing")
 
 
 def test_static_cache_reaches_a_seq2seq_models_generate(t5):

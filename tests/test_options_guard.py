@@ -25,7 +25,7 @@ from inparsx.errors import InparsxError
 from inparsx.generate.dspy_generator import DSPyGenerator, build_program
 from inparsx.pipeline import StageContext
 from inparsx.plugins import Options, get_registry
-from inparsx.recipe import validate_recipe
+from inparsx.recipe import STAGE_OPTIONS, stage_options_model, validate_recipe
 from inparsx.records import SyntheticQuery
 from inparsx.testing import SIMPLE_CHAT_TEMPLATE, tiny_bert, tiny_llama, tiny_t5, train_tokenizer
 from inparsx.testing.fakes import ChecksumReranker
@@ -90,12 +90,15 @@ TRAINER_SHARED = {
 }
 
 RERANKER_SHARED = {
-    "model": Vary(Model("alt")),
-    "depth": Vary(2),
     "batch_size": Reason(f"{SPEED_ONLY}: pairs are scored alike in any batch (length-sorted, padding masked)"),
     "max_length": Vary(32),
     "dtype": Vary("bf16"),
     "device": Reason("the test machine has one device, the CPU: 'auto' and 'cpu' name the same one"),
+}
+
+RERANK_STAGE = {
+    "model": Vary(Model("alt")),
+    "depth": Vary(2),
     "interpolate": Vary(0.5),
     "fusion": Vary("rrf"),
     "rrf_k": Vary(2, {"fusion": "rrf"}),
@@ -198,6 +201,7 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
     ("rerankers", "cross-encoder"): dict(RERANKER_SHARED),
     ("rerankers", "bi-encoder"): {**RERANKER_SHARED, "cache": Vary(False)},
     ("rerankers", "monot5"): {**RERANKER_SHARED, "true_token": Vary("false"), "false_token": Vary("true")},
+    ("stages", "rerank"): RERANK_STAGE,
     ("evaluators", "ranx"): {"metrics": Vary(["ndcg@3"]), "stat_test": Vary("fisher"), "max_p": Vary(0.9),
                              "baseline": Vary("b"), "n_permutations": Vary(200, {"stat_test": "fisher"})},
     ("generators", "dspy"): {**DSPY_SHARED, "num_docs": Vary(3)},
@@ -226,7 +230,8 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
         "proposer_api_base": Vary("http://localhost:1"), "proposer_temperature": Vary(0.5),
         "proposer_max_new_tokens": Vary(16)},
 }
-"""(kind, name) -> {field: probe or reason}, for every built-in component."""
+"""(kind, name) -> {field: probe or reason}, for every built-in component, and ("stages", stage) for the
+options of a stage itself (probed with the ``cross-encoder`` reranker)."""
 
 BASE: dict[tuple[str, str], dict[str, Any]] = {
     ("retrievers", "bm25"): {"k": 8},
@@ -260,10 +265,12 @@ RERANKER_BASE = {"model": Model("base"), "depth": 4, "dtype": "fp32", "device": 
 
 
 def builtin_fields() -> set[tuple[str, str, str]]:
-    """(kind, name, field) of every component the inparsx distribution registers."""
+    """(kind, name, field) of every component the inparsx distribution registers, and ("stages", stage, field)
+    of every stage's own options."""
     registry = get_registry()
-    return {(kind, name, key) for kind, entries in registry.entries.items() for name, entry in entries.items()
-            if entry.package == "inparsx" for key in entry.cls.Options.model_fields}
+    stages = {("stages", stage, key) for stage in STAGE_OPTIONS for key in stage_options_model(stage).model_fields}
+    return stages | {(kind, name, key) for kind, entries in registry.entries.items() for name, entry in entries.items()
+                     if entry.package == "inparsx" for key in entry.cls.Options.model_fields}
 
 
 def coverage_problem(fields: set[tuple[str, str, str]]) -> str | None:
@@ -585,8 +592,9 @@ def reranked(env: Env, name: str, options: dict, artefact: str):
     cache = run_dir / "cache"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("INPARSX_CACHE", str(cache))  # the bi-encoder's embedding cache, fresh for each probe
-        reranker = build("rerankers", name, options)
-        run_stage(context(env, "rerank", {"use": name, **options}, run_dir, [reranker]))
+        ctx = context(env, "rerank", {"use": name, **options}, run_dir)
+        ctx.components = [get_registry().get("rerankers", name)(ctx.recipe.stages["rerank"].components[0][1])]
+        run_stage(ctx)
     folder = run_dir / "rerank"
     written = {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*"))
                if p.suffix in (".trec", ".json") and p.name != "summary.json"}
@@ -716,14 +724,15 @@ def tuned(env: Env, name: str, options: dict, artefact: str):
 
 ARTEFACTS: dict[str, Callable] = {"retrievers": retriever_run, "generators": generated, "filters": filtered,
                                   "miners": mined, "trainers": trained, "rerankers": reranked,
-                                  "evaluators": evaluated, "tuners": tuned}
+                                  "evaluators": evaluated, "tuners": tuned,
+                                  "stages": lambda env, stage, options, which: reranked(env, "cross-encoder", options, which)}
 FAMILY = {("generators", "hf"): "llama", ("tuners", "cpo"): "llama", ("trainers", "monot5"): "t5", ("rerankers", "monot5"): "t5"}
 
 
 def base_options(kind: str, name: str) -> dict:
     if kind == "trainers":
         return {**TRAINER_BASE, **BASE[(kind, name)]}
-    if kind == "rerankers":
+    if kind in ("rerankers", "stages"):
         return dict(RERANKER_BASE)
     return dict(BASE.get((kind, name), {}))
 

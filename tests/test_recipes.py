@@ -44,7 +44,7 @@ def test_paper_recipes_use_the_published_reranker_settings(name: str):
     assert generate.model == "EleutherAI/gpt-j-6b"
     if name != "scifact-promptagator":
         assert train.max_steps == 156 and train.base_model == "castorini/monot5-3b-msmarco-10k"
-        assert not generate.do_sample and recipe.stages["rerank"].components[0][1].depth == 1000
+        assert not generate.do_sample and recipe.stages["rerank"].settings.depth == 1000
     else:
         assert (generate.do_sample, generate.temperature, generate.num_queries_per_doc) == (True, 0.7, 8)
         consistency = dict(recipe.stages["filter"].components)["consistency"]
@@ -61,7 +61,7 @@ def test_inpars_v2_filters_with_monot5_3b_top_10k():
 def test_quickstart_is_cpu_sized():
     recipe = load_recipe(Path(RECIPES[0].parent, "scifact-quickstart.toml"))
     assert recipe.stages["generate"].use == ["ict"] and recipe.stages["train"].use == ["bi-encoder"]
-    rerank = recipe.stages["rerank"].components[0][1]
+    rerank = recipe.stages["rerank"].settings
     assert rerank.zero_shot_model and rerank.interpolate is not None and rerank.depth <= 50
 
 
@@ -105,5 +105,5 @@ def test_inpars_cpu_runs_the_real_smollm2_with_the_inpars_filter_and_marginmse()
     assert recipe.stages["filter"].use == ["copied", "scores"]
     triples = dict(recipe.stages["triples"].components)["bm25-negatives"]
     assert triples.teacher == "bi-encoder" and dict(recipe.stages["train"].components)["bi-encoder"].loss == "margin-mse"
-    rerank = recipe.stages["rerank"].components[0][1]
+    rerank = recipe.stages["rerank"].settings
     assert rerank.zero_shot_model and "ict" in rerank.compare_models

@@ -3,7 +3,6 @@ bi-encoder's embedding cache."""
 
 from __future__ import annotations
 
-import math
 import os
 
 import pytest
@@ -110,7 +109,7 @@ def test_monot5_score_is_p_true_of_the_first_decoding_step(t5_path, t5_tokenizer
 
     from inparsx.rerank.monot5 import MonoT5Reranker, label_token_id, monot5_prompt
 
-    reranker = MonoT5Reranker(MonoT5Reranker.Options(model=t5_path, dtype="fp32", batch_size=2))
+    reranker = MonoT5Reranker(MonoT5Reranker.Options(dtype="fp32", batch_size=2))
     reranker.load(t5_path)
     queries, docs = ["caffeine", "white matter", "fruit"], [LONG_DOC, "white matter", "passion fruit"]
     scores = reranker.score(queries, docs)
@@ -147,7 +146,7 @@ def test_cross_encoder_scores_equal_crossencoder_predict(bert_path):
 
     from inparsx.rerank.cross_encoder import CrossEncoderReranker
 
-    ours = CrossEncoderReranker(CrossEncoderReranker.Options(model=bert_path, dtype="fp32", batch_size=3))
+    ours = CrossEncoderReranker(CrossEncoderReranker.Options(dtype="fp32", batch_size=3))
     ours.load(bert_path)
     reference = CrossEncoder(bert_path, num_labels=1, max_length=ours.max_length)
     reference.model.load_state_dict(ours.model.state_dict())
@@ -167,7 +166,7 @@ def test_cross_encoder_with_two_labels_scores_log_odds(bert_path, tmp_path):
     model = AutoModelForSequenceClassification.from_pretrained(bert_path, num_labels=2)
     model.save_pretrained(tmp_path / "two")
     AutoTokenizer.from_pretrained(bert_path).save_pretrained(tmp_path / "two")
-    ours = CrossEncoderReranker(CrossEncoderReranker.Options(model=str(tmp_path / "two"), dtype="fp32"))
+    ours = CrossEncoderReranker(CrossEncoderReranker.Options(dtype="fp32"))
     ours.load(str(tmp_path / "two"))
     tokenizer = ours.tokenizer
     with torch.no_grad():
@@ -180,7 +179,7 @@ def test_bf16_cross_encoder_stays_close_to_fp32(bert_path):
 
     scores = {}
     for dtype in ("fp32", "bf16"):
-        reranker = CrossEncoderReranker(CrossEncoderReranker.Options(model=bert_path, dtype=dtype))
+        reranker = CrossEncoderReranker(CrossEncoderReranker.Options(dtype=dtype))
         reranker.load(bert_path)
         scores[dtype] = reranker.score([q for q, _ in PAIRS], [d for _, d in PAIRS])
     assert max(abs(a - b) for a, b in zip(scores["fp32"], scores["bf16"])) < 0.05
@@ -194,7 +193,7 @@ def test_bi_encoder_caches_document_embeddings_across_instances(bert_path):
     queries, docs = [q for q, _ in PAIRS], [d for _, d in PAIRS]
 
     def fresh():
-        reranker = BiEncoderReranker(BiEncoderReranker.Options(model=bert_path, dtype="fp32"))
+        reranker = BiEncoderReranker(BiEncoderReranker.Options(dtype="fp32"))
         reranker.load(bert_path)
         reranker.use_corpus("corpus-under-test")
         return reranker
@@ -216,7 +215,7 @@ def test_bi_encoder_scores_are_cosine_similarities(bert_path):
 
     from inparsx.rerank.bi_encoder import BiEncoderReranker
 
-    reranker = BiEncoderReranker(BiEncoderReranker.Options(model=bert_path, dtype="fp32", cache=False))
+    reranker = BiEncoderReranker(BiEncoderReranker.Options(dtype="fp32", cache=False))
     reranker.load(bert_path)
     model = SentenceTransformer(bert_path)
     q, d = model.encode([PAIRS[2][0]]), model.encode([PAIRS[2][1]])
@@ -244,9 +243,10 @@ def test_device_option_is_validated():
     from inparsx.rerank.cross_encoder import CrossEncoderReranker
 
     with pytest.raises(ValidationError, match="device"):
-        CrossEncoderReranker.Options(model="m", device="gpu")
-    assert CrossEncoderReranker.Options(model="m", device="cuda:1").device == "cuda:1"
-    assert math.isclose(CrossEncoderReranker.Options(model="m", interpolate=0.3).interpolate, 0.3)
+        CrossEncoderReranker.Options(device="gpu")
+    assert CrossEncoderReranker.Options(device="cuda:1").device == "cuda:1"
+    with pytest.raises(ValidationError, match="interpolate"):  # a key of the rerank stage, not of the reranker
+        CrossEncoderReranker.Options(interpolate=0.3)
 
 
 def test_embedding_cache_appends_shards_and_merges_them(tmp_path, monkeypatch):

@@ -130,8 +130,10 @@ def test_compare_models_get_runs_of_their_own_name(scifact_small, tmp_path):
 def test_compare_model_names_that_would_clash_are_rejected(name):
     from pydantic import ValidationError
 
-    with pytest.raises(ValidationError, match="compare_models"):
-        ChecksumReranker.Options(model="m", compare_models={name: "other"})
+    from inparsx.rerank.options import RerankStageOptions
+
+    with pytest.raises(ValidationError, match=f"compare_models: run name '{name}'"):
+        RerankStageOptions(model="m", compare_models={name: "other"})
 
 
 def test_pipeline_runs_a_real_cross_encoder_on_scifact(scifact_small, tmp_path):

@@ -12,7 +12,8 @@ import pytest
 from inparsx.errors import DataError, InparsxError, RecipeError
 from inparsx.plugins import get_registry
 from inparsx.testing import tiny_bert
-from inparsx.train.cli import parse_sets, train_once
+from inparsx.recipe import one_stage_recipe
+from inparsx.train.cli import train_once
 from inparsx.train.common import CHECKPOINTS, last_checkpoint, read_training_info, resolve_base_model
 from inparsx.train.data import read_triples
 
@@ -209,9 +210,10 @@ def test_options_validation():
     assert cls.Options(model="x").base_model == "x"
     with pytest.raises(Exception, match="learning_rate"):
         cls.Options(learning_rate=-1)
-    assert parse_sets(["train.max_steps=3", "base_model=a/b"]) == {"max_steps": 3, "base_model": "a/b"}
-    with pytest.raises(RecipeError, match="rerank.depth"):
-        parse_sets(["rerank.depth=3"])
+    options = one_stage_recipe("train", "cross-encoder", ["train.max_steps=3", "base_model=a/b"]).stages["train"]
+    assert (options.components[0][1].max_steps, options.components[0][1].base_model) == (3, "a/b")
+    with pytest.raises(RecipeError, match=r"--set: rerank.depth=3: a key of \[rerank\]; this command runs only \[train\]"):
+        one_stage_recipe("train", "cross-encoder", ["rerank.depth=3"])
 
 
 def test_one_off_command_trains(triples_file, bert, tmp_path):
@@ -276,7 +278,7 @@ def test_monot5_trains_and_the_reranker_loads_it(t5, triples_file, tmp_path):
                  max_length=64, save_steps=0).train(triples_file, tmp_path / "m")
     assert read_training_info(out)["metrics"]["global_step"] == 3
     assert "library_name: transformers" in (out / "README.md").read_text()
-    reranker = MonoT5Reranker(MonoT5Reranker.Options(model=str(out), batch_size=2, device="cpu", dtype="fp32"))
+    reranker = MonoT5Reranker(MonoT5Reranker.Options(batch_size=2, device="cpu", dtype="fp32"))
     reranker.load(str(out))
     scores = reranker.score(["caffeine", "caffeine"], ["Caffeine in pregnancy.", "White matter in the brain."])
     assert len(scores) == 2 and all(0.0 <= s <= 1.0 for s in scores)

@@ -94,33 +94,40 @@ def eval_command(
     exclude_qids: Annotated[Optional[Path], typer.Option(
         "--exclude-qids", help="A file of query ids (one per line) to drop from qrels and runs, e.g. few-shot "
                                "examples (a run directory's excluded_qids.txt).")] = None,
-    stat_test: Annotated[str, typer.Option(help="Significance test against the baseline: student (paired "
-                                                "t-test), fisher (randomisation) or tukey (HSD).")] = "student",
-    max_p: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+    stat_test: Annotated[Optional[str], typer.Option(help="Significance test against the baseline: student "
+                                                          "(paired t-test, the default), fisher (randomisation) "
+                                                          "or tukey (HSD).")] = None,
+    max_p: Annotated[Optional[float], typer.Option(help="Significance level (default 0.05).")] = None,
     baseline: Annotated[Optional[str], typer.Option(help="The run the others are tested against (default: "
                                                          "the first).")] = None,
-    n_permutations: Annotated[int, typer.Option(help="Permutations of the Fisher test.")] = 1000,
+    n_permutations: Annotated[Optional[int], typer.Option(help="Permutations of the Fisher test (default "
+                                                               "1000).")] = None,
     use: Annotated[str, typer.Option(help="The evaluator plugin.")] = "ranx",
+    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Another evaluator option: key=value "
+                                                                          "(repeatable).")] = None,
 ) -> None:
-    """Score TREC runs against qrels: nDCG@10, MRR@10, recall@k, MAP, with significance against the first run."""
-    from inparsx.evaluate.evaluation import evaluate_runs, exclude_queries, read_qid_list, read_runs
-    from inparsx.evaluate.metrics import DEFAULT_METRICS, canonical_metrics
+    """Score TREC runs against qrels: nDCG@10, MRR@10, recall@k, MAP, with significance against the first run.
+
+    The evaluator is built from the same validated ``[evaluate]`` table as a recipe's, and the runs are scored
+    by the evaluate stage's own code (:func:`inparsx.evaluate.stage.evaluate`); nothing is written.
+    """
+    from inparsx.evaluate.evaluation import read_qid_list, read_runs
+    from inparsx.evaluate.metrics import canonical_metrics
+    from inparsx.evaluate.stage import evaluate
     from inparsx.evaluate.table import print_results
     from inparsx.plugins import get_registry
     from inparsx.progress import out
+    from inparsx.recipe import one_stage_recipe
 
-    names = canonical_metrics(metrics or list(DEFAULT_METRICS))
-    given = {"metrics": names, "stat_test": stat_test, "max_p": max_p, "baseline": baseline,
-             "n_permutations": n_permutations}
-    registry = get_registry()
-    fields = registry.get("evaluators", use).Options.model_fields  # another evaluator may take fewer options
-    evaluator = registry.build("evaluators", use, {k: v for k, v in given.items() if k in fields})
-    paths = parse_run_args(run)
+    flags = {"metrics": canonical_metrics(metrics) if metrics else None, "stat_test": stat_test, "max_p": max_p,
+             "baseline": baseline, "n_permutations": n_permutations}
+    recipe = one_stage_recipe("evaluate", use, set_ or [], flags=flags)
+    name, options = recipe.stages["evaluate"].components[0]
+    evaluator = get_registry().get("evaluators", name)(options)
     excluded = read_qid_list(exclude_qids) if exclude_qids else set()
     judged = load_qrels(qrels)
-    runs = read_runs(paths)
-    judged, runs = exclude_queries(judged, runs, excluded, source=f", as listed in {exclude_qids}")
-    evaluation = evaluate_runs(evaluator, judged, runs)
+    evaluation = evaluate(evaluator, judged, read_runs(parse_run_args(run)), excluded,
+                          source=f", as listed in {exclude_qids}")
     if as_json:
         typer.echo(json.dumps(evaluation.means, indent=2))
         return

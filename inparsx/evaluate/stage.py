@@ -13,17 +13,44 @@ drawn from the evaluated split) are removed from the qrels and the runs first.
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from rich.console import Console
 
 from inparsx.errors import InparsxError
-from inparsx.evaluate.evaluation import evaluate_runs, exclude_queries, paired_tests, read_runs
+from inparsx.evaluate.evaluation import Evaluation, evaluate_runs, exclude_queries, paired_tests, read_runs
 from inparsx.evaluate.table import print_results
 from inparsx.io import atomic_write, write_json
 from inparsx.progress import console, out
+from inparsx.records import Qrels, Run
 
 TABLE_FILE = "table.txt"
 """The printed results table, kept so that a rerun whose stages are all done can show it again."""
+
+
+def evaluate(evaluator, qrels: Qrels, runs: dict[str, Run], excluded: set[str], source: str = "",
+             notes: dict[str, Any] | None = None) -> Evaluation:
+    """What the evaluate stage and ``inparsx eval`` compute: drop the ``excluded`` query ids from qrels and
+    runs, score every run with ``evaluator``, attach the runs' descriptions and test the declared pairs.
+
+    Args:
+        evaluator: an evaluator component.
+        qrels, runs: ``{qid: {docid: relevance}}`` and ``{name: {qid: {docid: score}}}`` (the first run is the
+            default baseline).
+        excluded: query ids to drop (few-shot examples from the evaluated split).
+        source: where ``excluded`` comes from, for the message that reports them.
+        notes: :data:`inparsx.pipeline.RUN_NOTES` merged (``{"runs": {name: description}, "pairs": [...]}``).
+
+    Raises:
+        InparsxError: a baseline that names no run. MetricNameError: an invalid metric name.
+    """
+    notes = notes or {"runs": {}, "pairs": []}
+    qrels, runs = exclude_queries(qrels, runs, excluded, source=source)
+    evaluation = evaluate_runs(evaluator, qrels, runs)
+    evaluation.descriptions = {name: text for name, text in notes["runs"].items() if name in runs}
+    if evaluation.per_query:
+        evaluation.pairs = paired_tests(evaluator, evaluation, notes["pairs"])
+    return evaluation
 
 
 def run_stage(ctx) -> None:
@@ -38,15 +65,9 @@ def run_stage(ctx) -> None:
     if not paths:
         raise InparsxError(f"evaluate: no run in {ctx.run_dir} (a stage's run.trec or runs/<name>.trec); "
                            "add [retrieve] or [rerank] to the recipe")
-    qrels = ctx.dataset.qrels(ctx.eval_split)
-    runs = read_runs(paths)
     source = f" of split {ctx.eval_split!r} (few-shot examples listed in excluded_qids.txt)"
-    qrels, runs = exclude_queries(qrels, runs, ctx.excluded_qids(), source=source)
-    evaluation = evaluate_runs(ctx.component, qrels, runs)
-    notes = ctx.run_notes()
-    evaluation.descriptions = {name: text for name, text in notes["runs"].items() if name in runs}
-    if evaluation.per_query:
-        evaluation.pairs = paired_tests(ctx.component, evaluation, notes["pairs"])
+    evaluation = evaluate(ctx.component, ctx.dataset.qrels(ctx.eval_split), read_runs(paths), ctx.excluded_qids(),
+                          source, ctx.run_notes())
     write_json(ctx.dir / "metrics.json", evaluation.means)
     if evaluation.per_query:
         write_json(ctx.dir / "per_query.json", evaluation.per_query_json())

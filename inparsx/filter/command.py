@@ -1,24 +1,15 @@
-"""``inparsx filter``: filter a synthetic-queries file outside a recipe (same keys as the ``[filter]`` table)."""
+"""``inparsx filter``: filter a synthetic-queries file outside a recipe (same keys as the ``[filter]`` table).
+
+Runs the filter stage itself (:func:`inparsx.pipeline.run_one_stage`) with the given file as the generate
+stage's output.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
-
-
-def filter_table(use: str, settings: list[str]) -> dict[str, Any]:
-    """The ``[filter]`` table from ``--use a,b`` and ``--set key=value`` (``--set reranker.model=X`` reaches one
-    filter only, like a ``[filter.reranker]`` sub-table)."""
-    from inparsx.recipe import apply_override
-
-    data: dict[str, Any] = {"filter": {}}
-    for setting in settings:
-        apply_override(data, f"filter.{setting}")
-    table = data["filter"]
-    table["use"] = [name.strip() for name in use.split(",") if name.strip()]
-    return table
 
 
 def filter_command(queries: Annotated[Path, typer.Argument(help="A synthetic-queries JSON-lines file (generate/queries.jsonl).")],
@@ -30,20 +21,12 @@ def filter_command(queries: Annotated[Path, typer.Argument(help="A synthetic-que
     """Filter synthetic queries: writes RUN_DIR/filter/{queries,decisions}.jsonl and summary.json.
 
     The output folder has the layout of a recipe run, so later stages can continue from it. Rerunning into
-    the same RUN_DIR reuses saved scores and models only when every option, the seed and the queries match.
+    the same RUN_DIR keeps saved scores and models only when every option, the seed and the queries match
+    (the stage's fingerprint); otherwise RUN_DIR/filter is cleared first, as ``inparsx run`` does.
     """
-    from inparsx.filter.stage import apply_filters, print_summary, write_report
-    from inparsx.pipeline import StageContext
-    from inparsx.plugins import get_registry
-    from inparsx.recipe import validate_recipe
-    from inparsx.triples.stage import read_synthetic_queries
+    from inparsx.pipeline import run_one_stage
+    from inparsx.recipe import one_stage_recipe
 
-    data = {"recipe": {"name": "filter", "seed": seed}, "dataset": {"name": dataset}, "filter": filter_table(use, set_ or [])}
-    registry = get_registry()
-    recipe = validate_recipe(data, "--set", "", registry)
-    components = [registry.get("filters", name)(options) for name, options in recipe.stages["filter"].components]
-    ctx = StageContext(recipe, "filter", run_dir, components)
-    ctx.dir.mkdir(parents=True, exist_ok=True)
-    report = apply_filters(read_synthetic_queries(queries), components, ctx)
-    write_report(report, ctx)
-    print_summary(report.summary)
+    names = [name.strip() for name in use.split(",") if name.strip()]
+    recipe = one_stage_recipe("filter", names, set_ or [], dataset, seed)
+    run_one_stage(recipe, "filter", run_dir, {"generate/queries.jsonl": queries})

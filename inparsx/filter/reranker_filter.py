@@ -40,8 +40,11 @@ def records_digest(records: Sequence[SyntheticQuery]) -> str:
 
 
 def build_reranker(name: str, model: str, batch_size: int, options: dict[str, Any], ctx: "StageContext") -> "Reranker":
-    """A loaded reranker (``model`` may be ``@stage``), told the corpus so it can cache per document."""
-    reranker = get_registry().build("rerankers", name, {**options, "model": model, "batch_size": batch_size})
+    """A loaded reranker (``model`` may be ``@stage``), told the corpus so it can cache per document.
+
+    ``options``: the reranker's own options (``reranker_options``), without ``batch_size``, which is given apart.
+    """
+    reranker = get_registry().build("rerankers", name, {**options, "batch_size": batch_size})
     reranker.load(ctx.resolve_model(model))
     reranker.use_corpus(ctx.dataset.fingerprint())
     return reranker

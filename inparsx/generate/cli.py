@@ -1,14 +1,15 @@
-"""``inparsx generate``: one-off query generation with the same options as a recipe's ``[generate]`` table."""
+"""``inparsx generate``: one-off query generation with the same options as a recipe's ``[generate]`` table.
+
+Runs the generate stage itself (:func:`inparsx.oneoff.run_to`): the same sampling, resumption, shards and
+statistics as ``inparsx run``.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-
-from inparsx.errors import InparsxError
 
 
 def generate(dataset: Annotated[str, typer.Option("--dataset", "-d", help="beir:<name>, irds:<id> or a BEIR folder.")],
@@ -18,45 +19,33 @@ def generate(dataset: Annotated[str, typer.Option("--dataset", "-d", help="beir:
              seed: Annotated[int, typer.Option("--seed", help="Seed of the document sample and of few-shot examples.")] = 1,
              eval_split: Annotated[str, typer.Option("--eval-split", help="The split evaluated later (few-shot ids from it are listed in excluded_qids.txt).")] = "test",
              run_dir: Annotated[Path, typer.Option("--run-dir", help="Run directory that @stage model references point into.")] = Path("."),
-             force: Annotated[bool, typer.Option("--force", help="Overwrite OUT, or drop an interrupted run with other options.")] = False) -> None:
-    """Generate synthetic queries for a sample of a collection's documents (resumes if interrupted)."""
-    from inparsx.generate.stage import generate_queries
-    from inparsx.pipeline import StageContext, stage_fingerprint
-    from inparsx.io import write_json
-    from inparsx.plugins import get_registry
+             force: Annotated[bool, typer.Option("--force", help="Overwrite OUT.")] = False) -> None:
+    """Generate synthetic queries for a sample of a collection's documents (resumes if interrupted).
+
+    Writes OUT, OUT's stats (``<stem>.stats.json``) and, when few-shot examples come from the evaluated
+    split, ``excluded_qids.txt`` beside it. An interrupted run resumes from ``.<OUT name>.inparsx/`` when run
+    again with the same options; with other options it starts over.
+    """
+    import json
+
+    from inparsx.oneoff import refuse_existing, run_to
+    from inparsx.pipeline import EXCLUDED_QIDS, is_main_process
     from inparsx.progress import out as stdout
-    from inparsx.recipe import STAGES, apply_override, validate_recipe
+    from inparsx.recipe import one_stage_recipe
 
-    data = {"recipe": {"name": "generate", "seed": seed}, "dataset": {"name": dataset, "eval_split": eval_split},
-            "generate": {"use": use}}
-    for item in set_ or []:
-        apply_override(data, item if item.startswith("generate.") else f"generate.{item}")
-    registry = get_registry()
-    recipe = validate_recipe(data, "inparsx generate", "", registry)
-    name, options = recipe.stages["generate"].components[0]
-    ctx = StageContext(recipe, "generate", run_dir, [registry.get(STAGES["generate"], name)(options)])
-    ctx.fingerprint = stage_fingerprint(recipe, "generate", "", ctx.dataset.fingerprint())
-    meta = out.with_name(out.name + ".inparsx.json")
-    main_process = int(os.environ.get("RANK", "0")) == 0  # under accelerate launch / torchrun
-    if main_process:
-        _check_output(out, meta, ctx.fingerprint, force)
-        write_json(meta, {"fingerprint": ctx.fingerprint, "options": recipe.filled()})
-    summary = generate_queries(ctx, ctx.component, out)
-    if main_process:
-        meta.unlink(missing_ok=True)
-        stdout.print(f"{out}: {summary.queries} queries for {summary.docs} documents")
+    recipe = one_stage_recipe("generate", use, set_ or [], dataset, seed, eval_split)
+    if is_main_process():
+        refuse_existing(out, force)
+    stats = out.with_name(f"{out.stem}.stats.json")
+    run_to(recipe, "generate", out, lambda folder: {folder / "queries.jsonl": out, folder / "queries.stats.json": stats,
+                                                    folder / EXCLUDED_QIDS: out.with_name(EXCLUDED_QIDS)},
+           inputs={stage: run_dir / stage for stage in referenced_stages(recipe.filled()["generate"])})
+    if is_main_process():
+        summary = json.loads(stats.read_text())
+        stdout.print(f"{out}: {summary['queries']} queries for {summary['docs']} documents", markup=False)
 
 
-def _check_output(out: Path, meta: Path, fingerprint: str, force: bool) -> None:
-    """Refuse to overwrite a finished file, or to resume a partial one written with other options (unless
-    ``force``, which deletes the partial file)."""
-    from inparsx.pipeline import read_marker
-
-    partial = out.with_name(out.name + ".partial")
-    if partial.exists() and read_marker(meta).get("fingerprint") != fingerprint:
-        if not force:
-            raise InparsxError(f"{partial} holds an interrupted run with other options or data; "
-                               "pass --force to start over")
-        partial.unlink()
-    if out.exists() and not partial.exists() and not force:
-        raise InparsxError(f"{out} exists; pass --force to overwrite it")
+def referenced_stages(table: dict) -> list[str]:
+    """The stages that ``@stage`` values of a filled stage table name (e.g. ``model = "@tune"``): their
+    folders under ``--run-dir`` are the command's inputs."""
+    return sorted({value[1:] for value in table.values() if isinstance(value, str) and value.startswith("@")})

@@ -1,45 +1,25 @@
-"""``inparsx rerank``: rerank one TREC run outside a recipe (same options as the ``[rerank]`` table)."""
+"""``inparsx rerank``: rerank one TREC run outside a recipe (same options as the ``[rerank]`` table).
+
+Runs the rerank stage itself (:func:`inparsx.oneoff.run_to`) with the given run as the first stage, so the
+resumable scores, the fused forms and a ``zero_shot_model`` or ``compare_models`` work as in ``inparsx run``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
-
-COMMAND_KEYS = {
-    "model": "give it as --model",
-    "depth": "give it as --depth",
-    "first_stage": "the command reranks the run given with --run",
-    "zero_shot_model": "rerank again with --model <zero-shot model> and another --out (the recipe stage's "
-                       "zero_shot_model runs both)",
-}
-"""``[rerank]`` keys that ``inparsx rerank --set`` refuses, and what to do instead."""
+REFUSED = {"first_stage": "the command reranks the run given with --run"}
+"""``[rerank]`` keys that ``inparsx rerank --set`` refuses (besides those given as flags), and what to do instead."""
 
 
-def build_options(model: str, depth: Optional[int], settings: list[str]) -> dict[str, Any]:
-    """The reranker's options from the command line: ``--model``, ``--depth`` and ``--set key=value`` (values
-    parsed as TOML literals, as ``inparsx run --set`` does).
-
-    Raises:
-        RecipeError: a ``--set`` of an option that the command takes as a flag (``model``: ``--model``,
-            ``depth``: ``--depth``) or that only the recipe stage reads (``first_stage``: the command reranks
-            ``--run``; ``zero_shot_model``: run the command again with that ``--model``).
-    """
-    from inparsx.errors import RecipeError
-    from inparsx.recipe import apply_override
-
-    options: dict[str, Any] = {}
-    for setting in settings:
-        apply_override(options, setting)
-    for key, instead in COMMAND_KEYS.items():
-        if key in options:
-            raise RecipeError("--set", key, f"not an option of the one-off command: {instead}")
-    options["model"] = model
-    if depth is not None:
-        options["depth"] = depth
-    return options
+def published_name(out: Path, run_name: str) -> Path:
+    """Where a run the stage writes goes: its final run ``rerank`` is ``OUT``; ``rerank-alone`` is
+    ``OUT-alone.trec``, ``zeroshot`` is ``OUT-zeroshot.trec``, a compared model ``ict`` is ``OUT-ict.trec``."""
+    suffix = run_name[len("rerank"):] if run_name.startswith("rerank") else f"-{run_name}"
+    return out.with_name(f"{out.stem}{suffix}{out.suffix}") if suffix else out
 
 
 def rerank(run: Annotated[Path, typer.Option("--run", help="The TREC run to rerank (e.g. runs/x/retrieve/run.trec).")],
@@ -49,32 +29,29 @@ def rerank(run: Annotated[Path, typer.Option("--run", help="The TREC run to rera
            split: Annotated[str, typer.Option(help="The split whose queries the run holds.")] = "test",
            use: Annotated[str, typer.Option(help="Reranker: cross-encoder, monot5, bi-encoder or a plugin's.")] = "cross-encoder",
            depth: Annotated[Optional[int], typer.Option(help="Documents per query to rescore (default 1000).")] = None,
-           set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="A reranker option: key=value (repeatable), e.g. dtype=fp32, interpolate=0.5.")] = None) -> None:
+           set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="A rerank option: key=value (repeatable), e.g. dtype=fp32, interpolate=0.5.")] = None) -> None:
     """Rerank a run's top DEPTH documents per query; documents below keep their order underneath.
 
-    Resumable: finished queries' scores are kept in OUT.scores.jsonl.partial until the run is written.
-    With --set interpolate=ALPHA (or --set fusion=rrf), OUT holds the run fused with the input run, as the
-    recipe stage's final run does, and the model's ranking alone goes next to it (OUT-alone.trec; with both
-    fusions, also OUT-rrf.trec).
+    Resumable: an interrupted command keeps finished queries' scores in ``.<OUT name>.inparsx/`` and the same
+    command run again continues from them. With --set interpolate=ALPHA (or --set fusion=rrf), OUT holds the
+    run fused with the input run, as the recipe stage's final run does, and the model's ranking alone goes
+    next to it (OUT-alone.trec; with both fusions, also OUT-rrf.trec). --set zero_shot_model=M adds
+    OUT-zeroshot.trec (and its forms).
     """
-    from inparsx.datasets import resolve_dataset
-    from inparsx.io import ResumableJsonl, read_trec_run, write_trec_run
-    from inparsx.plugins import get_registry
+    from inparsx.oneoff import run_to
     from inparsx.progress import out as stdout
-    from inparsx.rerank.reranking import candidates, document_texts
-    from inparsx.rerank.stage import fused_runs, rerank_with_model
+    from inparsx.recipe import one_stage_recipe
 
-    reranker = get_registry().build("rerankers", use, build_options(model, depth, set_ or []))
-    data = resolve_dataset(dataset)
-    first_stage = read_trec_run(run)
-    queries = {qid: q.text for qid, q in data.queries(split).items()}
-    needed = {d for ids in candidates(first_stage, reranker.options.depth, queries).values() for d in ids}
-    docs = document_texts(data, sorted(needed), run)
-    reranker.use_corpus(data.fingerprint())
-    store = ResumableJsonl(out.with_name(out.name + ".scores.jsonl"))
-    scores, summary = rerank_with_model(reranker, model, first_stage, queries, docs, store, "rerank")
-    for name, fused in fused_runs("run", first_stage, scores, reranker.options).items():
-        path = out if name == "run" else out.with_name(f"{out.stem}{name[3:]}{out.suffix}")
-        write_trec_run(path, fused, tag=f"inparsx-{reranker.name}")
-        stdout.print(f"wrote {path}")
-    store.path.unlink(missing_ok=True)
+    recipe = one_stage_recipe("rerank", use, set_ or [], dataset, eval_split=split,
+                              flags={"model": model, "depth": depth}, refused=REFUSED)
+    written: list[Path] = []
+
+    def outputs(folder: Path) -> dict[Path, Path]:
+        found = {folder / "run.trec": out, **{path: published_name(out, path.stem)
+                                              for path in sorted((folder / "runs").glob("*.trec"))}}
+        written.extend(found.values())
+        return found
+
+    run_to(recipe, "rerank", out, outputs, inputs={f"{recipe.stages['rerank'].settings.first_stage}/run.trec": run})
+    for path in written:
+        stdout.print(f"wrote {path}", markup=False)

@@ -22,25 +22,26 @@ from inparsx.progress import console
 from inparsx.records import Run
 from inparsx.rerank.base import Reranker
 from inparsx.rerank.fusion import interpolate, merge_reranked, rrf
+from inparsx.rerank.options import RerankStageOptions
 from inparsx.rerank.reranking import candidates, document_texts, rerank_run
 
 if TYPE_CHECKING:
     from inparsx.pipeline import StageContext
 
 
-def run_forms(options: Any) -> list[str]:
+def run_forms(options: RerankStageOptions) -> list[str]:
     """The forms of a reranked run that ``options`` ask for, the final one first: ``interpolated``
     (``options.interpolate`` set), ``rrf`` (``options.fusion == "rrf"``), ``alone`` (always)."""
     forms = ["interpolated"] if options.interpolate is not None else []
     return forms + (["rrf"] if options.fusion == "rrf" else []) + ["alone"]
 
 
-def form_name(name: str, form: str, options: Any) -> str:
+def form_name(name: str, form: str, options: RerankStageOptions) -> str:
     """The run name of ``form``: ``name`` itself for the final form, else ``<name>-<form>``."""
     return name if form == run_forms(options)[0] else f"{name}-{form}"
 
 
-def form_description(form: str, options: Any, first_stage: str) -> str:
+def form_description(form: str, options: RerankStageOptions, first_stage: str) -> str:
     """What a run of ``form`` is, in words (the evaluate stage prints it under the table)."""
     if form == "interpolated":
         alpha = options.interpolate
@@ -51,7 +52,7 @@ def form_description(form: str, options: Any, first_stage: str) -> str:
     return "the model's scores alone"
 
 
-def fused_runs(name: str, first_stage: Run, reranked: Run, options: Any) -> dict[str, Run]:
+def fused_runs(name: str, first_stage: Run, reranked: Run, options: RerankStageOptions) -> dict[str, Run]:
     """The runs a rerank produces, by name (see :func:`run_forms` and :func:`form_name`): the final one is
     called ``name``; e.g. with ``interpolate = 0.5``, ``rerank`` (interpolated) and ``rerank-alone``.
 
@@ -64,7 +65,7 @@ def fused_runs(name: str, first_stage: Run, reranked: Run, options: Any) -> dict
     return {form_name(name, form, options): build[form]() for form in run_forms(options)}
 
 
-def run_notes(models: dict[str, str], options: Any, first_stage: str, reranked: int | None = None) -> dict[str, Any]:
+def run_notes(models: dict[str, str], options: RerankStageOptions, first_stage: str, reranked: int | None = None) -> dict[str, Any]:
     """The content of ``runs.json``: a description of every run and, with a zero-shot model, the pairs
     ``{"run": trained, "against": zero-shot, "question": ...}`` that the evaluate stage tests (one per form).
 
@@ -88,19 +89,19 @@ def run_notes(models: dict[str, str], options: Any, first_stage: str, reranked: 
     return {"runs": runs, "pairs": pairs}
 
 
-def rerank_with_model(reranker: Reranker, model: str, first_stage: Run, queries: dict[str, str],
+def rerank_with_model(reranker: Reranker, model: str, depth: int, first_stage: Run, queries: dict[str, str],
                       docs: dict[str, str], store: ResumableJsonl, label: str) -> tuple[Run, dict[str, Any]]:
-    """Load ``model`` into ``reranker``, rerank (resumably, into ``store``), unload; returns scores and a summary.
+    """Load ``model`` into ``reranker``, rerank each query's top ``depth`` (resumably, into ``store``), unload;
+    returns scores and a summary.
 
     ``label`` names the job on the progress bar (which counts pairs/s) and in the closing message.
     """
     opts = reranker.options
     reranker.load(model)
-    meta = {"model": model, "reranker": reranker.name, "depth": opts.depth, "max_length": opts.max_length,
+    meta = {"model": model, "reranker": reranker.name, "depth": depth, "max_length": opts.max_length,
             "dtype": opts.dtype}
     try:
-        scores, stats = rerank_run(reranker, first_stage, queries, docs, opts.depth, store, meta,
-                                   description=label)
+        scores, stats = rerank_run(reranker, first_stage, queries, docs, depth, store, meta, description=label)
     finally:
         device, dtype = str(getattr(reranker, "device", "")), str(getattr(reranker, "dtype", ""))
         reranker.unload()
@@ -130,7 +131,7 @@ def run_stage(ctx: "StageContext") -> None:
         DataError: the run names documents that the dataset does not have.
     """
     reranker: Reranker = ctx.component
-    opts = reranker.options
+    opts: RerankStageOptions = ctx.settings
     run_path = ctx.output(opts.first_stage, "run.trec")
     first_stage = read_trec_run(run_path)
     queries = {qid: query.text for qid, query in ctx.dataset.queries(ctx.eval_split).items()}
@@ -147,7 +148,7 @@ def run_stage(ctx: "StageContext") -> None:
     write_json(ctx.dir / RUN_NOTES, run_notes({name: model for name, model, _ in jobs}, opts, opts.first_stage, reranked))
     for name, model, filename in jobs:
         label = {"rerank": "rerank", "zeroshot": "rerank zero-shot"}.get(name, f"rerank {name}")
-        scores, summary[name] = rerank_with_model(reranker, model, first_stage, queries, docs,
+        scores, summary[name] = rerank_with_model(reranker, model, opts.depth, first_stage, queries, docs,
                                                   ResumableJsonl(ctx.dir / filename), label)
         write_runs(ctx.dir, fused_runs(name, first_stage, scores, opts), "rerank", f"inparsx-{reranker.name}")
     write_json(ctx.dir / "summary.json", summary)

@@ -1,4 +1,8 @@
-"""``inparsx retrieve``: one-off first-stage retrieval of a dataset's queries into a TREC run file."""
+"""``inparsx retrieve``: one-off first-stage retrieval of a dataset's queries into a TREC run file.
+
+Runs the retrieve stage itself (:func:`inparsx.oneoff.run_to`): the collection check, indexing (cached) and
+search of ``inparsx run``.
+"""
 
 from __future__ import annotations
 
@@ -14,18 +18,19 @@ def retrieve(dataset: Annotated[str, typer.Option("--dataset", "-d", help="beir:
              split: Annotated[str, typer.Option("--split", help="The split whose queries are retrieved.")] = "test",
              set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="A retriever option: key=value (repeatable), e.g. k1=1.2.")] = None) -> None:
     """Retrieve the top k documents for each query of a split (same options as a recipe's retrieve table)."""
-    from inparsx.datasets import resolve_dataset
-    from inparsx.io import write_trec_run
-    from inparsx.progress import out as stdout
-    from inparsx.recipe import apply_override
-    from inparsx.retrieve.stage import open_retriever
+    import json
 
-    options: dict = {}
-    for override in set_ or []:
-        apply_override(options, override)
-    data = resolve_dataset(dataset)
-    retriever = open_retriever(use, options, data)
-    queries = {qid: query.text for qid, query in data.queries(split).items()}
-    run = retriever.search(queries, retriever.options.k)
-    write_trec_run(out, run, tag=f"inparsx-{retriever.name}", depth=retriever.options.k)
-    stdout.print(f"{out}: {len(run)} queries, top {retriever.options.k} ({use} on {dataset}, split {split})")
+    from inparsx.oneoff import run_to
+    from inparsx.progress import out as stdout
+    from inparsx.recipe import one_stage_recipe
+
+    recipe = one_stage_recipe("retrieve", use, set_ or [], dataset, eval_split=split)
+    summary: dict = {}
+
+    def outputs(folder: Path) -> dict[Path, Path]:
+        summary.update(json.loads((folder / "summary.json").read_text()))
+        return {folder / "run.trec": out}
+
+    run_to(recipe, "retrieve", out, outputs)
+    found = summary["queries"] - len(summary["queries_without_hits"])
+    stdout.print(f"{out}: {found} queries, top {summary['k']} ({use} on {dataset}, split {split})", markup=False)

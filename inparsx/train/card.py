@@ -31,7 +31,7 @@ def training_info(trainer: "HFTrainer", triples: Sequence["Triple"], path: Path,
     return {
         "trainer": trainer.name,
         "recipe": ctx.recipe.name if ctx is not None else None,
-        "dataset": ctx.recipe.dataset.name if ctx is not None else None,
+        "dataset": (ctx.recipe.dataset.name or None) if ctx is not None else None,
         "base_model": trainer.options.base_model,
         "base_model_resolved": base_model,
         "triples_file": str(path.resolve()),

@@ -1,56 +1,32 @@
 """``inparsx train``: a one-off fine-tuning run on a triples file, outside a recipe.
 
-Takes the same options as a recipe's ``[train]`` table (``--set key=value``). For several GPUs, start it
-under accelerate: ``accelerate launch -m inparsx.cli.main train ...`` (Hugging Face's ``Trainer`` then runs
-data-parallel; only the main process writes the model and its card).
+Takes the same options as a recipe's ``[train]`` table (``--set key=value``) and runs the train stage itself
+(:func:`inparsx.oneoff.run_to`), so checkpoints, resumption and the model card are those of ``inparsx run``.
+For several GPUs, start it under accelerate: ``accelerate launch -m inparsx.cli.main train ...`` (Hugging
+Face's ``Trainer`` then runs data-parallel; only the main process writes the model and its card).
 """
 
 from pathlib import Path
-from typing import Any
-
-from inparsx.errors import RecipeError
-
-
-def parse_sets(values: list[str]) -> dict[str, Any]:
-    """``key=value`` strings -> options (values parsed as TOML literals, else kept as strings); a leading
-    ``train.`` is accepted, so a recipe's ``--set train.x=1`` works here too.
-
-    Raises:
-        RecipeError: a value without ``=`` or a dotted key other than ``train.<key>``.
-    """
-    from inparsx.recipe import apply_override
-
-    data: dict[str, Any] = {}
-    for value in values:
-        key = value.partition("=")[0].strip()
-        if key.startswith("train."):
-            value = value.strip()[len("train."):]
-        elif "." in key:
-            raise RecipeError("--set", key, "expected key=value with a [train] option, e.g. base_model=PATH")
-        apply_override(data, value)
-    return data
 
 
 def train_once(triples: Path, use: str, sets: list, out: Path) -> Path:
-    """Build trainer ``use`` with ``sets`` as its options, train on ``triples`` and save into ``out``.
+    """Train trainer ``use`` with the ``--set`` items ``sets`` as its options on ``triples``; the model and its
+    card end in ``out``, which must not be a folder with files in it.
 
     Raises:
-        PluginError: unknown trainer name. RecipeError: an option the trainer does not have or a bad value.
-        DataError: malformed triples.
+        PluginError: unknown trainer name. RecipeError: a malformed ``--set`` item, an option the trainer does
+            not have or a bad value. DataError: malformed triples. InparsxError: ``out`` is taken.
     """
-    from pydantic import ValidationError
+    from inparsx.oneoff import refuse_existing, run_to
+    from inparsx.pipeline import is_main_process
+    from inparsx.recipe import one_stage_recipe
+    from inparsx.train.stage import MODEL, TRIPLES
 
-    from inparsx.plugins import get_registry
-    from inparsx.recipe import _report
-
-    cls = get_registry().get("trainers", use)
-    try:
-        options = cls.Options(**parse_sets(sets))
-    except ValidationError as exc:
-        errors: list[RecipeError] = []
-        _report(exc, cls.Options, "train", lambda key, reason: errors.append(RecipeError("--set", key, reason)))
-        raise errors[0] from None
-    return cls(options).train(triples, out)
+    recipe = one_stage_recipe("train", use, sets)
+    if is_main_process():
+        refuse_existing(out)
+    run_to(recipe, "train", out, lambda folder: {folder / MODEL: out}, inputs={f"triples/{TRIPLES}": triples})
+    return out
 
 
 def add_train_command(app) -> None:

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field, model_validator
 
 from inparsx.errors import InparsxError
-from inparsx.plugins import Options, check_options
+from inparsx.plugins import Options
+from inparsx.rerank.base import check_scorer_options
 from inparsx.progress import progress_task
 from inparsx.records import Document, SyntheticQuery
 from inparsx.retrieve.base import check_retriever
@@ -66,8 +67,8 @@ class Bm25NegativesOptions(Options):
         if (self.teacher is None) != (self.teacher_model is None):
             raise ValueError("teacher and teacher_model go together (a reranker name and its checkpoint)")
         if self.teacher is not None:
-            check_options("rerankers", self.teacher, {**self.teacher_options, "model": self.teacher_model},
-                          "teacher_options")
+            check_scorer_options(self.teacher, self.teacher_options, {"model": "teacher_model"},
+                                 "teacher_options", "miner")
         return self
 
 
