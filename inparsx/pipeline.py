@@ -19,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from inparsx.context import MODEL, ComponentContext, missing_output
 from inparsx.datasets import Dataset, resolve_dataset
 from inparsx.errors import InparsxError
 from inparsx.interrupts import interrupted_as
@@ -48,7 +49,8 @@ def cache_home() -> Path:
 class StageContext:
     """What a stage runner gets: the recipe, its own folder, the run directory and built components.
 
-    ``components`` are the stage's plugins, instantiated from the recipe in ``use`` order.
+    ``components`` are the stage's plugins, instantiated from the recipe in ``use`` order. Stage code hands
+    them :meth:`component_context`, never this object: a component sees no recipe and no run directory.
     """
 
     recipe: Recipe
@@ -81,6 +83,18 @@ class StageContext:
     def eval_split(self) -> str:
         return self.recipe.dataset.eval_split
 
+    def component_context(self, dataset: Dataset | None = None,
+                          outputs: dict[str, Path] | None = None) -> ComponentContext:
+        """The narrow context this stage's components get: the dataset (or ``dataset``, e.g. a view without
+        the evaluated split), the seed, the evaluated split, this stage's folder as the work folder, the run's
+        name, and the folders of every stage before this one in pipeline order (or ``outputs``), which
+        ``resolve_model("@stage")`` and ``output(stage, file)`` read."""
+        order = list(STAGES)
+        earlier = order[: order.index(self.stage)] if self.stage in order else []
+        return ComponentContext(dataset if dataset is not None else self.dataset, self.dir, self.seed,
+                                self.eval_split, {s: self.run_dir / s for s in earlier} if outputs is None else outputs,
+                                run_name=self.recipe.name, stage=self.stage)
+
     def output(self, stage: str, filename: str) -> Path:
         """The path of an earlier stage's output file.
 
@@ -89,11 +103,10 @@ class StageContext:
         """
         path = self.run_dir / stage / filename
         if not path.exists():
-            raise InparsxError(f"stage {self.stage!r} needs {path}, the output of stage {stage!r}: "
-                               f"add [{stage}] to the recipe or run it first")
+            raise missing_output(self.stage, stage, path)
         return path
 
-    def resolve_model(self, value: str, filename: str = "model") -> str:
+    def resolve_model(self, value: str, filename: str = MODEL) -> str:
         """A model option: ``@stage`` -> that stage's output folder; a hub id or local path is returned as is."""
         if value.startswith("@"):
             return str(self.output(value[1:], filename))

@@ -169,7 +169,10 @@ def apply_override(data: dict[str, Any], override: str) -> None:
 
 
 def validate_recipe(data: dict[str, Any], source: str, text: str, registry: Registry) -> Recipe:
-    """Validate parsed recipe data; see :func:`load_recipe`."""
+    """Validate parsed recipe data; see :func:`load_recipe`. Every options model is validated with the pydantic
+    context ``{"registry": registry}``, so that components named inside options (a filter's ``reranker``, a
+    miner's ``teacher``, PATH's inner stages) are looked up in ``registry`` too (see
+    :func:`inparsx.plugins.registry_from`)."""
     errors: list[RecipeError] = []
     locate = _Locator(text)
 
@@ -256,12 +259,12 @@ def _unknown(what: str, key: str, allowed: list[str]) -> str:
     return message + (f"; did you mean {close[0]!r}?" if close else "")
 
 
-def _model(cls: type[Options], table: Any, prefix: str, fail) -> Options | None:
+def _model(cls: type[Options], table: Any, prefix: str, fail, registry: Registry | None = None) -> Options | None:
     if not isinstance(table, dict):
         fail(prefix, "missing table" if table is None else "must be a table")
         return None
     try:
-        return cls(**table)
+        return cls.model_validate(table, context={"registry": registry})
     except ValidationError as exc:
         _report(exc, cls, prefix, fail)
         return None
@@ -300,12 +303,13 @@ def _stage(stage: str, kind: str, table: Any, registry: Registry, fail) -> Stage
     if len(classes) != len(names):
         return None
     if len(names) == 1 and stage not in MULTI_USE_STAGES:
-        options = _model(classes[names[0]].Options, table, stage, fail)
+        options = _model(classes[names[0]].Options, table, stage, fail, registry)
         return StageConfig(stage, [(names[0], options)]) if options is not None else None
-    return _multi_stage(stage, names, classes, table, fail)
+    return _multi_stage(stage, names, classes, table, fail, registry)
 
 
-def _multi_stage(stage: str, names: list[str], classes: dict[str, type], table: dict, fail) -> StageConfig | None:
+def _multi_stage(stage: str, names: list[str], classes: dict[str, type], table: dict, fail,
+                 registry: Registry) -> StageConfig | None:
     per: dict[str, dict[str, Any]] = {name: {} for name in names}
     for key, value in table.items():
         if key in per and isinstance(value, dict):
@@ -319,7 +323,7 @@ def _multi_stage(stage: str, names: list[str], classes: dict[str, type], table: 
             per[name].setdefault(key, value)
     components = []
     for name in names:
-        options = _model(classes[name].Options, per[name], f"{stage}.{name}", fail)
+        options = _model(classes[name].Options, per[name], f"{stage}.{name}", fail, registry)
         if options is None:
             return None
         components.append((name, options))

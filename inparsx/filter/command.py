@@ -42,8 +42,8 @@ def filter_command(queries: Annotated[Path, typer.Argument(help="A synthetic-que
     registry = get_registry()
     recipe = validate_recipe(data, "--set", "", registry)
     components = [registry.get("filters", name)(options) for name, options in recipe.stages["filter"].components]
-    ctx = StageContext(recipe, "filter", run_dir, components)
+    ctx = StageContext(recipe, "filter", run_dir, components).component_context()
     ctx.dir.mkdir(parents=True, exist_ok=True)
     report = apply_filters(read_synthetic_queries(queries), components, ctx)
-    write_report(report, ctx)
+    write_report(report, ctx.dir)
     print_summary(report.summary)

@@ -41,7 +41,7 @@ def generate(dataset: Annotated[str, typer.Option("--dataset", "-d", help="beir:
     if main_process:
         _check_output(out, meta, ctx.fingerprint, force)
         write_json(meta, {"fingerprint": ctx.fingerprint, "options": recipe.filled()})
-    summary = generate_queries(ctx, ctx.component, out)
+    summary = generate_queries(ctx.component_context(), ctx.component, out)
     if main_process:
         meta.unlink(missing_ok=True)
         stdout.print(f"{out}: {summary.queries} queries for {summary.docs} documents")

@@ -22,17 +22,17 @@ import random
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from inparsx.errors import InparsxError
-from inparsx.plugins import Options, check_options
+from inparsx.plugins import Options, check_options, registry_from
 from inparsx.progress import progress_task
 from inparsx.records import Document, SyntheticQuery
 from inparsx.retrieve.base import check_retriever
 from inparsx.triples.base import Miner, Triple
 
 if TYPE_CHECKING:
-    from inparsx.pipeline import StageContext
+    from inparsx.context import ComponentContext
 
 
 class Bm25NegativesOptions(Options):
@@ -59,15 +59,16 @@ class Bm25NegativesOptions(Options):
     teacher_alpha: float = Field(0.5, gt=0.0, le=1.0)
 
     @model_validator(mode="after")
-    def _check_plugins(self) -> "Bm25NegativesOptions":
+    def _check_plugins(self, info: ValidationInfo) -> "Bm25NegativesOptions":
         """Reject an unknown retriever or teacher, options they do not take, or ``retriever_options.k`` (the
         depth is ``depth``), when the recipe is validated."""
-        check_retriever(self.retriever, self.retriever_options)
+        registry = registry_from(info)
+        check_retriever(self.retriever, self.retriever_options, registry)
         if (self.teacher is None) != (self.teacher_model is None):
             raise ValueError("teacher and teacher_model go together (a reranker name and its checkpoint)")
         if self.teacher is not None:
             check_options("rerankers", self.teacher, {**self.teacher_options, "model": self.teacher_model},
-                          "teacher_options")
+                          "teacher_options", registry)
         return self
 
 
@@ -125,7 +126,7 @@ class Bm25Negatives(Miner):
     Options: ClassVar[type[Bm25NegativesOptions]] = Bm25NegativesOptions
     options: Bm25NegativesOptions
 
-    def mine(self, queries: Sequence[SyntheticQuery], ctx: "StageContext") -> Iterator[Triple]:
+    def mine(self, queries: Sequence[SyntheticQuery], ctx: "ComponentContext") -> Iterator[Triple]:
         """One triple per query whose BM25 list holds at least one document besides its positive.
 
         Queries are searched ``chunk_size`` at a time with the configured retriever (its cached index reused).
@@ -155,7 +156,7 @@ class Bm25Negatives(Miner):
             if teacher is not None:
                 teacher.unload()
 
-    def _teacher(self, ctx: "StageContext") -> Any:
+    def _teacher(self, ctx: "ComponentContext") -> Any:
         """The loaded teacher reranker, or ``None`` without one."""
         from inparsx.filter.reranker_filter import build_reranker
 

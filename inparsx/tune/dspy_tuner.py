@@ -27,7 +27,7 @@ from inparsx.tune.base import PROGRAM, Tuner
 from inparsx.tune.judge import Judge, JudgeOptions
 
 if TYPE_CHECKING:
-    from inparsx.tune.base import TuneContext
+    from inparsx.context import ComponentContext
 
 OPTIMIZERS = ("BootstrapFewShot", "MIPROv2", "COPRO")
 
@@ -53,7 +53,7 @@ class DSPyTuner(Tuner):
     Options: ClassVar[type[DSPyTunerOptions]] = DSPyTunerOptions
     output: ClassVar[str] = PROGRAM
 
-    def tune(self, ctx: "TuneContext") -> Path:
+    def tune(self, ctx: "ComponentContext") -> Path:
         """Compile and save ``tune/program.json``.
 
         Raises:
@@ -76,7 +76,7 @@ class DSPyTuner(Tuner):
         return save_program(compiled, ctx.dir / PROGRAM)
 
 
-def train_examples(ctx: "TuneContext", split: str, count: int, max_words: int) -> list[Any]:
+def train_examples(ctx: "ComponentContext", split: str, count: int, max_words: int) -> list[Any]:
     """Up to ``count`` ``dspy.Example(document, query, doc_id)`` (inputs: ``document``) drawn with the seed
     from the judged pairs of ``split``.
 
