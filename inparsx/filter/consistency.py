@@ -29,7 +29,6 @@ from inparsx.filter.reranker_filter import FILTER_OWN, build_reranker, records_d
 from inparsx.filter.rules import MISSING_SOURCE
 from inparsx.io import ResumableJsonl, write_jsonl
 from inparsx.plugins import Options, check_options, get_registry, registry_from
-from inparsx.progress import console
 from inparsx.records import Run, SyntheticQuery
 from inparsx.rerank.base import check_scorer_options
 from inparsx.rerank.fusion import ranked
@@ -165,7 +164,7 @@ class ConsistencyFilter(Filter):
         model_dir, done = folder / "model", folder / "model.done"
         key = self.training_key(records, ctx)
         if done.is_file() and done.read_text().strip() == key:
-            console.print(f"consistency: reusing the self-trained model {model_dir}")
+            ctx.log(f"consistency: reusing the self-trained model {model_dir}")
             return model_dir
         if folder.exists():
             shutil.rmtree(folder)  # trained with other options, seed or records
@@ -177,7 +176,7 @@ class ConsistencyFilter(Filter):
 
         triples = folder / "triples.jsonl"
         count = write_jsonl(triples, (triple_to_dict(t) for t in miner.mine(list(records), ctx)))
-        console.print(f"consistency: training {opts.trainer} on {count} synthetic triples ({triples})")
+        ctx.log(f"consistency: training {opts.trainer} on {count} synthetic triples ({triples})")
         trainer = get_registry().build("trainers", opts.trainer, opts.trainer_options_with_model())
         trainer.train(triples, model_dir, ctx)
         done.write_text(key + "\n")

@@ -29,7 +29,6 @@ from pydantic import Field, ValidationInfo, model_validator
 
 from inparsx.errors import InparsxError
 from inparsx.io import write_json, write_jsonl
-from inparsx.progress import console
 from inparsx.records import SyntheticQuery
 from inparsx.tune.base import MODEL, Tuner
 from inparsx.tune.judge import JudgeOptions, judge_records
@@ -132,8 +131,8 @@ class CPOTuner(Tuner):
         scores = judge_records(candidates, opts, ctx, ctx.dir / "judge-scores.jsonl")
         pairs = build_pairs(candidates, scores, opts.min_margin, stop=self.stop())
         write_jsonl(ctx.dir / "pairs.jsonl", pairs)
-        console.print(f"cpo: {len(pairs)} preference pairs from {len(train_docs)} documents "
-                      f"({len(candidates)} candidates, min_margin {opts.min_margin:g}) -> {ctx.dir / 'pairs.jsonl'}")
+        ctx.log(f"cpo: {len(pairs)} preference pairs from {len(train_docs)} documents "
+                f"({len(candidates)} candidates, min_margin {opts.min_margin:g}) -> {ctx.dir / 'pairs.jsonl'}")
         if not pairs:
             raise InparsxError(f"cpo: no preference pair left (min_margin = {opts.min_margin}); lower min_margin "
                                "or raise n_candidates / temperature")
@@ -253,8 +252,8 @@ class CPOTuner(Tuner):
             scores = judge_records(records, self.options, ctx, ctx.dir / f"query-eval-{name}-scores.jsonl")
             result[name] = sum(scores.values()) / len(scores) if scores else None
         write_json(ctx.dir / "query_eval.json", result)
-        console.print(f"cpo: judge mean on {len(docs)} held-out documents, greedy: before {result['before']:.4f}, "
-                      f"after {result['after']:.4f}")
+        ctx.log(f"cpo: judge mean on {len(docs)} held-out documents, greedy: before {result['before']:.4f}, "
+                f"after {result['after']:.4f}")
         return result
 
 

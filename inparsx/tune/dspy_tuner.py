@@ -21,7 +21,6 @@ from pydantic import Field
 
 from inparsx.errors import InparsxError
 from inparsx.generate.dspy_generator import DSPyGenerator, DSPyOptions, truncate_words
-from inparsx.progress import console
 from inparsx.records import SyntheticQuery
 from inparsx.tune.base import PROGRAM, Tuner
 from inparsx.tune.judge import Judge, JudgeOptions
@@ -66,8 +65,8 @@ class DSPyTuner(Tuner):
         generator = DSPyGenerator(DSPyOptions(**{k: getattr(opts, k) for k in DSPyOptions.model_fields}))
         judge = Judge(opts, ctx)
         optimizer = getattr(dspy, opts.optimizer)(metric=judge_metric(judge), **opts.optimizer_options)
-        console.print(f"dspy: compiling a {opts.module} with {opts.optimizer} on {len(examples)} {opts.split} "
-                      f"examples, metric: {opts.judge}")
+        ctx.log(f"dspy: compiling a {opts.module} with {opts.optimizer} on {len(examples)} {opts.split} "
+                f"examples, metric: {opts.judge}")
         try:
             with dspy.context(lm=generator.lm(ctx)):
                 compiled = optimizer.compile(generator.program(ctx), trainset=examples, **opts.compile_options)

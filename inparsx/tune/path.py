@@ -163,7 +163,7 @@ class PathTuner(Tuner):
     def score(self, instruction: str, view: "Dataset", ctx: "ComponentContext", scores: dict[str, float]) -> float:
         """The inner run's metric for ``instruction`` (cached in ``tune/scores.json``)."""
         if instruction in scores:
-            console.print(f"path: cached {self.options.metric} {scores[instruction]:.4f}  {instruction!r}")
+            ctx.log(f"path: cached {self.options.metric} {scores[instruction]:.4f}  {instruction!r}")
             return scores[instruction]
         from inparsx.pipeline import run_recipe
         from inparsx.plugins import get_registry
@@ -187,7 +187,7 @@ class PathTuner(Tuner):
         scores[instruction] = value
         write_json(ctx.dir / "scores.json", scores)
         write_json(ctx.dir / "failures.json", self.failures)
-        console.print(f"path: {self.options.metric} {value:.4f}  {instruction!r}")
+        ctx.log(f"path: {self.options.metric} {value:.4f}  {instruction!r}")
         return value
 
     @staticmethod
