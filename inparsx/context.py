@@ -92,7 +92,8 @@ class ComponentContext:
 
     def _unreadable(self, stage: str) -> str:
         where = f"stage {self.stage!r}" if self.stage else "this component"
-        readable = f"it reads {', '.join(self.outputs)}" if self.outputs else "no earlier stage's output is available to it"
+        readable = (f"it reads {', '.join(self.outputs)}" if self.outputs
+                    else "no earlier stage's output is available to it")
         return f"{where} cannot read the output of stage {stage!r} ({readable})"
 
     def log(self, message: str) -> None:
@@ -101,7 +102,8 @@ class ComponentContext:
 
         console.print(message, markup=False, soft_wrap=True)
 
-    def progress(self, description: str, total: int | None, unit: str = "it") -> AbstractContextManager[tuple[Any, Any]]:
+    def progress(self, description: str, total: int | None,
+                 unit: str = "it") -> AbstractContextManager[tuple[Any, Any]]:
         """A progress bar with items/s and ETA: ``with ctx.progress("score", n, "pairs") as (bar, task):
         bar.advance(task, k)`` (see :func:`inparsx.progress.progress_task`)."""
         from inparsx.progress import progress_task

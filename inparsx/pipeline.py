@@ -9,9 +9,9 @@ resume from their ``.partial`` files.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
+import pkgutil
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -243,9 +243,9 @@ def _run_stage(ctx: StageContext, fresh: bool) -> None:
     console.rule(f"[bold]{ctx.stage}[/bold] ({', '.join(c.name for c in ctx.components)})"
                  + (" [yellow]resuming[/yellow]" if resuming else ""))
     quiet_library_bars()
-    module, _, function = STAGE_RUNNERS[ctx.stage].partition(":")
+    runner = pkgutil.resolve_name(STAGE_RUNNERS[ctx.stage])
     began = time.perf_counter()
-    getattr(importlib.import_module(module), function)(ctx)
+    runner(ctx)
     seconds = time.perf_counter() - began
     write_json(folder / DONE_MARKER, {"fingerprint": ctx.fingerprint, "seconds": round(seconds, 3),
                                       "use": [c.name for c in ctx.components]})

@@ -20,8 +20,8 @@ from inparsx.generate.prompted import PromptedGenerator, PromptOptions, dataset_
 from inparsx.records import Document, SyntheticQuery
 
 if TYPE_CHECKING:
-    from inparsx.generate.prompts import PromptBuilder
     from inparsx.context import ComponentContext
+    from inparsx.generate.prompts import PromptBuilder
 
 __all__ = ["HFGenerator", "HFOptions", "dataset_short_name", "load_model"]
 

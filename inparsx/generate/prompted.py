@@ -18,10 +18,10 @@ from inparsx.errors import InparsxError
 from inparsx.generate.base import Generator, GeneratorOptions
 
 if TYPE_CHECKING:
+    from inparsx.context import ComponentContext
     from inparsx.generate.fewshot import FewShotPool
     from inparsx.generate.prompts import PromptBuilder
     from inparsx.generate.templates import PromptTemplate
-    from inparsx.context import ComponentContext
 
 BUILTIN_TEMPLATES = {"doc2query": "{document}{query}"}
 """Templates that are not in the InPars file: ``doc2query`` is the bare document (doc2query-T5's input)."""
