@@ -17,7 +17,7 @@ from inparsx.datasets.beir import BeirFolderDataset
 from inparsx.errors import InparsxError
 from inparsx.generate.ict import ICTGenerator
 from inparsx.pipeline import StageContext
-from inparsx.plugins import Options, Registry, get_plugin_manager
+from inparsx.plugins import Options, Registry, get_plugin_manager, get_registry
 from inparsx.recipe import RecipeErrors, load_recipe, validate_recipe
 from inparsx.rerank.base import Reranker, RerankerOptions
 from inparsx.retrieve.base import Retriever
@@ -60,8 +60,6 @@ def test_resolve_model_reads_only_the_declared_stages(tmp_path):
 def test_the_stage_context_gives_earlier_outputs_and_the_tuner_none(tmp_path, scifact_small):
     data = {"recipe": {"name": "narrow", "seed": 5}, "dataset": {"name": str(scifact_small)},
             "generate": {"use": "ict"}}
-    from inparsx.plugins import get_registry
-
     recipe = validate_recipe(data, "t", "", get_registry())
     dataset = BeirFolderDataset(scifact_small)
     ctx = StageContext(recipe, "generate", tmp_path, [], "fp", dataset).component_context()
