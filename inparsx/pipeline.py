@@ -9,9 +9,9 @@ resume from their ``.partial`` files.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
+import pkgutil
 import shutil
 import time
 from collections.abc import Callable
@@ -20,6 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from inparsx.context import MODEL, ComponentContext, missing_output
 from inparsx.datasets import Dataset, resolve_dataset
 from inparsx.errors import InparsxError
 from inparsx.interrupts import interrupted_as
@@ -51,7 +52,8 @@ class StageContext:
 
     ``components`` are the stage's plugins, instantiated from the recipe in ``use`` order. ``inputs`` tells
     where earlier stages' outputs are when they are not in ``run_dir`` (a one-off command's input files):
-    ``{"<stage>/<file>": path}`` for one file, ``{"<stage>": folder}`` for every output of a stage.
+    ``{"<stage>/<file>": path}`` for one file, ``{"<stage>": folder}`` for every output of a stage. Stage code hands
+    components :meth:`component_context`, never this object: a component sees no recipe and no run directory.
     """
 
     recipe: Recipe
@@ -92,6 +94,20 @@ class StageContext:
     def eval_split(self) -> str:
         return self.recipe.dataset.eval_split
 
+    def component_context(self, dataset: Dataset | None = None,
+                          outputs: dict[str, Path] | None = None) -> ComponentContext:
+        """The narrow context this stage's components get: the dataset (or ``dataset``, e.g. a view without
+        the evaluated split), the seed, the evaluated split, this stage's folder as the work folder, the run's
+        name, and the folders of every stage before this one in pipeline order (or ``outputs``), which
+        ``resolve_model("@stage")`` and ``output(stage, file)`` read. A stage folder given in :attr:`inputs`
+        (a one-off command's ``--run-dir``) replaces the one in the run directory."""
+        order = list(STAGES)
+        earlier = order[: order.index(self.stage)] if self.stage in order else []
+        folders = {s: Path(self.inputs.get(s, self.run_dir / s)) for s in earlier}
+        return ComponentContext(dataset if dataset is not None else self.dataset, self.dir, self.seed,
+                                self.eval_split, folders if outputs is None else outputs,
+                                run_name=self.recipe.name, stage=self.stage)
+
     def output(self, stage: str, filename: str) -> Path:
         """The path of an earlier stage's output file.
 
@@ -100,11 +116,10 @@ class StageContext:
         """
         path = self.inputs.get(f"{stage}/{filename}") or Path(self.inputs.get(stage, self.run_dir / stage)) / filename
         if not path.exists():
-            raise InparsxError(f"stage {self.stage!r} needs {path}, the output of stage {stage!r}: "
-                               f"add [{stage}] to the recipe or run it first")
+            raise missing_output(self.stage, stage, path)
         return path
 
-    def resolve_model(self, value: str, filename: str = "model") -> str:
+    def resolve_model(self, value: str, filename: str = MODEL) -> str:
         """A model option: ``@stage`` -> that stage's output folder; a hub id or local path is returned as is."""
         if value.startswith("@"):
             return str(self.output(value[1:], filename))
@@ -332,5 +347,4 @@ def _run_stage(ctx: StageContext, fresh: bool, prepared: Callable[[], None] | No
 
 def _call_runner(ctx: StageContext) -> None:
     """Import the stage's runner (:data:`STAGE_RUNNERS`) and call it with ``ctx``."""
-    module, _, function = STAGE_RUNNERS[ctx.stage].partition(":")
-    getattr(importlib.import_module(module), function)(ctx)
+    pkgutil.resolve_name(STAGE_RUNNERS[ctx.stage])(ctx)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pluggy
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo
 
 from inparsx import hookspecs
 from inparsx.errors import PluginError
@@ -132,12 +132,30 @@ class Registry:
             raise PluginError(unknown_name_message(kind, name, self.names(kind))) from None
 
     def build(self, kind: str, name: str, options: dict[str, Any] | None = None) -> Any:
-        """Instantiate component ``name`` with validated ``options`` (pydantic ``ValidationError`` on bad ones)."""
+        """Instantiate component ``name`` with validated ``options`` (pydantic ``ValidationError`` on bad ones);
+        components named inside ``options`` are looked up in this registry."""
         cls = self.get(kind, name)
-        return cls(cls.Options(**(options or {})))
+        return cls(cls.Options.model_validate(options or {}, context={"registry": self}))
 
 
-def check_options(kind: str, name: str, options: dict[str, Any], what: str) -> None:
+def registry_from(info: ValidationInfo | None) -> Registry:
+    """The registry a pydantic validator checks nested component names against: the one in the validation
+    context ``{"registry": ...}`` (what :func:`inparsx.recipe.validate_recipe`, :meth:`Registry.build` and
+    :func:`check_options` pass), else the process-wide :func:`get_registry`.
+
+    Use it in an options model whose values name other components::
+
+        @model_validator(mode="after")
+        def _check(self, info: ValidationInfo):
+            check_options("rerankers", self.reranker, self.reranker_options, "reranker_options", registry_from(info))
+            return self
+    """
+    context = info.context if info is not None else None
+    registry = context.get("registry") if isinstance(context, dict) else None
+    return registry if registry is not None else get_registry()
+
+
+def check_options(kind: str, name: str, options: dict[str, Any], what: str, registry: Registry | None = None) -> None:
     """Validate a component named inside another component's options (e.g. a filter's ``reranker`` and its
     ``reranker_options``) when the recipe loads, so a typo fails before any model runs.
 
@@ -146,12 +164,15 @@ def check_options(kind: str, name: str, options: dict[str, Any], what: str) -> N
         name: the registered name.
         options: the options given for it.
         what: the option that holds ``options``, named in messages.
+        registry: where ``name`` is looked up (default: the process-wide registry); pass
+            :func:`registry_from` of the validator's ``info``. Its own nested names are checked against it too.
 
     Raises:
         ValueError: an unknown name (available names listed), or options its ``Options`` model rejects.
     """
+    registry = registry if registry is not None else get_registry()
     try:
-        get_registry().get(kind, name).Options(**options)
+        registry.get(kind, name).Options.model_validate(options, context={"registry": registry})
     except PluginError as exc:
         raise ValueError(str(exc)) from None
     except ValidationError as exc:

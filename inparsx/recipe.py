@@ -256,7 +256,10 @@ def one_stage_recipe(stage: str, use: str | list[str], sets: list[str], dataset:
 
 def validate_recipe(data: dict[str, Any], source: str, text: str, registry: Registry,
                     outside_stages: bool = False) -> Recipe:
-    """Validate parsed recipe data; see :func:`load_recipe`.
+    """Validate parsed recipe data; see :func:`load_recipe`. Every options model is validated with the pydantic
+    context ``{"registry": registry}``, so that components named inside options (a filter's ``reranker``, a
+    miner's ``teacher``, PATH's inner stages) are looked up in ``registry`` too (see
+    :func:`inparsx.plugins.registry_from`).
 
     ``outside_stages``: a ``@stage`` value may name an earlier stage that the recipe lacks (a one-off
     command reads that stage's output from elsewhere, see :func:`one_stage_recipe`).
@@ -352,12 +355,12 @@ def _unknown(what: str, key: str, allowed: list[str]) -> str:
     return message + (f"; did you mean {close[0]!r}?" if close else "")
 
 
-def _model(cls: type[Options], table: Any, prefix: str, fail) -> Options | None:
+def _model(cls: type[Options], table: Any, prefix: str, fail, registry: Registry | None = None) -> Options | None:
     if not isinstance(table, dict):
         fail(prefix, "missing table" if table is None else "must be a table")
         return None
     try:
-        return cls(**table)
+        return cls.model_validate(table, context={"registry": registry})
     except ValidationError as exc:
         _report(exc, cls, prefix, fail)
         return None
@@ -396,16 +399,16 @@ def _stage(stage: str, kind: str, table: Any, registry: Registry, fail) -> Stage
     if len(classes) != len(names):
         return None
     if len(names) == 1 and stage not in MULTI_USE_STAGES:
-        return _single_stage(stage, names[0], classes[names[0]], table, fail)
-    return _multi_stage(stage, names, classes, table, fail)
+        return _single_stage(stage, names[0], classes[names[0]], table, fail, registry)
+    return _multi_stage(stage, names, classes, table, fail, registry)
 
 
-def _single_stage(stage: str, name: str, cls: type, table: dict, fail) -> StageConfig | None:
+def _single_stage(stage: str, name: str, cls: type, table: dict, fail, registry: Registry) -> StageConfig | None:
     """One component's stage: the keys of the stage's own options model (if any) go there, the rest to the
     component's ``Options``; a key that neither declares is reported once, naming both sets of keys."""
     model = stage_options_model(stage)
     if model is None:
-        options = _model(cls.Options, table, stage, fail)
+        options = _model(cls.Options, table, stage, fail, registry)
         return StageConfig(stage, [(name, options)]) if options is not None else None
     own = {key: value for key, value in table.items() if key in model.model_fields}
     rest = {key: value for key, value in table.items() if key not in own}
@@ -413,13 +416,14 @@ def _single_stage(stage: str, name: str, cls: type, table: dict, fail) -> StageC
         fail(f"{stage}.{key}", _unknown(f"key of [{stage}] or of {name!r}", key,
                                         [*model.model_fields, *cls.Options.model_fields]))
         del rest[key]
-    settings, options = _model(model, own, stage, fail), _model(cls.Options, rest, stage, fail)
+    settings, options = _model(model, own, stage, fail, registry), _model(cls.Options, rest, stage, fail, registry)
     if settings is None or options is None:
         return None
     return StageConfig(stage, [(name, options)], settings)
 
 
-def _multi_stage(stage: str, names: list[str], classes: dict[str, type], table: dict, fail) -> StageConfig | None:
+def _multi_stage(stage: str, names: list[str], classes: dict[str, type], table: dict, fail,
+                 registry: Registry) -> StageConfig | None:
     per: dict[str, dict[str, Any]] = {name: {} for name in names}
     for key, value in table.items():
         if key in per and isinstance(value, dict):
@@ -433,7 +437,7 @@ def _multi_stage(stage: str, names: list[str], classes: dict[str, type], table: 
             per[name].setdefault(key, value)
     components = []
     for name in names:
-        options = _model(classes[name].Options, per[name], f"{stage}.{name}", fail)
+        options = _model(classes[name].Options, per[name], f"{stage}.{name}", fail, registry)
         if options is None:
             return None
         components.append((name, options))

@@ -12,6 +12,7 @@ from inparsx.datasets.beir import BeirFolderDataset
 from inparsx.errors import InparsxError
 from inparsx.filter.rules import (CopiedFilter, LengthFilter, ScoresFilter, copied_fraction, longest_shared_run,
                                   words)
+from inparsx.context import ComponentContext
 from inparsx.pipeline import StageContext
 from inparsx.plugins import get_registry
 from inparsx.recipe import validate_recipe
@@ -32,6 +33,11 @@ def make_ctx(dataset: BeirFolderDataset, run_dir: Path, table: dict | None = Non
     return StageContext(recipe, "filter", run_dir, components, "fp", dataset)
 
 
+def filter_ctx(dataset: BeirFolderDataset, run_dir: Path) -> ComponentContext:
+    """What a filter gets in a filter stage over ``dataset``."""
+    return make_ctx(dataset, run_dir).component_context()
+
+
 def record(qid: str, doc_id: str, query: str, score: float | None = None, log_probs=()) -> SyntheticQuery:
     return SyntheticQuery(query_id=qid, doc_id=doc_id, query=query, score=score, log_probs=list(log_probs))
 
@@ -47,7 +53,7 @@ def judged(dataset: BeirFolderDataset, n: int) -> list[tuple[str, str, str]]:
 def test_length_drops_too_short_and_too_long_queries(dataset, tmp_path):
     (qid, text, doc), = judged(dataset, 1)
     records = [record("ok", doc, text), record("short", doc, "Vitamin D"), record("long", doc, "word " * 40)]
-    decisions = LengthFilter(LengthFilter.Options(max_tokens=30)).apply(records, make_ctx(dataset, tmp_path))
+    decisions = LengthFilter(LengthFilter.Options(max_tokens=30)).apply(records, filter_ctx(dataset, tmp_path))
     assert [d.keep for d in decisions] == [True, False, False]
     assert decisions[1].reason == "fewer than 3 words" and decisions[1].score == 2.0
     assert decisions[2].reason == "more than 30 words"
@@ -56,10 +62,10 @@ def test_length_drops_too_short_and_too_long_queries(dataset, tmp_path):
 def test_length_counts_generated_tokens_as_the_inpars_toolkit(dataset, tmp_path):
     (qid, text, doc), = judged(dataset, 1)
     records = [record("two", doc, text, log_probs=[-0.1, -0.2]), record("four", doc, "x", log_probs=[-0.1] * 4)]
-    decisions = LengthFilter(LengthFilter.Options(count_by="generated")).apply(records, make_ctx(dataset, tmp_path))
+    decisions = LengthFilter(LengthFilter.Options(count_by="generated")).apply(records, filter_ctx(dataset, tmp_path))
     assert [d.keep for d in decisions] == [False, True] and decisions[0].reason == "fewer than 3 tokens"
     with pytest.raises(InparsxError, match="log_probs"):
-        LengthFilter(LengthFilter.Options(count_by="generated")).apply([record("n", doc, text)], make_ctx(dataset, tmp_path))
+        LengthFilter(LengthFilter.Options(count_by="generated")).apply([record("n", doc, text)], filter_ctx(dataset, tmp_path))
 
 
 def test_length_counts_a_tokenizers_tokens(dataset, tmp_path):
@@ -70,7 +76,7 @@ def test_length_counts_a_tokenizers_tokens(dataset, tmp_path):
     (qid, text, doc), = judged(dataset, 1)
     expected = len(tokenizer(text, add_special_tokens=False)["input_ids"])
     [decision] = LengthFilter(LengthFilter.Options(count_by=str(tmp_path / "tok"))).apply(
-        [record("q", doc, text)], make_ctx(dataset, tmp_path))
+        [record("q", doc, text)], filter_ctx(dataset, tmp_path))
     assert decision.score == expected and expected != len(text.split())
 
 
@@ -91,11 +97,11 @@ def test_copied_drops_a_sentence_copied_from_its_document(dataset, tmp_path):
                record("real", doc, real_query),                         # a real SciFact query for this document
                record("half", doc2, " ".join(dataset.docs()[doc2].text.split()[:6]) + " in mice treated with lithium"),
                record("missing", "no-such-doc", "a query")]
-    decisions = CopiedFilter().apply(records, make_ctx(dataset, tmp_path))
+    decisions = CopiedFilter().apply(records, filter_ctx(dataset, tmp_path))
     assert [d.keep for d in decisions] == [False, True, True, False]
     assert decisions[0].reason == "copied from its document" and decisions[0].score == 1.0
     assert decisions[3].reason == "source document not in the corpus"
-    strict = CopiedFilter(CopiedFilter.Options(max_copied=0.5)).apply(records[:3], make_ctx(dataset, tmp_path))
+    strict = CopiedFilter(CopiedFilter.Options(max_copied=0.5)).apply(records[:3], filter_ctx(dataset, tmp_path))
     assert [d.keep for d in strict] == [False, True, False]
     assert strict[2].reason == "at least 0.5 of its words copied from its document"
     assert copied_fraction(records[2].query, dataset.docs()[doc2].full_text) == pytest.approx(strict[2].score, abs=1e-4)
@@ -107,12 +113,12 @@ def test_scores_keeps_the_top_k_by_mean_log_probability(dataset, tmp_path):
     rows = judged(dataset, 4)
     records = [record(f"q{i}", doc, text, score=s) for i, ((_, text, doc), s) in enumerate(zip(rows, [-0.5, -0.1, -2.0, -0.3]))]
     records.append(record("from-log-probs", rows[0][2], rows[0][1], log_probs=[-0.05, -0.15]))  # mean -0.1
-    decisions = ScoresFilter(ScoresFilter.Options(keep_top_k=3)).apply(records, make_ctx(dataset, tmp_path))
+    decisions = ScoresFilter(ScoresFilter.Options(keep_top_k=3)).apply(records, filter_ctx(dataset, tmp_path))
     assert [d.keep for d in decisions] == [False, True, False, True, True]
     assert decisions[4].score == pytest.approx(-0.1)
     assert decisions[0].reason == "not in the top 3 by mean log-probability"
     with pytest.raises(InparsxError, match="no score"):
-        ScoresFilter().apply([record("bare", rows[0][2], "q")], make_ctx(dataset, tmp_path))
+        ScoresFilter().apply([record("bare", rows[0][2], "q")], filter_ctx(dataset, tmp_path))
 
 
 # ---- the stage ----

@@ -11,6 +11,7 @@ import pytest
 from inparsx.datasets.beir import BeirFolderDataset
 from inparsx.filter.consistency import ConsistencyFilter
 from inparsx.filter.reranker_filter import RerankerFilter
+from inparsx.context import ComponentContext
 from inparsx.pipeline import StageContext
 from inparsx.plugins import Options
 from inparsx.recipe import validate_recipe
@@ -49,12 +50,12 @@ def dataset(scifact_small: Path) -> BeirFolderDataset:
     return BeirFolderDataset(scifact_small)
 
 
-def make_ctx(dataset: BeirFolderDataset, run_dir: Path, registry) -> StageContext:
+def make_ctx(dataset: BeirFolderDataset, run_dir: Path, registry) -> ComponentContext:
     data = {"recipe": {"name": "t"}, "dataset": {"name": str(dataset.root)}, "filter": {"use": ["length"]}}
     recipe = validate_recipe(data, "t.toml", "", registry)
     ctx = StageContext(recipe, "filter", run_dir, [], "fp", dataset)
     ctx.dir.mkdir(parents=True, exist_ok=True)
-    return ctx
+    return ctx.component_context()
 
 
 def judged_records(dataset: BeirFolderDataset, n: int) -> list[SyntheticQuery]:

@@ -40,7 +40,7 @@ def context(run_dir: Path, dataset, use: str = "hf", seed: int = 1, **options) -
 
 def generate(run_dir: Path, dataset, **options) -> list[dict]:
     ctx = context(run_dir, dataset, **options)
-    generate_queries(ctx, ctx.component, ctx.dir / "queries.jsonl")
+    generate_queries(ctx.component_context(), ctx.component, ctx.dir / "queries.jsonl")
     return [json.loads(line) for line in (ctx.dir / "queries.jsonl").read_text().splitlines()]
 
 
@@ -148,9 +148,9 @@ def test_sampling_writes_several_queries_per_document(models, scifact, tmp_path)
 def test_bitsandbytes_quantisation_runs_on_cpu(quantization, layer, models, scifact, tmp_path):
     ctx = context(tmp_path, scifact, model=str(models["llama"]), quantization=quantization, num_docs=3,
                   max_new_tokens=4, batch_size=3)
-    model, _ = ctx.component.load(ctx)
+    model, _ = ctx.component.load(ctx.component_context())
     assert type(model.model.layers[0].mlp.up_proj).__name__ == layer
-    generate_queries(ctx, ctx.component, ctx.dir / "queries.jsonl")
+    generate_queries(ctx.component_context(), ctx.component, ctx.dir / "queries.jsonl")
     records = [json.loads(line) for line in (ctx.dir / "queries.jsonl").read_text().splitlines()]
     assert len(records) == 3 and all(r["log_probs"] and max(r["log_probs"]) <= 0 for r in records)
 

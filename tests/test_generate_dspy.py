@@ -11,12 +11,12 @@ import pytest
 from inparsx.datasets.beir import BeirFolderDataset
 from inparsx.generate.dspy_generator import DSPyGenerator, DSPyOptions, TransformersEngine, build_program
 from inparsx.generate.stage import generate_queries
-from inparsx.tune.base import TuneContext
+from inparsx.context import ComponentContext
 
 
 @pytest.fixture()
-def ctx(scifact_small: Path, tmp_path: Path) -> TuneContext:
-    return TuneContext(BeirFolderDataset(scifact_small, name="beir:scifact"), 1, "test", tmp_path)
+def ctx(scifact_small: Path, tmp_path: Path) -> ComponentContext:
+    return ComponentContext(BeirFolderDataset(scifact_small, name="beir:scifact"), tmp_path)
 
 
 def scripted(generator: DSPyGenerator, answers: list[dict]) -> None:

@@ -47,7 +47,7 @@ def run_ict(run_dir: Path, dataset, seed: int = 1, **options) -> list[dict]:
     recipe = validate_recipe(data, "test", "", get_registry())
     name, opts = recipe.stages["generate"].components[0]
     ctx = StageContext(recipe, "generate", run_dir, [get_registry().get("generators", name)(opts)], _dataset=dataset)
-    generate_queries(ctx, ctx.component, ctx.dir / "queries.jsonl")
+    generate_queries(ctx.component_context(), ctx.component, ctx.dir / "queries.jsonl")
     return [json.loads(line) for line in (ctx.dir / "queries.jsonl").read_text().splitlines()]
 
 

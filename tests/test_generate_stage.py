@@ -36,7 +36,7 @@ def in_process(run_dir: Path, dataset, **options) -> list[dict]:
     recipe = validate_recipe(recipe_data("beir:scifact", {"use": "hf", **options}), "test", "", get_registry())
     name, opts = recipe.stages["generate"].components[0]
     ctx = StageContext(recipe, "generate", run_dir, [get_registry().get("generators", name)(opts)], _dataset=dataset)
-    generate_queries(ctx, ctx.component, ctx.dir / "queries.jsonl")
+    generate_queries(ctx.component_context(), ctx.component, ctx.dir / "queries.jsonl")
     return read(ctx.dir / "queries.jsonl")
 
 
@@ -106,7 +106,7 @@ def test_data_parallel_shards_merge_into_the_single_process_output(llama, scifac
         recipe = validate_recipe(data, "dp", "", get_registry())
         name, options = recipe.stages["generate"].components[0]
         ctx = StageContext(recipe, "generate", Path(sys.argv[1]), [get_registry().get("generators", name)(options)])
-        generate_queries(ctx, ctx.component, ctx.dir / "queries.jsonl")
+        generate_queries(ctx.component_context(), ctx.component, ctx.dir / "queries.jsonl")
         """))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                str(script), str(tmp_path / "dp")]

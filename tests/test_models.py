@@ -31,7 +31,7 @@ def generator(scifact, tmp_path_factory) -> tuple:
     name, options = recipe.stages["generate"].components[0]
     ctx = StageContext(recipe, "generate", tmp_path_factory.mktemp("smollm2"),
                        [get_registry().get("generators", name)(options)], _dataset=scifact)
-    return ctx.component, ctx
+    return ctx.component, ctx.component_context()
 
 
 @pytest.fixture(scope="module")

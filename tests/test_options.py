@@ -199,7 +199,7 @@ def test_prefix_cache_true_is_refused_for_a_seq2seq_model(t5, scifact, tmp_path)
     generator = get_registry().get("generators", "hf")(recipe.stages["generate"].components[0][1])
     ctx = StageContext(recipe, "generate", tmp_path, [generator], _dataset=scifact)
     with pytest.raises(InparsxError, match="encoder-decoder .* leave prefix_cache unset"):
-        next(generator.generate([next(scifact.docs_iter())], ctx))
+        next(generator.generate([next(scifact.docs_iter())], ctx.component_context()))
 
 
 # row 14: `inparsx rerank --set` of a key the command never reads
@@ -244,7 +244,8 @@ def test_consistency_reuses_a_self_trained_model_only_with_the_same_key(scifact_
 
     dataset = BeirFolderDataset(scifact_small)
     data = {"recipe": {"name": "t"}, "dataset": {"name": str(scifact_small)}, "filter": {"use": ["length"]}}
-    ctx = StageContext(validate_recipe(data, "t", "", get_registry()), "filter", tmp_path, [], "fp", dataset)
+    ctx = StageContext(validate_recipe(data, "t", "", get_registry()), "filter", tmp_path, [], "fp",
+                       dataset).component_context()
     built: list[dict] = []
 
     class Miner:

@@ -31,7 +31,7 @@ from inparsx.testing import SIMPLE_CHAT_TEMPLATE, tiny_bert, tiny_llama, tiny_t5
 from inparsx.testing.fakes import ChecksumReranker
 from inparsx.testing.plugins import plugin_module, registered
 from inparsx.train.base import Trainer
-from inparsx.tune.base import TuneContext
+from inparsx.context import ComponentContext
 
 
 @dataclass(frozen=True)
@@ -443,7 +443,7 @@ def generated(env: Env, name: str, options: dict, artefact: str):
     if artefact == "load":
         source = model_source(generator.options.model, generator.options.gguf_file).kwargs()
         return repr(sorted(model_kwargs(generator.options).items())), repr(source)
-    ctx = context(env, "generate", {"use": name, **options}, components=[generator])
+    ctx = context(env, "generate", {"use": name, **options}, components=[generator]).component_context()
     if artefact == "stage":
         generate_queries(ctx, generator, ctx.dir / "queries.jsonl")
         return [json.loads(line)["doc_id"] for line in (ctx.dir / "queries.jsonl").read_text().splitlines()]
@@ -503,7 +503,7 @@ def dspy_generated(env: Env, options: dict):
     from inparsx.generate.stage import generate_queries
 
     generator = build("generators", "dspy", options)
-    ctx = context(env, "generate", {"use": "dspy", **options}, components=[generator])
+    ctx = context(env, "generate", {"use": "dspy", **options}, components=[generator]).component_context()
     with scripted_dspy() as (built, lm):
         generate_queries(ctx, generator, ctx.dir / "queries.jsonl")
     rows = [json.loads(line) for line in (ctx.dir / "queries.jsonl").read_text().splitlines()]
@@ -526,7 +526,7 @@ def synthetic_records(env: Env) -> list[SyntheticQuery]:
 def filtered(env: Env, name: str, options: dict, artefact: str):
     RecordingChecksum.loaded.clear()
     RecordingTrainer.calls.clear()
-    ctx = context(env, "filter")
+    ctx = context(env, "filter").component_context()
     decisions = build("filters", name, options).apply(synthetic_records(env), ctx)
     written = {}
     for path in sorted(ctx.dir.rglob("*.jsonl")):
@@ -539,7 +539,7 @@ def mined(env: Env, name: str, options: dict, artefact: str):
     RecordingChecksum.loaded.clear()
     miner = build("miners", name, options)
     triples = [(t.query_id, t.neg_ids, t.pos_score, t.neg_scores)
-               for t in miner.mine(synthetic_records(env), context(env, "triples"))]
+               for t in miner.mine(synthetic_records(env), context(env, "triples").component_context())]
     return triples, list(RecordingChecksum.loaded)
 
 
@@ -632,7 +632,7 @@ CPO_CANDIDATES: dict[str, str] = {}
 """``candidates.jsonl`` of the ``cpo`` probes by the ``hf`` options that sampled them."""
 
 
-def cpo_tuned(env: Env, tuner, ctx: TuneContext, artefact: str):
+def cpo_tuned(env: Env, tuner, ctx: ComponentContext, artefact: str):
     """What the ``cpo`` tuner hands TRL (CPOConfig, LoraConfig, the base model's weights and layer types, the
     pairs), and the candidates and pairs it wrote; ``full``: the files of a whole (one-step) run."""
     import trl.experimental.cpo as cpo
@@ -666,7 +666,7 @@ def cpo_tuned(env: Env, tuner, ctx: TuneContext, artefact: str):
     return seen, jsonl_texts(ctx.dir)
 
 
-def dspy_tuned(env: Env, tuner, ctx: TuneContext, artefact: str):
+def dspy_tuned(env: Env, tuner, ctx: ComponentContext, artefact: str):
     """The compiled program the ``dspy`` tuner saves, the keyword arguments its optimiser's ``compile`` gets,
     the LM it builds and the prompts that LM receives."""
     import dspy
@@ -686,7 +686,7 @@ def dspy_tuned(env: Env, tuner, ctx: TuneContext, artefact: str):
     return path.read_text(), calls, built, prompts(lm)
 
 
-def path_tuned(env: Env, tuner, ctx: TuneContext, artefact: str):
+def path_tuned(env: Env, tuner, ctx: ComponentContext, artefact: str):
     """What ``path`` runs: each candidate's inner recipe and gold queries (the inner run itself is replaced by
     a metrics file scored by a checksum of the instruction), the proposer LM and its prompts, the search's
     files."""
@@ -715,7 +715,7 @@ def tuned(env: Env, name: str, options: dict, artefact: str):
 
     RecordingChecksum.loaded.clear()
     tuner = build("tuners", name, options)
-    ctx = TuneContext(env.dataset, 1, "test", env.folder())
+    ctx = ComponentContext(env.dataset, env.folder())
     if artefact == "judge":
         scores = judge_records(synthetic_records(env), tuner.options, ctx)
         return {k: round(v, 6) for k, v in scores.items()}, list(RecordingChecksum.loaded)

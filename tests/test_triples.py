@@ -61,7 +61,7 @@ def context(small: BeirFolderDataset, run_dir: Path, seed: int = 1, miner=None, 
 
 def mine(small, records, tmp_path, seed=1, **options):
     miner = Bm25Negatives(Bm25Negatives.Options(**options))
-    return list(miner.mine(records, context(small, tmp_path, seed, miner)))
+    return list(miner.mine(records, context(small, tmp_path, seed, miner).component_context()))
 
 
 def test_positive_is_never_a_negative_even_when_bm25_ranks_it_first(small, records, tmp_path):

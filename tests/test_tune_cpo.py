@@ -126,7 +126,7 @@ def test_qlora_on_an_nf4_base_trains_and_merges_into_a_full_precision_model(tmp_
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from inparsx.tune.base import TuneContext
+    from inparsx.context import ComponentContext
     from inparsx.tune.cpo import CPOOptions, CPOTuner, save_merged
 
     options = CPOOptions(base_model=tiny["llama"], judge="consistency", quantization="nf4", precision="fp32",
@@ -134,7 +134,7 @@ def test_qlora_on_an_nf4_base_trains_and_merges_into_a_full_precision_model(tmp_
                          learning_rate=0.05, max_length=64, generator={"dtype": "fp32"})
     prompt = "Document: cells grow\nRelevant Query:"
     pairs = [{"prompt": prompt, "chosen": " how do cells grow?\n", "rejected": " what\n"}] * 2
-    ctx = TuneContext(None, 1, "test", tmp_path)  # type: ignore[arg-type]
+    ctx = ComponentContext(None, tmp_path)  # type: ignore[arg-type]
     base, _ = CPOTuner(options).load_base(train=True)
     assert any(type(module).__name__ == "Linear4bit" for module in base.modules())
     metrics = CPOTuner(options).train(pairs, ctx)

@@ -12,7 +12,7 @@ from inparsx.generate.dspy_generator import DSPyGenerator, DSPyOptions
 from inparsx.pipeline import run_recipe
 from inparsx.recipe import load_recipe
 from inparsx.tune import dspy_tuner
-from inparsx.tune.base import TuneContext
+from inparsx.context import ComponentContext
 
 ANSWER = {"reasoning": "It studies cells.", "query": "What do cells do?",
           "proposed_instruction": "Write the question a biologist asks.", "proposed_prefix_for_output_field": "Query:"}
@@ -67,7 +67,7 @@ def test_compiled_program_round_trip(tmp_path, scifact_small, scripted, monkeypa
     assert [r["query"] for r in records] == ["What do cells do?"] * 2
 
     dataset = BeirFolderDataset(scifact_small, name="beir:scifact")
-    ctx = TuneContext(dataset, 1, "test", tmp_path)
+    ctx = ComponentContext(dataset, tmp_path)
     loaded = DSPyGenerator(DSPyOptions(model="scripted", program=str(run_dir / "tune" / "program.json"))).program(ctx)
     doc = next(dataset.docs_iter())
     prompts = []
@@ -85,8 +85,8 @@ def test_examples_come_from_the_train_split_only(scifact_small, tmp_path):
 
     dataset = WithoutSplit(BeirFolderDataset(scifact_small, name="beir:scifact"), "train")
     with pytest.raises(SplitHiddenError):
-        dspy_tuner.train_examples(TuneContext(dataset, 1, "train", tmp_path), "train", 3, 50)
+        dspy_tuner.train_examples(ComponentContext(dataset, tmp_path, eval_split="train"), "train", 3, 50)
     visible = WithoutSplit(BeirFolderDataset(scifact_small, name="beir:scifact"), "test")
-    examples = dspy_tuner.train_examples(TuneContext(visible, 1, "test", tmp_path), "train", 3, 50)
+    examples = dspy_tuner.train_examples(ComponentContext(visible, tmp_path), "train", 3, 50)
     train_queries = {q.text for q in visible.queries("train").values()}
     assert len(examples) == 3 and all(e.query in train_queries for e in examples)

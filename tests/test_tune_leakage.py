@@ -13,7 +13,8 @@ from inparsx.generate.dspy_generator import DSPyGenerator
 from inparsx.pipeline import run_recipe
 from inparsx.recipe import load_recipe
 from inparsx.testing.plugins import plugin_module, registered
-from inparsx.tune.base import TuneContext, Tuner
+from inparsx.context import ComponentContext
+from inparsx.tune.base import Tuner
 
 HEAD = """[recipe]
 name = "leak"
@@ -103,8 +104,10 @@ class Peeker(Tuner):
     """A tuner that tries to read the evaluated split."""
 
     name = "peeker"
+    seen: list[ComponentContext] = []
 
-    def tune(self, ctx: TuneContext) -> Path:
+    def tune(self, ctx: ComponentContext) -> Path:
+        self.seen.append(ctx)
         ctx.dataset.qrels(ctx.eval_split)
         raise AssertionError("unreachable")
 
@@ -115,7 +118,9 @@ def test_a_tuner_that_reads_the_evaluated_split_is_stopped(tmp_path, scifact_sma
     with registered(plugin_module("peeker", tuners=[Peeker])):
         with pytest.raises(SplitHiddenError, match="'test' is the evaluated split"):
             run_recipe(load_recipe(path), tmp_path / "run")
-    assert not hasattr(TuneContext(None, 1, "test", tmp_path), "recipe")  # type: ignore[arg-type]
+    seen = Peeker.seen[-1]
+    assert type(seen) is ComponentContext and not hasattr(seen, "recipe") and not hasattr(seen, "run_dir")
+    assert seen.outputs == {} and seen.dir == tmp_path / "run" / "tune"
 
 
 def test_the_view_hides_one_split_and_passes_the_rest(scifact_small):

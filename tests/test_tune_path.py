@@ -92,9 +92,9 @@ def test_path_scores_four_candidates_with_the_inner_loop_and_keeps_the_best(tmp_
     tuner = path_tuner.PathTuner(load_recipe(recipe).stages["tune"].components[0][1])
     from inparsx.datasets.base import WithoutSplit
     from inparsx.datasets.beir import BeirFolderDataset
-    from inparsx.tune.base import TuneContext
+    from inparsx.context import ComponentContext
 
-    ctx = TuneContext(WithoutSplit(BeirFolderDataset(scifact_small), "test"), 2, "test", tune)
+    ctx = ComponentContext(WithoutSplit(BeirFolderDataset(scifact_small), "test"), tune, seed=2)
     monkeypatch.setattr(DSPyGenerator, "lm", lambda self, ctx: pytest.fail("proposals must come from the cache"))
     tuner.tune(ctx)
     assert json.loads((tune / "path.json").read_text())["best"] == best and len(inner_runs) == 4

@@ -11,7 +11,8 @@ from inparsx.errors import InparsxError, PluginError
 from inparsx.pipeline import run_recipe
 from inparsx.recipe import load_recipe
 from inparsx.testing.plugins import plugin_module, registered
-from inparsx.tune.base import INSTRUCTION, TuneContext, Tuner
+from inparsx.context import ComponentContext
+from inparsx.tune.base import INSTRUCTION, Tuner
 
 RECIPE = """[recipe]
 name = "t"
@@ -41,7 +42,7 @@ class InstructionOnly(Tuner):
     name = "instruction-only"
     output = INSTRUCTION
 
-    def tune(self, ctx: TuneContext) -> Path:
+    def tune(self, ctx: ComponentContext) -> Path:
         (ctx.dir / INSTRUCTION).write_text("Ask.\n")
         return ctx.dir / INSTRUCTION
 
@@ -59,7 +60,7 @@ class Silent(Tuner):
 
     name = "silent"
 
-    def tune(self, ctx: TuneContext) -> Path:
+    def tune(self, ctx: ComponentContext) -> Path:
         return ctx.dir / self.output
 
 
@@ -69,11 +70,24 @@ def test_a_tuner_must_write_its_output(tmp_path, scifact_small):
             run_recipe(recipe(tmp_path, scifact_small, '[tune]\nuse = "silent"'), tmp_path / "run")
 
 
-def test_a_tuner_cannot_use_a_later_stage_model(tmp_path):
-    ctx = TuneContext(None, 1, "test", tmp_path)  # type: ignore[arg-type]
-    assert ctx.resolve_model("org/model") == "org/model"
-    with pytest.raises(InparsxError, match="runs before every stage that writes a model"):
-        ctx.resolve_model("@train")
+class Resolver(Tuner):
+    """Resolves a hub id, then the retrieve stage's output (which a tuner may not read)."""
+
+    name = "resolver"
+
+    def tune(self, ctx: ComponentContext) -> Path:
+        assert ctx.resolve_model("org/model") == "org/model"
+        ctx.resolve_model("@retrieve", "run.trec")
+        raise AssertionError("unreachable")
+
+
+def test_a_tuner_cannot_use_another_stage_output(tmp_path, scifact_small):
+    (tmp_path / "run" / "retrieve").mkdir(parents=True)
+    (tmp_path / "run" / "retrieve" / "run.trec").write_text("")
+    with registered(plugin_module("resolver", tuners=[Resolver])):
+        with pytest.raises(InparsxError, match=r"@retrieve: stage 'tune' cannot read the output of stage 'retrieve' "
+                                               r"\(no earlier stage's output is available to it\)"):
+            run_recipe(recipe(tmp_path, scifact_small, '[tune]\nuse = "resolver"'), tmp_path / "run")
 
 
 def test_the_tune_stage_names_the_generate_table_literally(tmp_path, scifact_small, capsys):

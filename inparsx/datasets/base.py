@@ -22,6 +22,10 @@ class Dataset:
     """
 
     name: str = ""
+    """The dataset's name as a recipe gives it (``beir:scifact``, ``irds:...``, a folder path); ``""`` when it
+    has none. Shown in tables and messages, and used to pick dataset-specific prompts."""
+
+    _docs_table: dict[str, Document] | None = None
 
     def docs_iter(self) -> Iterator[Document]:
         """Every document, in corpus order."""
@@ -45,7 +49,7 @@ class Dataset:
 
     def docs(self) -> dict[str, Document]:
         """All documents by docid, loaded once and kept in memory."""
-        cached = getattr(self, "_docs_table", None)
+        cached = self._docs_table
         if cached is None:
             cached = {doc.doc_id: doc for doc in self.docs_iter()}
             self._docs_table = cached
@@ -90,7 +94,7 @@ class WithoutSplit(Dataset):
                  drop: dict[str, set[str]] | None = None):
         self.base, self.hidden = base, hidden
         self.extra, self.drop = dict(extra or {}), dict(drop or {})
-        self.name = getattr(base, "name", "")
+        self.name = base.name
 
     def _check(self, split: str) -> None:
         if split == self.hidden:

@@ -73,7 +73,7 @@ def run_stage(ctx) -> None:
         write_json(ctx.dir / "per_query.json", evaluation.per_query_json())
     if evaluation.significance:
         write_json(ctx.dir / "comparison.json", evaluation.comparison())
-    title = f"{ctx.recipe.name}: {getattr(ctx.dataset, 'name', '')} {ctx.eval_split}".strip()
+    title = f"{ctx.recipe.name}: {ctx.dataset.name} {ctx.eval_split}".strip()
     print_results(evaluation, out, title)
     text = io.StringIO()
     print_results(evaluation, Console(file=text, color_system=None, highlight=False), title)

@@ -10,7 +10,7 @@ from inparsx.plugins import Component
 from inparsx.records import SyntheticQuery
 
 if TYPE_CHECKING:
-    from inparsx.pipeline import StageContext
+    from inparsx.context import ComponentContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,8 +23,15 @@ class Decision:
 
 
 class Filter(Component):
-    """Filters run in recipe order; each sees only the records the previous ones kept."""
+    """Filters run in recipe order; each sees only the records the previous ones kept.
 
-    def apply(self, records: Sequence[SyntheticQuery], ctx: "StageContext") -> list[Decision]:
-        """One decision per record, in order. ``ctx`` gives the dataset, the seed and a work folder (``ctx.dir``)."""
+    A filter that needs an earlier stage's output (e.g. the retrieve stage's run) reads it with
+    ``ctx.output("retrieve", "run.trec")``, and a model option that may name one (``"@train"``) goes through
+    ``ctx.resolve_model``; a filter never reads the recipe.
+    """
+
+    def apply(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> list[Decision]:
+        """One decision per record, in order. ``ctx`` (:class:`~inparsx.context.ComponentContext`) gives the
+        dataset, the seed, ``resolve_model`` and a work folder (``ctx.dir``) for scores and models the filter
+        keeps so that a rerun resumes."""
         raise NotImplementedError

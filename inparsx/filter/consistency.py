@@ -22,21 +22,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from inparsx.filter.base import Decision, Filter
 from inparsx.filter.reranker_filter import FILTER_OWN, build_reranker, records_digest
 from inparsx.filter.rules import MISSING_SOURCE
 from inparsx.io import ResumableJsonl, write_jsonl
-from inparsx.plugins import Options, check_options, get_registry
-from inparsx.progress import console
+from inparsx.plugins import Options, check_options, get_registry, registry_from
 from inparsx.records import Run, SyntheticQuery
 from inparsx.rerank.base import check_scorer_options
 from inparsx.rerank.fusion import ranked
 from inparsx.retrieve.base import check_retriever
 
 if TYPE_CHECKING:
-    from inparsx.pipeline import StageContext
+    from inparsx.context import ComponentContext
 
 
 class ConsistencyOptions(Options):
@@ -68,19 +67,21 @@ class ConsistencyOptions(Options):
     negatives: int = Field(1, ge=1)
 
     @model_validator(mode="after")
-    def _check(self) -> "ConsistencyOptions":
+    def _check(self, info: ValidationInfo) -> "ConsistencyOptions":
         if self.depth < self.k:
             raise ValueError(f"depth ({self.depth}) must be at least k ({self.k})")
         if self.by == "reranker" and not self.model:
             raise ValueError("by = 'reranker' needs model (the reranker's checkpoint)")
-        check_retriever(self.retriever, self.retriever_options)
+        registry = registry_from(info)
+        check_retriever(self.retriever, self.retriever_options, registry)
         if self.by != "bm25":
-            check_scorer_options(self.ranker_name, self.reranker_options, {**FILTER_OWN, "depth": "depth"})
+            check_scorer_options(self.ranker_name, self.reranker_options, {**FILTER_OWN, "depth": "depth"},
+                                 registry=registry)
         if self.by == "self":
             if self.model and ({"base_model", "model"} & set(self.trainer_options)):
                 raise ValueError("trainer_options.base_model would be replaced by model (the self-trained model's "
                                  "base); set one of them")
-            check_options("trainers", self.trainer, self.trainer_options_with_model(), "trainer_options")
+            check_options("trainers", self.trainer, self.trainer_options_with_model(), "trainer_options", registry)
             wanted = self.trainer_options.get("num_negatives")
             if wanted is not None and wanted != self.negatives:
                 raise ValueError(f"trainer_options.num_negatives = {wanted} but negatives = {self.negatives}: "
@@ -105,7 +106,7 @@ class ConsistencyFilter(Filter):
     name: ClassVar[str] = "consistency"
     Options: ClassVar[type[ConsistencyOptions]] = ConsistencyOptions
 
-    def apply(self, records: Sequence[SyntheticQuery], ctx: "StageContext") -> list[Decision]:
+    def apply(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> list[Decision]:
         opts = self.options
         docs = ctx.dataset.get_docs({r.doc_id for r in records})
         present = [r for r in records if r.doc_id in docs]
@@ -126,14 +127,14 @@ class ConsistencyFilter(Filter):
         where = f"top {self.options.k}" if self.options.k > 1 else "first"
         return Decision(False, f"source document not {where} by {self.options.by}", float(rank) if rank else None)
 
-    def bm25_candidates(self, records: Sequence[SyntheticQuery], ctx: "StageContext") -> Run:
+    def bm25_candidates(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> Run:
         """The BM25 top ``depth`` of every record's query: ``{query_id: {docid: score}}``."""
         from inparsx.retrieve.stage import open_retriever
 
         retriever = open_retriever(self.options.retriever, self.options.retriever_options, ctx.dataset)
         return retriever.search({r.query_id: r.query for r in records}, self.options.depth)
 
-    def rerank(self, records: Sequence[SyntheticQuery], bm25: Run, model: str, ctx: "StageContext") -> dict[str, list[str]]:
+    def rerank(self, records: Sequence[SyntheticQuery], bm25: Run, model: str, ctx: "ComponentContext") -> dict[str, list[str]]:
         """Each query's candidates (BM25 top ``depth`` plus its source) ranked by the reranker's scores."""
         from inparsx.rerank.reranking import rerank_run
 
@@ -156,14 +157,14 @@ class ConsistencyFilter(Filter):
             reranker.unload()
         return {qid: ranked(values) for qid, values in scores.items()}
 
-    def train_self(self, records: Sequence[SyntheticQuery], ctx: "StageContext") -> Path:
+    def train_self(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> Path:
         """Train ``trainer`` on the records with BM25 negatives; returns the model folder (reused when done)."""
         opts = self.options
         folder = ctx.dir / "consistency-self"
         model_dir, done = folder / "model", folder / "model.done"
         key = self.training_key(records, ctx)
         if done.is_file() and done.read_text().strip() == key:
-            console.print(f"consistency: reusing the self-trained model {model_dir}")
+            ctx.log(f"consistency: reusing the self-trained model {model_dir}")
             return model_dir
         if folder.exists():
             shutil.rmtree(folder)  # trained with other options, seed or records
@@ -175,13 +176,13 @@ class ConsistencyFilter(Filter):
 
         triples = folder / "triples.jsonl"
         count = write_jsonl(triples, (triple_to_dict(t) for t in miner.mine(list(records), ctx)))
-        console.print(f"consistency: training {opts.trainer} on {count} synthetic triples ({triples})")
+        ctx.log(f"consistency: training {opts.trainer} on {count} synthetic triples ({triples})")
         trainer = get_registry().build("trainers", opts.trainer, opts.trainer_options_with_model())
         trainer.train(triples, model_dir, ctx)
         done.write_text(key + "\n")
         return model_dir
 
-    def training_key(self, records: Sequence[SyntheticQuery], ctx: "StageContext") -> str:
+    def training_key(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> str:
         """sha256 (16 hex digits) of what the self-trained model depends on: the training options (``trainer``,
         its options, ``model``, ``negatives``, ``depth``, the retriever), the seed and the records."""
         import hashlib

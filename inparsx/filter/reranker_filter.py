@@ -8,18 +8,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from inparsx.filter.base import Decision, Filter
 from inparsx.filter.rules import MISSING_SOURCE, top_k_decisions
 from inparsx.io import ResumableJsonl
-from inparsx.plugins import Options, get_registry
+from inparsx.plugins import Options, get_registry, registry_from
 from inparsx.progress import progress_task
 from inparsx.records import SyntheticQuery
 from inparsx.rerank.base import check_scorer_options
 
 if TYPE_CHECKING:
-    from inparsx.pipeline import StageContext
+    from inparsx.context import ComponentContext
     from inparsx.rerank.base import Reranker
 
 
@@ -39,7 +39,7 @@ def records_digest(records: Sequence[SyntheticQuery]) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_reranker(name: str, model: str, batch_size: int, options: dict[str, Any], ctx: "StageContext") -> "Reranker":
+def build_reranker(name: str, model: str, batch_size: int, options: dict[str, Any], ctx: "ComponentContext") -> "Reranker":
     """A loaded reranker (``model`` may be ``@stage``), told the corpus so it can cache per document.
 
     ``options``: the reranker's own options (``reranker_options``), without ``batch_size``, which is given apart.
@@ -64,8 +64,8 @@ class RerankerFilterOptions(Options):
     reranker_options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _check(self) -> "RerankerFilterOptions":
-        check_scorer_options(self.reranker, self.reranker_options, FILTER_OWN)
+    def _check(self, info: ValidationInfo) -> "RerankerFilterOptions":
+        check_scorer_options(self.reranker, self.reranker_options, FILTER_OWN, registry=registry_from(info))
         return self
 
 
@@ -95,7 +95,7 @@ class RerankerFilter(Filter):
     name: ClassVar[str] = "reranker"
     Options: ClassVar[type[RerankerFilterOptions]] = RerankerFilterOptions
 
-    def apply(self, records: Sequence[SyntheticQuery], ctx: "StageContext") -> list[Decision]:
+    def apply(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> list[Decision]:
         opts = self.options
         docs = {d.doc_id: d.full_text for d in ctx.dataset.get_docs({r.doc_id for r in records}).values()}
         present = [r for r in records if r.doc_id in docs]

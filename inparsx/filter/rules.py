@@ -17,7 +17,7 @@ from inparsx.plugins import Options
 from inparsx.records import SyntheticQuery
 
 if TYPE_CHECKING:
-    from inparsx.pipeline import StageContext
+    from inparsx.context import ComponentContext
 
 MISSING_SOURCE = "source document not in the corpus"
 
@@ -72,7 +72,7 @@ class LengthFilter(Filter):
             return len(record.log_probs)
         return len(self._tokenizer(record.query, add_special_tokens=False)["input_ids"])
 
-    def apply(self, records: Sequence[SyntheticQuery], ctx: "StageContext") -> list[Decision]:
+    def apply(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> list[Decision]:
         opts, unit = self.options, "tokens" if self.options.count_by != "words" else "words"
         decisions = []
         for record in records:
@@ -131,7 +131,7 @@ class CopiedFilter(Filter):
     name: ClassVar[str] = "copied"
     Options: ClassVar[type[CopiedOptions]] = CopiedOptions
 
-    def apply(self, records: Sequence[SyntheticQuery], ctx: "StageContext") -> list[Decision]:
+    def apply(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> list[Decision]:
         docs = ctx.dataset.get_docs({r.doc_id for r in records})
         decisions = []
         for record in records:
@@ -180,6 +180,6 @@ class ScoresFilter(Filter):
     name: ClassVar[str] = "scores"
     Options: ClassVar[type[ScoresOptions]] = ScoresOptions
 
-    def apply(self, records: Sequence[SyntheticQuery], ctx: "StageContext") -> list[Decision]:
+    def apply(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> list[Decision]:
         scores = [mean_log_prob(r) for r in records]
         return top_k_decisions(scores, [r.query_id for r in records], self.options.keep_top_k, "mean log-probability")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inparsx.errors import PluginError
@@ -21,6 +22,7 @@ from inparsx.progress import console, out
 from inparsx.records import SyntheticQuery
 
 if TYPE_CHECKING:
+    from inparsx.context import ComponentContext
     from inparsx.pipeline import StageContext
 
 SCORES_KEY = "filter_scores"
@@ -36,8 +38,8 @@ class FilterReport:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def apply_filters(records: Sequence[SyntheticQuery], filters: Sequence[Filter], ctx: "StageContext") -> FilterReport:
-    """Run ``filters`` in order, each on the records the previous ones kept.
+def apply_filters(records: Sequence[SyntheticQuery], filters: Sequence[Filter], ctx: "ComponentContext") -> FilterReport:
+    """Run ``filters`` in order, each on the records the previous ones kept, in the context ``ctx``.
 
     Raises:
         PluginError: a filter that returns a number of decisions different from the number of records.
@@ -83,11 +85,11 @@ def print_summary(summary: dict[str, Any]) -> None:
     out.print(table)
 
 
-def write_report(report: FilterReport, ctx: "StageContext") -> None:
-    """``queries.jsonl``, ``decisions.jsonl`` and ``summary.json`` in ``ctx.dir``."""
-    write_jsonl(ctx.dir / "queries.jsonl", (r.to_dict() for r in report.kept))
-    write_jsonl(ctx.dir / "decisions.jsonl", report.decisions)
-    write_json(ctx.dir / "summary.json", report.summary)
+def write_report(report: FilterReport, folder: Path) -> None:
+    """``queries.jsonl``, ``decisions.jsonl`` and ``summary.json`` in ``folder``."""
+    write_jsonl(folder / "queries.jsonl", (r.to_dict() for r in report.kept))
+    write_jsonl(folder / "decisions.jsonl", report.decisions)
+    write_json(folder / "summary.json", report.summary)
 
 
 def run_stage(ctx: "StageContext") -> None:
@@ -102,6 +104,6 @@ def run_stage(ctx: "StageContext") -> None:
     path = ctx.output("generate", "queries.jsonl")
     records = read_synthetic_queries(path)
     console.print(f"filter: {len(records):,} synthetic queries from {path}")
-    report = apply_filters(records, ctx.components, ctx)
-    write_report(report, ctx)
+    report = apply_filters(records, ctx.components, ctx.component_context())
+    write_report(report, ctx.dir)
     print_summary(report.summary)

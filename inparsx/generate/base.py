@@ -11,7 +11,7 @@ from inparsx.plugins import Component, Options
 from inparsx.records import Document, SyntheticQuery
 
 if TYPE_CHECKING:
-    from inparsx.pipeline import StageContext
+    from inparsx.context import ComponentContext
 
 
 class GeneratorOptions(Options):
@@ -39,12 +39,14 @@ class Generator(Component):
         """How many records one document yields at most (all of them in the same batch)."""
         return 1
 
-    def fewshot_split(self, ctx: "StageContext") -> str | None:
+    def fewshot_split(self, ctx: "ComponentContext") -> str | None:
         """The split whose queries the prompts show as few-shot examples (``None``: no examples). When it is
         the evaluated split, the stage writes the ids used to ``excluded_qids.txt``."""
         return None
 
-    def generate(self, docs: Sequence[Document], ctx: "StageContext") -> Iterator[list[SyntheticQuery]]:
+    def generate(self, docs: Sequence[Document], ctx: "ComponentContext") -> Iterator[list[SyntheticQuery]]:
         """Queries for ``docs``, one list per finished batch; every record's ``doc_id`` is one of ``docs``, and
-        all records of a document come in the same list."""
+        all records of a document come in the same list. ``ctx`` (:class:`~inparsx.context.ComponentContext`)
+        gives the dataset (few-shot examples), the seed, ``resolve_model`` (``model = "@tune"``) and a work
+        folder (``ctx.dir``) for the generator's own files."""
         raise NotImplementedError

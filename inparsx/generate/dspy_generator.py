@@ -24,7 +24,7 @@ from inparsx.io import write_json
 from inparsx.records import Document, SyntheticQuery
 
 if TYPE_CHECKING:
-    from inparsx.pipeline import StageContext
+    from inparsx.context import ComponentContext
 
 SIGNATURE_INSTRUCTION = "Extract a single relevant query that encompasses the document."
 """The docstring of InPars+'s ``DocumentToQuery`` signature (``inpars/generate_DSPy.py``)."""
@@ -144,7 +144,7 @@ class DSPyGenerator(Generator):
         self._lm: Any = None
         self._engine: TransformersEngine | None = None
 
-    def lm(self, ctx: "StageContext") -> Any:
+    def lm(self, ctx: "ComponentContext") -> Any:
         """The ``dspy.LM``: an OpenAI-compatible endpoint with ``api_base``, else a local model as an engine.
 
         Raises:
@@ -167,7 +167,7 @@ class DSPyGenerator(Generator):
                                    temperature=opts.temperature, max_tokens=opts.max_new_tokens)
         return self._lm
 
-    def program(self, ctx: "StageContext") -> Any:
+    def program(self, ctx: "ComponentContext") -> Any:
         """The program: built from ``module`` and ``instruction``, then loaded from ``program`` when set.
 
         Raises:
@@ -184,7 +184,7 @@ class DSPyGenerator(Generator):
                 raise InparsxError(f"cannot load the DSPy program {path} as a {self.options.module}: {exc}") from None
         return program
 
-    def generate(self, docs: Sequence[Document], ctx: "StageContext") -> Iterator[list[SyntheticQuery]]:
+    def generate(self, docs: Sequence[Document], ctx: "ComponentContext") -> Iterator[list[SyntheticQuery]]:
         """One record per document, yielded one by one (DSPy calls the model per document)."""
         import dspy
 
@@ -213,7 +213,7 @@ class DSPyGenerator(Generator):
         return SyntheticQuery(query_id=f"{doc.doc_id}-0", doc_id=doc.doc_id, query=query,
                               generator=f"dspy:{self.options.module}:{self.options.model}", extra=extra)
 
-    def write_stats(self, ctx: "StageContext") -> None:
+    def write_stats(self, ctx: "ComponentContext") -> None:
         """``dspy.stats.json`` in the stage folder: documents run in this process and parse failures."""
         write_json(ctx.dir / "dspy.stats.json", {"documents": self.documents, "parse_failures": self.parse_failures,
                                                  "module": self.options.module, "program": self.options.program})

@@ -20,8 +20,8 @@ from inparsx.generate.prompted import PromptedGenerator, PromptOptions, dataset_
 from inparsx.records import Document, SyntheticQuery
 
 if TYPE_CHECKING:
+    from inparsx.context import ComponentContext
     from inparsx.generate.prompts import PromptBuilder
-    from inparsx.pipeline import StageContext
 
 __all__ = ["HFGenerator", "HFOptions", "dataset_short_name", "load_model"]
 
@@ -79,7 +79,7 @@ class HFGenerator(PromptedGenerator):
     def queries_per_doc(self) -> int:
         return self.options.num_queries_per_doc
 
-    def generate(self, docs: Sequence[Document], ctx: "StageContext") -> Iterator[list[SyntheticQuery]]:
+    def generate(self, docs: Sequence[Document], ctx: "ComponentContext") -> Iterator[list[SyntheticQuery]]:
         """Queries for ``docs`` batch by batch (documents sorted by prompt length within windows).
 
         Raises:
@@ -109,13 +109,13 @@ class HFGenerator(PromptedGenerator):
                               generator=f"hf:{self.options.model}", fewshot_examples=prompt.fewshot_ids,
                               extra={"finish": generation.finish})
 
-    def load(self, ctx: "StageContext") -> tuple[Any, Any]:
+    def load(self, ctx: "ComponentContext") -> tuple[Any, Any]:
         """The model (eval mode, on its device) and its tokenizer (pad token set), loaded once."""
         if self._loaded is None:
             self._loaded = load_model(ctx.resolve_model(self.options.model), self.options)
         return self._loaded
 
-    def prompt_builder(self, ctx: "StageContext", tokenizer: Any, model: Any = None) -> "PromptBuilder":
+    def prompt_builder(self, ctx: "ComponentContext", tokenizer: Any, model: Any = None) -> "PromptBuilder":
         """The prompt builder of this run (``model`` caps the prompt length to its context window)."""
         limit = self.options.max_prompt_tokens
         context = _context_length(model)

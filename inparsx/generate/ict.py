@@ -20,7 +20,7 @@ from inparsx.generate.base import Generator, GeneratorOptions
 from inparsx.records import Document, SyntheticQuery
 
 if TYPE_CHECKING:
-    from inparsx.pipeline import StageContext
+    from inparsx.context import ComponentContext
 
 ABBREVIATIONS = frozenset("""al approx ca cf dr eq eqs fig figs incl mr mrs ms prof ref refs resp sp spp
                           ssp subsp var viz vol vs""".split())
@@ -112,7 +112,7 @@ class ICTGenerator(Generator):
     Options: ClassVar[type[ICTOptions]] = ICTOptions
     batch_size: ClassVar[int] = 512
 
-    def generate(self, docs: Sequence[Document], ctx: "StageContext") -> Iterator[list[SyntheticQuery]]:
+    def generate(self, docs: Sequence[Document], ctx: "ComponentContext") -> Iterator[list[SyntheticQuery]]:
         """One query per document that has a sentence of ``min_words``..``max_words`` words (and, when
         removing it, at least one other sentence); other documents yield nothing."""
         for start in range(0, len(docs), self.batch_size):

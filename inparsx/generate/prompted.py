@@ -18,10 +18,10 @@ from inparsx.errors import InparsxError
 from inparsx.generate.base import Generator, GeneratorOptions
 
 if TYPE_CHECKING:
+    from inparsx.context import ComponentContext
     from inparsx.generate.fewshot import FewShotPool
     from inparsx.generate.prompts import PromptBuilder
     from inparsx.generate.templates import PromptTemplate
-    from inparsx.pipeline import StageContext
 
 BUILTIN_TEMPLATES = {"doc2query": "{document}{query}"}
 """Templates that are not in the InPars file: ``doc2query`` is the bare document (doc2query-T5's input)."""
@@ -103,11 +103,11 @@ class PromptedGenerator(Generator):
         super().__init__(options)
         self._pool: FewShotPool | None = None
 
-    def fewshot_split(self, ctx: "StageContext") -> str | None:
+    def fewshot_split(self, ctx: "ComponentContext") -> str | None:
         pool = self.fewshot_pool(ctx)
         return pool.split if pool else None
 
-    def template(self, ctx: "StageContext") -> "PromptTemplate":
+    def template(self, ctx: "ComponentContext") -> "PromptTemplate":
         """The prompt template the options name.
 
         Raises:
@@ -115,7 +115,7 @@ class PromptedGenerator(Generator):
         """
         return resolve_template(self.options, ctx.dataset.name)
 
-    def prompt_builder(self, ctx: "StageContext", tokenizer: Any, max_prompt_tokens: int | None = None) -> "PromptBuilder":
+    def prompt_builder(self, ctx: "ComponentContext", tokenizer: Any, max_prompt_tokens: int | None = None) -> "PromptBuilder":
         """The prompt builder of this run; ``max_prompt_tokens`` (default: the option) caps the prompt, e.g.
         to the model's context window minus the generated tokens."""
         from inparsx.generate.prompts import PromptBuilder
@@ -126,7 +126,7 @@ class PromptedGenerator(Generator):
                              max_doc_tokens=opts.max_doc_tokens, max_prompt_tokens=max_prompt_tokens or opts.max_prompt_tokens,
                              pool=self.fewshot_pool(ctx) if template.dynamic else None, n_fewshot=opts.fewshot)
 
-    def instruction(self, ctx: "StageContext") -> str | None:
+    def instruction(self, ctx: "ComponentContext") -> str | None:
         """The ``instruction`` option, or the text of ``tune/instruction.txt`` for ``"@tune"``.
 
         Raises:
@@ -139,7 +139,7 @@ class PromptedGenerator(Generator):
 
         return Path(ctx.resolve_model(value, INSTRUCTION)).read_text(encoding="utf-8").strip()
 
-    def fewshot_pool(self, ctx: "StageContext") -> "FewShotPool | None":
+    def fewshot_pool(self, ctx: "ComponentContext") -> "FewShotPool | None":
         """The few-shot pairs of a dynamic template (``None`` for static ones), drawn once."""
         if self._pool is None and self.options.dynamic:
             from inparsx.generate.fewshot import build_pool

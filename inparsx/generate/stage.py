@@ -25,6 +25,7 @@ from inparsx.progress import console, progress_task
 from inparsx.records import Document
 
 if TYPE_CHECKING:
+    from inparsx.context import ComponentContext
     from inparsx.generate.base import Generator
     from inparsx.pipeline import StageContext
 
@@ -45,13 +46,13 @@ class GenerationSummary:
 
 def run_stage(ctx: "StageContext") -> None:
     """Write ``<run>/generate/queries.jsonl`` with the recipe's generator (see :func:`generate_queries`)."""
-    generate_queries(ctx, ctx.component, ctx.dir / QUERIES)
+    generate_queries(ctx.component_context(), ctx.component, ctx.dir / QUERIES)
 
 
-def generate_queries(ctx: "StageContext", generator: "Generator", out: Path,
+def generate_queries(ctx: "ComponentContext", generator: "Generator", out: Path,
                      docs: list[Document] | None = None) -> GenerationSummary:
     """Generate queries for the sampled documents (or ``docs``, when given) into ``out``, resuming from
-    ``out``'s ``.partial`` file.
+    ``out``'s ``.partial`` file. ``ctx`` is the generator's context: its dataset is sampled with its seed.
 
     Every document of the sample ends with all its records exactly once: records are appended per batch
     (fsynced), and a rerun skips the documents whose records are all there (a document cut short by a crash
@@ -88,7 +89,7 @@ def generate_queries(ctx: "StageContext", generator: "Generator", out: Path,
     return summary
 
 
-def _run(generator: "Generator", docs: list[Document], ctx: "StageContext", writer: ResumableJsonl, show: bool) -> int:
+def _run(generator: "Generator", docs: list[Document], ctx: "ComponentContext", writer: ResumableJsonl, show: bool) -> int:
     """Generate and append batch by batch, with a progress bar of docs/s and ETA, plus queries/s and generated
     tokens/s measured from the end of the first batch (so that model loading does not count)."""
     written, first = 0, None
@@ -126,7 +127,7 @@ def _silent() -> Iterator[tuple[Any, None]]:
     yield Quiet(), None
 
 
-def _finish(main: ResumableJsonl, position: dict[str, int], generator: "Generator", ctx: "StageContext",
+def _finish(main: ResumableJsonl, position: dict[str, int], generator: "Generator", ctx: "ComponentContext",
             summary: GenerationSummary) -> GenerationSummary:
     """Sort the records in sample order, write the final file, the excluded ids and the stats."""
     rate = summary.docs / summary.seconds if summary.seconds else 0.0  # documents generated in this run

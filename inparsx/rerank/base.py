@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from inparsx.plugins import Component, Options, check_options
+from inparsx.plugins import Component, Options, Registry, check_options
 
 
 class RerankerOptions(Options):
@@ -40,9 +40,17 @@ class Reranker(Component):
 
     ``use_corpus(key)`` is optional: it tells the reranker which collection its documents come from (a corpus
     fingerprint), so that per-document work can be cached (the bi-encoder caches document embeddings).
+
+    Optional attributes, set by ``load`` (``None`` before it, and for a reranker without them): ``model`` and
+    ``tokenizer`` (what the default :meth:`unload` drops), ``device`` and ``dtype`` (what the model runs on
+    and in, e.g. ``torch.device("cpu")`` and ``torch.float32``; the rerank stage writes them to its summary).
     """
 
     Options: ClassVar[type[RerankerOptions]] = RerankerOptions
+    model: Any = None
+    tokenizer: Any = None
+    device: Any = None
+    dtype: Any = None
 
     def load(self, model: str) -> None:
         """Load the model (``model`` already resolved: a hub id or a local folder)."""
@@ -56,14 +64,14 @@ class Reranker(Component):
         """Declare the collection the documents come from (default: ignored)."""
 
     def unload(self) -> None:
-        """Free the model (default: drop every attribute holding it); ``load`` may be called again."""
-        for name in ("model", "tokenizer"):
-            if hasattr(self, name):
-                setattr(self, name, None)
+        """Free the model (default: drop ``model`` and ``tokenizer``); ``load`` may be called again. A reranker
+        holding its model elsewhere overrides this."""
+        self.model = None
+        self.tokenizer = None
 
 
 def check_scorer_options(name: str, options: dict, own: dict[str, str], what: str = "reranker_options",
-                         user: str = "filter") -> None:
+                         user: str = "filter", registry: Registry | None = None) -> None:
     """Validate ``reranker`` and ``reranker_options`` of a component that uses the reranker only to score pairs
     (the ``reranker`` and ``consistency`` filters, the tuners' judge, the triples teacher) when the recipe loads.
 
@@ -73,6 +81,7 @@ def check_scorer_options(name: str, options: dict, own: dict[str, str], what: st
         own: keys the component sets itself -> its option to use instead (e.g. ``{"model": "model"}``).
         what: the option that holds ``options``, named in messages (the judge's is ``judge_options``).
         user: what kind of component scores, named in messages (``filter``, ``judge``).
+        registry: where ``name`` is looked up (see :func:`inparsx.plugins.check_options`).
 
     Raises:
         ValueError: a key of ``own`` (it would be replaced by the component's own option), a key of the rerank
@@ -88,4 +97,4 @@ def check_scorer_options(name: str, options: dict, own: dict[str, str], what: st
         if key in RerankStageOptions.model_fields:
             raise ValueError(f"{what}.{key} configures the rerank stage; a {user} only scores "
                              "(query, document) pairs, so it would be ignored: remove it")
-    check_options("rerankers", name, options, what)
+    check_options("rerankers", name, options, what, registry)

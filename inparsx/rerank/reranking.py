@@ -53,7 +53,7 @@ def document_texts(dataset: Dataset, docids: Sequence[str] | set[str], source: s
     docs = dataset.get_docs(docids)
     missing = [d for d in docids if d not in docs]
     if missing:
-        raise DataError(source, f"{len(missing)} docid(s) not in the dataset {getattr(dataset, 'name', '')!r}, "
+        raise DataError(source, f"{len(missing)} docid(s) not in the dataset {dataset.name!r}, "
                                 f"e.g. {missing[0]!r}: is the run from another collection?")
     return {docid: doc.full_text for docid, doc in docs.items()}
 

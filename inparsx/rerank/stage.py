@@ -103,7 +103,7 @@ def rerank_with_model(reranker: Reranker, model: str, depth: int, first_stage: R
     try:
         scores, stats = rerank_run(reranker, first_stage, queries, docs, depth, store, meta, description=label)
     finally:
-        device, dtype = str(getattr(reranker, "device", "")), str(getattr(reranker, "dtype", ""))
+        device, dtype = str(reranker.device or ""), str(reranker.dtype or "")
         reranker.unload()
     console.print(f"{label}: {stats.queries} queries, {stats.pairs} pairs in {stats.seconds:.1f} s "
                   f"({stats.pairs_per_second:.1f} pairs/s)" + (f", {stats.resumed} queries resumed" if stats.resumed else ""))

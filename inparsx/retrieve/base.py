@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
 from inparsx.datasets import Dataset
-from inparsx.plugins import Component, Options, check_options
+from inparsx.plugins import Component, Options, Registry, check_options
 from inparsx.records import Run
 
 
@@ -19,9 +19,24 @@ class RetrieverOptions(Options):
 
 
 class Retriever(Component):
-    """A first-stage retriever. Call ``index(dataset)`` once (builds or reuses a cached index), then ``search``."""
+    """A first-stage retriever. Call ``index(dataset)`` once (builds or reuses a cached index), then ``search``.
+
+    Optional part of the contract: :attr:`index_info`, metadata of the index (the retrieve stage writes it to
+    ``retrieve/summary.json``); ``{}`` unless the retriever sets it in ``index``.
+    """
 
     Options: ClassVar[type[RetrieverOptions]] = RetrieverOptions
+    _index_info: dict[str, Any] | None = None
+
+    @property
+    def index_info(self) -> dict[str, Any]:
+        """JSON-ready metadata of the index opened by ``index`` (e.g. documents indexed, build time); ``{}`` by
+        default and before ``index``."""
+        return dict(self._index_info or {})
+
+    @index_info.setter
+    def index_info(self, value: Mapping[str, Any]) -> None:
+        self._index_info = dict(value)
 
     def index(self, dataset: Dataset) -> None:
         """Build the index of ``dataset``'s corpus, or load it from the cache keyed by the corpus fingerprint."""
@@ -32,12 +47,14 @@ class Retriever(Component):
         raise NotImplementedError
 
 
-def check_retriever(name: str, options: dict) -> None:
+def check_retriever(name: str, options: dict, registry: Registry | None = None) -> None:
     """Validate ``retriever`` and ``retriever_options`` of a component that searches with a retriever of its own
     (``bm25-negatives``, the ``consistency`` filter) when the recipe loads.
 
     ``k`` is refused: such a component searches as deep as its own ``depth`` option says, so ``k`` would be
     ignored.
+
+    ``registry``: where ``name`` is looked up (see :func:`inparsx.plugins.check_options`).
 
     Raises:
         ValueError: ``k`` given, an unknown retriever, or options it rejects.
@@ -45,4 +62,4 @@ def check_retriever(name: str, options: dict) -> None:
     if "k" in options:
         raise ValueError(f"retriever_options.k = {options['k']!r} would be ignored: the search depth here is the "
                          "`depth` option; set depth instead")
-    check_options("retrievers", name, options, "retriever_options")
+    check_options("retrievers", name, options, "retriever_options", registry)

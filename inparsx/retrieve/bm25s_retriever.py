@@ -71,7 +71,6 @@ class Bm25s(Retriever):
     def __init__(self, options: Bm25sOptions | None = None):
         super().__init__(options)
         self.index_path: Path | None = None
-        self.index_info: dict = {}
         self._model = None
         self._tokenizer = None
         self._doc_ids: list[str] = []

@@ -71,7 +71,6 @@ class LuceneBM25(Retriever):
     def __init__(self, options: LuceneBM25Options | None = None):
         super().__init__(options)
         self.index_path: Path | None = None
-        self.index_info: dict = {}
         self._searcher = None
 
     @property

@@ -57,7 +57,7 @@ def run_stage(ctx: "StageContext") -> None:
     write_json(ctx.dir / "summary.json", {
         "retriever": retriever.name, "split": ctx.eval_split, "queries": len(queries), "k": retriever.options.k,
         "queries_without_hits": empty, "index_seconds": round(indexed - began, 3),
-        "search_seconds": round(searched - indexed, 3), "index": getattr(retriever, "index_info", {})})
+        "search_seconds": round(searched - indexed, 3), "index": retriever.index_info})
     console.print(f"retrieve: {len(queries)} {ctx.eval_split} queries, top {retriever.options.k}, "
                   f"search {searched - indexed:.1f} s" + (f"; {len(empty)} with no hit" if empty else ""))
 

@@ -6,7 +6,7 @@ they exercise every code path (batching, padding, log-probs, quantisation, train
 """
 
 from inparsx.testing.collections import tiny_beir
-from inparsx.testing.context import stage_context
+from inparsx.testing.context import component_context
 from inparsx.testing.models import SIMPLE_CHAT_TEMPLATE, tiny_bert, tiny_gpt2, tiny_llama, tiny_t5, train_tokenizer
 
-__all__ = ["stage_context", "tiny_beir", "SIMPLE_CHAT_TEMPLATE", "tiny_bert", "tiny_gpt2", "tiny_llama", "tiny_t5", "train_tokenizer"]
+__all__ = ["component_context", "tiny_beir", "SIMPLE_CHAT_TEMPLATE", "tiny_bert", "tiny_gpt2", "tiny_llama", "tiny_t5", "train_tokenizer"]

@@ -25,7 +25,8 @@ from inparsx.generate.base import Generator
 from inparsx.records import SyntheticQuery
 from inparsx.rerank.base import Reranker
 from inparsx.testing.collections import tiny_beir
-from inparsx.testing.context import stage_context
+from inparsx.context import ComponentContext
+from inparsx.testing.context import component_context
 from inparsx.train.base import Trainer
 from inparsx.triples.base import Miner, Triple
 
@@ -39,11 +40,12 @@ class Contract:
         """The BEIR folder the tests run on (default: :func:`~inparsx.testing.tiny_beir`)."""
         return tiny_beir(tmp_path / "collection")
 
-    def context(self, component: Any, tmp_path: Path) -> Any:
-        return stage_context(component, self.stage, self.collection(tmp_path), tmp_path / "run")
+    def context(self, tmp_path: Path) -> ComponentContext:
+        """The context the component gets: the collection, seed 1, evaluated split ``test``, a work folder."""
+        return component_context(self.collection(tmp_path), work_dir=tmp_path / "run" / self.stage, stage=self.stage)
 
     @staticmethod
-    def title_records(ctx: Any) -> list[SyntheticQuery]:
+    def title_records(ctx: ComponentContext) -> list[SyntheticQuery]:
         """One synthetic query per document of the collection: its title."""
         return [SyntheticQuery(f"{doc.doc_id}-0", doc.doc_id, doc.title or doc.text[:40], generator="contract")
                 for doc in ctx.dataset.docs_iter()]
@@ -61,7 +63,7 @@ class GeneratorContract(Contract):
 
     def test_records_are_valid_and_grouped_by_document(self, tmp_path):
         generator = self.make_generator()
-        ctx = self.context(generator, tmp_path)
+        ctx = self.context(tmp_path)
         docs = list(ctx.dataset.docs_iter())
         finished: set[str] = set()
         query_ids: list[str] = []
@@ -101,7 +103,7 @@ class GeneratorContract(Contract):
         from inparsx.generate.stage import generate_queries
 
         folder.mkdir(parents=True, exist_ok=True)
-        ctx = stage_context(generator, "generate", self.collection(folder), folder / "run")
+        ctx = self.context(folder)
         generate_queries(ctx, generator, ctx.dir / "queries.jsonl")
         return [json.loads(line) for line in (ctx.dir / "queries.jsonl").read_text().splitlines()]
 
@@ -119,14 +121,14 @@ class FilterContract(Contract):
     def make_filter(self) -> Filter:
         raise NotImplementedError
 
-    def make_records(self, ctx: Any) -> list[SyntheticQuery]:
+    def make_records(self, ctx: ComponentContext) -> list[SyntheticQuery]:
         """The records to filter (default: each document's title, plus a copy of each title under a new id)."""
         titles = self.title_records(ctx)
         return titles + [SyntheticQuery(f"{r.doc_id}-1", r.doc_id, r.query.upper(), score=-1.0) for r in titles]
 
     def test_one_decision_per_record_with_reasons(self, tmp_path):
         component = self.make_filter()
-        ctx = self.context(component, tmp_path)
+        ctx = self.context(tmp_path)
         records = self.make_records(ctx)
         before = [r.to_dict() for r in records]
         decisions = component.apply(records, ctx)
@@ -147,7 +149,7 @@ class MinerContract(Contract):
 
     def test_never_returns_the_positive(self, tmp_path):
         miner = self.make_miner()
-        ctx = self.context(miner, tmp_path)
+        ctx = self.context(tmp_path)
         records = self.title_records(ctx)
         sources = {r.query_id: r.doc_id for r in records}
         triples = list(miner.mine(records, ctx))
@@ -172,7 +174,7 @@ class RerankerContract(Contract):
     def test_one_finite_score_per_pair_in_order(self, tmp_path):
         reranker = self.make_reranker()
         reranker.load(self.model(tmp_path))
-        docs = [doc.full_text for doc in self.context(reranker, tmp_path).dataset.docs_iter()][:6]
+        docs = [doc.full_text for doc in self.context(tmp_path).dataset.docs_iter()][:6]
         queries = ["does caffeine affect sleep"] * 3 + ["malaria drug resistance"] * 3
         scores = reranker.score(queries, docs)
         assert len(scores) == len(docs) and all(isinstance(s, float) and math.isfinite(s) for s in scores)
@@ -193,7 +195,7 @@ class TrainerContract(Contract):
 
     def test_saves_a_model_its_reranker_loads(self, tmp_path):
         trainer = self.make_trainer()
-        ctx = self.context(trainer, tmp_path)
+        ctx = self.context(tmp_path)
         docs = list(ctx.dataset.docs_iter())
         path = ctx.dir / "triples.jsonl"
         with open(path, "w", encoding="utf-8") as handle:

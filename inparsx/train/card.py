@@ -16,7 +16,7 @@ from inparsx.io import atomic_write, write_json
 from inparsx.plugins import distribution_version
 
 if TYPE_CHECKING:
-    from inparsx.pipeline import StageContext
+    from inparsx.context import ComponentContext
     from inparsx.train.common import HFTrainer
     from inparsx.triples.base import Triple
 
@@ -25,13 +25,13 @@ INFO = "inparsx_training.json"
 
 
 def training_info(trainer: "HFTrainer", triples: Sequence["Triple"], path: Path, base_model: str, seed: int,
-                  metrics: dict[str, Any], ctx: "StageContext | None") -> dict[str, Any]:
+                  metrics: dict[str, Any], ctx: "ComponentContext | None") -> dict[str, Any]:
     """Everything the card states, as a JSON-ready dict."""
     negatives = [len(t.neg_texts) for t in triples]
     return {
         "trainer": trainer.name,
-        "recipe": ctx.recipe.name if ctx is not None else None,
-        "dataset": (ctx.recipe.dataset.name or None) if ctx is not None else None,
+        "recipe": ctx.run_name or None if ctx is not None else None,
+        "dataset": ctx.dataset.name or None if ctx is not None else None,
         "base_model": trainer.options.base_model,
         "base_model_resolved": base_model,
         "triples_file": str(path.resolve()),
@@ -49,7 +49,7 @@ def training_info(trainer: "HFTrainer", triples: Sequence["Triple"], path: Path,
 
 
 def write_model_card(output_dir: Path, trainer: "HFTrainer", triples: Sequence["Triple"], path: Path,
-                     base_model: str, seed: int, metrics: dict[str, Any], ctx: "StageContext | None") -> Path:
+                     base_model: str, seed: int, metrics: dict[str, Any], ctx: "ComponentContext | None") -> Path:
     """Write ``README.md`` and ``inparsx_training.json`` into ``output_dir``; returns the card's path."""
     info = training_info(trainer, triples, path, base_model, seed, metrics, ctx)
     write_json(output_dir / INFO, info)

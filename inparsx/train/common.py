@@ -25,7 +25,7 @@ from inparsx.train.base import Trainer
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from inparsx.pipeline import StageContext
+    from inparsx.context import ComponentContext
     from inparsx.triples.base import Triple
 
 CHECKPOINTS = "checkpoints"
@@ -102,7 +102,7 @@ class TrainerOptions(Options):
         return self
 
 
-def resolve_base_model(value: str, ctx: "StageContext | None") -> str:
+def resolve_base_model(value: str, ctx: "ComponentContext | None") -> str:
     """A model option: ``@stage`` -> that stage's output folder (needs ``ctx``); a hub id whose weights ship
     in an installed package (:data:`inparsx.models.PACKAGED_MODELS`) -> that package's folder; anything else
     unchanged.
@@ -118,7 +118,7 @@ def resolve_base_model(value: str, ctx: "StageContext | None") -> str:
     return resolve_model_name(value)
 
 
-def resolve_seed(options: TrainerOptions, ctx: "StageContext | None") -> int:
+def resolve_seed(options: TrainerOptions, ctx: "ComponentContext | None") -> int:
     """The option's seed, else the recipe's, else 1."""
     if options.seed is not None:
         return options.seed
@@ -281,7 +281,7 @@ class HFTrainer(Trainer):
         self.callbacks: list = []
         self.negatives: int | None = None
 
-    def train(self, triples: Path, output_dir: Path, ctx: "StageContext | None" = None) -> Path:
+    def train(self, triples: Path, output_dir: Path, ctx: "ComponentContext | None" = None) -> Path:
         """Train on ``triples`` and save the model (``save_pretrained``) and its model card into ``output_dir``.
 
         Checkpoints go to ``output_dir/checkpoints`` and are removed after success unless
@@ -305,7 +305,7 @@ class HFTrainer(Trainer):
                 shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)
         return output_dir
 
-    def prepare(self, triples: Path, output_dir: Path, ctx: "StageContext | None" = None):
+    def prepare(self, triples: Path, output_dir: Path, ctx: "ComponentContext | None" = None):
         """Everything before ``fit``: read the triples, resolve the base model and seed, build the Hugging Face
         trainer and freeze layers. Returns ``(hf_trainer, triples, base_model, seed, (trainable, total))``."""
         from inparsx.train.data import read_triples

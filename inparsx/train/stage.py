@@ -25,5 +25,5 @@ def run_stage(ctx: "StageContext") -> None:
         InparsxError: the recipe has no triples stage output; DataError on malformed triples.
     """
     triples = ctx.output("triples", TRIPLES)
-    model_dir = ctx.component.train(triples, ctx.dir / MODEL, ctx)
+    model_dir = ctx.component.train(triples, ctx.dir / MODEL, ctx.component_context())
     console.print(f"model saved to {model_dir} (model card: {model_dir / 'README.md'})")

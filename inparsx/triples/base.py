@@ -10,7 +10,7 @@ from inparsx.plugins import Component
 from inparsx.records import SyntheticQuery
 
 if TYPE_CHECKING:
-    from inparsx.pipeline import StageContext
+    from inparsx.context import ComponentContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +33,22 @@ class Triple:
 
 
 class Miner(Component):
-    """Builds triples; must never return a query's positive among its negatives."""
+    """Builds triples; must never return a query's positive among its negatives.
 
-    def mine(self, queries: Sequence[SyntheticQuery], ctx: "StageContext") -> Iterator[Triple]:
-        """Triples for ``queries`` (the filter stage's kept records)."""
+    Optional part of the contract: :attr:`n_negatives`, the negatives a triple should have (the stage counts
+    the triples that got fewer).
+    """
+
+    @property
+    def n_negatives(self) -> int:
+        """Negatives asked per triple: the ``n_negatives`` option when the miner's ``Options`` declare one,
+        else 1. A miner that decides it otherwise overrides this property."""
+        if "n_negatives" in type(self.options).model_fields:
+            return int(self.options.model_dump()["n_negatives"])
+        return 1
+
+    def mine(self, queries: Sequence[SyntheticQuery], ctx: "ComponentContext") -> Iterator[Triple]:
+        """Triples for ``queries`` (the filter stage's kept records). ``ctx``
+        (:class:`~inparsx.context.ComponentContext`) gives the dataset (documents, corpus fingerprint), the seed
+        and ``resolve_model`` (a teacher given as ``"@stage"``)."""
         raise NotImplementedError

@@ -22,10 +22,10 @@ import random
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from inparsx.errors import InparsxError
-from inparsx.plugins import Options
+from inparsx.plugins import Options, registry_from
 from inparsx.rerank.base import check_scorer_options
 from inparsx.progress import progress_task
 from inparsx.records import Document, SyntheticQuery
@@ -33,7 +33,7 @@ from inparsx.retrieve.base import check_retriever
 from inparsx.triples.base import Miner, Triple
 
 if TYPE_CHECKING:
-    from inparsx.pipeline import StageContext
+    from inparsx.context import ComponentContext
 
 
 class Bm25NegativesOptions(Options):
@@ -60,15 +60,16 @@ class Bm25NegativesOptions(Options):
     teacher_alpha: float = Field(0.5, gt=0.0, le=1.0)
 
     @model_validator(mode="after")
-    def _check_plugins(self) -> "Bm25NegativesOptions":
+    def _check_plugins(self, info: ValidationInfo) -> "Bm25NegativesOptions":
         """Reject an unknown retriever or teacher, options they do not take, or ``retriever_options.k`` (the
         depth is ``depth``), when the recipe is validated."""
-        check_retriever(self.retriever, self.retriever_options)
+        registry = registry_from(info)
+        check_retriever(self.retriever, self.retriever_options, registry)
         if (self.teacher is None) != (self.teacher_model is None):
             raise ValueError("teacher and teacher_model go together (a reranker name and its checkpoint)")
         if self.teacher is not None:
             check_scorer_options(self.teacher, self.teacher_options, {"model": "teacher_model"},
-                                 "teacher_options", "miner")
+                                 "teacher_options", "miner", registry)
         return self
 
 
@@ -126,7 +127,7 @@ class Bm25Negatives(Miner):
     Options: ClassVar[type[Bm25NegativesOptions]] = Bm25NegativesOptions
     options: Bm25NegativesOptions
 
-    def mine(self, queries: Sequence[SyntheticQuery], ctx: "StageContext") -> Iterator[Triple]:
+    def mine(self, queries: Sequence[SyntheticQuery], ctx: "ComponentContext") -> Iterator[Triple]:
         """One triple per query whose BM25 list holds at least one document besides its positive.
 
         Queries are searched ``chunk_size`` at a time with the configured retriever (its cached index reused).
@@ -156,7 +157,7 @@ class Bm25Negatives(Miner):
             if teacher is not None:
                 teacher.unload()
 
-    def _teacher(self, ctx: "StageContext") -> Any:
+    def _teacher(self, ctx: "ComponentContext") -> Any:
         """The loaded teacher reranker, or ``None`` without one."""
         from inparsx.filter.reranker_filter import build_reranker
 

@@ -64,13 +64,13 @@ def run_stage(ctx: "StageContext") -> None:
     source = queries_source(ctx)
     queries = read_synthetic_queries(source)
     miner = ctx.component
-    wanted = getattr(miner.options, "n_negatives", 1)
+    wanted = miner.n_negatives
     with_triple: set[str] = set()
     negatives = short = 0
 
     def records():
         nonlocal negatives, short
-        for triple in miner.mine(queries, ctx):
+        for triple in miner.mine(queries, ctx.component_context()):
             with_triple.add(triple.query_id)
             negatives += len(triple.neg_ids)
             short += len(triple.neg_ids) < wanted

@@ -25,12 +25,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from inparsx.errors import InparsxError
 from inparsx.io import write_json, write_jsonl
 from inparsx.models import saveable_model
-from inparsx.progress import console
 from inparsx.records import SyntheticQuery
 from inparsx.tune.base import MODEL, Tuner
 from inparsx.tune.judge import JudgeOptions, judge_records
@@ -38,7 +37,7 @@ from inparsx.tune.judge import JudgeOptions, judge_records
 if TYPE_CHECKING:
     from inparsx.generate.hf import HFGenerator
     from inparsx.records import Document
-    from inparsx.tune.base import TuneContext
+    from inparsx.context import ComponentContext
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 """InPars+'s LoRA targets (``cpo_finetune.py``): every attention and MLP projection of a Llama block."""
@@ -95,14 +94,14 @@ class CPOOptions(JudgeOptions):
     eval_docs: int = Field(0, ge=0)
 
     @model_validator(mode="after")
-    def _check_generator(self) -> "CPOOptions":
-        from inparsx.plugins import check_options
+    def _check_generator(self, info: ValidationInfo) -> "CPOOptions":
+        from inparsx.plugins import check_options, registry_from
 
         taken = sorted(set(self.generator) & set(TUNER_SET))
         if taken:
             raise ValueError(f"generator: {', '.join(taken)} are set by the tuner (base_model, n_docs, "
                              "n_candidates, temperature, top_p); remove them from generator")
-        check_options("generators", "hf", self.hf_options(), "generator")
+        check_options("generators", "hf", self.hf_options(), "generator", registry_from(info))
         return self
 
     def hf_options(self, **changes: Any) -> dict[str, Any]:
@@ -120,7 +119,7 @@ class CPOTuner(Tuner):
     Options: ClassVar[type[CPOOptions]] = CPOOptions
     output: ClassVar[str] = MODEL
 
-    def tune(self, ctx: "TuneContext") -> Path:
+    def tune(self, ctx: "ComponentContext") -> Path:
         """Run the whole tuner; every step resumes from its file (candidates, judge scores, checkpoints).
 
         Raises:
@@ -133,8 +132,8 @@ class CPOTuner(Tuner):
         scores = judge_records(candidates, opts, ctx, ctx.dir / "judge-scores.jsonl")
         pairs = build_pairs(candidates, scores, opts.min_margin, stop=self.stop())
         write_jsonl(ctx.dir / "pairs.jsonl", pairs)
-        console.print(f"cpo: {len(pairs)} preference pairs from {len(train_docs)} documents "
-                      f"({len(candidates)} candidates, min_margin {opts.min_margin:g}) -> {ctx.dir / 'pairs.jsonl'}")
+        ctx.log(f"cpo: {len(pairs)} preference pairs from {len(train_docs)} documents "
+                f"({len(candidates)} candidates, min_margin {opts.min_margin:g}) -> {ctx.dir / 'pairs.jsonl'}")
         if not pairs:
             raise InparsxError(f"cpo: no preference pair left (min_margin = {opts.min_margin}); lower min_margin "
                                "or raise n_candidates / temperature")
@@ -153,7 +152,7 @@ class CPOTuner(Tuner):
         stops = HFOptions(**self.options.hf_options()).stop
         return stops[0] if stops else ""
 
-    def sample_candidates(self, ctx: "TuneContext", docs: list["Document"]) -> list[SyntheticQuery]:
+    def sample_candidates(self, ctx: "ComponentContext", docs: list["Document"]) -> list[SyntheticQuery]:
         """``n_candidates`` sampled queries per document, through the ``hf`` generator and the generate stage's
         resumable writer (``tune/candidates.jsonl``)."""
         from inparsx.generate.stage import generate_queries
@@ -161,7 +160,7 @@ class CPOTuner(Tuner):
 
         path = ctx.dir / "candidates.jsonl"
         if not path.is_file():
-            generate_queries(ctx, self.generator(), path, docs=docs)  # type: ignore[arg-type]
+            generate_queries(ctx, self.generator(), path, docs=docs)
         return read_synthetic_queries(path)
 
     def generator(self, **changes: Any) -> "HFGenerator":
@@ -170,7 +169,7 @@ class CPOTuner(Tuner):
 
         return HFGenerator(HFOptions(**self.options.hf_options(**changes)))
 
-    def train(self, pairs: list[dict[str, Any]], ctx: "TuneContext") -> dict[str, Any]:
+    def train(self, pairs: list[dict[str, Any]], ctx: "ComponentContext") -> dict[str, Any]:
         """CPO with a LoRA on ``pairs``; saves the adapter to ``tune/adapter``; returns metrics and the log."""
         from datasets import Dataset as HFDataset
         from trl.experimental.cpo import CPOConfig, CPOTrainer
@@ -241,7 +240,7 @@ class CPOTuner(Tuner):
                                                     and torch.cuda.is_bf16_supported(including_emulation=False))
         return {"bf16": bf16, "use_cpu": not cuda}
 
-    def query_eval(self, ctx: "TuneContext", docs: list["Document"], tuned: str) -> dict[str, Any]:
+    def query_eval(self, ctx: "ComponentContext", docs: list["Document"], tuned: str) -> dict[str, Any]:
         """The judge's mean score of greedy queries on held-out ``docs``, from the base and the tuned
         generator; written to ``tune/query_eval.json``."""
         from inparsx.generate.stage import generate_queries
@@ -252,17 +251,17 @@ class CPOTuner(Tuner):
             path = ctx.dir / f"query-eval-{name}.jsonl"
             greedy = self.generator(model=model, do_sample=False, num_queries_per_doc=1, temperature=1.0, top_p=1.0)
             if not path.is_file():
-                generate_queries(ctx, greedy, path, docs=docs)  # type: ignore[arg-type]
+                generate_queries(ctx, greedy, path, docs=docs)
             records = read_synthetic_queries(path)
             scores = judge_records(records, self.options, ctx, ctx.dir / f"query-eval-{name}-scores.jsonl")
             result[name] = sum(scores.values()) / len(scores) if scores else None
         write_json(ctx.dir / "query_eval.json", result)
-        console.print(f"cpo: judge mean on {len(docs)} held-out documents, greedy: before {result['before']:.4f}, "
-                      f"after {result['after']:.4f}")
+        ctx.log(f"cpo: judge mean on {len(docs)} held-out documents, greedy: before {result['before']:.4f}, "
+                f"after {result['after']:.4f}")
         return result
 
 
-def _sample(ctx: "TuneContext", count: int) -> list["Document"]:
+def _sample(ctx: "ComponentContext", count: int) -> list["Document"]:
     """``count`` corpus documents drawn with the seed (a stream of its own: ``<seed>:cpo``)."""
     from inparsx.generate.stage import sample_docs
 

@@ -21,13 +21,12 @@ from pydantic import Field
 
 from inparsx.errors import InparsxError
 from inparsx.generate.dspy_generator import DSPyGenerator, DSPyOptions, truncate_words
-from inparsx.progress import console
 from inparsx.records import SyntheticQuery
 from inparsx.tune.base import PROGRAM, Tuner
 from inparsx.tune.judge import Judge, JudgeOptions
 
 if TYPE_CHECKING:
-    from inparsx.tune.base import TuneContext
+    from inparsx.context import ComponentContext
 
 OPTIMIZERS = ("BootstrapFewShot", "MIPROv2", "COPRO")
 
@@ -53,7 +52,7 @@ class DSPyTuner(Tuner):
     Options: ClassVar[type[DSPyTunerOptions]] = DSPyTunerOptions
     output: ClassVar[str] = PROGRAM
 
-    def tune(self, ctx: "TuneContext") -> Path:
+    def tune(self, ctx: "ComponentContext") -> Path:
         """Compile and save ``tune/program.json``.
 
         Raises:
@@ -66,8 +65,8 @@ class DSPyTuner(Tuner):
         generator = DSPyGenerator(DSPyOptions(**{k: getattr(opts, k) for k in DSPyOptions.model_fields}))
         judge = Judge(opts, ctx)
         optimizer = getattr(dspy, opts.optimizer)(metric=judge_metric(judge), **opts.optimizer_options)
-        console.print(f"dspy: compiling a {opts.module} with {opts.optimizer} on {len(examples)} {opts.split} "
-                      f"examples, metric: {opts.judge}")
+        ctx.log(f"dspy: compiling a {opts.module} with {opts.optimizer} on {len(examples)} {opts.split} "
+                f"examples, metric: {opts.judge}")
         try:
             with dspy.context(lm=generator.lm(ctx)):
                 compiled = optimizer.compile(generator.program(ctx), trainset=examples, **opts.compile_options)
@@ -76,7 +75,7 @@ class DSPyTuner(Tuner):
         return save_program(compiled, ctx.dir / PROGRAM)
 
 
-def train_examples(ctx: "TuneContext", split: str, count: int, max_words: int) -> list[Any]:
+def train_examples(ctx: "ComponentContext", split: str, count: int, max_words: int) -> list[Any]:
     """Up to ``count`` ``dspy.Example(document, query, doc_id)`` (inputs: ``document``) drawn with the seed
     from the judged pairs of ``split``.
 

@@ -20,14 +20,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from inparsx.io import ResumableJsonl
-from inparsx.plugins import Options
+from inparsx.plugins import Options, registry_from
 from inparsx.records import SyntheticQuery
 
 if TYPE_CHECKING:
-    from inparsx.tune.base import TuneContext
+    from inparsx.context import ComponentContext
 
 
 class JudgeOptions(Options):
@@ -47,17 +47,19 @@ class JudgeOptions(Options):
     retriever_options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _check_judge(self) -> "JudgeOptions":
+    def _check_judge(self, info: ValidationInfo) -> "JudgeOptions":
         from inparsx.rerank.base import check_scorer_options
         from inparsx.retrieve.base import check_retriever
 
+        registry = registry_from(info)
         if self.judge != "consistency":
             if not self.judge_model:
                 raise ValueError(f"judge = {self.judge!r} needs judge_model (the reranker's checkpoint)")
             check_scorer_options(self.judge_reranker, self.judge_options,
-                                 {"model": "judge_model", "batch_size": "judge_batch_size"}, "judge_options", "judge")
+                                 {"model": "judge_model", "batch_size": "judge_batch_size"}, "judge_options", "judge",
+                                 registry)
         if self.judge != "reranker":
-            check_retriever(self.retriever, self.retriever_options)
+            check_retriever(self.retriever, self.retriever_options, registry)
         return self
 
 
@@ -70,7 +72,7 @@ class Judge:
         ctx: a tune context (the dataset view, the seed, ``resolve_model``).
     """
 
-    def __init__(self, options: JudgeOptions, ctx: "TuneContext"):
+    def __init__(self, options: JudgeOptions, ctx: "ComponentContext"):
         self.options, self.ctx = options, ctx
         self._reranker: Any = None
 
@@ -124,7 +126,7 @@ class Judge:
             self._reranker = None
 
 
-def judge_records(records: Sequence[SyntheticQuery], options: JudgeOptions, ctx: "TuneContext",
+def judge_records(records: Sequence[SyntheticQuery], options: JudgeOptions, ctx: "ComponentContext",
                   store: Path | None = None) -> dict[str, float]:
     """:meth:`Judge.score` with a judge built and closed for this one call."""
     judge = Judge(options, ctx)

@@ -28,7 +28,7 @@ import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from inparsx.errors import DataError, InparsxError
 from inparsx.io import atomic_write, write_json
@@ -38,7 +38,7 @@ from inparsx.tune.base import INSTRUCTION, Tuner
 
 if TYPE_CHECKING:
     from inparsx.datasets.base import Dataset
-    from inparsx.tune.base import TuneContext
+    from inparsx.context import ComponentContext
 
 GOLD_SPLIT = "path-gold"
 """The inner runs' evaluated split: ``n_gold`` queries of the train split."""
@@ -78,8 +78,8 @@ class PathOptions(Options):
     proposer_max_new_tokens: int = Field(128, ge=1)
 
     @model_validator(mode="after")
-    def _check_inner(self) -> "PathOptions":
-        from inparsx.plugins import get_registry
+    def _check_inner(self, info: ValidationInfo) -> "PathOptions":
+        from inparsx.plugins import registry_from
         from inparsx.recipe import RecipeErrors, validate_recipe
 
         if "instruction" in self.generator or "num_docs" in self.generator:
@@ -87,7 +87,7 @@ class PathOptions(Options):
         if "model" not in self.generator:
             raise ValueError("generator: model is required (the generator whose instruction is searched)")
         try:
-            validate_recipe(inner_recipe(self, "check", 1), "[tune] inner recipe", "", get_registry())
+            validate_recipe(inner_recipe(self, "check", 1), "[tune] inner recipe", "", registry_from(info))
         except RecipeErrors as exc:
             raise ValueError(str(exc)) from None
         return self
@@ -133,7 +133,7 @@ class PathTuner(Tuner):
     Options: ClassVar[type[PathOptions]] = PathOptions
     output: ClassVar[str] = INSTRUCTION
 
-    def tune(self, ctx: "TuneContext") -> Path:
+    def tune(self, ctx: "ComponentContext") -> Path:
         """Score the seeds, then ``depth`` rounds of ``breadth`` proposals; save the best instruction.
 
         Raises:
@@ -160,10 +160,10 @@ class PathTuner(Tuner):
         self.show(scores, best)
         return ctx.dir / INSTRUCTION
 
-    def score(self, instruction: str, view: "Dataset", ctx: "TuneContext", scores: dict[str, float]) -> float:
+    def score(self, instruction: str, view: "Dataset", ctx: "ComponentContext", scores: dict[str, float]) -> float:
         """The inner run's metric for ``instruction`` (cached in ``tune/scores.json``)."""
         if instruction in scores:
-            console.print(f"path: cached {self.options.metric} {scores[instruction]:.4f}  {instruction!r}")
+            ctx.log(f"path: cached {self.options.metric} {scores[instruction]:.4f}  {instruction!r}")
             return scores[instruction]
         from inparsx.pipeline import run_recipe
         from inparsx.plugins import get_registry
@@ -187,16 +187,16 @@ class PathTuner(Tuner):
         scores[instruction] = value
         write_json(ctx.dir / "scores.json", scores)
         write_json(ctx.dir / "failures.json", self.failures)
-        console.print(f"path: {self.options.metric} {value:.4f}  {instruction!r}")
+        ctx.log(f"path: {self.options.metric} {value:.4f}  {instruction!r}")
         return value
 
     @staticmethod
-    def load_scores(ctx: "TuneContext") -> dict[str, float]:
+    def load_scores(ctx: "ComponentContext") -> dict[str, float]:
         """The scores of an earlier (interrupted) search, ``{instruction: score}``."""
         path = ctx.dir / "scores.json"
         return json.loads(path.read_text()) if path.is_file() else {}
 
-    def proposals(self, round_: int, scores: dict[str, float], ctx: "TuneContext") -> list[str]:
+    def proposals(self, round_: int, scores: dict[str, float], ctx: "ComponentContext") -> list[str]:
         """The ``breadth`` new instructions of round ``round_``, proposed once and kept in ``proposals.json``."""
         path = ctx.dir / "proposals.json"
         rounds = json.loads(path.read_text()) if path.is_file() else {}
@@ -205,7 +205,7 @@ class PathTuner(Tuner):
             write_json(path, rounds)
         return rounds[str(round_)]
 
-    def propose(self, round_: int, scores: dict[str, float], ctx: "TuneContext") -> list[str]:
+    def propose(self, round_: int, scores: dict[str, float], ctx: "ComponentContext") -> list[str]:
         """Ask the proposer LM for ``breadth`` instructions (COPRO's signatures): from the best one in round 0,
         from every scored attempt (worst to best, as COPRO shows them) afterwards. Empty, unparsable and
         repeated proposals are dropped."""
@@ -232,7 +232,7 @@ class PathTuner(Tuner):
         console.print(f"path: round {round_ + 1}: {len(proposed)} new instructions proposed")
         return proposed
 
-    def proposer(self, ctx: "TuneContext") -> Any:
+    def proposer(self, ctx: "ComponentContext") -> Any:
         """The proposer ``dspy.LM`` (the ``dspy`` generator's LM construction)."""
         from inparsx.generate.dspy_generator import DSPyGenerator, DSPyOptions
 

@@ -1,7 +1,7 @@
 """The tune stage: run the recipe's tuner on the dataset *without* the evaluated split.
 
 The runner wraps the dataset in :class:`~inparsx.datasets.base.WithoutSplit` and hands the tuner a
-:class:`~inparsx.tune.base.TuneContext` (no recipe, no run directory), so a tuner cannot read the evaluated
+:class:`~inparsx.context.ComponentContext` (no recipe, no run directory, no earlier stage's output), so a tuner cannot read the evaluated
 split's queries or qrels. Output: ``tune/model`` (``cpo``), ``tune/program.json`` (``dspy``) or
 ``tune/instruction.txt`` (``path``), which ``[generate]`` names as ``"@tune"``, and ``tune/summary.json``.
 """
@@ -14,15 +14,16 @@ from inparsx.datasets.base import WithoutSplit
 from inparsx.errors import PluginError
 from inparsx.io import write_json
 from inparsx.progress import console
-from inparsx.tune.base import TuneContext
 
 if TYPE_CHECKING:
+    from inparsx.context import ComponentContext
     from inparsx.pipeline import StageContext
 
 
-def tune_context(ctx: "StageContext") -> TuneContext:
-    """The narrow context a tuner gets: the dataset without ``ctx.eval_split``, the seed and ``ctx.dir``."""
-    return TuneContext(WithoutSplit(ctx.dataset, ctx.eval_split), ctx.seed, ctx.eval_split, ctx.dir)
+def tune_context(ctx: "StageContext") -> "ComponentContext":
+    """The narrow context a tuner gets: the dataset without ``ctx.eval_split``, the seed, ``ctx.dir``, and no
+    earlier stage's output (the retrieve stage's run ranks the evaluated queries)."""
+    return ctx.component_context(WithoutSplit(ctx.dataset, ctx.eval_split), outputs={})
 
 
 def run_stage(ctx: "StageContext") -> None:

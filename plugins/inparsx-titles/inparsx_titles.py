@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from pydantic import Field
 
 import inparsx
+from inparsx.context import ComponentContext
 from inparsx.filter.base import Decision, Filter
 from inparsx.generate.base import Generator, GeneratorOptions
 from inparsx.plugins import Options
@@ -29,7 +30,7 @@ class TitleGenerator(Generator):
     name = "title"
     Options = TitleOptions
 
-    def generate(self, docs: Sequence[Document], ctx) -> Iterator[list[SyntheticQuery]]:
+    def generate(self, docs: Sequence[Document], ctx: ComponentContext) -> Iterator[list[SyntheticQuery]]:
         batch = [SyntheticQuery(query_id=f"{doc.doc_id}-0", doc_id=doc.doc_id, query=doc.title.strip(),
                                 generator="title")
                  for doc in docs if len(doc.title.split()) >= self.options.min_words]
@@ -46,7 +47,7 @@ class UniqueFilter(Filter):
     name = "unique"
     Options = UniqueOptions
 
-    def apply(self, records: Sequence[SyntheticQuery], ctx) -> list[Decision]:
+    def apply(self, records: Sequence[SyntheticQuery], ctx: ComponentContext) -> list[Decision]:
         first: dict[str, str] = {}
         decisions = []
         for record in records:

@@ -27,7 +27,7 @@ from inparsx.records import Document, SyntheticQuery
 
 if TYPE_CHECKING:
     from inparsx.generate.prompts import Prompt
-    from inparsx.pipeline import StageContext
+    from inparsx.context import ComponentContext
 
 WORD = re.compile(r"\S+")
 
@@ -79,7 +79,7 @@ class OpenAIGenerator(PromptedGenerator):
     def queries_per_doc(self) -> int:
         return self.options.num_queries_per_doc
 
-    def generate(self, docs: Sequence[Document], ctx: "StageContext") -> Iterator[list[SyntheticQuery]]:
+    def generate(self, docs: Sequence[Document], ctx: "ComponentContext") -> Iterator[list[SyntheticQuery]]:
         """Queries for ``docs``, ``batch_size`` documents per yielded list, in document order.
 
         Raises:

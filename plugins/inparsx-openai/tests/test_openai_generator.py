@@ -14,7 +14,7 @@ from openai_server import OpenAIServer, expected_query
 
 from inparsx.errors import InparsxError
 from inparsx.generate.stage import generate_queries
-from inparsx.testing import stage_context, tiny_beir
+from inparsx.testing import component_context, tiny_beir
 from inparsx.testing.collections import DOCS
 from inparsx.testing.contracts import GeneratorContract
 from inparsx_openai.generator import OpenAIGenerator, OpenAIOptions, is_transient
@@ -30,7 +30,7 @@ def collection(tmp_path: Path) -> Path:
 
 def run(collection: Path, run_dir: Path, **options) -> list[dict]:
     generator = OpenAIGenerator(OpenAIOptions(model="served", **options))
-    ctx = stage_context(generator, "generate", collection, run_dir)
+    ctx = component_context(collection, work_dir=run_dir / "generate")
     generate_queries(ctx, generator, ctx.dir / "queries.jsonl")
     return [json.loads(line) for line in (ctx.dir / "queries.jsonl").read_text().splitlines()]
 
@@ -112,10 +112,10 @@ def test_chat_mode_needs_chat_prompts():
 RUNNER = """
 import json, sys
 from inparsx.generate.stage import generate_queries
-from inparsx.testing import stage_context
+from inparsx.testing import component_context
 from inparsx_openai.generator import OpenAIGenerator, OpenAIOptions
 generator = OpenAIGenerator(OpenAIOptions(**json.loads(sys.argv[1])))
-ctx = stage_context(generator, "generate", sys.argv[2], sys.argv[3])
+ctx = component_context(sys.argv[2], work_dir=f"{sys.argv[3]}/generate")
 generate_queries(ctx, generator, ctx.dir / "queries.jsonl")
 """
 

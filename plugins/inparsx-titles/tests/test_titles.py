@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from inparsx.records import SyntheticQuery
-from inparsx.testing import stage_context, tiny_beir
+from inparsx.testing import component_context, tiny_beir
 from inparsx.testing.collections import DOCS
 from inparsx.testing.contracts import FilterContract, GeneratorContract
 from inparsx_titles import TitleGenerator, TitleOptions, UniqueFilter
@@ -33,7 +33,7 @@ min_tokens = 3
 
 def test_titles_become_queries_and_short_ones_are_skipped(tmp_path):
     generator = TitleGenerator(TitleOptions(min_words=3))
-    ctx = stage_context(generator, "generate", tiny_beir(tmp_path / "tiny"), tmp_path / "run")
+    ctx = component_context(tiny_beir(tmp_path / "tiny"), work_dir=tmp_path / "run")
     docs = list(ctx.dataset.docs_iter())
     records = [r for batch in generator.generate(docs, ctx) for r in batch]
     assert {r.doc_id: r.query for r in records} == {d: t for d, (t, _) in DOCS.items() if len(t.split()) >= 3}

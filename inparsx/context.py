@@ -1,0 +1,119 @@
+"""What a component sees: the narrow context every component method gets, never the runner's whole state.
+
+A :class:`ComponentContext` holds the dataset, the seed, the evaluated split's name, the component's own work
+folder, the folders of the earlier stages it may read (through :meth:`ComponentContext.resolve_model` and
+:meth:`ComponentContext.output`), the run's name (for provenance), and a logger and progress hook. It holds no
+recipe and no run directory, so a plugin is built and tested without either
+(:func:`inparsx.testing.component_context`), and what it may read is declared here rather than found by
+reaching into the runner.
+
+The pipeline builds one per stage with :meth:`inparsx.pipeline.StageContext.component_context`; the tune stage
+gives its tuner a view of the dataset without the evaluated split
+(:class:`~inparsx.datasets.base.WithoutSplit`) and no earlier stage's output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from inparsx.errors import InparsxError
+
+if TYPE_CHECKING:
+    from inparsx.datasets.base import Dataset
+
+MODEL = "model"
+"""The file or folder name ``@stage`` resolves to by default (``train/model``, ``tune/model``)."""
+
+
+@dataclass(frozen=True)
+class ComponentContext:
+    """The context a component method runs in (``Generator.generate``, ``Filter.apply``, ``Miner.mine``,
+    ``Trainer.train``, ``Tuner.tune``...).
+
+    Attributes:
+        dataset: the collection: documents, and the queries and qrels of each split it shows. A tuner's is a
+            :class:`~inparsx.datasets.base.WithoutSplit` view that raises on the evaluated split.
+        dir: the component's work folder (the stage's folder in a run, which the runner creates). A component
+            writes its own files (caches, scores, models) here or below; the stage writes its output files.
+        seed: the run's seed (the recipe's ``[recipe] seed``); derive every random choice from it.
+        eval_split: the name of the split evaluated at the end (few-shot examples drawn from it are reported
+            and removed from evaluation; a tuner only learns what is hidden).
+        outputs: the earlier stages' folders this component may read, by stage name (``{"tune": run/tune}``);
+            empty for the tune stage and outside a run.
+        run_name: the run's name (the recipe's ``[recipe] name``), recorded for provenance, e.g. in a model
+            card; ``""`` outside a recipe run.
+        stage: the stage the component runs in (named in messages); ``""`` outside a run.
+    """
+
+    dataset: "Dataset"
+    dir: Path
+    seed: int = 1
+    eval_split: str = "test"
+    outputs: Mapping[str, Path] = field(default_factory=dict)
+    run_name: str = ""
+    stage: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dir", Path(self.dir))
+        object.__setattr__(self, "outputs", MappingProxyType({k: Path(v) for k, v in self.outputs.items()}))
+
+    def output(self, stage: str, filename: str) -> Path:
+        """The path of an earlier stage's output file, e.g. ``output("retrieve", "run.trec")``.
+
+        Raises:
+            InparsxError: ``stage`` is not one this component may read (see :attr:`outputs`), or the file does
+                not exist (the stage is missing from the recipe or has not run).
+        """
+        if stage not in self.outputs:
+            raise InparsxError(self._unreadable(stage))
+        path = self.outputs[stage] / filename
+        if not path.exists():
+            raise missing_output(self.stage, stage, path)
+        return path
+
+    def resolve_model(self, value: str, filename: str = MODEL) -> str:
+        """A model option: ``@stage`` -> that earlier stage's output (``filename`` in its folder, e.g.
+        ``@train`` -> ``<run>/train/model``); a hub id or a local path is returned as is.
+
+        Raises:
+            InparsxError: ``@stage`` that this component may not read, or whose output does not exist; the
+                message says to give a hub id or a local folder instead.
+        """
+        if not value.startswith("@"):
+            return value
+        if value[1:] not in self.outputs:
+            raise InparsxError(f"{value}: {self._unreadable(value[1:])}; give a hub id or a local folder")
+        return str(self.output(value[1:], filename))
+
+    def _unreadable(self, stage: str) -> str:
+        where = f"stage {self.stage!r}" if self.stage else "this component"
+        readable = (f"it reads {', '.join(self.outputs)}" if self.outputs
+                    else "no earlier stage's output is available to it")
+        return f"{where} cannot read the output of stage {stage!r} ({readable})"
+
+    def log(self, message: str) -> None:
+        """Print a progress message for the user (on stderr, with the pipeline's console; no rich markup)."""
+        from inparsx.progress import console
+
+        console.print(message, markup=False, soft_wrap=True)
+
+    def progress(self, description: str, total: int | None,
+                 unit: str = "it") -> AbstractContextManager[tuple[Any, Any]]:
+        """A progress bar with items/s and ETA: ``with ctx.progress("score", n, "pairs") as (bar, task):
+        bar.advance(task, k)`` (see :func:`inparsx.progress.progress_task`)."""
+        from inparsx.progress import progress_task
+
+        return progress_task(description, total, unit)
+
+
+def missing_output(stage: str, needed: str, path: Path) -> InparsxError:
+    """The error for stage ``stage`` needing ``path``, an output of stage ``needed`` that does not exist."""
+    who = f"stage {stage!r}" if stage else "this component"
+    return InparsxError(f"{who} needs {path}, the output of stage {needed!r}: add [{needed}] to the recipe or "
+                        "run it first")
+
