@@ -122,7 +122,7 @@ def test_optional_capabilities_have_defaults_on_the_base_classes():
     assert retriever.index_info == {"docs": 3}
     assert NoDepth().n_negatives == 1 and TwoDefault().n_negatives == 2
     assert Bm25Negatives(Bm25Negatives.Options(n_negatives=4)).n_negatives == 4
-    reranker = Reranker(RerankerOptions(model="m"))
+    reranker = Reranker(RerankerOptions())
     assert (reranker.device, reranker.dtype, reranker.model, reranker.tokenizer) == (None, None, None, None)
     reranker.model, reranker.tokenizer = object(), object()
     reranker.unload()
