@@ -22,6 +22,7 @@ from typing import Any
 
 from inparsx.context import MODEL, ComponentContext, missing_output
 from inparsx.datasets import Dataset, resolve_dataset
+from inparsx.datasets.base import NoDataset
 from inparsx.errors import InparsxError
 from inparsx.interrupts import interrupted_as
 from inparsx.io import atomic_write, write_json
@@ -87,8 +88,11 @@ class StageContext:
 
     @cached_property
     def dataset(self) -> Dataset:
-        """The recipe's dataset, loaded on first use."""
-        return self._dataset or resolve_dataset(self.recipe.dataset.name)
+        """The recipe's dataset, loaded on first use; :class:`~inparsx.datasets.base.NoDataset` when the recipe
+        names none (a one-off command that reads no collection, e.g. ``inparsx train``)."""
+        if self._dataset is not None:
+            return self._dataset
+        return resolve_dataset(self.recipe.dataset.name) if self.recipe.dataset.name else NoDataset()
 
     @property
     def eval_split(self) -> str:

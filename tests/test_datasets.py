@@ -120,3 +120,17 @@ def test_irds_matches_local_folder(irds_home, monkeypatch):
         assert len(dataset.qrels("test")) == 300 and len(dataset.queries("test")) == 300
         assert dataset.get_docs(["4983"])["4983"].title.startswith("Microstructural development")
     assert (Path(irds_home) / "beir" / "scifact" / "docs.pklz4").exists()  # ir_datasets built its doc store
+
+
+def test_a_command_without_a_collection_gets_a_dataset_that_refuses_reads():
+    """``inparsx train`` on a triples file names no dataset: its context's dataset has no name and every read is
+    a clean error, not a NotImplementedError."""
+    from inparsx.datasets.base import NoDataset
+    from inparsx.recipe import one_stage_recipe
+    from inparsx.pipeline import StageContext
+
+    ctx = StageContext(one_stage_recipe("train", "cross-encoder", []), "train", Path("unused"), [])
+    dataset = ctx.component_context().dataset
+    assert isinstance(dataset, NoDataset) and dataset.name == "" and dataset.fingerprint() == ""
+    with pytest.raises(InparsxError, match="no dataset: this command reads no collection, so it has no test qrels"):
+        dataset.qrels("test")

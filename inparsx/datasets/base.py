@@ -128,6 +128,29 @@ class WithoutSplit(Dataset):
         return self.base.fingerprint()
 
 
+class NoDataset(Dataset):
+    """The dataset of a one-off command that reads no collection (``inparsx train`` on a triples file): no name,
+    an empty fingerprint, and every read raises :class:`~inparsx.errors.InparsxError` naming what was asked."""
+
+    def _refuse(self, what: str) -> InparsxError:
+        return InparsxError(f"no dataset: this command reads no collection, so it has no {what}")
+
+    def docs_iter(self) -> Iterator[Document]:
+        raise self._refuse("documents")
+
+    def queries(self, split: str) -> dict[str, Query]:
+        raise self._refuse(f"{split} queries")
+
+    def qrels(self, split: str) -> Qrels:
+        raise self._refuse(f"{split} qrels")
+
+    def splits(self) -> list[str]:
+        raise self._refuse("splits")
+
+    def fingerprint(self) -> str:
+        return ""
+
+
 class DatasetLoader(Component):
     """A dataset name scheme (``beir``, ``irds``, ``folder``): ``load(rest_of_name) -> Dataset``."""
 
