@@ -74,3 +74,20 @@ def test_a_tuner_cannot_use_a_later_stage_model(tmp_path):
     assert ctx.resolve_model("org/model") == "org/model"
     with pytest.raises(InparsxError, match="runs before every stage that writes a model"):
         ctx.resolve_model("@train")
+
+
+class Writer(Tuner):
+    name = "writer"
+    output = INSTRUCTION
+
+    def tune(self, ctx: TuneContext) -> Path:
+        (ctx.dir / self.output).write_text("Ask.\n")
+        return ctx.dir / self.output
+
+
+def test_the_tune_stage_names_the_generate_table_that_uses_its_output(tmp_path, scifact_small):
+    from inparsx.progress import console
+
+    with registered(plugin_module("writer", tuners=[Writer])), console.capture() as captured:
+        run_recipe(recipe(tmp_path, scifact_small, '[tune]\nuse = "writer"'), tmp_path / "run")
+    assert 'use it in [generate] as "@tune"' in captured.get()

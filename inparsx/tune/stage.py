@@ -37,4 +37,4 @@ def run_stage(ctx: "StageContext") -> None:
     if not expected.exists():
         raise PluginError(f"tuner {tuner.name!r} did not write {expected}")
     write_json(ctx.dir / "summary.json", {"tuner": tuner.name, "output": tuner.output, "hidden_split": ctx.eval_split})
-    console.print(f"tune: {tuner.name} -> {result} (use it in [generate] as \"@tune\")")
+    console.print(f"tune: {tuner.name} -> {result} (use it in \\[generate] as \"@tune\")")
