@@ -67,7 +67,8 @@ class CPOOptions(JudgeOptions):
     there), ``alpha`` (AlphaPO's reward shape, every loss type; 0: log-probability rewards), ``max_length``
     (prompt plus completion, tokens). TRL's ``"alphapo"`` is ``"simpo"`` with ``cpo_alpha = 0`` and a non-zero
     ``alpha``: it needs ``alpha``, and ``cpo_alpha`` defaults to 0 with it. A combination TRL would ignore
-    (``simpo_gamma`` with another loss, a non-zero ``cpo_alpha`` with ``"alphapo"``) is refused. ``save_steps``: checkpoints (in ``tune/checkpoints``) a killed run resumes from.
+    (``simpo_gamma`` with another loss, a non-zero ``cpo_alpha`` with ``"alphapo"``) is refused.
+    ``save_steps``: checkpoints (in ``tune/checkpoints``) a killed run resumes from.
     ``eval_docs``: held-out documents for the before/after comparison (0: none).
     """
 
