@@ -150,3 +150,24 @@ def test_path(scifact_small, tmp_path, tiny, scripted_dspy):
     assert {"retrieve", "rerank", "zeroshot"} <= set(metrics)
     candidates = json.loads((tmp_path / "scifact-path" / "tune" / "path.json").read_text())["candidates"]
     assert len(candidates) == 3
+
+
+def test_path_cpu(scifact_small, tmp_path, tiny, monkeypatch):
+    from inparsx.generate.dspy_generator import DSPyGenerator
+
+    replies = iter(["Improved instruction: Ask what a biologist would ask.", '"Name the finding as a question."'])
+    monkeypatch.setattr(DSPyGenerator, "lm", lambda self, ctx: lambda prompt: [next(replies)])  # plain proposer
+    bert = tiny["bert"]
+    inner = [f"tune.generator={{model='{tiny['llama']}', prompt='inpars', max_new_tokens=6, max_doc_tokens=32, dtype='fp32'}}",
+             "tune.num_docs=6", "tune.n_gold=3", "tune.retrieve={use='bm25', fields='flat', k=10}",
+             "tune.filter={use=['length'], min_tokens=0}", "tune.triples={use='bm25-negatives', depth=10}",
+             f"tune.train={{use='bi-encoder', base_model='{bert}', max_steps=1, batch_size=4, max_length=64, save_steps=0}}",
+             f"tune.rerank={{use='bi-encoder', model='@train', zero_shot_model='{bert}', depth=5, max_length=64}}"]
+    metrics = run("scifact-path-cpu", scifact_small, tmp_path,
+                  [*inner, f"generate.model={tiny['llama']}", f"train.base_model={bert}", f"rerank.zero_shot_model={bert}",
+                   "train.max_length=64", "rerank.max_length=64", "filter.min_tokens=0", *LLM])
+    assert {"retrieve", "rerank", "rerank-alone", "zeroshot", "zeroshot-alone"} <= set(metrics)
+    result = json.loads((tmp_path / "scifact-path-cpu" / "tune" / "path.json").read_text())
+    assert [c["instruction"] for c in result["candidates"]] == [
+        "", "Write a search query that the document answers.", "Ask what a biologist would ask.",
+        "Name the finding as a question."]

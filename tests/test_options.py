@@ -368,3 +368,41 @@ def test_epochs_decide_the_length_unless_max_steps_is_given():
     assert options("trainers", "monot5").max_steps == 156
     with pytest.raises(ValidationError, match="epochs = 2 would be ignored: max_steps = 10"):
         options("trainers", "cross-encoder", epochs=2, max_steps=10)
+
+
+# CPO loss options that TRL's CPOTrainer would ignore for the chosen loss_type (trl.experimental.cpo.CPOConfig)
+
+def cpo_options(**values):
+    return options("tuners", "cpo", base_model="m", judge_model="j", **values)
+
+
+CPO_IGNORED = [
+    ({"simpo_gamma": 0.7}, 'simpo_gamma = 0.7 would be ignored: .* not \'sigmoid\''),
+    ({"loss_type": "hinge", "simpo_gamma": 0.5}, "simpo_gamma = 0.5 would be ignored"),
+    ({"loss_type": "alphapo", "alpha": 0.25, "cpo_alpha": 1.0}, "cpo_alpha = 1 would be ignored: .* sets cpo_alpha = 0"),
+    ({"loss_type": "alphapo"}, 'with alpha = 0 is exactly loss_type = "simpo" with cpo_alpha = 0')]
+
+
+@pytest.mark.parametrize("values,expected", CPO_IGNORED)
+def test_cpo_loss_options_that_the_loss_ignores_are_refused(values, expected):
+    with pytest.raises(ValidationError, match=expected):
+        cpo_options(**values)
+
+
+def test_cpo_loss_defaults_are_trls_for_the_loss_in_use(tmp_path):
+    from trl.experimental.cpo import CPOConfig
+
+    assert cpo_options().simpo_gamma is None
+    simpo = cpo_options(loss_type="simpo")
+    assert (simpo.simpo_gamma, simpo.cpo_alpha) == (0.5, 1.0) == (CPOConfig(str(tmp_path), bf16=False).simpo_gamma, 1.0)
+    alphapo = cpo_options(loss_type="alphapo", alpha=0.25)
+    trl = CPOConfig(str(tmp_path), bf16=False, loss_type="alphapo", alpha=0.25, cpo_alpha=alphapo.cpo_alpha,
+                    simpo_gamma=alphapo.simpo_gamma)
+    assert (alphapo.cpo_alpha, alphapo.simpo_gamma) == (trl.cpo_alpha, trl.simpo_gamma) == (0.0, 0.5)
+    assert cpo_options(loss_type="simpo", simpo_gamma=1.0, cpo_alpha=0.0).simpo_gamma == 1.0
+
+
+def test_a_refused_cpo_loss_option_names_the_file_line_and_key(tmp_path):
+    text = '[tune]\nuse = "cpo"\nbase_model = "m"\njudge_model = "j"\nloss_type = "ipo"\nsimpo_gamma = 0.3\n'
+    (error,) = recipe_errors(tmp_path, text)
+    assert error.key.startswith("tune") and "simpo_gamma = 0.3 would be ignored" in error.reason

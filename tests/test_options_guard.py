@@ -216,6 +216,7 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
         "min_margin": Vary(2.0), "lora_r": Vary(4), "lora_alpha": Vary(4), "lora_dropout": Vary(0.2),
         "target_modules": Vary(["q_proj"]), "quantization": Vary("nf4"), "precision": Vary("bf16"),
         "loss_type": Vary("hinge"), "beta": Vary(0.3), "cpo_alpha": Vary(0.0), "simpo_gamma": Vary(0.7, {"loss_type": "simpo"}),
+        "alpha": Vary(0.25),
         "max_steps": Vary(3), "epochs": Vary(2.0, {"max_steps": None}), "learning_rate": Vary(1e-3), "lr_scheduler": Vary("cosine"),
         "batch_size": Vary(4), "gradient_accumulation_steps": Vary(2), "max_length": Vary(32),
         "gradient_checkpointing": Vary(True), "logging_steps": Vary(3), "save_steps": Vary(7),
@@ -228,7 +229,7 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
         "rerank": Vary({"use": "recording", "model": "@train", "depth": 5}),
         "seed_instructions": Vary(["Ask."]), "breadth": Vary(2), "depth": Vary(2), "proposer_model": Vary("p2"),
         "proposer_api_base": Vary("http://localhost:1"), "proposer_temperature": Vary(0.5),
-        "proposer_max_new_tokens": Vary(16)},
+        "proposer_max_new_tokens": Vary(16), "proposer_format": Vary("plain")},
 }
 """(kind, name) -> {field: probe or reason}, for every built-in component, and ("stages", stage) for the
 options of a stage itself (probed with the ``cross-encoder`` reranker)."""

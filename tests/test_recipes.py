@@ -107,3 +107,15 @@ def test_inpars_cpu_runs_the_real_smollm2_with_the_inpars_filter_and_marginmse()
     assert triples.teacher == "bi-encoder" and dict(recipe.stages["train"].components)["bi-encoder"].loss == "margin-mse"
     rerank = recipe.stages["rerank"].settings
     assert rerank.zero_shot_model and "ict" in rerank.compare_models
+
+
+def test_path_cpu_recipe_runs_smollm2_and_minilm_on_ten_train_queries():
+    recipe = load_recipe(Path(RECIPES[0].parent, "scifact-path-cpu.toml"))
+    path = recipe.stages["tune"].components[0][1]
+    assert (path.n_gold, path.gold_split, path.metric) == (10, "train", "ndcg@10")
+    assert path.generator["model"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and path.proposer_model is None
+    assert (path.generator["dtype"], path.proposer_format) == ("fp32", "plain")
+    assert len(path.seed_instructions) + path.breadth * path.depth >= 3
+    assert (path.train["use"], path.train["base_model"]) == ("bi-encoder", "sentence-transformers/all-MiniLM-L6-v2")
+    generate = dict(recipe.stages["generate"].components)["hf"]
+    assert generate.instruction == "@tune" and generate.prompt == path.generator["prompt"] == "inpars"

@@ -108,3 +108,38 @@ def test_gold_queries_leave_the_train_split(scifact_small):
     gold = view.queries(path_tuner.GOLD_SPLIT)
     assert len(gold) == 5 and set(gold) == set(view.qrels(path_tuner.GOLD_SPLIT))
     assert not set(gold) & set(view.queries("train")) and "test" not in view.splits()
+
+
+def test_first_line_of_a_chat_reply_drops_labels_quotes_and_markdown():
+    assert path_tuner.first_line('\n**Improved instruction:** "Ask what a biologist would ask."\nmore') == \
+        "Ask what a biologist would ask."
+    assert path_tuner.first_line("Instructions: Write a question.\n\nInput: x") == "Write a question."
+    assert path_tuner.first_line("New instruction #3: Name the finding.") == "Name the finding."
+    assert path_tuner.first_line("- Instruction is key: ask.") == "Instruction is key: ask."
+    assert path_tuner.first_line(" \n\n") == ""
+
+
+def test_plain_proposer_asks_with_copro_instructions_and_keeps_each_first_line(tmp_path, tiny):
+    from dspy.teleprompt.copro_optimizer import BasicGenerateInstruction, GenerateInstructionGivenAttempts
+
+    from inparsx.context import ComponentContext
+
+    options = path_tuner.PathOptions(generator={"model": tiny["llama"]}, proposer_format="plain", breadth=3,
+                                     train={"use": "cross-encoder", "base_model": tiny["bert"]})
+    tuner = path_tuner.PathTuner(options)
+    replies = iter(["Improved instruction: Ask what a biologist would ask.\nExplanation: ...", "",
+                    '"Write a question."', "**Name the finding as a question.**", "Name the finding as a question.",
+                    "Ask about the method."])
+    prompts: list[str] = []
+    tuner.proposer = lambda ctx: lambda prompt: prompts.append(prompt) or [next(replies)]
+    ctx = ComponentContext(None, tmp_path)  # type: ignore[arg-type]
+    scores = {"": 0.25, "Write a question.": 0.5}
+    # round 0: from the best instruction; an empty reply and a repeat of a scored instruction are dropped
+    assert tuner.propose(0, scores, ctx) == ["Ask what a biologist would ask."]
+    assert prompts[0].startswith(" ".join(BasicGenerateInstruction.instructions.split()))
+    assert "Basic Instruction:\nWrite a question.\n" in prompts[0] and prompts[0].endswith(path_tuner.PLAIN_REPLY)
+    # later rounds: every attempt with its score, worst to best; a proposal repeated within the round is dropped
+    assert tuner.propose(1, scores, ctx) == ["Name the finding as a question.", "Ask about the method."]
+    assert prompts[3].startswith(" ".join(GenerateInstructionGivenAttempts.instructions.split()))
+    assert ("Attempted Instructions:\nInstruction #1: \nResulting score #1: 0.2500\n"
+            "Instruction #2: Write a question.\nResulting score #2: 0.5000\n") in prompts[3]

@@ -45,6 +45,9 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 TUNER_SET = ("model", "num_docs", "do_sample", "num_queries_per_doc", "temperature", "top_p")
 """``hf`` options the tuner sets itself, so ``generator`` may not carry them."""
 
+SIMPO_LOSSES = ("simpo", "alphapo")
+"""CPO loss types that read ``simpo_gamma`` (TRL's CPOConfig turns ``alphapo`` into ``simpo``)."""
+
 LOGGED = ("loss", "rewards/accuracies", "rewards/margins", "nll_loss")
 """CPOTrainer's logged metrics shown on the progress bar and kept in ``training.json``."""
 
@@ -59,8 +62,13 @@ class CPOOptions(JudgeOptions):
     pairs whose best-minus-worst score is lower are dropped. LoRA: ``lora_r``, ``lora_alpha``,
     ``lora_dropout``, ``target_modules``; ``quantization = "nf4"`` trains on a 4-bit base (QLoRA).
     ``precision``: ``auto`` (bf16 on a GPU that has it, else fp32), ``bf16`` or ``fp32``. CPO (TRL
-    ``CPOConfig``): ``loss_type``, ``beta``, ``cpo_alpha``, ``simpo_gamma``, ``max_length`` (prompt plus
-    completion, tokens). ``save_steps``: checkpoints (in ``tune/checkpoints``) a killed run resumes from.
+    ``CPOConfig``): ``loss_type``, ``beta``, ``cpo_alpha`` (the weight of the NLL term on the chosen query),
+    ``simpo_gamma`` (SimPO's target margin: only with ``loss_type = "simpo"`` or ``"alphapo"``, default 0.5
+    there), ``alpha`` (AlphaPO's reward shape, every loss type; 0: log-probability rewards), ``max_length``
+    (prompt plus completion, tokens). TRL's ``"alphapo"`` is ``"simpo"`` with ``cpo_alpha = 0`` and a non-zero
+    ``alpha``: it needs ``alpha``, and ``cpo_alpha`` defaults to 0 with it. A combination TRL would ignore
+    (``simpo_gamma`` with another loss, a non-zero ``cpo_alpha`` with ``"alphapo"``) is refused.
+    ``save_steps``: checkpoints (in ``tune/checkpoints``) a killed run resumes from.
     ``eval_docs``: held-out documents for the before/after comparison (0: none).
     """
 
@@ -80,7 +88,9 @@ class CPOOptions(JudgeOptions):
     loss_type: Literal["sigmoid", "hinge", "ipo", "simpo", "alphapo"] = "sigmoid"
     beta: float = Field(0.1, gt=0)
     cpo_alpha: float = Field(1.0, ge=0)
-    simpo_gamma: float = 0.5
+    simpo_gamma: float | None = Field(None, description='SimPO\'s target reward margin; only with loss_type = '
+                                      '"simpo" or "alphapo" (default 0.5 there)')
+    alpha: float = Field(0.0, description="AlphaPO's reward shape (TRL CPOConfig.alpha); 0: log-probabilities")
     max_steps: int | None = Field(None, ge=1, description="default: one pass over the pairs (epochs)")
     epochs: float = Field(1.0, gt=0)
     learning_rate: float = Field(1e-4, gt=0)
@@ -92,6 +102,35 @@ class CPOOptions(JudgeOptions):
     logging_steps: int = Field(1, ge=1)
     save_steps: int = Field(20, ge=0, description="checkpoint every n steps, so a killed run resumes (0: never)")
     eval_docs: int = Field(0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _loss_defaults(cls, data: Any) -> Any:
+        """``simpo_gamma`` defaults to 0.5 with the SimPO losses, ``cpo_alpha`` to 0 with AlphaPO (TRL's
+        values), so the filled recipe says what TRL computes."""
+        if isinstance(data, dict):
+            loss = data.get("loss_type", cls.model_fields["loss_type"].default)
+            if loss in SIMPO_LOSSES and "simpo_gamma" not in data:
+                data = {**data, "simpo_gamma": 0.5}
+            if loss == "alphapo" and "cpo_alpha" not in data:
+                data = {**data, "cpo_alpha": 0.0}
+        return data
+
+    @model_validator(mode="after")
+    def _check_loss(self) -> "CPOOptions":
+        if self.simpo_gamma is not None and self.loss_type not in SIMPO_LOSSES:
+            raise ValueError(f"simpo_gamma = {self.simpo_gamma:g} would be ignored: TRL's CPOTrainer reads it only "
+                             f"with loss_type = \"simpo\" or \"alphapo\", not {self.loss_type!r}; remove it or "
+                             "set loss_type = \"simpo\"")
+        if self.loss_type == "alphapo" and self.cpo_alpha != 0:
+            raise ValueError(f"cpo_alpha = {self.cpo_alpha:g} would be ignored: TRL's CPOConfig sets cpo_alpha = 0 "
+                             "for loss_type = \"alphapo\"; for SimPO with an NLL term use loss_type = \"simpo\" "
+                             "and alpha")
+        if self.loss_type == "alphapo" and self.alpha == 0:
+            raise ValueError("loss_type = \"alphapo\" with alpha = 0 is exactly loss_type = \"simpo\" with "
+                             "cpo_alpha = 0 (TRL's AlphaPO is SimPO with alpha's reward shape); set alpha (e.g. "
+                             "0.25) or use loss_type = \"simpo\"")
+        return self
 
     @model_validator(mode="after")
     def _check_generator(self, info: ValidationInfo) -> "CPOOptions":
@@ -185,7 +224,8 @@ class CPOTuner(Tuner):
                          gradient_accumulation_steps=opts.gradient_accumulation_steps,
                          learning_rate=opts.learning_rate, lr_scheduler_type=opts.lr_scheduler,
                          loss_type=opts.loss_type, beta=opts.beta, cpo_alpha=opts.cpo_alpha,
-                         simpo_gamma=opts.simpo_gamma, max_length=opts.max_length,
+                         alpha=opts.alpha, max_length=opts.max_length,
+                         **({"simpo_gamma": opts.simpo_gamma} if opts.simpo_gamma is not None else {}),
                          activation_checkpointing=opts.gradient_checkpointing, logging_steps=opts.logging_steps,
                          save_strategy="steps" if opts.save_steps else "no", save_steps=opts.save_steps or 500,
                          save_total_limit=1, report_to="none", disable_tqdm=True, remove_unused_columns=False,

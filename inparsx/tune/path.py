@@ -10,7 +10,11 @@ removed from it); the tune stage's own view already hides the outer evaluated sp
 
 Candidates are proposed COPRO-style (DSPy's ``BasicGenerateInstruction`` and
 ``GenerateInstructionGivenAttempts`` signatures) by an LM: ``breadth`` proposals from the best instruction so
-far, then ``depth - 1`` more rounds that see every scored attempt. The ``seed_instructions`` (default: none,
+far, then ``depth - 1`` more rounds that see every scored attempt. With ``proposer_format = "dspy"`` the
+signatures run through DSPy's adapters (structured fields, for an LM that follows them); with ``"plain"``
+the same signature instructions and inputs go to the LM as one chat message and the first line of its reply
+is the proposal, for a model too small to keep DSPy's field format (SmolLM2-135M answered every structured
+request with unparsable text, so ``"dspy"`` proposed nothing). The ``seed_instructions`` (default: none,
 i.e. the published prompt, and a generic one) are scored first. Every candidate's inner run lives in
 ``tune/candidates/<sha>/`` and its score in ``tune/scores.json``, the proposals of each round in
 ``tune/proposals.json``, so a killed search resumes where it stopped. A candidate whose inner run has no
@@ -25,10 +29,12 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
+from rich.markup import escape
 
 from inparsx.errors import DataError, InparsxError
 from inparsx.io import atomic_write, write_json
@@ -45,6 +51,12 @@ GOLD_SPLIT = "path-gold"
 
 DEFAULT_SEEDS = ["", "Write a search query that the document answers."]
 
+PLAIN_REPLY = "Reply with the new instruction only, on one line."
+"""Closes a ``proposer_format = "plain"`` request."""
+
+LABEL = re.compile(r"^(?:(?:new|improved|proposed|better|revised)\s+)?instructions?(?:\s*#?\d+)?\s*:\s*", re.IGNORECASE)
+"""A label a chat model may put before its proposal (``Improved instruction: ...``)."""
+
 
 class PathOptions(Options):
     """``[tune] use = "path"``.
@@ -56,7 +68,8 @@ class PathOptions(Options):
     ``triples``, ``train`` (required), ``rerank`` (default: the reranker named like the trainer, on
     ``@train``, depth 100). Search: ``seed_instructions``, ``breadth`` proposals per round, ``depth``
     rounds; the proposer LM: ``proposer_model`` (default the generator's model), ``proposer_api_base``,
-    ``proposer_temperature``, ``proposer_max_new_tokens``.
+    ``proposer_temperature``, ``proposer_max_new_tokens``, ``proposer_format`` (``dspy``: DSPy's adapters;
+    ``plain``: one chat message, the first line of the reply).
     """
 
     generator: dict[str, Any]
@@ -76,6 +89,7 @@ class PathOptions(Options):
     proposer_api_base: str | None = None
     proposer_temperature: float = Field(1.0, ge=0)
     proposer_max_new_tokens: int = Field(128, ge=1)
+    proposer_format: Literal["dspy", "plain"] = "dspy"
 
     @model_validator(mode="after")
     def _check_inner(self, info: ValidationInfo) -> "PathOptions":
@@ -107,6 +121,15 @@ def inner_recipe(options: PathOptions, instruction: str, seed: int) -> dict[str,
     if options.filter:
         data["filter"] = dict(options.filter)
     return data
+
+
+def first_line(reply: str) -> str:
+    """The first non-empty line of ``reply``, stripped of markdown marks, quotes and a leading label."""
+    for line in reply.splitlines():
+        line = LABEL.sub("", line.replace("**", "").strip().strip("#>`- ").strip()).strip().strip("\"'`").strip()
+        if line:
+            return line
+    return ""
 
 
 def gold_view(dataset: "Dataset", split: str, n_gold: int, seed: int, hidden: str) -> "Dataset":
@@ -169,7 +192,7 @@ class PathTuner(Tuner):
         from inparsx.plugins import get_registry
         from inparsx.recipe import validate_recipe
 
-        console.rule(f"path: candidate {len(scores) + 1}: {instruction!r}")
+        console.rule(escape(f"path: candidate {len(scores) + 1}: {instruction!r}"))
         recipe = validate_recipe(inner_recipe(self.options, instruction, ctx.seed), "[tune] inner recipe", "",
                                  get_registry())
         folder = ctx.dir / "candidates" / hashlib.sha256(instruction.encode()).hexdigest()[:12]
@@ -178,7 +201,7 @@ class PathTuner(Tuner):
         try:
             run_recipe(recipe, folder, dataset=view)
         except DataError as exc:  # e.g. queries so poor that BM25 finds no negative: no training data at all
-            console.print(f"[yellow]path: the candidate's inner run failed, scored 0: {exc}[/yellow]")
+            console.print(f"[yellow]path: the candidate's inner run failed, scored 0: {escape(str(exc))}[/yellow]")
             self.failures[instruction] = str(exc)
             value = 0.0
         else:
@@ -211,26 +234,47 @@ class PathTuner(Tuner):
         repeated proposals are dropped."""
         import dspy
         from dspy.teleprompt.copro_optimizer import BasicGenerateInstruction, GenerateInstructionGivenAttempts
-        from dspy.utils.exceptions import AdapterParseError
 
         ranked = sorted(scores.items(), key=lambda item: item[1])
         if round_ == 0:
-            predictor, inputs = dspy.Predict(BasicGenerateInstruction), {"basic_instruction": ranked[-1][0] or DEFAULT_SEEDS[1]}
+            signature, inputs = BasicGenerateInstruction, {"basic_instruction": ranked[-1][0] or DEFAULT_SEEDS[1]}
         else:
             attempts = [f"Instruction #{i + 1}: {text}\nResulting score #{i + 1}: {value:.4f}"
                         for i, (text, value) in enumerate(ranked)]
-            predictor, inputs = dspy.Predict(GenerateInstructionGivenAttempts), {"attempted_instructions": attempts}
+            signature, inputs = GenerateInstructionGivenAttempts, {"attempted_instructions": attempts}
+        ask = self.ask_plain if self.options.proposer_format == "plain" else self.ask_dspy
         proposed: list[str] = []
-        with dspy.context(lm=self.proposer(ctx)):
+        lm = self.proposer(ctx)
+        with dspy.context(lm=lm):
             for _ in range(self.options.breadth):
-                try:
-                    text = str(predictor(**inputs).proposed_instruction).strip()
-                except AdapterParseError:
-                    continue
+                text = ask(lm, signature, inputs)
+                ctx.log(f"path: proposed {text!r}" if text else "path: a proposal could not be parsed, dropped")
                 if text and text not in scores and text not in proposed:
                     proposed.append(text)
         console.print(f"path: round {round_ + 1}: {len(proposed)} new instructions proposed")
         return proposed
+
+    @staticmethod
+    def ask_dspy(lm: Any, signature: Any, inputs: dict[str, Any]) -> str:
+        """One proposal through DSPy's adapters (``""`` when the reply cannot be parsed)."""
+        import dspy
+        from dspy.utils.exceptions import AdapterParseError
+
+        try:
+            return str(dspy.Predict(signature)(**inputs).proposed_instruction).strip()
+        except AdapterParseError:
+            return ""
+
+    @staticmethod
+    def ask_plain(lm: Any, signature: Any, inputs: dict[str, Any]) -> str:
+        """One proposal from a plain chat message: the signature's instructions, its inputs, :data:`PLAIN_REPLY`;
+        the first non-empty line of the reply, without quotes, markdown or an ``Instruction:`` label."""
+        lines = [" ".join(signature.instructions.split()), ""]
+        for name, value in inputs.items():
+            title = signature.input_fields[name].json_schema_extra.get("prefix", name).rstrip(":")
+            lines += [f"{title}:", *(value if isinstance(value, list) else [value]), ""]
+        reply = lm("\n".join([*lines, PLAIN_REPLY]))[0]
+        return first_line(reply if isinstance(reply, str) else reply.get("text", ""))
 
     def proposer(self, ctx: "ComponentContext") -> Any:
         """The proposer ``dspy.LM`` (the ``dspy`` generator's LM construction)."""
