@@ -41,8 +41,9 @@ max_doc_tokens = 32
 dtype = "fp32"
 """
 
+# LM-written text may hold what rich reads as markup ("[/b]": a closing tag with no opening one)
 PROPOSALS = [{"proposed_instruction": "Ask what a biologist would ask.", "proposed_prefix_for_output_field": "Q:"},
-             {"proposed_instruction": "Name the finding as a question.", "proposed_prefix_for_output_field": "Q:"}]
+             {"proposed_instruction": "Name the finding [/b] as a question.", "proposed_prefix_for_output_field": "Q:"}]
 
 
 @pytest.fixture()

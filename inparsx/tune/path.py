@@ -294,5 +294,5 @@ class PathTuner(Tuner):
         table.add_column(self.options.metric, justify="right")
         table.add_column("instruction")
         for text, value in sorted(scores.items(), key=lambda item: -item[1]):
-            table.add_row(f"{value:.4f}", ("* " if text == best else "  ") + (text or "(none: the published prompt)"))
+            table.add_row(f"{value:.4f}", escape(("* " if text == best else "  ") + (text or "(none: the published prompt)")))
         out.print(table)
