@@ -154,10 +154,22 @@ def training_arguments(options: TrainerOptions, checkpoints: Path, seed: int) ->
                 gradient_accumulation_steps=options.gradient_accumulation_steps,
                 learning_rate=options.learning_rate, lr_scheduler_type=options.lr_scheduler,
                 warmup_steps=options.warmup_ratio, weight_decay=options.weight_decay,
-                activation_checkpointing=options.gradient_checkpointing,
+                **checkpointing_flag(options.gradient_checkpointing),
                 save_strategy="steps" if options.save_steps else "no", save_steps=options.save_steps or 500,
                 save_total_limit=2, logging_steps=options.logging_steps, report_to="none", disable_tqdm=True,
                 dataloader_num_workers=0, **precision_flags(options.precision))
+
+
+def checkpointing_flag(enabled: bool) -> dict[str, bool]:
+    """Activation (gradient) checkpointing as the installed ``TrainingArguments`` names it: transformers 5.20
+    renamed ``gradient_checkpointing`` to ``activation_checkpointing``; both spellings are in the supported
+    range (see ``constraints.txt``)."""
+    import inspect
+
+    from transformers import TrainingArguments
+
+    names = inspect.signature(TrainingArguments.__init__).parameters
+    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": enabled}
 
 
 LAYER_STACKS = ("layer", "layers", "block", "h")

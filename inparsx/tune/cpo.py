@@ -213,7 +213,7 @@ class CPOTuner(Tuner):
         from datasets import Dataset as HFDataset
         from trl.experimental.cpo import CPOConfig, CPOTrainer
 
-        from inparsx.train.common import fit, progress_callback, seed_everything
+        from inparsx.train.common import checkpointing_flag, fit, progress_callback, seed_everything
 
         opts = self.options
         seed_everything(ctx.seed)
@@ -226,7 +226,7 @@ class CPOTuner(Tuner):
                          loss_type=opts.loss_type, beta=opts.beta, cpo_alpha=opts.cpo_alpha,
                          alpha=opts.alpha, max_length=opts.max_length,
                          **({"simpo_gamma": opts.simpo_gamma} if opts.simpo_gamma is not None else {}),
-                         activation_checkpointing=opts.gradient_checkpointing, logging_steps=opts.logging_steps,
+                         **checkpointing_flag(opts.gradient_checkpointing), logging_steps=opts.logging_steps,
                          save_strategy="steps" if opts.save_steps else "no", save_steps=opts.save_steps or 500,
                          save_total_limit=1, report_to="none", disable_tqdm=True, remove_unused_columns=False,
                          dataloader_num_workers=0, **self.precision_flags())
