@@ -22,7 +22,7 @@ from typing import Any
 
 from inparsx.context import MODEL, ComponentContext, missing_output
 from inparsx.datasets import Dataset, resolve_dataset
-from inparsx.datasets.base import NoDataset
+from inparsx.datasets.base import NoDataset, SampledSplit
 from inparsx.errors import InparsxError
 from inparsx.interrupts import interrupted_as
 from inparsx.io import atomic_write, write_json
@@ -92,7 +92,7 @@ class StageContext:
         names none (a one-off command that reads no collection, e.g. ``inparsx train``)."""
         if self._dataset is not None:
             return self._dataset
-        return resolve_dataset(self.recipe.dataset.name) if self.recipe.dataset.name else NoDataset()
+        return recipe_dataset(self.recipe) if self.recipe.dataset.name else NoDataset()
 
     @property
     def eval_split(self) -> str:
@@ -171,10 +171,35 @@ class StageContext:
         return excluded
 
 
+def recipe_dataset(recipe: Recipe, dataset: Dataset | None = None) -> Dataset:
+    """The dataset the stages of ``recipe`` see: ``dataset`` (default: ``recipe.dataset.name`` resolved), and,
+    with ``[dataset] eval_queries = N``, a :class:`~inparsx.datasets.base.SampledSplit` view whose evaluated
+    split holds N queries drawn with ``eval_queries_seed`` (a message says how many of how many).
+
+    Raises:
+        InparsxError: the name resolves to no dataset.
+    """
+    config = recipe.dataset
+    dataset = dataset if dataset is not None else resolve_dataset(config.name)
+    if config.eval_queries is None:
+        return dataset
+    sampled = SampledSplit(dataset, config.eval_split, config.eval_queries, config.sample_seed)
+    console.print(f"evaluating {sampled.describe()}"
+                  + (f"; eval_queries = {config.eval_queries} is more than the split has"
+                     if config.eval_queries > sampled.total else ""), markup=False)
+    return sampled
+
+
 def stage_fingerprint(recipe: Recipe, stage: str, previous: str, dataset_fingerprint: str) -> str:
-    """sha256 (16 hex digits) of the stage's filled options, the dataset, the seed and the previous fingerprint."""
+    """sha256 (16 hex digits) of the stage's filled options, the dataset, the seed and the previous fingerprint.
+
+    The dataset part is its name, the evaluated split and the corpus fingerprint, plus ``eval_queries`` and its
+    seed when a sample is evaluated (recipes without one keep the fingerprints they had).
+    """
+    config = recipe.dataset
+    sample = [config.eval_queries, config.sample_seed] if config.eval_queries is not None else []
     payload = json.dumps({"stage": stage, "options": recipe.filled().get(stage), "seed": recipe.info.seed,
-                          "dataset": [recipe.dataset.name, recipe.dataset.eval_split, dataset_fingerprint],
+                          "dataset": [config.name, config.eval_split, dataset_fingerprint, *sample],
                           "previous": previous}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -222,7 +247,7 @@ def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | N
                 dataset: Dataset | None = None) -> None:
     """Run ``stages`` in order, skipping finished ones unless at or after ``start``; Ctrl-C names the stage."""
     with interrupted_as(f"start-up, before any stage ran ({run_dir})"):
-        dataset = dataset or resolve_dataset(recipe.dataset.name)
+        dataset = recipe_dataset(recipe, dataset)
         registry = get_registry()
     previous, forcing = "", False
     for stage in stages:
@@ -267,8 +292,8 @@ def run_one_stage(recipe: Recipe, stage: str, run_dir: Path, inputs: dict[str, P
     """
     inputs = dict(inputs or {})
     with interrupted_as(f"stage {stage!r} ({run_dir / stage})"):
-        if dataset is None and recipe.dataset.name:
-            dataset = resolve_dataset(recipe.dataset.name)
+        if recipe.dataset.name or dataset is not None:
+            dataset = recipe_dataset(recipe, dataset)
         previous = inputs_fingerprint(inputs)
         fingerprint = stage_fingerprint(recipe, stage, previous, dataset.fingerprint() if dataset else "")
         components = [get_registry().get(STAGES[stage], name)(options)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import tomli
-from pydantic import ValidationError
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from inparsx.errors import InparsxError, PluginError, RecipeError
 from inparsx.plugins import Options, Registry, get_registry
@@ -65,11 +65,30 @@ class DatasetConfig(Options):
     """The ``[dataset]`` table.
 
     ``name``: ``beir:<name>``, ``irds:<id>`` or a BEIR folder path. ``eval_split``: the split whose queries are
-    retrieved, reranked and evaluated.
+    retrieved, reranked and evaluated. ``eval_queries``: only this many of them, drawn with
+    ``eval_queries_seed`` (default 1; :class:`~inparsx.datasets.base.SampledSplit`), for quick choices of settings on the
+    train split; ``None``: all. The sample's seed is not the recipe's, so runs of several seeds are evaluated
+    on the same queries; a smaller sample is part of a larger one with the same seed.
     """
 
     name: str
     eval_split: str = "test"
+    eval_queries: int | None = Field(None, ge=1)
+    eval_queries_seed: int | None = None
+
+    @property
+    def sample_seed(self) -> int:
+        """The seed of the ``eval_queries`` sample: ``eval_queries_seed``, default 1."""
+        return 1 if self.eval_queries_seed is None else self.eval_queries_seed
+
+    @field_validator("eval_queries_seed")
+    @classmethod
+    def _seed_needs_a_sample(cls, seed: int | None, info: ValidationInfo) -> int | None:
+        """Refuse a given ``eval_queries_seed`` without ``eval_queries``: it would draw nothing."""
+        if seed is not None and info.data.get("eval_queries") is None:
+            raise ValueError("eval_queries_seed draws the sample of eval_queries, which is not set: "
+                             "set eval_queries = N, or remove eval_queries_seed")
+        return seed
 
 
 @dataclass
@@ -257,9 +276,10 @@ def one_stage_recipe(stage: str, use: str | list[str], sets: list[str], dataset:
 def validate_recipe(data: dict[str, Any], source: str, text: str, registry: Registry,
                     outside_stages: bool = False) -> Recipe:
     """Validate parsed recipe data; see :func:`load_recipe`. Every options model is validated with the pydantic
-    context ``{"registry": registry}``, so that components named inside options (a filter's ``reranker``, a
-    miner's ``teacher``, PATH's inner stages) are looked up in ``registry`` too (see
-    :func:`inparsx.plugins.registry_from`).
+    context ``{"registry": registry, "eval_split": <[dataset] eval_split>}``, so that components named inside
+    options (a filter's ``reranker``, a miner's ``teacher``, PATH's inner stages) are looked up in ``registry``
+    too (see :func:`inparsx.plugins.registry_from`), and options that name a split can refuse the evaluated
+    one (see :func:`inparsx.plugins.eval_split_from`).
 
     ``outside_stages``: a ``@stage`` value may name an earlier stage that the recipe lacks (a one-off
     command reads that stage's output from elsewhere, see :func:`one_stage_recipe`).
@@ -279,7 +299,7 @@ def validate_recipe(data: dict[str, Any], source: str, text: str, registry: Regi
     stages: dict[str, StageConfig] = {}
     for stage, kind in STAGES.items():
         if stage in data:
-            config = _stage(stage, kind, data[stage], registry, fail)
+            config = _stage(stage, kind, data[stage], registry, fail, dataset.eval_split if dataset else None)
             if config is not None:
                 stages[stage] = config
     _check_stage_references(stages, fail, outside_stages)
@@ -355,12 +375,13 @@ def _unknown(what: str, key: str, allowed: list[str]) -> str:
     return message + (f"; did you mean {close[0]!r}?" if close else "")
 
 
-def _model(cls: type[Options], table: Any, prefix: str, fail, registry: Registry | None = None) -> Options | None:
+def _model(cls: type[Options], table: Any, prefix: str, fail, registry: Registry | None = None,
+           eval_split: str | None = None) -> Options | None:
     if not isinstance(table, dict):
         fail(prefix, "missing table" if table is None else "must be a table")
         return None
     try:
-        return cls.model_validate(table, context={"registry": registry})
+        return cls.model_validate(table, context={"registry": registry, "eval_split": eval_split})
     except ValidationError as exc:
         _report(exc, cls, prefix, fail)
         return None
@@ -377,7 +398,7 @@ def _report(exc: ValidationError, cls: type[Options], prefix: str, fail) -> None
             fail(key, f"{err['msg']} (got {err.get('input')!r})")
 
 
-def _stage(stage: str, kind: str, table: Any, registry: Registry, fail) -> StageConfig | None:
+def _stage(stage: str, kind: str, table: Any, registry: Registry, fail, eval_split: str | None = None) -> StageConfig | None:
     if not isinstance(table, dict):
         fail(stage, "must be a table")
         return None
@@ -399,16 +420,17 @@ def _stage(stage: str, kind: str, table: Any, registry: Registry, fail) -> Stage
     if len(classes) != len(names):
         return None
     if len(names) == 1 and stage not in MULTI_USE_STAGES:
-        return _single_stage(stage, names[0], classes[names[0]], table, fail, registry)
-    return _multi_stage(stage, names, classes, table, fail, registry)
+        return _single_stage(stage, names[0], classes[names[0]], table, fail, registry, eval_split)
+    return _multi_stage(stage, names, classes, table, fail, registry, eval_split)
 
 
-def _single_stage(stage: str, name: str, cls: type, table: dict, fail, registry: Registry) -> StageConfig | None:
+def _single_stage(stage: str, name: str, cls: type, table: dict, fail, registry: Registry,
+                  eval_split: str | None = None) -> StageConfig | None:
     """One component's stage: the keys of the stage's own options model (if any) go there, the rest to the
     component's ``Options``; a key that neither declares is reported once, naming both sets of keys."""
     model = stage_options_model(stage)
     if model is None:
-        options = _model(cls.Options, table, stage, fail, registry)
+        options = _model(cls.Options, table, stage, fail, registry, eval_split)
         return StageConfig(stage, [(name, options)]) if options is not None else None
     own = {key: value for key, value in table.items() if key in model.model_fields}
     rest = {key: value for key, value in table.items() if key not in own}
@@ -416,14 +438,15 @@ def _single_stage(stage: str, name: str, cls: type, table: dict, fail, registry:
         fail(f"{stage}.{key}", _unknown(f"key of [{stage}] or of {name!r}", key,
                                         [*model.model_fields, *cls.Options.model_fields]))
         del rest[key]
-    settings, options = _model(model, own, stage, fail, registry), _model(cls.Options, rest, stage, fail, registry)
+    settings = _model(model, own, stage, fail, registry, eval_split)
+    options = _model(cls.Options, rest, stage, fail, registry, eval_split)
     if settings is None or options is None:
         return None
     return StageConfig(stage, [(name, options)], settings)
 
 
 def _multi_stage(stage: str, names: list[str], classes: dict[str, type], table: dict, fail,
-                 registry: Registry) -> StageConfig | None:
+                 registry: Registry, eval_split: str | None = None) -> StageConfig | None:
     per: dict[str, dict[str, Any]] = {name: {} for name in names}
     for key, value in table.items():
         if key in per and isinstance(value, dict):
@@ -437,7 +460,7 @@ def _multi_stage(stage: str, names: list[str], classes: dict[str, type], table: 
             per[name].setdefault(key, value)
     components = []
     for name in names:
-        options = _model(classes[name].Options, per[name], f"{stage}.{name}", fail, registry)
+        options = _model(classes[name].Options, per[name], f"{stage}.{name}", fail, registry, eval_split)
         if options is None:
             return None
         components.append((name, options))

@@ -128,6 +128,62 @@ class WithoutSplit(Dataset):
         return self.base.fingerprint()
 
 
+class SampledSplit(Dataset):
+    """A view of ``base`` in which split ``split`` holds only ``size`` of its queries (and their qrels), drawn
+    with ``seed``: what ``[dataset] eval_queries`` evaluates on, for quick choices of settings (e.g. on 100 of
+    SciFact's 809 train queries).
+
+    The draw shuffles the split's query ids (sorted first, so the draw does not depend on file order) with
+    ``random.Random(f"{seed}:eval_queries")`` and keeps the first ``size``: the sample of a smaller ``size`` is
+    part of a larger one's with the same seed. With ``size`` at least the split's size, every query is kept.
+    The corpus, the other splits and the fingerprint (which keys index and embedding caches) pass through.
+
+    Attributes:
+        qids: the sampled query ids, in draw order.
+        total: the number of queries the split has in ``base``.
+    """
+
+    def __init__(self, base: Dataset, split: str, size: int, seed: int):
+        import random
+
+        self.base, self.split, self.size, self.seed = base, split, size, seed
+        self.name = base.name
+        everything = sorted(base.queries(split))
+        random.Random(f"{seed}:eval_queries").shuffle(everything)
+        self.total = len(everything)
+        self.qids = everything[:size]
+        self._kept = set(self.qids)
+
+    def docs_iter(self) -> Iterator[Document]:
+        return self.base.docs_iter()
+
+    def docs(self) -> dict[str, Document]:
+        return self.base.docs()
+
+    def queries(self, split: str) -> dict[str, Query]:
+        found = self.base.queries(split)
+        return {qid: q for qid, q in found.items() if qid in self._kept} if split == self.split else found
+
+    def qrels(self, split: str) -> Qrels:
+        found = self.base.qrels(split)
+        return {qid: docs for qid, docs in found.items() if qid in self._kept} if split == self.split else found
+
+    def splits(self) -> list[str]:
+        return self.base.splits()
+
+    def fingerprint(self) -> str:
+        return self.base.fingerprint()
+
+    def check(self) -> "CheckReport":
+        """The whole collection's check (the sample is a view; the files are those of ``base``)."""
+        return self.base.check()
+
+    def describe(self) -> str:
+        """``"100 of 809 queries of split 'train' (dataset.eval_queries, seed 1)"``, for tables and messages."""
+        return (f"{len(self.qids)} of {self.total} queries of split {self.split!r} "
+                f"(dataset.eval_queries, seed {self.seed})")
+
+
 class NoDataset(Dataset):
     """The dataset of a one-off command that reads no collection (``inparsx train`` on a triples file): no name,
     an empty fingerprint, and every read raises :class:`~inparsx.errors.InparsxError` naming what was asked."""

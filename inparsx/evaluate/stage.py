@@ -6,8 +6,9 @@ score}}}``) and, with several runs, ``evaluate/comparison.json`` (each run again
 difference, p-value, wins/ties/losses; and the pairs that stages declared in ``runs.json``, e.g. trained vs
 zero-shot reranker, each with a verdict), and the run's HTML report, ``<run>/report.html``
 (:mod:`inparsx.report`). Prints the results table on stdout, with each run's description and each pair's
-verdict under it. Query ids listed by earlier stages in ``excluded_qids.txt`` (few-shot examples
-drawn from the evaluated split) are removed from the qrels and the runs first.
+verdict under it; with ``[dataset] eval_queries`` the title says the queries are a sample. Query ids listed
+by earlier stages in ``excluded_qids.txt`` (few-shot examples drawn from the evaluated split) are removed from
+the qrels and the runs first.
 """
 
 from __future__ import annotations
@@ -66,14 +67,17 @@ def run_stage(ctx) -> None:
         raise InparsxError(f"evaluate: no run in {ctx.run_dir} (a stage's run.trec or runs/<name>.trec); "
                            "add [retrieve] or [rerank] to the recipe")
     source = f" of split {ctx.eval_split!r} (few-shot examples listed in excluded_qids.txt)"
-    evaluation = evaluate(ctx.component, ctx.dataset.qrels(ctx.eval_split), read_runs(paths), ctx.excluded_qids(),
-                          source, ctx.run_notes())
+    qrels = ctx.dataset.qrels(ctx.eval_split)
+    evaluation = evaluate(ctx.component, qrels, read_runs(paths), ctx.excluded_qids(), source, ctx.run_notes())
     write_json(ctx.dir / "metrics.json", evaluation.means)
     if evaluation.per_query:
         write_json(ctx.dir / "per_query.json", evaluation.per_query_json())
     if evaluation.significance:
         write_json(ctx.dir / "comparison.json", evaluation.comparison())
     title = f"{ctx.recipe.name}: {ctx.dataset.name} {ctx.eval_split}".strip()
+    sample = ctx.recipe.dataset
+    if sample.eval_queries is not None:  # a seeded sample of the split (dataset.eval_queries)
+        title += f", a sample of {len(qrels)} queries (eval_queries seed {sample.sample_seed})"
     print_results(evaluation, out, title)
     text = io.StringIO()
     print_results(evaluation, Console(file=text, color_system=None, highlight=False), title)
