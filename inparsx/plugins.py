@@ -155,6 +155,24 @@ def registry_from(info: ValidationInfo | None) -> Registry:
     return registry if registry is not None else get_registry()
 
 
+def eval_split_from(info: ValidationInfo | None) -> str | None:
+    """The evaluated split (``[dataset] eval_split``) of the recipe being validated, from the validation context
+    :func:`inparsx.recipe.validate_recipe` passes; ``None`` outside a recipe (e.g. :meth:`Registry.build`).
+
+    An option that names a split to learn from uses it to refuse the evaluated one when the recipe loads::
+
+        @field_validator("split")
+        @classmethod
+        def _not_evaluated(cls, split, info: ValidationInfo):
+            if split == eval_split_from(info):
+                raise ValueError(f"{split!r} is the evaluated split")
+            return split
+    """
+    context = info.context if info is not None else None
+    split = context.get("eval_split") if isinstance(context, dict) else None
+    return split if isinstance(split, str) else None
+
+
 def check_options(kind: str, name: str, options: dict[str, Any], what: str, registry: Registry | None = None) -> None:
     """Validate a component named inside another component's options (e.g. a filter's ``reranker`` and its
     ``reranker_options``) when the recipe loads, so a typo fails before any model runs.

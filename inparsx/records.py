@@ -70,6 +70,10 @@ class SyntheticQuery:
     ``positive_text`` is the text the triples stage uses as the query's positive instead of the source
     document's ``full_text``; ``None`` means the whole document. The ``ict`` generator sets it to the document
     with the query sentence removed (Lee et al., 2019), so the positive does not contain its query verbatim.
+
+    ``extra["judged_relevant"]`` (optional, a list of docids): other documents known to be relevant to the
+    query, e.g. every document the qrels judge relevant to a gold query (the ``qrels`` generator writes it);
+    the triples stage never draws them as negatives (see :meth:`judged_relevant`).
     """
 
     query_id: str
@@ -86,6 +90,11 @@ class SyntheticQuery:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field."""
         return asdict(self)
+
+    def judged_relevant(self) -> set[str]:
+        """The documents relevant to this query as far as the record knows: its own ``doc_id`` and those of
+        ``extra["judged_relevant"]``."""
+        return {self.doc_id, *map(str, self.extra.get("judged_relevant") or ())}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SyntheticQuery":

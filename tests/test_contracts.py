@@ -9,6 +9,7 @@ import pytest
 from inparsx.filter.rules import CopiedFilter, LengthFilter, ScoresFilter
 from inparsx.generate.hf import HFGenerator
 from inparsx.generate.ict import ICTGenerator
+from inparsx.generate.qrels import QrelsGenerator
 from inparsx.records import SyntheticQuery
 from inparsx.rerank.bi_encoder import BiEncoderReranker
 from inparsx.rerank.cross_encoder import CrossEncoderReranker
@@ -39,6 +40,13 @@ def _models(request, models):
 class TestICT(GeneratorContract):
     def make_generator(self):
         return ICTGenerator(ICTGenerator.Options(min_words=3))
+
+
+class TestQrels(GeneratorContract):
+    def make_generator(self):
+        generator = QrelsGenerator(QrelsGenerator.Options())
+        generator.batch_size = 2
+        return generator
 
 
 class TestHF(GeneratorContract):

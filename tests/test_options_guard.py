@@ -25,7 +25,7 @@ from inparsx.errors import InparsxError
 from inparsx.generate.dspy_generator import DSPyGenerator, build_program
 from inparsx.pipeline import StageContext
 from inparsx.plugins import Options, get_registry
-from inparsx.recipe import STAGE_OPTIONS, stage_options_model, validate_recipe
+from inparsx.recipe import STAGE_OPTIONS, DatasetConfig, stage_options_model, validate_recipe
 from inparsx.records import SyntheticQuery
 from inparsx.testing import SIMPLE_CHAT_TEMPLATE, tiny_bert, tiny_llama, tiny_t5, train_tokenizer
 from inparsx.testing.fakes import ChecksumReranker
@@ -174,6 +174,13 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
     },
     ("generators", "ict"): {"num_docs": Vary(3, artefact="stage"), "min_words": Vary(25), "max_words": Vary(12),
                             "remove_sentence": Vary(False), "first_sentences": Vary(1)},
+    ("generators", "qrels"): {
+        "split": Vary("test"), "num_queries": Vary(3), "min_relevance": Vary(2),
+        "num_docs": Reason("refused when given (tests/test_generate_qrels.py): the documents are those judged "
+                           "relevant to the drawn queries")},
+    ("tables", "dataset"): {
+        "name": Reason("which collection every stage reads: each test reads one (here a 30-query SciFact slice)"),
+        "eval_split": Vary("train"), "eval_queries": Vary(5), "eval_queries_seed": Vary(2, {"eval_queries": 5})},
     ("filters", "length"): {"min_tokens": Vary(12), "max_tokens": Vary(8), "count_by": Vary("generated")},
     ("filters", "copied"): {"max_copied": Vary(0.5)},
     ("filters", "scores"): {"keep_top_k": Vary(3)},
@@ -239,6 +246,8 @@ BASE: dict[tuple[str, str], dict[str, Any]] = {
     ("retrievers", "bm25s"): {"k": 8},
     ("generators", "hf"): {"model": Model("base"), "max_new_tokens": 4, "num_docs": 2},
     ("generators", "ict"): {"num_docs": 2},
+    ("generators", "qrels"): {"num_queries": 6},
+    ("tables", "dataset"): {"name": "beir:scifact"},
     ("filters", "reranker"): {"reranker": "recording", "model": "m", "keep_top_k": 6},
     ("filters", "consistency"): {"by": "reranker", "reranker": "recording", "model": "m", "retriever": "bm25s",
                                  "depth": 8},
@@ -270,6 +279,7 @@ def builtin_fields() -> set[tuple[str, str, str]]:
     of every stage's own options."""
     registry = get_registry()
     stages = {("stages", stage, key) for stage in STAGE_OPTIONS for key in stage_options_model(stage).model_fields}
+    stages |= {("tables", "dataset", key) for key in DatasetConfig.model_fields}
     return stages | {(kind, name, key) for kind, entries in registry.entries.items() for name, entry in entries.items()
                      if entry.package == "inparsx" for key in entry.cls.Options.model_fields}
 
@@ -440,6 +450,8 @@ def generated(env: Env, name: str, options: dict, artefact: str):
 
     if name == "dspy":
         return dspy_generated(env, options)
+    if name == "qrels":
+        return qrels_generated(env, options)
     generator = build("generators", name, options)
     if artefact == "load":
         source = model_source(generator.options.model, generator.options.gguf_file).kwargs()
@@ -460,6 +472,30 @@ def generated(env: Env, name: str, options: dict, artefact: str):
     with torch.inference_mode():
         cache = engine._inputs([builder.build(docs[0]).input_ids]).get("past_key_values")
     return records, type(cache).__name__, len(engine.prefix)
+
+
+def qrels_generated(env: Env, options: dict):
+    """The (query, document) pairs the ``qrels`` generator writes through the stage, in a context whose
+    evaluated split is neither train nor test (so that either may be drawn from); or the error it raises."""
+    from inparsx.generate.stage import generate_queries
+
+    generator = build("generators", "qrels", options)
+    ctx = ComponentContext(env.dataset, env.folder(), eval_split="dev")
+    try:
+        generate_queries(ctx, generator, ctx.dir / "queries.jsonl")
+    except InparsxError as exc:
+        return str(exc)
+    rows = [json.loads(line) for line in (ctx.dir / "queries.jsonl").read_text().splitlines()]
+    return [(r["extra"]["qid"], r["doc_id"]) for r in rows]
+
+
+def dataset_seen(env: Env, name: str, options: dict, artefact: str):
+    """The evaluated split's qrels as the stages see them (``[dataset]`` options applied)."""
+    from inparsx.pipeline import recipe_dataset
+
+    recipe = validate_recipe({"recipe": {"name": "guard"}, "dataset": options}, "guard", "", get_registry())
+    dataset = recipe_dataset(recipe, env.dataset)
+    return sorted(dataset.qrels(recipe.dataset.eval_split).items())
 
 
 DSPY_ANSWERS = [{"reasoning": f"It studies cells, take {i}.", "query": f"What do cells do, take {i}?",
@@ -725,7 +761,7 @@ def tuned(env: Env, name: str, options: dict, artefact: str):
 
 ARTEFACTS: dict[str, Callable] = {"retrievers": retriever_run, "generators": generated, "filters": filtered,
                                   "miners": mined, "trainers": trained, "rerankers": reranked,
-                                  "evaluators": evaluated, "tuners": tuned,
+                                  "evaluators": evaluated, "tuners": tuned, "tables": dataset_seen,
                                   "stages": lambda env, stage, options, which: reranked(env, "cross-encoder", options, which)}
 FAMILY = {("generators", "hf"): "llama", ("tuners", "cpo"): "llama", ("trainers", "monot5"): "t5", ("rerankers", "monot5"): "t5"}
 

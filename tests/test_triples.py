@@ -239,3 +239,45 @@ def test_options_are_validated_against_the_retriever():
     with pytest.raises(ValidationError):
         Bm25Negatives.Options(n_negatives=0)
     assert Bm25Negatives.Options(retriever_options={"fields": "multifield"}).depth == 1000
+
+
+def two_positive_query(small: BeirFolderDataset) -> tuple[str, str, str]:
+    """A query built from the first sentences of two real documents, so BM25 ranks both of them on top."""
+    first, second = [d for d in small.docs_iter() if d.text][:2]
+    return f"{first_sentence(first.text)} {first_sentence(second.text)}", first.doc_id, second.doc_id
+
+
+def test_no_negative_is_another_positive_of_the_same_query(small, tmp_path):
+    query, one, two = two_positive_query(small)
+    same = [SyntheticQuery(query_id="a", doc_id=one, query=query), SyntheticQuery(query_id="b", doc_id=two, query=f" {query.upper()} ")]
+    told = [SyntheticQuery(query_id="a", doc_id=one, query=query, extra={"judged_relevant": [two]})]
+    alone = [SyntheticQuery(query_id="a", doc_id=one, query=query)]
+    drawn_before = set()
+    for seed in range(1, 9):
+        drawn_before |= {d for t in mine(small, alone, tmp_path, seed, depth=3, n_negatives=1) for d in t.neg_ids}
+        for triples in (mine(small, same, tmp_path, seed, depth=3, n_negatives=2),
+                        mine(small, told, tmp_path, seed, depth=3, n_negatives=2)):
+            assert all(not {one, two} & set(t.neg_ids) for t in triples) and all(t.neg_ids for t in triples)
+    assert two in drawn_before  # without knowing it is relevant, BM25's top 3 does give it as a negative
+
+
+def test_draw_skips_duplicates_of_every_relevant_document():
+    docs = {"p": Document("p", "positive"), "r": Document("r", "other positive"), "copy": Document("copy", "other positive"),
+            "n": Document("n", "negative")}
+    for seed in range(10):
+        assert draw_negatives(["r", "copy", "n"], docs["p"], docs, 3, random.Random(seed), relevant={"r"}) == ["n"]
+
+
+def test_the_teacher_does_not_score_the_other_positives(small, tmp_path):
+    query, one, two = two_positive_query(small)
+    told = [SyntheticQuery(query_id="a", doc_id=one, query=query, extra={"judged_relevant": [two]})]
+    ChecksumReranker.reset()
+    triples = mine(small, told, tmp_path, depth=10, teacher="checksum", teacher_model="zs")
+    docs = small.docs()
+    hits = open_retriever("bm25", {}, small).search({"a": query}, 10)["a"]
+    assert two in hits
+    raw = {d: checksum_score("zs", query, docs[d].full_text) for d in hits if d not in (one, two)}
+    raw[one] = checksum_score("zs", query, docs[one].full_text)
+    expected = teacher_scores(raw, hits, 0.5)
+    assert ChecksumReranker.scored == len(hits) - 1  # every candidate but the other positive (and the positive once)
+    assert triples[0].neg_scores == tuple(expected[d] for d in triples[0].neg_ids)

@@ -26,7 +26,8 @@ class Generator(Component):
 
     Optional parts of the contract (defaults suit a generator without an LLM or few-shot examples):
     ``queries_per_doc`` (records per document, used to detect a document cut short by a crash),
-    ``generated_tokens`` (running count for the tokens/s readout) and ``fewshot_split(ctx)``.
+    ``generated_tokens`` (running count for the tokens/s readout), ``fewshot_split(ctx)`` and
+    ``documents(ctx)`` (the documents to write for, when the generator chooses them itself).
     """
 
     Options: ClassVar[type[GeneratorOptions]] = GeneratorOptions
@@ -42,6 +43,17 @@ class Generator(Component):
     def fewshot_split(self, ctx: "ComponentContext") -> str | None:
         """The split whose queries the prompts show as few-shot examples (``None``: no examples). When it is
         the evaluated split, the stage writes the ids used to ``excluded_qids.txt``."""
+        return None
+
+    def documents(self, ctx: "ComponentContext") -> list[Document] | None:
+        """The documents the stage hands to :meth:`generate`, in the order of the output file; ``None`` (the
+        default): ``num_docs`` documents of the corpus drawn with the seed. A generator whose records come from
+        somewhere else than a document sample (the ``qrels`` generator: the documents judged relevant to the
+        sampled gold queries) returns them here.
+
+        Raises:
+            InparsxError: the generator cannot choose its documents (e.g. a split it may not read).
+        """
         return None
 
     def generate(self, docs: Sequence[Document], ctx: "ComponentContext") -> Iterator[list[SyntheticQuery]]:

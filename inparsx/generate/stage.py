@@ -51,7 +51,8 @@ def run_stage(ctx: "StageContext") -> None:
 
 def generate_queries(ctx: "ComponentContext", generator: "Generator", out: Path,
                      docs: list[Document] | None = None) -> GenerationSummary:
-    """Generate queries for the sampled documents (or ``docs``, when given) into ``out``, resuming from
+    """Generate queries for the sampled documents (or ``docs``, when given; else the generator's
+    :meth:`~inparsx.generate.base.Generator.documents`, when it chooses them) into ``out``, resuming from
     ``out``'s ``.partial`` file. ``ctx`` is the generator's context: its dataset is sampled with its seed.
 
     Every document of the sample ends with all its records exactly once: records are appended per batch
@@ -64,7 +65,10 @@ def generate_queries(ctx: "ComponentContext", generator: "Generator", out: Path,
         InparsxError: from the generator (model, template) or the dataset.
     """
     shards = Shards()
-    docs = docs if docs is not None else sample_docs(ctx.dataset, generator.options.num_docs, ctx.seed)
+    if docs is None:
+        docs = generator.documents(ctx)
+    if docs is None:
+        docs = sample_docs(ctx.dataset, generator.options.num_docs, ctx.seed)
     position = {doc.doc_id: i for i, doc in enumerate(docs)}
     main = ResumableJsonl(out)
     if shards.is_main:

@@ -3,14 +3,20 @@
 InPars (Bonifacio et al., SIGIR 2022, section 3) and the InPars toolkit (Abonizio et al., 2023) pick each
 synthetic query's negative at random among the top 1000 documents BM25 retrieves for it. The toolkit does
 not exclude the query's own source document from that pool, so the positive can come back as its own
-negative; here it never can: the positive, and any other document whose text is identical to it (a duplicate
-in the corpus), are removed from the pool before drawing. A record's ``positive_text`` (the ``ict`` document
-without its query sentence) is the triple's positive text; otherwise the whole source document is.
+negative; here it never can. Nor can any other document relevant to the same query: a query may have several
+positives (a gold query judged relevant to two documents; one synthetic query text written for two
+documents), so every document of a record with the same query text (compared case-folded, spaces
+collapsed) and every document of its ``extra["judged_relevant"]`` (:meth:`SyntheticQuery.judged_relevant`)
+is removed from the pool, with any document whose text is identical to one of them (a duplicate in the
+corpus). A record's ``positive_text`` (the ``ict`` document without its query sentence) is the triple's
+positive text; otherwise the whole source document is.
 
 With a ``teacher`` (a registered reranker, e.g. the zero-shot bi-encoder), every triple also carries teacher
 scores for its positive and negatives, for MarginMSE training (GPL, Wang et al. 2022, labels its triples with a
 cross-encoder). The teacher is the fusion the rerank stage uses, the model interpolated with BM25 at
-``teacher_alpha``, expressed in the model's own units (see :func:`teacher_scores`).
+``teacher_alpha``, expressed in the model's own units (see :func:`teacher_scores`), over the positive and the
+BM25 candidates that are not relevant to the query (the other positives are neither scored nor normalised
+over).
 
 Draws are reproducible: each query has its own ``random.Random`` seeded with ``"<seed>:<query_id>"``, so a
 query's negatives depend neither on the order of the records nor on which other queries were kept.
@@ -19,7 +25,7 @@ query's negatives depend neither on the order of the records nor on which other 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, ValidationInfo, model_validator
@@ -95,25 +101,46 @@ def teacher_scores(model_scores: dict[str, float], bm25: dict[str, float], alpha
     return {d: s + weight * span * lexical.get(d, 0.0) for d, s in model_scores.items()}
 
 
+def query_key(text: str) -> str:
+    """The form in which two records' queries are compared as the same query: case-folded, runs of white space
+    collapsed to one space."""
+    return " ".join(text.casefold().split())
+
+
+def relevant_documents(queries: Sequence[SyntheticQuery]) -> dict[str, set[str]]:
+    """``{query_id: docids}``: the documents relevant to each record's query, i.e. those of every record with
+    the same query text (:func:`query_key`) and their ``extra["judged_relevant"]``
+    (:meth:`~inparsx.records.SyntheticQuery.judged_relevant`); the record's own ``doc_id`` included."""
+    by_text: dict[str, set[str]] = {}
+    for record in queries:
+        by_text.setdefault(query_key(record.query), set()).update(record.judged_relevant())
+    return {record.query_id: by_text[query_key(record.query)] for record in queries}
+
+
 def draw_negatives(ranked: Sequence[str], positive: Document, docs: dict[str, Document], n: int,
-                   rng: random.Random) -> list[str]:
-    """Up to ``n`` docids drawn uniformly without replacement from ``ranked``, never the positive.
+                   rng: random.Random, relevant: Collection[str] = ()) -> list[str]:
+    """Up to ``n`` docids drawn uniformly without replacement from ``ranked``, never the positive nor another
+    document relevant to the query.
 
     Args:
         ranked: candidate docids (BM25 order; the order only matters for reproducibility).
         positive: the query's source document; it and any document with the same text are never drawn.
-        docs: candidate documents by docid (for the duplicate check).
+        docs: documents by docid (for the duplicate check).
         n: how many to draw.
         rng: the query's random generator.
+        relevant: other docids relevant to the query (see :func:`relevant_documents`); they, and any
+            document whose text is identical to one of theirs, are never drawn either.
 
     Returns:
         The drawn docids, in draw order (fewer than ``n`` when the pool is smaller).
     """
-    pool = [docid for docid in ranked if docid != positive.doc_id]
+    excluded = {positive.doc_id, *relevant}
+    texts = {positive.full_text} | {docs[d].full_text for d in relevant if d in docs}
+    pool = [docid for docid in ranked if docid not in excluded]
     drawn: list[str] = []
     for docid in rng.sample(pool, len(pool)):
         doc = docs.get(docid)
-        if doc is not None and doc.full_text != positive.full_text:
+        if doc is not None and doc.full_text not in texts:
             drawn.append(docid)
             if len(drawn) == n:
                 break
@@ -121,14 +148,15 @@ def draw_negatives(ranked: Sequence[str], positive: Document, docs: dict[str, Do
 
 
 class Bm25Negatives(Miner):
-    """Negatives drawn uniformly from each synthetic query's BM25 top ``depth``, never its positive."""
+    """Negatives drawn uniformly from each synthetic query's BM25 top ``depth``, never a document relevant to it."""
 
     name: ClassVar[str] = "bm25-negatives"
     Options: ClassVar[type[Bm25NegativesOptions]] = Bm25NegativesOptions
     options: Bm25NegativesOptions
 
     def mine(self, queries: Sequence[SyntheticQuery], ctx: "ComponentContext") -> Iterator[Triple]:
-        """One triple per query whose BM25 list holds at least one document besides its positive.
+        """One triple per query whose BM25 list holds at least one document not relevant to it (see
+        :func:`relevant_documents`).
 
         Queries are searched ``chunk_size`` at a time with the configured retriever (its cached index reused).
         A query whose list is empty after removing its positive yields no triple; one whose pool is smaller
@@ -143,15 +171,17 @@ class Bm25Negatives(Miner):
         _check_positives(queries, docs, ctx.dataset.name)
         retriever = open_retriever(self.options.retriever, self.options.retriever_options, ctx.dataset)
         teacher = self._teacher(ctx)
+        relevant = relevant_documents(queries)
         size = self.options.chunk_size
         try:
             with progress_task("BM25 negatives", len(queries), "queries") as (bar, task):
                 for start in range(0, len(queries), size):
                     chunk = queries[start:start + size]
                     run = retriever.search({q.query_id: q.query for q in chunk}, self.options.depth)
-                    triples = [t for t in (self._triple(r, run.get(r.query_id, {}), docs, ctx.seed) for r in chunk)
+                    triples = [t for t in (self._triple(r, run.get(r.query_id, {}), docs, ctx.seed,
+                                                        relevant[r.query_id]) for r in chunk)
                                if t is not None]
-                    yield from triples if teacher is None else self._scored(triples, run, docs, teacher)
+                    yield from triples if teacher is None else self._scored(triples, run, docs, teacher, relevant)
                     bar.advance(task, len(chunk))
         finally:
             if teacher is not None:
@@ -168,16 +198,17 @@ class Bm25Negatives(Miner):
         return build_reranker(opts.teacher, opts.teacher_model, opts.teacher_options.get("batch_size", 32), options, ctx)
 
     def _scored(self, triples: list[Triple], run: dict[str, dict[str, float]], docs: dict[str, Document],
-                teacher: Any, group: int = 64) -> Iterator[Triple]:
+                teacher: Any, relevant: dict[str, set[str]], group: int = 64) -> Iterator[Triple]:
         """``triples`` with teacher scores (:func:`teacher_scores` over each positive and its query's BM25
-        candidates), scored ``group`` queries per call so that queries are encoded in batches."""
+        candidates that are not relevant to it), scored ``group`` queries per call so that queries are encoded
+        in batches."""
         import dataclasses
 
         for start in range(0, len(triples), group):
             pairs: list[tuple[Triple, str, str]] = []
             for triple in triples[start:start + group]:
-                hits = run.get(triple.query_id, {})
-                pairs += [(triple, d, docs[d].full_text) for d in hits if d in docs and d != triple.pos_id]
+                hits, skip = run.get(triple.query_id, {}), relevant.get(triple.query_id, set()) | {triple.pos_id}
+                pairs += [(triple, d, docs[d].full_text) for d in hits if d in docs and d not in skip]
                 pairs.append((triple, triple.pos_id, triple.pos_text))
             scores = teacher.score([t.query for t, _, _ in pairs], [text for _, _, text in pairs])
             raw: dict[str, dict[str, float]] = {}
@@ -189,11 +220,11 @@ class Bm25Negatives(Miner):
                                           neg_scores=tuple(fused[d] for d in triple.neg_ids))
 
     def _triple(self, record: SyntheticQuery, hits: dict[str, float], docs: dict[str, Document],
-                seed: int) -> Triple | None:
+                seed: int, relevant: Collection[str] = ()) -> Triple | None:
         ranked = sorted(hits, key=lambda docid: (-hits[docid], docid))
         positive = docs[record.doc_id]
         rng = random.Random(f"{seed}:{record.query_id}")
-        negatives = draw_negatives(ranked, positive, docs, self.options.n_negatives, rng)
+        negatives = draw_negatives(ranked, positive, docs, self.options.n_negatives, rng, relevant)
         if not negatives:
             return None
         pos_text = positive.full_text if record.positive_text is None else record.positive_text
