@@ -394,8 +394,21 @@ def _report(exc: ValidationError, cls: type[Options], prefix: str, fail) -> None
             fail(key, _unknown("key", str(err["loc"][-1]), list(cls.model_fields)))
         elif err["type"] == "missing":
             fail(key, "required key is missing")
+        elif not err["loc"] and err["type"] == "value_error":
+            fail(*_whole_model_error(err["msg"], cls, prefix))
         else:
             fail(key, f"{err['msg']} (got {err.get('input')!r})")
+
+
+def _whole_model_error(message: str, cls: type[Options], prefix: str) -> tuple[str, str]:
+    """A model validator's error (no field location) as (key, reason): when the reason starts with one of the
+    model's keys (``fuse: ...``, ``teacher and teacher_model go together``), that key is where it points, and
+    the reason loses the ``Value error,`` prefix and a leading ``<key>:``."""
+    reason = message.removeprefix("Value error, ")
+    found = re.match(r"([A-Za-z_][A-Za-z0-9_]*)(:?)", reason)
+    if found is None or found.group(1) not in cls.model_fields:
+        return prefix, reason
+    return f"{prefix}.{found.group(1)}", reason[found.end():].lstrip() if found.group(2) else reason
 
 
 def _stage(stage: str, kind: str, table: Any, registry: Registry, fail, eval_split: str | None = None) -> StageConfig | None:

@@ -105,6 +105,10 @@ RERANK_STAGE = {
     "zero_shot_model": Vary(Model("alt")),
     "first_stage": Vary("other"),
     "compare_models": Vary({"other": Model("alt")}),
+    "fuse": Vary({"first_stage": 1, "model": 3}),
+    "fuse_method": Vary("rrf", {"fuse": {"first_stage": 1, "model": 3}}),
+    "zero_shot_reranker": Vary("recording", {"zero_shot_model": Model("alt")}),
+    "zero_shot_options": Vary({"max_length": 16}, {"zero_shot_model": Model("alt"), "zero_shot_reranker": "cross-encoder"}),
 }
 
 RETRIEVER_SPEED = {"threads": Reason(f"{SPEED_ONLY}: search threads"),

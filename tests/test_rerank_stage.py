@@ -3,6 +3,7 @@ crash, the zero-shot comparison, and the one-off ``inparsx rerank`` command."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,137 @@ def test_rerank_command_line(scifact_small, tmp_path):
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r.trec").is_file() and (tmp_path / "r-alone.trec").is_file()
+
+
+class ReverseChecksum(ChecksumReranker):
+    """Another kind of reranker (as a bi-encoder is beside a cross-encoder): ``1 - checksum``."""
+
+    name = "reverse"
+
+    def score(self, queries, documents):
+        return [1.0 - s for s in super().score(queries, documents)]
+
+
+THREE_WAY = {"model": "trained", "zero_shot_model": "base", "depth": DEPTH, "interpolate": 0.5,
+             "fuse": {"first_stage": 1, "zero_shot_model": 1, "model": 1}}
+
+
+def reverse_registry():
+    return registered(plugin_module("checksum-plugin", rerankers=[ChecksumReranker, ReverseChecksum]))
+
+
+def test_three_way_fusion_is_the_final_run_with_its_zero_shot_fusion_beside_it(scifact_small, tmp_path):
+    from inparsx.rerank.fusion import fuse, minmax
+    from inparsx.rerank.stage import run_stage
+
+    ctx, first = make_ctx(scifact_small, tmp_path, THREE_WAY)
+    run_stage(ctx)
+    runs = ctx.runs()
+    assert list(runs) == ["retrieve", "rerank", "rerank-alone", "rerank-interpolated", "zeroshot", "zeroshot-alone",
+                          "zeroshot-interpolated"]
+    trained = scores_of(ctx)
+    zero = {obj["qid"]: obj["scores"] for _, obj in read_jsonl(ctx.dir / "scores-zeroshot.jsonl") if "qid" in obj}
+    three = read_trec_run(runs["rerank"])
+    for qid, top in trained.items():  # by hand: a third of each run's min-max normalised score
+        lexical = minmax({d: first[qid][d] for d in top})
+        expected = {d: (lexical[d] + minmax(zero[qid])[d] + minmax(top)[d]) / 3 for d in top}
+        assert ranked(three[qid])[:DEPTH] == ranked(expected)
+    assert three == fuse(first, trained, [(first, 1), (zero, 1), (trained, 1)])
+    assert read_trec_run(runs["rerank-interpolated"]) == interpolate(first, trained, 0.5)
+    baseline = read_trec_run(runs["zeroshot"])  # BM25 + zero-shot, as the interpolated zero-shot run ranks
+    assert {q: ranked(s) for q, s in baseline.items()} == {q: ranked(s) for q, s in interpolate(first, zero, 0.5).items()}
+    notes = ctx.run_notes()
+    assert notes["pairs"][0] == {"run": "rerank", "against": "zeroshot", "question": (
+        "did the trained fusion beat the zero-shot fusion (retrieve + zero-shot + trained vs retrieve + zero-shot)?")}
+    assert "fusion retrieve + zero-shot + trained: 0.333 x retrieve, 0.333 x zero-shot, 0.333 x trained" in notes["runs"]["rerank"]
+    assert "fusion retrieve + zero-shot: 0.5 x retrieve, 0.5 x zero-shot" in notes["runs"]["zeroshot"]
+
+
+def test_weighted_rrf_over_n_runs_and_a_fusion_without_the_zero_shot_run(scifact_small, tmp_path):
+    from inparsx.rerank.stage import run_stage
+
+    table = {"model": "trained", "zero_shot_model": "base", "depth": DEPTH, "rrf_k": 10,
+             "fuse": {"first_stage": 2, "model": 1}, "fuse_method": "rrf"}
+    ctx, first = make_ctx(scifact_small, tmp_path, table)
+    run_stage(ctx)
+    trained = scores_of(ctx)
+    zero = {obj["qid"]: obj["scores"] for _, obj in read_jsonl(ctx.dir / "scores-zeroshot.jsonl") if "qid" in obj}
+    for name, model_scores in (("rerank", trained), ("zeroshot", zero)):  # the zero-shot run takes the model's place
+        run = read_trec_run(ctx.runs()[name])
+        for qid, top in model_scores.items():
+            lexical = {d: r for r, d in enumerate(ranked({d: first[qid][d] for d in top}), 1)}
+            neural = {d: r for r, d in enumerate(ranked(top), 1)}
+            expected = {d: 2 / (10 + lexical[d]) + 1 / (10 + neural[d]) for d in top}
+            assert ranked(run[qid])[:DEPTH] == ranked(expected)
+    assert "reciprocal rank fusion (k=10), weights retrieve 2, trained 1" in ctx.run_notes()["runs"]["rerank"]
+
+
+def test_the_zero_shot_run_may_use_another_reranker(scifact_small, tmp_path):
+    from inparsx.rerank.stage import run_stage
+    from inparsx.testing.fakes import checksum_score
+
+    global _REGISTRY
+    with reverse_registry() as registry:
+        _REGISTRY = registry
+        table = {**THREE_WAY, "zero_shot_reranker": "reverse", "zero_shot_options": {"batch_size": 4}}
+        ctx, _ = make_ctx(scifact_small, tmp_path, table)
+        run_stage(ctx)
+    zero = [obj for _, obj in read_jsonl(ctx.dir / "scores-zeroshot.jsonl")]
+    assert zero[0]["meta"]["reranker"] == "reverse"
+    qid, scores = zero[1]["qid"], zero[1]["scores"]
+    docs, text = ctx.dataset.docs(), ctx.dataset.queries("test")[qid].text
+    assert all(s == 1.0 - checksum_score("base", text, docs[d].full_text) for d, s in scores.items())
+    summary = json.loads((tmp_path / "rerank" / "summary.json").read_text())
+    assert summary["zeroshot"]["reranker"] == "reverse" and summary["rerank"]["reranker"] == "checksum"
+    assert ctx.run_notes()["runs"]["zeroshot"].startswith("zero-shot model (reverse) base on the retrieve top 8")
+
+
+@pytest.mark.parametrize("table,message", [
+    ({"fuse": {"first_stage": 1, "zero_shot_model": 1, "model": 1}}, r"'zero_shot_model' names no run of this stage \(zero_shot_model is not set\)"),
+    ({"fuse": {"first_stage": 1, "bm25": 1, "model": 1}}, r"'bm25' names no run of this stage; the runs are: first_stage, model"),
+    ({"fuse": {"first_stage": 1, "zero_shot_model": 1}, "zero_shot_model": "z"}, "fuse must hold model"),
+    ({"fuse": {"model": 1}}, "at least two runs"),
+    ({"fuse": {"first_stage": 0, "model": 1}}, "'first_stage' must be above 0"),
+    ({"fuse_method": "rrf"}, "fuse_method is the method of fuse, which is not set"),
+    ({"zero_shot_reranker": "checksum"}, "zero_shot_reranker scores with zero_shot_model, which is not set"),
+    ({"zero_shot_model": "z", "zero_shot_options": {"batch_size": 4}}, "zero_shot_options are the options of zero_shot_reranker"),
+    ({"zero_shot_model": "z", "zero_shot_reranker": "checksum", "zero_shot_options": {"depht": 4}}, "zero_shot_options for 'checksum'"),
+    ({"zero_shot_model": "z", "zero_shot_reranker": "checksum", "zero_shot_options": {"depth": 4}}, "configures the rerank stage"),
+    ({"zero_shot_model": "z", "zero_shot_reranker": "nope"}, "nope"),
+    ({"compare_models": {"model": "m2"}}, "clashes with the stage's own runs"),
+    ({"compare_models": {"ict-interpolated": "m2"}}, "clashes with the stage's own runs"),
+])
+def test_fusions_and_zero_shot_rerankers_that_cannot_run_are_refused_when_the_recipe_loads(table, message):
+    from inparsx.recipe import RecipeErrors
+
+    data = {"recipe": {"name": "t"}, "dataset": {"name": "x"}, "rerank": {"use": "checksum", "model": "m", **table}}
+    with pytest.raises(RecipeErrors, match=message):
+        validate_recipe(data, "t.toml", "", registered_registry())
+
+
+def test_a_fusion_that_names_a_compared_model_and_the_command_names_its_files(scifact_small, tmp_path):
+    from inparsx.rerank.command import rerank
+
+    first_stage_run(BeirFolderDataset(scifact_small), tmp_path / "bm25.trec")
+    out = tmp_path / "out" / "r.trec"
+    rerank(run=tmp_path / "bm25.trec", dataset=str(scifact_small), model="m", out=out, use="checksum", depth=5,
+           set_=["compare_models={ict = 'other'}", "fuse={first_stage = 1, ict = 1, model = 1}", "interpolate=0.5"])
+    names = sorted(p.name for p in out.parent.glob("*.trec"))
+    assert names == ["r-alone.trec", "r-ict-alone.trec", "r-ict-interpolated.trec", "r-ict.trec",
+                     "r-interpolated.trec", "r.trec"]
+    assert read_trec_run(out) != read_trec_run(tmp_path / "out" / "r-ict.trec")
+
+
+def test_the_evaluate_stage_gives_the_verdict_trained_fusion_vs_zero_shot_fusion(scifact_small, tmp_path):
+    data = {"recipe": {"name": "t"}, "dataset": {"name": str(scifact_small)},
+            "retrieve": {"use": "bm25s", "k": 20},
+            "rerank": {"use": "checksum", **THREE_WAY},
+            "evaluate": {"use": "ranx", "metrics": ["ndcg@10"]}}
+    run_dir = run_recipe(validate_recipe(data, "t.toml", "", registered_registry()), tmp_path / "run")
+    comparison = json.loads((run_dir / "evaluate" / "comparison.json").read_text())
+    first = comparison["pairs"][0]
+    assert (first["run"], first["against"]) == ("rerank", "zeroshot")
+    assert first["question"].startswith("did the trained fusion beat the zero-shot fusion")
+    assert first["verdict"] in ("yes", "not significantly", "no") and "p_value" in first["metrics"]["ndcg@10"]
+    table = (run_dir / "evaluate" / "table.txt").read_text()
+    assert "did the trained fusion beat the zero-shot fusion (retrieve + zero-shot + trained vs retrieve + zero-shot)?" in table

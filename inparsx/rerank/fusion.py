@@ -9,7 +9,7 @@ by score descending, ties by docid.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from inparsx.records import Run
 
@@ -54,12 +54,59 @@ def merge_reranked(first_stage: Run, reranked: Run) -> Run:
     return {qid: with_tail(scores, first_stage[qid]) for qid, scores in reranked.items() if qid in first_stage}
 
 
+def fuse(first_stage: Run, reranked: Run, members: Sequence[tuple[Run, float]], method: str = "minmax",
+         k: int = 60) -> Run:
+    """Fusion of several runs over each query's reranked documents, the others below in first-stage order.
+
+    Args:
+        first_stage: the run that was reranked (it gives the order of the documents below the reranked ones).
+        reranked: a model's scores of each query's reranked documents: its queries and documents are the
+            candidates fused (every model of a rerank stage scores the same ones).
+        members: ``(run, weight)`` pairs, e.g. ``[(first_stage, 1), (zero_shot, 1), (trained, 1)]``; a run
+            lacking a candidate gives it the lowest value (0 after min-max, no RRF term).
+        method: ``minmax``: ``sum_i w_i * minmax_i(s)``, each run min-max normalised over the query's
+            candidates and the weights divided by their sum (CombSUM of normalised scores, Fox & Shaw 1994,
+            with weights: the interpolation of neural rerankers with BM25, Nogueira et al. 2019, for two runs).
+            ``rrf``: ``sum_i w_i / (k + rank_i)``, 1-based ranks within the candidates (reciprocal rank fusion,
+            Cormack, Clarke & Büttcher, SIGIR 2009, with weights; equal weights of 1 are the paper's RRF).
+        k: the RRF constant (60 in the paper).
+
+    Returns:
+        ``{qid: {docid: score}}`` for the queries of ``reranked`` that ``first_stage`` has, each with its whole
+        first-stage ranking (:func:`with_tail`).
+
+    Raises:
+        ValueError: an unknown ``method``, or weights that are not all positive.
+    """
+    if method not in ("minmax", "rrf"):
+        raise ValueError(f"fusion method {method!r}: expected minmax or rrf")
+    if not members or any(not weight > 0 for _, weight in members):
+        raise ValueError("fusion weights must be positive")
+    total = sum(weight for _, weight in members)
+    fused: Run = {}
+    for qid, candidates in reranked.items():
+        if qid not in first_stage:
+            continue
+        top = dict.fromkeys(candidates, 0.0)
+        for run, weight in members:
+            scores = {docid: run[qid][docid] for docid in candidates if docid in run.get(qid, {})}
+            if method == "minmax":
+                for docid, value in minmax(scores).items():
+                    top[docid] += weight / total * value
+            else:
+                for rank, docid in enumerate(ranked(scores), 1):
+                    top[docid] += weight / (k + rank)
+        fused[qid] = with_tail(top, first_stage[qid])
+    return fused
+
+
 def interpolate(first_stage: Run, reranked: Run, alpha: float) -> Run:
     """Per query, ``alpha * minmax(rerank) + (1 - alpha) * minmax(first stage)`` over the reranked documents
     (both normalised over that same set), the others below in first-stage order.
 
     The standard score interpolation of neural reranking with BM25 (e.g. Nogueira et al. 2019, "Multi-stage
-    document ranking with BERT"; the InPars-light and BEIR-reranking evaluations).
+    document ranking with BERT"; the InPars-light and BEIR-reranking evaluations): :func:`fuse` of the two runs
+    with weights ``alpha`` and ``1 - alpha``.
     """
     fused: Run = {}
     for qid, scores in reranked.items():
@@ -73,16 +120,8 @@ def interpolate(first_stage: Run, reranked: Run, alpha: float) -> Run:
 
 
 def rrf(first_stage: Run, reranked: Run, k: int = 60) -> Run:
-    """Reciprocal rank fusion (Cormack, Clarke & Büttcher, SIGIR 2009): per query, each reranked document
-    scores ``1 / (k + rank_rerank) + 1 / (k + rank_first_stage)`` (1-based ranks within the reranked set,
-    ``k = 60`` as in the paper); the others below in first-stage order."""
-    fused: Run = {}
-    for qid, scores in reranked.items():
-        if qid not in first_stage:
-            continue
-        lexical = ranked({docid: first_stage[qid][docid] for docid in scores if docid in first_stage[qid]})
-        first_rank = {docid: rank for rank, docid in enumerate(lexical, 1)}
-        top = {docid: 1.0 / (k + rank) + (1.0 / (k + first_rank[docid]) if docid in first_rank else 0.0)
-               for rank, docid in enumerate(ranked(scores), 1)}
-        fused[qid] = with_tail(top, first_stage[qid])
-    return fused
+    """Reciprocal rank fusion (Cormack, Clarke & Büttcher, SIGIR 2009) of the reranked run and the first
+    stage: :func:`fuse` with ``method = "rrf"`` and weights 1, i.e. per reranked document ``1 / (k +
+    rank_rerank) + 1 / (k + rank_first_stage)`` (1-based ranks within the reranked set, ``k = 60`` as in the
+    paper); the others below in first-stage order."""
+    return fuse(first_stage, reranked, [(reranked, 1.0), (first_stage, 1.0)], "rrf", k)

@@ -1,13 +1,15 @@
 """The rerank stage: rescore the first-stage run's top ``depth`` with a neural reranker.
 
-Writes ``rerank/run.trec``, the stage's final run ``rerank``: the model's ranking interpolated with the first
-stage when ``interpolate`` is set, else fused by RRF when ``fusion = "rrf"``, else the model's ranking alone.
-The other forms go to ``rerank/runs/``: ``rerank-alone.trec`` (the model alone, when the final run is fused)
-and ``rerank-rrf.trec`` (when both fusions are asked for). A ``zero_shot_model`` gets the same runs under the
-name ``zeroshot`` (``runs/zeroshot.trec``, ``runs/zeroshot-alone.trec``...), and each of ``compare_models``
-under its own name. Also written: the raw per-query
-scores (``scores.jsonl``, ``scores-zeroshot.jsonl``: the resumable files), ``summary.json`` (pairs, seconds,
-pairs/s, device and dtype per model) and ``runs.json`` (:data:`inparsx.pipeline.RUN_NOTES`: what each run is,
+Writes ``rerank/run.trec``, the stage's final run ``rerank``: the fusion of ``fuse`` (e.g. BM25 + zero-shot +
+trained) when it is set, else the model's ranking interpolated with the first stage when ``interpolate`` is
+set, else fused by RRF when ``fusion = "rrf"``, else the model's ranking alone. The other forms go to
+``rerank/runs/``: ``rerank-interpolated.trec``, ``rerank-rrf.trec``, ``rerank-alone.trec`` (each when asked
+for and not the final one; the model alone always). A ``zero_shot_model`` (scored by ``zero_shot_reranker``
+when set, e.g. a zero-shot bi-encoder beside a trained cross-encoder) gets the same runs under the name
+``zeroshot`` (``runs/zeroshot.trec``, ``runs/zeroshot-alone.trec``...; its fusion is the zero-shot one,
+:func:`fusion_of`), and each of ``compare_models`` under its own name. Also written: the raw per-query scores
+(``scores.jsonl``, ``scores-zeroshot.jsonl``: the resumable files), ``summary.json`` (pairs, seconds, pairs/s,
+reranker, device and dtype per model) and ``runs.json`` (:data:`inparsx.pipeline.RUN_NOTES`: what each run is,
 and the trained-vs-zero-shot pairs that the evaluate stage tests).
 """
 
@@ -18,22 +20,29 @@ from typing import TYPE_CHECKING, Any
 
 from inparsx.io import ResumableJsonl, read_trec_run, write_json, write_trec_run
 from inparsx.pipeline import RUN_NOTES
+from inparsx.plugins import get_registry
 from inparsx.progress import console
 from inparsx.records import Run
 from inparsx.rerank.base import Reranker
-from inparsx.rerank.fusion import interpolate, merge_reranked, rrf
-from inparsx.rerank.options import RerankStageOptions
+from inparsx.rerank.fusion import fuse, interpolate, merge_reranked, rrf
+from inparsx.rerank.options import FORMS, RerankStageOptions
 from inparsx.rerank.reranking import candidates, document_texts, rerank_run
 
 if TYPE_CHECKING:
     from inparsx.pipeline import StageContext
 
 
+JOB_KEYS = {"rerank": "model", "zeroshot": "zero_shot_model"}
+"""Job name -> the ``fuse`` key of its run (a compared model's key is its run name)."""
+
+
 def run_forms(options: RerankStageOptions) -> list[str]:
-    """The forms of a reranked run that ``options`` ask for, the final one first: ``interpolated``
-    (``options.interpolate`` set), ``rrf`` (``options.fusion == "rrf"``), ``alone`` (always)."""
-    forms = ["interpolated"] if options.interpolate is not None else []
-    return forms + (["rrf"] if options.fusion == "rrf" else []) + ["alone"]
+    """The forms of a reranked run that ``options`` ask for, the final one first: ``fused`` (``options.fuse``
+    set), ``interpolated`` (``options.interpolate`` set), ``rrf`` (``options.fusion == "rrf"``), ``alone``
+    (always)."""
+    asked = {"fused": bool(options.fuse), "interpolated": options.interpolate is not None,
+             "rrf": options.fusion == "rrf", "alone": True}
+    return [form for form in FORMS if asked[form]]
 
 
 def form_name(name: str, form: str, options: RerankStageOptions) -> str:
@@ -41,51 +50,102 @@ def form_name(name: str, form: str, options: RerankStageOptions) -> str:
     return name if form == run_forms(options)[0] else f"{name}-{form}"
 
 
-def form_description(form: str, options: RerankStageOptions, first_stage: str) -> str:
-    """What a run of ``form`` is, in words (the evaluate stage prints it under the table)."""
+def fusion_of(name: str, options: RerankStageOptions) -> dict[str, float]:
+    """The fusion of job ``name`` (``rerank``, ``zeroshot`` or a compared model), ``{fuse key: weight}``:
+    ``options.fuse`` itself for ``rerank``; for another job, ``options.fuse`` with ``model`` replaced by the
+    job's own run, or left out when the fusion already holds that run (so BM25 + zero-shot + trained is
+    compared with BM25 + zero-shot)."""
+    own = JOB_KEYS.get(name, name)
+    if own == "model":
+        return dict(options.fuse)
+    fusion: dict[str, float] = {}
+    for key, weight in options.fuse.items():
+        if key != "model":
+            fusion[key] = weight
+        elif own not in options.fuse:
+            fusion[own] = weight
+    return fusion
+
+
+def _member_label(key: str, first_stage: str) -> str:
+    return {"first_stage": first_stage, "model": "trained", "zero_shot_model": "zero-shot"}.get(key, key)
+
+
+def fusion_label(fusion: dict[str, float], first_stage: str) -> str:
+    """``retrieve + zero-shot + trained``: the runs of a fusion, in words."""
+    return " + ".join(_member_label(key, first_stage) for key in fusion)
+
+
+def form_description(form: str, options: RerankStageOptions, first_stage: str, name: str = "rerank") -> str:
+    """What a run of ``form`` is, in words (the evaluate stage prints it under the table); ``name``: the job
+    whose run it is (its fusion differs from the trained model's)."""
     if form == "interpolated":
         alpha = options.interpolate
         return (f"interpolated with {first_stage}: {alpha:g} x model + {1 - alpha:g} x {first_stage}, "
                 "min-max normalised per query")
     if form == "rrf":
         return f"reciprocal rank fusion with {first_stage} (k={options.rrf_k})"
+    if form == "fused":
+        fusion = fusion_of(name, options)
+        total = sum(fusion.values())
+        if options.fuse_method == "rrf":
+            weights = "" if len(set(fusion.values())) == 1 else ", weights " + ", ".join(
+                f"{_member_label(key, first_stage)} {w:g}" for key, w in fusion.items())
+            return f"fusion {fusion_label(fusion, first_stage)}: reciprocal rank fusion (k={options.rrf_k}){weights}"
+        weights = ", ".join(f"{w / total:.3g} x {_member_label(key, first_stage)}" for key, w in fusion.items())
+        return f"fusion {fusion_label(fusion, first_stage)}: {weights}, min-max normalised per query"
     return "the model's scores alone"
 
 
-def fused_runs(name: str, first_stage: Run, reranked: Run, options: RerankStageOptions) -> dict[str, Run]:
-    """The runs a rerank produces, by name (see :func:`run_forms` and :func:`form_name`): the final one is
-    called ``name``; e.g. with ``interpolate = 0.5``, ``rerank`` (interpolated) and ``rerank-alone``.
+def fused_runs(name: str, first_stage: Run, scores: dict[str, Run], options: RerankStageOptions) -> dict[str, Run]:
+    """The runs job ``name`` produces, by run name (see :func:`run_forms` and :func:`form_name`): the final one
+    is called ``name``; e.g. with ``interpolate = 0.5``, ``rerank`` (interpolated) and ``rerank-alone``.
 
-    Every run holds the whole first-stage ranking: the top ``depth`` reordered, the rest below in first-stage
-    order (:mod:`inparsx.rerank.fusion`).
+    ``scores``: every job's scores of the reranked documents, by job name (``rerank``, ``zeroshot``, compared
+    models); the ``fused`` form reads the runs of :func:`fusion_of`. Every run holds the whole first-stage
+    ranking: the top ``depth`` reordered, the rest below in first-stage order (:mod:`inparsx.rerank.fusion`).
     """
-    build = {"interpolated": lambda: interpolate(first_stage, reranked, options.interpolate),
+    reranked = scores[name]
+    runs_by_key = {"first_stage": first_stage, **{JOB_KEYS.get(job, job): run for job, run in scores.items()}}
+    build = {"fused": lambda: fuse(first_stage, reranked,
+                                   [(runs_by_key[key], weight) for key, weight in fusion_of(name, options).items()],
+                                   options.fuse_method or "minmax", options.rrf_k),
+             "interpolated": lambda: interpolate(first_stage, reranked, options.interpolate),
              "rrf": lambda: rrf(first_stage, reranked, options.rrf_k),
              "alone": lambda: merge_reranked(first_stage, reranked)}
     return {form_name(name, form, options): build[form]() for form in run_forms(options)}
 
 
-def run_notes(models: dict[str, str], options: RerankStageOptions, first_stage: str, reranked: int | None = None) -> dict[str, Any]:
+def run_notes(models: dict[str, str], options: RerankStageOptions, first_stage: str, reranked: int | None = None,
+              rerankers: dict[str, str] | None = None) -> dict[str, Any]:
     """The content of ``runs.json``: a description of every run and, with a zero-shot model, the pairs
-    ``{"run": trained, "against": zero-shot, "question": ...}`` that the evaluate stage tests (one per form).
+    ``{"run": trained, "against": zero-shot, "question": ...}`` that the evaluate stage tests (one per form;
+    for the fused form, "trained fusion vs zero-shot fusion").
 
     ``models``: ``{"rerank": model, "zeroshot": model, <compared name>: model...}`` (all but the first optional).
     ``reranked``: the most documents any query has reranked (fewer than ``options.depth`` when the first-stage
-    run is shallower); the descriptions state it.
+    run is shallower); the descriptions state it. ``rerankers``: the reranker of a job whose reranker is not
+    the stage's (``{"zeroshot": "bi-encoder"}``), named in its descriptions.
     """
     who = {"rerank": "trained model", "zeroshot": "zero-shot model"}  # compared models go by their run name
     top = options.depth if reranked is None or reranked >= options.depth else reranked
     depth = f"top {top}" + ("" if top == options.depth else f" (all it holds; depth = {options.depth})")
     runs, pairs = {}, []
     for name, model in models.items():
+        kind = f" ({rerankers[name]})" if rerankers and name in rerankers else ""
         for form in run_forms(options):
-            runs[form_name(name, form, options)] = (f"{who.get(name, name)} {model} on the {first_stage} {depth}, "
-                                                    f"{form_description(form, options, first_stage)}")
+            runs[form_name(name, form, options)] = (f"{who.get(name, name)}{kind} {model} on the {first_stage} "
+                                                    f"{depth}, {form_description(form, options, first_stage, name)}")
     if "zeroshot" in models:
         for form in run_forms(options):
+            if form == "fused":
+                question = (f"did the trained fusion beat the zero-shot fusion ({fusion_label(options.fuse, first_stage)}"
+                            f" vs {fusion_label(fusion_of('zeroshot', options), first_stage)})?")
+            else:
+                question = ("did the trained model beat the zero-shot one"
+                            + ("" if form == "alone" else f" ({form} with {first_stage})") + "?")
             pairs.append({"run": form_name("rerank", form, options), "against": form_name("zeroshot", form, options),
-                          "question": "did the trained model beat the zero-shot one"
-                                      + ("" if form == "alone" else f" ({form} with {first_stage})") + "?"})
+                          "question": question})
     return {"runs": runs, "pairs": pairs}
 
 
@@ -107,7 +167,7 @@ def rerank_with_model(reranker: Reranker, model: str, depth: int, first_stage: R
         reranker.unload()
     console.print(f"{label}: {stats.queries} queries, {stats.pairs} pairs in {stats.seconds:.1f} s "
                   f"({stats.pairs_per_second:.1f} pairs/s)" + (f", {stats.resumed} queries resumed" if stats.resumed else ""))
-    summary = {"model": model, "queries": stats.queries, "pairs": stats.pairs, "resumed_queries": stats.resumed,
+    summary = {"model": model, "reranker": reranker.name, "queries": stats.queries, "pairs": stats.pairs, "resumed_queries": stats.resumed,
                "seconds": round(stats.seconds, 3), "pairs_per_second": round(stats.pairs_per_second, 2),
                "device": device, "dtype": dtype, "queries_not_in_split": len(stats.skipped)}
     return scores, summary
@@ -126,6 +186,10 @@ def write_runs(folder: Path, runs: dict[str, Run], main: str | None, tag: str) -
 def run_stage(ctx: "StageContext") -> None:
     """Rerank ``<first_stage>/run.trec`` for the queries of ``ctx.eval_split`` (see the module docstring).
 
+    Every model's scores are computed first (the trained model, the zero-shot one with its own reranker when
+    ``zero_shot_reranker`` is set, the compared ones), then each one's runs are written, since a fusion reads
+    several models' scores.
+
     Raises:
         InparsxError: the first-stage run or ``@train`` model is missing.
         DataError: the run names documents that the dataset does not have.
@@ -138,17 +202,26 @@ def run_stage(ctx: "StageContext") -> None:
     todo = candidates(first_stage, opts.depth, queries)
     needed = {docid for ids in todo.values() for docid in ids}
     docs = document_texts(ctx.dataset, sorted(needed), run_path)
-    reranker.use_corpus(ctx.dataset.fingerprint())
-    jobs = [("rerank", ctx.resolve_model(opts.model), "scores.jsonl")]
+    zero_shot = reranker
+    if opts.zero_shot_reranker is not None:
+        zero_shot = get_registry().build("rerankers", opts.zero_shot_reranker, opts.zero_shot_options)
+    for scorer in {id(reranker): reranker, id(zero_shot): zero_shot}.values():
+        scorer.use_corpus(ctx.dataset.fingerprint())
+    jobs = [("rerank", reranker, ctx.resolve_model(opts.model), "scores.jsonl")]
     if opts.zero_shot_model:
-        jobs.append(("zeroshot", ctx.resolve_model(opts.zero_shot_model), "scores-zeroshot.jsonl"))
-    jobs += [(name, ctx.resolve_model(model), f"scores-{name}.jsonl") for name, model in opts.compare_models.items()]
+        jobs.append(("zeroshot", zero_shot, ctx.resolve_model(opts.zero_shot_model), "scores-zeroshot.jsonl"))
+    jobs += [(name, reranker, ctx.resolve_model(model), f"scores-{name}.jsonl")
+             for name, model in opts.compare_models.items()]
     summary: dict[str, Any] = {"reranker": reranker.name, "depth": opts.depth, "first_stage": str(run_path)}
     reranked = max((len(ids) for ids in todo.values()), default=0)
-    write_json(ctx.dir / RUN_NOTES, run_notes({name: model for name, model, _ in jobs}, opts, opts.first_stage, reranked))
-    for name, model, filename in jobs:
+    others = {name: scorer.name for name, scorer, _, _ in jobs if scorer is not reranker}
+    write_json(ctx.dir / RUN_NOTES, run_notes({name: model for name, _, model, _ in jobs}, opts, opts.first_stage,
+                                              reranked, others))
+    scores: dict[str, Run] = {}
+    for name, scorer, model, filename in jobs:
         label = {"rerank": "rerank", "zeroshot": "rerank zero-shot"}.get(name, f"rerank {name}")
-        scores, summary[name] = rerank_with_model(reranker, model, opts.depth, first_stage, queries, docs,
-                                                  ResumableJsonl(ctx.dir / filename), label)
+        scores[name], summary[name] = rerank_with_model(scorer, model, opts.depth, first_stage, queries, docs,
+                                                        ResumableJsonl(ctx.dir / filename), label)
+    for name in scores:
         write_runs(ctx.dir, fused_runs(name, first_stage, scores, opts), "rerank", f"inparsx-{reranker.name}")
     write_json(ctx.dir / "summary.json", summary)
