@@ -66,8 +66,8 @@ class DatasetConfig(Options):
 
     ``name``: ``beir:<name>``, ``irds:<id>`` or a BEIR folder path. ``eval_split``: the split whose queries are
     retrieved, reranked and evaluated. ``eval_queries``: only this many of them, drawn with
-    ``eval_queries_seed`` (default 1; :class:`~inparsx.datasets.base.SampledSplit`), for quick choices of settings on the
-    train split; ``None``: all. The sample's seed is not the recipe's, so runs of several seeds are evaluated
+    ``eval_queries_seed`` (default 1; :class:`~inparsx.datasets.base.SampledSplit`), for quick choices of
+    settings on the train split; ``None``: all. The sample's seed is not the recipe's, so runs of several seeds are evaluated
     on the same queries; a smaller sample is part of a larger one with the same seed.
     """
 
@@ -411,7 +411,8 @@ def _whole_model_error(message: str, cls: type[Options], prefix: str) -> tuple[s
     return f"{prefix}.{found.group(1)}", reason[found.end():].lstrip() if found.group(2) else reason
 
 
-def _stage(stage: str, kind: str, table: Any, registry: Registry, fail, eval_split: str | None = None) -> StageConfig | None:
+def _stage(stage: str, kind: str, table: Any, registry: Registry, fail,
+           eval_split: str | None = None) -> StageConfig | None:
     if not isinstance(table, dict):
         fail(stage, "must be a table")
         return None

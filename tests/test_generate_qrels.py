@@ -24,7 +24,7 @@ from inparsx.testing import tiny_beir
 def records(dataset, tmp_path: Path, seed: int = 1, eval_split: str = "test", **options) -> list:
     generator = QrelsGenerator(QrelsGenerator.Options(**options))
     ctx = ComponentContext(dataset, tmp_path, seed=seed, eval_split=eval_split)
-    return [r for batch in generator.generate(generator.documents(ctx), ctx) for r in batch]
+    return [r for batch in generator.generate(generator.select_documents(ctx), ctx) for r in batch]
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ class Generator(Component):
     Optional parts of the contract (defaults suit a generator without an LLM or few-shot examples):
     ``queries_per_doc`` (records per document, used to detect a document cut short by a crash),
     ``generated_tokens`` (running count for the tokens/s readout), ``fewshot_split(ctx)`` and
-    ``documents(ctx)`` (the documents to write for, when the generator chooses them itself).
+    ``select_documents(ctx)`` (the documents to write for, when the generator chooses them itself).
     """
 
     Options: ClassVar[type[GeneratorOptions]] = GeneratorOptions
@@ -45,7 +45,7 @@ class Generator(Component):
         the evaluated split, the stage writes the ids used to ``excluded_qids.txt``."""
         return None
 
-    def documents(self, ctx: "ComponentContext") -> list[Document] | None:
+    def select_documents(self, ctx: "ComponentContext") -> list[Document] | None:
         """The documents the stage hands to :meth:`generate`, in the order of the output file; ``None`` (the
         default): ``num_docs`` documents of the corpus drawn with the seed. A generator whose records come from
         somewhere else than a document sample (the ``qrels`` generator: the documents judged relevant to the

@@ -75,7 +75,7 @@ class QrelsGenerator(Generator):
     batch_size: int = 512
     """Documents per yielded batch (the stage appends one batch at a time)."""
 
-    def documents(self, ctx: "ComponentContext") -> list[Document]:
+    def select_documents(self, ctx: "ComponentContext") -> list[Document]:
         """The documents judged relevant (grade >= ``min_relevance``) to the drawn queries, in the order the
         queries were drawn (each document once, at its first query).
 

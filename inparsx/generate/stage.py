@@ -52,7 +52,7 @@ def run_stage(ctx: "StageContext") -> None:
 def generate_queries(ctx: "ComponentContext", generator: "Generator", out: Path,
                      docs: list[Document] | None = None) -> GenerationSummary:
     """Generate queries for the sampled documents (or ``docs``, when given; else the generator's
-    :meth:`~inparsx.generate.base.Generator.documents`, when it chooses them) into ``out``, resuming from
+    :meth:`~inparsx.generate.base.Generator.select_documents`, when it chooses them) into ``out``, resuming from
     ``out``'s ``.partial`` file. ``ctx`` is the generator's context: its dataset is sampled with its seed.
 
     Every document of the sample ends with all its records exactly once: records are appended per batch
@@ -66,7 +66,7 @@ def generate_queries(ctx: "ComponentContext", generator: "Generator", out: Path,
     """
     shards = Shards()
     if docs is None:
-        docs = generator.documents(ctx)
+        docs = generator.select_documents(ctx)
     if docs is None:
         docs = sample_docs(ctx.dataset, generator.options.num_docs, ctx.seed)
     position = {doc.doc_id: i for i, doc in enumerate(docs)}

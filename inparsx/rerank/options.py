@@ -111,7 +111,8 @@ class RerankStageOptions(Options):
                              "model = 1, ...}, or remove fuse_method")
         if not self.fuse:
             return self
-        known = [key for key in FUSE_KEYS if key != "zero_shot_model" or self.zero_shot_model] + list(self.compare_models)
+        known = [key for key in FUSE_KEYS if key != "zero_shot_model" or self.zero_shot_model]
+        known += list(self.compare_models)
         unknown = [key for key in self.fuse if key not in known]
         if unknown:
             hint = " (zero_shot_model is not set)" if "zero_shot_model" in unknown else ""

@@ -139,8 +139,9 @@ def run_notes(models: dict[str, str], options: RerankStageOptions, first_stage: 
     if "zeroshot" in models:
         for form in run_forms(options):
             if form == "fused":
-                question = (f"did the trained fusion beat the zero-shot fusion ({fusion_label(options.fuse, first_stage)}"
-                            f" vs {fusion_label(fusion_of('zeroshot', options), first_stage)})?")
+                trained, zero = fusion_label(options.fuse, first_stage), fusion_label(fusion_of("zeroshot", options),
+                                                                                      first_stage)
+                question = f"did the trained fusion beat the zero-shot fusion ({trained} vs {zero})?"
             else:
                 question = ("did the trained model beat the zero-shot one"
                             + ("" if form == "alone" else f" ({form} with {first_stage})") + "?")
