@@ -123,8 +123,29 @@ def write_runs(folder: Path, runs: dict[str, Run], main: str | None, tag: str) -
     return paths
 
 
+def rerank_jobs(ctx: "StageContext", opts: RerankStageOptions) -> list[tuple[str, str, str]]:
+    """``(run name, model, scores file)`` of every model ``opts`` rerank with: ``rerank`` (``opts.model``),
+    ``zeroshot`` (``opts.zero_shot_model``, when set) and each of ``opts.compare_models``; ``@stage`` models
+    resolved through ``ctx``.
+
+    Raises:
+        InparsxError: an ``@stage`` model whose stage has not run.
+    """
+    jobs = [("rerank", ctx.resolve_model(opts.model), "scores.jsonl")]
+    if opts.zero_shot_model:
+        jobs.append(("zeroshot", ctx.resolve_model(opts.zero_shot_model), "scores-zeroshot.jsonl"))
+    return jobs + [(name, ctx.resolve_model(model), f"scores-{name}.jsonl") for name, model in opts.compare_models.items()]
+
+
+def job_label(name: str, prefix: str = "rerank") -> str:
+    """The progress label of a rerank job: ``rerank``, ``rerank zero-shot``, ``rerank <name>``."""
+    return {"rerank": prefix, "zeroshot": f"{prefix} zero-shot"}.get(name, f"{prefix} {name}")
+
+
 def run_stage(ctx: "StageContext") -> None:
-    """Rerank ``<first_stage>/run.trec`` for the queries of ``ctx.eval_split`` (see the module docstring).
+    """Rerank ``<first_stage>/run.trec`` for the queries of ``ctx.eval_split`` (see the module docstring). On a
+    collection without labels there are no such queries: one line says so and nothing is written (the
+    estimate stage reranks the held-out synthetic queries with these settings).
 
     Raises:
         InparsxError: the first-stage run or ``@train`` model is missing.
@@ -132,6 +153,12 @@ def run_stage(ctx: "StageContext") -> None:
     """
     reranker: Reranker = ctx.component
     opts: RerankStageOptions = ctx.settings
+    if not ctx.dataset.has_labels():
+        console.print(f"rerank: skipped: {ctx.dataset.name} has no labels, so no {ctx.eval_split} queries to rerank"
+                      + ("; [estimate] reranks the held-out synthetic queries with these settings"
+                         if "estimate" in ctx.recipe.stages else "; add [estimate] for a label-free estimate"),
+                      markup=False)
+        return
     run_path = ctx.output(opts.first_stage, "run.trec")
     first_stage = read_trec_run(run_path)
     queries = {qid: query.text for qid, query in ctx.dataset.queries(ctx.eval_split).items()}
@@ -139,16 +166,12 @@ def run_stage(ctx: "StageContext") -> None:
     needed = {docid for ids in todo.values() for docid in ids}
     docs = document_texts(ctx.dataset, sorted(needed), run_path)
     reranker.use_corpus(ctx.dataset.fingerprint())
-    jobs = [("rerank", ctx.resolve_model(opts.model), "scores.jsonl")]
-    if opts.zero_shot_model:
-        jobs.append(("zeroshot", ctx.resolve_model(opts.zero_shot_model), "scores-zeroshot.jsonl"))
-    jobs += [(name, ctx.resolve_model(model), f"scores-{name}.jsonl") for name, model in opts.compare_models.items()]
+    jobs = rerank_jobs(ctx, opts)
     summary: dict[str, Any] = {"reranker": reranker.name, "depth": opts.depth, "first_stage": str(run_path)}
     reranked = max((len(ids) for ids in todo.values()), default=0)
     write_json(ctx.dir / RUN_NOTES, run_notes({name: model for name, model, _ in jobs}, opts, opts.first_stage, reranked))
     for name, model, filename in jobs:
-        label = {"rerank": "rerank", "zeroshot": "rerank zero-shot"}.get(name, f"rerank {name}")
         scores, summary[name] = rerank_with_model(reranker, model, opts.depth, first_stage, queries, docs,
-                                                  ResumableJsonl(ctx.dir / filename), label)
+                                                  ResumableJsonl(ctx.dir / filename), job_label(name))
         write_runs(ctx.dir, fused_runs(name, first_stage, scores, opts), "rerank", f"inparsx-{reranker.name}")
     write_json(ctx.dir / "summary.json", summary)

@@ -32,5 +32,10 @@ def retrieve(dataset: Annotated[str, typer.Option("--dataset", "-d", help="beir:
         return {folder / "run.trec": out}
 
     run_to(recipe, "retrieve", out, outputs)
+    if summary.get("no_labels"):
+        from inparsx.errors import InparsxError
+
+        raise InparsxError(f"{dataset}: no {split} queries to retrieve (a collection without labels): the index is "
+                           f"built and cached, but no run was written to {out}")
     found = summary["queries"] - len(summary["queries_without_hits"])
     stdout.print(f"{out}: {found} queries, top {summary['k']} ({use} on {dataset}, split {split})", markup=False)
