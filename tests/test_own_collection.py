@@ -117,3 +117,17 @@ def test_check_calls_a_collection_without_labels_fit_for_training(scifact_small,
     assert code == 2 and "error: 1 CSV/TSV rows with another number of fields than the header: d.csv:5" in out
     assert "repeated ids (the last record wins): d.csv:3 id '1' (first on line 2)" in out
     assert "empty texts: d.csv:4 id '2'" in out and out.strip().endswith("not fit for use: the stages stop on the errors above")
+
+
+def test_one_off_retrieve_and_rerank_of_test_queries_are_refused_in_one_line(scifact_small, tmp_path, monkeypatch,
+                                                                               capsys):
+    folder = corpus_only(scifact_small, tmp_path / "c", 5)
+    (tmp_path / "run.trec").write_text("q1 Q0 4983 1 1.0 x\n")
+    for args, what in ((["retrieve", "--dataset", str(folder), "--out", str(tmp_path / "r.trec")], "retrieved"),
+                       (["rerank", "--run", str(tmp_path / "run.trec"), "--dataset", str(folder), "--model", "m",
+                         "--out", str(tmp_path / "o.trec")], "reranked")):
+        code, _, err = run_main(monkeypatch, capsys, *args)
+        assert code == 2 and err.strip().splitlines() == [
+            f"error: {folder}: a collection without labels has no test queries to be {what}; a recipe's [estimate] "
+            "retrieves and reranks synthetic queries of held-out documents"], err
+    assert not list(tmp_path.glob(".*.inparsx"))
