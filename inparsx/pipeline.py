@@ -237,11 +237,12 @@ def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | N
         dataset = dataset or resolve_dataset(recipe.dataset.name)
         registry = get_registry()
         holdout = _holdout(recipe, dataset)
-        dataset_fingerprint = dataset.fingerprint() + (f"+holdout{holdout.count}" if holdout else "")
     previous, forcing = "", False
     for stage in stages:
         forcing = forcing or stage == start
-        fingerprint = stage_fingerprint(recipe, stage, previous, dataset_fingerprint)
+        held = holdout is not None and stage in HELD_OUT_STAGES  # later stages follow through `previous`
+        fingerprint = stage_fingerprint(recipe, stage, previous,
+                                        dataset.fingerprint() + (f"+holdout{holdout.count}" if held else ""))
         previous = fingerprint
         folder = run_dir / stage
         if not forcing and read_marker(folder / DONE_MARKER).get("fingerprint") == fingerprint:
@@ -251,7 +252,7 @@ def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | N
         with interrupted_as(f"stage {stage!r} ({folder})"):
             components = [registry.get(STAGES[stage], name)(options)
                           for name, options in recipe.stages[stage].components]
-            seen = holdout.training if holdout is not None and stage in HELD_OUT_STAGES else dataset
+            seen = holdout.training if held else dataset
             ctx = StageContext(recipe, stage, run_dir, components, fingerprint, seen, holdout=holdout)
             _run_stage(ctx, forcing and stage == start)
 

@@ -128,3 +128,17 @@ def test_a_recipe_with_labels_reports_the_estimate_beside_the_real_metrics(scifa
     assert qids <= set(BeirFolderDataset(scifact_small).queries("test"))  # test queries only, no synthetic one
     held = {r["doc_id"] for r in jsonl_records(run / "generate" / "heldout.jsonl")}
     assert held and not held & {r["doc_id"] for r in jsonl_records(run / "generate" / "queries.jsonl")}
+
+
+def test_changing_the_held_out_count_reruns_generation_and_not_retrieval(scifact_small, tmp_path, monkeypatch, capsys):
+    from inparsx.pipeline import run_recipe
+
+    monkeypatch.setenv("INPARSX_CACHE", str(tmp_path / "cache"))
+    folder = corpus_only(scifact_small, tmp_path / "mine", 60)
+    for docs, held in ((5, 5), (8, 8)):
+        recipe = load_recipe(RECIPES / "own-collection.toml", [f"dataset.name={folder}", "retrieve.use=bm25s",
+                                                               f"estimate.docs={docs}"])
+        run_recipe(recipe, tmp_path / "run", stop="generate")
+        records = jsonl_records(tmp_path / "run" / "generate" / "heldout.jsonl")
+        assert len({r["doc_id"] for r in records}) <= held and len(records) >= held - 2
+    assert "retrieve: already done" in capsys.readouterr().err
