@@ -63,7 +63,7 @@ def run_stage(ctx: "StageContext") -> None:
             console.print(f"{out.name}: finished by an earlier attempt, kept", markup=False)
             continue
         generate_queries(cctx, generator, out, docs, label)
-    if len(jobs) > 1:
+    if len(jobs) > 1 and Shards().is_main:
         _exclude_fewshot(cctx, generator, [out for out, _, _ in jobs])
 
 
