@@ -80,3 +80,17 @@ def refuse_existing(out: Path, force: bool | None = None) -> None:
     if taken and not force:
         raise InparsxError(f"{out} exists; " + ("pass --force to overwrite it" if force is not None
                                                 else "remove it or choose another --out"))
+
+
+def refuse_without_labels(dataset: str, split: str, what: str) -> None:
+    """Refuse, before any work, a one-off command on ``split``'s queries of a collection without labels (it has
+    no queries: the queries' texts come from the collection).
+
+    Raises:
+        InparsxError: the collection has no labels (the message points at ``[estimate]``).
+    """
+    from inparsx.datasets import resolve_dataset
+
+    if not resolve_dataset(dataset).has_labels():
+        raise InparsxError(f"{dataset}: a collection without labels has no {split} queries to be {what}; a "
+                           "recipe's [estimate] retrieves and reranks synthetic queries of held-out documents")

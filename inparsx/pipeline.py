@@ -41,6 +41,14 @@ RUN_NOTES = "runs.json"
 """A stage's notes on the runs it wrote: ``{"runs": {name: description}, "pairs": [{"run", "against",
 "question"}]}``; the evaluate stage prints the descriptions and tests each pair (e.g. trained vs zero-shot)."""
 
+HELD_OUT_STAGES = ("tune", "generate", "triples", "train")
+"""The stages whose dataset is the collection without ``[estimate]``'s held-out documents (the training
+side): no held-out document is ever sampled for generation, mined as a negative or trained on."""
+
+UNEVALUATED_STAGES = ("estimate",)
+"""Stages whose runs rank other queries than the collection's (the estimate's synthetic ones): the evaluate
+stage never scores them against the collection's qrels."""
+
 
 def cache_home() -> Path:
     """Where indexes and embeddings are cached: ``$INPARSX_CACHE`` or ``~/.cache/inparsx``."""
@@ -64,6 +72,10 @@ class StageContext:
     fingerprint: str = ""
     _dataset: Dataset | None = field(default=None, repr=False)
     inputs: dict[str, Path] = field(default_factory=dict)
+    holdout: Any = None
+    """The documents ``[estimate]`` holds out of training (:class:`inparsx.estimate.holdout.Holdout`), or
+    ``None``. The stages of :data:`HELD_OUT_STAGES` get its ``training`` view as :attr:`dataset`; the generate
+    stage also writes queries for its documents."""
 
     @property
     def dir(self) -> Path:
@@ -132,9 +144,9 @@ class StageContext:
     def runs(self) -> dict[str, Path]:
         """Every run produced so far, named after its stage: ``<stage>/run.trec`` is ``<stage>``, and
         ``<stage>/runs/<name>.trec`` is ``<name>``. In pipeline order, a stage's extra runs sorted by name
-        (so ``zeroshot`` comes before ``zeroshot-alone``)."""
+        (so ``zeroshot`` comes before ``zeroshot-alone``); the :data:`UNEVALUATED_STAGES` left out."""
         found: dict[str, Path] = {}
-        for stage in STAGES:
+        for stage in [s for s in STAGES if s not in UNEVALUATED_STAGES]:
             folder = self.run_dir / stage
             if (folder / "run.trec").is_file():
                 found[stage] = folder / "run.trec"
@@ -149,7 +161,7 @@ class StageContext:
             InparsxError: a notes file that is not valid JSON (path named).
         """
         notes: dict[str, Any] = {"runs": {}, "pairs": []}
-        for stage in STAGES:
+        for stage in [s for s in STAGES if s not in UNEVALUATED_STAGES]:
             path = self.run_dir / stage / RUN_NOTES
             if not path.is_file():
                 continue
@@ -249,10 +261,13 @@ def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | N
     with interrupted_as(f"start-up, before any stage ran ({run_dir})"):
         dataset = recipe_dataset(recipe, dataset)
         registry = get_registry()
+        holdout = _holdout(recipe, dataset)
     previous, forcing = "", False
     for stage in stages:
         forcing = forcing or stage == start
-        fingerprint = stage_fingerprint(recipe, stage, previous, dataset.fingerprint())
+        held = holdout is not None and stage in HELD_OUT_STAGES  # later stages follow through `previous`
+        fingerprint = stage_fingerprint(recipe, stage, previous,
+                                        dataset.fingerprint() + (f"+holdout{holdout.count}" if held else ""))
         previous = fingerprint
         folder = run_dir / stage
         if not forcing and read_marker(folder / DONE_MARKER).get("fingerprint") == fingerprint:
@@ -262,8 +277,19 @@ def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | N
         with interrupted_as(f"stage {stage!r} ({folder})"):
             components = [registry.get(STAGES[stage], name)(options)
                           for name, options in recipe.stages[stage].components]
-            ctx = StageContext(recipe, stage, run_dir, components, fingerprint, dataset)
+            seen = holdout.training if held else dataset
+            ctx = StageContext(recipe, stage, run_dir, components, fingerprint, seen, holdout=holdout)
             _run_stage(ctx, forcing and stage == start)
+
+
+def _holdout(recipe: Recipe, dataset: Dataset) -> Any:
+    """The :class:`~inparsx.estimate.holdout.Holdout` of a recipe with ``[estimate]`` (its ``docs`` drawn with
+    the recipe's seed, lazily), else ``None``."""
+    if "estimate" not in recipe.stages:
+        return None
+    from inparsx.estimate.holdout import Holdout
+
+    return Holdout(dataset, recipe.stages["estimate"].settings.docs, recipe.info.seed)
 
 
 def run_one_stage(recipe: Recipe, stage: str, run_dir: Path, inputs: dict[str, Path] | None = None,

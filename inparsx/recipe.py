@@ -30,14 +30,17 @@ STAGES: dict[str, str] = {
     "triples": "miners",
     "train": "trainers",
     "rerank": "rerankers",
+    "estimate": "retrievers",
     "evaluate": "evaluators",
 }
-"""The pipeline's canonical order: stage name -> the component kind that implements it."""
+"""The pipeline's canonical order: stage name -> the component kind that implements it (``estimate``'s
+component is the retriever of its held-out synthetic queries)."""
 
 MULTI_USE_STAGES = {"filter"}
-DEFAULT_USE = {"evaluate": "ranx"}
+DEFAULT_USE = {"evaluate": "ranx", "estimate": "bm25"}
 
-STAGE_OPTIONS: dict[str, str] = {"rerank": "inparsx.rerank.options:RerankStageOptions"}
+STAGE_OPTIONS: dict[str, str] = {"rerank": "inparsx.rerank.options:RerankStageOptions",
+                                 "estimate": "inparsx.estimate.options:EstimateStageOptions"}
 """Stage name -> ``module:class`` of the options the stage itself reads (not its component), imported on use.
 The keys of such a stage's table are routed: the stage's own fields go to this model, the others to the
 component's ``Options`` (a key both declare goes to the stage)."""
@@ -64,11 +67,15 @@ class RecipeInfo(Options):
 class DatasetConfig(Options):
     """The ``[dataset]`` table.
 
-    ``name``: ``beir:<name>``, ``irds:<id>`` or a BEIR folder path. ``eval_split``: the split whose queries are
-    retrieved, reranked and evaluated. ``eval_queries``: only this many of them, drawn with
-    ``eval_queries_seed`` (default 1; :class:`~inparsx.datasets.base.SampledSplit`), for quick choices of
-    settings on the train split; ``None``: all. The sample's seed is not the recipe's, so runs of several seeds are evaluated
-    on the same queries; a smaller sample is part of a larger one with the same seed.
+    ``name``: ``beir:<name>``, ``irds:<id>``, a BEIR folder path, or a collection of documents without labels:
+    a BEIR folder holding ``corpus.jsonl`` alone, a ``.jsonl``/``.csv``/``.tsv`` file of documents (id, text,
+    optional title; ``docs.csv?id=pmid&text=abstract`` names the columns), ``hf:<hub name, folder or data
+    file>`` (a Hugging Face dataset) or an ir_datasets id without qrels. ``eval_split``: the split whose
+    queries are retrieved, reranked and evaluated (a collection without labels has none: those steps say so
+    in one line, and ``[estimate]`` gives a label-free estimate). ``eval_queries``: only this many of them, drawn
+    with ``eval_queries_seed`` (default 1; :class:`~inparsx.datasets.base.SampledSplit`), for quick choices of
+    settings on the train split; ``None``: all. The sample's seed is not the recipe's, so runs of several seeds
+    are evaluated on the same queries; a smaller sample is part of a larger one with the same seed.
     """
 
     name: str
@@ -330,6 +337,7 @@ def cross_stage_checks(stages: dict[str, StageConfig], fail) -> None:
       ``k`` documents per query.
     - ``rerank`` ``true_token``/``false_token`` differ from ``train``'s while ``rerank.model = "@train"``: the
       reranker would read other words than the model was trained to write.
+    - ``[estimate]`` without ``[generate]`` or ``[rerank]``, or with ``k`` below ``rerank.depth``.
     """
     mined, used = _field(stages, "triples", "n_negatives"), _field(stages, "train", "num_negatives")
     if mined is not None and used is not None and mined != used:
@@ -341,12 +349,27 @@ def cross_stage_checks(stages: dict[str, StageConfig], fail) -> None:
     if depth is not None and k is not None and _field(stages, "rerank", "first_stage") == "retrieve" and depth > k:
         fail("rerank.depth", f"{depth} but retrieve.k = {k}: the first-stage run holds {k} documents per query; "
              f"set depth to at most {k}, or raise retrieve.k")
+    if "estimate" in stages:
+        _check_estimate(stages, fail)
     if _field(stages, "rerank", "model") == "@train":
         for key in ("true_token", "false_token"):
             given, trained = _field(stages, "rerank", key), _field(stages, "train", key)
             if given is not None and trained is not None and given != trained:
                 fail(f"rerank.{key}", f"{given!r} but train.{key} = {trained!r}: the reranker would read a word the "
                      f"model was not trained to write; leave rerank.{key} out (the trained one is used)")
+
+
+def _check_estimate(stages: dict[str, StageConfig], fail) -> None:
+    """``[estimate]`` ranks synthetic queries that ``[generate]`` writes for its held-out documents, and reranks
+    them as ``[rerank]`` does; its first-stage run must be as deep as ``rerank.depth``."""
+    for needed, why in (("generate", "writes the held-out documents' synthetic queries"),
+                        ("rerank", "says how to rerank them (model, zero_shot_model, depth...)")):
+        if needed not in stages:
+            fail("estimate", f"needs [{needed}], which {why}: add [{needed}] to the recipe")
+    depth, k = _field(stages, "rerank", "depth"), _field(stages, "estimate", "k")
+    if depth is not None and k is not None and depth > k:
+        fail("estimate.k", f"{k} but rerank.depth = {depth}: the estimate reranks the top {depth} of its first-stage "
+             f"run; set k to at least {depth}")
 
 
 def _check_stage_references(stages: dict[str, StageConfig], fail, outside_stages: bool = False) -> None:

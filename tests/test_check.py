@@ -127,7 +127,7 @@ def test_what_cannot_be_read_is_an_error(tmp_path):
     assert "error: 1 lines with bytes that are not UTF-8: corpus.jsonl:4 (byte 27: b'\\xe9')" in report.lines()
     (root / "qrels" / "test.tsv").unlink()
     (root / "qrels" / "train.tsv").unlink()
-    assert "no-qrels" in check_beir_folder(root).counts
+    assert "no-labels" in check_beir_folder(root).counts
 
 
 def test_examples_are_capped_and_counted(tmp_path):

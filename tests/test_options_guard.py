@@ -111,6 +111,12 @@ RERANK_STAGE = {
     "zero_shot_options": Vary({"max_length": 16}, {"zero_shot_model": Model("alt"), "zero_shot_reranker": "cross-encoder"}),
 }
 
+ESTIMATE_STAGE = {
+    "docs": Vary(5, artefact="holdout"),
+    "metrics": Vary(["ndcg@3"]),
+    "positive_text": Vary(False),
+}
+
 RETRIEVER_SPEED = {"threads": Reason(f"{SPEED_ONLY}: search threads"),
                    "batch_size": Reason(f"{SPEED_ONLY}: queries per search call")}
 
@@ -213,6 +219,7 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
     ("rerankers", "bi-encoder"): {**RERANKER_SHARED, "cache": Vary(False)},
     ("rerankers", "monot5"): {**RERANKER_SHARED, "true_token": Vary("false"), "false_token": Vary("true")},
     ("stages", "rerank"): RERANK_STAGE,
+    ("stages", "estimate"): ESTIMATE_STAGE,
     ("evaluators", "ranx"): {"metrics": Vary(["ndcg@3"]), "stat_test": Vary("fisher"), "max_p": Vary(0.9),
                              "baseline": Vary("b"), "n_permutations": Vary(200, {"stat_test": "fisher"})},
     ("generators", "dspy"): {**DSPY_SHARED, "num_docs": Vary(3)},
@@ -243,7 +250,8 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
         "proposer_max_new_tokens": Vary(16), "proposer_format": Vary("plain")},
 }
 """(kind, name) -> {field: probe or reason}, for every built-in component, and ("stages", stage) for the
-options of a stage itself (probed with the ``cross-encoder`` reranker)."""
+options of a stage itself (rerank: probed with the ``cross-encoder`` reranker; estimate: with ``bm25s`` and the
+checksum reranker)."""
 
 BASE: dict[tuple[str, str], dict[str, Any]] = {
     ("retrievers", "bm25"): {"k": 8},
@@ -763,16 +771,46 @@ def tuned(env: Env, name: str, options: dict, artefact: str):
     return {"cpo": cpo_tuned, "dspy": dspy_tuned, "path": path_tuned}[name](env, tuner, ctx, artefact)
 
 
+def estimated(env: Env, options: dict, artefact: str):
+    """The estimate stage on synthetic records (half with a ``positive_text``) of the slice, reranked by the
+    checksum reranker; ``holdout``: the documents it holds out of training."""
+    from inparsx.estimate.holdout import Holdout
+    from inparsx.estimate.stage import HELDOUT, run_stage
+
+    if artefact == "holdout":
+        return Holdout(env.dataset, options["docs"], seed=1).doc_ids
+    run_dir = env.folder()
+    records = synthetic_records(env)
+    for i, record in enumerate(records):
+        if i % 2 == 0:
+            record.positive_text = " ".join(env.dataset.docs()[record.doc_id].text.split()[8:])
+    (run_dir / "generate").mkdir()
+    (run_dir / "generate" / HELDOUT).write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records))
+    data = {"recipe": {"name": "guard"}, "dataset": {"name": "beir:scifact"}, "generate": {"use": "ict"},
+            "rerank": {"use": "recording", "model": "m", "zero_shot_model": "m2", "depth": 4},
+            "estimate": {"use": "bm25s", "k": 8, **options}}
+    recipe = validate_recipe(data, "guard", "", get_registry())
+    retriever = get_registry().get("retrievers", "bm25s")(recipe.stages["estimate"].components[0][1])
+    ctx = StageContext(recipe, "estimate", run_dir, [retriever], "fp", env.dataset)
+    ctx.dir.mkdir()
+    run_stage(ctx)
+    return (ctx.dir / "metrics.json").read_text(), (ctx.dir / "runs" / "retrieve.trec").read_text()
+
+
 ARTEFACTS: dict[str, Callable] = {"retrievers": retriever_run, "generators": generated, "filters": filtered,
                                   "miners": mined, "trainers": trained, "rerankers": reranked,
                                   "evaluators": evaluated, "tuners": tuned, "tables": dataset_seen,
-                                  "stages": lambda env, stage, options, which: reranked(env, "cross-encoder", options, which)}
+                                  "stages": lambda env, stage, options, which: (
+                                      estimated(env, options, which) if stage == "estimate"
+                                      else reranked(env, "cross-encoder", options, which))}
 FAMILY = {("generators", "hf"): "llama", ("tuners", "cpo"): "llama", ("trainers", "monot5"): "t5", ("rerankers", "monot5"): "t5"}
 
 
 def base_options(kind: str, name: str) -> dict:
     if kind == "trainers":
         return {**TRAINER_BASE, **BASE[(kind, name)]}
+    if (kind, name) == ("stages", "estimate"):
+        return {"docs": 4}
     if kind in ("rerankers", "stages"):
         return dict(RERANKER_BASE)
     return dict(BASE.get((kind, name), {}))

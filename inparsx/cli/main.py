@@ -76,12 +76,13 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON ins
 
 
 @app.command()
-def check(dataset: Annotated[str, typer.Argument(help="A BEIR folder, beir:<name> or irds:<id>.")],
+def check(dataset: Annotated[str, typer.Argument(help="A BEIR folder, a .jsonl/.csv/.tsv file of documents, beir:<name>, irds:<id> or hf:<name>.")],
           as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
           strict: Annotated[bool, typer.Option("--strict", help="Exit with code 1 when there are warnings.")] = False,
           ) -> None:
     """Check a collection (encoding marks, line endings, repeated ids, missing fields, empty texts, qrels naming
-    unknown documents or queries, duplicate qrels rows) without running anything. Exit code 2 on errors."""
+    unknown documents or queries, duplicate qrels rows) without running anything, and say what it is fit for
+    (training and evaluation, or training and the label-free estimate without labels). Exit code 2 on errors."""
     from inparsx.datasets.check import check_dataset
     from inparsx.progress import out
 

@@ -40,8 +40,15 @@ class Dataset:
         raise NotImplementedError
 
     def splits(self) -> list[str]:
-        """The splits that have qrels."""
+        """The splits that have qrels; ``[]`` for a collection without labels (its documents alone)."""
         raise NotImplementedError
+
+    def has_labels(self) -> bool:
+        """Whether any split has qrels. ``False`` for a collection without labels (a BEIR ``corpus.jsonl``
+        alone, a JSONL/CSV/TSV file of documents, a Hugging Face dataset, an ir_datasets id without qrels):
+        the stages that need no labels run on it; retrieval and reranking of test queries and the evaluate
+        stage say in one line why they are skipped, and ``[estimate]`` gives a label-free estimate."""
+        return bool(self.splits())
 
     def fingerprint(self) -> str:
         """A short string that changes whenever the corpus changes (keys index and embedding caches)."""
@@ -71,6 +78,13 @@ class Dataset:
         from inparsx.datasets.check import check_records
 
         return check_records(self)
+
+
+def no_labels_error(dataset: str, split: str) -> InparsxError:
+    """The error for asking a collection without labels (``dataset``, its name) for ``split``'s queries or
+    qrels."""
+    return InparsxError(f"{dataset}: no {split!r} queries or qrels: this collection has no labels (documents "
+                        "only); the label-free estimate ([estimate]) needs none")
 
 
 class SplitHiddenError(InparsxError):

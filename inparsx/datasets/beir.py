@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import inparsx
-from inparsx.datasets.base import Dataset, DatasetLoader
+from inparsx.datasets.base import Dataset, DatasetLoader, no_labels_error
 from inparsx.datasets.check import CheckReport, check_beir_folder
 from inparsx.errors import DataError, InparsxError
 from inparsx.io import read_jsonl, read_qrels
@@ -20,6 +20,9 @@ DATA_HOME_ENV = "INPARSX_DATA_HOME"
 class BeirFolderDataset(Dataset):
     """A local BEIR folder. Queries of a split are those judged in ``qrels/<split>.tsv`` (BEIR's own rule).
 
+    ``corpus.jsonl`` alone is a collection without labels (:meth:`Dataset.has_labels` is false): every stage
+    that needs no queries or qrels runs on it. ``queries.jsonl`` is needed only once ``qrels/`` holds a split.
+
     Raises:
         DataError: a missing file, a bad JSON line, a record without ``_id``, or a malformed qrels row.
     """
@@ -27,9 +30,12 @@ class BeirFolderDataset(Dataset):
     def __init__(self, root: str | Path, name: str | None = None):
         self.root = Path(root)
         self.name = name or self.root.name
-        for required in ("corpus.jsonl", "queries.jsonl"):
-            if not (self.root / required).is_file():
-                raise DataError(self.root / required, "missing: a BEIR folder needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
+        if not (self.root / "corpus.jsonl").is_file():
+            raise DataError(self.root / "corpus.jsonl", "missing: a BEIR folder needs corpus.jsonl (and, to be "
+                                                        "evaluated, queries.jsonl and qrels/<split>.tsv)")
+        if self.splits() and not (self.root / "queries.jsonl").is_file():
+            raise DataError(self.root / "queries.jsonl", f"missing: qrels/{self.splits()[0]}.tsv judges queries that "
+                                                         "queries.jsonl must hold")
         self._all_queries: dict[str, Query] | None = None
         self._qrels: dict[str, Qrels] = {}
         self._fingerprint: str | None = None
@@ -54,12 +60,15 @@ class BeirFolderDataset(Dataset):
         return self._all_queries
 
     def queries(self, split: str) -> dict[str, Query]:
+        judged = self.qrels(split)
         every = self.all_queries()
-        return {qid: every[qid] for qid in self.qrels(split) if qid in every}
+        return {qid: every[qid] for qid in judged if qid in every}
 
     def qrels(self, split: str) -> Qrels:
         if split not in self._qrels:
             path = self.root / "qrels" / f"{split}.tsv"
+            if not self.splits():
+                raise no_labels_error(self.name, split)
             if not path.is_file():
                 raise InparsxError(f"{self.root}: no qrels for split {split!r}; available: {', '.join(self.splits()) or '(none)'}")
             self._qrels[split] = read_qrels(path)
@@ -83,14 +92,21 @@ class BeirFolderDataset(Dataset):
 
 
 class FolderLoader(DatasetLoader):
-    """A plain folder path holding a BEIR-format collection."""
+    """A local path: a BEIR-format folder, or one file of documents (``.jsonl``, ``.csv``, ``.tsv``; see
+    :mod:`inparsx.datasets.files`, whose ``?id=...&text=...`` suffix names the columns)."""
 
     name = "folder"
 
     def load(self, spec: str) -> Dataset:
-        path = Path(spec).expanduser()
+        from inparsx.datasets.files import DocumentFile, split_options
+
+        path_text, options = split_options(spec)
+        path = Path(path_text).expanduser()
+        if path.is_file() or options:
+            return DocumentFile(path, **options)
         if not path.is_dir():
-            raise InparsxError(f"dataset {spec!r}: no such folder (expected a BEIR folder, beir:<name> or irds:<id>)")
+            raise InparsxError(f"dataset {spec!r}: no such folder or file (expected a BEIR folder, a .jsonl, .csv "
+                               "or .tsv file of documents, beir:<name>, irds:<id> or hf:<name>)")
         return BeirFolderDataset(path)
 
 

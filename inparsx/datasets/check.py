@@ -11,11 +11,14 @@ Findings have three levels, chosen the way BEIR and ir_datasets users read their
   judged in two splits (train/test leakage), a UTF-8 byte-order mark (spreadsheet exports), mixed line endings
   (a file merged from several sources).
 * **note**: harmless facts worth knowing, such as consistent CRLF line endings (BEIR's own SciFact qrels have
-  them; every reader strips them) and documents with an empty title (common in BEIR).
+  them; every reader strips them), documents with an empty title (common in BEIR), and a collection without
+  labels (documents only: fit for training and the label-free estimate, not for evaluation).
 
-Each kind is counted, with the first few occurrences named by file, line and id. A BEIR folder is checked file
-by file (:func:`check_beir_folder`); any other dataset through the :class:`~inparsx.datasets.base.Dataset` API
-(:func:`check_records`, ids but no line numbers).
+Each kind is counted, with the first few occurrences named by file, line and id, and the summary line ends
+with the verdict (:meth:`CheckReport.verdict`: fit for training and evaluation, fit for training only, or not
+fit). A BEIR folder is checked file by file (:func:`check_beir_folder`), a JSONL/CSV/TSV file of documents
+line by line (:func:`inparsx.datasets.files.check_document_file`); any other dataset through the
+:class:`~inparsx.datasets.base.Dataset` API (:func:`check_records`, ids but no line numbers).
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ KINDS: dict[str, tuple[Level, str]] = {
     "missing-id": ("error", "records without '_id'"),
     "bad-qrels-row": ("error", "qrels rows without 3 (BEIR) or 4 (TREC) columns"),
     "bad-relevance": ("error", "qrels rows whose relevance is not a number"),
-    "no-qrels": ("error", "no qrels/<split>.tsv file"),
+    "missing-column": ("error", "files without an id or a text column"),
+    "bad-row": ("error", "CSV/TSV rows with another number of fields than the header"),
+    "queries-without-qrels": ("warning", "queries.jsonl without qrels/<split>.tsv: its queries are in no split and are not used"),
     "bom": ("warning", "files starting with a UTF-8 byte-order mark (spreadsheet exports)"),
     "mixed-line-endings": ("warning", "files with mixed line endings (CRLF and LF lines)"),
     "repeated-id": ("warning", "repeated ids (the last record wins)"),
@@ -55,6 +60,8 @@ KINDS: dict[str, tuple[Level, str]] = {
     "split-overlap": ("warning", "queries judged in more than one split"),
     "crlf": ("note", "files with CRLF (Windows) line endings; readers strip them"),
     "empty-title": ("note", "documents with an empty title"),
+    "no-labels": ("note", "collections without queries or qrels (documents only): fit for training and the "
+                          "label-free estimate ([estimate]), not for evaluation"),
 }
 """Every kind of finding: ``kind -> (level, what it means)``."""
 
@@ -133,20 +140,38 @@ class CheckReport:
 
     def summary(self) -> str:
         """One line: ``beir:scifact: 0 errors, 0 warnings, 2 notes (5183 documents, 1109 queries, qrels rows: test
-        339, train 919)``."""
+        339, train 919); fit for training and evaluation``, ending with :meth:`verdict`."""
         stats = self.stats
         qrels = ", ".join(f"{split} {rows}" for split, rows in sorted(stats.get("qrels_rows", {}).items()))
-        facts = [f"{stats['documents']} documents" if "documents" in stats else "",
-                 f"{stats['queries']} queries" if "queries" in stats else "", f"qrels rows: {qrels}" if qrels else ""]
+        facts = [f"{stats['documents']} documents" if stats.get("documents") is not None else "",
+                 f"{stats['queries']} queries" if stats.get("queries") is not None else "",
+                 f"qrels rows: {qrels}" if qrels else ""]
         facts_text = ", ".join(f for f in facts if f)
         return (f"{self.dataset}: {self.total('error')} errors, {self.total('warning')} warnings, "
-                f"{self.total('note')} notes" + (f" ({facts_text})" if facts_text else ""))
+                f"{self.total('note')} notes" + (f" ({facts_text})" if facts_text else "") + f"; {self.verdict()}")
+
+    def fit_for(self) -> list[str]:
+        """What the collection can be used for: ``["training", "evaluation"]`` with qrels, ``["training",
+        "estimate"]`` without labels (the label-free estimate), ``[]`` with errors."""
+        if not self.ok:
+            return []
+        return ["training", "evaluation"] if self.stats.get("qrels_rows") else ["training", "estimate"]
+
+    def verdict(self) -> str:
+        """The collection's fitness in words: ``fit for training and evaluation``, ``fit for training and the
+        label-free estimate; not for evaluation (no qrels)``, or ``not fit: ...`` with errors."""
+        fit = self.fit_for()
+        if not fit:
+            return "not fit for use: the stages stop on the errors above"
+        if "evaluation" in fit:
+            return "fit for training and evaluation"
+        return "fit for training and the label-free estimate; not for evaluation (no qrels)"
 
     def to_json(self) -> dict[str, Any]:
         """What ``check.json`` holds: the summary counts, the stats, and per kind its level, meaning, count and
         examples."""
         return {"dataset": self.dataset, "errors": self.total("error"), "warnings": self.total("warning"),
-                "notes": self.total("note"), "stats": self.stats,
+                "notes": self.total("note"), "fit_for": self.fit_for(), "stats": self.stats,
                 "findings": {kind: {"level": KINDS[kind][0], "meaning": KINDS[kind][1], "count": self.counts[kind],
                                     "examples": [f.to_json() for f in self.examples[kind]]}
                              for kind in self.kinds()}}
@@ -160,13 +185,18 @@ def check_beir_folder(root: str | Path, name: str | None = None) -> CheckReport:
     """
     root = Path(root)
     report = CheckReport(name or str(root))
+    files = sorted((root / "qrels").glob("*.tsv"))
     doc_ids = _check_jsonl(root, "corpus.jsonl", report, _check_document)
-    query_ids = _check_jsonl(root, "queries.jsonl", report, _check_query)
+    query_ids = None
+    if files or (root / "queries.jsonl").is_file():
+        query_ids = _check_jsonl(root, "queries.jsonl", report, _check_query)
     report.stats.update(documents=len(doc_ids) if doc_ids is not None else None,
                         queries=len(query_ids) if query_ids is not None else None, qrels_rows={})
-    files = sorted((root / "qrels").glob("*.tsv"))
     if not files:
-        report.add("no-qrels", "qrels/", detail="a BEIR folder needs qrels/<split>.tsv to be evaluated")
+        if query_ids is not None:
+            report.add("queries-without-qrels", "queries.jsonl", detail="a split is the queries its "
+                                                                        "qrels/<split>.tsv judges")
+        report.add("no-labels", "qrels/", detail="no qrels/<split>.tsv")
     judged: dict[str, str] = {}
     for path in files:
         _check_qrels(root, path, report, doc_ids, query_ids, judged)
@@ -314,6 +344,8 @@ def check_records(dataset: "Dataset") -> CheckReport:
         seen.add(doc.doc_id)
         _check_document({"text": doc.text, "title": doc.title}, "corpus", None, doc.doc_id, report)
     report.stats.update(documents=len(seen), qrels_rows={})
+    if not dataset.splits():
+        report.add("no-labels", "qrels", detail="the dataset has no split with qrels")
     judged: dict[str, str] = {}
     for split in dataset.splits():
         queries, qrels = dataset.queries(split), dataset.qrels(split)
@@ -333,7 +365,8 @@ def check_records(dataset: "Dataset") -> CheckReport:
 
 def check_dataset(spec: str) -> CheckReport:
     """Check the dataset named ``spec``: a folder path is checked as a BEIR folder even when files are missing
-    (each a finding); any other name is resolved (``beir:``, ``irds:``) and checked through ``Dataset.check``.
+    (each a finding), a file as a JSONL/CSV/TSV file of documents; any other name is resolved (``beir:``,
+    ``irds:``, ``hf:``, ``docs.csv?text=...``) and checked through ``Dataset.check``.
 
     Raises:
         InparsxError: a name that resolves to no dataset (e.g. a folder that does not exist).
@@ -343,4 +376,8 @@ def check_dataset(spec: str) -> CheckReport:
     path = Path(spec).expanduser()
     if path.is_dir():
         return check_beir_folder(path)
+    if path.is_file():
+        from inparsx.datasets.files import check_document_file
+
+        return check_document_file(path)
     return resolve_dataset(spec).check()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 import inparsx
-from inparsx.datasets.base import Dataset, DatasetLoader
+from inparsx.datasets.base import Dataset, DatasetLoader, no_labels_error
 from inparsx.errors import InparsxError
 from inparsx.records import Document, Qrels, Query
 
@@ -14,7 +14,8 @@ SPLITS = ("train", "dev", "validation", "test")
 
 class IrdsDataset(Dataset):
     """An ir_datasets id. A split is the sub-dataset ``<id>/<split>`` (BEIR's layout), or the id itself when it
-    has its own qrels (e.g. ``msmarco-passage/dev/small``).
+    has its own qrels (e.g. ``msmarco-passage/dev/small``). An id with neither is a collection without labels
+    (its documents only; :meth:`~inparsx.datasets.base.Dataset.has_labels` is false).
 
     Raises:
         InparsxError: an id unknown to ir_datasets, or a split with neither form.
@@ -40,6 +41,8 @@ class IrdsDataset(Dataset):
                 self._cache[split] = ir_datasets.load(candidate)
             elif self._base.has_qrels() and split in (self.id.rsplit("/", 1)[-1], "default"):
                 self._cache[split] = self._base
+            elif not self.splits():
+                raise no_labels_error(self.name, split)
             else:
                 raise InparsxError(f"{self.name}: no split {split!r}; available: {', '.join(self.splits()) or '(none)'}")
         return self._cache[split]

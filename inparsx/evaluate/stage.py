@@ -55,13 +55,22 @@ def evaluate(evaluator, qrels: Qrels, runs: dict[str, Run], excluded: set[str], 
 
 
 def run_stage(ctx) -> None:
-    """Evaluate ``ctx.runs()`` on ``ctx.dataset.qrels(ctx.eval_split)`` with the stage's evaluator.
+    """Evaluate ``ctx.runs()`` on ``ctx.dataset.qrels(ctx.eval_split)`` with the stage's evaluator, and print
+    the label-free estimate's verdicts under the table when ``[estimate]`` ran. A collection without labels
+    has nothing to score: one line says why, and the report is written.
 
     Raises:
         InparsxError: no run in the run directory, or a baseline that names no run.
         DataError: a malformed run file (file:line).
         MetricNameError: an invalid metric name.
     """
+    if not ctx.dataset.has_labels():
+        estimated = "estimate" in ctx.recipe.stages
+        console.print(f"evaluate: skipped: {ctx.dataset.name} has no qrels (a collection without labels), so no run "
+                      "can be scored" + ("; the label-free estimate is above and in estimate/summary.json" if estimated
+                                         else "; add [estimate] for a label-free estimate"), markup=False)
+        _write_report(ctx)
+        return
     paths = ctx.runs()
     if not paths:
         raise InparsxError(f"evaluate: no run in {ctx.run_dir} (a stage's run.trec or runs/<name>.trec); "
@@ -81,8 +90,17 @@ def run_stage(ctx) -> None:
     print_results(evaluation, out, title)
     text = io.StringIO()
     print_results(evaluation, Console(file=text, color_system=None, highlight=False), title)
+    from inparsx.estimate.stage import estimate_lines
+
+    beside = estimate_lines(ctx.run_dir) if "estimate" in ctx.recipe.stages else []  # next to the real figures
+    for line in beside:
+        out.print(line, markup=False, highlight=False)
     with atomic_write(ctx.dir / TABLE_FILE) as handle:
-        handle.write(text.getvalue())
+        handle.write(text.getvalue() + "".join(f"{line}\n" for line in beside))
+    _write_report(ctx)
+
+
+def _write_report(ctx) -> None:
     from inparsx.report import write_report
 
     console.print(f"report: {write_report(ctx.run_dir)}", soft_wrap=True, markup=False)

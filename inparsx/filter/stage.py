@@ -4,7 +4,8 @@ Each filter sees only the records the previous ones kept. Writes ``filter/querie
 each with every filter's score in ``extra["filter_scores"]``), ``filter/decisions.jsonl`` (one line per input
 record: ``query_id``, ``doc_id``, ``kept``, the ``filter`` that dropped it, its ``reason`` and the scores
 seen so far) and ``filter/summary.json`` (per filter: records in, kept, dropped per reason), and prints the
-summary as a table.
+summary as a table. With ``[estimate]``, the held-out documents' queries are filtered in the same pass and the
+kept ones written to ``filter/heldout.jsonl`` instead.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inparsx.errors import PluginError
+from inparsx.errors import DataError, PluginError
 from inparsx.filter.base import Filter
 from inparsx.io import write_json, write_jsonl
 from inparsx.progress import console, out
@@ -104,6 +105,37 @@ def run_stage(ctx: "StageContext") -> None:
     path = ctx.output("generate", "queries.jsonl")
     records = read_synthetic_queries(path)
     console.print(f"filter: {len(records):,} synthetic queries from {path}")
+    if ctx.holdout is not None:
+        _filter_with_heldout(ctx, records)
+        return
     report = apply_filters(records, ctx.components, ctx.component_context())
     write_report(report, ctx.dir)
     print_summary(report.summary)
+
+
+def _filter_with_heldout(ctx: "StageContext", records: list[SyntheticQuery]) -> None:
+    """Filter the training queries and the held-out documents' queries (``generate/heldout.jsonl``) in one
+    pass, so that both meet the same thresholds (a ``keep_top_k`` is taken over all of them), then write the
+    kept held-out ones apart, to ``filter/heldout.jsonl``: ``queries.jsonl`` never holds one. Their rows in
+    ``decisions.jsonl`` say ``"heldout": true``; ``summary.json`` counts them under ``heldout``."""
+    from inparsx.estimate.stage import HELDOUT
+    from inparsx.triples.stage import read_synthetic_queries
+
+    held_path = ctx.output("generate", HELDOUT)
+    held = read_synthetic_queries(held_path)
+    held_ids = {r.query_id for r in held}
+    clash = held_ids & {r.query_id for r in records}
+    if clash:
+        raise DataError(held_path, f"query_id {sorted(clash)[0]!r} is also in {ctx.output('generate', 'queries.jsonl')}")
+    console.print(f"filter: {len(held):,} synthetic queries of held-out documents from {held_path}, in the same pass")
+    report = apply_filters([*records, *held], ctx.components, ctx.component_context())
+    kept = [r for r in report.kept if r.query_id not in held_ids]
+    kept_held = [r for r in report.kept if r.query_id in held_ids]
+    for row in report.decisions:
+        row["heldout"] = row["query_id"] in held_ids
+    report.summary["heldout"] = {"input": len(held), "kept": len(kept_held)}
+    write_report(FilterReport(kept, report.decisions, report.summary), ctx.dir)
+    write_jsonl(ctx.dir / HELDOUT, (r.to_dict() for r in kept_held))
+    print_summary(report.summary)
+    console.print(f"filter: {len(kept_held):,} of {len(held):,} held-out queries kept for [estimate]; "
+                  f"{len(kept):,} of {len(records):,} for training", markup=False)

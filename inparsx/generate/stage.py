@@ -3,7 +3,8 @@ crash, and merge the shards of a data-parallel run (``accelerate launch``).
 
 Output: ``generate/queries.jsonl`` (one :class:`~inparsx.records.SyntheticQuery` per line, in the order of the
 document sample), ``generate/excluded_qids.txt`` when few-shot examples came from the evaluated split, and
-``generate/queries.stats.json`` (counts and rates).
+``generate/queries.stats.json`` (counts and rates); with ``[estimate]``, also ``generate/heldout.jsonl`` and
+``heldout.stats.json``, the queries of the held-out documents.
 """
 
 from __future__ import annotations
@@ -45,15 +46,46 @@ class GenerationSummary:
 
 
 def run_stage(ctx: "StageContext") -> None:
-    """Write ``<run>/generate/queries.jsonl`` with the recipe's generator (see :func:`generate_queries`)."""
-    generate_queries(ctx.component_context(), ctx.component, ctx.dir / QUERIES)
+    """Write ``<run>/generate/queries.jsonl`` with the recipe's generator (see :func:`generate_queries`).
+
+    With ``[estimate]``, the sample is drawn from the collection without the held-out documents, and the
+    held-out documents get their queries in ``generate/heldout.jsonl`` (never read by a training stage).
+    A file finished by an interrupted attempt of this stage is kept rather than generated again.
+    """
+    from inparsx.estimate.stage import HELDOUT
+
+    cctx, generator = ctx.component_context(), ctx.component
+    jobs: list[tuple[Path, list[Document] | None, str]] = [(ctx.dir / QUERIES, None, f"generate ({generator.name})")]
+    if ctx.holdout is not None:
+        jobs.append((ctx.dir / HELDOUT, ctx.holdout.documents(), f"generate held-out ({generator.name})"))
+    for out, docs, label in jobs:
+        if len(jobs) > 1 and out.is_file() and out.with_name(f"{out.stem}.stats.json").is_file():
+            console.print(f"{out.name}: finished by an earlier attempt, kept", markup=False)
+            continue
+        generate_queries(cctx, generator, out, docs, label)
+    if len(jobs) > 1 and Shards().is_main:
+        _exclude_fewshot(cctx, generator, [out for out, _, _ in jobs])
+
+
+def _exclude_fewshot(ctx: "ComponentContext", generator: "Generator", files: list[Path]) -> None:
+    """Write ``excluded_qids.txt``: the few-shot examples of every file's records, when they come from the
+    evaluated split (each :func:`generate_queries` call writes its own file's)."""
+    import json
+
+    if generator.fewshot_split(ctx) != ctx.eval_split:
+        return
+    qids = {qid for path in files for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+            for qid in json.loads(line).get("fewshot_examples") or []}
+    with atomic_write(files[0].with_name(EXCLUDED_QIDS)) as handle:
+        handle.writelines(f"{qid}\n" for qid in sorted(qids))
 
 
 def generate_queries(ctx: "ComponentContext", generator: "Generator", out: Path,
-                     docs: list[Document] | None = None) -> GenerationSummary:
+                     docs: list[Document] | None = None, label: str | None = None) -> GenerationSummary:
     """Generate queries for the sampled documents (or ``docs``, when given; else the generator's
     :meth:`~inparsx.generate.base.Generator.select_documents`, when it chooses them) into ``out``, resuming from
     ``out``'s ``.partial`` file. ``ctx`` is the generator's context: its dataset is sampled with its seed.
+    ``label`` names the progress bar (default ``generate (<generator>)``).
 
     Every document of the sample ends with all its records exactly once: records are appended per batch
     (fsynced), and a rerun skips the documents whose records are all there (a document cut short by a crash
@@ -81,7 +113,7 @@ def generate_queries(ctx: "ComponentContext", generator: "Generator", out: Path,
         console.print(f"resuming: {len(done)} of {len(docs)} documents already have queries")
     writer = main if shards.count == 1 else ResumableJsonl(shards.part_path(out, shards.index))
     began = time.perf_counter()
-    written = _run(generator, todo, ctx, writer, show=shards.is_main)
+    written = _run(generator, todo, ctx, writer, show=shards.is_main, label=label)
     seconds = time.perf_counter() - began
     writer.close()
     shards.barrier()
@@ -93,13 +125,16 @@ def generate_queries(ctx: "ComponentContext", generator: "Generator", out: Path,
     return summary
 
 
-def _run(generator: "Generator", docs: list[Document], ctx: "ComponentContext", writer: ResumableJsonl, show: bool) -> int:
-    """Generate and append batch by batch, with a progress bar of docs/s and ETA, plus queries/s and generated
-    tokens/s measured from the end of the first batch (so that model loading does not count)."""
+def _run(generator: "Generator", docs: list[Document], ctx: "ComponentContext", writer: ResumableJsonl, show: bool,
+         label: str | None = None) -> int:
+    """Generate and append batch by batch, with a progress bar (``label``, default ``generate (<name>)``) of
+    docs/s and ETA, plus queries/s and generated tokens/s measured from the end of the first batch (so that
+    model loading does not count)."""
     written, first = 0, None
     if not docs:
         return 0  # a finished run interrupted before its last step: no model to load
-    bar = progress_task(f"generate ({generator.name})", total=len(docs), unit="docs") if show else _silent()
+    label = label or f"generate ({generator.name})"
+    bar = progress_task(label, total=len(docs), unit="docs") if show else _silent()
     with bar as (progress, task):
         for batch in generator.generate(docs, ctx):
             writer.append(record.to_dict() for record in batch)

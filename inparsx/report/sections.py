@@ -95,7 +95,7 @@ class RunFiles:
     def query_texts(self) -> dict[str, str]:
         """Evaluated queries by id (``{}`` without the dataset)."""
         split = self.recipe.get("dataset", {}).get("eval_split", "test")
-        if self.dataset is None:
+        if self.dataset is None or not self.dataset.has_labels():
             return {}
         return {qid: query.text for qid, query in self.dataset.queries(split).items()}
 
@@ -124,8 +124,10 @@ def check_section(files: RunFiles) -> Section | None:
         return None
     rows = [[kind, found["level"], found["meaning"], found["count"],
              "; ".join(_where(e) for e in found["examples"])] for kind, found in report["findings"].items()]
+    fit = report.get("fit_for")
+    verdict = "" if fit is None else f" Fit for: {', '.join(fit) or 'nothing until the errors are fixed'}."
     head = (f"<p>{escape(report['dataset'])}: {report['errors']} errors, {report['warnings']} warnings, "
-            f"{report['notes']} notes.</p>")
+            f"{report['notes']} notes.{escape(verdict)}</p>")
     return Section("check", "Collection check", head + (table(["kind", "level", "meaning", "count", "first occurrences"],
                                                               rows, {3}) if rows else ""))
 
@@ -142,6 +144,26 @@ def metrics_section(files: RunFiles) -> Section | None:
     if not means:
         return None
     comparison = files.json("evaluate/comparison.json") or {}
+    return Section("metrics", "Results", _results_body(means, comparison, _run_notes(files)))
+
+
+def estimate_section(files: RunFiles) -> Section | None:
+    """The label-free estimate (``estimate/``): the metrics of the first stage, the trained and the zero-shot
+    model on synthetic queries of held-out documents, with the paired tests, under a heading that says what it
+    is."""
+    means, summary = files.json("estimate/metrics.json"), files.json("estimate/summary.json") or {}
+    if not means:
+        return None
+    head = (f"<p>Not a measurement on real queries: {summary.get('queries', '?')} synthetic queries, written by the "
+            f"recipe's generator for {summary.get('documents', '?')} of {summary.get('held_out', '?')} documents held "
+            "out of training, each judged relevant to its source document only.</p>")
+    notes = (files.json("estimate/notes.json") or {}).get("runs", {})
+    return Section("estimate", "Label-free estimate", head + _results_body(means, files.json("estimate/comparison.json") or {}, notes))
+
+
+def _results_body(means: dict[str, Any], comparison: dict[str, Any], notes: dict[str, str]) -> str:
+    """The metrics table of ``means`` with the tests of ``comparison`` (``comparison.json``), the runs'
+    descriptions and the verdicts of the declared pairs."""
     baseline, tested = comparison.get("baseline"), comparison.get("runs", {})
     metrics = list(next(iter(means.values())))
     rows = []
@@ -157,7 +179,6 @@ def metrics_section(files: RunFiles) -> Section | None:
         body += (f"<p>In brackets: difference to <b>{escape(baseline)}</b> and p-value "
                  f"({escape(comparison.get('test', ''))}, {comparison.get('queries', '?')} queries); "
                  "* marks a significant difference.</p>")
-    notes = _run_notes(files)
     if notes:
         body += "<ul>" + "".join(f"<li><b>{escape(run)}</b>: {escape(text)}</li>" for run, text in notes.items()
                                  if run in means) + "</ul>"
@@ -166,7 +187,7 @@ def metrics_section(files: RunFiles) -> Section | None:
         body += (f"<p>{escape(pair['question'])} <b>{escape(pair['verdict'])}</b>: {escape(pair['run'])} "
                  f"{result['value']:.4f} vs {escape(pair['against'])} {result['against']:.4f} {escape(metric)} "
                  f"({result['delta']:+.4f}, p={result['p_value']:.3g})</p>")
-    return Section("metrics", "Results", body)
+    return body
 
 
 def _run_notes(files: RunFiles) -> dict[str, str]:
@@ -174,7 +195,7 @@ def _run_notes(files: RunFiles) -> dict[str, str]:
     from inparsx.recipe import STAGES
 
     notes: dict[str, str] = {}
-    for stage in STAGES:
+    for stage in STAGES:  # the estimate's notes are estimate/notes.json
         notes.update((files.json(f"{stage}/{RUN_NOTES}") or {}).get("runs", {}))
     return notes
 
@@ -334,6 +355,6 @@ def _cell(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)
 
 
-BUILDERS = (metrics_section, per_query_section, filter_section, queries_section, samples_section, training_section,
+BUILDERS = (metrics_section, estimate_section, per_query_section, filter_section, queries_section, samples_section, training_section,
             tune_section, check_section, recipe_section)
 """The sections in report order: results first, then what produced them, then the inputs (data, recipe)."""

@@ -38,12 +38,13 @@ def rerank(run: Annotated[Path, typer.Option("--run", help="The TREC run to rera
     next to it (OUT-alone.trec; with both fusions, also OUT-rrf.trec). --set zero_shot_model=M adds
     OUT-zeroshot.trec (and its forms).
     """
-    from inparsx.oneoff import run_to
+    from inparsx.oneoff import refuse_without_labels, run_to
     from inparsx.progress import out as stdout
     from inparsx.recipe import one_stage_recipe
 
     recipe = one_stage_recipe("rerank", use, set_ or [], dataset, eval_split=split,
                               flags={"model": model, "depth": depth}, refused=REFUSED)
+    refuse_without_labels(dataset, split, "reranked")
     written: list[Path] = []
 
     def outputs(folder: Path) -> dict[Path, Path]:

@@ -184,8 +184,35 @@ def write_runs(folder: Path, runs: dict[str, Run], main: str | None, tag: str) -
     return paths
 
 
+def rerank_jobs(ctx: "StageContext", opts: RerankStageOptions,
+                reranker: Reranker) -> list[tuple[str, Reranker, str, str]]:
+    """``(run name, scorer, model, scores file)`` of every model ``opts`` rerank with: ``rerank``
+    (``opts.model``), ``zeroshot`` (``opts.zero_shot_model``, when set, scored by ``opts.zero_shot_reranker``
+    when that is set, else by ``reranker``) and each of ``opts.compare_models`` (by ``reranker``); ``@stage``
+    models resolved through ``ctx``.
+
+    Raises:
+        InparsxError: an ``@stage`` model whose stage has not run.
+    """
+    jobs = [("rerank", reranker, ctx.resolve_model(opts.model), "scores.jsonl")]
+    if opts.zero_shot_model:
+        zero_shot = reranker
+        if opts.zero_shot_reranker is not None:
+            zero_shot = get_registry().build("rerankers", opts.zero_shot_reranker, opts.zero_shot_options)
+        jobs.append(("zeroshot", zero_shot, ctx.resolve_model(opts.zero_shot_model), "scores-zeroshot.jsonl"))
+    return jobs + [(name, reranker, ctx.resolve_model(model), f"scores-{name}.jsonl")
+                   for name, model in opts.compare_models.items()]
+
+
+def job_label(name: str, prefix: str = "rerank") -> str:
+    """The progress label of a rerank job: ``rerank``, ``rerank zero-shot``, ``rerank <name>``."""
+    return {"rerank": prefix, "zeroshot": f"{prefix} zero-shot"}.get(name, f"{prefix} {name}")
+
+
 def run_stage(ctx: "StageContext") -> None:
-    """Rerank ``<first_stage>/run.trec`` for the queries of ``ctx.eval_split`` (see the module docstring).
+    """Rerank ``<first_stage>/run.trec`` for the queries of ``ctx.eval_split`` (see the module docstring). On a
+    collection without labels there are no such queries: one line says so and nothing is written (the
+    estimate stage reranks the held-out synthetic queries with these settings).
 
     Every model's scores are computed first (the trained model, the zero-shot one with its own reranker when
     ``zero_shot_reranker`` is set, the compared ones), then each one's runs are written, since a fusion reads
@@ -197,22 +224,21 @@ def run_stage(ctx: "StageContext") -> None:
     """
     reranker: Reranker = ctx.component
     opts: RerankStageOptions = ctx.settings
+    if not ctx.dataset.has_labels():
+        console.print(f"rerank: skipped: {ctx.dataset.name} has no labels, so no {ctx.eval_split} queries to rerank"
+                      + ("; [estimate] reranks the held-out synthetic queries with these settings"
+                         if "estimate" in ctx.recipe.stages else "; add [estimate] for a label-free estimate"),
+                      markup=False)
+        return
     run_path = ctx.output(opts.first_stage, "run.trec")
     first_stage = read_trec_run(run_path)
     queries = {qid: query.text for qid, query in ctx.dataset.queries(ctx.eval_split).items()}
     todo = candidates(first_stage, opts.depth, queries)
     needed = {docid for ids in todo.values() for docid in ids}
     docs = document_texts(ctx.dataset, sorted(needed), run_path)
-    zero_shot = reranker
-    if opts.zero_shot_reranker is not None:
-        zero_shot = get_registry().build("rerankers", opts.zero_shot_reranker, opts.zero_shot_options)
-    for scorer in {id(reranker): reranker, id(zero_shot): zero_shot}.values():
+    jobs = rerank_jobs(ctx, opts, reranker)
+    for scorer in {id(job[1]): job[1] for job in jobs}.values():
         scorer.use_corpus(ctx.dataset.fingerprint())
-    jobs = [("rerank", reranker, ctx.resolve_model(opts.model), "scores.jsonl")]
-    if opts.zero_shot_model:
-        jobs.append(("zeroshot", zero_shot, ctx.resolve_model(opts.zero_shot_model), "scores-zeroshot.jsonl"))
-    jobs += [(name, reranker, ctx.resolve_model(model), f"scores-{name}.jsonl")
-             for name, model in opts.compare_models.items()]
     summary: dict[str, Any] = {"reranker": reranker.name, "depth": opts.depth, "first_stage": str(run_path)}
     reranked = max((len(ids) for ids in todo.values()), default=0)
     others = {name: scorer.name for name, scorer, _, _ in jobs if scorer is not reranker}
@@ -220,9 +246,8 @@ def run_stage(ctx: "StageContext") -> None:
                                               reranked, others))
     scores: dict[str, Run] = {}
     for name, scorer, model, filename in jobs:
-        label = {"rerank": "rerank", "zeroshot": "rerank zero-shot"}.get(name, f"rerank {name}")
         scores[name], summary[name] = rerank_with_model(scorer, model, opts.depth, first_stage, queries, docs,
-                                                        ResumableJsonl(ctx.dir / filename), label)
+                                                        ResumableJsonl(ctx.dir / filename), job_label(name))
     for name in scores:
         write_runs(ctx.dir, fused_runs(name, first_stage, scores, opts), "rerank", f"inparsx-{reranker.name}")
     write_json(ctx.dir / "summary.json", summary)

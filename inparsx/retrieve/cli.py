@@ -20,7 +20,7 @@ def retrieve(dataset: Annotated[str, typer.Option("--dataset", "-d", help="beir:
     """Retrieve the top k documents for each query of a split (same options as a recipe's retrieve table)."""
     import json
 
-    from inparsx.oneoff import run_to
+    from inparsx.oneoff import refuse_without_labels, run_to
     from inparsx.progress import out as stdout
     from inparsx.recipe import one_stage_recipe
 
@@ -31,6 +31,7 @@ def retrieve(dataset: Annotated[str, typer.Option("--dataset", "-d", help="beir:
         summary.update(json.loads((folder / "summary.json").read_text()))
         return {folder / "run.trec": out}
 
+    refuse_without_labels(dataset, split, "retrieved")
     run_to(recipe, "retrieve", out, outputs)
     found = summary["queries"] - len(summary["queries_without_hits"])
     stdout.print(f"{out}: {found} queries, top {summary['k']} ({use} on {dataset}, split {split})", markup=False)

@@ -35,7 +35,8 @@ def open_retriever(name: str, options: Mapping[str, Any] | None, dataset: Datase
 
 
 def run_stage(ctx: "StageContext") -> None:
-    """Check the collection, then retrieve the top ``k`` documents for every query of ``ctx.eval_split``.
+    """Check the collection, then retrieve the top ``k`` documents for every query of ``ctx.eval_split`` (a
+    collection without labels: build the index only, see :func:`index_only`).
 
     Writes ``retrieve/check.json`` (the collection's check, as ``inparsx check`` prints it),
     ``retrieve/run.trec`` (TREC run, tag ``inparsx-<retriever>``) and ``retrieve/summary.json`` (queries,
@@ -46,6 +47,9 @@ def run_stage(ctx: "StageContext") -> None:
     """
     check_collection(ctx)
     retriever: Retriever = ctx.component
+    if not ctx.dataset.has_labels():
+        index_only(ctx, retriever)
+        return
     queries = {qid: query.text for qid, query in ctx.dataset.queries(ctx.eval_split).items()}
     began = time.perf_counter()
     retriever.index(ctx.dataset)
@@ -60,6 +64,19 @@ def run_stage(ctx: "StageContext") -> None:
         "search_seconds": round(searched - indexed, 3), "index": retriever.index_info})
     console.print(f"retrieve: {len(queries)} {ctx.eval_split} queries, top {retriever.options.k}, "
                   f"search {searched - indexed:.1f} s" + (f"; {len(empty)} with no hit" if empty else ""))
+
+
+def index_only(ctx: "StageContext", retriever: Retriever) -> None:
+    """A collection without labels has no queries to retrieve: build (or reuse) the index, which the triples
+    stage's negatives and the estimate's first stage search, write ``summary.json`` and say so in one line."""
+    began = time.perf_counter()
+    retriever.index(ctx.dataset)
+    seconds = time.perf_counter() - began
+    write_json(ctx.dir / "summary.json", {
+        "retriever": retriever.name, "split": ctx.eval_split, "queries": 0, "k": retriever.options.k,
+        "no_labels": True, "index_seconds": round(seconds, 3), "index": retriever.index_info})
+    console.print(f"retrieve: {ctx.dataset.name} has no labels, so no {ctx.eval_split} queries to retrieve; index "
+                  f"ready in {seconds:.1f} s, no run written", markup=False)
 
 
 CHECK_FILE = "check.json"
