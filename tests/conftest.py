@@ -18,6 +18,8 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("INPARSX_NO_PROGRESS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("DSPY_CACHEDIR", tempfile.mkdtemp(prefix="inparsx-dspy-cache-"))
+# ir_datasets fixes its home when first imported: one empty home for the whole session, set before any import
+os.environ["IR_DATASETS_HOME"] = tempfile.mkdtemp(prefix="inparsx-irds-home-")
 
 
 def _data_home() -> Path:

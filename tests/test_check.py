@@ -5,12 +5,11 @@ CRLF qrels a note), the CLI's exit codes and the retrieve stage's ``check.json``
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from inparsx.cli.main import main
+from inparsx.testing.cli import run_cli
 from inparsx.datasets.base import Dataset
 from inparsx.datasets.beir import BeirFolderDataset
 from inparsx.datasets.check import KINDS, check_beir_folder, check_dataset
@@ -163,26 +162,20 @@ def test_any_dataset_is_checked_through_its_api():
                                 "unknown-doc": [("qrels (test)", None, "zz")]}
 
 
-def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["inparsx", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    captured = capsys.readouterr()
-    return info.value.code, captured.out, captured.err
 
 
 def test_the_command_exit_codes_and_json(monkeypatch, capsys, tmp_path):
     clean = collection(tmp_path / "clean")
-    assert run_main(monkeypatch, capsys, "check", str(clean))[0] == 0
+    assert run_cli(monkeypatch, capsys, "check", str(clean))[0] == 0
     warned = collection(tmp_path / "warned", docs=[*DOCS, DOCS[0]])
-    code, out, _ = run_main(monkeypatch, capsys, "check", str(warned))
+    code, out, _ = run_cli(monkeypatch, capsys, "check", str(warned))
     assert code == 0 and "warning: 1 repeated ids (the last record wins): corpus.jsonl:4 id 'd1'" in out
-    assert run_main(monkeypatch, capsys, "check", str(warned), "--strict")[0] == 1
-    code, out, _ = run_main(monkeypatch, capsys, "check", str(warned), "--json")
+    assert run_cli(monkeypatch, capsys, "check", str(warned), "--strict")[0] == 1
+    code, out, _ = run_cli(monkeypatch, capsys, "check", str(warned), "--json")
     assert json.loads(out)["findings"]["repeated-id"]["examples"] == [
         {"file": "corpus.jsonl", "line": 4, "id": "d1", "detail": "first on line 1"}]
     broken = collection(tmp_path / "broken", raw={"corpus.jsonl": b"{not json\n"})
-    code, out, _ = run_main(monkeypatch, capsys, "check", str(broken))
+    code, out, _ = run_cli(monkeypatch, capsys, "check", str(broken))
     assert code == 2 and out.startswith("error: 1 lines that are not valid JSON: corpus.jsonl:1")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -84,29 +85,19 @@ def test_split_spec():
 
 
 @pytest.fixture(scope="module")
-def irds_home(scifact_dir, tmp_path_factory, monkeypatch_module):
-    """An ir_datasets cache holding BEIR SciFact's source.zip, built from the local copy (no download)."""
-    home = tmp_path_factory.mktemp("irds")
+def irds_home(scifact_dir):
+    """The session's ir_datasets home (tests/conftest.py sets it before ir_datasets is imported), holding BEIR
+    SciFact's source.zip built from the local copy, so nothing is downloaded."""
+    home = Path(os.environ["IR_DATASETS_HOME"])
     target = home / "beir" / "scifact"
-    target.mkdir(parents=True)
+    target.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(target / "source.zip", "w") as archive:
         archive.write(scifact_dir / "corpus.jsonl", "scifact/corpus.jsonl")
         archive.write(scifact_dir / "queries.jsonl", "scifact/queries.jsonl")
         for split in ("train", "test"):
             text = (scifact_dir / "qrels" / f"{split}.tsv").read_text().replace("\r\n", "\n")
             archive.writestr(f"scifact/qrels/{split}.tsv", text)
-    monkeypatch_module.setenv("IR_DATASETS_HOME", str(home))
-    import ir_datasets.util
-
-    monkeypatch_module.setattr(ir_datasets.util, "home_path", lambda: home)
     return home
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    yield mp
-    mp.undo()
 
 
 def test_irds_matches_local_folder(irds_home, monkeypatch):

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from inparsx.cli.main import main
+from inparsx.testing.cli import run_cli
+from inparsx.testing.collections import corpus_only
 from inparsx.datasets.beir import BeirFolderDataset
 from inparsx.errors import InparsxError
 from inparsx.estimate.holdout import Holdout
@@ -19,20 +20,6 @@ from inparsx.recipe import RecipeErrors, load_recipe
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 
 
-def corpus_only(source: Path, target: Path, n: int | None = None) -> Path:
-    """A BEIR folder holding only ``corpus.jsonl`` (the first ``n`` documents of ``source``'s)."""
-    target.mkdir(parents=True)
-    lines = (source / "corpus.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
-    (target / "corpus.jsonl").write_text("".join(lines[:n]), encoding="utf-8")
-    return target
-
-
-def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["inparsx", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    captured = capsys.readouterr()
-    return info.value.code, captured.out, captured.err
 
 
 def jsonl_records(path: Path) -> list[dict]:
@@ -82,7 +69,7 @@ def test_a_corpus_only_folder_runs_to_a_trained_model_and_the_estimate(scifact_s
                                                                          capsys):
     monkeypatch.setenv("INPARSX_CACHE", str(tmp_path / "cache"))
     folder = corpus_only(scifact_small, tmp_path / "mine", 120)
-    code, out, err = run_main(monkeypatch, capsys, "run", str(RECIPES / "own-collection.toml"), "--run-dir",
+    code, out, err = run_cli(monkeypatch, capsys, "run", str(RECIPES / "own-collection.toml"), "--run-dir",
                               str(tmp_path / "run"), "--set", f"dataset.name={folder}", "--set", "estimate.docs=20",
                               *[item for s in tiny_sets(tiny) for item in ("--set", s)])
     run = tmp_path / "run"

@@ -5,12 +5,12 @@ fit for training (tests/test_estimate.py runs them to a trained model and the la
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from inparsx.cli.main import main
+from inparsx.testing.cli import run_cli
+from inparsx.testing.collections import corpus_only
 from inparsx.datasets import resolve_dataset
 from inparsx.datasets.beir import BeirFolderDataset
 from inparsx.datasets.check import check_dataset
@@ -18,20 +18,6 @@ from inparsx.datasets.files import DocumentFile
 from inparsx.errors import DataError, InparsxError
 
 
-def corpus_only(source: Path, target: Path, n: int | None = None) -> Path:
-    """A BEIR folder holding only ``corpus.jsonl`` (the first ``n`` documents of ``source``'s)."""
-    target.mkdir(parents=True)
-    lines = (source / "corpus.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
-    (target / "corpus.jsonl").write_text("".join(lines[:n]), encoding="utf-8")
-    return target
-
-
-def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["inparsx", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    captured = capsys.readouterr()
-    return info.value.code, captured.out, captured.err
 
 
 def test_a_beir_folder_with_corpus_jsonl_alone(scifact_small, tmp_path):
@@ -107,13 +93,13 @@ def test_an_ir_datasets_id_without_qrels(tmp_path):
 
 def test_check_calls_a_collection_without_labels_fit_for_training(scifact_small, tmp_path, monkeypatch, capsys):
     folder = corpus_only(scifact_small, tmp_path / "c", 20)
-    code, out, _ = run_main(monkeypatch, capsys, "check", str(folder))
+    code, out, _ = run_cli(monkeypatch, capsys, "check", str(folder))
     assert code == 0 and out.strip().splitlines()[-1].endswith(
         "(20 documents); fit for training and the label-free estimate; not for evaluation (no qrels)"), out
-    code, out, _ = run_main(monkeypatch, capsys, "check", str(scifact_small), "--json")
+    code, out, _ = run_cli(monkeypatch, capsys, "check", str(scifact_small), "--json")
     assert code == 0 and json.loads(out)["fit_for"] == ["training", "evaluation"]
     (tmp_path / "d.csv").write_text("id,text\n1,first\n1,again\n2,\n3,x,y\n")
-    code, out, _ = run_main(monkeypatch, capsys, "check", str(tmp_path / "d.csv"))
+    code, out, _ = run_cli(monkeypatch, capsys, "check", str(tmp_path / "d.csv"))
     assert code == 2 and "error: 1 CSV/TSV rows with another number of fields than the header: d.csv:5" in out
     assert "repeated ids (the last record wins): d.csv:3 id '1' (first on line 2)" in out
     assert "empty texts: d.csv:4 id '2'" in out and out.strip().endswith("not fit for use: the stages stop on the errors above")
@@ -126,7 +112,7 @@ def test_one_off_retrieve_and_rerank_of_test_queries_are_refused_in_one_line(sci
     for args, what in ((["retrieve", "--dataset", str(folder), "--out", str(tmp_path / "r.trec")], "retrieved"),
                        (["rerank", "--run", str(tmp_path / "run.trec"), "--dataset", str(folder), "--model", "m",
                          "--out", str(tmp_path / "o.trec")], "reranked")):
-        code, _, err = run_main(monkeypatch, capsys, *args)
+        code, _, err = run_cli(monkeypatch, capsys, *args)
         assert code == 2 and err.strip().splitlines() == [
             f"error: {folder}: a collection without labels has no test queries to be {what}; a recipe's [estimate] "
             "retrieves and reranks synthetic queries of held-out documents"], err

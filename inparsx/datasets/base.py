@@ -87,6 +87,21 @@ def no_labels_error(dataset: str, split: str) -> InparsxError:
                         "only); the label-free estimate ([estimate]) needs none")
 
 
+class DocumentsOnly(Dataset):
+    """A collection without labels: its documents alone. Subclasses implement ``docs_iter`` and
+    ``fingerprint``; asking for any split's queries or qrels raises :func:`no_labels_error`, and
+    :meth:`splits` is empty, so :meth:`~Dataset.has_labels` is false."""
+
+    def queries(self, split: str) -> dict[str, Query]:
+        raise no_labels_error(self.name, split)
+
+    def qrels(self, split: str) -> Qrels:
+        raise no_labels_error(self.name, split)
+
+    def splits(self) -> list[str]:
+        return []
+
+
 class SplitHiddenError(InparsxError):
     """A component asked a :class:`WithoutSplit` view for the split it hides (the evaluated split)."""
 

@@ -22,10 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from inparsx.datasets.base import Dataset, no_labels_error
+from inparsx.datasets.base import DocumentsOnly
 from inparsx.datasets.check import BOM, CheckReport, _check_document, _lines
 from inparsx.errors import DataError, InparsxError
-from inparsx.records import Document, Qrels, Query
+from inparsx.records import Document
 
 ID_FIELDS = ("_id", "id", "doc_id", "docid", "docno", "pid")
 """Column names taken as the document id, in order of preference."""
@@ -140,7 +140,7 @@ def columns_of(path: Path, fmt: str) -> list[str]:
     return []
 
 
-class DocumentFile(Dataset):
+class DocumentFile(DocumentsOnly):
     """One JSONL, CSV or TSV file of documents: a collection without labels (see the module docstring).
 
     Args:
@@ -170,15 +170,6 @@ class DocumentFile(Dataset):
             if doc_id is None or str(doc_id).strip() == "":
                 raise DataError(self.path, f"record has no {ident!r}", number)
             yield Document(str(doc_id), _text(record.get(text)), _text(record.get(title)).strip() if title else "")
-
-    def queries(self, split: str) -> dict[str, Query]:
-        raise no_labels_error(self.name, split)
-
-    def qrels(self, split: str) -> Qrels:
-        raise no_labels_error(self.name, split)
-
-    def splits(self) -> list[str]:
-        return []
 
     def check(self) -> CheckReport:
         """Check every record, naming line and id (:func:`check_document_file`)."""

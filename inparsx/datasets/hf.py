@@ -18,10 +18,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import inparsx
-from inparsx.datasets.base import Dataset, DatasetLoader, no_labels_error
+from inparsx.datasets.base import Dataset, DatasetLoader, DocumentsOnly
 from inparsx.datasets.files import pick_fields
 from inparsx.errors import InparsxError
-from inparsx.records import Document, Qrels, Query
+from inparsx.records import Document
 
 KEYS = ("config", "split", "revision", "id", "text", "title")
 """The keys of an ``hf:`` name's ``?key=value`` suffix."""
@@ -95,7 +95,7 @@ def _one_split(loaded: Any, source: str, split: str | None) -> Any:
     return loaded[split]
 
 
-class HfDataset(Dataset):
+class HfDataset(DocumentsOnly):
     """A Hugging Face dataset of documents (one row each), without labels.
 
     Raises:
@@ -120,15 +120,6 @@ class HfDataset(Dataset):
 
     def docs_count(self) -> int:
         return self.table.num_rows
-
-    def queries(self, split: str) -> dict[str, Query]:
-        raise no_labels_error(self.name, split)
-
-    def qrels(self, split: str) -> Qrels:
-        raise no_labels_error(self.name, split)
-
-    def splits(self) -> list[str]:
-        return []
 
     def fingerprint(self) -> str:
         """The ``datasets`` fingerprint of the table (it changes with the data and its transforms), with the

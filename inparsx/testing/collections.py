@@ -94,3 +94,17 @@ def tiny_beir(folder: str | Path) -> Path:
         rows = [f"{qid}\t{doc}\t1\n" for qid, (s, _, docs) in QUERIES.items() if s == split for doc in docs]
         (folder / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(rows))
     return folder
+
+
+def corpus_only(source: str | Path, target: str | Path, n: int | None = None) -> Path:
+    """A BEIR folder at ``target`` holding only ``corpus.jsonl``: the first ``n`` documents (all for ``None``)
+    of the BEIR folder ``source``, byte for byte; a collection without labels, as a user's own documents are.
+
+    Raises:
+        FileExistsError: ``target`` exists.
+    """
+    target = Path(target)
+    target.mkdir(parents=True)
+    lines = (Path(source) / "corpus.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    (target / "corpus.jsonl").write_text("".join(lines[:n]), encoding="utf-8")
+    return target
