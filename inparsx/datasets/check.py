@@ -336,11 +336,14 @@ def check_dataset(spec: str) -> CheckReport:
     (each a finding); any other name is resolved (``beir:``, ``irds:``) and checked through ``Dataset.check``.
 
     Raises:
-        InparsxError: a name that resolves to no dataset (e.g. a folder that does not exist).
+        InparsxError: a name that resolves to no dataset (e.g. a folder that does not exist), or a collection
+            that cannot be downloaded (:meth:`~inparsx.datasets.base.Dataset.prepare`).
     """
     from inparsx.datasets.base import resolve_dataset
 
     path = Path(spec).expanduser()
     if path.is_dir():
         return check_beir_folder(path)
-    return resolve_dataset(spec).check()
+    dataset = resolve_dataset(spec)
+    dataset.prepare()
+    return dataset.check()
