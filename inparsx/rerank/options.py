@@ -9,14 +9,17 @@ tuners' judge and the triples teacher build rerankers without them.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
-from inparsx.plugins import Options
+from inparsx.plugins import Component, StageOptions
+
+if TYPE_CHECKING:
+    from inparsx.models import ModelRef
 
 
-class RerankStageOptions(Options):
+class RerankStageOptions(StageOptions):
     """Options of the rerank stage (every reranker takes them).
 
     ``model``: hub id, local folder or ``@train`` (the train stage's output), loaded into the reranker.
@@ -53,3 +56,12 @@ class RerankStageOptions(Options):
             if name.split("-")[0] in ("rerank", "zeroshot") or name.endswith(("-alone", "-rrf")):
                 raise ValueError(f"compare_models: run name {name!r} clashes with the stage's own runs")
         return self
+
+    def models(self, components: list[Component]) -> list["ModelRef"]:
+        """``model``, ``zero_shot_model`` and each of ``compare_models``, as the stage's reranker loads them
+        (:meth:`inparsx.rerank.base.Reranker.model_ref`)."""
+        reranker = components[0]
+        named = [("model", self.model), ("zero_shot_model", self.zero_shot_model),
+                 *((f"compare_models.{name}", model) for name, model in self.compare_models.items())]
+        refs = [reranker.model_ref(model, option) for option, model in named if model]
+        return [ref for ref in refs if ref is not None]
