@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from inparsx.models import Generation, ModelRef
+from inparsx.pipeline import DONE_MARKER
 from inparsx.plugins import Component
 from inparsx.preflight import PreflightError, check_recipe, recipe_models
 from inparsx.preflight import resolve as resolving
@@ -165,7 +166,7 @@ def test_at_stage_models_are_found_once_written_and_sized_like_their_base(tmp_pa
     later = next(use for use in report.uses if use.ref.model == "@train")
     assert later.made_by == "train" and later.size.params == model_size(base, None, "").params
     (tmp_path / "run" / "train" / "model").mkdir(parents=True)
-    (tmp_path / "run" / "train" / ".inparsx-done.json").write_text("{}")
+    (tmp_path / "run" / "train" / DONE_MARKER).write_text("{}")
     resolving.reset_hub_state()
     done = next(u for u in check_recipe(recipe, tmp_path / "run", machine=CPU_ONLY).uses if u.ref.model == "@train")
     assert done.resolution.ok and done.resolution.where.startswith("the output of [train]")

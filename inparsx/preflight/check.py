@@ -128,10 +128,12 @@ def _use(stage: str, ref: ModelRef, recipe: "Recipe", run_dir: Path, outputs: di
         resolution = resolve_model(ref.model, ref.gguf_file, ref.revision, say)
         return Use(stage, ref, resolution, model_size(resolution.path, resolution.gguf_file, ref.model,
                                                       resolution.params, resolution.config))
+    from inparsx.pipeline import DONE_MARKER
+
     target = ref.model[1:]
     path = Path(run_dir) / target / MODEL
     base = outputs.get(target)
-    if (Path(run_dir) / target / ".inparsx-done.json").is_file() and path.exists():
+    if (Path(run_dir) / target / DONE_MARKER).is_file() and path.exists():
         return Use(stage, ref, Resolution("found", f"the output of [{target}], {path}", path),
                    model_size(path, None, ref.model))
     if target in recipe.stages:
