@@ -79,6 +79,16 @@ def test_run_stops_before_the_first_stage_with_the_verdict(tmp_path):
     assert not (tmp_path / "run" / "retrieve").exists()  # BM25 never started
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_a_reranker_declares_the_dtype_auto_loads_here(monkeypatch, native):
+    from inparsx.plugins import get_registry
+
+    monkeypatch.setattr("inparsx.rerank.hardware.native_bf16", lambda device: native)
+    reranker = get_registry().build("rerankers", "cross-encoder", {})
+    assert reranker.model_ref("m").dtype == ("bf16" if native else "fp32")
+    assert get_registry().build("rerankers", "bi-encoder", {"dtype": "fp32"}).model_ref("m").dtype == "fp32"
+
+
 def test_a_packaged_model_and_a_local_folder_are_found_and_sized(tmp_path):
     from inparsx.testing import tiny_llama
 

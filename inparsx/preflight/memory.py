@@ -98,7 +98,8 @@ class Need:
 
 def compute_dtype(ref: ModelRef, gpu: bool) -> str:
     """The dtype a model computes in: its ``dtype``, or for ``auto`` 2 bytes on a GPU (bf16 or fp16) and fp32
-    on a CPU (the most ``auto`` takes there; bf16 only where the CPU has it natively)."""
+    on a CPU (what the ``hf`` generator and the trainers take there; a component whose ``auto`` differs
+    declares the dtype it resolves to, as the rerankers do: bf16 on a CPU with native bf16)."""
     if ref.dtype in DTYPE_BYTES:
         return ref.dtype
     return "bf16" if gpu else "fp32"

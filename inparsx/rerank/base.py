@@ -66,11 +66,25 @@ class Reranker(Component):
     def model_ref(self, model: str, option: str = "model", role: str = "reranker") -> "ModelRef | None":
         """How this reranker loads ``model`` (named by ``option`` of whoever gives it: the rerank stage, a
         filter, a judge, a teacher), for the pre-flight check: in its ``dtype`` on its ``device``, for
-        inference. A reranker that loads more, or otherwise, overrides this; one that loads nothing
-        (a scorer served elsewhere, a test double) returns ``None``."""
+        inference (``auto`` declared as what it resolves to on this machine,
+        :func:`inparsx.rerank.hardware.resolve_dtype`). A reranker that loads more, or otherwise, overrides
+        this; one that loads nothing (a scorer served elsewhere, a test double) returns ``None``."""
         from inparsx.models import ModelRef
 
-        return ModelRef(option, model, role, dtype=self.options.dtype, device=self.options.device)
+        return ModelRef(option, model, role, dtype=self._declared_dtype(), device=self.options.device)
+
+    def _declared_dtype(self) -> str:
+        """``dtype``, with ``auto`` resolved as loading resolves it here (bf16 where native, else fp32)."""
+        from inparsx.errors import InparsxError
+        from inparsx.rerank.hardware import DTYPES, resolve_device, resolve_dtype
+
+        if self.options.dtype != "auto":
+            return self.options.dtype
+        try:
+            chosen = str(resolve_dtype("auto", resolve_device(self.options.device))).removeprefix("torch.")
+        except InparsxError:  # a device this machine lacks: the stage says so when it loads
+            return "auto"
+        return next(name for name, torch_name in DTYPES.items() if torch_name == chosen)
 
     def use_corpus(self, key: str) -> None:
         """Declare the collection the documents come from (default: ignored)."""
