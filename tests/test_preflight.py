@@ -134,6 +134,9 @@ def test_weights_and_kv_cache_bytes():
     assert item.extra == kv_cache_bytes(size, generator, "bf16") == 2 * 32 * 8 * 128 * 664 * 32 * 4 * 2
     assert need("g", "g", replace(generator, quantization="nf4"), size, CPU_ONLY).weights == 4e9
     assert need("g", "g", replace(generator, dtype="auto"), size, CPU_ONLY).weights == 32e9  # fp32 on a CPU
+    small = need("rerank", "r", ModelRef("model", "m", dtype="bf16"), ModelSize(22_713_216), CPU_ONLY)
+    assert small.describe() == "45 MB weights (bf16)"
+    assert item.describe().startswith("16.0 GB weights (bf16) + 11.1 GB KV cache")
 
 
 def test_a_model_too_large_for_the_machine_is_a_problem(tmp_path):

@@ -159,7 +159,7 @@ def _model_lines(report: PreflightReport) -> None:
 
 
 def _memory_lines(report: PreflightReport, uses: list[Use], machine: "Machine") -> None:
-    from inparsx.preflight.memory import GB, budget, need
+    from inparsx.preflight.memory import budget, need, size_text
 
     needs = [need(u.stage, f"{u.label} ({u.ref.role})", u.ref, u.size, machine) for u in uses]
     report.lines.append(f"memory (activations not counted), on this machine: {machine.describe()}:")
@@ -177,17 +177,17 @@ def _memory_lines(report: PreflightReport, uses: list[Use], machine: "Machine") 
         limit, where = budget(item, machine)
         if (item.total or 0.0) > limit:
             too_large.append(item)
-            report.problems.append(f"{item.label} needs at least {item.total / GB:.1f} GB, more than {where} "
-                                   f"({limit / GB:.1f} GB)")
+            report.problems.append(f"{item.label} needs at least {size_text(item.total)}, more than {where} "
+                                   f"({size_text(limit)})")
     limit, where = budget(largest, machine)
     rest = f"; {unknown} of unknown size not counted" if unknown else ""
     if not too_large:
         report.lines.append(f"memory verdict: fits: the largest, {largest.label}, needs at least "
-                            f"{largest.total / GB:.1f} GB of {where} ({limit / GB:.1f} GB){rest}")
+                            f"{size_text(largest.total)} of {where} ({size_text(limit)}){rest}")
     for item in too_large:
         limit, where = budget(item, machine)
-        report.lines.append(f"memory verdict: does NOT fit: {item.label} needs at least {item.total / GB:.1f} GB, "
-                            f"more than {where} ({limit / GB:.1f} GB): {_advice(item, limit)}{rest}")
+        report.lines.append(f"memory verdict: does NOT fit: {item.label} needs at least {size_text(item.total)}, "
+                            f"more than {where} ({size_text(limit)}): {_advice(item, limit)}{rest}")
 
 
 def _advice(item: "Need", limit: float) -> str:

@@ -24,6 +24,11 @@ TRAINING_FACTOR = {"fp32": 4.0, "bf16": 4.5, "fp16": 4.5}
 """accelerate's ``estimate_training_usage``: model + gradients + optimizer states, in units of the fp32 size."""
 
 
+def size_text(n: float) -> str:
+    """Bytes in words: ``16.0 GB`` from 1 GB up, ``45 MB`` below (decimal units, as accelerate prints them)."""
+    return f"{n / GB:.1f} GB" if n >= GB else f"{n / 1e6:.0f} MB"
+
+
 @dataclass(frozen=True)
 class Machine:
     """What the models must fit in: the GPUs (name, total bytes) and the RAM (total and available bytes)."""
@@ -89,9 +94,9 @@ class Need:
     def describe(self) -> str:
         if self.weights is None:
             return "size unknown"
-        parts = [f"{self.weights / GB:.1f} GB weights ({self.dtype})"]
+        parts = [f"{size_text(self.weights)} weights ({self.dtype})"]
         if self.extra_kind:
-            parts.append(f"{self.extra / GB:.1f} GB {self.extra_kind}" if self.extra is not None
+            parts.append(f"{size_text(self.extra)} {self.extra_kind}" if self.extra is not None
                          else f"{self.extra_kind} unknown")
         return " + ".join(parts) + "".join(f"; {note}" for note in self.notes)
 
