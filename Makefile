@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 RECIPE ?= recipes/scifact-quickstart.toml
-export HF_HUB_OFFLINE ?= 1
-export TRANSFORMERS_OFFLINE ?= 1
+# No HF_HUB_OFFLINE here: inparsx switches huggingface_hub to offline mode itself when the hub cannot be
+# reached, so `make run` and a direct `inparsx run` behave the same (the tests set it in tests/conftest.py).
 export LITELLM_LOCAL_MODEL_COST_MAP ?= True
 export TRL_EXPERIMENTAL_SILENCE ?= 1
 

@@ -146,3 +146,64 @@ def saveable_model(model: Any) -> Any:
         fresh.tie_weights()
     fresh.generation_config = model.generation_config  # eos ids, e.g. SmolLM2's <|im_end|>
     return fresh.to(model.device).eval() if not model.training else fresh.to(model.device)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """How a generator drives its model, for the pre-flight check's KV-cache and CPU-time estimates
+    (:mod:`inparsx.preflight`).
+
+    ``documents``: documents it writes for (at most; the corpus may be smaller). ``sequences``: queries per
+    document (each re-reads the prompt: prompts are repeated per returned sequence). ``batch_size``: documents
+    per forward pass. ``prompt_tokens``: the estimated prompt length, tokens. ``new_tokens``: the most tokens
+    generated per query. ``shared_tokens``: the part of the prompt computed once for every document (a prefix
+    cache), not per document.
+    """
+
+    documents: int
+    sequences: int = 1
+    batch_size: int = 1
+    prompt_tokens: int = 512
+    new_tokens: int = 64
+    shared_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """One model a component will load, as it declares it (``Component.models``), so that the pre-flight check
+    (``inparsx validate --check``, and ``inparsx run`` before the first stage) resolves it and sizes its memory
+    without loading any weights.
+
+    Attributes:
+        option: the option that names it, relative to the component (``model``, ``base_model``,
+            ``judge_model``, ``trainer_options.base_model``); the check prefixes the stage.
+        model: what the option says: a hub id, a local folder, a ``.gguf`` file or ``@stage``.
+        role: what the model does, in a few words (``generator``, ``judge``, ``trained``...).
+        dtype: ``auto`` | ``fp32`` | ``bf16`` | ``fp16``: the dtype its weights are loaded in.
+        quantization: ``none`` | ``int8`` | ``nf4`` (bitsandbytes): 1 or 0.5 bytes per parameter.
+        training: ``none`` (inference), ``full`` (every weight trained, Adam) or ``lora`` (a frozen, possibly
+            quantized base with LoRA adapters of rank ``lora_r`` on ``lora_targets``).
+        generation: how a generator uses it (its KV cache and CPU time), else ``None``.
+        gguf_file, revision: as ``from_pretrained`` takes them.
+        device: ``auto`` (a GPU when there is one), ``cpu``, ``cuda``, ``cuda:<n>``.
+        device_map: ``"auto"`` spreads the model over every GPU (its memory is compared with their sum).
+        weights: ``False`` for a tokenizer alone (resolved, no memory counted).
+        output: the stage writes a model made from this one (trained or tuned), which a later ``@stage``
+            names; that later reference is sized like this one.
+    """
+
+    option: str
+    model: str
+    role: str = "model"
+    dtype: str = "auto"
+    quantization: str = "none"
+    training: str = "none"
+    lora_r: int = 0
+    lora_targets: tuple[str, ...] = ()
+    generation: Generation | None = None
+    gguf_file: str | None = None
+    revision: str | None = None
+    device: str = "auto"
+    device_map: str | None = None
+    weights: bool = True
+    output: bool = False

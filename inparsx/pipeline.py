@@ -3,7 +3,10 @@
 A stage's fingerprint hashes its options, the dataset and the fingerprint of the stage before it, so a
 changed option re-runs that stage and every stage after it. A stage folder whose *started* marker carries
 another fingerprint is cleared before the stage runs; one with the same fingerprint is kept, so long stages
-resume from their ``.partial`` files.
+resume from their ``.partial`` files. Nothing finished is lost to an attempt that cannot start: a folder is
+cleared only once the stage's inputs are known to load (the collection made available, the earlier stages'
+files there, every model it names resolved). Before the first stage, :func:`run_recipe` runs the pre-flight
+check (:mod:`inparsx.preflight`) of the stages about to run.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+from rich.markup import escape
 
 from inparsx.context import MODEL, ComponentContext, missing_output
 from inparsx.datasets import Dataset, resolve_dataset
@@ -224,7 +229,7 @@ def read_marker(path: Path) -> dict[str, Any]:
 
 
 def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = None, stop: str | None = None,
-               dataset: Dataset | None = None) -> Path:
+               dataset: Dataset | None = None, check: bool = True) -> Path:
     """Run a recipe's stages in pipeline order, skipping finished ones; returns the run directory.
 
     Args:
@@ -234,11 +239,15 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
         stop: stop after this stage (``--to``).
         dataset: the dataset to use instead of resolving ``recipe.dataset.name`` (e.g. the PATH tuner's
             view of the train split, whose inner runs evaluate on gold train queries).
+        check: run the pre-flight check (:func:`inparsx.preflight.check_recipe`) of the stages about to run
+            before the first of them, printing a line per model and the memory verdict (``False``: an inner
+            run whose models the outer check covered).
 
     Only one process at a time may run in ``run_dir`` (see :mod:`inparsx.lock`).
 
     Raises:
         InparsxError: ``start``/``stop`` name a stage that is not in the recipe, or a stage fails on bad input.
+        PreflightError: a model that is missing or gated, or too large for this machine (before any stage).
         RunDirLocked: another process is running in ``run_dir``.
         Interrupted: Ctrl-C; says which stage stopped (finished stages and partial results are kept).
         StorageError: a file or folder cannot be written (permission, disk full, a path that is a file).
@@ -251,26 +260,33 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
     with run_dir_lock(run_dir):
         with atomic_write(run_dir / "recipe.toml") as handle:
             handle.write(recipe.to_toml())
-        _run_stages(recipe, run_dir, names[: names.index(stop) + 1 if stop else None], start, dataset)
+        _run_stages(recipe, run_dir, names[: names.index(stop) + 1 if stop else None], start, dataset, check)
     return run_dir
 
 
 def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | None,
-                dataset: Dataset | None = None) -> None:
-    """Run ``stages`` in order, skipping finished ones unless at or after ``start``; Ctrl-C names the stage."""
+                dataset: Dataset | None = None, check: bool = True) -> None:
+    """Run ``stages`` in order, skipping finished ones unless at or after ``start``; Ctrl-C names the stage.
+    The pre-flight check of the stages that will run comes first (``check``)."""
     with interrupted_as(f"start-up, before any stage ran ({run_dir})"):
         dataset = recipe_dataset(recipe, dataset)
         registry = get_registry()
         holdout = _holdout(recipe, dataset)
-    previous, forcing = "", False
+    plan, previous, forcing = [], "", False
     for stage in stages:
         forcing = forcing or stage == start
         held = holdout is not None and stage in HELD_OUT_STAGES  # later stages follow through `previous`
         fingerprint = stage_fingerprint(recipe, stage, previous,
                                         dataset.fingerprint() + (f"+holdout{holdout.count}" if held else ""))
         previous = fingerprint
+        done = not forcing and read_marker(run_dir / stage / DONE_MARKER).get("fingerprint") == fingerprint
+        plan.append((stage, fingerprint, done, forcing, held))
+    if check:
+        with interrupted_as(f"the pre-flight check, before any stage ran ({run_dir})"):
+            preflight(recipe, run_dir, [stage for stage, _, done, _, _ in plan if not done], dataset)
+    for stage, fingerprint, done, forcing, held in plan:
         folder = run_dir / stage
-        if not forcing and read_marker(folder / DONE_MARKER).get("fingerprint") == fingerprint:
+        if done:
             console.print(f"[green]✓[/green] {stage}: already done ({folder}), skipped")
             _show_stored_table(folder)
             continue
@@ -290,6 +306,23 @@ def _holdout(recipe: Recipe, dataset: Dataset) -> Any:
     from inparsx.estimate.holdout import Holdout
 
     return Holdout(dataset, recipe.stages["estimate"].settings.docs, recipe.info.seed)
+
+
+def preflight(recipe: Recipe, run_dir: Path, stages: list[str], dataset: Dataset | None = None) -> None:
+    """The pre-flight check of ``stages`` (:func:`inparsx.preflight.check_recipe`): its lines printed, then
+    :class:`~inparsx.preflight.PreflightError` when a model is missing, gated or too large."""
+    from inparsx.preflight import check_recipe
+
+    report = check_recipe(recipe, run_dir, stages, dataset, say=_say)
+    if report.lines:
+        console.rule("[bold]pre-flight check[/bold]")
+        for line in report.lines:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+    report.raise_for_problems()
+
+
+def _say(line: str) -> None:
+    console.print(f"[yellow]{escape(line)}[/yellow]", soft_wrap=True)
 
 
 def run_one_stage(recipe: Recipe, stage: str, run_dir: Path, inputs: dict[str, Path] | None = None,
@@ -376,10 +409,47 @@ def _show_stored_table(folder: Path) -> None:
         out.print(table.read_text().rstrip(), markup=False, highlight=False)
 
 
+def inputs_ready(ctx: StageContext) -> None:
+    """Check that what the stage reads will load, before its folder is touched: the collection (downloaded now
+    if need be, :meth:`~inparsx.datasets.base.Dataset.prepare`), the earlier stages' files the stage reads
+    (:data:`STAGE_INPUTS`), and every model its components and its own options name
+    (:func:`inparsx.preflight.check_stage_models`: resolved without loading; ``@stage`` outputs present).
+
+    Raises:
+        InparsxError: something the stage needs is missing, with what and where; the folder is untouched.
+    """
+    from inparsx.preflight import check_stage_models
+    from inparsx.preflight.check import stage_models
+
+    ctx.dataset.prepare()
+    for needed in STAGE_INPUTS.get(ctx.stage, ()):
+        needed(ctx)
+    check_stage_models(ctx.stage, stage_models(ctx.components, ctx.settings), ctx.resolve_model, _say)
+
+
+def _triples_input(ctx: StageContext) -> Path:
+    from inparsx.triples.stage import queries_source
+
+    return queries_source(ctx)
+
+
+STAGE_INPUTS: dict[str, tuple[Callable[[StageContext], Path | None], ...]] = {
+    "filter": (lambda ctx: ctx.output("generate", "queries.jsonl"),),
+    "triples": (_triples_input,),
+    "train": (lambda ctx: ctx.output("triples", "triples.jsonl"),),
+    "rerank": (lambda ctx: ctx.output(ctx.settings.first_stage, "run.trec") if ctx.dataset.has_labels() else None,),
+}
+"""Stage -> checks of the earlier stages' files its runner reads (each raises, naming the file, when it is
+missing; ``None`` when the stage reads nothing there, e.g. rerank on a collection without labels), made by
+:func:`inputs_ready` before the folder is cleared."""
+
+
 def _run_stage(ctx: StageContext, fresh: bool, prepared: Callable[[], None] | None = None) -> None:
-    """Clear (other fingerprint or ``fresh``) and mark the stage folder, call ``prepared()`` when given (the
-    one-off runner's barrier), run the stage and write its done marker."""
+    """Check the stage's inputs (:func:`inputs_ready`), then clear (other fingerprint or ``fresh``) and mark
+    the stage folder, call ``prepared()`` when given (the one-off runner's barrier), run the stage and write
+    its done marker."""
     folder = ctx.dir
+    inputs_ready(ctx)
     started = read_marker(folder / STARTED_MARKER).get("fingerprint")
     if folder.exists() and (fresh or started != ctx.fingerprint):
         shutil.rmtree(folder)

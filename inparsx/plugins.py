@@ -12,13 +12,16 @@ import warnings
 import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pluggy
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo
 
 from inparsx import hookspecs
 from inparsx.errors import PluginError
+
+if TYPE_CHECKING:
+    from inparsx.models import ModelRef
 
 KINDS: dict[str, str] = {
     "datasets": "register_datasets",
@@ -61,6 +64,16 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
 
+class StageOptions(Options):
+    """Base of a stage's own options (those :data:`inparsx.recipe.STAGE_OPTIONS` names, e.g. the rerank
+    stage's ``model`` and ``depth``), which the stage reads rather than its component."""
+
+    def models(self, components: list["Component"]) -> list["ModelRef"]:
+        """The models the stage loads into its ``components`` (e.g. the rerank stage's ``model`` and
+        ``zero_shot_model``), for the pre-flight check; default: none (see :meth:`Component.models`)."""
+        return []
+
+
 class Component:
     """The contract every registered component follows: a unique ``name``, an ``Options`` model, ``cls(options)``."""
 
@@ -69,6 +82,14 @@ class Component:
 
     def __init__(self, options: Options | None = None):
         self.options = options if options is not None else self.Options()
+
+    def models(self) -> list["ModelRef"]:
+        """Every model this component will load, with its dtype, quantization and use
+        (:class:`inparsx.models.ModelRef`), for the pre-flight check (``inparsx validate --check``, and
+        ``inparsx run`` before its first stage), which resolves them and sizes their memory without loading
+        any weights. Default: none. A component that loads a model declares it here, so that a missing or
+        gated model, or one too large for the machine, stops the run before any stage."""
+        return []
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -96,3 +97,20 @@ def test_plugin_descriptions_are_plain_text():
 
     assert summary_line("``beir:<name>``: the folder ``$HOME``.\n\nMore.") == "beir:<name>: the folder $HOME."
     assert summary_line(None) == "" and summary_line("  \n") == ""
+
+
+@pytest.mark.parametrize("args", [["check", "beir:scifact"], ["run", "recipes/scifact-bm25.toml", "--run-dir", "{tmp}"]])
+def test_no_data_home_and_no_network_is_one_line_and_exit_2(tmp_path, args):
+    env = {k: v for k, v in os.environ.items() if k not in ("INPARSX_DATA_HOME", "no_proxy", "NO_PROXY")}
+    env.update(IR_DATASETS_HOME=str(tmp_path / "ir_datasets"), https_proxy="http://127.0.0.1:9",
+               http_proxy="http://127.0.0.1:9")  # no network: every request goes to a closed port
+    result = subprocess.run([sys.executable, "-m", "inparsx.cli.main", *(a.format(tmp=tmp_path / "run") for a in args)],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: dataset beir:scifact: $INPARSX_DATA_HOME is not set")
+    assert "ir_datasets could not download https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/" \
+           "scifact.zip (the proxy refused the connection)" in lines[0]
+    assert "set INPARSX_DATA_HOME to a folder holding beir/scifact/corpus.jsonl" in lines[0]
+    assert f"ir_datasets then keeps it in {tmp_path / 'ir_datasets'}" in lines[0]

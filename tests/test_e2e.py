@@ -100,6 +100,7 @@ def scripted_dspy(monkeypatch):
               "proposed_instruction": "Ask what a biologist would ask.", "proposed_prefix_for_output_field": "Q:"}
     lm = DummyLM([answer] * 2000)
     monkeypatch.setattr(DSPyGenerator, "lm", lambda self, ctx: lm)
+    monkeypatch.setattr(DSPyGenerator, "models", lambda self: [])  # the scripted LM loads no model
 
 
 TUNE_LLM = "{max_new_tokens = 6, max_doc_tokens = 32, dtype = 'fp32', batch_size = 8}"

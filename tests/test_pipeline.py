@@ -12,6 +12,7 @@ from inparsx import pipeline
 from inparsx.errors import InparsxError
 from inparsx.evaluate.base import Evaluator
 from inparsx.generate.base import Generator
+from inparsx.models import ModelRef
 from inparsx.plugins import Component, Options
 from inparsx.retrieve.base import Retriever
 from inparsx.recipe import load_recipe
@@ -125,3 +126,65 @@ def test_stage_context_runs_and_excluded_qids(tmp_path, scifact_small, fake_stag
     assert ctx.resolve_model("org/model") == "org/model"
     with pytest.raises(InparsxError, match="needs .*train/model.*add \\[train\\]"):
         ctx.resolve_model("@train")
+
+
+def _snapshot(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_failed_download_leaves_the_finished_stage_intact(tmp_path, scifact_small):
+    """The case of the report: a finished run, then the same command in a shell without INPARSX_DATA_HOME and
+    without network. Run as a user runs it (the CLI in a fresh process: ir_datasets fixes its cache folder
+    when it is imported)."""
+    import os
+    import subprocess
+
+    home = tmp_path / "home"
+    (home / "beir").mkdir(parents=True)
+    (home / "beir" / "scifact").symlink_to(scifact_small)
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[recipe]\nname = "r"\n[dataset]\nname = "beir:scifact"\n[retrieve]\nuse = "bm25s"\nk = 10\n')
+    command = [sys.executable, "-m", "inparsx.cli.main", "run", str(recipe), "--run-dir", str(tmp_path / "run")]
+    env = {**os.environ, "INPARSX_DATA_HOME": str(home)}
+    assert subprocess.run(command, capture_output=True, text=True, env=env, timeout=300).returncode == 0
+    before = _snapshot(tmp_path / "run" / "retrieve")
+    assert {"run.trec", "check.json", "summary.json", pipeline.DONE_MARKER} <= set(before)
+    offline = {k: v for k, v in os.environ.items() if k not in ("INPARSX_DATA_HOME", "no_proxy", "NO_PROXY")}
+    offline.update(IR_DATASETS_HOME=str(tmp_path / "ir_datasets"), https_proxy="http://127.0.0.1:9",
+                   http_proxy="http://127.0.0.1:9")  # no network: every request goes to a closed port
+    failed = subprocess.run(command, capture_output=True, text=True, env=offline, timeout=300)
+    assert failed.returncode == 2
+    assert "error: dataset beir:scifact: $INPARSX_DATA_HOME is not set" in failed.stderr
+    assert _snapshot(tmp_path / "run" / "retrieve") == before
+
+
+class Loader(Generator):
+    """An echo generator that declares the model it would load."""
+
+    name = "loader"
+
+    class Options(Options):
+        model: str
+        value: int = 1
+        fail: bool = False
+
+
+def test_a_stage_whose_model_cannot_load_keeps_its_folder(tmp_path, scifact_small, fake_stages, monkeypatch):
+    from inparsx.preflight import PreflightError
+    from inparsx.recipe import one_stage_recipe
+    from inparsx.testing.plugins import plugin_module, registered
+
+    monkeypatch.setattr(Loader, "models", lambda self: [ModelRef("model", self.options.model, "generator")])
+    with registered(plugin_module("loader", generators=[Loader])):
+        good = one_stage_recipe("generate", "loader", [f"model={scifact_small}"], str(scifact_small))
+        pipeline.run_one_stage(good, "generate", tmp_path / "run")
+        before = _snapshot(tmp_path / "run")
+        bad = one_stage_recipe("generate", "loader", ["model=./no/such/model", "value=2"], str(scifact_small))
+        with pytest.raises(PreflightError, match=r"stage 'generate' cannot start, its folder is kept as it was: "
+                                                 r"generate.model = './no/such/model' is missing"):
+            pipeline.run_one_stage(bad, "generate", tmp_path / "run")
+        assert _snapshot(tmp_path / "run") == before
+        with pytest.raises(PreflightError, match=r"pre-flight check failed, nothing was run: generate.model "
+                                                 r"./no/such/model is missing"):
+            pipeline.run_recipe(bad, tmp_path / "run")
+        assert _snapshot(tmp_path / "run") == {**before, "recipe.toml": (tmp_path / "run" / "recipe.toml").read_bytes()}

@@ -45,6 +45,7 @@ def scripted(monkeypatch):
 
     lm = DummyLM([ANSWER] * 500)
     monkeypatch.setattr(DSPyGenerator, "lm", lambda self, ctx: lm)
+    monkeypatch.setattr(DSPyGenerator, "models", lambda self: [])  # the scripted LM loads no model
     return lm
 
 

@@ -92,6 +92,7 @@ def test_no_tuner_reads_the_evaluated_split(tuner, tmp_path, scifact_small, tiny
     answer = {"reasoning": "r", "query": "What is the role of cells?", "proposed_instruction": "Ask about cells.",
               "proposed_prefix_for_output_field": "Q:"}
     monkeypatch.setattr(DSPyGenerator, "lm", lambda self, ctx, _lm=DummyLM([answer] * 200): _lm)
+    monkeypatch.setattr(DSPyGenerator, "models", lambda self: [])  # the scripted LM loads no model
     path = tmp_path / "r.toml"
     path.write_text(HEAD.format(data=scifact_small) + TUNERS[tuner].format(**tiny))
     run_recipe(load_recipe(path), tmp_path / "run")

@@ -39,14 +39,38 @@ def run(recipe: Annotated[Path, typer.Argument(help="The recipe TOML file.")],
 
 
 @app.command()
-def validate(recipe: Annotated[Path, typer.Argument(help="The recipe TOML file.")], set_: SetOption = None) -> None:
-    """Check a recipe (keys, types, plugin names) without loading any model or data."""
+def validate(recipe: Annotated[Path, typer.Argument(help="The recipe TOML file.")], set_: SetOption = None,
+             check: Annotated[bool, typer.Option("--check", help="Also run the pre-flight check: every model found, missing or gated; its memory against this machine's GPUs or RAM; generation time on a CPU. Loads no weights.")] = False,
+             run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="With --check: the run directory whose finished stages' models count as found (default runs/<recipe name>).")] = None,
+             ) -> None:
+    """Check a recipe (keys, types, plugin names) without loading any model or data; with --check, also
+    whether its models can be loaded here and fit in memory (exit code 2 when not)."""
     from inparsx.progress import out
     from inparsx.recipe import load_recipe
 
     loaded = load_recipe(recipe, set_)
     stages = ", ".join(f"{s}={'+'.join(c.use)}" for s, c in loaded.stages.items())
-    out.print(f"{recipe}: valid ({loaded.name}: {stages})")
+    out.print(f"{recipe}: valid ({loaded.name}: {stages})", markup=False, highlight=False)
+    if check:
+        _preflight(loaded, run_dir or Path("runs") / loaded.name)
+
+
+def _preflight(recipe, run_dir: Path) -> None:
+    """``validate --check``: the pre-flight report on stdout; its problems as the error (exit code 2)."""
+    from inparsx.datasets import resolve_dataset
+    from inparsx.preflight import check_recipe
+    from inparsx.progress import out
+
+    try:
+        dataset = resolve_dataset(recipe.dataset.name)
+    except InparsxError as exc:
+        dataset = None
+        out.print(f"dataset: {exc}", markup=False, highlight=False, soft_wrap=True)
+    report = check_recipe(recipe, run_dir, dataset=dataset, say=lambda line: out.print(line, markup=False,
+                                                                                      soft_wrap=True))
+    for line in report.lines or ["models: none (no component of this recipe loads a model)"]:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+    report.raise_for_problems()
 
 
 @app.command()

@@ -71,6 +71,20 @@ class Dataset:
         """Number of documents."""
         return len(self.docs())
 
+    def docs_count_hint(self) -> int | None:
+        """The number of documents when it is known cheaply (without reading the corpus or downloading it),
+        else ``None`` (this default). The pre-flight check caps a generator's documents with it."""
+        return None
+
+    def prepare(self) -> None:
+        """Make the collection readable now (a download, when it is not on this machine), so that a failure
+        comes before any stage clears its folder. Default: nothing to do.
+
+        Raises:
+            InparsxError: the collection cannot be made available (one line: where it looked, what it tried,
+                what to do).
+        """
+
     def check(self) -> "CheckReport":
         """Look for defects a careful user would want to know about (repeated ids, empty texts, qrels naming
         unknown documents...); see :mod:`inparsx.datasets.check`. This default reads the dataset through its
@@ -155,6 +169,12 @@ class WithoutSplit(Dataset):
 
     def fingerprint(self) -> str:
         return self.base.fingerprint()
+
+    def docs_count_hint(self) -> int | None:
+        return self.base.docs_count_hint()
+
+    def prepare(self) -> None:
+        self.base.prepare()
 
 
 class SampledSplit(Dataset):

@@ -77,6 +77,11 @@ class BeirFolderDataset(Dataset):
     def splits(self) -> list[str]:
         return sorted(p.stem for p in (self.root / "qrels").glob("*.tsv"))
 
+    def docs_count_hint(self) -> int | None:
+        """The non-blank lines of ``corpus.jsonl`` (nothing parsed)."""
+        with open(self.root / "corpus.jsonl", "rb") as handle:
+            return sum(1 for line in handle if line.strip())
+
     def check(self) -> CheckReport:
         """Check every file of the folder, naming file, line and id (:func:`~inparsx.datasets.check.check_beir_folder`)."""
         return check_beir_folder(self.root, self.name)
@@ -121,7 +126,11 @@ class BeirLoader(DatasetLoader):
             return BeirFolderDataset(Path(home) / "beir" / spec, name=f"beir:{spec}")
         from inparsx.datasets.irds import IrdsDataset
 
-        return IrdsDataset(f"beir/{spec}")
+        looked = (f"no local copy in {Path(home) / 'beir' / spec} (${DATA_HOME_ENV}/beir/{spec}/corpus.jsonl)" if home
+                  else f"${DATA_HOME_ENV} is not set, so no local copy was looked for")
+        local = (f"set {DATA_HOME_ENV} to a folder holding beir/{spec}/corpus.jsonl, queries.jsonl and "
+                 "qrels/<split>.tsv (or name such a BEIR folder as the dataset)")
+        return IrdsDataset(f"beir/{spec}", fallback_of=(f"beir:{spec}", looked, local))
 
 
 @inparsx.hookimpl

@@ -369,7 +369,8 @@ def check_dataset(spec: str) -> CheckReport:
     ``irds:``, ``hf:``, ``docs.csv?text=...``) and checked through ``Dataset.check``.
 
     Raises:
-        InparsxError: a name that resolves to no dataset (e.g. a folder that does not exist).
+        InparsxError: a name that resolves to no dataset (e.g. a folder that does not exist), or a collection
+            that cannot be downloaded (:meth:`~inparsx.datasets.base.Dataset.prepare`).
     """
     from inparsx.datasets.base import resolve_dataset
 
@@ -380,4 +381,6 @@ def check_dataset(spec: str) -> CheckReport:
         from inparsx.datasets.files import check_document_file
 
         return check_document_file(path)
-    return resolve_dataset(spec).check()
+    dataset = resolve_dataset(spec)
+    dataset.prepare()
+    return dataset.check()

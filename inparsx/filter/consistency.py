@@ -36,6 +36,7 @@ from inparsx.retrieve.base import check_retriever
 
 if TYPE_CHECKING:
     from inparsx.context import ComponentContext
+    from inparsx.models import ModelRef
 
 
 class ConsistencyOptions(Options):
@@ -105,6 +106,24 @@ class ConsistencyFilter(Filter):
 
     name: ClassVar[str] = "consistency"
     Options: ClassVar[type[ConsistencyOptions]] = ConsistencyOptions
+
+    def models(self) -> list["ModelRef"]:
+        """``by = "reranker"``: ``model`` as the reranker loads it; ``by = "self"``: the trainer's base model
+        (its model trained here is then scored; no other checkpoint is read); ``by = "bm25"``: none."""
+        from dataclasses import replace
+
+        from inparsx.plugins import get_registry
+        from inparsx.rerank.base import scorer_model_ref
+
+        opts = self.options
+        if opts.by == "reranker" and opts.model:
+            return scorer_model_ref(opts.ranker_name, opts.reranker_options, opts.model, "model", "filter reranker")
+        if opts.by == "self":
+            trainer = get_registry().build("trainers", opts.trainer, opts.trainer_options_with_model())
+            option = "model" if opts.model else "trainer_options.base_model"
+            return [replace(ref, option=option, role="self-trained by the filter", output=False)
+                    for ref in trainer.models()]
+        return []
 
     def apply(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> list[Decision]:
         opts = self.options

@@ -20,6 +20,7 @@ from inparsx.rerank.base import check_scorer_options
 
 if TYPE_CHECKING:
     from inparsx.context import ComponentContext
+    from inparsx.models import ModelRef
     from inparsx.rerank.base import Reranker
 
 
@@ -94,6 +95,13 @@ class RerankerFilter(Filter):
 
     name: ClassVar[str] = "reranker"
     Options: ClassVar[type[RerankerFilterOptions]] = RerankerFilterOptions
+
+    def models(self) -> list["ModelRef"]:
+        """``model``, as the ``reranker`` loads it."""
+        from inparsx.rerank.base import scorer_model_ref
+
+        opts = self.options
+        return scorer_model_ref(opts.reranker, opts.reranker_options, opts.model, "model", "filter reranker")
 
     def apply(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> list[Decision]:
         opts = self.options

@@ -18,6 +18,7 @@ from inparsx.records import SyntheticQuery
 
 if TYPE_CHECKING:
     from inparsx.context import ComponentContext
+    from inparsx.models import ModelRef
 
 MISSING_SOURCE = "source document not in the corpus"
 
@@ -47,6 +48,14 @@ class LengthFilter(Filter):
 
     name: ClassVar[str] = "length"
     Options: ClassVar[type[LengthOptions]] = LengthOptions
+
+    def models(self) -> list["ModelRef"]:
+        """The tokenizer ``count_by`` names (no weights), when it names one."""
+        from inparsx.models import ModelRef
+
+        if self.options.count_by in ("words", "generated"):
+            return []
+        return [ModelRef("count_by", self.options.count_by, "tokenizer", weights=False)]
 
     @cached_property
     def _tokenizer(self):

@@ -25,11 +25,15 @@ from inparsx.records import Document, SyntheticQuery
 
 if TYPE_CHECKING:
     from inparsx.context import ComponentContext
+    from inparsx.models import ModelRef
 
 SIGNATURE_INSTRUCTION = "Extract a single relevant query that encompasses the document."
 """The docstring of InPars+'s ``DocumentToQuery`` signature (``inpars/generate_DSPy.py``)."""
 DOCUMENT_DESC = "The full document text to analyze."
 QUERY_DESC = "A single relevant query ending in question mark that represents the document."
+DSPY_PROMPT_TOKENS = 200
+"""Tokens of DSPy's chat-adapter scaffolding around the document (field names, descriptions, format rules),
+for the pre-flight check's estimate."""
 
 
 class DSPyOptions(GeneratorOptions):
@@ -143,6 +147,19 @@ class DSPyGenerator(Generator):
         self.documents = 0
         self._lm: Any = None
         self._engine: TransformersEngine | None = None
+
+    def models(self) -> list["ModelRef"]:
+        """The local model (none with ``api_base``: the endpoint serves it), loaded in ``dtype`` and
+        ``quantization``, one document at a time: a prompt of about ``max_doc_words`` words plus DSPy's field
+        instructions, and ``max_new_tokens`` (the chain of thought and the query)."""
+        from inparsx.models import Generation, ModelRef
+
+        opts = self.options
+        if opts.api_base:
+            return []
+        prompt = opts.max_doc_words * 4 // 3 + DSPY_PROMPT_TOKENS
+        return [ModelRef("model", opts.model, "generator", dtype=opts.dtype, quantization=opts.quantization,
+                         generation=Generation(opts.num_docs, 1, 1, prompt, opts.max_new_tokens))]
 
     def lm(self, ctx: "ComponentContext") -> Any:
         """The ``dspy.LM``: an OpenAI-compatible endpoint with ``api_base``, else a local model as an engine.

@@ -22,6 +22,7 @@ from inparsx.records import Document, SyntheticQuery
 if TYPE_CHECKING:
     from inparsx.context import ComponentContext
     from inparsx.generate.prompts import PromptBuilder
+    from inparsx.models import ModelRef
 
 __all__ = ["HFGenerator", "HFOptions", "dataset_short_name", "load_model"]
 
@@ -78,6 +79,21 @@ class HFGenerator(PromptedGenerator):
     @property
     def queries_per_doc(self) -> int:
         return self.options.num_queries_per_doc
+
+    def models(self) -> list["ModelRef"]:
+        """The generator model, loaded as :func:`load_model` loads it (dtype, quantization, device map), and
+        how it generates (:class:`~inparsx.models.Generation`: ``num_docs`` documents, ``num_queries_per_doc``
+        each, ``batch_size`` at a time, the estimated prompt and ``max_new_tokens``; the prompt's shared prefix
+        is computed once unless ``prefix_cache = false``)."""
+        from inparsx.models import Generation, ModelRef
+
+        opts = self.options
+        prompt, shared = self.prompt_tokens_estimate()
+        generation = Generation(opts.num_docs, opts.num_queries_per_doc, opts.batch_size, prompt, opts.max_new_tokens,
+                                shared if opts.prefix_cache is not False else 0)
+        return [ModelRef("model", opts.model, "generator", dtype=opts.dtype, quantization=opts.quantization,
+                         generation=generation, gguf_file=opts.gguf_file, revision=opts.revision,
+                         device_map=opts.device_map)]
 
     def generate(self, docs: Sequence[Document], ctx: "ComponentContext") -> Iterator[list[SyntheticQuery]]:
         """Queries for ``docs`` batch by batch (documents sorted by prompt length within windows).

@@ -29,6 +29,16 @@ BUILTIN_TEMPLATES = {"doc2query": "{document}{query}"}
 DEFAULT_FEWSHOT = 3
 """Few-shot examples per prompt of a dynamic template when ``n_fewshot`` is not set."""
 
+CHARS_PER_TOKEN = 4
+"""Characters per token of English text with a BPE vocabulary, for estimates made without a tokenizer."""
+STATIC_TEMPLATE_CHARS = 1400
+"""The length of the InPars static templates (``inpars``: 1,368 characters, ``inpars-gbq``: 1,350), used when
+the prompts file is not on this machine."""
+DYNAMIC_TEMPLATE_CHARS = 48
+"""The longest Promptagator template (``promptagator-arguana``: 47 characters), for the same case."""
+QUERY_TOKENS = 24
+"""Tokens of one few-shot example's query, for estimates."""
+
 
 class PromptOptions(GeneratorOptions):
     """Prompt options of every prompted generator (the recipe's ``[generate]`` table)."""
@@ -126,6 +136,31 @@ class PromptedGenerator(Generator):
                              max_doc_tokens=opts.max_doc_tokens, max_prompt_tokens=max_prompt_tokens or opts.max_prompt_tokens,
                              pool=self.fewshot_pool(ctx) if template.dynamic else None, n_fewshot=opts.fewshot)
 
+    def prompt_tokens_estimate(self) -> tuple[int, int]:
+        """The prompt's length in tokens and the part of it every document shares (the text of a static
+        template before ``{document}``, and the instruction), estimated without a tokenizer or a dataset, for
+        the pre-flight check: the template's text (read when its file is on this machine, else
+        :data:`STATIC_TEMPLATE_CHARS` or :data:`DYNAMIC_TEMPLATE_CHARS`) at :data:`CHARS_PER_TOKEN`, plus the
+        document cut to ``max_doc_tokens``, plus for a dynamic template ``n_fewshot`` example blocks of the
+        same size; at most ``max_prompt_tokens``."""
+        opts = self.options
+        chars = DYNAMIC_TEMPLATE_CHARS if opts.dynamic else STATIC_TEMPLATE_CHARS
+        shared = 0 if opts.dynamic else chars
+        try:
+            if opts.prompt in BUILTIN_TEMPLATES or opts.prompt == "custom" or opts.prompts_file or _local_prompts():
+                head = resolve_template(opts, "").head
+                chars, shared = len(head), (0 if opts.dynamic else head.index("{document}"))
+        except InparsxError:
+            pass
+        block = chars // CHARS_PER_TOKEN + opts.max_doc_tokens
+        tokens = block + (opts.fewshot * (block + QUERY_TOKENS) if opts.dynamic else 0)
+        shared //= CHARS_PER_TOKEN
+        if opts.instruction and not opts.instruction.startswith("@"):
+            tokens += len(opts.instruction) // CHARS_PER_TOKEN
+            shared += len(opts.instruction) // CHARS_PER_TOKEN
+        tokens = min(tokens, opts.max_prompt_tokens)
+        return tokens, min(shared, tokens)
+
     def instruction(self, ctx: "ComponentContext") -> str | None:
         """The ``instruction`` option, or the text of ``tune/instruction.txt`` for ``"@tune"``.
 
@@ -147,6 +182,16 @@ class PromptedGenerator(Generator):
             self._pool = build_pool(ctx.dataset, ctx.eval_split, ctx.seed, self.options.fewshot,
                                     self.options.fewshot_pool)
         return self._pool
+
+
+def _local_prompts() -> bool:
+    """Whether ``$INPARSX_PROMPTS_FILE`` names a file on this machine (reading it downloads nothing)."""
+    import os
+
+    from inparsx.generate.templates import PROMPTS_FILE_ENV
+
+    value = os.environ.get(PROMPTS_FILE_ENV)
+    return bool(value) and Path(value).is_file()
 
 
 def resolve_template(options: PromptOptions, dataset_name: str) -> "PromptTemplate":

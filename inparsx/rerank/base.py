@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from inparsx.plugins import Component, Options, Registry, check_options
+
+if TYPE_CHECKING:
+    from inparsx.models import ModelRef
 
 
 class RerankerOptions(Options):
@@ -60,6 +63,29 @@ class Reranker(Component):
         """Relevance score of each pair ``(queries[i], documents[i])``; higher = more relevant."""
         raise NotImplementedError
 
+    def model_ref(self, model: str, option: str = "model", role: str = "reranker") -> "ModelRef | None":
+        """How this reranker loads ``model`` (named by ``option`` of whoever gives it: the rerank stage, a
+        filter, a judge, a teacher), for the pre-flight check: in its ``dtype`` on its ``device``, for
+        inference (``auto`` declared as what it resolves to on this machine,
+        :func:`inparsx.rerank.hardware.resolve_dtype`). A reranker that loads more, or otherwise, overrides
+        this; one that loads nothing (a scorer served elsewhere, a test double) returns ``None``."""
+        from inparsx.models import ModelRef
+
+        return ModelRef(option, model, role, dtype=self._declared_dtype(), device=self.options.device)
+
+    def _declared_dtype(self) -> str:
+        """``dtype``, with ``auto`` resolved as loading resolves it here (bf16 where native, else fp32)."""
+        from inparsx.errors import InparsxError
+        from inparsx.rerank.hardware import DTYPES, resolve_device, resolve_dtype
+
+        if self.options.dtype != "auto":
+            return self.options.dtype
+        try:
+            chosen = str(resolve_dtype("auto", resolve_device(self.options.device))).removeprefix("torch.")
+        except InparsxError:  # a device this machine lacks: the stage says so when it loads
+            return "auto"
+        return next(name for name, torch_name in DTYPES.items() if torch_name == chosen)
+
     def use_corpus(self, key: str) -> None:
         """Declare the collection the documents come from (default: ignored)."""
 
@@ -98,3 +124,13 @@ def check_scorer_options(name: str, options: dict, own: dict[str, str], what: st
             raise ValueError(f"{what}.{key} configures the rerank stage; a {user} only scores "
                              "(query, document) pairs, so it would be ignored: remove it")
     check_options("rerankers", name, options, what, registry)
+
+
+def scorer_model_ref(name: str, options: dict, model: str, option: str, role: str) -> list["ModelRef"]:
+    """``model`` scored by reranker ``name`` with ``options`` (its ``reranker_options``, ``judge_options`` or
+    ``teacher_options``), named by ``option`` of the component that scores with it (a filter, a judge, a
+    teacher): :meth:`Reranker.model_ref` of that reranker, as a list (empty when it loads nothing)."""
+    from inparsx.plugins import get_registry
+
+    ref = get_registry().build("rerankers", name, options).model_ref(model, option, role)
+    return [ref] if ref is not None else []

@@ -9,11 +9,11 @@ tuners' judge and the triples teacher build rerankers without them.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from inparsx.plugins import Options, registry_from
+from inparsx.plugins import Component, StageOptions, registry_from
 
 FUSE_KEYS = ("first_stage", "model", "zero_shot_model")
 """The keys of ``fuse`` that name the stage's own runs (besides the names of ``compare_models``)."""
@@ -21,8 +21,11 @@ FUSE_KEYS = ("first_stage", "model", "zero_shot_model")
 FORMS = ("fused", "interpolated", "rrf", "alone")
 """The forms of a reranked run, in the order that picks the final one (see :func:`inparsx.rerank.stage.run_forms`)."""
 
+if TYPE_CHECKING:
+    from inparsx.models import ModelRef
 
-class RerankStageOptions(Options):
+
+class RerankStageOptions(StageOptions):
     """Options of the rerank stage (every reranker takes them).
 
     ``model``: hub id, local folder or ``@train`` (the train stage's output), loaded into the reranker.
@@ -128,3 +131,17 @@ class RerankStageOptions(Options):
             raise ValueError(f"fuse: the weight of {', '.join(map(repr, bad))} must be above 0 (leave a run out "
                              "instead)")
         return self
+
+    def models(self, components: list[Component]) -> list["ModelRef"]:
+        """``model``, ``zero_shot_model`` and each of ``compare_models``, as the stage's reranker loads them
+        (:meth:`inparsx.rerank.base.Reranker.model_ref`)."""
+        reranker = components[0]
+        zero_shot = reranker
+        if self.zero_shot_reranker is not None:
+            from inparsx.plugins import get_registry
+
+            zero_shot = get_registry().build("rerankers", self.zero_shot_reranker, self.zero_shot_options)
+        named = [(reranker, "model", self.model), (zero_shot, "zero_shot_model", self.zero_shot_model),
+                 *((reranker, f"compare_models.{name}", model) for name, model in self.compare_models.items())]
+        refs = [scorer.model_ref(model, option) for scorer, option, model in named if model]
+        return [ref for ref in refs if ref is not None]

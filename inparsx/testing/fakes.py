@@ -34,6 +34,10 @@ class ChecksumReranker(Reranker):
         """Zero the pair count and remove any injected crash."""
         cls.scored, cls.crash_on_call = 0, None
 
+    def model_ref(self, model: str, option: str = "model", role: str = "reranker") -> None:
+        """Nothing to resolve or size: the model's name is all it reads."""
+        return None
+
     def load(self, model: str) -> None:
         """Remember the model's name; nothing is loaded."""
         self.model, self.calls = Path(model).name, 0

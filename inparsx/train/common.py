@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from inparsx.context import ComponentContext
+    from inparsx.models import ModelRef
     from inparsx.triples.base import Triple
 
 CHECKPOINTS = "checkpoints"
@@ -292,6 +293,15 @@ class HFTrainer(Trainer):
         super().__init__(options)
         self.callbacks: list = []
         self.negatives: int | None = None
+
+    def models(self) -> list["ModelRef"]:
+        """``base_model``, every weight trained with AdamW at ``precision`` (``train_layers`` trains fewer:
+        the estimate is then an upper bound); the trained model (``@train``) is of its size."""
+        from inparsx.models import ModelRef
+
+        opts = self.options
+        return [ModelRef("base_model", opts.base_model, "trained", dtype=opts.precision, training="full",
+                         output=True)]
 
     def train(self, triples: Path, output_dir: Path, ctx: "ComponentContext | None" = None) -> Path:
         """Train on ``triples`` and save the model (``save_pretrained``) and its model card into ``output_dir``.

@@ -40,6 +40,7 @@ from inparsx.triples.base import Miner, Triple
 
 if TYPE_CHECKING:
     from inparsx.context import ComponentContext
+    from inparsx.models import ModelRef
 
 
 class Bm25NegativesOptions(Options):
@@ -153,6 +154,15 @@ class Bm25Negatives(Miner):
     name: ClassVar[str] = "bm25-negatives"
     Options: ClassVar[type[Bm25NegativesOptions]] = Bm25NegativesOptions
     options: Bm25NegativesOptions
+
+    def models(self) -> list["ModelRef"]:
+        """``teacher_model``, as the ``teacher`` reranker loads it (none without a teacher)."""
+        from inparsx.rerank.base import scorer_model_ref
+
+        opts = self.options
+        if opts.teacher is None or opts.teacher_model is None:
+            return []
+        return scorer_model_ref(opts.teacher, opts.teacher_options, opts.teacher_model, "teacher_model", "teacher")
 
     def mine(self, queries: Sequence[SyntheticQuery], ctx: "ComponentContext") -> Iterator[Triple]:
         """One triple per query whose BM25 list holds at least one document not relevant to it (see

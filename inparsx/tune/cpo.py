@@ -36,6 +36,7 @@ from inparsx.tune.judge import JudgeOptions, judge_records
 
 if TYPE_CHECKING:
     from inparsx.generate.hf import HFGenerator
+    from inparsx.models import ModelRef
     from inparsx.records import Document
     from inparsx.context import ComponentContext
 
@@ -157,6 +158,23 @@ class CPOTuner(Tuner):
     name: ClassVar[str] = "cpo"
     Options: ClassVar[type[CPOOptions]] = CPOOptions
     output: ClassVar[str] = MODEL
+
+    def models(self) -> list["ModelRef"]:
+        """``base_model`` twice: as the ``hf`` generator that samples ``n_candidates`` queries for each of
+        ``n_docs`` (+ ``eval_docs``) documents, and as the base trained with a LoRA (in ``quantization``, at
+        ``precision``), whose merge is ``tune/model`` (``@tune``); and the judge's reranker model."""
+        from dataclasses import replace
+
+        from inparsx.models import ModelRef
+        from inparsx.tune.judge import judge_models
+
+        opts = self.options
+        sampler = replace(self.generator().models()[0], option="base_model", role="generator (candidates)")
+        dtype = {"auto": "auto", "bf16": "bf16", "fp32": "fp32"}[opts.precision]
+        trained = ModelRef("base_model", opts.base_model, "trained (LoRA)", dtype=dtype,
+                           quantization=opts.quantization, training="lora", lora_r=opts.lora_r,
+                           lora_targets=tuple(opts.target_modules), output=True)
+        return [sampler, trained, *judge_models(opts)]
 
     def tune(self, ctx: "ComponentContext") -> Path:
         """Run the whole tuner; every step resumes from its file (candidates, judge scores, checkpoints).

@@ -27,6 +27,7 @@ from inparsx.tune.judge import Judge, JudgeOptions
 
 if TYPE_CHECKING:
     from inparsx.context import ComponentContext
+    from inparsx.models import ModelRef
 
 OPTIMIZERS = ("BootstrapFewShot", "MIPROv2", "COPRO")
 
@@ -51,6 +52,15 @@ class DSPyTuner(Tuner):
     name: ClassVar[str] = "dspy"
     Options: ClassVar[type[DSPyTunerOptions]] = DSPyTunerOptions
     output: ClassVar[str] = PROGRAM
+
+    def models(self) -> list["ModelRef"]:
+        """The program's language model (as the ``dspy`` generator loads it; none with ``api_base``) and the
+        judge's reranker model."""
+        from inparsx.tune.judge import judge_models
+
+        opts = self.options
+        generator = DSPyGenerator(DSPyOptions(**{k: getattr(opts, k) for k in DSPyOptions.model_fields}))
+        return [*generator.models(), *judge_models(opts)]
 
     def tune(self, ctx: "ComponentContext") -> Path:
         """Compile and save ``tune/program.json``.

@@ -28,6 +28,7 @@ from inparsx.records import SyntheticQuery
 
 if TYPE_CHECKING:
     from inparsx.context import ComponentContext
+    from inparsx.models import ModelRef
 
 
 class JudgeOptions(Options):
@@ -61,6 +62,17 @@ class JudgeOptions(Options):
         if self.judge != "reranker":
             check_retriever(self.retriever, self.retriever_options, registry)
         return self
+
+
+def judge_models(options: JudgeOptions) -> list["ModelRef"]:
+    """The judge's reranker model (none for ``judge = "consistency"``), as its reranker loads it, for the
+    pre-flight check."""
+    from inparsx.rerank.base import scorer_model_ref
+
+    if options.judge == "consistency" or not options.judge_model:
+        return []
+    return scorer_model_ref(options.judge_reranker, options.judge_options, options.judge_model, "judge_model",
+                            "judge")
 
 
 class Judge:

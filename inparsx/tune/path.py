@@ -43,6 +43,7 @@ from inparsx.progress import console, out
 from inparsx.tune.base import INSTRUCTION, Tuner
 
 if TYPE_CHECKING:
+    from inparsx.models import ModelRef
     from inparsx.datasets.base import Dataset
     from inparsx.context import ComponentContext
 
@@ -199,7 +200,7 @@ class PathTuner(Tuner):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "instruction.txt").write_text(instruction + "\n", encoding="utf-8")
         try:
-            run_recipe(recipe, folder, dataset=view)
+            run_recipe(recipe, folder, dataset=view, check=False)
         except DataError as exc:  # e.g. queries so poor that BM25 finds no negative: no training data at all
             console.print(f"[yellow]path: the candidate's inner run failed, scored 0: {escape(str(exc))}[/yellow]")
             self.failures[instruction] = str(exc)
@@ -278,13 +279,38 @@ class PathTuner(Tuner):
 
     def proposer(self, ctx: "ComponentContext") -> Any:
         """The proposer ``dspy.LM`` (the ``dspy`` generator's LM construction)."""
+        return self.proposer_generator().lm(ctx)
+
+    def proposer_generator(self) -> Any:
+        """The ``dspy`` generator whose LM proposes instructions (``proposer_model``, default the generator's)."""
         from inparsx.generate.dspy_generator import DSPyGenerator, DSPyOptions
 
         opts = self.options
-        return DSPyGenerator(DSPyOptions(model=opts.proposer_model or opts.generator["model"],
+        return DSPyGenerator(DSPyOptions(model=opts.proposer_model or opts.generator["model"], num_docs=1,
                                          api_base=opts.proposer_api_base, temperature=opts.proposer_temperature,
                                          max_new_tokens=opts.proposer_max_new_tokens,
-                                         dtype=opts.generator.get("dtype", "auto"))).lm(ctx)
+                                         dtype=opts.generator.get("dtype", "auto")))
+
+    def models(self) -> list["ModelRef"]:
+        """The inner runs' generator (``generator.model``, ``num_docs`` documents a candidate), the proposer
+        (none with ``proposer_api_base``) and every model of the inner stages (their own ``@train`` excepted:
+        each inner run makes it), for the pre-flight check."""
+        from dataclasses import replace
+
+        from inparsx.generate.hf import HFGenerator, HFOptions
+        from inparsx.plugins import get_registry
+        from inparsx.preflight import recipe_models
+        from inparsx.recipe import validate_recipe
+
+        opts = self.options
+        generator = HFGenerator(HFOptions(**{**opts.generator, "num_docs": opts.num_docs}))
+        refs = [replace(ref, option="generator.model") for ref in generator.models()]
+        refs += [replace(ref, option="proposer_model", role="proposer")
+                 for ref in self.proposer_generator().models()]
+        inner = validate_recipe(inner_recipe(opts, "check", 1), "[tune] inner recipe", "", get_registry())
+        refs += [replace(ref, option=f"{stage}.{ref.option}", role=f"inner {ref.role}")
+                 for stage, ref in recipe_models(inner) if stage != "generate" and not ref.model.startswith("@")]
+        return refs
 
     def show(self, scores: dict[str, float], best: str) -> None:
         """Every candidate and its score as a table, the chosen one marked."""

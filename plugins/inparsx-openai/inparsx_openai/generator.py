@@ -28,6 +28,7 @@ from inparsx.records import Document, SyntheticQuery
 if TYPE_CHECKING:
     from inparsx.generate.prompts import Prompt
     from inparsx.context import ComponentContext
+    from inparsx.models import ModelRef
 
 WORD = re.compile(r"\S+")
 
@@ -78,6 +79,15 @@ class OpenAIGenerator(PromptedGenerator):
     @property
     def queries_per_doc(self) -> int:
         return self.options.num_queries_per_doc
+
+    def models(self) -> list["ModelRef"]:
+        """The ``tokenizer``, when one is named (no weights: the server holds the model, nothing else is
+        loaded here), for the pre-flight check."""
+        from inparsx.models import ModelRef
+
+        if self.options.tokenizer is None:
+            return []
+        return [ModelRef("tokenizer", self.options.tokenizer, "tokenizer", weights=False)]
 
     def generate(self, docs: Sequence[Document], ctx: "ComponentContext") -> Iterator[list[SyntheticQuery]]:
         """Queries for ``docs``, ``batch_size`` documents per yielded list, in document order.

@@ -187,3 +187,10 @@ class TestOpenAIGeneratorContract(GeneratorContract):
 
     def make_generator(self):
         return OpenAIGenerator(OpenAIOptions(model="served", api_base=self.url, batch_size=4, **FAST_RETRY))
+
+
+def test_it_declares_only_the_tokenizer_it_loads(tmp_path):
+    """The served model is not loaded here: the pre-flight check sees the tokenizer alone, when one is named."""
+    assert OpenAIGenerator(OpenAIOptions(model="served")).models() == []
+    ref, = OpenAIGenerator(OpenAIOptions(model="served", tokenizer=str(tmp_path / "tok"))).models()
+    assert (ref.option, ref.model, ref.weights) == ("tokenizer", str(tmp_path / "tok"), False)
