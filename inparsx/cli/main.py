@@ -27,12 +27,14 @@ def run(recipe: Annotated[Path, typer.Argument(help="The recipe TOML file.")],
         set_: SetOption = None,
         run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Output folder (default runs/<recipe name>).")] = None,
         from_stage: Annotated[Optional[str], typer.Option("--from", help="Re-run from this stage on, even if finished.")] = None,
-        to_stage: Annotated[Optional[str], typer.Option("--to", help="Stop after this stage.")] = None) -> None:
+        to_stage: Annotated[Optional[str], typer.Option("--to", help="Stop after this stage.")] = None,
+        store: Annotated[Optional[Path], typer.Option("--store", help="A shared stage store: stages another run computed with the same fingerprint are copied from it, stages run here are added to it.")] = None,
+        ) -> None:
     """Run a recipe: every stage in pipeline order, skipping those already done."""
     from inparsx.pipeline import run_recipe
     from inparsx.recipe import load_recipe
 
-    result = run_recipe(load_recipe(recipe, set_), run_dir, from_stage, to_stage)
+    result = run_recipe(load_recipe(recipe, set_), run_dir, from_stage, to_stage, store=store)
     from inparsx.progress import console
 
     console.print(f"run directory: {result}")
