@@ -41,11 +41,36 @@ def run(recipe: Annotated[Path, typer.Argument(help="The recipe TOML file.")],
 
 
 @app.command()
-def validate(recipe: Annotated[Path, typer.Argument(help="The recipe TOML file.")], set_: SetOption = None) -> None:
-    """Check a recipe (keys, types, plugin names) without loading any model or data."""
+def sweep(spec: Annotated[Path, typer.Argument(help="A sweep file (with a [sweep] table) or a recipe.")],
+          grid: Annotated[Optional[list[str]], typer.Option("--grid", "-g", help="KEY=V1,V2,...: one run per value, crossed with the other grids (repeatable).")] = None,
+          seeds: Annotated[Optional[str], typer.Option("--seeds", help="Seeds of every variant, e.g. 1,2,3 (each run's [recipe] seed).")] = None,
+          set_: SetOption = None,
+          baseline: Annotated[Optional[str], typer.Option("--baseline", help="Test every cell against this row or variant (default: the first variant).")] = None,
+          sweep_dir: Annotated[Optional[Path], typer.Option("--sweep-dir", help="The sweep's folder (default runs/<name>).")] = None,
+          store: Annotated[Optional[Path], typer.Option("--store", help="The shared stage store (default <sweep folder>/store).")] = None,
+          dry_run: Annotated[bool, typer.Option("--dry-run", help="Print one `inparsx run` command per run (for a cluster scheduler) and run nothing.")] = False,
+          collect: Annotated[bool, typer.Option("--collect", help="Build the table from the runs' folders; run nothing.")] = False,
+          ) -> None:
+    """Run a recipe over a grid of options, named variants and seeds, each run in its own folder, stages with
+    the same fingerprint computed once; then a table of mean ± sd over seeds with paired tests, sweep.json and
+    report.html."""
+    from inparsx.sweep.cli import sweep_command
+
+    sweep_command(spec, grid or [], seeds, set_ or [], baseline, sweep_dir, store, dry_run, collect)
+
+
+@app.command()
+def validate(recipe: Annotated[Path, typer.Argument(help="The recipe TOML file (or a sweep file).")], set_: SetOption = None) -> None:
+    """Check a recipe (keys, types, plugin names) without loading any model or data; a sweep file: every run's."""
     from inparsx.progress import out
     from inparsx.recipe import load_recipe
+    from inparsx.sweep.spec import is_sweep_file, load_sweep
 
+    if is_sweep_file(recipe):
+        found = load_sweep(recipe, sets=set_)
+        out.print(f"{recipe}: valid (sweep {found.name}: {len(found.variants)} variant(s) x {len(found.seeds)} "
+                  f"seed(s) of {found.recipe_path})", markup=False)
+        return
     loaded = load_recipe(recipe, set_)
     stages = ", ".join(f"{s}={'+'.join(c.use)}" for s, c in loaded.stages.items())
     out.print(f"{recipe}: valid ({loaded.name}: {stages})")

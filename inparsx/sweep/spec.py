@@ -1,0 +1,657 @@
+"""What a sweep runs: a base recipe, named variants and a grid of options, seeds; and how its table is laid out.
+
+A sweep is given on the command line (``inparsx sweep RECIPE --grid KEY=V1,V2 --seeds 1,2,3``) or by a sweep
+file, a TOML file whose ``[sweep]`` table names the base recipe (the command line adds to it)::
+
+    [sweep]
+    name = "lr-sweep"                    # the sweep folder: runs/<name> (default: the file's name)
+    recipe = "../scifact-quickstart.toml"   # the base recipe, relative to this file
+    seeds = [1, 2, 3]                    # each run's [recipe] seed
+    set = ["retrieve.seed=1"]            # --set items of every run
+    metric = "ndcg@10"                   # the table's metric (default: the evaluate stage's first)
+    baseline = "ict"                     # paired tests against this variant (default: the first)
+    curve = "gold train queries"         # the x axis of variants that give an x
+
+    [variants.ict]                       # named variants, each a list of --set items (TOML literals)
+    set = []
+    [variants.gold-10]
+    set = ['generate={use = "qrels", num_queries = 10}']
+    x = 10                               # its place on the curve
+    label = "10 gold queries"            # its name in the table (default: the variant's name)
+
+    [grid]                               # crossed with every variant
+    "train.learning_rate" = [1e-5, 2e-5]
+
+    [columns]                            # the table's columns: column name -> a run of evaluate/metrics.json
+    "model alone" = "rerank-alone"
+    "+ BM25" = "rerank"
+
+    [[rows]]                             # rows beside the variants: runs every variant computes the same way
+    name = "BM25"
+    variant = "ict"
+    runs = {"model alone" = "retrieve"}
+
+    [[compare]]                          # paired tests of every cell against a baseline cell
+    name = "against BM25"
+    row = "BM25"                         # a row, a variant, or grid values ("train.learning_rate=2e-05")
+    column = "model alone"               # the baseline's column (default: the tested cell's)
+
+A baseline named by a variant or by grid values is matched on the rest: ``row = "gold-10"`` compares each
+grid combination with gold-10's at the same grid values. Every run is ``inparsx run RECIPE --set ...`` with the
+sweep's items, the variant's, the grid's and ``recipe.seed=S``, in the folder ``<sweep>/<variant>/seed-<S>``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli
+from pydantic import Field, ValidationError, field_validator
+
+from inparsx.errors import InparsxError, RecipeError
+from inparsx.plugins import Options, Registry, get_registry
+from inparsx.recipe import Recipe, RecipeErrors, _Locator, _unknown, load_recipe, parse_set
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+"""A variant's name: a folder name (letters, digits, ``.``, ``_``, ``-``)."""
+
+SEED_KEY = "recipe.seed"
+
+
+class SweepInfo(Options):
+    """The ``[sweep]`` table of a sweep file."""
+
+    recipe: str = Field(description="the base recipe, relative to the sweep file")
+    name: str | None = Field(None, description="the sweep's name and folder under runs/ (default: the file's name)")
+    description: str = ""
+    seeds: list[int] | None = Field(None, min_length=1, description="each run's [recipe] seed (default: the recipe's)")
+    set: list[str] = Field(default_factory=list, description="--set items of every run")
+    metric: str | None = Field(None, description="the table's metric (default: the evaluate stage's first)")
+    baseline: str | None = Field(None, description="paired tests against this row when no [[compare]] is given")
+    curve: str | None = Field(None, description="the x axis label of the variants that give an x")
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: list[int] | None) -> list[int] | None:
+        if seeds is not None and len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds repeat: {seeds}")
+        return seeds
+
+
+class VariantConfig(Options):
+    """One ``[variants.<name>]`` table: the ``--set`` items that make the variant."""
+
+    set: list[str] = Field(default_factory=list)
+    label: str | None = None
+    x: float | None = None
+
+
+class RowConfig(Options):
+    """One ``[[rows]]`` table: a row of runs that a variant computes beside its own (BM25, the zero-shot model)."""
+
+    name: str
+    variant: str | None = None
+    runs: dict[str, str] = Field(min_length=1)
+
+
+class CompareConfig(Options):
+    """One ``[[compare]]`` table: every cell is tested against the cell of ``row`` (in ``column``, or its own)."""
+
+    name: str
+    row: str
+    column: str | None = None
+
+
+class SweepFile(Options):
+    """A sweep file: ``[sweep]`` and the optional ``[variants.*]``, ``[grid]``, ``[columns]``, ``[[rows]]`` and
+    ``[[compare]]`` tables (see the module docstring)."""
+
+    sweep: SweepInfo
+    variants: dict[str, VariantConfig] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    columns: dict[str, str] = Field(default_factory=dict)
+    rows: list[RowConfig] = Field(default_factory=list)
+    compare: list[CompareConfig] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a ``--set`` item of a run comes from, for errors: a file, key and line, or a command-line option."""
+
+    file: str
+    key: str
+    line: int | None = None
+
+
+@dataclass
+class Variant:
+    """One row of the sweep: a named variant (``name``, ``""`` when the sweep has none) at one grid combination.
+
+    ``id``: the name and the grid assignments joined by ``,`` (``gold-10,train.learning_rate=2e-05``), unique;
+    ``folder``: its folder under the sweep folder; ``sets``: its ``--set`` items (the variant's, then the grid's).
+    """
+
+    name: str
+    grid: dict[str, Any]
+    sets: list[str]
+    id: str
+    label: str
+    folder: str
+    x: float | None = None
+
+    def matches(self, spec: dict[str, Any]) -> bool:
+        """Whether this variant has every part of a baseline spec (``{"": name, key: value}``)."""
+        return all((self.name == value) if key == "" else (key in self.grid and self.grid[key] == value)
+                   for key, value in spec.items())
+
+
+@dataclass
+class SweepRun:
+    """One run of the sweep: a variant with a seed, in its own run folder; ``sets`` are every ``--set`` item of
+    its ``inparsx run`` (the sweep's, the variant's, ``recipe.seed=S``)."""
+
+    variant: Variant
+    seed: int
+    run_dir: Path
+    sets: list[str]
+
+    @property
+    def name(self) -> str:
+        return f"{self.variant.id} seed {self.seed}"
+
+
+@dataclass
+class Row:
+    """A row of the table: a variant's own runs (``runs`` is ``None``: the column's run), or a ``[[rows]]``
+    entry naming which run of ``variant`` fills each column."""
+
+    name: str
+    variant: Variant
+    runs: dict[str, str] | None = None
+    fixed: bool = False
+
+    def run_name(self, column: str, columns: dict[str, str]) -> str | None:
+        """The run (a name in ``evaluate/metrics.json``) of this row in ``column``; ``None``: no cell."""
+        if self.runs is not None:
+            return self.runs.get(column)
+        return columns.get(column)
+
+
+@dataclass
+class Compare:
+    """Paired tests of every cell against a baseline: the row ``row`` (a row or variant name, or grid values
+    matched against each tested variant) in ``column`` (``None``: the tested cell's column)."""
+
+    name: str
+    row: str
+    column: str | None = None
+
+
+@dataclass
+class Sweep:
+    """A sweep, expanded: every run, the rows and columns of its table, and its tests."""
+
+    name: str
+    source: str
+    recipe_path: Path
+    sets: list[str]
+    seeds: list[int]
+    variants: list[Variant]
+    columns: dict[str, str]
+    extra_rows: list[Row]
+    compares: list[Compare]
+    sweep_dir: Path
+    store: Path
+    metric: str | None = None
+    curve: str | None = None
+    description: str = ""
+    origins: dict[str, Origin] = field(default_factory=dict)
+
+    def runs(self) -> list[SweepRun]:
+        """Every run, seed by seed (all variants of the first seed first, so a partial sweep has a full table of
+        one seed), variants in order."""
+        return [SweepRun(variant, seed, self.sweep_dir / variant.folder / f"seed-{seed}",
+                         [*self.sets, *variant.sets, f"{SEED_KEY}={seed}"])
+                for seed in self.seeds for variant in self.variants]
+
+    def rows(self) -> list[Row]:
+        """The table's rows: the ``[[rows]]`` entries, then one per variant."""
+        return [*self.extra_rows, *(Row(v.label, v) for v in self.variants)]
+
+    def recipe(self, run: SweepRun, registry: Registry | None = None) -> Recipe:
+        """The validated recipe of ``run``.
+
+        Raises:
+            RecipeError, RecipeErrors: as :func:`inparsx.recipe.load_recipe`, pointed at the sweep file's line
+                (or the command-line option) that gave the offending ``--set`` item.
+        """
+        try:
+            return load_recipe(self.recipe_path, run.sets, registry)
+        except RecipeErrors as exc:
+            raise RecipeErrors([self._blame(error, run) for error in exc.errors]) from None
+        except RecipeError as exc:
+            raise self._blame(exc, run) from None
+
+    def _blame(self, error: RecipeError, run: SweepRun) -> RecipeError:
+        """``error`` pointed at the origin of the ``--set`` item whose key covers the error's key."""
+        best = None
+        for item in run.sets:
+            key = item.partition("=")[0].strip()
+            if (error.key == key or error.key.startswith(key + ".") or error.key == "--set" and error.reason
+                    and item in str(error)) and (best is None or len(key) > len(best[0])):
+                best = (key, item)
+        origin = self.origins.get(best[1]) if best else None
+        if best is None or origin is None:
+            return error
+        return RecipeError(origin.file, origin.key, f"{best[1]}: {error.key}: {error.reason}", origin.line)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading a sweep from a file or the command line
+
+
+def is_sweep_file(path: str | Path) -> bool:
+    """Whether ``path`` is a sweep file (a TOML file with a ``[sweep]`` table) rather than a recipe."""
+    try:
+        return "sweep" in tomli.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomli.TOMLDecodeError, UnicodeDecodeError):
+        return False
+
+
+def load_sweep(path: str | Path, grid: list[str] | None = None, seeds: str | None = None,
+               sets: list[str] | None = None, baseline: str | None = None, sweep_dir: str | Path | None = None,
+               store: str | Path | None = None, registry: Registry | None = None) -> Sweep:
+    """A sweep from a sweep file or a recipe, with the command line's additions, every run's recipe validated.
+
+    Args:
+        path: a sweep file (with ``[sweep]``) or a recipe (the sweep is then ``grid`` x ``seeds`` of it).
+        grid: ``--grid`` items, ``KEY=V1,V2,...`` (values are TOML literals; commas inside brackets, braces or
+            quotes do not split); added to the file's ``[grid]`` (a key given in both: the command line's).
+        seeds: ``--seeds``, ``1,2,3`` (replaces the file's; default: the file's, else the recipe's seed).
+        sets: ``--set`` items of every run, after the file's.
+        baseline: ``--baseline``: one more paired test, of every cell against this row in its own column.
+        sweep_dir: the sweep's folder (default ``runs/<name>``); store: the stage store (default
+            ``<sweep_dir>/store``).
+        registry: components to validate against (default: the entry-point registry).
+
+    Raises:
+        RecipeError: a bad grid, seed list, set item or sweep file (file, line and key named; one line).
+        RecipeErrors: several problems, or a run's recipe that does not validate (pointed at the item that
+            made it invalid).
+    """
+    path = Path(path)
+    text = _read(path)
+    data = _parse(path, text)
+    origins: dict[str, Origin] = {}
+    if "sweep" in data:
+        config = _validate_file(path, text, data)
+        locate = _Locator(text)
+        recipe_path = (path.parent / config.sweep.recipe)
+        name = config.sweep.name or path.stem
+        file_sets = _origin_items(config.sweep.set, Origin(str(path), "sweep.set", locate("sweep.set")), origins)
+        named = {key: value for key, value in config.variants.items()}
+        file_grid = {key: (values, Origin(str(path), f"grid.{key}", locate(f"grid.{key}")))
+                     for key, values in config.grid.items()}
+        for key, variant in named.items():
+            _origin_items(variant.set, Origin(str(path), f"variants.{key}.set", locate(f"variants.{key}.set")), origins)
+        info = config.sweep
+    else:
+        config, info, recipe_path, name, file_sets, named, file_grid = None, None, path, path.stem, [], {}, {}
+    if not recipe_path.is_file():
+        where = f"{path}: sweep.recipe" if config is not None else str(path)
+        raise InparsxError(f"{where}: {recipe_path}: no such recipe file")
+    command_grid = dict(parse_grid(item) for item in grid or [])
+    for key, values in command_grid.items():
+        file_grid[key] = (values, Origin("--grid", key))
+    cli_sets = _origin_items(list(sets or []), Origin("--set", ""), origins)
+    for item in cli_sets:
+        parse_set(item)
+    chosen = parse_seeds(seeds) if seeds is not None else (info.seeds if info and info.seeds else None)
+    variants = expand(named, {key: values for key, (values, _) in file_grid.items()}, origins,
+                      {key: origin for key, (_, origin) in file_grid.items()})
+    sweep_dir = Path(sweep_dir) if sweep_dir is not None else Path("runs") / name
+    sweep = Sweep(name=name, source=str(path), recipe_path=recipe_path, sets=[*file_sets, *cli_sets],
+                  seeds=chosen or [], variants=variants, columns=dict(config.columns) if config else {},
+                  extra_rows=[], compares=[], sweep_dir=sweep_dir,
+                  store=Path(store) if store is not None else sweep_dir / "store",
+                  metric=info.metric if info else None, curve=info.curve if info else None,
+                  description=info.description if info else "", origins=origins)
+    for item in sweep.sets:
+        if parse_set(item)[0] == SEED_KEY.split("."):
+            raise RecipeError(*_where(origins[item]), f"{item}: the seed of each run is the sweep's: give seeds "
+                                                      "(--seeds 1,2,3) instead")
+    base = _validate_base(sweep, registry)
+    sweep.seeds = sweep.seeds or [base.info.seed]
+    if config is not None:
+        _layout(sweep, config, path, text)
+    if baseline is not None:
+        _check_row_ref(sweep, baseline, Origin("--baseline", ""))
+        sweep.compares.append(Compare(f"against {baseline}", baseline))
+    elif not sweep.compares:
+        default = info.baseline if info and info.baseline else None
+        if default is not None:
+            _check_row_ref(sweep, default, Origin(str(path), "sweep.baseline", _Locator(text)("sweep.baseline")))
+        if default is not None or len(sweep.variants) > 1:
+            target = default or sweep.variants[0].id
+            sweep.compares.append(Compare(f"against {target}", target))
+    validate_runs(sweep, registry)
+    return sweep
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RecipeError(path, "", f"cannot read ({exc.strerror})") from None
+
+
+def _parse(path: Path, text: str) -> dict[str, Any]:
+    try:
+        return tomli.loads(text)
+    except tomli.TOMLDecodeError as exc:
+        raise RecipeError(path, "", f"invalid TOML: {exc.msg}", getattr(exc, "lineno", None)) from None
+
+
+def _validate_file(path: Path, text: str, data: dict[str, Any]) -> SweepFile:
+    """The sweep file validated; every problem is one line with file, line and dotted key."""
+    locate = _Locator(text)
+    errors: list[RecipeError] = []
+    try:
+        config = SweepFile.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            key = ".".join(str(part) for part in err["loc"])
+            if err["type"] == "extra_forbidden":
+                model = _model_at(err["loc"])
+                reason = _unknown("key", str(err["loc"][-1]), list(model.model_fields))
+            elif err["type"] == "missing":
+                reason = "required key is missing"
+            else:
+                reason = f"{err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})"
+            errors.append(RecipeError(path, key, reason, locate(_table_key(err["loc"]))))
+        _raise(errors)
+    for name in config.variants:  # type: ignore[possibly-undefined]
+        if not NAME.match(name):
+            errors.append(RecipeError(path, f"variants.{name}", "a variant's name is its folder's: letters, digits, "
+                                      "'.', '_' and '-', starting with a letter or digit", locate(f"variants.{name}")))
+    for key, values in config.grid.items():
+        if not values:
+            errors.append(RecipeError(path, f"grid.{key}", "no values: give at least one", locate(f"grid.{key}")))
+        elif len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
+            errors.append(RecipeError(path, f"grid.{key}", f"values repeat: {values}", locate(f"grid.{key}")))
+    _raise(errors)
+    return config
+
+
+def _model_at(loc: tuple) -> type[Options]:
+    """The options model a validation error's location points into."""
+    models = {"sweep": SweepInfo, "variants": VariantConfig, "rows": RowConfig, "compare": CompareConfig}
+    return models.get(str(loc[0]), SweepFile) if len(loc) > 1 else SweepFile
+
+
+def _table_key(loc: tuple) -> str:
+    """A validation error's location as the dotted key the locator knows (list indices dropped)."""
+    return ".".join(str(part) for part in loc if not isinstance(part, int))
+
+
+def _raise(errors: list[RecipeError]) -> None:
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise RecipeErrors(errors)
+
+
+def _where(origin: Origin) -> tuple[str, str, None] | tuple[str, str, int | None]:
+    return origin.file, origin.key, origin.line
+
+
+def _origin_items(items: list[str], origin: Origin, origins: dict[str, Origin]) -> list[str]:
+    for item in items:
+        origins.setdefault(item, origin)
+        try:
+            parse_set(item)
+        except RecipeError as exc:
+            raise RecipeError(origin.file, origin.key or item, f"{item}: {exc.reason}", origin.line) from None
+    return items
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds 1,2,3`` -> ``[1, 2, 3]``.
+
+    Raises:
+        RecipeError: an item that is not an integer, a repeated seed, or no seed.
+    """
+    parts = [part.strip() for part in str(text).split(",") if part.strip()]
+    if not parts:
+        raise RecipeError("--seeds", str(text), "no seed: give a list such as --seeds 1,2,3")
+    seeds = []
+    for part in parts:
+        if not re.fullmatch(r"-?\d+", part):
+            raise RecipeError("--seeds", str(text), f"{part!r} is not an integer seed; e.g. --seeds 1,2,3")
+        seeds.append(int(part))
+    if len(set(seeds)) != len(seeds):
+        raise RecipeError("--seeds", str(text), "a seed repeats")
+    return seeds
+
+
+def parse_grid(item: str) -> tuple[str, list[Any]]:
+    """``--grid KEY=V1,V2,...`` -> ``(KEY, [V1, V2, ...])``; each value a TOML literal (else a string), split on
+    the commas outside brackets, braces and quotes (``--grid 'filter.use=["length"],["length","copied"]'``).
+
+    Raises:
+        RecipeError: no ``=``, an empty key or value, or a value given twice; the message names the item.
+    """
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part.strip() for part in key.split(".")):
+        raise RecipeError("--grid", item, "expected KEY=V1,V2,..., e.g. --grid train.learning_rate=1e-5,2e-5")
+    if key == SEED_KEY:
+        raise RecipeError("--grid", item, "the seeds of a sweep are --seeds 1,2,3, not a grid")
+    tokens = split_values(raw)
+    if not tokens or any(not token.strip() for token in tokens):
+        raise RecipeError("--grid", item, "an empty value: give values separated by commas, e.g. KEY=1,2")
+    values = [parse_set(f"{key}={token}")[1] for token in tokens]
+    if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
+        raise RecipeError("--grid", item, "a value repeats")
+    return key, values
+
+
+def split_values(text: str) -> list[str]:
+    """``text`` split on the commas at depth 0 (outside ``[]``, ``{}`` and quotes)."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, char in enumerate(text):
+        if quote:
+            quote = "" if char == quote and text[i - 1] != "\\" else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [part.strip() for part in parts]
+
+
+def toml_literal(value: Any) -> str:
+    """``value`` as a TOML literal (``2e-05``, ``"qrels"``, ``[1, 2]``, ``{first_stage = 1}``), so that a
+    ``--set KEY=<literal>`` item gives back ``value``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return ("inf" if value > 0 else "-inf") if math.isinf(value) else "nan" if math.isnan(value) else repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        keys = (k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k) for k in value)
+        return "{" + ", ".join(f"{k} = {toml_literal(v)}" for k, v in zip(keys, value.values())) + "}"
+    raise InparsxError(f"{value!r}: not a TOML value")
+
+
+def display(value: Any) -> str:
+    """A grid value as the table and folder names show it: strings bare, the rest as TOML literals."""
+    return value if isinstance(value, str) else toml_literal(value)
+
+
+def expand(named: dict[str, VariantConfig], grid: dict[str, list[Any]], origins: dict[str, Origin],
+           grid_origins: dict[str, Origin] | None = None) -> list[Variant]:
+    """Every variant: each named variant (one unnamed variant when there are none) crossed with every combination
+    of the grid, in order (the first grid key varies slowest). Folder names are unique.
+
+    Records, in ``origins``, where each grid item comes from (``grid_origins``: by key).
+    """
+    bases = list(named.items()) or [("", VariantConfig())]
+    combos = list(itertools.product(*grid.values())) if grid else [()]
+    variants, folders = [], set()
+    for (name, config), combo in itertools.product(bases, combos):
+        assigned = dict(zip(grid, combo))
+        grid_sets = [f"{key}={toml_literal(value)}" for key, value in assigned.items()]
+        for key, item in zip(assigned, grid_sets):
+            origins.setdefault(item, (grid_origins or {}).get(key, Origin("--grid", key)))
+        parts = [f"{key}={display(value)}" for key, value in assigned.items()]
+        ident = ",".join([name, *parts] if name else parts) or "base"
+        label = ", ".join([config.label or name, *parts] if name else parts) or "base"
+        variants.append(Variant(name, assigned, [*config.set, *grid_sets], ident, label,
+                                _folder(ident, folders), config.x))
+    return variants
+
+
+def _folder(ident: str, taken: set[str]) -> str:
+    """A folder name for ``ident``: unsafe characters replaced, long names shortened, collisions numbered."""
+    import hashlib
+
+    name = re.sub(r"[^A-Za-z0-9._=+-]+", "_", ident.replace(",", "+")).strip("._") or "variant"
+    if len(name) > 80:
+        name = name[:70] + "-" + hashlib.sha256(ident.encode()).hexdigest()[:8]
+    base, n = name, 2
+    while name in taken:
+        name, n = f"{base}-{n}", n + 1
+    taken.add(name)
+    return name
+
+
+def _validate_base(sweep: Sweep, registry: Registry | None) -> Recipe:
+    """The base recipe with the sweep's common items (its own errors are the recipe file's)."""
+    try:
+        base = load_recipe(sweep.recipe_path, sweep.sets, registry or get_registry())
+    except RecipeErrors as exc:
+        probe = SweepRun(Variant("", {}, [], "base", "base", "base"), 0, sweep.sweep_dir, sweep.sets)
+        raise RecipeErrors([sweep._blame(error, probe) for error in exc.errors]) from None
+    if "evaluate" not in base.stages:
+        raise InparsxError(f"{sweep.recipe_path}: a sweep's table is made of the evaluate stage's metrics: add "
+                           "[evaluate] to the recipe")
+    return base
+
+
+def validate_runs(sweep: Sweep, registry: Registry | None = None) -> None:
+    """Validate the recipe of every run (each distinct problem once).
+
+    Raises:
+        RecipeErrors: the problems, each pointed at the item that caused it.
+    """
+    registry = registry or get_registry()
+    problems: dict[str, RecipeError] = {}
+    for run in sweep.runs():
+        try:
+            sweep.recipe(run, registry)
+        except RecipeErrors as exc:
+            problems.update((str(error), error) for error in exc.errors)
+        except RecipeError as exc:
+            problems[str(exc)] = exc
+    _raise(list(problems.values()))
+
+
+def _layout(sweep: Sweep, config: SweepFile, path: Path, text: str) -> None:
+    """The table's extra rows and tests from the file, checked against the variants and columns."""
+    locate = _Locator(text)
+    errors: list[RecipeError] = []
+    names = {row.label for row in sweep.rows()}
+    for i, row in enumerate(config.rows):
+        where = Origin(str(path), f"rows.{i}", locate("rows"))
+        if row.name in names:
+            errors.append(RecipeError(*_where(where), f"name {row.name!r}: another row has it"))
+        names.add(row.name)
+        unknown = [c for c in row.runs if sweep.columns and c not in sweep.columns]
+        if unknown:
+            errors.append(RecipeError(*_where(where), f"runs: {unknown[0]!r} is not a column; columns: "
+                                                      f"{', '.join(sweep.columns)}"))
+        try:
+            variant = _first_match(sweep, row.variant) if row.variant else sweep.variants[0]
+        except RecipeError as exc:
+            errors.append(RecipeError(where.file, f"{where.key}.variant", exc.reason, where.line))
+            continue
+        sweep.extra_rows.append(Row(row.name, variant, dict(row.runs), fixed=True))
+    for i, compare in enumerate(config.compare):
+        where = Origin(str(path), f"compare.{i}", locate("compare"))
+        if compare.column is not None and sweep.columns and compare.column not in sweep.columns:
+            errors.append(RecipeError(where.file, f"{where.key}.column", f"{compare.column!r} is not a column; "
+                                      f"columns: {', '.join(sweep.columns)}", where.line))
+        try:
+            _check_row_ref(sweep, compare.row, Origin(where.file, f"{where.key}.row", where.line))
+        except RecipeError as exc:
+            errors.append(exc)
+            continue
+        sweep.compares.append(Compare(compare.name, compare.row, compare.column))
+    _raise(errors)
+
+
+def row_spec(text: str) -> dict[str, Any]:
+    """A baseline named by variant and grid values (``gold-10,train.learning_rate=2e-05``) as ``{"": name,
+    key: value}``."""
+    spec: dict[str, Any] = {}
+    for part in split_values(text):
+        if "=" in part:
+            key, value = parse_set(part)
+            spec[".".join(key)] = value
+        elif part:
+            spec[""] = part
+    return spec
+
+
+def _first_match(sweep: Sweep, text: str) -> Variant:
+    for variant in sweep.variants:
+        if variant.id == text or variant.matches(row_spec(text)):
+            return variant
+    raise RecipeError("", "", f"{text!r} names no variant; variants: {', '.join(v.id for v in sweep.variants)}")
+
+
+def _check_row_ref(sweep: Sweep, text: str, origin: Origin) -> None:
+    """A baseline must name a row, a variant or grid values of a variant.
+
+    Raises:
+        RecipeError: it names none (the rows and variants are listed).
+    """
+    if any(row.name == text for row in sweep.rows()) or any(v.id == text for v in sweep.variants):
+        return
+    try:
+        _first_match(sweep, text)
+    except RecipeError:
+        names = [row.name for row in sweep.extra_rows] + [v.id for v in sweep.variants]
+        raise RecipeError(origin.file, origin.key, f"{text!r} names no row or variant; expected one of: "
+                          f"{', '.join(names)}", origin.line) from None
+
+
+def baseline_row(sweep: Sweep, compare: Compare, tested: Row) -> Row | None:
+    """The row ``tested`` is compared with under ``compare``: a row or variant of that name, or the variant that
+    matches the spec's parts and agrees with ``tested`` on everything else; ``None`` when there is none."""
+    rows = sweep.rows()
+    for row in rows:
+        if row.name == compare.row or (not row.fixed and row.variant.id == compare.row):
+            return row
+    spec = row_spec(compare.row)
+    if tested.fixed:
+        return next((row for row in rows if not row.fixed and row.variant.matches(spec)), None)
+    wanted = {"": tested.variant.name, **tested.variant.grid, **spec}
+    return next((row for row in rows if not row.fixed and row.variant.matches(wanted)), None)
