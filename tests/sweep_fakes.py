@@ -15,7 +15,6 @@ import os
 import sys
 import time
 import types
-from pathlib import Path
 
 from inparsx import pipeline
 from inparsx.generate.base import Generator
@@ -74,7 +73,7 @@ def scores(generate_value: int, train_value: int, seed: int) -> dict[str, dict[s
     little by the generate value), with a per-seed wobble."""
     first = {q: 0.3 + 0.02 * (int(q) % 7) for q in QUERIES}
     reranked = {q: first[q] + 0.05 * train_value + 0.01 * generate_value + 0.004 * seed * ((int(q) % 3) - 1)
-                for q in QUERIES}
+                + 0.003 * train_value * ((int(q) * 7) % 5 - 2) for q in QUERIES}
     return {"retrieve": first, "rerank": reranked}
 
 

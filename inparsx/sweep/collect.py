@@ -20,7 +20,8 @@ from inparsx.errors import DataError
 from inparsx.evaluate.metrics import parse_metric
 from inparsx.pipeline import DONE_MARKER, read_marker
 from inparsx.sweep.execute import PlannedRun, plan
-from inparsx.sweep.spec import Compare, Row, Sweep, baseline_row
+from inparsx.sweep.layout import baseline_row
+from inparsx.sweep.spec import Compare, Row, Sweep
 
 
 @dataclass

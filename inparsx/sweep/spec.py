@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,11 +56,11 @@ from pydantic import Field, ValidationError, field_validator
 from inparsx.errors import InparsxError, RecipeError
 from inparsx.plugins import Options, Registry, get_registry
 from inparsx.recipe import Recipe, RecipeErrors, _Locator, _unknown, load_recipe, parse_set
+from inparsx.sweep.values import SEED_KEY, array_line, display, parse_grid, parse_seeds, toml_literal
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 """A variant's name: a folder name (letters, digits, ``.``, ``_``, ``-``)."""
 
-SEED_KEY = "recipe.seed"
 
 
 class SweepInfo(Options):
@@ -122,11 +121,13 @@ class SweepFile(Options):
 
 @dataclass(frozen=True)
 class Origin:
-    """Where a ``--set`` item of a run comes from, for errors: a file, key and line, or a command-line option."""
+    """Where a ``--set`` item of a run comes from, for errors: a file, key and line, or a command-line option.
+    ``grid``: the origin is a grid key, which names the item's key (its errors need not repeat the item)."""
 
     file: str
     key: str
     line: int | None = None
+    grid: bool = False
 
 
 @dataclass
@@ -243,12 +244,14 @@ class Sweep:
         best = None
         for item in run.sets:
             key = item.partition("=")[0].strip()
-            if (error.key == key or error.key.startswith(key + ".") or error.key == "--set" and error.reason
-                    and item in str(error)) and (best is None or len(key) > len(best[0])):
+            if (error.key == key or error.key.startswith(key + ".")) and (best is None or len(key) > len(best[0])):
                 best = (key, item)
         origin = self.origins.get(best[1]) if best else None
         if best is None or origin is None:
             return error
+        if origin.grid:
+            reason = error.reason if error.key == best[0] else f"{error.key}: {error.reason}"
+            return RecipeError(origin.file, origin.key, reason, origin.line)
         return RecipeError(origin.file, origin.key, f"{best[1]}: {error.key}: {error.reason}", origin.line)
 
 
@@ -296,7 +299,7 @@ def load_sweep(path: str | Path, grid: list[str] | None = None, seeds: str | Non
         name = config.sweep.name or path.stem
         file_sets = _origin_items(config.sweep.set, Origin(str(path), "sweep.set", locate("sweep.set")), origins)
         named = {key: value for key, value in config.variants.items()}
-        file_grid = {key: (values, Origin(str(path), f"grid.{key}", locate(f"grid.{key}")))
+        file_grid = {key: (values, Origin(str(path), f"grid.{key}", locate(f"grid.{key}"), grid=True))
                      for key, values in config.grid.items()}
         for key, variant in named.items():
             _origin_items(variant.set, Origin(str(path), f"variants.{key}.set", locate(f"variants.{key}.set")), origins)
@@ -308,7 +311,7 @@ def load_sweep(path: str | Path, grid: list[str] | None = None, seeds: str | Non
         raise InparsxError(f"{where}: {recipe_path}: no such recipe file")
     command_grid = dict(parse_grid(item) for item in grid or [])
     for key, values in command_grid.items():
-        file_grid[key] = (values, Origin("--grid", key))
+        file_grid[key] = (values, Origin("--grid", key, grid=True))
     cli_sets = _origin_items(list(sets or []), Origin("--set", ""), origins)
     for item in cli_sets:
         parse_set(item)
@@ -324,19 +327,21 @@ def load_sweep(path: str | Path, grid: list[str] | None = None, seeds: str | Non
                   description=info.description if info else "", origins=origins)
     for item in sweep.sets:
         if parse_set(item)[0] == SEED_KEY.split("."):
-            raise RecipeError(*_where(origins[item]), f"{item}: the seed of each run is the sweep's: give seeds "
+            raise error_at(origins[item], f"{item}: the seed of each run is the sweep's: give seeds "
                                                       "(--seeds 1,2,3) instead")
     base = _validate_base(sweep, registry)
     sweep.seeds = sweep.seeds or [base.info.seed]
+    from inparsx.sweep.layout import apply_layout, check_row_ref
+
     if config is not None:
-        _layout(sweep, config, path, text)
+        apply_layout(sweep, config, path, text)
     if baseline is not None:
-        _check_row_ref(sweep, baseline, Origin("--baseline", ""))
+        check_row_ref(sweep, baseline, Origin("--baseline", ""))
         sweep.compares.append(Compare(f"against {baseline}", baseline))
     elif not sweep.compares:
         default = info.baseline if info and info.baseline else None
         if default is not None:
-            _check_row_ref(sweep, default, Origin(str(path), "sweep.baseline", _Locator(text)("sweep.baseline")))
+            check_row_ref(sweep, default, Origin(str(path), "sweep.baseline", _Locator(text)("sweep.baseline")))
         if default is not None or len(sweep.variants) > 1:
             target = default or sweep.variants[0].id
             sweep.compares.append(Compare(f"against {target}", target))
@@ -374,18 +379,21 @@ def _validate_file(path: Path, text: str, data: dict[str, Any]) -> SweepFile:
                 reason = "required key is missing"
             else:
                 reason = f"{err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})"
-            errors.append(RecipeError(path, key, reason, locate(_table_key(err["loc"]))))
-        _raise(errors)
+            line = (array_line(text, str(err["loc"][0]), err["loc"][1]) if len(err["loc"]) > 1
+                    and isinstance(err["loc"][1], int) else locate(_table_key(err["loc"])))
+            errors.append(RecipeError(path, key, reason, line))
+        raise_all(errors)
     for name in config.variants:  # type: ignore[possibly-undefined]
         if not NAME.match(name):
             errors.append(RecipeError(path, f"variants.{name}", "a variant's name is its folder's: letters, digits, "
-                                      "'.', '_' and '-', starting with a letter or digit", locate(f"variants.{name}")))
+                                      "'.', '_' and '-', starting with a letter or digit",
+                                      locate(f"variants.{name}".replace(" ", ""))))
     for key, values in config.grid.items():
         if not values:
             errors.append(RecipeError(path, f"grid.{key}", "no values: give at least one", locate(f"grid.{key}")))
         elif len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
             errors.append(RecipeError(path, f"grid.{key}", f"values repeat: {values}", locate(f"grid.{key}")))
-    _raise(errors)
+    raise_all(errors)
     return config
 
 
@@ -400,15 +408,16 @@ def _table_key(loc: tuple) -> str:
     return ".".join(str(part) for part in loc if not isinstance(part, int))
 
 
-def _raise(errors: list[RecipeError]) -> None:
+def raise_all(errors: list[RecipeError]) -> None:
     if len(errors) == 1:
         raise errors[0]
     if errors:
         raise RecipeErrors(errors)
 
 
-def _where(origin: Origin) -> tuple[str, str, None] | tuple[str, str, int | None]:
-    return origin.file, origin.key, origin.line
+def error_at(origin: Origin, reason: str) -> RecipeError:
+    """A one-line error at ``origin`` (file, line and key)."""
+    return RecipeError(origin.file, origin.key, reason, origin.line)
 
 
 def _origin_items(items: list[str], origin: Origin, origins: dict[str, Origin]) -> list[str]:
@@ -419,90 +428,6 @@ def _origin_items(items: list[str], origin: Origin, origins: dict[str, Origin]) 
         except RecipeError as exc:
             raise RecipeError(origin.file, origin.key or item, f"{item}: {exc.reason}", origin.line) from None
     return items
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``--seeds 1,2,3`` -> ``[1, 2, 3]``.
-
-    Raises:
-        RecipeError: an item that is not an integer, a repeated seed, or no seed.
-    """
-    parts = [part.strip() for part in str(text).split(",") if part.strip()]
-    if not parts:
-        raise RecipeError("--seeds", str(text), "no seed: give a list such as --seeds 1,2,3")
-    seeds = []
-    for part in parts:
-        if not re.fullmatch(r"-?\d+", part):
-            raise RecipeError("--seeds", str(text), f"{part!r} is not an integer seed; e.g. --seeds 1,2,3")
-        seeds.append(int(part))
-    if len(set(seeds)) != len(seeds):
-        raise RecipeError("--seeds", str(text), "a seed repeats")
-    return seeds
-
-
-def parse_grid(item: str) -> tuple[str, list[Any]]:
-    """``--grid KEY=V1,V2,...`` -> ``(KEY, [V1, V2, ...])``; each value a TOML literal (else a string), split on
-    the commas outside brackets, braces and quotes (``--grid 'filter.use=["length"],["length","copied"]'``).
-
-    Raises:
-        RecipeError: no ``=``, an empty key or value, or a value given twice; the message names the item.
-    """
-    key, sep, raw = item.partition("=")
-    key = key.strip()
-    if not sep or not key or any(not part.strip() for part in key.split(".")):
-        raise RecipeError("--grid", item, "expected KEY=V1,V2,..., e.g. --grid train.learning_rate=1e-5,2e-5")
-    if key == SEED_KEY:
-        raise RecipeError("--grid", item, "the seeds of a sweep are --seeds 1,2,3, not a grid")
-    tokens = split_values(raw)
-    if not tokens or any(not token.strip() for token in tokens):
-        raise RecipeError("--grid", item, "an empty value: give values separated by commas, e.g. KEY=1,2")
-    values = [parse_set(f"{key}={token}")[1] for token in tokens]
-    if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
-        raise RecipeError("--grid", item, "a value repeats")
-    return key, values
-
-
-def split_values(text: str) -> list[str]:
-    """``text`` split on the commas at depth 0 (outside ``[]``, ``{}`` and quotes)."""
-    parts, depth, quote, start = [], 0, "", 0
-    for i, char in enumerate(text):
-        if quote:
-            quote = "" if char == quote and text[i - 1] != "\\" else quote
-        elif char in "\"'":
-            quote = char
-        elif char in "[{":
-            depth += 1
-        elif char in "]}":
-            depth -= 1
-        elif char == "," and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    return [part.strip() for part in parts]
-
-
-def toml_literal(value: Any) -> str:
-    """``value`` as a TOML literal (``2e-05``, ``"qrels"``, ``[1, 2]``, ``{first_stage = 1}``), so that a
-    ``--set KEY=<literal>`` item gives back ``value``."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return ("inf" if value > 0 else "-inf") if math.isinf(value) else "nan" if math.isnan(value) else repr(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_literal(v) for v in value) + "]"
-    if isinstance(value, dict):
-        keys = (k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k) for k in value)
-        return "{" + ", ".join(f"{k} = {toml_literal(v)}" for k, v in zip(keys, value.values())) + "}"
-    raise InparsxError(f"{value!r}: not a TOML value")
-
-
-def display(value: Any) -> str:
-    """A grid value as the table and folder names show it: strings bare, the rest as TOML literals."""
-    return value if isinstance(value, str) else toml_literal(value)
 
 
 def expand(named: dict[str, VariantConfig], grid: dict[str, list[Any]], origins: dict[str, Origin],
@@ -519,7 +444,7 @@ def expand(named: dict[str, VariantConfig], grid: dict[str, list[Any]], origins:
         assigned = dict(zip(grid, combo))
         grid_sets = [f"{key}={toml_literal(value)}" for key, value in assigned.items()]
         for key, item in zip(assigned, grid_sets):
-            origins.setdefault(item, (grid_origins or {}).get(key, Origin("--grid", key)))
+            origins.setdefault(item, (grid_origins or {}).get(key, Origin("--grid", key, grid=True)))
         parts = [f"{key}={display(value)}" for key, value in assigned.items()]
         ident = ",".join([name, *parts] if name else parts) or "base"
         label = ", ".join([config.label or name, *parts] if name else parts) or "base"
@@ -570,88 +495,6 @@ def validate_runs(sweep: Sweep, registry: Registry | None = None) -> None:
             problems.update((str(error), error) for error in exc.errors)
         except RecipeError as exc:
             problems[str(exc)] = exc
-    _raise(list(problems.values()))
+    raise_all(list(problems.values()))
 
 
-def _layout(sweep: Sweep, config: SweepFile, path: Path, text: str) -> None:
-    """The table's extra rows and tests from the file, checked against the variants and columns."""
-    locate = _Locator(text)
-    errors: list[RecipeError] = []
-    names = {row.label for row in sweep.rows()}
-    for i, row in enumerate(config.rows):
-        where = Origin(str(path), f"rows.{i}", locate("rows"))
-        if row.name in names:
-            errors.append(RecipeError(*_where(where), f"name {row.name!r}: another row has it"))
-        names.add(row.name)
-        unknown = [c for c in row.runs if sweep.columns and c not in sweep.columns]
-        if unknown:
-            errors.append(RecipeError(*_where(where), f"runs: {unknown[0]!r} is not a column; columns: "
-                                                      f"{', '.join(sweep.columns)}"))
-        try:
-            variant = _first_match(sweep, row.variant) if row.variant else sweep.variants[0]
-        except RecipeError as exc:
-            errors.append(RecipeError(where.file, f"{where.key}.variant", exc.reason, where.line))
-            continue
-        sweep.extra_rows.append(Row(row.name, variant, dict(row.runs), fixed=True))
-    for i, compare in enumerate(config.compare):
-        where = Origin(str(path), f"compare.{i}", locate("compare"))
-        if compare.column is not None and sweep.columns and compare.column not in sweep.columns:
-            errors.append(RecipeError(where.file, f"{where.key}.column", f"{compare.column!r} is not a column; "
-                                      f"columns: {', '.join(sweep.columns)}", where.line))
-        try:
-            _check_row_ref(sweep, compare.row, Origin(where.file, f"{where.key}.row", where.line))
-        except RecipeError as exc:
-            errors.append(exc)
-            continue
-        sweep.compares.append(Compare(compare.name, compare.row, compare.column))
-    _raise(errors)
-
-
-def row_spec(text: str) -> dict[str, Any]:
-    """A baseline named by variant and grid values (``gold-10,train.learning_rate=2e-05``) as ``{"": name,
-    key: value}``."""
-    spec: dict[str, Any] = {}
-    for part in split_values(text):
-        if "=" in part:
-            key, value = parse_set(part)
-            spec[".".join(key)] = value
-        elif part:
-            spec[""] = part
-    return spec
-
-
-def _first_match(sweep: Sweep, text: str) -> Variant:
-    for variant in sweep.variants:
-        if variant.id == text or variant.matches(row_spec(text)):
-            return variant
-    raise RecipeError("", "", f"{text!r} names no variant; variants: {', '.join(v.id for v in sweep.variants)}")
-
-
-def _check_row_ref(sweep: Sweep, text: str, origin: Origin) -> None:
-    """A baseline must name a row, a variant or grid values of a variant.
-
-    Raises:
-        RecipeError: it names none (the rows and variants are listed).
-    """
-    if any(row.name == text for row in sweep.rows()) or any(v.id == text for v in sweep.variants):
-        return
-    try:
-        _first_match(sweep, text)
-    except RecipeError:
-        names = [row.name for row in sweep.extra_rows] + [v.id for v in sweep.variants]
-        raise RecipeError(origin.file, origin.key, f"{text!r} names no row or variant; expected one of: "
-                          f"{', '.join(names)}", origin.line) from None
-
-
-def baseline_row(sweep: Sweep, compare: Compare, tested: Row) -> Row | None:
-    """The row ``tested`` is compared with under ``compare``: a row or variant of that name, or the variant that
-    matches the spec's parts and agrees with ``tested`` on everything else; ``None`` when there is none."""
-    rows = sweep.rows()
-    for row in rows:
-        if row.name == compare.row or (not row.fixed and row.variant.id == compare.row):
-            return row
-    spec = row_spec(compare.row)
-    if tested.fixed:
-        return next((row for row in rows if not row.fixed and row.variant.matches(spec)), None)
-    wanted = {"": tested.variant.name, **tested.variant.grid, **spec}
-    return next((row for row in rows if not row.fixed and row.variant.matches(wanted)), None)
