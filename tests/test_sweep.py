@@ -287,3 +287,31 @@ def run_main(*args: str) -> subprocess.CompletedProcess:
     finally:
         sys.argv = argv
     return subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())
+
+
+SWEEPS = sorted((Path(__file__).resolve().parent.parent / "recipes" / "sweeps").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
+def test_shipped_sweeps_validate(path, data_home, monkeypatch):
+    monkeypatch.setenv("INPARSX_DATA_HOME", str(data_home))
+    result = cli("validate", str(path))
+    assert result.exit_code == 0, result.output
+    assert "valid (sweep" in result.output
+
+
+def test_the_labels_vs_synthetic_sweep_is_the_measurement(data_home, monkeypatch):
+    from inparsx.sweep.spec import load_sweep
+
+    monkeypatch.setenv("INPARSX_DATA_HOME", str(data_home))
+    sweep = load_sweep(Path(SWEEPS[0].parent, "scifact-labels-vs-synthetic.toml"))
+    assert sweep.seeds == [1, 2, 3] and [v.x for v in sweep.variants][:4] == [10, 50, 200, 809]
+    assert [row.name for row in sweep.extra_rows] == ["BM25", "zero-shot MiniLM"]
+    assert list(sweep.columns.values()) == ["rerank-alone", "rerank-interpolated", "rerank"]
+    recipes = {run.variant.name: sweep.recipe(run) for run in sweep.runs() if run.seed == 2}
+    assert all(r.stage_seed("retrieve") == 1 and r.dataset.eval_split == "test" for r in recipes.values())
+    assert recipes["inpars"].stage_seed("generate") == 1 and recipes["gold-10"].stage_seed("generate") == 2
+    assert [recipes[k].stages["generate"].components[0][1].num_queries for k in ("gold-10", "gold-809")] == [10, None]
+    assert recipes["ict"].stages["generate"].use == ["ict"] and recipes["inpars"].stages["generate"].use == ["hf"]
+    trains = {k: r.filled()["train"] for k, r in recipes.items()}
+    assert len({json.dumps(t, sort_keys=True) for t in trains.values()}) == 1  # one trainer for every row

@@ -19,7 +19,7 @@ from typing import Any
 
 from inparsx.pipeline import DONE_MARKER, read_marker, run_recipe, stage_fingerprints
 from inparsx.progress import console
-from inparsx.recipe import Recipe
+from inparsx.recipe import STAGES, Recipe
 from inparsx.sweep.spec import Sweep, SweepRun
 
 
@@ -64,7 +64,8 @@ def sharing(planned: list[PlannedRun]) -> dict[str, tuple[int, int]]:
     for item in planned:
         for stage, fingerprint in item.fingerprints.items():
             counts.setdefault(stage, Counter())[fingerprint] += 1
-    return {stage: (len(counter), sum(counter.values())) for stage, counter in counts.items()}
+    order = [stage for stage in STAGES if stage in counts]
+    return {stage: (len(counts[stage]), sum(counts[stage].values())) for stage in order}
 
 
 def sharing_line(planned: list[PlannedRun]) -> str:

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -295,7 +296,7 @@ def load_sweep(path: str | Path, grid: list[str] | None = None, seeds: str | Non
     if "sweep" in data:
         config = _validate_file(path, text, data)
         locate = _Locator(text)
-        recipe_path = (path.parent / config.sweep.recipe)
+        recipe_path = Path(os.path.normpath(path.parent / config.sweep.recipe))
         name = config.sweep.name or path.stem
         file_sets = _origin_items(config.sweep.set, Origin(str(path), "sweep.set", locate("sweep.set")), origins)
         named = {key: value for key, value in config.variants.items()}
