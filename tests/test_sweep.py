@@ -64,10 +64,10 @@ def test_a_sweep_computes_shared_stages_once(tmp_path, scifact_small, fakes):
     counted = {stage: sum(1 for s, _ in calls if s == stage) for stage in ("retrieve", "generate", "train", "evaluate")}
     # 4 variants x 2 seeds: BM25 once for all; generation pinned to seed 1, once per generate.value; training per run
     assert counted == {"retrieve": 1, "generate": 2, "train": 8, "evaluate": 8}
-    store = tmp_path / "runs" / "r" / "store"
+    store = tmp_path / "runs" / "r-sweep" / "store"
     entries = sorted(p.name.rpartition("-")[0] for p in store.iterdir() if not p.name.startswith("."))
     assert entries == ["generate"] * 2 + ["retrieve"] + ["train"] * 8  # the evaluate stage is never stored
-    runs = sorted((tmp_path / "runs" / "r").glob("*/seed-*"))
+    runs = sorted((tmp_path / "runs" / "r-sweep").glob("*/seed-*"))
     assert len(runs) == 8
     retrieves = [read_marker(run / "retrieve" / DONE_MARKER) for run in runs]
     assert len({m["fingerprint"] for m in retrieves}) == 1 and sum("from_store" in m for m in retrieves) == 7
@@ -87,7 +87,7 @@ def test_the_table_is_mean_and_sd_over_seeds_with_paired_tests(tmp_path, scifact
 
     recipe = recipe_file(tmp_path, scifact_small)
     assert cli("sweep", str(recipe), *GRID).exit_code == 0
-    found = json.loads((tmp_path / "runs" / "r" / "sweep.json").read_text())
+    found = json.loads((tmp_path / "runs" / "r-sweep" / "sweep.json").read_text())
     cell = found["cells"]["train.value=2, generate.value=3"]["rerank"]["ndcg@10"]
     means = [statistics.fmean(sweep_fakes.scores(3, 2, seed)["rerank"].values()) for seed in (1, 2)]
     assert cell["values"] == pytest.approx(means) and cell["seeds"] == [1, 2]
@@ -102,16 +102,16 @@ def test_the_table_is_mean_and_sd_over_seeds_with_paired_tests(tmp_path, scifact
     assert tested["against"] == ["train.value=1, generate.value=1", "rerank"]
     assert tested["ndcg@10"]["delta"] == pytest.approx(statistics.fmean(ours) - statistics.fmean(theirs))
     assert tested["ndcg@10"]["p_value"] == pytest.approx(ttest_rel(ours, theirs).pvalue, rel=1e-6)
-    table = (tmp_path / "runs" / "r" / "table.txt").read_text()
+    table = (tmp_path / "runs" / "r-sweep" / "table.txt").read_text()
     assert f"{cell['mean']:.4f} ± {cell['sd']:.4f}" in table
-    html = (tmp_path / "runs" / "r" / "report.html").read_text()
+    html = (tmp_path / "runs" / "r-sweep" / "report.html").read_text()
     assert html.count("<img") >= 1 and "mean ± sd over seeds 1, 2" in html
 
 
 def test_collect_builds_the_same_table(tmp_path, scifact_small, fakes):
     recipe = recipe_file(tmp_path, scifact_small)
     assert cli("sweep", str(recipe), *GRID).exit_code == 0
-    folder = tmp_path / "runs" / "r"
+    folder = tmp_path / "runs" / "r-sweep"
     table, found = (folder / "table.txt").read_text(), json.loads((folder / "sweep.json").read_text())
     (folder / "table.txt").unlink()
     before = len(calls_of(fakes))
@@ -135,7 +135,7 @@ def test_dry_run_commands_rebuild_the_same_folders(tmp_path, scifact_small, fake
         assert result.exit_code == 0, result.output
     counted = [stage for stage, _ in calls_of(fakes)[before:]]
     assert counted.count("retrieve") == 1 and counted.count("generate") == 2 and counted.count("train") == 8
-    ours, theirs = tmp_path / "runs" / "r", tmp_path / "elsewhere"
+    ours, theirs = tmp_path / "runs" / "r-sweep", tmp_path / "elsewhere"
     for run in sorted(ours.glob("*/seed-*")):
         twin = theirs / run.relative_to(ours)
         for stage in ("retrieve", "generate", "train", "evaluate"):
@@ -157,7 +157,7 @@ def test_a_killed_sweep_resumes(tmp_path, scifact_small):
     env = {**os.environ, "SWEEP_CALLS": str(calls), "PYTHONPATH": str(FAKES.parent)}
     command = [sys.executable, str(FAKES), "sweep", str(recipe), "--grid", "train.value=1,2", "--seeds", "1,2",
                "--set", "retrieve.seed=1"]
-    blocked = tmp_path / "runs" / "r" / "train.value=2" / "seed-1" / "train" / "blocked"
+    blocked = tmp_path / "runs" / "r-sweep" / "train.value=2" / "seed-1" / "train" / "blocked"
     process = subprocess.Popen(command, cwd=tmp_path, env={**env, "SWEEP_BLOCK": "train.value=2/seed-1"},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -166,7 +166,7 @@ def test_a_killed_sweep_resumes(tmp_path, scifact_small):
     assert blocked.exists(), "the sweep never reached the second run's training"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    first, second = tmp_path / "runs" / "r" / "train.value=1" / "seed-1", blocked.parent.parent
+    first, second = tmp_path / "runs" / "r-sweep" / "train.value=1" / "seed-1", blocked.parent.parent
     assert read_marker(first / "evaluate" / DONE_MARKER)  # the first run had finished
     assert read_marker(second / "train" / STARTED_MARKER) and not read_marker(second / "train" / DONE_MARKER)
     calls.unlink()
@@ -177,7 +177,7 @@ def test_a_killed_sweep_resumes(tmp_path, scifact_small):
     assert [s for s, d in done if d == str(second.relative_to(tmp_path))] == ["train", "evaluate"]  # resumed
     assert "retrieve" not in [s for s, _ in done]  # once for the whole sweep, before the kill
     assert "resuming" in rerun.stderr and "4 runs" in rerun.stderr and "1 finished" in rerun.stderr
-    assert (tmp_path / "runs" / "r" / "table.txt").is_file()
+    assert (tmp_path / "runs" / "r-sweep" / "table.txt").is_file()
 
 
 def test_a_sweep_file_names_variants_rows_columns_and_tests(tmp_path, scifact_small, fakes):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from inparsx.errors import Interrupted
 from inparsx.pipeline import DONE_MARKER, read_marker, run_recipe, stage_fingerprints
 from inparsx.progress import console
 from inparsx.recipe import STAGES, Recipe
@@ -102,6 +103,8 @@ def run_sweep(sweep: Sweep) -> list[dict[str, Any]]:
         began = time.perf_counter()
         try:
             run_recipe(item.recipe, run.run_dir, store=sweep.store)
+        except Interrupted:
+            raise
         except Exception:
             console.print(f"[red]sweep run {number}/{len(planned)} ({run.name}, {run.run_dir}) failed[/red]; "
                           f"run it alone with: {command(sweep, run)}", soft_wrap=True)

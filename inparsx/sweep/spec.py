@@ -280,8 +280,8 @@ def load_sweep(path: str | Path, grid: list[str] | None = None, seeds: str | Non
         seeds: ``--seeds``, ``1,2,3`` (replaces the file's; default: the file's, else the recipe's seed).
         sets: ``--set`` items of every run, after the file's.
         baseline: ``--baseline``: one more paired test, of every cell against this row in its own column.
-        sweep_dir: the sweep's folder (default ``runs/<name>``); store: the stage store (default
-            ``<sweep_dir>/store``).
+        sweep_dir: the sweep's folder (default ``runs/<name>``, the name being the sweep file's ``name`` or
+            its file name, or ``<recipe file name>-sweep``); store: the stage store (default ``<sweep_dir>/store``).
         registry: components to validate against (default: the entry-point registry).
 
     Raises:
@@ -306,7 +306,8 @@ def load_sweep(path: str | Path, grid: list[str] | None = None, seeds: str | Non
             _origin_items(variant.set, Origin(str(path), f"variants.{key}.set", locate(f"variants.{key}.set")), origins)
         info = config.sweep
     else:
-        config, info, recipe_path, name, file_sets, named, file_grid = None, None, path, path.stem, [], {}, {}
+        config, info, recipe_path, file_sets, named, file_grid = None, None, path, [], {}, {}
+        name = f"{path.stem}-sweep"  # not runs/<recipe name>, the recipe's own run folder
     if not recipe_path.is_file():
         where = f"{path}: sweep.recipe" if config is not None else str(path)
         raise InparsxError(f"{where}: {recipe_path}: no such recipe file")
