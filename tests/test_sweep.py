@@ -120,6 +120,16 @@ def test_collect_builds_the_same_table(tmp_path, scifact_small, fakes):
     assert len(calls_of(fakes)) == before  # nothing ran
     assert (folder / "table.txt").read_text() == table
     assert json.loads((folder / "sweep.json").read_text())["cells"] == found["cells"]
+    import shutil
+
+    shutil.rmtree(folder / "train.value=2+generate.value=3" / "seed-2" / "evaluate")
+    result = cli("sweep", str(recipe), *GRID, "--collect")
+    assert "not run yet (1): train.value=2,generate.value=3 seed 2" in result.output
+    assert json.loads((folder / "sweep.json").read_text())["cells"]["train.value=2, generate.value=3"]["rerank"][
+        "ndcg@10"]["n"] == 1
+    recipe.write_text(recipe.read_text().replace('[retrieve]\nuse = "echo"', '[retrieve]\nuse = "echo"\nvalue = 4'))
+    result = cli("sweep", str(recipe), *GRID, "--collect")  # the recipe changed: every folder is of other settings
+    assert result.exit_code == 0 and "stale, left out (7" in result.output and len(calls_of(fakes)) == before
 
 
 def test_dry_run_commands_rebuild_the_same_folders(tmp_path, scifact_small, fakes):

@@ -15,6 +15,8 @@ def cells_plot(result: SweepResult) -> str:
     from matplotlib.figure import Figure
 
     metric, rows = result.metric, list(reversed(result.rows))
+    if not any(result.cells.values()):
+        return "<p>No finished run yet.</p>"
     figure = Figure(figsize=(8.0, 1.2 + 0.42 * len(rows)), dpi=100, layout="constrained")
     axes = figure.add_subplot()
     width = 0.6 / max(1, len(result.columns))
