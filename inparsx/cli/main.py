@@ -41,9 +41,9 @@ def run(recipe: Annotated[Path, typer.Argument(help="The recipe TOML file.")],
 
 
 @app.command()
-def sweep(spec: Annotated[Path, typer.Argument(help="A sweep file (with a [sweep] table) or a recipe.")],
+def sweep(spec: Annotated[Path, typer.Argument(help="A sweep file (with a \\[sweep] table) or a recipe.")],
           grid: Annotated[Optional[list[str]], typer.Option("--grid", "-g", help="KEY=V1,V2,...: one run per value, crossed with the other grids (repeatable).")] = None,
-          seeds: Annotated[Optional[str], typer.Option("--seeds", help="Seeds of every variant, e.g. 1,2,3 (each run's [recipe] seed).")] = None,
+          seeds: Annotated[Optional[str], typer.Option("--seeds", help="Seeds of every variant, e.g. 1,2,3 (each run's \\[recipe] seed).")] = None,
           set_: SetOption = None,
           baseline: Annotated[Optional[str], typer.Option("--baseline", help="Test every cell against this row or variant (default: the first variant).")] = None,
           sweep_dir: Annotated[Optional[Path], typer.Option("--sweep-dir", help="The sweep's folder (default runs/<name>).")] = None,
@@ -51,9 +51,7 @@ def sweep(spec: Annotated[Path, typer.Argument(help="A sweep file (with a [sweep
           dry_run: Annotated[bool, typer.Option("--dry-run", help="Print one `inparsx run` command per run (for a cluster scheduler) and run nothing.")] = False,
           collect: Annotated[bool, typer.Option("--collect", help="Build the table from the runs' folders; run nothing.")] = False,
           ) -> None:
-    """Run a recipe over a grid of options, named variants and seeds, each run in its own folder, stages with
-    the same fingerprint computed once; then a table of mean ± sd over seeds with paired tests, sweep.json and
-    report.html."""
+    """Run a recipe over grids, named variants and seeds, sharing equal stages; then mean ± sd and paired tests."""
     from inparsx.sweep.cli import sweep_command
 
     sweep_command(spec, grid or [], seeds, set_ or [], baseline, sweep_dir, store, dry_run, collect)

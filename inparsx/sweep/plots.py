@@ -62,6 +62,9 @@ def curve_plot(result: SweepResult) -> str:
                              linewidth=1.2, label=row.name)
         if xs and min(xs) > 0 and max(xs) / min(xs) >= 10:
             axes.set_xscale("log")
+            axes.minorticks_off()
+        if xs:
+            axes.set_xticks(xs, [f"{x:g}" for x in xs])
         axes.set_title(column)
         axes.set_xlabel(result.sweep.curve or "x")
         axes.set_ylabel(_label(metric))
