@@ -17,7 +17,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from inparsx.plugins import Registry, get_registry
-from inparsx.recipe import MULTI_USE_STAGES, STAGES, DatasetConfig, RecipeInfo, stage_options_model
+from inparsx.recipe import MULTI_USE_STAGES, STAGES, DatasetConfig, RecipeInfo, StageKeys, stage_options_model
 
 HEADER = """# Recipe reference
 
@@ -35,7 +35,8 @@ takes a hub id, a local folder, or `@stage` (an earlier stage's output, e.g. `@t
 def recipes_markdown(registry: Registry | None = None) -> str:
     """The whole page as Markdown text (ends with one newline)."""
     registry = registry or get_registry()
-    parts = [HEADER, table_section("[recipe]", RecipeInfo), table_section("[dataset]", DatasetConfig)]
+    parts = [HEADER, table_section("[recipe]", RecipeInfo), table_section("[dataset]", DatasetConfig),
+             table_section("Every stage table", StageKeys)]
     for stage, kind in STAGES.items():
         entries = [e for e in sorted(registry.entries[kind].values(), key=lambda e: e.name) if e.package == "inparsx"]
         many = " (a list: the filters run in order)" if stage in MULTI_USE_STAGES else ""

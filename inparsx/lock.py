@@ -48,10 +48,21 @@ class RunDirLocked(InparsxError):
 
 def read_holder(run_dir: Path) -> dict[str, Any]:
     """The holder note of ``run_dir`` (``{}`` when absent or unreadable)."""
+    return read_holder_file(run_dir / HOLDER_FILE)
+
+
+def read_holder_file(path: Path) -> dict[str, Any]:
+    """A holder note (:func:`holder_note`) read from ``path``; ``{}`` when absent or unreadable."""
     try:
-        return json.loads((run_dir / HOLDER_FILE).read_text())
+        return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return {}
+
+
+def holder_note() -> dict[str, Any]:
+    """Who this process is, for a lock's note: ``pid``, ``host``, ``since`` (UTC) and ``command``."""
+    since = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return {"pid": os.getpid(), "host": socket.gethostname(), "since": since, "command": _command_line()}
 
 
 @contextlib.contextmanager
@@ -75,9 +86,7 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
     except OSError as exc:
         raise StorageError.from_os_error(exc, run_dir / LOCK_FILE) from exc
     try:
-        since = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-        write_json(run_dir / HOLDER_FILE, {"pid": os.getpid(), "host": socket.gethostname(), "since": since,
-                                           "command": _command_line()})
+        write_json(run_dir / HOLDER_FILE, holder_note())
         yield
     finally:
         (run_dir / HOLDER_FILE).unlink(missing_ok=True)

@@ -1,12 +1,14 @@
 """The pipeline runner: one folder per stage, fingerprints, completion markers, skipping and resumption.
 
-A stage's fingerprint hashes its options, the dataset and the fingerprint of the stage before it, so a
-changed option re-runs that stage and every stage after it. A stage folder whose *started* marker carries
-another fingerprint is cleared before the stage runs; one with the same fingerprint is kept, so long stages
-resume from their ``.partial`` files. Nothing finished is lost to an attempt that cannot start: a folder is
-cleared only once the stage's inputs are known to load (the collection made available, the earlier stages'
-files there, every model it names resolved). Before the first stage, :func:`run_recipe` runs the pre-flight
-check (:mod:`inparsx.preflight`) of the stages about to run.
+A stage's fingerprint hashes its options, the dataset, its seed and the fingerprint of the stage before it
+(:func:`stage_fingerprints`), so a changed option re-runs that stage and every stage after it. A stage folder
+whose *started* marker carries another fingerprint is cleared before the stage runs; one with the same
+fingerprint is kept, so long stages resume from their ``.partial`` files. Nothing finished is lost to an
+attempt that cannot start: a folder is cleared only once the stage's inputs are known to load (the collection
+made available, the earlier stages' files there, every model it names resolved). Before the first stage,
+:func:`run_recipe` runs the pre-flight check (:mod:`inparsx.preflight`) of the stages about to run. With a
+shared stage store (:mod:`inparsx.store`), a stage whose fingerprint another run has computed is copied from
+it, not run.
 """
 
 from __future__ import annotations
@@ -89,7 +91,8 @@ class StageContext:
 
     @property
     def seed(self) -> int:
-        return self.recipe.info.seed
+        """The stage's seed: its own ``seed`` key when pinned, else the recipe's."""
+        return self.recipe.stage_seed(self.stage)
 
     @property
     def settings(self) -> Any:
@@ -208,17 +211,51 @@ def recipe_dataset(recipe: Recipe, dataset: Dataset | None = None) -> Dataset:
 
 
 def stage_fingerprint(recipe: Recipe, stage: str, previous: str, dataset_fingerprint: str) -> str:
-    """sha256 (16 hex digits) of the stage's filled options, the dataset, the seed and the previous fingerprint.
+    """sha256 (16 hex digits) of the stage's filled options, the dataset, the stage's seed and the previous
+    fingerprint.
 
     The dataset part is its name, the evaluated split and the corpus fingerprint, plus ``eval_queries`` and its
-    seed when a sample is evaluated (recipes without one keep the fingerprints they had).
+    seed when a sample is evaluated (recipes without one keep the fingerprints they had). The seed is the
+    stage's own (``[stage] seed``) when pinned, else the recipe's (:meth:`~inparsx.recipe.Recipe.stage_seed`):
+    the pinned key is not part of the options, so pinning the recipe's own value keeps the fingerprint.
     """
     config = recipe.dataset
     sample = [config.eval_queries, config.sample_seed] if config.eval_queries is not None else []
-    payload = json.dumps({"stage": stage, "options": recipe.filled().get(stage), "seed": recipe.info.seed,
+    options = recipe.filled().get(stage)
+    if isinstance(options, dict):
+        options = {key: value for key, value in options.items() if key != "seed"}
+    payload = json.dumps({"stage": stage, "options": options, "seed": recipe.stage_seed(stage),
                           "dataset": [config.name, config.eval_split, dataset_fingerprint, *sample],
                           "previous": previous}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def stage_fingerprints(recipe: Recipe, corpus: str, stages: list[str] | None = None) -> dict[str, str]:
+    """The fingerprint of every stage of ``recipe`` (or of ``stages``, in pipeline order), as :func:`run_recipe`
+    computes it: each one chains the previous one (:func:`stage_fingerprint`). The one place that says
+    which computation a stage folder holds: the runner's completion markers, the shared stage store
+    (:mod:`inparsx.store`) and ``inparsx sweep`` all read it.
+
+    Args:
+        recipe: a validated recipe.
+        corpus: the collection's fingerprint (``Dataset.fingerprint()``).
+        stages: the stages to cover (default: all of the recipe's).
+    """
+    found: dict[str, str] = {}
+    previous = ""
+    for stage in stages if stages is not None else list(recipe.stages):
+        previous = found[stage] = stage_fingerprint(recipe, stage, previous, corpus + _holdout_tag(recipe, stage))
+    return found
+
+
+def _holdout_tag(recipe: Recipe, stage: str) -> str:
+    """What ``[estimate]``'s held-out documents add to the dataset part of a training-side stage
+    (:data:`HELD_OUT_STAGES`): their count, and their seed when it is not the stage's own; ``""`` otherwise.
+    (Later stages follow through the previous fingerprint.)"""
+    if "estimate" not in recipe.stages or stage not in HELD_OUT_STAGES:
+        return ""
+    seed, count = recipe.stage_seed("estimate"), recipe.stages["estimate"].settings.docs
+    return f"+holdout{count}" + ("" if seed == recipe.stage_seed(stage) else f"s{seed}")
 
 
 def read_marker(path: Path) -> dict[str, Any]:
@@ -229,7 +266,7 @@ def read_marker(path: Path) -> dict[str, Any]:
 
 
 def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = None, stop: str | None = None,
-               dataset: Dataset | None = None, check: bool = True) -> Path:
+               dataset: Dataset | None = None, store: str | Path | None = None, check: bool = True) -> Path:
     """Run a recipe's stages in pipeline order, skipping finished ones; returns the run directory.
 
     Args:
@@ -239,6 +276,9 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
         stop: stop after this stage (``--to``).
         dataset: the dataset to use instead of resolving ``recipe.dataset.name`` (e.g. the PATH tuner's
             view of the train split, whose inner runs evaluate on gold train queries).
+        store: a shared stage store's folder (:mod:`inparsx.store`, ``--store``): a stage whose fingerprint
+            is in it is copied from it instead of run, and a stage run here is added to it (the stages of
+            :data:`UNSHARED_STAGES` excepted). A stage forced by ``start`` runs and replaces its entry.
         check: run the pre-flight check (:func:`inparsx.preflight.check_recipe`) of the stages about to run
             before the first of them, printing a line per model and the memory verdict (``False``: an inner
             run whose models the outer check covered).
@@ -257,55 +297,73 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
     for flag, value in (("--from", start), ("--to", stop)):
         if value is not None and value not in names:
             raise InparsxError(f"{flag} {value}: not a stage of this recipe; its stages: {', '.join(names)}")
+    from inparsx.store import StageStore
+
     with run_dir_lock(run_dir):
         with atomic_write(run_dir / "recipe.toml") as handle:
             handle.write(recipe.to_toml())
-        _run_stages(recipe, run_dir, names[: names.index(stop) + 1 if stop else None], start, dataset, check)
+        _run_stages(recipe, run_dir, names[: names.index(stop) + 1 if stop else None], start, dataset,
+                    StageStore(store) if store is not None else None, check)
     return run_dir
 
 
+UNSHARED_STAGES = ("evaluate",)
+"""Stages never taken from or added to a stage store: the evaluate stage writes the run's ``report.html``
+beside its folder, and costs seconds."""
+
+
 def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | None,
-                dataset: Dataset | None = None, check: bool = True) -> None:
-    """Run ``stages`` in order, skipping finished ones unless at or after ``start``; Ctrl-C names the stage.
-    The pre-flight check of the stages that will run comes first (``check``)."""
+                dataset: Dataset | None = None, store: Any = None, check: bool = True) -> None:
+    """Run ``stages`` in order, skipping finished ones unless at or after ``start``, each taken from ``store``
+    (a :class:`~inparsx.store.StageStore`) when it holds it; Ctrl-C names the stage. The pre-flight check of
+    the stages that will run comes first (``check``)."""
     with interrupted_as(f"start-up, before any stage ran ({run_dir})"):
         dataset = recipe_dataset(recipe, dataset)
         registry = get_registry()
         holdout = _holdout(recipe, dataset)
-    plan, previous, forcing = [], "", False
+        fingerprints = stage_fingerprints(recipe, dataset.fingerprint())
+    plan, forcing = [], False
     for stage in stages:
         forcing = forcing or stage == start
-        held = holdout is not None and stage in HELD_OUT_STAGES  # later stages follow through `previous`
-        fingerprint = stage_fingerprint(recipe, stage, previous,
-                                        dataset.fingerprint() + (f"+holdout{holdout.count}" if held else ""))
-        previous = fingerprint
+        fingerprint = fingerprints[stage]
         done = not forcing and read_marker(run_dir / stage / DONE_MARKER).get("fingerprint") == fingerprint
-        plan.append((stage, fingerprint, done, forcing, held))
+        plan.append((stage, fingerprint, done, forcing))
     if check:
         with interrupted_as(f"the pre-flight check, before any stage ran ({run_dir})"):
-            preflight(recipe, run_dir, [stage for stage, _, done, _, _ in plan if not done], dataset)
-    for stage, fingerprint, done, forcing, held in plan:
+            preflight(recipe, run_dir, [stage for stage, _, done, _ in plan if not done], dataset)
+    for stage, fingerprint, done, forcing in plan:
         folder = run_dir / stage
         if done:
             console.print(f"[green]✓[/green] {stage}: already done ({folder}), skipped")
             _show_stored_table(folder)
             continue
         with interrupted_as(f"stage {stage!r} ({folder})"):
+            held = holdout is not None and stage in HELD_OUT_STAGES
             components = [registry.get(STAGES[stage], name)(options)
                           for name, options in recipe.stages[stage].components]
             seen = holdout.training if held else dataset
             ctx = StageContext(recipe, stage, run_dir, components, fingerprint, seen, holdout=holdout)
-            _run_stage(ctx, forcing and stage == start)
+            if store is None or stage in UNSHARED_STAGES:
+                _run_stage(ctx, forcing and stage == start)
+                continue
+            with store.claim(stage, fingerprint, run_dir):
+                if not forcing and store.ready(stage, fingerprint):
+                    store.take(stage, fingerprint, folder)
+                    console.print(f"[green]✓[/green] {stage}: taken from the stage store "
+                                  f"({store.entry(stage, fingerprint)}), not run")
+                    continue
+                _run_stage(ctx, forcing and stage == start)
+                store.publish(stage, fingerprint, folder)
 
 
 def _holdout(recipe: Recipe, dataset: Dataset) -> Any:
     """The :class:`~inparsx.estimate.holdout.Holdout` of a recipe with ``[estimate]`` (its ``docs`` drawn with
-    the recipe's seed, lazily), else ``None``."""
+    the estimate stage's seed, lazily), else ``None``."""
     if "estimate" not in recipe.stages:
         return None
     from inparsx.estimate.holdout import Holdout
 
-    return Holdout(dataset, recipe.stages["estimate"].settings.docs, recipe.info.seed)
+    return Holdout(dataset, recipe.stages["estimate"].settings.docs, recipe.stage_seed("estimate"))
 
 
 def preflight(recipe: Recipe, run_dir: Path, stages: list[str], dataset: Dataset | None = None) -> None:

@@ -57,11 +57,26 @@ def stage_options_model(stage: str) -> type[Options] | None:
 
 
 class RecipeInfo(Options):
-    """The ``[recipe]`` table."""
+    """The ``[recipe]`` table. ``seed``: the seed of every stage that does not pin its own (see
+    :class:`StageKeys`)."""
 
     name: str
     seed: int = 1
     description: str = ""
+
+
+class StageKeys(Options):
+    """Keys every stage table takes, besides ``use``.
+
+    ``seed``: the stage's own seed, in place of ``[recipe] seed`` for this stage: its components draw with it
+    (``ComponentContext.seed``: the generate stage's document sample, few-shot draws, negatives, training) and
+    the stage's fingerprint holds it instead of the recipe's. A stage that pins its seed is computed once for
+    runs that differ only in the recipe seed, e.g. one expensive generation shared by training runs of three
+    seeds (``inparsx sweep --seeds 1,2,3`` with ``generate.seed = 1``). Pinning the recipe's own value changes
+    nothing, not even the fingerprint. Later stages still follow a changed earlier stage.
+    """
+
+    seed: int | None = None
 
 
 class DatasetConfig(Options):
@@ -106,6 +121,8 @@ class StageConfig:
     stage: str
     components: list[tuple[str, Options]]
     settings: Options | None = None
+    seed: int | None = None
+    """The stage's own seed (:class:`StageKeys`), or ``None``: the recipe's."""
 
     @property
     def use(self) -> list[str]:
@@ -126,16 +143,22 @@ class Recipe:
     def name(self) -> str:
         return self.info.name
 
+    def stage_seed(self, stage: str) -> int:
+        """The seed of ``stage``: its own ``seed`` key when set (:class:`StageKeys`), else ``[recipe] seed``."""
+        config = self.stages.get(stage)
+        return config.seed if config is not None and config.seed is not None else self.info.seed
+
     def filled(self) -> dict[str, Any]:
         """The recipe with every default written in, as a TOML-ready dict (``None`` values left out)."""
         out: dict[str, Any] = {"recipe": _dump(self.info), "dataset": _dump(self.dataset)}
         for stage, config in self.stages.items():
+            pinned = {"seed": config.seed} if config.seed is not None else {}
             if stage in MULTI_USE_STAGES:
-                out[stage] = {"use": config.use, **{n: _dump(o) for n, o in config.components}}
+                out[stage] = {"use": config.use, **pinned, **{n: _dump(o) for n, o in config.components}}
             else:
                 name, options = config.components[0]
                 own = _dump(config.settings) if config.settings is not None else {}
-                out[stage] = {"use": name, **own, **_dump(options)}
+                out[stage] = {"use": name, **pinned, **own, **_dump(options)}
         return out
 
     def to_toml(self) -> str:
@@ -440,6 +463,7 @@ def _stage(stage: str, kind: str, table: Any, registry: Registry, fail,
         fail(stage, "must be a table")
         return None
     table = dict(table)
+    keys = _model(StageKeys, {k: table.pop(k) for k in list(table) if k in StageKeys.model_fields}, stage, fail)
     use = table.pop("use", DEFAULT_USE.get(stage))
     if use is None:
         fail(f"{stage}.use", f"required: the {kind[:-1]} to use; available: {', '.join(registry.names(kind))}")
@@ -457,8 +481,13 @@ def _stage(stage: str, kind: str, table: Any, registry: Registry, fail,
     if len(classes) != len(names):
         return None
     if len(names) == 1 and stage not in MULTI_USE_STAGES:
-        return _single_stage(stage, names[0], classes[names[0]], table, fail, registry, eval_split)
-    return _multi_stage(stage, names, classes, table, fail, registry, eval_split)
+        config = _single_stage(stage, names[0], classes[names[0]], table, fail, registry, eval_split)
+    else:
+        config = _multi_stage(stage, names, classes, table, fail, registry, eval_split)
+    if config is None or keys is None:
+        return None
+    config.seed = keys.seed
+    return config
 
 
 def _single_stage(stage: str, name: str, cls: type, table: dict, fail, registry: Registry,

@@ -25,7 +25,7 @@ from inparsx.errors import InparsxError
 from inparsx.generate.dspy_generator import DSPyGenerator, build_program
 from inparsx.pipeline import StageContext
 from inparsx.plugins import Options, get_registry
-from inparsx.recipe import STAGE_OPTIONS, DatasetConfig, stage_options_model, validate_recipe
+from inparsx.recipe import STAGE_OPTIONS, DatasetConfig, StageKeys, stage_options_model, validate_recipe
 from inparsx.records import SyntheticQuery
 from inparsx.testing import SIMPLE_CHAT_TEMPLATE, tiny_bert, tiny_llama, tiny_t5, train_tokenizer
 from inparsx.testing.fakes import ChecksumReranker
@@ -191,6 +191,7 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
     ("tables", "dataset"): {
         "name": Reason("which collection every stage reads: each test reads one (here a 30-query SciFact slice)"),
         "eval_split": Vary("train"), "eval_queries": Vary(5), "eval_queries_seed": Vary(2, {"eval_queries": 5})},
+    ("tables", "stage"): {"seed": Vary(2)},
     ("filters", "length"): {"min_tokens": Vary(12), "max_tokens": Vary(8), "count_by": Vary("generated")},
     ("filters", "copied"): {"max_copied": Vary(0.5)},
     ("filters", "scores"): {"keep_top_k": Vary(3)},
@@ -292,6 +293,7 @@ def builtin_fields() -> set[tuple[str, str, str]]:
     registry = get_registry()
     stages = {("stages", stage, key) for stage in STAGE_OPTIONS for key in stage_options_model(stage).model_fields}
     stages |= {("tables", "dataset", key) for key in DatasetConfig.model_fields}
+    stages |= {("tables", "stage", key) for key in StageKeys.model_fields}
     return stages | {(kind, name, key) for kind, entries in registry.entries.items() for name, entry in entries.items()
                      if entry.package == "inparsx" for key in entry.cls.Options.model_fields}
 
@@ -502,8 +504,17 @@ def qrels_generated(env: Env, options: dict):
 
 
 def dataset_seen(env: Env, name: str, options: dict, artefact: str):
-    """The evaluated split's qrels as the stages see them (``[dataset]`` options applied)."""
+    """The evaluated split's qrels as the stages see them (``[dataset]`` options applied); for the keys every
+    stage table takes (``stage``), the documents an ICT generate stage samples with them."""
     from inparsx.pipeline import recipe_dataset
+
+    if name == "stage":
+        from inparsx.generate.stage import generate_queries
+
+        generator = build("generators", "ict", {"num_docs": 3})
+        ctx = context(env, "generate", {"use": "ict", "num_docs": 3, **options}, components=[generator])
+        generate_queries(ctx.component_context(), generator, ctx.dir / "queries.jsonl")
+        return [json.loads(line)["doc_id"] for line in (ctx.dir / "queries.jsonl").read_text().splitlines()]
 
     recipe = validate_recipe({"recipe": {"name": "guard"}, "dataset": options}, "guard", "", get_registry())
     dataset = recipe_dataset(recipe, env.dataset)

@@ -27,27 +27,53 @@ def run(recipe: Annotated[Path, typer.Argument(help="The recipe TOML file.")],
         set_: SetOption = None,
         run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Output folder (default runs/<recipe name>).")] = None,
         from_stage: Annotated[Optional[str], typer.Option("--from", help="Re-run from this stage on, even if finished.")] = None,
-        to_stage: Annotated[Optional[str], typer.Option("--to", help="Stop after this stage.")] = None) -> None:
+        to_stage: Annotated[Optional[str], typer.Option("--to", help="Stop after this stage.")] = None,
+        store: Annotated[Optional[Path], typer.Option("--store", help="A shared stage store: stages another run computed with the same fingerprint are copied from it, stages run here are added to it.")] = None,
+        ) -> None:
     """Run a recipe: every stage in pipeline order, skipping those already done."""
     from inparsx.pipeline import run_recipe
     from inparsx.recipe import load_recipe
 
-    result = run_recipe(load_recipe(recipe, set_), run_dir, from_stage, to_stage)
+    result = run_recipe(load_recipe(recipe, set_), run_dir, from_stage, to_stage, store=store)
     from inparsx.progress import console
 
     console.print(f"run directory: {result}")
 
 
 @app.command()
-def validate(recipe: Annotated[Path, typer.Argument(help="The recipe TOML file.")], set_: SetOption = None,
+def sweep(spec: Annotated[Path, typer.Argument(help="A sweep file (with a \\[sweep] table) or a recipe.")],
+          grid: Annotated[Optional[list[str]], typer.Option("--grid", "-g", help="KEY=V1,V2,...: one run per value, crossed with the other grids (repeatable).")] = None,
+          seeds: Annotated[Optional[str], typer.Option("--seeds", help="Seeds of every variant, e.g. 1,2,3 (each run's \\[recipe] seed).")] = None,
+          set_: SetOption = None,
+          baseline: Annotated[Optional[str], typer.Option("--baseline", help="Test every cell against this row or variant (default: the first variant).")] = None,
+          sweep_dir: Annotated[Optional[Path], typer.Option("--sweep-dir", help="The sweep's folder (default runs/<name>).")] = None,
+          store: Annotated[Optional[Path], typer.Option("--store", help="The shared stage store (default <sweep folder>/store).")] = None,
+          dry_run: Annotated[bool, typer.Option("--dry-run", help="Print one `inparsx run` command per run (for a cluster scheduler) and run nothing.")] = False,
+          collect: Annotated[bool, typer.Option("--collect", help="Build the table from the runs' folders; run nothing.")] = False,
+          ) -> None:
+    """Run a recipe over grids, named variants and seeds, sharing equal stages; then mean ± sd and paired tests."""
+    from inparsx.sweep.cli import sweep_command
+
+    sweep_command(spec, grid or [], seeds, set_ or [], baseline, sweep_dir, store, dry_run, collect)
+
+
+@app.command()
+def validate(recipe: Annotated[Path, typer.Argument(help="The recipe TOML file (or a sweep file).")], set_: SetOption = None,
              check: Annotated[bool, typer.Option("--check", help="Also run the pre-flight check: every model found, missing or gated; its memory against this machine's GPUs or RAM; generation time on a CPU. Loads no weights.")] = False,
              run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="With --check: the run directory whose finished stages' models count as found (default runs/<recipe name>).")] = None,
              ) -> None:
     """Check a recipe (keys, types, plugin names) without loading any model or data; with --check, also
-    whether its models can be loaded here and fit in memory (exit code 2 when not)."""
+    whether its models can be loaded here and fit in memory (exit code 2 when not). A sweep file: every run's
+    recipe is checked."""
     from inparsx.progress import out
     from inparsx.recipe import load_recipe
+    from inparsx.sweep.spec import is_sweep_file, load_sweep
 
+    if is_sweep_file(recipe):
+        found = load_sweep(recipe, sets=set_)
+        out.print(f"{recipe}: valid (sweep {found.name}: {len(found.variants)} variant(s) x {len(found.seeds)} "
+                  f"seed(s) of {found.recipe_path})", markup=False)
+        return
     loaded = load_recipe(recipe, set_)
     stages = ", ".join(f"{s}={'+'.join(c.use)}" for s, c in loaded.stages.items())
     out.print(f"{recipe}: valid ({loaded.name}: {stages})", markup=False, highlight=False)

@@ -11,9 +11,9 @@ from inparsx.plugins import Options
 class EstimateStageOptions(Options):
     """Options of the estimate stage (a label-free estimate of what training gained).
 
-    ``docs``: documents held out of training, drawn with the recipe's seed before any stage runs; the
-    training stages (tune, generate's sample, triples, train) never see them, and the recipe's generator and
-    filters write and clean their synthetic queries. ``metrics``: what is measured on those queries, each
+    ``docs``: documents held out of training, drawn with the stage's seed (the recipe's unless ``[estimate]``
+    pins its own) before any stage runs; the training stages (tune, generate's sample, triples, train) never
+    see them, and the recipe's generator and filters write and clean their synthetic queries. ``metrics``: what is measured on those queries, each
     query's only relevant document being the one it was written from (default MRR@10). ``positive_text``:
     rank a held-out document as its queries' ``positive_text`` when they carry one (the ``ict`` generator's
     document without the query sentence, what training used as the positive), so that no query is found by

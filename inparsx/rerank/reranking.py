@@ -8,7 +8,7 @@ interrupted rerank resumes without rescoring the queries it had finished.
 
 from __future__ import annotations
 
-import os
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,12 +62,13 @@ def resume_records(store: ResumableJsonl, meta: dict[str, Any]) -> list[dict[str
     """The records that an earlier, identical job (same ``meta``) already wrote to ``store``, and ``store``
     ready to append to.
 
-    A finished file is reopened as the partial file (so that new records can be appended); a file written
-    with other settings (its first line's ``meta`` differs) is discarded with a message. A fresh file starts
-    with a ``{"meta": meta}`` line.
+    A finished file is copied to the partial file (so that new records can be appended; a copy, not a rename,
+    so that a file shared by hard link with a stage store, :mod:`inparsx.store`, is never appended to); a file
+    written with other settings (its first line's ``meta`` differs) is discarded with a message. A fresh file
+    starts with a ``{"meta": meta}`` line.
     """
     if store.path.exists() and not store.partial.exists():
-        os.replace(store.path, store.partial)
+        shutil.copyfile(store.path, store.partial)
     records = store.existing()
     if records and records[0].get("meta") == meta:
         return records[1:]

@@ -48,7 +48,9 @@ class TrainerOptions(Options):
     GPU that computes it natively (compute capability 8+, as the rerankers decide), else fp16 on a GPU, else
     fp32 (bf16 on a CPU must be asked for). ``save_steps``: a resumable checkpoint every so many steps (0:
     none); a crashed run resumes from the last complete one.
-    ``seed``: ``None`` takes the recipe's seed. ``max_triples``: use only the first triples of the file.
+    ``seed``: ``None`` takes the stage's seed (the recipe's); in a recipe's ``[train]`` table, ``seed`` is the
+    stage's own (``StageKeys``), which pins the fingerprint too, and this option is for trainers built inside
+    other options (the consistency filter's). ``max_triples``: use only the first triples of the file.
     ``num_negatives``: hard negatives used per query (from each triple's ``neg_texts``); ``None`` (default):
     every negative the triples carry (the fewest any triple has, when they differ), so the triples stage's
     ``n_negatives`` decides. ``lr_scheduler``: transformers' schedule; ``constant`` has no warm-up, so
