@@ -8,10 +8,12 @@ def register_generators(register):
     from inparsx.generate.dspy_generator import DSPyGenerator
     from inparsx.generate.hf import HFGenerator
     from inparsx.generate.ict import ICTGenerator
+    from inparsx.generate.vllm_generator import VLLMGenerator
 
     register(HFGenerator)
     register(ICTGenerator)
     register(DSPyGenerator)
+    register(VLLMGenerator)
 
 
 @inparsx.hookimpl
