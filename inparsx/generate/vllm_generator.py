@@ -142,7 +142,9 @@ class VLLMGenerator(PromptedGenerator):
         builder = self.prompt_builder(ctx, tokenizer, limit)
         first = [builder.build(doc) for doc in docs[:WINDOW]]
         longest = max(len(p.input_ids) for p in first) + self.options.max_new_tokens
-        engine = acquire(self.engine_configs(folder, config, longest, ctx.seed))
+        configs = self.engine_configs(folder, config, longest, ctx.seed)
+        ctx.log(describe(configs))
+        engine = acquire(configs)
         try:
             yield from _Run(self, engine, builder, tokenizer, ctx, docs, first).batches()
         finally:
@@ -332,6 +334,21 @@ class _Run:
             prompt = self.prompts.pop(i)
             out += [self.gen.record(self.docs[i], prompt, k, g) for k, g in enumerate(generations)]
         return out
+
+
+def describe(configs: list["EngineConfig"]) -> str:
+    """One line saying where and how the engines run: replicas x devices, dtype, lengths, KV memory, threads."""
+    llm = configs[0].llm
+    where = [f"GPUs {c.env['CUDA_VISIBLE_DEVICES']}" if "CUDA_VISIBLE_DEVICES" in c.env else
+             f"CPUs {c.env['VLLM_CPU_OMP_THREADS_BIND']}" if "VLLM_CPU_OMP_THREADS_BIND" in c.env else "" for c in configs]
+    kv = llm.get("kv_cache_memory_bytes")
+    memory = (f"KV cache {kv / (1 << 30):.2f} GiB" if kv else
+              f"gpu_memory_utilization {llm.get('gpu_memory_utilization')}")
+    places = ", ".join(w for w in where if w) or "vLLM's default placement"
+    return (f"vllm: {len(configs)} engine(s) x tensor_parallel_size {llm.get('tensor_parallel_size')} ({places}); "
+            f"dtype {llm.get('dtype')}, max_model_len {llm.get('max_model_len')}, max_num_seqs {llm.get('max_num_seqs')}, "
+            f"{memory}, prefix caching {'on' if llm.get('enable_prefix_caching') else 'off'}, "
+            f"{'eager' if llm.get('enforce_eager') else 'CUDA graphs / compiled'}")
 
 
 def _request(key: str, prompt: list[int], params: dict[str, Any]) -> Any:
