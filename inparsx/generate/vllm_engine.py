@@ -449,12 +449,21 @@ def reap(parent: int, pids: list[int], poll: float = 0.5) -> None:
 _CURRENT: dict[str, Any] = {"key": None, "engine": None, "keep": 0}
 
 
+def _key(configs: Sequence[EngineConfig]) -> str:
+    return "\n".join(config.key() for config in configs)
+
+
+def kept(configs: Sequence[EngineConfig]) -> bool:
+    """Whether the engine this process keeps was started with ``configs`` (:func:`acquire` then reuses it)."""
+    return _CURRENT["engine"] is not None and _CURRENT["key"] == _key(configs)
+
+
 def acquire(configs: Sequence[EngineConfig]) -> Any:
     """A started engine for ``configs`` (one :class:`LocalEngine`, or a :class:`ReplicaPool` for several):
     the one kept from an earlier call when its configs are the same, else a new one (the kept one is closed
     first: a process holds at most one engine)."""
-    key = "\n".join(config.key() for config in configs)
-    if _CURRENT["engine"] is not None and _CURRENT["key"] == key:
+    key = _key(configs)
+    if kept(configs):
         return _CURRENT["engine"]
     shutdown()
     engine = (configs[0].build() if len(configs) == 1 else ReplicaPool(configs)).start()
@@ -491,16 +500,6 @@ def keep_engines() -> Iterator[None]:
 
 # ---------------------------------------------------------------------------------------------------------
 # Placement: how many GPUs per replica, how many replicas, CPU threads and KV-cache memory
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where the engines run: ``tensor`` devices per replica, ``replicas`` engines, and each replica's
-    environment (its GPUs or CPU cores)."""
-
-    tensor: int
-    replicas: int
-    envs: list[dict[str, str]]
 
 
 def plan_parallel(gpus: int, gpu_bytes: int, weight_bytes: int, heads: int, utilization: float,

@@ -133,7 +133,7 @@ class VLLMGenerator(PromptedGenerator):
             InparsxError: vLLM missing, a model it cannot load, a seq2seq model, no memory for the KV cache,
                 a template that is missing or a prompt that cannot fit.
         """
-        from inparsx.generate.vllm_engine import acquire, release
+        from inparsx.generate.vllm_engine import acquire, kept, release
 
         if not docs:
             return
@@ -143,7 +143,8 @@ class VLLMGenerator(PromptedGenerator):
         first = [builder.build(doc) for doc in docs[:WINDOW]]
         longest = max(len(p.input_ids) for p in first) + self.options.max_new_tokens
         configs = self.engine_configs(folder, config, longest, ctx.seed)
-        ctx.log(describe(configs))
+        if not kept(configs):  # a new engine: say where it runs
+            ctx.log(describe(configs))
         engine = acquire(configs)
         try:
             yield from _Run(self, engine, builder, tokenizer, ctx, docs, first).batches()
