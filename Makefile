@@ -45,7 +45,7 @@ run: setup
 	$(BIN)/inparsx run $(RECIPE)
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(TESTS)
 
 bench: setup
 	$(BIN)/python bench/generate.py
