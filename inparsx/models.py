@@ -207,3 +207,78 @@ class ModelRef:
     device_map: str | None = None
     weights: bool = True
     output: bool = False
+
+
+def transformers_folder(model: str, gguf_file: str | None = None, dtype: str = "fp32", revision: str | None = None,
+                        trust_remote_code: bool = False) -> str:
+    """A model option as a folder (or hub id) that engines reading only transformers checkpoints can load.
+
+    ``model`` unchanged unless it resolves to a GGUF file (:func:`model_source`: a packaged hub id such as
+    ``HuggingFaceTB/SmolLM2-135M-Instruct``, a ``.gguf`` path, or ``gguf_file`` inside a folder). A GGUF
+    checkpoint is dequantized once by transformers, rebuilt as a plain model (:func:`saveable_model`) and
+    saved with its tokenizer and generation config in ``dtype`` (``fp32``, ``bf16`` or ``fp16``; ``auto``
+    means fp32, what the dequantized weights are) under ``cache_home()/models/<name>-<fingerprint>-<dtype>``,
+    keyed by the file's path, size and modification time; later calls reuse that folder. vLLM 0.32 for CPU
+    does not load GGUF files, and the folder gives it the weights the ``hf`` generator computes with.
+
+    Raises:
+        InparsxError: as :func:`model_source`, or the GGUF file cannot be loaded.
+    """
+    source = model_source(model, gguf_file)
+    if source.gguf_file is None:
+        return source.path
+    local = Path(source.path) / source.gguf_file
+    if not local.is_file():
+        from huggingface_hub import hf_hub_download
+
+        try:
+            local = Path(hf_hub_download(source.path, source.gguf_file, revision=revision))
+        except Exception as exc:  # offline, unknown repository or file
+            raise InparsxError(f"cannot fetch GGUF file {source.gguf_file!r} of {source.path!r}: {exc}") from None
+    dtype = "fp32" if dtype == "auto" else dtype
+    import hashlib
+
+    stat = local.stat()
+    key = hashlib.sha256(f"{local.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    from inparsx.pipeline import cache_home
+
+    target = cache_home() / "models" / f"{local.stem}-{key}-{dtype}"
+    if (target / "config.json").is_file():
+        return str(target)
+    from filelock import FileLock
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if not (target / "config.json").is_file():
+            _save_dequantized(local, target, dtype, trust_remote_code)
+    return str(target)
+
+
+def _save_dequantized(gguf: Path, target: Path, dtype: str, trust_remote_code: bool) -> None:
+    """Dequantize ``gguf`` with transformers and save it as a safetensors folder at ``target`` (written to a
+    temporary folder beside it, then renamed)."""
+    import shutil
+    import tempfile
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from inparsx.progress import console
+
+    console.print(f"dequantizing {gguf.name} into a transformers folder for vLLM (once): {target}", markup=False)
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    try:
+        kwargs = {"gguf_file": gguf.name, "trust_remote_code": trust_remote_code}
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), dtype=dtypes[dtype], **kwargs)
+    except (OSError, ValueError, ImportError) as exc:
+        raise InparsxError(f"cannot load GGUF file {gguf}: {exc}") from None
+    plain = saveable_model(model)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

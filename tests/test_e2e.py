@@ -119,8 +119,9 @@ def test_cpo(scifact_small, tmp_path, tiny):
 
 
 def test_cpo_cpu(scifact_small, tmp_path, tiny):
+    # generate.use = "hf": the stages' wiring with a tiny model; vLLM itself is tested in test_generate_vllm*.py
     metrics = run("scifact-cpo-cpu", scifact_small, tmp_path,
-                  [*CPO, f"tune.base_model={tiny['llama']}", f"tune.judge_model={tiny['bert']}",
+                  [*CPO, "generate.use='hf'", f"tune.base_model={tiny['llama']}", f"tune.judge_model={tiny['bert']}",
                    "tune.judge_options={dtype='fp32', max_length=64}", f"train.base_model={tiny['bert']}",
                    f"rerank.zero_shot_model={tiny['bert']}", "train.max_length=64", "rerank.max_length=64",
                    "filter.min_tokens=0", *LLM])
@@ -165,7 +166,7 @@ def test_path_cpu(scifact_small, tmp_path, tiny, monkeypatch):
              f"tune.train={{use='bi-encoder', base_model='{bert}', max_steps=1, batch_size=4, max_length=64, save_steps=0}}",
              f"tune.rerank={{use='bi-encoder', model='@train', zero_shot_model='{bert}', depth=5, max_length=64}}"]
     metrics = run("scifact-path-cpu", scifact_small, tmp_path,
-                  [*inner, f"generate.model={tiny['llama']}", f"train.base_model={bert}", f"rerank.zero_shot_model={bert}",
+                  [*inner, "generate.use='hf'", f"generate.model={tiny['llama']}", f"train.base_model={bert}", f"rerank.zero_shot_model={bert}",
                    "train.max_length=64", "rerank.max_length=64", "filter.min_tokens=0", *LLM])
     assert {"retrieve", "rerank", "rerank-alone", "zeroshot", "zeroshot-alone"} <= set(metrics)
     result = json.loads((tmp_path / "scifact-path-cpu" / "tune" / "path.json").read_text())

@@ -143,6 +143,28 @@ JUDGE_SHARED = {
 JUDGE_SHARED = {key: Vary(p.value, p.base, artefact="judge") for key, p in JUDGE_SHARED.items()}
 """The judge's options (``cpo`` and ``dspy`` tuners); their artefact is the judge's scores of synthetic queries."""
 
+HF_PROMPTED = {
+    "num_docs": Vary(3, artefact="stage"),
+    "prompt": Vary("inpars-gbq"),
+    "template": Vary("promptagator-fiqa", {"prompt": "promptagator"}),
+    "template_mode": Vary("dynamic", {"prompt": "custom", "template": File("custom.txt")}),
+    "prompts_file": Vary(File("prompts.yaml")),
+    "chat": Vary(True),
+    "instruction": Vary("Ask about the document.", {"chat": True}),
+    "n_fewshot": Vary(1, {"prompt": "promptagator"}),
+    "fewshot_pool": Vary(3, {"prompt": "promptagator"}),
+    "max_doc_tokens": Vary(8),
+    "max_prompt_tokens": Vary(400, {"prompt": "promptagator"}),
+    "max_new_tokens": Vary(2),
+    "stop": Vary(list("aeiou st")),
+    "do_sample": Vary(True),
+    "temperature": Vary(0.3, {"do_sample": True}),
+    "top_p": Vary(0.3, {"do_sample": True}),
+    "top_k": Vary(2, {"do_sample": True}),
+    "num_queries_per_doc": Vary(2, {"do_sample": True}),
+}
+"""The prompt and decoding options the ``hf`` and ``vllm`` generators share, and their probes."""
+
 TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
     ("retrievers", "bm25"): {"k": Vary(3), "k1": Vary(3.0), "b": Vary(1.0), "fields": Vary("multifield"),
                              **RETRIEVER_SPEED},
@@ -152,25 +174,8 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
                                                "between bm25 and bm25s"),
                               **RETRIEVER_SPEED},
     ("generators", "hf"): {
-        "num_docs": Vary(3, artefact="stage"),
+        **HF_PROMPTED,
         "model": Vary(Model("alt")),
-        "prompt": Vary("inpars-gbq"),
-        "template": Vary("promptagator-fiqa", {"prompt": "promptagator"}),
-        "template_mode": Vary("dynamic", {"prompt": "custom", "template": File("custom.txt")}),
-        "prompts_file": Vary(File("prompts.yaml")),
-        "chat": Vary(True),
-        "instruction": Vary("Ask about the document.", {"chat": True}),
-        "n_fewshot": Vary(1, {"prompt": "promptagator"}),
-        "fewshot_pool": Vary(3, {"prompt": "promptagator"}),
-        "max_doc_tokens": Vary(8),
-        "max_prompt_tokens": Vary(400, {"prompt": "promptagator"}),
-        "max_new_tokens": Vary(2),
-        "stop": Vary(list("aeiou st")),
-        "do_sample": Vary(True),
-        "temperature": Vary(0.3, {"do_sample": True}),
-        "top_p": Vary(0.3, {"do_sample": True}),
-        "top_k": Vary(2, {"do_sample": True}),
-        "num_queries_per_doc": Vary(2, {"do_sample": True}),
         "batch_size": Reason(f"{SPEED_ONLY}: greedy output is identical for any batch size (tests/test_generate.py)"),
         "dtype": Vary("bf16", artefact="load"),
         "quantization": Vary("nf4", artefact="load"),
@@ -181,6 +186,26 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
         "revision": Vary("v2", artefact="load"),
         "gguf_file": Vary("model.Q4_1.gguf", artefact="load"),
         "trust_remote_code": Vary(True, artefact="load"),
+    },
+    ("generators", "vllm"): {
+        **{key: probe for key, probe in HF_PROMPTED.items()},
+        "model": Vary(Model("alt"), artefact="engine"),
+        "batch_size": Reason("how many finished documents each appended batch holds (what a crash may cost): the "
+                             "records are the same for any batch size (tests/test_generate_vllm.py)"),
+        "dtype": Vary("bf16", artefact="engine"),
+        "quantization": Vary("fp8", artefact="engine"),
+        "max_model_len": Vary(300, artefact="engine"),
+        "max_num_seqs": Vary(4, artefact="engine"),
+        "gpu_memory_utilization": Vary(0.5, artefact="engine"),
+        "kv_cache_gib": Vary(1.0, artefact="engine"),
+        "tensor_parallel_size": Vary(2, artefact="engine"),
+        "data_parallel_size": Vary(2, artefact="engine"),
+        "prefix_cache": Vary(False, artefact="engine"),
+        "enforce_eager": Vary(False, artefact="engine"),
+        "engine_options": Vary({"block_size": 32}, artefact="engine"),
+        "revision": Vary("v2", artefact="engine"),
+        "trust_remote_code": Vary(True, artefact="engine"),
+        "gguf_file": Vary("model.Q4_1.gguf", artefact="load"),
     },
     ("generators", "ict"): {"num_docs": Vary(3, artefact="stage"), "min_words": Vary(25), "max_words": Vary(12),
                             "remove_sentence": Vary(False), "first_sentences": Vary(1)},
@@ -258,6 +283,7 @@ BASE: dict[tuple[str, str], dict[str, Any]] = {
     ("retrievers", "bm25"): {"k": 8},
     ("retrievers", "bm25s"): {"k": 8},
     ("generators", "hf"): {"model": Model("base"), "max_new_tokens": 4, "num_docs": 2},
+    ("generators", "vllm"): {"model": Model("base"), "max_new_tokens": 4, "num_docs": 2},
     ("generators", "ict"): {"num_docs": 2},
     ("generators", "qrels"): {"num_queries": 6},
     ("tables", "dataset"): {"name": "beir:scifact"},
@@ -467,6 +493,8 @@ def generated(env: Env, name: str, options: dict, artefact: str):
     if name == "qrels":
         return qrels_generated(env, options)
     generator = build("generators", name, options)
+    if name == "vllm":
+        return vllm_generated(env, generator, options, artefact)
     if artefact == "load":
         source = model_source(generator.options.model, generator.options.gguf_file).kwargs()
         return repr(sorted(model_kwargs(generator.options).items())), repr(source)
@@ -519,6 +547,34 @@ def dataset_seen(env: Env, name: str, options: dict, artefact: str):
     recipe = validate_recipe({"recipe": {"name": "guard"}, "dataset": options}, "guard", "", get_registry())
     dataset = recipe_dataset(recipe, env.dataset)
     return sorted(dataset.qrels(recipe.dataset.eval_split).items())
+
+
+def vllm_generated(env: Env, generator, options: dict, artefact: str):
+    """What the ``vllm`` generator hands vLLM: each engine's ``vllm.LLM`` arguments and environment
+    (``engine``), the model source (``load``), or the records it writes and the requests (prompt token ids,
+    ``SamplingParams`` arguments) it sends, from :class:`~inparsx.testing.fakes.ScriptedEngine` in place of vLLM."""
+    import inparsx.generate.vllm_engine as engine
+    from inparsx.generate.stage import generate_queries
+    from inparsx.models import model_source
+    from inparsx.testing.fakes import ScriptedEngine
+
+    if artefact == "load":
+        return repr(model_source(generator.options.model, generator.options.gguf_file).kwargs())
+    ctx = context(env, "generate", {"use": "vllm", **options}, components=[generator]).component_context()
+    if artefact == "engine":
+        folder, _, config = generator.load(ctx)
+        return [(repr(sorted(c.llm.items())), c.env) for c in generator.engine_configs(folder, config, 100, 1)]
+    fake = ScriptedEngine()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "acquire", lambda configs: fake.start())
+        patch.setattr(engine, "release", lambda started: None)
+        if artefact == "stage":
+            generate_queries(ctx, generator, ctx.dir / "queries.jsonl")
+            return [json.loads(line)["doc_id"] for line in (ctx.dir / "queries.jsonl").read_text().splitlines()]
+        docs = sorted(env.dataset.docs().values(), key=lambda d: d.doc_id)[:3]
+        records = [(r.doc_id, r.query, r.prompt_text, rounded(r.log_probs, 3), r.fewshot_examples, r.extra)
+                   for batch in generator.generate(docs, ctx) for r in batch]
+    return records, [(r.prompt, sorted(r.params.items())) for r in fake.requests]
 
 
 DSPY_ANSWERS = [{"reasoning": f"It studies cells, take {i}.", "query": f"What do cells do, take {i}?",
@@ -814,7 +870,7 @@ ARTEFACTS: dict[str, Callable] = {"retrievers": retriever_run, "generators": gen
                                   "stages": lambda env, stage, options, which: (
                                       estimated(env, options, which) if stage == "estimate"
                                       else reranked(env, "cross-encoder", options, which))}
-FAMILY = {("generators", "hf"): "llama", ("tuners", "cpo"): "llama", ("trainers", "monot5"): "t5", ("rerankers", "monot5"): "t5"}
+FAMILY = {("generators", "hf"): "llama", ("generators", "vllm"): "llama", ("tuners", "cpo"): "llama", ("trainers", "monot5"): "t5", ("rerankers", "monot5"): "t5"}
 
 
 def base_options(kind: str, name: str) -> dict:

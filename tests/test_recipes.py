@@ -72,8 +72,10 @@ def test_cpo_recipes_use_the_inpars_plus_cpo_settings(name: str):
     assert (cpo.lora_r, cpo.lora_alpha, cpo.beta, cpo.cpo_alpha, cpo.loss_type) == (16, 16, 0.1, 1.0, "sigmoid")
     assert set(cpo.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     assert (cpo.judge, cpo.judge_weight, cpo.eval_docs) == ("mix", 0.5, 200)
-    assert dict(recipe.stages["generate"].components)["hf"].model == "@tune"
+    use = "vllm" if name == "scifact-cpo-cpu" else "hf"  # the CPU recipe generates with vLLM for CPU
+    assert dict(recipe.stages["generate"].components)[use].model == "@tune"
     if name == "scifact-cpo-cpu":
+        assert cpo.generator["use"] == "vllm"
         assert cpo.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct" and cpo.precision == "auto"
         assert cpo.max_steps * cpo.batch_size <= cpo.n_docs  # a few hundred pairs at most, one pass
     else:
@@ -100,7 +102,7 @@ def test_path_recipe_scores_instructions_on_ten_train_queries():
 
 def test_inpars_cpu_runs_the_real_smollm2_with_the_inpars_filter_and_marginmse():
     recipe = load_recipe(Path(RECIPES[0].parent, "scifact-inpars-cpu.toml"))
-    generate = dict(recipe.stages["generate"].components)["hf"]
+    generate = dict(recipe.stages["generate"].components)["vllm"]
     assert (generate.model, generate.prompt, generate.do_sample) == ("HuggingFaceTB/SmolLM2-135M-Instruct", "inpars", False)
     assert recipe.stages["filter"].use == ["copied", "scores"]
     triples = dict(recipe.stages["triples"].components)["bm25-negatives"]
@@ -114,8 +116,8 @@ def test_path_cpu_recipe_runs_smollm2_and_minilm_on_ten_train_queries():
     path = recipe.stages["tune"].components[0][1]
     assert (path.n_gold, path.gold_split, path.metric) == (10, "train", "ndcg@10")
     assert path.generator["model"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and path.proposer_model is None
-    assert (path.generator["dtype"], path.proposer_format) == ("fp32", "plain")
+    assert (path.generator["dtype"], path.proposer_format, path.generator["use"]) == ("fp32", "plain", "vllm")
     assert len(path.seed_instructions) + path.breadth * path.depth >= 3
     assert (path.train["use"], path.train["base_model"]) == ("bi-encoder", "sentence-transformers/all-MiniLM-L6-v2")
-    generate = dict(recipe.stages["generate"].components)["hf"]
+    generate = dict(recipe.stages["generate"].components)["vllm"]
     assert generate.instruction == "@tune" and generate.prompt == path.generator["prompt"] == "inpars"

@@ -17,32 +17,15 @@ Why each piece (measured on CPU, see ``bench/generate.py``):
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList, StaticCache, StoppingCriteria, StoppingCriteriaList
 from transformers.cache_utils import DynamicLayer, StaticLayer
 
+from inparsx.generate.stopping import Generation, cut_at_stop, find_stop
 
-@dataclass
-class Generation:
-    """One generated query: its text (stripped, cut before the stop string), the ids of the tokens that make
-    it up, their natural-log probabilities (same length), and why it ended: ``stop`` (a stop string),
-    ``eos`` (an end-of-sequence token) or ``length`` (``max_new_tokens`` reached: possibly cut short)."""
-
-    text: str
-    token_ids: list[int] = field(default_factory=list)
-    log_probs: list[float] = field(default_factory=list)
-    finish: str = "length"
-
-
-def find_stop(text: str, stops: list[str]) -> int | None:
-    """Index of the first stop string in ``text``, ignoring leading whitespace (a model that opens with a
-    newline has not finished its query yet); ``None`` when there is none."""
-    start = len(text) - len(text.lstrip())
-    found = [at for stop in stops if stop and (at := text.find(stop, start)) >= 0]
-    return min(found) if found else None
+__all__ = ["BatchGenerator", "Generation", "find_stop"]
 
 
 class LogProbTap(LogitsProcessor):
@@ -90,16 +73,8 @@ class StopWatcher(StoppingCriteria):
         return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
 
     def result(self, row: int) -> Generation:
-        """The query of ``row``: text before the stop; tokens (and log-probs) that produce that text. The token
-        that completed the stop string is kept only if it also carries query characters."""
-        ids, log_probs = self.tokens[row], self.log_probs[row]
-        text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        at = find_stop(text, self.stops)
-        if at is None:
-            return Generation(text.strip(), ids, log_probs, self.finish[row])
-        before = self.tokenizer.decode(ids[:-1], skip_special_tokens=True)
-        keep = len(ids) - 1 if len(before) >= at else len(ids)
-        return Generation(text[:at].strip(), ids[:keep], log_probs[:keep], "stop")
+        """The query of ``row`` (:func:`~inparsx.generate.stopping.cut_at_stop`)."""
+        return cut_at_stop(self.tokenizer, self.tokens[row], self.log_probs[row], self.stops, self.finish[row])
 
 
 class BatchGenerator:

@@ -9,11 +9,13 @@ def register_generators(register):
     from inparsx.generate.hf import HFGenerator
     from inparsx.generate.ict import ICTGenerator
     from inparsx.generate.qrels import QrelsGenerator
+    from inparsx.generate.vllm_generator import VLLMGenerator
 
     register(HFGenerator)
     register(ICTGenerator)
     register(DSPyGenerator)
     register(QrelsGenerator)
+    register(VLLMGenerator)
 
 
 @inparsx.hookimpl

@@ -7,7 +7,9 @@ split is read): ``n_candidates`` queries for each of ``n_docs`` corpus documents
 :mod:`inparsx.tune.judge`; the best becomes ``chosen``, the worst ``rejected``, and pairs whose margin is
 below ``min_margin`` are dropped. Training is TRL's ``trl.experimental.cpo.CPOTrainer`` with a peft LoRA,
 optionally on an nf4 base (QLoRA). The adapter is merged into the full-precision base and saved as
-``tune/model``, which the ``hf`` generator loads as ``model = "@tune"`` with the same prompt options.
+``tune/model``, which the ``hf`` or ``vllm`` generator loads as ``model = "@tune"`` with the same prompt options.
+The candidates (and the before/after queries) come from the generator ``generator.use`` names: ``hf``
+(default) or ``vllm``; training always runs in transformers.
 
 Files in ``tune/``: ``candidates.jsonl`` (the sampled queries, resumable), ``judge-scores.jsonl``,
 ``pairs.jsonl`` (``doc_id``, ``prompt``, ``chosen``, ``rejected``, their scores, ``margin``),
@@ -35,7 +37,7 @@ from inparsx.tune.base import MODEL, Tuner
 from inparsx.tune.judge import JudgeOptions, judge_records
 
 if TYPE_CHECKING:
-    from inparsx.generate.hf import HFGenerator
+    from inparsx.generate.prompted import PromptedGenerator
     from inparsx.models import ModelRef
     from inparsx.records import Document
     from inparsx.context import ComponentContext
@@ -44,7 +46,10 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 """InPars+'s LoRA targets (``cpo_finetune.py``): every attention and MLP projection of a Llama block."""
 
 TUNER_SET = ("model", "num_docs", "do_sample", "num_queries_per_doc", "temperature", "top_p")
-"""``hf`` options the tuner sets itself, so ``generator`` may not carry them."""
+"""Generator options the tuner sets itself, so ``generator`` may not carry them."""
+
+GENERATORS = ("hf", "vllm")
+"""The generators the tuner samples with (``generator.use``)."""
 
 SIMPO_LOSSES = ("simpo", "alphapo")
 """CPO loss types that read ``simpo_gamma`` (TRL's CPOConfig turns ``alphapo`` into ``simpo``)."""
@@ -56,9 +61,10 @@ LOGGED = ("loss", "rewards/accuracies", "rewards/margins", "nll_loss")
 class CPOOptions(JudgeOptions):
     """``[tune] use = "cpo"``.
 
-    ``base_model``: the generator to tune (hub id or folder). ``generator``: more ``hf`` generator options for
-    the prompt and decoding (``prompt``, ``n_fewshot``, ``max_new_tokens``, ``dtype``...), the same as the
-    ``[generate]`` table should carry. ``n_docs`` corpus documents x ``n_candidates`` sampled queries
+    ``base_model``: the generator to tune (hub id or folder). ``generator``: more generator options for the
+    prompt and decoding (``prompt``, ``n_fewshot``, ``max_new_tokens``, ``dtype``...), the same as the
+    ``[generate]`` table should carry, and ``use``: the generator that samples, ``"hf"`` (default) or
+    ``"vllm"``. ``n_docs`` corpus documents x ``n_candidates`` sampled queries
     (``temperature``, ``top_p``). Judge options: :class:`~inparsx.tune.judge.JudgeOptions`. ``min_margin``:
     pairs whose best-minus-worst score is lower are dropped. LoRA: ``lora_r``, ``lora_alpha``,
     ``lora_dropout``, ``target_modules``; ``quantization = "nf4"`` trains on a 4-bit base (QLoRA).
@@ -141,14 +147,23 @@ class CPOOptions(JudgeOptions):
         if taken:
             raise ValueError(f"generator: {', '.join(taken)} are set by the tuner (base_model, n_docs, "
                              "n_candidates, temperature, top_p); remove them from generator")
-        check_options("generators", "hf", self.hf_options(), "generator", registry_from(info))
+        if self.generator_use not in GENERATORS:
+            raise ValueError(f"generator.use = {self.generator_use!r}: the tuner samples with one of "
+                             f"{', '.join(GENERATORS)} (a generator that loads base_model itself)")
+        check_options("generators", self.generator_use, self.hf_options(), "generator", registry_from(info))
         return self
 
+    @property
+    def generator_use(self) -> str:
+        """The generator that samples the candidates: ``generator.use``, default ``hf``."""
+        return str(self.generator.get("use", "hf"))
+
     def hf_options(self, **changes: Any) -> dict[str, Any]:
-        """The ``hf`` generator options for sampling the candidates (``changes`` override them)."""
+        """The sampling generator's options for the candidates (``changes`` override them; ``use`` left out)."""
+        given = {k: v for k, v in self.generator.items() if k != "use"}
         return {"model": self.base_model, "num_docs": self.n_docs, "do_sample": True,
                 "num_queries_per_doc": self.n_candidates, "temperature": self.temperature, "top_p": self.top_p,
-                **self.generator, **changes}
+                **given, **changes}
 
 
 class CPOTuner(Tuner):
@@ -204,14 +219,12 @@ class CPOTuner(Tuner):
 
     def stop(self) -> str:
         """The text that ends a query in the prompt's format (the generator's first stop string)."""
-        from inparsx.generate.hf import HFOptions
-
-        stops = HFOptions(**self.options.hf_options()).stop
+        stops = self.generator().options.stop
         return stops[0] if stops else ""
 
     def sample_candidates(self, ctx: "ComponentContext", docs: list["Document"]) -> list[SyntheticQuery]:
-        """``n_candidates`` sampled queries per document, through the ``hf`` generator and the generate stage's
-        resumable writer (``tune/candidates.jsonl``)."""
+        """``n_candidates`` sampled queries per document, through the sampling generator (``generator.use``)
+        and the generate stage's resumable writer (``tune/candidates.jsonl``)."""
         from inparsx.generate.stage import generate_queries
         from inparsx.triples.stage import read_synthetic_queries
 
@@ -220,11 +233,11 @@ class CPOTuner(Tuner):
             generate_queries(ctx, self.generator(), path, docs=docs)
         return read_synthetic_queries(path)
 
-    def generator(self, **changes: Any) -> "HFGenerator":
-        """An ``hf`` generator built from this tuner's options (``changes`` override them)."""
-        from inparsx.generate.hf import HFGenerator, HFOptions
+    def generator(self, **changes: Any) -> "PromptedGenerator":
+        """The sampling generator (``generator.use``) built from this tuner's options (``changes`` override them)."""
+        from inparsx.plugins import get_registry
 
-        return HFGenerator(HFOptions(**self.options.hf_options(**changes)))
+        return get_registry().build("generators", self.options.generator_use, self.options.hf_options(**changes))
 
     def train(self, pairs: list[dict[str, Any]], ctx: "ComponentContext") -> dict[str, Any]:
         """CPO with a LoRA on ``pairs``; saves the adapter to ``tune/adapter``; returns metrics and the log."""
@@ -272,7 +285,9 @@ class CPOTuner(Tuner):
         opts = self.options
         dtype = "bf16" if self.precision_flags()["bf16"] else "fp32"
         quantization = opts.quantization if train else "none"
-        model, tokenizer = load_model(opts.base_model, HFOptions(**opts.hf_options(dtype=dtype, quantization=quantization)))
+        loading = {k: v for k, v in opts.hf_options(dtype=dtype, quantization=quantization).items()
+                   if k in HFOptions.model_fields}  # the model's own options; vllm's engine options do not apply
+        model, tokenizer = load_model(opts.base_model, HFOptions(**loading))
         model = saveable_model(model)  # GGUF weights load dequantized, but transformers' Trainer refuses a GGUF model
         if quantization == "nf4":
             from peft import prepare_model_for_kbit_training

@@ -3,8 +3,8 @@
 PATH (Prompts as Auto-optimized Training Hyperparameters; arXiv 2406.11706) scores a candidate instruction
 by training a small reranker on the synthetic queries that instruction produces and measuring its nDCG@10
 on about 10 gold-labelled queries. Here that metric is the whole inner pipeline run at small scale through
-the stages' own code (:func:`inparsx.pipeline.run_recipe`): retrieve -> generate (the ``hf`` generator, the
-candidate as its ``instruction``, heading the few-shot prompt) -> filter -> triples -> train -> rerank ->
+the stages' own code (:func:`inparsx.pipeline.run_recipe`): retrieve -> generate (the ``hf`` generator, or
+``vllm`` with ``generator.use = "vllm"``, the candidate as its ``instruction``, heading the few-shot prompt) -> filter -> triples -> train -> rerank ->
 evaluate, on a dataset view whose evaluated split is ``n_gold`` queries drawn from the train split (and
 removed from it); the tune stage's own view already hides the outer evaluated split.
 
@@ -62,8 +62,9 @@ LABEL = re.compile(r"^(?:(?:new|improved|proposed|better|revised)\s+)?instructio
 class PathOptions(Options):
     """``[tune] use = "path"``.
 
-    ``generator``: the ``hf`` generator's options for the inner runs (``model`` required; ``instruction`` is
-    the candidate). ``num_docs``: documents the inner runs generate for. ``n_gold``: train-split queries the
+    ``generator``: the generator's options for the inner runs (``model`` required; ``instruction`` is the
+    candidate; ``use``: ``"hf"``, the default, or ``"vllm"``, whose engine then starts once for the whole
+    search). ``num_docs``: documents the inner runs generate for. ``n_gold``: train-split queries the
     inner runs evaluate on (PATH: about 10); ``gold_split``: where they come from. ``metric``: the inner
     runs' measure (a ranx name). Inner stage tables, as in a recipe: ``retrieve``, ``filter`` (optional),
     ``triples``, ``train`` (required), ``rerank`` (default: the reranker named like the trainer, on
@@ -168,11 +169,14 @@ class PathTuner(Tuner):
         scores = self.load_scores(ctx)
         failures = ctx.dir / "failures.json"
         self.failures: dict[str, str] = json.loads(failures.read_text()) if failures.is_file() else {}
-        for instruction in dict.fromkeys(opts.seed_instructions):
-            self.score(instruction, view, ctx, scores)
-        for round_ in range(opts.depth):
-            for instruction in self.proposals(round_, scores, ctx):
+        from inparsx.generate.vllm_engine import keep_engines
+
+        with keep_engines():  # a vllm generator's engine serves every candidate's inner run
+            for instruction in dict.fromkeys(opts.seed_instructions):
                 self.score(instruction, view, ctx, scores)
+            for round_ in range(opts.depth):
+                for instruction in self.proposals(round_, scores, ctx):
+                    self.score(instruction, view, ctx, scores)
         if len(self.failures) == len(scores):
             raise InparsxError(f"path: the inner run failed for every candidate; the first: {next(iter(self.failures.values()))}")
         best = max(scores, key=lambda text: scores[text])  # dicts keep insertion order: ties go to the first
