@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -96,3 +97,32 @@ def test_plugin_descriptions_are_plain_text():
 
     assert summary_line("``beir:<name>``: the folder ``$HOME``.\n\nMore.") == "beir:<name>: the folder $HOME."
     assert summary_line(None) == "" and summary_line("  \n") == ""
+
+
+def test_plugin_descriptions_end_at_a_sentence():
+    from inparsx.cli.main import summary_line
+    from inparsx.plugins import get_registry
+
+    cpo = get_registry().get("tuners", "cpo")
+    assert summary_line(cpo.__doc__).endswith("(see the module docstring).")  # its first line stops mid-sentence
+    assert summary_line("Scores pairs, e.g. BM25 pairs. More text.") == "Scores pairs, e.g. BM25 pairs."
+    assert summary_line("Uses :func:`inparsx.a.b` and :class:`~inparsx.c.D`, no end") == "Uses inparsx.a.b and D, no end"
+    result = CliRunner().invoke(app, ["plugins", "--json"])
+    for row in json.loads(result.stdout):
+        assert row["description"].endswith((".", ")")), row  # every listed description is a whole sentence
+        assert "``" not in row["description"] and ":func:" not in row["description"]
+
+
+@pytest.mark.parametrize("command", ["eval", "filter", "generate", "train", "rerank", "retrieve", "run", "check",
+                                     "report", "validate", "plugins"])
+def test_help_reads_as_text(command):
+    result = CliRunner().invoke(app, [command, "--help"], terminal_width=200)
+    text = result.stdout
+    assert result.exit_code == 0, text
+    assert "``" not in text and ":func:" not in text and ":class:" not in text  # no reStructuredText
+    assert "<bool>" not in text  # a flag takes no value
+    assert not re.search(r"\{[a-z_]+\}", text.split("Usage:", 1)[1].splitlines()[0])  # positionals as NAME
+    if command == "eval":
+        assert "the same validated [evaluate] table" in text  # rich markup no longer swallows it
+    if command == "filter":
+        assert "Usage: inparsx filter [OPTIONS] QUERIES" in text and "[recipe] table" in text
