@@ -207,7 +207,7 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
     ("generators", "dspy"): {**DSPY_SHARED, "num_docs": Vary(3)},
     ("tuners", "dspy"): {
         **DSPY_SHARED, **JUDGE_SHARED, "num_docs": Vary(2), "split": Vary("test"),
-        "optimizer": Vary("COPRO"),
+        "optimizer": Vary("COPRO"), "demo_threshold": Vary(1e9),
         "optimizer_options": Vary({"max_bootstrapped_demos": 1, "max_labeled_demos": 1}),
         "compile_options": Vary({"teacher": None})},
     ("tuners", "cpo"): {
