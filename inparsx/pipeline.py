@@ -25,7 +25,7 @@ from inparsx.datasets import Dataset, resolve_dataset
 from inparsx.datasets.base import NoDataset
 from inparsx.errors import InparsxError
 from inparsx.interrupts import interrupted_as
-from inparsx.io import atomic_write, write_json
+from inparsx.io import atomic_write, read_json, write_json
 from inparsx.lock import run_dir_lock
 from inparsx.progress import console, out, quiet_library_bars
 from inparsx.recipe import STAGES, Recipe
@@ -146,17 +146,14 @@ class StageContext:
         """The :data:`RUN_NOTES` of every stage, merged in pipeline order: ``{"runs": {...}, "pairs": [...]}``.
 
         Raises:
-            InparsxError: a notes file that is not valid JSON (path named).
+            DataError: a notes file that is not valid JSON or not UTF-8 (path named).
         """
         notes: dict[str, Any] = {"runs": {}, "pairs": []}
         for stage in STAGES:
             path = self.run_dir / stage / RUN_NOTES
             if not path.is_file():
                 continue
-            try:
-                found = json.loads(path.read_text())
-            except json.JSONDecodeError as exc:
-                raise InparsxError(f"{path}: not valid JSON ({exc})") from None
+            found = read_json(path)
             notes["runs"].update(found.get("runs", {}))
             notes["pairs"].extend(found.get("pairs", []))
         return notes
@@ -201,7 +198,8 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
     Only one process at a time may run in ``run_dir`` (see :mod:`inparsx.lock`).
 
     Raises:
-        InparsxError: ``start``/``stop`` name a stage that is not in the recipe, or a stage fails on bad input.
+        InparsxError: ``start``/``stop`` name a stage that is not in the recipe, ``start`` comes after
+            ``stop``, or a stage fails on bad input.
         RunDirLocked: another process is running in ``run_dir``.
         Interrupted: Ctrl-C; says which stage stopped (finished stages and partial results are kept).
         StorageError: a file or folder cannot be written (permission, disk full, a path that is a file).
@@ -211,6 +209,9 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
     for flag, value in (("--from", start), ("--to", stop)):
         if value is not None and value not in names:
             raise InparsxError(f"{flag} {value}: not a stage of this recipe; its stages: {', '.join(names)}")
+    if start is not None and stop is not None and names.index(start) > names.index(stop):
+        raise InparsxError(f"--from {start} comes after --to {stop} in this recipe ({' -> '.join(names)}): "
+                           "nothing would run; give a --from stage at or before the --to stage")
     with run_dir_lock(run_dir):
         with atomic_write(run_dir / "recipe.toml") as handle:
             handle.write(recipe.to_toml())

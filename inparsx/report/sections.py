@@ -55,9 +55,15 @@ class RunFiles:
         return (self.root / stage / DONE_MARKER).is_file()
 
     def json(self, relative: str) -> Any:
-        """The JSON file at ``relative`` (``None`` when absent)."""
+        """The JSON file at ``relative`` (``None`` when absent).
+
+        Raises:
+            DataError: a file that is not UTF-8 or not valid JSON (torn by a crash), named with its line.
+        """
+        from inparsx.io import read_json
+
         path = self.root / relative
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        return read_json(path) if path.is_file() else None
 
     def jsonl(self, relative: str) -> list[dict[str, Any]]:
         """The records of a JSON-lines file (``[]`` when absent)."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from inparsx.io import ResumableJsonl, read_trec_run, write_json, write_trec_run
 from inparsx.pipeline import RUN_NOTES
+from inparsx.models import loading
 from inparsx.progress import console
 from inparsx.records import Run
 from inparsx.rerank.base import Reranker
@@ -97,7 +98,8 @@ def rerank_with_model(reranker: Reranker, model: str, depth: int, first_stage: R
     ``label`` names the job on the progress bar (which counts pairs/s) and in the closing message.
     """
     opts = reranker.options
-    reranker.load(model)
+    with loading("reranker model", model):
+        reranker.load(model)
     meta = {"model": model, "reranker": reranker.name, "depth": depth, "max_length": opts.max_length,
             "dtype": opts.dtype}
     try:
