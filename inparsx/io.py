@@ -59,6 +59,23 @@ _UMASK = _read_umask()
 file gets the usual ``0666 & ~umask``."""
 
 
+def follow_umask(path: str | Path) -> None:
+    """Give a file or folder made by :func:`tempfile.mkstemp` (0600) or :func:`tempfile.mkdtemp` (0700) the
+    mode every other output has: ``0666 & ~umask`` for a file, ``0777 & ~umask`` for a folder."""
+    path = Path(path)
+    with storage_errors(path):
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_UMASK)
+
+
+def follow_umask_tree(folder: str | Path) -> None:
+    """:func:`follow_umask` on ``folder`` and everything under it: for a model folder written by
+    ``save_pretrained``, whose ``*.safetensors`` files safetensors creates 0600."""
+    folder = Path(folder)
+    for path in (folder, *folder.rglob("*")):
+        if not path.is_symlink():
+            follow_umask(path)
+
+
 @contextlib.contextmanager
 def storage_errors(path: str | Path) -> Iterator[None]:
     """Turn an ``OSError`` raised in the block into a :class:`~inparsx.errors.StorageError` naming ``path``

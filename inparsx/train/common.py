@@ -303,6 +303,7 @@ class HFTrainer(Trainer):
             DataError: unreadable triples, or too few negatives for the loss.
             InparsxError: an unusable ``base_model`` or ``precision``.
         """
+        from inparsx.io import follow_umask_tree
         from inparsx.train.card import write_model_card
 
         triples, output_dir = Path(triples), Path(output_dir)
@@ -312,6 +313,7 @@ class HFTrainer(Trainer):
                    "parameters": total, "negatives_per_query": self.negatives}
         if trainer.is_world_process_zero():
             self.save(trainer, output_dir)
+            follow_umask_tree(output_dir)  # safetensors writes its files 0600; outputs follow the umask
             write_model_card(output_dir, self, data, triples, base_model, seed, metrics, ctx)
             if not opts.keep_checkpoints:
                 shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)

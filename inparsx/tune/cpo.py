@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, ValidationInfo, model_validator
 
 from inparsx.errors import InparsxError
-from inparsx.io import write_json, write_jsonl
+from inparsx.io import follow_umask_tree, write_json, write_jsonl
 from inparsx.models import saveable_model
 from inparsx.records import SyntheticQuery
 from inparsx.tune.base import MODEL, Tuner
@@ -238,7 +238,9 @@ class CPOTuner(Tuner):
         log = [{k: entry[k] for k in ("step", *LOGGED) if k in entry}
                for entry in trainer.state.log_history if "loss" in entry]
         trainer.model.save_pretrained(ctx.dir / "adapter")
+        sort_adapter_config(ctx.dir / "adapter")
         tokenizer.save_pretrained(ctx.dir / "adapter")
+        follow_umask_tree(ctx.dir / "adapter")  # safetensors writes its files 0600; outputs follow the umask
         shutil.rmtree(checkpoints, ignore_errors=True)
         metrics.pop("loss_history", None)
         return {"train": metrics, "log": log, "summary": summarise(log)}
@@ -356,6 +358,20 @@ def summarise(log: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def sort_adapter_config(adapter: Path) -> None:
+    """Rewrite peft's ``adapter_config.json`` with its lists sorted where peft keeps a set: peft turns
+    ``target_modules`` (and ``modules_to_save``...) into a ``set`` and writes it in string-hash order, which
+    changes with ``PYTHONHASHSEED``, so one seed gave different bytes from run to run."""
+    import json
+
+    path = adapter / "adapter_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("target_modules", "modules_to_save", "exclude_modules", "layers_to_transform", "trainable_token_indices"):
+        if isinstance(config.get(key), list) and all(isinstance(item, (str, int)) for item in config[key]):
+            config[key] = sorted(config[key], key=lambda item: (isinstance(item, str), item))
+    write_json(path, config)
+
+
 def save_merged(options: CPOOptions, adapter: Path, out: Path) -> Path:
     """Merge the LoRA in ``adapter`` into an unquantised copy of the base and save it (with the tokenizer) to
     ``out``. A base that refuses ``save_pretrained`` (quantised, or loaded from GGUF) is copied into a fresh
@@ -369,6 +385,7 @@ def save_merged(options: CPOOptions, adapter: Path, out: Path) -> Path:
     merged.save_pretrained(tmp)
     tokenizer.padding_side = "left"
     tokenizer.save_pretrained(tmp)
+    follow_umask_tree(tmp)  # mkdtemp makes it 0700 and safetensors its files 0600; outputs follow the umask
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out
