@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -78,7 +79,8 @@ sentence-transformers' "Computing widget examples" (its model card). Other bars,
 
 
 def quiet_library_bars() -> None:
-    """Disable the tqdm bars named in :data:`SILENCED_BARS`, whichever library creates them.
+    """Disable the tqdm bars named in :data:`SILENCED_BARS`, whichever library creates them, and drop the log
+    messages of :data:`SILENCED_LOGS`.
 
     transformers and sentence-transformers create these bars with ``tqdm(..., desc=...)`` on tqdm's base class
     (directly or through ``tqdm.auto``), so the switch is made there: a bar whose ``desc`` is listed is created
@@ -99,3 +101,53 @@ def quiet_library_bars() -> None:
 
     __init__.inparsx_quiet = True  # type: ignore[attr-defined]
     tqdm.std.tqdm.__init__ = __init__  # type: ignore[method-assign]
+    for name, start in SILENCED_LOGS.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessages) for f in logger.filters):
+            logger.addFilter(_DropMessages(start))
+
+
+SILENCED_LOGS = {"bitsandbytes.backends.cpu.ops": "Failed to load CPU gemm_4bit_forward"}
+"""Logger name -> the start of a log message that tells inparsx users nothing: bitsandbytes, imported by
+transformers and peft on a CPU with AVX512-BF16, warns that an optional 4-bit matmul kernel (the ``kernels``
+package) is missing and falls back to its own, even when nothing is quantised."""
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, start: str):
+        super().__init__()
+        self.start = start
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.start)
+
+
+def quiet_ir_datasets() -> None:
+    """ir_datasets' ``[INFO]`` lines (``[starting] ...``, ``[finished] ...``, download hints) are not printed, and
+    its tqdm bars only on a terminal: a failed download then ends in inparsx's own one-line error rather than a
+    page of log lines, and a log file holds no carriage-return bars. Warnings and errors still show.
+    Idempotent; call it after importing ir_datasets."""
+    import ir_datasets.log as irds_log
+
+    logger_of = irds_log.Logger.logger
+    if getattr(logger_of, "inparsx_quiet", False):
+        return
+
+    @functools.wraps(logger_of)
+    def logger(self):
+        found = logger_of(self)
+        if found.level < logging.WARNING:
+            found.setLevel(logging.WARNING)
+        return found
+
+    def no_bar_off_terminal(method):
+        @functools.wraps(method)
+        def wrapped(self, *args, **kwargs):
+            kwargs.setdefault("disable", None)  # tqdm: None disables the bar where the output is not a terminal
+            return method(self, *args, **kwargs)
+        return wrapped
+
+    logger.inparsx_quiet = True  # type: ignore[attr-defined]
+    irds_log.Logger.logger = logger  # type: ignore[method-assign]
+    irds_log.Logger.pbar = no_bar_off_terminal(irds_log.Logger.pbar)  # type: ignore[method-assign]
+    irds_log.Logger.pbar_raw = no_bar_off_terminal(irds_log.Logger.pbar_raw)  # type: ignore[method-assign]

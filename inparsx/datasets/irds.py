@@ -23,6 +23,9 @@ class IrdsDataset(Dataset):
     def __init__(self, dataset_id: str):
         import ir_datasets
 
+        from inparsx.progress import quiet_ir_datasets
+
+        quiet_ir_datasets()
         self.id = dataset_id
         self.name = f"irds:{dataset_id}"
         try:

@@ -26,13 +26,18 @@ class Generator(Component):
 
     Optional parts of the contract (defaults suit a generator without an LLM or few-shot examples):
     ``queries_per_doc`` (records per document, used to detect a document cut short by a crash),
-    ``generated_tokens`` (running count for the tokens/s readout) and ``fewshot_split(ctx)``.
+    ``generated_tokens`` (running count for the tokens/s readout), ``no_query_reason`` (when it writes no query
+    for a document) and ``fewshot_split(ctx)``.
     """
 
     Options: ClassVar[type[GeneratorOptions]] = GeneratorOptions
 
     generated_tokens: int = 0
     """Tokens generated so far by this instance (0 for generators without a language model)."""
+
+    no_query_reason: str = ""
+    """When this generator writes no query for a document, in words (e.g. the ``ict`` generator's "no sentence
+    of min_words..max_words words"); the stage says it when fewer documents got queries than were sampled."""
 
     @property
     def queries_per_doc(self) -> int:

@@ -35,13 +35,15 @@ QUERIES = "queries.jsonl"
 @dataclass
 class GenerationSummary:
     """What a generation run produced: documents with queries, queries, wall seconds of this process's
-    generation, tokens generated (0 without an LLM) and the excluded query ids (few-shot, evaluated split)."""
+    generation, tokens generated (0 without an LLM), the excluded query ids (few-shot, evaluated split) and the
+    documents sampled (``num_docs``, or the whole corpus when smaller)."""
 
     docs: int
     queries: int
     seconds: float
     generated_tokens: int
     excluded_qids: list[str]
+    sampled: int = 0
 
 
 def run_stage(ctx: "StageContext") -> None:
@@ -64,7 +66,11 @@ def generate_queries(ctx: "ComponentContext", generator: "Generator", out: Path,
         InparsxError: from the generator (model, template) or the dataset.
     """
     shards = Shards()
-    docs = docs if docs is not None else sample_docs(ctx.dataset, generator.options.num_docs, ctx.seed)
+    if docs is None:
+        docs = sample_docs(ctx.dataset, generator.options.num_docs, ctx.seed)
+        if len(docs) < generator.options.num_docs and shards.is_main:
+            console.print(f"num_docs = {generator.options.num_docs}, but the collection holds {len(docs)} documents: "
+                          "all of them are used", markup=False, soft_wrap=True)
     position = {doc.doc_id: i for i, doc in enumerate(docs)}
     main = ResumableJsonl(out)
     if shards.is_main:
@@ -81,7 +87,7 @@ def generate_queries(ctx: "ComponentContext", generator: "Generator", out: Path,
     seconds = time.perf_counter() - began
     writer.close()
     shards.barrier()
-    summary = GenerationSummary(len(todo), written, seconds, generator.generated_tokens, [])
+    summary = GenerationSummary(len(todo), written, seconds, generator.generated_tokens, [], len(docs))
     if shards.is_main:
         _merge_shards(main, shards)
         summary = _finish(main, position, generator, ctx, summary)
@@ -141,13 +147,25 @@ def _finish(main: ResumableJsonl, position: dict[str, int], generator: "Generato
         summary.excluded_qids = sorted({qid for r in records for qid in r.get("fewshot_examples") or []})
         with atomic_write(main.path.with_name(EXCLUDED_QIDS)) as handle:
             handle.writelines(f"{qid}\n" for qid in summary.excluded_qids)
+    with_query = {r["doc_id"] for r in records}
+    without = [doc_id for doc_id, _ in sorted(position.items(), key=lambda item: item[1]) if doc_id not in with_query]
     write_json(main.path.with_name(f"{main.path.stem}.stats.json"),
                {**asdict(summary), "excluded_qids": len(summary.excluded_qids), "generator": generator.name,
-                "fewshot_split": split, "docs_per_s_this_run": round(rate, 3)})
+                "fewshot_split": split, "docs_per_s_this_run": round(rate, 3), "docs_without_query": without})
     console.print(f"{summary.queries} queries for {summary.docs} documents -> {main.path}"
                   + (f"; {len(summary.excluded_qids)} few-shot query ids excluded from evaluation"
-                     if summary.excluded_qids else ""))
+                     if summary.excluded_qids else ""), markup=False, soft_wrap=True)
+    if without:
+        console.print(short_count_note(generator, len(without), len(position)), markup=False, soft_wrap=True)
     return summary
+
+
+def short_count_note(generator: "Generator", missing: int, sampled: int) -> str:
+    """Why fewer documents have queries than were sampled: ``1 of the 2000 sampled documents got no query
+    (ict writes none for a document without ...); their ids are in queries.stats.json``."""
+    why = f" ({generator.name} writes none for {generator.no_query_reason})" if generator.no_query_reason else ""
+    return (f"{missing} of the {sampled} sampled documents got no query{why}; their ids are in "
+            f"{QUERIES.replace('.jsonl', '.stats.json')} (docs_without_query)")
 
 
 def sample_docs(dataset: Dataset, num_docs: int, seed: int) -> list[Document]:

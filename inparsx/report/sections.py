@@ -230,7 +230,9 @@ def filter_section(files: RunFiles) -> Section | None:
             rows.append([step["filter"], f"{step['in']:,}", f"{step['kept']:,}", f"{count:,}", reason])
             if count:
                 reasons[f"{step['filter']}: {reason}"] = count
-    body = (f"<p>Kept {summary['kept']:,} of {summary['input']:,} synthetic queries.</p>"
+    warnings = "".join(f"<p><b>warning:</b> {escape(step['warning'])}</p>" for step in summary["filters"]
+                       if step.get("warning"))
+    body = (f"<p>Kept {summary['kept']:,} of {summary['input']:,} synthetic queries.</p>" + warnings
             + table(["filter", "in", "kept", "dropped", "reason"], rows, {1, 2, 3}))
     if reasons:
         body += plots.horizontal_bars(reasons, "synthetic queries dropped, by filter and reason", "queries")
