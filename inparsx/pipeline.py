@@ -335,7 +335,7 @@ def _run_stage(ctx: StageContext, fresh: bool, prepared: Callable[[], None] | No
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / DONE_MARKER).unlink(missing_ok=True)
-    resuming = started == ctx.fingerprint and not fresh
+    resuming = started == ctx.fingerprint and not fresh and _holds_work(folder)
     write_json(folder / STARTED_MARKER, {"fingerprint": ctx.fingerprint})
     console.rule(f"[bold]{ctx.stage}[/bold] ({', '.join(c.name for c in ctx.components)})"
                  + (" [yellow]resuming[/yellow]" if resuming else ""))
@@ -348,6 +348,13 @@ def _run_stage(ctx: StageContext, fresh: bool, prepared: Callable[[], None] | No
     write_json(folder / DONE_MARKER, {"fingerprint": ctx.fingerprint, "seconds": round(seconds, 3),
                                       "use": [c.name for c in ctx.components]})
     console.print(f"[green]✓[/green] {ctx.stage}: done in {seconds:.1f} s")
+
+
+def _holds_work(folder: Path) -> bool:
+    """Whether an earlier attempt left anything in ``folder`` to resume from: a non-empty file other than the
+    markers (so the header says "resuming" only when something is resumed, not after a failure at start-up)."""
+    return any(path.is_file() and path.name not in (STARTED_MARKER, DONE_MARKER) and path.stat().st_size > 0
+               for path in folder.rglob("*"))
 
 
 def _call_runner(ctx: StageContext) -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from inparsx.datasets import Dataset
 from inparsx.io import ResumableJsonl, atomic_write, write_json, write_jsonl
 from inparsx.pipeline import EXCLUDED_QIDS
-from inparsx.progress import console, progress_task
+from inparsx.progress import console, measured, progress_task, task_of
 from inparsx.records import Document
 
 if TYPE_CHECKING:
@@ -82,9 +82,7 @@ def generate_queries(ctx: "ComponentContext", generator: "Generator", out: Path,
     if done and shards.is_main:
         console.print(f"resuming: {len(done)} of {len(docs)} documents already have queries")
     writer = main if shards.count == 1 else ResumableJsonl(shards.part_path(out, shards.index))
-    began = time.perf_counter()
-    written = _run(generator, todo, ctx, writer, show=shards.is_main)
-    seconds = time.perf_counter() - began
+    written, seconds = _run(generator, todo, ctx, writer, show=shards.is_main)
     writer.close()
     shards.barrier()
     summary = GenerationSummary(len(todo), written, seconds, generator.generated_tokens, [], len(docs))
@@ -95,12 +93,16 @@ def generate_queries(ctx: "ComponentContext", generator: "Generator", out: Path,
     return summary
 
 
-def _run(generator: "Generator", docs: list[Document], ctx: "ComponentContext", writer: ResumableJsonl, show: bool) -> int:
+def _run(generator: "Generator", docs: list[Document], ctx: "ComponentContext", writer: ResumableJsonl,
+         show: bool) -> tuple[int, float]:
     """Generate and append batch by batch, with a progress bar of docs/s and ETA, plus queries/s and generated
-    tokens/s measured from the end of the first batch (so that model loading does not count)."""
+    tokens/s measured from the end of the first batch (so that model loading does not count). Returns the
+    records written and the seconds the bar measured (:func:`inparsx.progress.measured`), so the docs/s of
+    ``queries.stats.json`` is the bar's."""
     written, first = 0, None
     if not docs:
-        return 0  # a finished run interrupted before its last step: no model to load
+        return 0, 0.0  # a finished run interrupted before its last step: no model to load
+    began = time.perf_counter()
     bar = progress_task(f"generate ({generator.name})", total=len(docs), unit="docs") if show else _silent()
     with bar as (progress, task):
         for batch in generator.generate(docs, ctx):
@@ -109,7 +111,8 @@ def _run(generator: "Generator", docs: list[Document], ctx: "ComponentContext", 
             progress.update(task, advance=len({r.doc_id for r in batch}), extra=_rates(first, written, generator))
             first = first or (time.perf_counter(), written, generator.generated_tokens)
         progress.update(task, completed=len(docs))
-    return written
+        seconds = measured(task_of(progress, task))[1] if task is not None else time.perf_counter() - began
+    return written, seconds
 
 
 def _rates(first: tuple[float, int, int] | None, written: int, generator: "Generator") -> str:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from inparsx.io import ResumableJsonl, read_trec_run, write_json, write_trec_run
 from inparsx.pipeline import RUN_NOTES
 from inparsx.models import loading
-from inparsx.progress import console
+from inparsx.progress import console, rate_text
 from inparsx.records import Run
 from inparsx.rerank.base import Reranker
 from inparsx.rerank.fusion import interpolate, merge_reranked, rrf
@@ -108,7 +108,7 @@ def rerank_with_model(reranker: Reranker, model: str, depth: int, first_stage: R
         device, dtype = str(reranker.device or ""), str(reranker.dtype or "")
         reranker.unload()
     console.print(f"{label}: {stats.queries} queries, {stats.pairs} pairs in {stats.seconds:.1f} s "
-                  f"({stats.pairs_per_second:.1f} pairs/s)" + (f", {stats.resumed} queries resumed" if stats.resumed else ""))
+                  f"({rate_text(stats.pairs_per_second, 'pairs')})" + (f", {stats.resumed} queries resumed" if stats.resumed else ""))
     summary = {"model": model, "queries": stats.queries, "pairs": stats.pairs, "resumed_queries": stats.resumed,
                "seconds": round(stats.seconds, 3), "pairs_per_second": round(stats.pairs_per_second, 2),
                "device": device, "dtype": dtype, "queries_not_in_split": len(stats.skipped)}
@@ -147,10 +147,10 @@ def run_stage(ctx: "StageContext") -> None:
     jobs += [(name, ctx.resolve_model(model), f"scores-{name}.jsonl") for name, model in opts.compare_models.items()]
     summary: dict[str, Any] = {"reranker": reranker.name, "depth": opts.depth, "first_stage": str(run_path)}
     reranked = max((len(ids) for ids in todo.values()), default=0)
-    write_json(ctx.dir / RUN_NOTES, run_notes({name: model for name, model, _ in jobs}, opts, opts.first_stage, reranked))
     for name, model, filename in jobs:
         label = {"rerank": "rerank", "zeroshot": "rerank zero-shot"}.get(name, f"rerank {name}")
         scores, summary[name] = rerank_with_model(reranker, model, opts.depth, first_stage, queries, docs,
                                                   ResumableJsonl(ctx.dir / filename), label)
         write_runs(ctx.dir, fused_runs(name, first_stage, scores, opts), "rerank", f"inparsx-{reranker.name}")
+    write_json(ctx.dir / RUN_NOTES, run_notes({name: model for name, model, _ in jobs}, opts, opts.first_stage, reranked))
     write_json(ctx.dir / "summary.json", summary)

@@ -228,42 +228,62 @@ def seed_everything(seed: int) -> None:
     set_seed(seed)
 
 
+class ClosesProgress:
+    """A training callback that holds a progress display; :func:`fit` calls :meth:`close` when training
+    raises, so no stale bar stays on screen."""
+
+    def close(self, failed: bool) -> None:
+        """Stop the display (see :func:`inparsx.progress.close_progress`)."""
+
+
 def progress_callback(keys: tuple[str, ...] = ("loss",)):
-    """A ``TrainerCallback`` drawing a rich progress bar (steps/s, ETA, the last logged ``keys``: the loss, and
+    """A ``TrainerCallback`` showing training progress (steps/s, ETA, the last logged ``keys``: the loss, and
     e.g. CPO's ``rewards/accuracies``) instead of tqdm and of the log dicts that transformers prints when tqdm
-    is off; where the bar is disabled (``INPARSX_NO_PROGRESS``, CI), each log is printed as one line
-    (``step 10/63  loss 0.3881  lr 1.93e-05``) instead."""
+    is off: a rich bar on a terminal, plain lines (``training: 10/63 steps (16%) · 0.8 steps/s · elapsed
+    0:00:12 · eta 0:01:06 · loss 0.3881``) where stderr is not one (:func:`inparsx.progress.make_progress`)."""
     from transformers import TrainerCallback
 
-    class RichProgress(TrainerCallback):
+    from inparsx.progress import close_progress
+
+    class TrainingProgress(TrainerCallback, ClosesProgress):
+        def __init__(self):
+            self.progress = None
+
         def on_train_begin(self, args, state, control, **kwargs):
+            if not state.is_world_process_zero:
+                return
             self.progress = make_progress()
             self.progress.start()
-            self.task = self.progress.add_task("training", total=state.max_steps, unit="steps")
-            self.progress.update(self.task, completed=state.global_step)
+            self.task = self.progress.add_task("training", total=state.max_steps, unit="steps",
+                                               completed=state.global_step, initial=state.global_step)
 
         def on_step_end(self, args, state, control, **kwargs):
-            self.progress.update(self.task, completed=state.global_step)
+            if self.progress is not None:
+                self.progress.update(self.task, completed=state.global_step)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if not logs or "loss" not in logs or not state.is_world_process_zero:
+            if not logs or "loss" not in logs or self.progress is None:
                 return
             shown = "  ".join(f"{key} {logs[key]:.4f}" for key in keys if key in logs)
-            self.progress.update(self.task, extra=shown)
-            if self.progress.disable:
-                rate = f"  lr {logs['learning_rate']:.3g}" if "learning_rate" in logs else ""
-                console.print(f"step {state.global_step}/{state.max_steps}  {shown}{rate}")
+            rate = f"  lr {logs['learning_rate']:.3g}" if "learning_rate" in logs else ""
+            self.progress.update(self.task, extra=shown + rate)
 
         def on_train_end(self, args, state, control, **kwargs):
-            self.progress.stop()
+            self.close(failed=False)
 
-    return RichProgress()
+        def close(self, failed: bool) -> None:
+            if self.progress is not None:
+                close_progress(self.progress, failed)
+                self.progress = None
+
+    return TrainingProgress()
 
 
 def fit(trainer, checkpoints: Path) -> dict[str, Any]:
     """Run ``trainer.train``, resuming from the last complete checkpoint in ``checkpoints`` when there is one.
 
-    Returns the training metrics plus ``global_step``, ``resumed_from`` and the logged loss history.
+    Returns the training metrics plus ``global_step``, ``resumed_from`` and the logged loss history. A progress
+    display of a training that raises is closed first (no stale bar).
     """
     from transformers.trainer_callback import PrinterCallback
 
@@ -271,7 +291,13 @@ def fit(trainer, checkpoints: Path) -> dict[str, Any]:
     resume = last_checkpoint(checkpoints)
     if resume and trainer.is_world_process_zero():
         console.print(f"resuming training from {resume}")
-    output = trainer.train(resume_from_checkpoint=resume)
+    shown = [callback for callback in trainer.callback_handler.callbacks if isinstance(callback, ClosesProgress)]
+    try:
+        output = trainer.train(resume_from_checkpoint=resume)
+    except BaseException:
+        for callback in shown:
+            callback.close(failed=True)
+        raise
     history = [{"step": log["step"], "loss": log["loss"]} for log in trainer.state.log_history if "loss" in log]
     return {**output.metrics, "global_step": trainer.state.global_step, "resumed_from": resume,
             "loss_history": history}
