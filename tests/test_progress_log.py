@@ -89,6 +89,33 @@ def test_a_run_logged_to_a_file_writes_plain_progress_lines(logged_run):
     assert bar and summary and bar.group(1) == summary.group(1) and bar.group(2) == summary.group(2)
 
 
+def test_the_run_says_which_device_and_precision_each_model_ran_with(logged_run):
+    import json
+
+    run_dir, text = logged_run
+    resolved = "bf16" if progress_free_native_bf16() else "fp32"
+    assert re.search(rf"^train \(cross-encoder\): .*bert on cpu, {resolved} \(auto: this CPU ", text, re.M)
+    assert re.search(rf"^rerank: \d+ queries, .* on cpu, {resolved} \(auto: ", text, re.M)
+    summary = json.loads((run_dir / "rerank" / "summary.json").read_text())["rerank"]
+    assert (summary["device"], summary["precision"], summary["dtype"]) == ("cpu", resolved, resolved)
+    info = json.loads((run_dir / "train" / "model" / "inparsx_training.json").read_text())
+    assert (info["device"], info["precision"], info["options"]["precision"]) == ("cpu", resolved, resolved)
+    card = (run_dir / "train" / "model" / "README.md").read_text()
+    assert f"| `precision` | `{resolved}` |" in card and f"device and precision: cpu, {resolved} (auto: " in card
+    report = (run_dir / "report.html").read_text()
+    assert "Devices and precision" in report and "auto</td>" not in report
+    for document in (json.dumps(summary), json.dumps(info), card):
+        assert '"auto"' not in document and "`auto`" not in document  # the resolved value is recorded, never auto
+
+
+def progress_free_native_bf16() -> bool:
+    import torch
+
+    from inparsx.precision import native_bf16
+
+    return native_bf16(torch.device("cpu"))
+
+
 def test_log_lines_come_at_most_once_per_interval(monkeypatch):
     stream = io.StringIO()
     monkeypatch.setattr(progress, "console", Console(file=stream, width=80))

@@ -154,7 +154,8 @@ def _finish(main: ResumableJsonl, position: dict[str, int], generator: "Generato
     without = [doc_id for doc_id, _ in sorted(position.items(), key=lambda item: item[1]) if doc_id not in with_query]
     write_json(main.path.with_name(f"{main.path.stem}.stats.json"),
                {**asdict(summary), "excluded_qids": len(summary.excluded_qids), "generator": generator.name,
-                "fewshot_split": split, "docs_per_s_this_run": round(rate, 3), "docs_without_query": without})
+                "fewshot_split": split, "docs_per_s_this_run": round(rate, 3),
+                "docs_without_query": without, "ran_with": generator.ran_with})
     console.print(f"{summary.queries} queries for {summary.docs} documents -> {main.path}"
                   + (f"; {len(summary.excluded_qids)} few-shot query ids excluded from evaluation"
                      if summary.excluded_qids else ""), markup=False, soft_wrap=True)

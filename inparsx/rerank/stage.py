@@ -7,7 +7,8 @@ and ``rerank-rrf.trec`` (when both fusions are asked for). A ``zero_shot_model``
 name ``zeroshot`` (``runs/zeroshot.trec``, ``runs/zeroshot-alone.trec``...), and each of ``compare_models``
 under its own name. Also written: the raw per-query
 scores (``scores.jsonl``, ``scores-zeroshot.jsonl``: the resumable files), ``summary.json`` (pairs, seconds,
-pairs/s, device and dtype per model) and ``runs.json`` (:data:`inparsx.pipeline.RUN_NOTES`: what each run is,
+pairs/s, and the device and precision each model ran with: ``device``, ``precision`` (also as
+``dtype``; resolved, never ``auto``) and ``precision_reason``) and ``runs.json`` (:data:`inparsx.pipeline.RUN_NOTES`: what each run is,
 and the trained-vs-zero-shot pairs that the evaluate stage tests).
 """
 
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from inparsx.io import ResumableJsonl, read_trec_run, write_json, write_trec_run
 from inparsx.pipeline import RUN_NOTES
 from inparsx.models import loading
+from inparsx.precision import precision_name, ran_with
 from inparsx.progress import console, rate_text
 from inparsx.records import Run
 from inparsx.rerank.base import Reranker
@@ -105,13 +107,16 @@ def rerank_with_model(reranker: Reranker, model: str, depth: int, first_stage: R
     try:
         scores, stats = rerank_run(reranker, first_stage, queries, docs, depth, store, meta, description=label)
     finally:
-        device, dtype = str(reranker.device or ""), str(reranker.dtype or "")
+        ran = ran_with(reranker.device or "", opts.dtype, precision_name(reranker.dtype or "")) \
+            if reranker.device is not None else {}
         reranker.unload()
+    where = f" on {ran['device']}, {ran['precision']} ({ran['precision_reason']})" if ran else ""
     console.print(f"{label}: {stats.queries} queries, {stats.pairs} pairs in {stats.seconds:.1f} s "
-                  f"({rate_text(stats.pairs_per_second, 'pairs')})" + (f", {stats.resumed} queries resumed" if stats.resumed else ""))
+                  f"({rate_text(stats.pairs_per_second, 'pairs')}){where}"
+                  + (f", {stats.resumed} queries resumed" if stats.resumed else ""), markup=False, soft_wrap=True)
     summary = {"model": model, "queries": stats.queries, "pairs": stats.pairs, "resumed_queries": stats.resumed,
                "seconds": round(stats.seconds, 3), "pairs_per_second": round(stats.pairs_per_second, 2),
-               "device": device, "dtype": dtype, "queries_not_in_split": len(stats.skipped)}
+               **ran, "dtype": ran.get("precision", ""), "queries_not_in_split": len(stats.skipped)}
     return scores, summary
 
 

@@ -19,6 +19,7 @@ from pydantic import AliasChoices, Field, model_validator
 from inparsx.errors import InparsxError
 from inparsx.models import resolve_model_name
 from inparsx.plugins import Options
+from inparsx.precision import AUTO_DESCRIPTION
 from inparsx.progress import console, make_progress
 from inparsx.train.base import Trainer
 
@@ -43,10 +44,11 @@ class TrainerOptions(Options):
     ``base_model`` (alias ``model``): hub id, local folder or ``@stage`` (e.g. ``@tune``). Training length is
     ``max_steps`` optimiser steps when set, else ``epochs`` passes over the triples (default 1); giving both is
     refused, and ``epochs`` alone unsets a trainer's default ``max_steps`` (monoT5's 156). The effective batch is
-    ``batch_size x gradient_accumulation_steps x number of processes``. ``precision``: ``auto`` picks bf16 on a
-    GPU that computes it natively (compute capability 8+, as the rerankers decide), else fp16 on a GPU, else
-    fp32 (bf16 on a CPU must be asked for). ``save_steps``: a resumable checkpoint every so many steps (0:
-    none); a crashed run resumes from the last complete one.
+    ``batch_size x gradient_accumulation_steps x number of processes``. ``precision``: ``auto`` follows the
+    one rule of ``inparsx.precision`` that inference follows too: bf16 where the device computes it natively
+    (a CUDA GPU of compute capability 8.0 or later, a CPU with AVX512-BF16 or AMX), fp16 on an older CUDA GPU,
+    fp32 elsewhere (bf16 and fp16 are mixed precision over fp32 weights). ``save_steps``: a resumable
+    checkpoint every so many steps (0: none); a crashed run resumes from the last complete one.
     ``seed``: ``None`` takes the recipe's seed. ``max_triples``: use only the first triples of the file.
     ``num_negatives``: hard negatives used per query (from each triple's ``neg_texts``); ``None`` (default):
     every negative the triples carry (the fewest any triple has, when they differ), so the triples stage's
@@ -71,7 +73,7 @@ class TrainerOptions(Options):
     max_length: int = Field(256, ge=8)
     num_negatives: int | None = Field(None, ge=0)
     max_triples: int | None = Field(None, ge=1)
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description=AUTO_DESCRIPTION)
     gradient_checkpointing: bool = False
     train_layers: int | None = Field(None, ge=0)
     save_steps: int = Field(500, ge=0)
@@ -125,26 +127,35 @@ def resolve_seed(options: TrainerOptions, ctx: "ComponentContext | None") -> int
     return ctx.seed if ctx is not None else 1
 
 
-def precision_flags(precision: str) -> dict[str, bool]:
-    """``TrainingArguments`` flags (``bf16``, ``fp16``, ``use_cpu``) for a ``precision`` option.
+def training_device() -> Any:
+    """The device Hugging Face's ``Trainer`` trains on here: ``cuda`` when a GPU is available, else ``cpu``."""
+    import torch
 
-    ``auto``: bf16 on a GPU that computes it natively (the rerankers' test,
-    :func:`inparsx.rerank.hardware.native_bf16`: compute capability 8+, emulation not counted), fp16 on an
-    older GPU, fp32 on a CPU.
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_training_precision(precision: str, key: str = "train.precision") -> str:
+    """A ``precision`` option resolved on :func:`training_device` by the one ``auto`` rule
+    (:data:`inparsx.precision.AUTO_RULE`): ``bf16``, ``fp16`` or ``fp32``.
 
     Raises:
         InparsxError: fp16 without a CUDA GPU (PyTorch's CPU autocast does not do fp16 training).
     """
-    import torch
+    from inparsx.precision import resolve_precision
 
-    from inparsx.rerank.hardware import native_bf16
+    return resolve_precision(precision, training_device(), key)
 
-    cuda = torch.cuda.is_available()
-    if precision == "auto":
-        precision = ("bf16" if native_bf16(torch.device("cuda")) else "fp16") if cuda else "fp32"
-    if precision == "fp16" and not cuda:
-        raise InparsxError("train.precision = 'fp16' needs a CUDA GPU; use 'bf16' or 'fp32' on a CPU")
-    return {"bf16": precision == "bf16", "fp16": precision == "fp16", "use_cpu": not cuda}
+
+def precision_flags(precision: str) -> dict[str, bool]:
+    """``TrainingArguments`` flags (``bf16``, ``fp16``, ``use_cpu``) for a ``precision`` option, ``auto``
+    resolved by :func:`resolve_training_precision` (bf16 and fp16 are mixed precision: autocast over fp32
+    master weights).
+
+    Raises:
+        InparsxError: fp16 without a CUDA GPU.
+    """
+    resolved = resolve_training_precision(precision)
+    return {"bf16": resolved == "bf16", "fp16": resolved == "fp16", "use_cpu": training_device().type == "cpu"}
 
 
 def training_arguments(options: TrainerOptions, checkpoints: Path, seed: int) -> dict[str, Any]:
@@ -332,9 +343,15 @@ class HFTrainer(Trainer):
         from inparsx.io import follow_umask_tree
         from inparsx.train.card import write_model_card
 
+        from inparsx.precision import describe
+
         triples, output_dir = Path(triples), Path(output_dir)
         opts = self.options
         trainer, data, base_model, seed, (trainable, total) = self.prepare(triples, output_dir, ctx)
+        if trainer.is_world_process_zero():
+            console.print(f"train ({self.name}): {opts.base_model} on "
+                          f"{describe(training_device(), opts.precision, resolve_training_precision(opts.precision))}",
+                          markup=False, soft_wrap=True)
         metrics = {**fit(trainer, output_dir / CHECKPOINTS), "trainable_parameters": trainable,
                    "parameters": total, "negatives_per_query": self.negatives}
         if trainer.is_world_process_zero():
