@@ -96,6 +96,7 @@ def render_card(info: dict[str, Any], citation: str = "", usage: str = "") -> st
         f"- seed: {info['seed']}; optimiser steps: {metrics.get('global_step')}; "
         f"train loss: {_fmt(metrics.get('train_loss'))}; runtime: {_fmt(metrics.get('train_runtime'))} s",
         f"- device and precision: {info.get('device')}, {info.get('precision')} ({info.get('precision_reason')})",
+        *([f"- warning: {metrics['loss_flat']}"] if metrics.get("loss_flat") else []),
         f"- parameters trained: {metrics.get('trainable_parameters'):,} of {metrics.get('parameters'):,}",
         f"- resumed from: {metrics.get('resumed_from') or 'no checkpoint (fresh run)'}",
         "",

@@ -239,9 +239,64 @@ def seed_everything(seed: int) -> None:
     set_seed(seed)
 
 
+FLAT_TOLERANCE = 0.01
+"""A loss whose mean moved by at most this fraction of its starting value (or by at most the logged values' own
+spread) has not moved."""
+
+
+class FlatLossCheck:
+    """Warns, once, when a training loss has not moved from its starting value after a quarter of the steps,
+    the sign of a model that cannot learn (a learning rate of about 0, frozen weights, a head that outputs a
+    constant: BCE stuck at ln 2 = 0.6931) or of training data it cannot tell apart.
+
+    transformers logs the mean loss of each ``logging_steps`` window. At the first log at or past a quarter of
+    ``max_steps`` with at least four logs, the mean of the first half of the logs (the starting value) is
+    compared with the mean of the second half: the loss has not moved when they differ by at most
+    :data:`FLAT_TOLERANCE` of the starting value, or by at most one standard deviation of the logged values (a
+    change within the batch-to-batch noise). A run with too few logs by then is checked at the end; one with
+    fewer than four logs is not checked. A decline smaller than the noise between the first logs also counts as
+    not moving: the warning says "may". :attr:`flat` records the verdict (``None``: not checked) for the model
+    card.
+    """
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+        self.flat: bool | None = None
+        self.message = ""
+
+    def add(self, step: int, max_steps: int, loss: float) -> None:
+        """Record a logged loss at optimiser step ``step`` of ``max_steps``; check once a quarter is done."""
+        self.losses.append(loss)
+        if self.flat is None and len(self.losses) >= 4 and step * 4 >= max_steps:
+            self.check(step, max_steps)
+
+    def finish(self, max_steps: int) -> None:
+        """At the end of training: check now if the quarter point came with too few logs."""
+        if self.flat is None and len(self.losses) >= 4:
+            self.check(max_steps, max_steps)
+
+    def check(self, step: int, max_steps: int) -> None:
+        """Decide :attr:`flat` from the losses logged so far, and warn when it is."""
+        import statistics
+
+        half = len(self.losses) // 2
+        start, since = statistics.fmean(self.losses[:half]), statistics.fmean(self.losses[half:])
+        change = since - start
+        self.flat = abs(change) <= max(FLAT_TOLERANCE * abs(start), statistics.stdev(self.losses))
+        if self.flat:
+            self.message = (f"the training loss has not moved from its starting value after {step} of {max_steps} "
+                            f"steps ({start:.4f} over the first {half} logs, {since:.4f} over the next "
+                            f"{len(self.losses) - half}, {change / abs(start or 1):+.1%}, within the logged values' "
+                            "spread): the model may not be learning; check learning_rate, train_layers and the "
+                            "triples")
+            console.print(f"[yellow]warning:[/yellow] {self.message}", soft_wrap=True)
+
+
 class ClosesProgress:
     """A training callback that holds a progress display; :func:`fit` calls :meth:`close` when training
-    raises, so no stale bar stays on screen."""
+    raises, so no stale bar stays on screen, and reads the loss check's verdict from :attr:`flat`."""
+
+    flat: "FlatLossCheck | None" = None
 
     def close(self, failed: bool) -> None:
         """Stop the display (see :func:`inparsx.progress.close_progress`)."""
@@ -251,7 +306,9 @@ def progress_callback(keys: tuple[str, ...] = ("loss",)):
     """A ``TrainerCallback`` showing training progress (steps/s, ETA, the last logged ``keys``: the loss, and
     e.g. CPO's ``rewards/accuracies``) instead of tqdm and of the log dicts that transformers prints when tqdm
     is off: a rich bar on a terminal, plain lines (``training: 10/63 steps (16%) · 0.8 steps/s · elapsed
-    0:00:12 · eta 0:01:06 · loss 0.3881``) where stderr is not one (:func:`inparsx.progress.make_progress`)."""
+    0:00:12 · eta 0:01:06 · loss 0.3881``) where stderr is not one (:func:`inparsx.progress.make_progress`).
+    It also warns when the loss has not moved from its starting value after a quarter of the steps
+    (:class:`FlatLossCheck`)."""
     from transformers import TrainerCallback
 
     from inparsx.progress import close_progress
@@ -259,6 +316,7 @@ def progress_callback(keys: tuple[str, ...] = ("loss",)):
     class TrainingProgress(TrainerCallback, ClosesProgress):
         def __init__(self):
             self.progress = None
+            self.flat = FlatLossCheck()
 
         def on_train_begin(self, args, state, control, **kwargs):
             if not state.is_world_process_zero:
@@ -278,8 +336,11 @@ def progress_callback(keys: tuple[str, ...] = ("loss",)):
             shown = "  ".join(f"{key} {logs[key]:.4f}" for key in keys if key in logs)
             rate = f"  lr {logs['learning_rate']:.3g}" if "learning_rate" in logs else ""
             self.progress.update(self.task, extra=shown + rate)
+            self.flat.add(state.global_step, state.max_steps, float(logs["loss"]))
 
         def on_train_end(self, args, state, control, **kwargs):
+            if self.progress is not None:
+                self.flat.finish(state.max_steps)
             self.close(failed=False)
 
         def close(self, failed: bool) -> None:
@@ -293,8 +354,9 @@ def progress_callback(keys: tuple[str, ...] = ("loss",)):
 def fit(trainer, checkpoints: Path) -> dict[str, Any]:
     """Run ``trainer.train``, resuming from the last complete checkpoint in ``checkpoints`` when there is one.
 
-    Returns the training metrics plus ``global_step``, ``resumed_from`` and the logged loss history. A progress
-    display of a training that raises is closed first (no stale bar).
+    Returns the training metrics plus ``global_step``, ``resumed_from``, the logged loss history and, when
+    the loss did not move (:class:`FlatLossCheck`), ``loss_flat`` (the warning's text). A progress display of
+    a training that raises is closed first (no stale bar).
     """
     from transformers.trainer_callback import PrinterCallback
 
@@ -309,9 +371,10 @@ def fit(trainer, checkpoints: Path) -> dict[str, Any]:
         for callback in shown:
             callback.close(failed=True)
         raise
+    flat = next((c.flat.message for c in shown if c.flat is not None and c.flat.flat), "")
     history = [{"step": log["step"], "loss": log["loss"]} for log in trainer.state.log_history if "loss" in log]
     return {**output.metrics, "global_step": trainer.state.global_step, "resumed_from": resume,
-            "loss_history": history}
+            "loss_history": history, **({"loss_flat": flat} if flat else {})}
 
 
 class HFTrainer(Trainer):
