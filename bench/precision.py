@@ -2,7 +2,8 @@
 (all-MiniLM-L6-v2 bi-encoder, MultipleNegativesRankingLoss with one hard negative, batch 32, 128 tokens) in
 fp32 against bf16 autocast (what ``precision = "auto"`` picks on a CPU with AVX512-BF16 or AMX), with all
 layers trained and with the top 2 only (``train_layers = 2``, the quickstart's setting), and the encoding of
-the same texts for inference (``dtype``).
+the same texts for inference as the ``bi-encoder`` reranker runs it (``dtype``: the weights loaded in that dtype,
+not autocast).
 
 The settings alternate step by step in one process, so load from other processes falls on all of them alike
 (separate training runs under a loaded machine gave ratios that disagreed from run to run). Texts are real
@@ -55,12 +56,14 @@ def main() -> None:
 
     from inparsx.models import resolve_model_name
     from inparsx.precision import cpu_bf16_feature
+    from inparsx.progress import quiet_library_bars
     from inparsx.train.common import freeze_lower_layers
 
     print(f"torch threads: {torch.get_num_threads()}; CPU bf16 feature: {cpu_bf16_feature() or 'none'}; "
           f"load average: {os.getloadavg()[0]:.1f}")
     texts = batch(32)
     path = resolve_model_name("sentence-transformers/all-MiniLM-L6-v2")
+    quiet_library_bars()
     models = {}
     for layers in (None, 2):
         model = SentenceTransformer(path, device="cpu")
@@ -69,6 +72,10 @@ def main() -> None:
         loss = losses.MultipleNegativesRankingLoss(model)
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-5)
         models[layers] = (model, loss, optimizer)
+    encoders = {dtype: SentenceTransformer(path, device="cpu", model_kwargs={"dtype": dtype}).eval()
+                for dtype in (torch.float32, torch.bfloat16)}  # as inparsx.rerank.bi_encoder loads them
+    for encoder in encoders.values():
+        encoder.max_seq_length = 128
 
     def features(model, group):
         return {k: v for k, v in model.tokenize(group).items()}
@@ -85,10 +92,8 @@ def main() -> None:
         optimizer.zero_grad()
 
     def encode(bf16):
-        model = models[None][0]
-        model.eval()
-        with torch.no_grad(), (torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()):
-            model.encode(texts[1], batch_size=32, convert_to_tensor=True)
+        with torch.no_grad():
+            encoders[torch.bfloat16 if bf16 else torch.float32].encode(texts[1], batch_size=32, convert_to_tensor=True)
 
     settings = {"train all layers, fp32": lambda: train_step(None, False),
                 "train all layers, bf16": lambda: train_step(None, True),
