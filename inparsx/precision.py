@@ -6,11 +6,12 @@ a CPU with AVX512-BF16 or AMX-BF16), **fp16 on an older CUDA GPU, fp32 elsewhere
 (``rerank.dtype``, a filter's or judge's ``dtype``) and the ``hf`` generator (``generate.dtype``) all resolve
 ``auto`` here, so a recipe's models run in one precision on one machine.
 
-Why: on a CPU without native bf16 (AVX2 only) a bf16 matrix product was about 50x slower than fp32; with
-AVX512-BF16 it was about 3x faster (2048x2048: 124 ms against 364 ms), and a bf16 training step of the
-quickstart's MiniLM was faster too (see ``bench/train_speed.py`` and the CHANGELOG for the figures and the
-train-split check). A GPU emulating bf16 (before Ampere) is slower than in fp16, which those GPUs compute
-natively. torch is imported inside the functions.
+Why: on a CPU without native bf16 (AVX2 only) bf16 matrix products are emulated and far slower than fp32, so
+``auto`` stays fp32 there. With AVX512-BF16 (a 2-core AMD EPYC, ``bench/precision.py``, loaded machine) a
+training step of the quickstart's MiniLM was 1.15x faster in bf16 autocast with the top 2 layers trained and
+1.63x with all layers, and a train-split check of the quickstart moved nDCG@10 by less than its noise (the
+CHANGELOG gives the figures). A GPU emulating bf16 (before Ampere) is slower than in fp16, which those GPUs
+compute natively. torch is imported inside the functions.
 """
 
 from __future__ import annotations
