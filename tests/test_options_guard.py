@@ -237,7 +237,7 @@ options of a stage itself (probed with the ``cross-encoder`` reranker)."""
 BASE: dict[tuple[str, str], dict[str, Any]] = {
     ("retrievers", "bm25"): {"k": 8},
     ("retrievers", "bm25s"): {"k": 8},
-    ("generators", "hf"): {"model": Model("base"), "max_new_tokens": 4, "num_docs": 2},
+    ("generators", "hf"): {"model": Model("base"), "max_new_tokens": 4, "num_docs": 2, "dtype": "fp32"},  # auto may be bf16
     ("generators", "ict"): {"num_docs": 2},
     ("filters", "reranker"): {"reranker": "recording", "model": "m", "keep_top_k": 6},
     ("filters", "consistency"): {"by": "reranker", "reranker": "recording", "model": "m", "retriever": "bm25s",
@@ -486,8 +486,11 @@ def scripted_dspy():
         return lm
 
     def load(path, options):
+        import torch
+        from types import SimpleNamespace
+
         built.append(("load", path, options.dtype, options.quantization))
-        return None, None
+        return SimpleNamespace(device=torch.device("cpu"), dtype=torch.float32), None  # what say_what_runs reads
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(DSPyGenerator, "lm", lm_of)
