@@ -39,7 +39,7 @@ SETTINGS = {
 def write_triples(path: Path, n: int) -> None:
     """``n`` ICT triples from the real SciFact corpus (``beir:scifact``), one random negative each."""
     from inparsx.datasets import resolve_dataset
-    from inparsx.generate.ict import POSITIVE_TEXT, ICTGenerator
+    from inparsx.generate.ict import ICTGenerator
 
     docs = list(resolve_dataset("beir:scifact").docs().values())
     rng = random.Random(0)
@@ -51,7 +51,7 @@ def write_triples(path: Path, n: int) -> None:
                 continue
             negative = rng.choice(docs)
             handle.write(json.dumps({"query_id": record.query_id, "query": record.query, "pos_id": doc.doc_id,
-                                     "pos_text": record.extra[POSITIVE_TEXT], "neg_ids": [negative.doc_id],
+                                     "pos_text": record.positive_text, "neg_ids": [negative.doc_id],
                                      "neg_texts": [negative.full_text]}) + "\n")
             n -= 1
             if n == 0:

@@ -59,6 +59,23 @@ _UMASK = _read_umask()
 file gets the usual ``0666 & ~umask``."""
 
 
+def follow_umask(path: str | Path) -> None:
+    """Give a file or folder made by :func:`tempfile.mkstemp` (0600) or :func:`tempfile.mkdtemp` (0700) the
+    mode every other output has: ``0666 & ~umask`` for a file, ``0777 & ~umask`` for a folder."""
+    path = Path(path)
+    with storage_errors(path):
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_UMASK)
+
+
+def follow_umask_tree(folder: str | Path) -> None:
+    """:func:`follow_umask` on ``folder`` and everything under it: for a model folder written by
+    ``save_pretrained``, whose ``*.safetensors`` files safetensors creates 0600."""
+    folder = Path(folder)
+    for path in (folder, *folder.rglob("*")):
+        if not path.is_symlink():
+            follow_umask(path)
+
+
 @contextlib.contextmanager
 def storage_errors(path: str | Path) -> Iterator[None]:
     """Turn an ``OSError`` raised in the block into a :class:`~inparsx.errors.StorageError` naming ``path``
@@ -86,11 +103,12 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     skipped).
 
     Raises:
-        DataError: a line that is not a JSON object (file and 1-based line named).
+        DataError: a line that is not a JSON object, or not UTF-8 (file and 1-based line named).
     """
     path = Path(path)
-    with open(path, encoding="utf-8-sig") as handle:  # a byte-order mark is skipped (inparsx check warns)
-        for number, line in enumerate(handle, 1):
+    with storage_errors(path), open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            line = decode_line(raw, path, number, first=number == 1)
             if not line.strip():
                 continue
             try:
@@ -100,6 +118,52 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not isinstance(obj, dict):
                 raise DataError(path, "expected a JSON object", number)
             yield number, obj
+
+
+def decode_line(raw: bytes, path: str | Path, number: int, first: bool = False) -> str:
+    """One line of a text file as UTF-8 (a byte-order mark on the first line is skipped).
+
+    Raises:
+        DataError: bytes that are not UTF-8, named by file, line and byte column (a file in another encoding,
+            or an output torn inside a multi-byte character); a gzip file or a UTF-16 one is named as such.
+    """
+    if first and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(path, not_utf8(raw, exc), number) from None
+
+
+def not_utf8(data: bytes, exc: UnicodeDecodeError) -> str:
+    """Why ``data`` is not UTF-8, in words: a gzip file, UTF-16 (byte-order mark), or the first bad byte."""
+    if data.startswith(b"\x1f\x8b"):
+        return "a gzip-compressed file, not UTF-8 text: decompress it first (gunzip)"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16 text, not UTF-8: save it as UTF-8"
+    return (f"not UTF-8: byte 0x{data[exc.start]:02x} at byte column {exc.start + 1} (another encoding, such as "
+            "Latin-1, or a file torn inside a character); save it as UTF-8")
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file's content.
+
+    Raises:
+        DataError: the file is not UTF-8 or not valid JSON (e.g. torn by a crash), with file and line named.
+        StorageError: it cannot be read.
+    """
+    path = Path(path)
+    with storage_errors(path):
+        data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(path, not_utf8(data, exc), data.count(b"\n", 0, exc.start) + 1) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"not valid JSON ({exc.msg} at column {exc.colno}; torn by a crash? run the stage "
+                              "that writes it again)", exc.lineno) from None
 
 
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
@@ -126,7 +190,8 @@ class ResumableJsonl:
         self._handle: TextIO | None = None
 
     def existing(self) -> list[dict[str, Any]]:
-        """Records already in the partial file; a torn (unterminated or invalid) last line is discarded."""
+        """Records already in the partial file; a torn (unterminated, invalid JSON or invalid UTF-8) line and
+        everything after it is discarded."""
         if not self.partial.exists():
             return []
         records, good_bytes = [], 0
@@ -136,7 +201,7 @@ class ResumableJsonl:
                     break
                 try:
                     records.append(json.loads(raw))
-                except json.JSONDecodeError:
+                except ValueError:  # invalid JSON, or bytes torn inside a UTF-8 character
                     break
                 good_bytes += len(raw)
         with open(self.partial, "r+b") as handle:
@@ -241,9 +306,9 @@ def _rows(path: str | Path) -> Iterator[tuple[int, list[str]]]:
     path = Path(path)
     if not path.exists():
         raise DataError(path, "file not found")
-    with open(path, encoding="utf-8-sig", newline=None) as handle:
-        for number, line in enumerate(handle, 1):
-            cols = line.split()
+    with storage_errors(path), open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            cols = decode_line(raw, path, number, first=number == 1).split()
             if cols:
                 yield number, cols
 

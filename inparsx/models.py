@@ -10,7 +10,9 @@ downloaded again. A model may also be a GGUF file (llama.cpp's format): transfor
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,8 +109,45 @@ def from_pretrained(auto_cls: Any, model: str, gguf_file: str | None = None, **k
     Raises:
         InparsxError: as :func:`model_source`. Loading errors (``OSError``, ``ValueError``) propagate.
     """
+    from inparsx.progress import quiet_library_bars
+
+    quiet_library_bars()  # transformers' per-tensor and GGUF de-quantizing bars, wherever a model loads
     source = model_source(model, gguf_file)
     return auto_cls.from_pretrained(source.path, **source.kwargs(), **kwargs)
+
+
+@contextlib.contextmanager
+def loading(what: str, model: str) -> Iterator[None]:
+    """Turn a failure to load ``model`` inside the block into one line naming it: ``cannot load reranker model
+    'org/typo': <the library's first line>``. transformers and huggingface_hub raise ``OSError`` (an unknown id,
+    no network and no cached copy, a gated repository), ``ValueError`` or ``ImportError``, safetensors its
+    ``SafetensorError`` (a corrupt weights file); without this the CLI
+    can only report the ``OSError`` as a file error with no path ("(unknown path): We couldn't connect...").
+    inparsx's own errors pass through unchanged.
+
+    Raises:
+        InparsxError: the model could not be loaded (``what`` and ``model`` named).
+    """
+    from inparsx.progress import quiet_library_bars
+
+    quiet_library_bars()
+    try:
+        yield
+    except InparsxError:
+        raise
+    except (OSError, ValueError, ImportError, _safetensors_error()) as exc:
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise InparsxError(f"cannot load {what} {model!r}: {first[:400]}") from None
+
+
+def _safetensors_error() -> type[Exception]:
+    """``safetensors.SafetensorError`` (a corrupt or truncated weights file), which derives from ``Exception``
+    alone; ``OSError`` when safetensors is not installed."""
+    try:
+        from safetensors import SafetensorError
+    except ImportError:
+        return OSError
+    return SafetensorError
 
 
 def is_gguf_model(model: Any) -> bool:

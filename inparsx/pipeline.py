@@ -32,7 +32,7 @@ from inparsx.datasets import Dataset, resolve_dataset
 from inparsx.datasets.base import NoDataset, SampledSplit
 from inparsx.errors import InparsxError
 from inparsx.interrupts import interrupted_as
-from inparsx.io import atomic_write, write_json
+from inparsx.io import atomic_write, read_json, write_json
 from inparsx.lock import run_dir_lock
 from inparsx.progress import console, out, quiet_library_bars
 from inparsx.recipe import STAGES, Recipe
@@ -166,17 +166,14 @@ class StageContext:
         """The :data:`RUN_NOTES` of every stage, merged in pipeline order: ``{"runs": {...}, "pairs": [...]}``.
 
         Raises:
-            InparsxError: a notes file that is not valid JSON (path named).
+            DataError: a notes file that is not valid JSON or not UTF-8 (path named).
         """
         notes: dict[str, Any] = {"runs": {}, "pairs": []}
         for stage in [s for s in STAGES if s not in UNEVALUATED_STAGES]:
             path = self.run_dir / stage / RUN_NOTES
             if not path.is_file():
                 continue
-            try:
-                found = json.loads(path.read_text())
-            except json.JSONDecodeError as exc:
-                raise InparsxError(f"{path}: not valid JSON ({exc})") from None
+            found = read_json(path)
             notes["runs"].update(found.get("runs", {}))
             notes["pairs"].extend(found.get("pairs", []))
         return notes
@@ -286,7 +283,8 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
     Only one process at a time may run in ``run_dir`` (see :mod:`inparsx.lock`).
 
     Raises:
-        InparsxError: ``start``/``stop`` name a stage that is not in the recipe, or a stage fails on bad input.
+        InparsxError: ``start``/``stop`` name a stage that is not in the recipe, ``start`` comes after
+            ``stop``, or a stage fails on bad input.
         PreflightError: a model that is missing or gated, or too large for this machine (before any stage).
         RunDirLocked: another process is running in ``run_dir``.
         Interrupted: Ctrl-C; says which stage stopped (finished stages and partial results are kept).
@@ -297,6 +295,9 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
     for flag, value in (("--from", start), ("--to", stop)):
         if value is not None and value not in names:
             raise InparsxError(f"{flag} {value}: not a stage of this recipe; its stages: {', '.join(names)}")
+    if start is not None and stop is not None and names.index(start) > names.index(stop):
+        raise InparsxError(f"--from {start} comes after --to {stop} in this recipe ({' -> '.join(names)}): "
+                           "nothing would run; give a --from stage at or before the --to stage")
     from inparsx.store import StageStore
 
     with run_dir_lock(run_dir):
@@ -513,7 +514,7 @@ def _run_stage(ctx: StageContext, fresh: bool, prepared: Callable[[], None] | No
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / DONE_MARKER).unlink(missing_ok=True)
-    resuming = started == ctx.fingerprint and not fresh
+    resuming = started == ctx.fingerprint and not fresh and _holds_work(folder)
     write_json(folder / STARTED_MARKER, {"fingerprint": ctx.fingerprint})
     console.rule(f"[bold]{ctx.stage}[/bold] ({', '.join(c.name for c in ctx.components)})"
                  + (" [yellow]resuming[/yellow]" if resuming else ""))
@@ -526,6 +527,13 @@ def _run_stage(ctx: StageContext, fresh: bool, prepared: Callable[[], None] | No
     write_json(folder / DONE_MARKER, {"fingerprint": ctx.fingerprint, "seconds": round(seconds, 3),
                                       "use": [c.name for c in ctx.components]})
     console.print(f"[green]✓[/green] {ctx.stage}: done in {seconds:.1f} s")
+
+
+def _holds_work(folder: Path) -> bool:
+    """Whether an earlier attempt left anything in ``folder`` to resume from: a non-empty file other than the
+    markers (so the header says "resuming" only when something is resumed, not after a failure at start-up)."""
+    return any(path.is_file() and path.name not in (STARTED_MARKER, DONE_MARKER) and path.stat().st_size > 0
+               for path in folder.rglob("*"))
 
 
 def _call_runner(ctx: StageContext) -> None:

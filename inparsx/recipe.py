@@ -189,14 +189,16 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, registry: 
         registry: components to validate against (default: the entry-point registry).
 
     Raises:
-        RecipeError: unreadable or invalid TOML, or a bad ``--set``.
+        RecipeError: unreadable, not UTF-8 (a UTF-8 byte-order mark is accepted) or invalid TOML, or a bad
+            ``--set``.
         RecipeErrors: every unknown key, wrong type and unknown plugin, each with file, line and dotted key.
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data_bytes = path.read_bytes()
     except OSError as exc:
         raise RecipeError(path, "", f"cannot read recipe ({exc.strerror})") from None
+    text = recipe_text(path, data_bytes)
     try:
         data = tomli.loads(text)
     except tomli.TOMLDecodeError as exc:
@@ -204,6 +206,23 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, registry: 
     for override in overrides or []:
         apply_override(data, override)
     return validate_recipe(data, str(path), text, registry or get_registry())
+
+
+def recipe_text(path: Path, data: bytes) -> str:
+    """A recipe file's bytes as text: UTF-8, as TOML requires; a UTF-8 byte-order mark (some Windows editors
+    write one) is skipped.
+
+    Raises:
+        RecipeError: bytes that are not UTF-8 (a gzip file, UTF-16, Latin-1...), with the line and what to do.
+    """
+    from inparsx.io import not_utf8
+
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise RecipeError(path, "", f"a recipe must be UTF-8 text (TOML): {not_utf8(data, exc)}",
+                          None if data.startswith((b"\x1f\x8b", b"\xff\xfe", b"\xfe\xff")) else line) from None
 
 
 def parse_set(item: str) -> tuple[list[str], Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -114,3 +115,32 @@ def test_no_data_home_and_no_network_is_one_line_and_exit_2(tmp_path, args):
            "scifact.zip (the proxy refused the connection)" in lines[0]
     assert "set INPARSX_DATA_HOME to a folder holding beir/scifact/corpus.jsonl" in lines[0]
     assert f"ir_datasets then keeps it in {tmp_path / 'ir_datasets'}" in lines[0]
+
+
+def test_plugin_descriptions_end_at_a_sentence():
+    from inparsx.cli.main import summary_line
+    from inparsx.plugins import get_registry
+
+    cpo = get_registry().get("tuners", "cpo")
+    assert summary_line(cpo.__doc__).endswith("(see the module docstring).")  # its first line stops mid-sentence
+    assert summary_line("Scores pairs, e.g. BM25 pairs. More text.") == "Scores pairs, e.g. BM25 pairs."
+    assert summary_line("Uses :func:`inparsx.a.b` and :class:`~inparsx.c.D`, no end") == "Uses inparsx.a.b and D, no end"
+    result = CliRunner().invoke(app, ["plugins", "--json"])
+    for row in json.loads(result.stdout):
+        assert row["description"].endswith((".", ")")), row  # every listed description is a whole sentence
+        assert "``" not in row["description"] and ":func:" not in row["description"]
+
+
+@pytest.mark.parametrize("command", ["eval", "filter", "generate", "train", "rerank", "retrieve", "run", "check",
+                                     "report", "validate", "plugins"])
+def test_help_reads_as_text(command):
+    result = CliRunner().invoke(app, [command, "--help"], terminal_width=200)
+    text = result.stdout
+    assert result.exit_code == 0, text
+    assert "``" not in text and ":func:" not in text and ":class:" not in text  # no reStructuredText
+    assert "<bool>" not in text  # a flag takes no value
+    assert not re.search(r"\{[a-z_]+\}", text.split("Usage:", 1)[1].splitlines()[0])  # positionals as NAME
+    if command == "eval":
+        assert "the same validated [evaluate] table" in text  # rich markup no longer swallows it
+    if command == "filter":
+        assert "Usage: inparsx filter [OPTIONS] QUERIES" in text and "[recipe] table" in text

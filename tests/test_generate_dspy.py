@@ -62,6 +62,8 @@ def test_local_transformers_model_through_the_engine(ctx, tmp_path):
     stats = json.loads((ctx.dir / "dspy.stats.json").read_text())
     assert stats == {"documents": 2, "parse_failures": 2, "module": "ChainOfThought", "program": None}
     assert generator.generated_tokens > 0 and generator._engine.calls >= 2
+    ran = json.loads((ctx.dir / "q.stats.json").read_text())["ran_with"]  # what ran, resolved
+    assert ran == {"model": str(model), "device": "cpu", "precision": "fp32", "precision_reason": "asked for"}
 
 
 def test_engine_renders_the_request_and_decodes_greedily(tmp_path):

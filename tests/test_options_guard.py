@@ -251,7 +251,7 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
     ("generators", "dspy"): {**DSPY_SHARED, "num_docs": Vary(3)},
     ("tuners", "dspy"): {
         **DSPY_SHARED, **JUDGE_SHARED, "num_docs": Vary(2), "split": Vary("test"),
-        "optimizer": Vary("COPRO"),
+        "optimizer": Vary("COPRO"), "demo_threshold": Vary(1e9),
         "optimizer_options": Vary({"max_bootstrapped_demos": 1, "max_labeled_demos": 1}),
         "compile_options": Vary({"teacher": None})},
     ("tuners", "cpo"): {
@@ -282,7 +282,7 @@ checksum reranker)."""
 BASE: dict[tuple[str, str], dict[str, Any]] = {
     ("retrievers", "bm25"): {"k": 8},
     ("retrievers", "bm25s"): {"k": 8},
-    ("generators", "hf"): {"model": Model("base"), "max_new_tokens": 4, "num_docs": 2},
+    ("generators", "hf"): {"model": Model("base"), "max_new_tokens": 4, "num_docs": 2, "dtype": "fp32"},  # auto may be bf16
     ("generators", "vllm"): {"model": Model("base"), "max_new_tokens": 4, "num_docs": 2},
     ("generators", "ict"): {"num_docs": 2},
     ("generators", "qrels"): {"num_queries": 6},
@@ -601,8 +601,11 @@ def scripted_dspy():
         return lm
 
     def load(path, options):
+        import torch
+        from types import SimpleNamespace
+
         built.append(("load", path, options.dtype, options.quantization))
-        return None, None
+        return SimpleNamespace(device=torch.device("cpu"), dtype=torch.float32), None  # what say_what_runs reads
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(DSPyGenerator, "lm", lm_of)

@@ -83,7 +83,7 @@ def test_run_stops_before_the_first_stage_with_the_verdict(tmp_path):
 def test_a_reranker_declares_the_dtype_auto_loads_here(monkeypatch, native):
     from inparsx.plugins import get_registry
 
-    monkeypatch.setattr("inparsx.rerank.hardware.native_bf16", lambda device: native)
+    monkeypatch.setattr("inparsx.precision.native_bf16", lambda device: native)
     reranker = get_registry().build("rerankers", "cross-encoder", {})
     assert reranker.model_ref("m").dtype == ("bf16" if native else "fp32")
     assert get_registry().build("rerankers", "bi-encoder", {"dtype": "fp32"}).model_ref("m").dtype == "fp32"

@@ -113,17 +113,21 @@ def test_cross_encoder_trains_saves_and_loads(loss, triples_file, bert, tmp_path
     assert not (out / CHECKPOINTS).exists()
 
 
-def test_bi_encoder_trains_with_hard_negatives(triples_file, bert, tmp_path, capfd):
+def test_bi_encoder_trains_with_hard_negatives(triples_file, bert, tmp_path, capfd, monkeypatch):
     from sentence_transformers import SentenceTransformer
 
+    monkeypatch.setenv("INPARSX_PROGRESS", "log")  # what a log file, a cluster job or CI gets
+    monkeypatch.setenv("INPARSX_PROGRESS_INTERVAL", "0")
     out = _build("bi-encoder", base_model=str(bert), num_negatives=2, **FAST).train(triples_file, tmp_path / "m")
     model = SentenceTransformer(str(out))
     assert model.encode(["a query"]).shape == (1, 64) and model.max_seq_length == 64
     assert "bi-encoder" in (out / "README.md").read_text()
     printed = capfd.readouterr()
-    # with progress bars off (as in CI), the loss comes as "step i/n  loss x" lines, not transformers' raw dicts
+    # where stderr is no terminal, the loss comes in plain progress lines, not transformers' raw dicts
     assert "{'loss'" not in printed.out + printed.err
-    assert re.search(r"^step \d+/\d+  loss \d+\.\d{4}", printed.err, re.MULTILINE)
+    assert re.search(r"^training: \d+/4 steps \(\d+%\) · [\d.]+ steps/s · .*loss \d+\.\d{4}", printed.err,
+                     re.MULTILINE)
+    assert re.search(r"^training: 4/4 steps \(100%\) · [\d.]+ steps/s · done in", printed.err, re.MULTILINE)
 
 
 def test_bi_encoder_margin_mse_moves_the_student_towards_the_teachers_margins(triples_file, bert, tmp_path):
@@ -294,3 +298,43 @@ def test_train_layers_freezes_embeddings_and_lower_layers(triples_file, bert, tm
     assert changed and all(".encoder.layer.1." in name for name in changed)
     info = read_training_info(out)["metrics"]
     assert 0 < info["trainable_parameters"] < info["parameters"]
+
+
+def test_a_loss_that_does_not_move_is_warned_about(triples_file, tmp_path, capfd):
+    """With a learning rate of about 0 the model cannot learn: the same triple in every batch and no dropout
+    give the same loss at every step, and after a quarter of the steps the trainer says so; the model card and
+    the training info record it."""
+    one = read_triples(triples_file)[0]
+    row = {"query": one.query, "pos_id": one.pos_id, "pos_text": one.pos_text, "neg_ids": list(one.neg_ids[:1]),
+           "neg_texts": list(one.neg_texts[:1])}
+    same = tmp_path / "same.jsonl"
+    same.write_text("".join(json.dumps({**row, "query_id": f"q{i}"}) + "\n" for i in range(16)))
+    bert = tiny_bert(tmp_path / "bert", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    capfd.readouterr()
+    out = _build("cross-encoder", base_model=str(bert), loss="bce", max_steps=8, batch_size=2, max_length=48,
+                 logging_steps=1, save_steps=0, learning_rate=1e-12, lr_scheduler="constant").train(same, tmp_path / "m")
+    printed = capfd.readouterr().err
+    assert "warning: the training loss has not moved from its starting value after 4 of 8 steps" in printed
+    assert "has not moved" in read_training_info(out)["metrics"]["loss_flat"]
+    assert "- warning: the training loss has not moved" in (out / "README.md").read_text()
+
+
+@pytest.mark.parametrize("losses, flat", [
+    ([0.6931] * 8, True),                                           # BCE stuck at ln 2
+    ([0.69, 0.71, 0.68, 0.70, 0.70, 0.68, 0.71, 0.69], True),       # noise around a constant
+    ([0.70, 0.62, 0.55, 0.50, 0.46, 0.43, 0.41, 0.40], False),      # learning
+    ([0.70, 0.66, 0.64, 0.60, 0.61, 0.55, 0.56, 0.51], False),      # learning through noise
+    ([0.30, 0.34, 0.41, 0.47, 0.55, 0.61, 0.66, 0.72], False),      # diverging is movement too
+])
+def test_the_flat_loss_check(losses, flat, capsys):
+    from inparsx.train.common import FlatLossCheck
+
+    check = FlatLossCheck()
+    for step, loss in enumerate(losses, 1):
+        check.add(step * 10, len(losses) * 10, loss)
+    assert check.flat is flat and (("has not moved" in capsys.readouterr().err) is flat)
+    short = FlatLossCheck()
+    for step, loss in enumerate([0.69] * 3, 1):
+        short.add(step, 3, loss)
+    short.finish(3)
+    assert short.flat is None  # three logs cannot tell

@@ -91,3 +91,26 @@ def test_examples_come_from_the_train_split_only(scifact_small, tmp_path):
     examples = dspy_tuner.train_examples(ComponentContext(visible, tmp_path), "train", 3, 50)
     train_queries = {q.text for q in visible.queries("train").values()}
     assert len(examples) == 3 and all(e.query in train_queries for e in examples)
+
+
+def test_bootstrapping_keeps_only_demos_the_judge_accepts():
+    """BootstrapFewShot keeps a trace as a demo when the metric is true; a float score always was (a compiled
+    program kept the query "ZMYND11\\n\\n[## completed ## ]"), so with a trace the metric answers score >= threshold."""
+    import dspy
+
+    class Judge:
+        def score(self, records):
+            return {"metric": {"good query": 0.9, "weak query": 0.2}.get(records[0].query, 0.7)}
+
+    metric = dspy_tuner.judge_metric(Judge(), threshold=0.5)
+    example = dspy.Example(document="d", query="q", doc_id="1").with_inputs("document")
+    answer = lambda query: dspy.Prediction(query=query)  # noqa: E731
+    assert metric(example, answer("good query"), trace=[]) is True
+    assert metric(example, answer("weak query"), trace=[]) is False
+    assert metric(example, answer("ZMYND11\n\n[## completed ## ]"), trace=[]) is False
+    assert metric(example, answer("[[ ## query ## ]] x"), trace=[]) is False
+    assert metric(example, answer(""), trace=[]) is False
+    assert metric(example, answer("weak query")) == 0.2 and metric(example, answer("ZMYND11\n\nx")) == 0.0
+    opts = dspy_tuner.DSPyTunerOptions(model="m", judge="consistency", retriever="bm25s")
+    assert dspy_tuner.demo_threshold(opts) == 0.5
+    assert dspy_tuner.demo_threshold(opts.model_copy(update={"demo_threshold": 0.1})) == 0.1

@@ -13,10 +13,12 @@ from typing import Annotated, Optional
 import typer
 
 from inparsx import interrupts
+from inparsx.cli.help import PlainHelpGroup, first_sentence
 from inparsx.errors import InparsxError, Interrupted, StorageError
 from inparsx.progress import quiet_library_bars
 
 app = typer.Typer(name="inparsx", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  cls=PlainHelpGroup, rich_markup_mode="rich",
                   help="Synthetic queries -> filtered triples -> trained reranker, from declarative TOML recipes.")
 
 SetOption = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a recipe value: dotted.key=value (repeatable).")]
@@ -116,8 +118,9 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON ins
         out.print_json(json.dumps([dict(zip(("kind", "name", "package", "version", "description"), r)) for r in rows]))
         return
     table = Table(title="inparsx components")
-    for column in ("kind", "name", "package", "version", "description"):
-        table.add_column(column)
+    for column in ("kind", "name", "package", "version"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("description", overflow="fold")
     for row in rows:
         table.add_row(*row)
     out.print(table)
@@ -164,11 +167,9 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (writte
 
 
 def summary_line(doc: str | None) -> str:
-    """The first line of a docstring as plain text (reStructuredText ``literals`` shown without backticks)."""
-    import re
-
-    first = (doc or "").strip().splitlines()[0] if (doc or "").strip() else ""
-    return re.sub(r"``(.+?)``", r"\1", first)
+    """A component's description for ``inparsx plugins``: the first sentence of its docstring, as plain text
+    (:func:`inparsx.cli.help.first_sentence`)."""
+    return first_sentence(doc)
 
 
 def _add_plugin_commands() -> None:

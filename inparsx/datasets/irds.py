@@ -40,6 +40,9 @@ class IrdsDataset(Dataset):
         """
         import ir_datasets
 
+        from inparsx.progress import quiet_ir_datasets
+
+        quiet_ir_datasets()
         self.id = dataset_id
         self.name = f"irds:{dataset_id}"
         self.fallback_of = fallback_of

@@ -78,6 +78,9 @@ class Evaluation:
     {metric: {"p_value", "significant"}}}`` against ``baseline`` (runs other than the baseline; empty with a
     single run). ``stat_test``/``test_description``/``max_p``: how significance was tested (the evaluator's
     :meth:`~inparsx.evaluate.base.Evaluator.test_name` and :meth:`~inparsx.evaluate.base.Evaluator.test_description`).
+    ``shallow``: ``{run: {metric: depth}}`` for each metric whose cutoff is deeper than the run (``recall@1000``
+    of a run holding at most 100 documents per query, which is then the run's ``recall@100``): flagged in the
+    table and warned about (:func:`shallow_metrics`).
     """
 
     metrics: list[Metric]
@@ -92,6 +95,7 @@ class Evaluation:
     max_p: float = 0.05
     descriptions: dict[str, str] = field(default_factory=dict)
     pairs: list[PairTest] = field(default_factory=list)
+    shallow: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def comparison(self) -> dict[str, Any]:
         """The JSON of ``comparison.json``: for each run but the baseline and each metric, its value, the
@@ -202,6 +206,8 @@ def evaluate_runs(evaluator: "Evaluator", qrels: Qrels, runs: Mapping[str, Run],
                         baseline=baseline, stat_test=evaluator.test_name(),
                         test_description=evaluator.test_description(), max_p=options.max_p)
     _warn_coverage(result.coverage, len(qrels))
+    result.shallow = shallow_metrics(runs, parsed)
+    _warn_shallow(result.shallow)
     per_query = evaluator.per_query(qrels, runs, names)
     if per_query is None:
         result.qids, result.means = sorted(qrels), evaluator.evaluate(qrels, runs, names)
@@ -238,6 +244,35 @@ def paired_tests(evaluator: "Evaluator", evaluation: Evaluation, pairs: Iterable
                                     "p_value": float(test["p_value"]), "significant": bool(test["significant"])}
         tests.append(PairTest(run, against, pair.get("question", f"did {run} beat {against}?"), results))
     return tests
+
+
+def run_depth(run: Run) -> int:
+    """The most documents the run ranks for one query (0 for an empty run)."""
+    return max((len(docs) for docs in run.values()), default=0)
+
+
+def shallow_metrics(runs: Mapping[str, Run], metrics: Iterable[Metric]) -> dict[str, dict[str, int]]:
+    """``{run: {metric: depth}}``: the metrics with a cutoff ``k`` deeper than a run cut at a fixed depth (at
+    least half its queries rank exactly :func:`run_depth` documents, as a first stage retrieved with ``k`` does);
+    such a metric equals the same metric at the run's depth (``recall@1000`` of a depth-100 run is its
+    ``recall@100``), and reads as if the run had been retrieved deeper. A run whose queries rank different
+    numbers of documents (e.g. only the judged ones) is not cut, and runs with nothing to flag are left out."""
+    found: dict[str, dict[str, int]] = {}
+    for name, run in runs.items():
+        depth = run_depth(run)
+        cut = 2 * sum(1 for docs in run.values() if len(docs) == depth) >= len(run)
+        deep = {metric.name: depth for metric in metrics if depth and cut and metric.k > depth}
+        if deep:
+            found[name] = deep
+    return found
+
+
+def _warn_shallow(shallow: Mapping[str, Mapping[str, int]]) -> None:
+    for name, deep in shallow.items():
+        depth = next(iter(deep.values()))
+        console.print(f"[yellow]warning:[/yellow] run {name!r} holds at most {depth} documents per query, so "
+                      f"{', '.join(deep)} count(s) only those {depth} (marked † in the table): retrieve deeper "
+                      "(retrieve.k) or report the metric at that depth", soft_wrap=True)
 
 
 def _warn_coverage(found: Mapping[str, Coverage], judged: int) -> None:

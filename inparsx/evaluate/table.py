@@ -29,8 +29,12 @@ def results_table(evaluation: Evaluation, title: str | None = None) -> Table:
     return table
 
 
+SHALLOW = "†"
+"""The mark of a metric deeper than its run (``recall@1000`` of a depth-100 run)."""
+
+
 def _cell(evaluation: Evaluation, run: str, metric: str, value: float, best: float) -> str:
-    text = f"{value:.4f}"
+    text = f"{value:.4f}" + (SHALLOW if metric in evaluation.shallow.get(run, {}) else "")
     if len(evaluation.means) > 1 and value == best:
         text = f"[bold]{text}[/bold]"
     test = evaluation.significance.get(run, {}).get(metric)
@@ -51,6 +55,9 @@ def legend_parts(evaluation: Evaluation) -> tuple[list[str], list[str], str]:
     labels = {metric.name: metric.label for metric in evaluation.metrics}
     verdicts = [pair.line(labels) for pair in evaluation.pairs]
     footer = f"{len(evaluation.qids)} judged queries; a judged query missing from a run scores 0 (trec_eval -c)"
+    if evaluation.shallow:
+        depths = ", ".join(f"{run} {next(iter(deep.values()))}" for run, deep in evaluation.shallow.items())
+        footer += f"\n{SHALLOW}: deeper than the run, which ranks at most so many documents per query ({depths})"
     if evaluation.significance:
         footer += (f"\n{GAIN}/{LOSS}: significantly above/below {evaluation.baseline} "
                    f"({evaluation.test_description})")

@@ -41,12 +41,23 @@ def records_digest(records: Sequence[SyntheticQuery]) -> str:
 
 
 def build_reranker(name: str, model: str, batch_size: int, options: dict[str, Any], ctx: "ComponentContext") -> "Reranker":
-    """A loaded reranker (``model`` may be ``@stage``), told the corpus so it can cache per document.
+    """A loaded reranker (``model`` may be ``@stage``), told the corpus so it can cache per document; the device
+    and precision it runs with are printed.
+
+    Raises:
+        InparsxError: the model cannot be loaded (named).
 
     ``options``: the reranker's own options (``reranker_options``), without ``batch_size``, which is given apart.
     """
+    from inparsx.models import loading
+    from inparsx.precision import describe, precision_name
+
     reranker = get_registry().build("rerankers", name, {**options, "batch_size": batch_size})
-    reranker.load(ctx.resolve_model(model))
+    with loading(f"{name} model", model):
+        reranker.load(ctx.resolve_model(model))
+    if reranker.device is not None:
+        ctx.log(f"{ctx.stage or 'scoring'}: {name} {model} on "
+                f"{describe(reranker.device, reranker.options.dtype, precision_name(reranker.dtype))}")
     reranker.use_corpus(ctx.dataset.fingerprint())
     return reranker
 

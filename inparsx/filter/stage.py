@@ -3,9 +3,10 @@
 Each filter sees only the records the previous ones kept. Writes ``filter/queries.jsonl`` (the kept records,
 each with every filter's score in ``extra["filter_scores"]``), ``filter/decisions.jsonl`` (one line per input
 record: ``query_id``, ``doc_id``, ``kept``, the ``filter`` that dropped it, its ``reason`` and the scores
-seen so far) and ``filter/summary.json`` (per filter: records in, kept, dropped per reason), and prints the
-summary as a table. With ``[estimate]``, the held-out documents' queries are filtered in the same pass and the
-kept ones written to ``filter/heldout.jsonl`` instead.
+seen so far) and ``filter/summary.json`` (per filter: records in, kept, dropped per reason, and a ``warning``
+when it dropped every record or more than 90% of them), and prints the summary as a table. With ``[estimate]``,
+the held-out documents' queries are filtered in the same pass and the kept ones written to
+``filter/heldout.jsonl`` instead.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
 
 from inparsx.errors import DataError, PluginError
 from inparsx.filter.base import Filter
@@ -63,11 +66,36 @@ def apply_filters(records: Sequence[SyntheticQuery], filters: Sequence[Filter], 
                 row.update(kept=False, filter=component.name, reason=decision.reason or "dropped")
                 reasons[row["reason"]] += 1
         steps.append({"filter": component.name, "in": len(alive), "kept": len(survivors), "dropped": dict(reasons)})
+        warning = drop_warning(component.name, alive, len(survivors), reasons)
+        if warning:
+            steps[-1]["warning"] = warning
+            console.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
         alive = survivors
     for record in alive:
         record.extra[SCORES_KEY] = rows[record.query_id]["scores"]
     summary = {"input": len(records), "kept": len(alive), "filters": steps}
     return FilterReport(alive, list(rows.values()), summary)
+
+
+DROP_WARNING = 0.9
+"""A filter that drops more than this share of the records it sees gets a warning naming it."""
+
+
+def drop_warning(name: str, seen: Sequence[SyntheticQuery], kept: int, reasons: Counter) -> str:
+    """The warning for filter ``name`` when it dropped every record it saw, or more than :data:`DROP_WARNING` of
+    them (``""`` otherwise): counts, the main reasons, and a hint where the cause is known (the ``copied``
+    filter on ``ict`` queries, which are sentences of their own documents)."""
+    dropped = len(seen) - kept
+    if not seen or dropped <= DROP_WARNING * len(seen):
+        return ""
+    why = ", ".join(f"{reason} ({count})" for reason, count in reasons.most_common(3))
+    head = (f"filter {name!r} dropped all {len(seen)} synthetic queries it saw" if not kept else
+            f"filter {name!r} dropped {dropped} of the {len(seen)} synthetic queries it saw ({dropped / len(seen):.0%})")
+    hint = ""
+    if name == "copied" and all((r.generator or "").startswith("ict") for r in seen):
+        hint = ("; ICT queries are sentences of their own documents, so 'copied' drops them by design: leave it "
+                "out with the ict generator")
+    return f"{head}: {why}{hint}" + ("; nothing is left to train on" if not kept else "")
 
 
 def print_summary(summary: dict[str, Any]) -> None:

@@ -26,7 +26,8 @@ class Generator(Component):
 
     Optional parts of the contract (defaults suit a generator without an LLM or few-shot examples):
     ``queries_per_doc`` (records per document, used to detect a document cut short by a crash),
-    ``generated_tokens`` (running count for the tokens/s readout), ``fewshot_split(ctx)`` and
+    ``generated_tokens`` (running count for the tokens/s readout), ``ran_with`` (the device and precision of
+    its model), ``no_query_reason`` (when it writes no query for a document), ``fewshot_split(ctx)`` and
     ``select_documents(ctx)`` (the documents to write for, when the generator chooses them itself).
     """
 
@@ -34,6 +35,15 @@ class Generator(Component):
 
     generated_tokens: int = 0
     """Tokens generated so far by this instance (0 for generators without a language model)."""
+
+    ran_with: dict[str, str] | None = None
+    """What the generator's model runs with, once loaded: ``{"model", "device", "precision",
+    "precision_reason"}`` (resolved values, see :func:`inparsx.precision.ran_with`); ``None`` for a generator
+    without a local model. The generate stage writes it to ``queries.stats.json``."""
+
+    no_query_reason: str = ""
+    """When this generator writes no query for a document, in words (e.g. the ``ict`` generator's "no sentence
+    of min_words..max_words words"); the stage says it when fewer documents got queries than were sampled."""
 
     @property
     def queries_per_doc(self) -> int:

@@ -21,6 +21,7 @@ from pydantic import Field
 from inparsx.errors import InparsxError
 from inparsx.generate.base import Generator, GeneratorOptions
 from inparsx.io import write_json
+from inparsx.precision import AUTO_DESCRIPTION
 from inparsx.records import Document, SyntheticQuery
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class DSPyOptions(GeneratorOptions):
     max_doc_words: int = Field(256, ge=1)
     max_new_tokens: int = Field(256, ge=1)
     temperature: float = Field(0.0, ge=0)
-    dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description=AUTO_DESCRIPTION)
     quantization: Literal["none", "int8", "nf4"] = "none"
 
 
@@ -175,10 +176,11 @@ class DSPyGenerator(Generator):
                 self._lm = dspy.LM(opts.model, api_base=opts.api_base, api_key=os.environ.get(opts.api_key_env, "none"),
                                    temperature=opts.temperature, max_tokens=opts.max_new_tokens, cache=False)
             else:
-                from inparsx.generate.hf import HFOptions, load_model
+                from inparsx.generate.hf import HFOptions, load_model, say_what_runs
 
                 path = ctx.resolve_model(opts.model)
                 model, tokenizer = load_model(path, HFOptions(model=path, dtype=opts.dtype, quantization=opts.quantization))
+                self.ran_with = say_what_runs(model, opts, f"{self.name} generator", ctx)
                 self._engine = TransformersEngine(model, tokenizer, opts.max_new_tokens, name=opts.model)
                 self._lm = dspy.LM(f"local/{opts.model}", engine=self._engine, cache=False,
                                    temperature=opts.temperature, max_tokens=opts.max_new_tokens)

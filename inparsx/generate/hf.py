@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 
 from inparsx.errors import InparsxError
 from inparsx.generate.prompted import PromptedGenerator, PromptOptions, dataset_short_name
+from inparsx.precision import AUTO_DESCRIPTION
 from inparsx.records import Document, SyntheticQuery
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class HFOptions(PromptOptions):
     top_k: int = Field(0, ge=0, description="0 = off")
     num_queries_per_doc: int = Field(1, ge=1)
     batch_size: int = Field(8, ge=1)
-    dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description=AUTO_DESCRIPTION)
     quantization: Literal["none", "int8", "nf4"] = "none"
     device_map: str | None = Field(None, description='e.g. "auto" to spread a large model over GPUs')
     attn_implementation: str | None = Field(None, description='transformers attention kernel, e.g. "sdpa", '
@@ -129,6 +130,7 @@ class HFGenerator(PromptedGenerator):
         """The model (eval mode, on its device) and its tokenizer (pad token set), loaded once."""
         if self._loaded is None:
             self._loaded = load_model(ctx.resolve_model(self.options.model), self.options)
+            self.ran_with = say_what_runs(self._loaded[0], self.options, f"generate ({self.name})", ctx)
         return self._loaded
 
     def prompt_builder(self, ctx: "ComponentContext", tokenizer: Any, model: Any = None) -> "PromptBuilder":
@@ -202,10 +204,10 @@ def model_kwargs(options: HFOptions) -> dict[str, Any]:
 
 def _placement(options: HFOptions) -> dict[str, Any]:
     """dtype, quantization_config and device_map arguments of ``from_pretrained``."""
-    import torch
+    from inparsx.precision import torch_dtype
 
-    dtypes = {"auto": "auto", "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-    kwargs: dict[str, Any] = {"dtype": dtypes[options.dtype]}
+    compute = torch_dtype(generator_precision(options))
+    kwargs: dict[str, Any] = {"dtype": compute}
     if options.attn_implementation:
         kwargs["attn_implementation"] = options.attn_implementation
     if options.device_map and int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -218,12 +220,38 @@ def _placement(options: HFOptions) -> dict[str, Any]:
     if options.quantization != "none":
         from transformers import BitsAndBytesConfig
 
-        compute = dtypes[options.dtype] if options.dtype != "auto" else (torch.bfloat16 if torch.cuda.is_available() else torch.float32)
         kwargs["quantization_config"] = (BitsAndBytesConfig(load_in_8bit=True) if options.quantization == "int8" else
                                          BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                             bnb_4bit_compute_dtype=compute))
         kwargs.setdefault("device_map", {"": str(_device())})
     return kwargs
+
+
+def say_what_runs(model: Any, options: Any, label: str, ctx: "ComponentContext") -> dict[str, str]:
+    """Log the device and precision a loaded generator model runs with (``generate (hf): <model> on cpu, bf16
+    (auto: this CPU computes bf16 natively (AVX512-BF16))``, plus ``, nf4 weights`` when quantised) and return
+    them as recorded in ``queries.stats.json``: ``{"model", "device", "precision", "precision_reason"}`` and
+    ``quantization`` when not ``none`` (resolved values, :func:`inparsx.precision.ran_with`). ``options``: any
+    options with ``model``, ``dtype`` and ``quantization`` (the ``hf`` and ``dspy`` generators')."""
+    from inparsx.precision import describe, precision_name, ran_with
+
+    device, precision = model.device, precision_name(model.dtype)
+    quantized = "" if options.quantization == "none" else f", {options.quantization} weights"
+    ctx.log(f"{label}: {options.model} on {describe(device, options.dtype, precision)}{quantized}")
+    return {"model": options.model, **ran_with(device, options.dtype, precision),
+            **({"quantization": options.quantization} if quantized else {})}
+
+
+def generator_precision(options: HFOptions) -> str:
+    """``options.dtype`` resolved on this process's device by the one ``auto`` rule
+    (:data:`inparsx.precision.AUTO_RULE`); with ``quantization``, the dtype the quantised layers compute in.
+
+    Raises:
+        InparsxError: fp16 asked for on a CPU.
+    """
+    from inparsx.precision import resolve_precision
+
+    return resolve_precision(options.dtype, _device(), "generate.dtype")
 
 
 def _device() -> Any:

@@ -112,6 +112,14 @@ class ICTGenerator(Generator):
     Options: ClassVar[type[ICTOptions]] = ICTOptions
     batch_size: ClassVar[int] = 512
 
+    @property
+    def no_query_reason(self) -> str:  # type: ignore[override]
+        opts = self.options
+        single = " or with a single sentence (remove_sentence needs another one for the positive)" \
+            if opts.remove_sentence else ""
+        first = f" among its first {opts.first_sentences}" if opts.first_sentences else ""
+        return f"a document without a sentence of {opts.min_words} to {opts.max_words} words{first}{single}"
+
     def generate(self, docs: Sequence[Document], ctx: "ComponentContext") -> Iterator[list[SyntheticQuery]]:
         """One query per document that has a sentence of ``min_words``..``max_words`` words (and, when
         removing it, at least one other sentence); other documents yield nothing."""

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from inparsx.datasets import Dataset
 from inparsx.io import ResumableJsonl, atomic_write, write_json, write_jsonl
 from inparsx.pipeline import EXCLUDED_QIDS
-from inparsx.progress import console, progress_task
+from inparsx.progress import console, measured, progress_task, task_of
 from inparsx.records import Document
 
 if TYPE_CHECKING:
@@ -36,13 +36,15 @@ QUERIES = "queries.jsonl"
 @dataclass
 class GenerationSummary:
     """What a generation run produced: documents with queries, queries, wall seconds of this process's
-    generation, tokens generated (0 without an LLM) and the excluded query ids (few-shot, evaluated split)."""
+    generation, tokens generated (0 without an LLM), the excluded query ids (few-shot, evaluated split) and the
+    documents sampled (``num_docs``, or the whole corpus when smaller)."""
 
     docs: int
     queries: int
     seconds: float
     generated_tokens: int
     excluded_qids: list[str]
+    sampled: int = 0
 
 
 def run_stage(ctx: "StageContext") -> None:
@@ -101,6 +103,9 @@ def generate_queries(ctx: "ComponentContext", generator: "Generator", out: Path,
         docs = generator.select_documents(ctx)
     if docs is None:
         docs = sample_docs(ctx.dataset, generator.options.num_docs, ctx.seed)
+        if len(docs) < generator.options.num_docs and shards.is_main:
+            console.print(f"num_docs = {generator.options.num_docs}, but the collection holds {len(docs)} documents: "
+                          "all of them are used", markup=False, soft_wrap=True)
     position = {doc.doc_id: i for i, doc in enumerate(docs)}
     main = ResumableJsonl(out)
     if shards.is_main:
@@ -112,12 +117,10 @@ def generate_queries(ctx: "ComponentContext", generator: "Generator", out: Path,
     if done and shards.is_main:
         console.print(f"resuming: {len(done)} of {len(docs)} documents already have queries")
     writer = main if shards.count == 1 else ResumableJsonl(shards.part_path(out, shards.index))
-    began = time.perf_counter()
-    written = _run(generator, todo, ctx, writer, show=shards.is_main, label=label)
-    seconds = time.perf_counter() - began
+    written, seconds = _run(generator, todo, ctx, writer, show=shards.is_main, label=label)
     writer.close()
     shards.barrier()
-    summary = GenerationSummary(len(todo), written, seconds, generator.generated_tokens, [])
+    summary = GenerationSummary(len(todo), written, seconds, generator.generated_tokens, [], len(docs))
     if shards.is_main:
         _merge_shards(main, shards)
         summary = _finish(main, position, generator, ctx, summary)
@@ -125,16 +128,17 @@ def generate_queries(ctx: "ComponentContext", generator: "Generator", out: Path,
     return summary
 
 
-def _run(generator: "Generator", docs: list[Document], ctx: "ComponentContext", writer: ResumableJsonl, show: bool,
-         label: str | None = None) -> int:
+def _run(generator: "Generator", docs: list[Document], ctx: "ComponentContext", writer: ResumableJsonl,
+         show: bool, label: str | None = None) -> tuple[int, float]:
     """Generate and append batch by batch, with a progress bar (``label``, default ``generate (<name>)``) of
     docs/s and ETA, plus queries/s and generated tokens/s measured from the end of the first batch (so that
-    model loading does not count)."""
+    model loading does not count). Returns the records written and the seconds the bar measured (:func:`inparsx.progress.measured`), so the docs/s of
+    ``queries.stats.json`` is the bar's."""
     written, first = 0, None
     if not docs:
-        return 0  # a finished run interrupted before its last step: no model to load
-    label = label or f"generate ({generator.name})"
-    bar = progress_task(label, total=len(docs), unit="docs") if show else _silent()
+        return 0, 0.0  # a finished run interrupted before its last step: no model to load
+    began = time.perf_counter()
+    bar = progress_task(label or f"generate ({generator.name})", total=len(docs), unit="docs") if show else _silent()
     with bar as (progress, task):
         for batch in generator.generate(docs, ctx):
             writer.append(record.to_dict() for record in batch)
@@ -142,7 +146,8 @@ def _run(generator: "Generator", docs: list[Document], ctx: "ComponentContext", 
             progress.update(task, advance=len({r.doc_id for r in batch}), extra=_rates(first, written, generator))
             first = first or (time.perf_counter(), written, generator.generated_tokens)
         progress.update(task, completed=len(docs))
-    return written
+        seconds = measured(task_of(progress, task))[1] if task is not None else time.perf_counter() - began
+    return written, seconds
 
 
 def _rates(first: tuple[float, int, int] | None, written: int, generator: "Generator") -> str:
@@ -180,13 +185,26 @@ def _finish(main: ResumableJsonl, position: dict[str, int], generator: "Generato
         summary.excluded_qids = sorted({qid for r in records for qid in r.get("fewshot_examples") or []})
         with atomic_write(main.path.with_name(EXCLUDED_QIDS)) as handle:
             handle.writelines(f"{qid}\n" for qid in summary.excluded_qids)
+    with_query = {r["doc_id"] for r in records}
+    without = [doc_id for doc_id, _ in sorted(position.items(), key=lambda item: item[1]) if doc_id not in with_query]
     write_json(main.path.with_name(f"{main.path.stem}.stats.json"),
                {**asdict(summary), "excluded_qids": len(summary.excluded_qids), "generator": generator.name,
-                "fewshot_split": split, "docs_per_s_this_run": round(rate, 3)})
+                "fewshot_split": split, "docs_per_s_this_run": round(rate, 3),
+                "docs_without_query": without, "ran_with": generator.ran_with})
     console.print(f"{summary.queries} queries for {summary.docs} documents -> {main.path}"
                   + (f"; {len(summary.excluded_qids)} few-shot query ids excluded from evaluation"
-                     if summary.excluded_qids else ""))
+                     if summary.excluded_qids else ""), markup=False, soft_wrap=True)
+    if without:
+        console.print(short_count_note(generator, len(without), len(position)), markup=False, soft_wrap=True)
     return summary
+
+
+def short_count_note(generator: "Generator", missing: int, sampled: int) -> str:
+    """Why fewer documents have queries than were sampled: ``1 of the 2000 sampled documents got no query
+    (ict writes none for a document without ...); their ids are in queries.stats.json``."""
+    why = f" ({generator.name} writes none for {generator.no_query_reason})" if generator.no_query_reason else ""
+    return (f"{missing} of the {sampled} sampled documents got no query{why}; their ids are in "
+            f"{QUERIES.replace('.jsonl', '.stats.json')} (docs_without_query)")
 
 
 def sample_docs(dataset: Dataset, num_docs: int, seed: int) -> list[Document]:

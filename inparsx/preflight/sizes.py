@@ -127,7 +127,7 @@ def _folder_size(path: Path) -> ModelSize:
 def _safetensors_shapes(files: list[Path]) -> dict[str, list[int]]:
     """Every floating-point tensor's shape from the headers of ``files`` (``safetensors.safe_open``; no tensor
     is read)."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     shapes: dict[str, list[int]] = {}
     for file in files:
@@ -138,8 +138,8 @@ def _safetensors_shapes(files: list[Path]) -> dict[str, list[int]]:
                     if tensor.get_dtype().startswith(("I", "U", "BOOL")):
                         continue  # integer buffers (BERT's position_ids), not parameters
                     shapes[key if key not in shapes else f"{file.name}/{key}"] = list(tensor.get_shape())
-        except (OSError, ValueError, RuntimeError):
-            continue
+        except (OSError, ValueError, RuntimeError, SafetensorError):
+            continue  # an unreadable header: the size is unknown here, and loading the model will say why
     return shapes
 
 

@@ -55,9 +55,15 @@ class RunFiles:
         return (self.root / stage / DONE_MARKER).is_file()
 
     def json(self, relative: str) -> Any:
-        """The JSON file at ``relative`` (``None`` when absent)."""
+        """The JSON file at ``relative`` (``None`` when absent).
+
+        Raises:
+            DataError: a file that is not UTF-8 or not valid JSON (torn by a crash), named with its line.
+        """
+        from inparsx.io import read_json
+
         path = self.root / relative
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        return read_json(path) if path.is_file() else None
 
     def jsonl(self, relative: str) -> list[dict[str, Any]]:
         """The records of a JSON-lines file (``[]`` when absent)."""
@@ -245,7 +251,9 @@ def filter_section(files: RunFiles) -> Section | None:
             rows.append([step["filter"], f"{step['in']:,}", f"{step['kept']:,}", f"{count:,}", reason])
             if count:
                 reasons[f"{step['filter']}: {reason}"] = count
-    body = (f"<p>Kept {summary['kept']:,} of {summary['input']:,} synthetic queries.</p>"
+    warnings = "".join(f"<p><b>warning:</b> {escape(step['warning'])}</p>" for step in summary["filters"]
+                       if step.get("warning"))
+    body = (f"<p>Kept {summary['kept']:,} of {summary['input']:,} synthetic queries.</p>" + warnings
             + table(["filter", "in", "kept", "dropped", "reason"], rows, {1, 2, 3}))
     if reasons:
         body += plots.horizontal_bars(reasons, "synthetic queries dropped, by filter and reason", "queries")
@@ -351,10 +359,37 @@ def _candidates(found: dict[str, Any], name: str) -> str:
     return body
 
 
+def ran_section(files: RunFiles) -> Section | None:
+    """The device and precision each model ran with (resolved, never ``auto``): the generator
+    (``generate/queries.stats.json``), the CPO tuner (``tune/training.json``), the trainer
+    (``train/model/inparsx_training.json``) and every reranked model (``rerank/summary.json``)."""
+    rows = []
+    stats = files.json("generate/queries.stats.json") if files.done("generate") else None
+    if isinstance(stats, dict) and stats.get("ran_with"):
+        rows.append(_ran_row("generate", stats["ran_with"].get("model", ""), stats["ran_with"]))
+    tuned = files.json("tune/training.json") if files.done("tune") else None
+    if isinstance(tuned, dict) and tuned.get("precision"):
+        rows.append(_ran_row("tune (training)", tuned.get("options", {}).get("base_model", ""), tuned))
+    info = files.json("train/model/inparsx_training.json") if files.done("train") else None
+    if isinstance(info, dict) and info.get("precision"):
+        rows.append(_ran_row("train", info.get("base_model", ""), info))
+    summary = files.json("rerank/summary.json") if files.done("rerank") else None
+    for name, job in (summary or {}).items():
+        if isinstance(job, dict) and job.get("precision"):
+            rows.append(_ran_row(f"rerank: {name}", job.get("model", ""), job))
+    if not rows:
+        return None
+    return Section("ran", "Devices and precision", table(["stage", "model", "device", "precision", "why"], rows))
+
+
+def _ran_row(stage: str, model: str, ran: dict[str, Any]) -> list[str]:
+    return [stage, model, str(ran.get("device", "")), str(ran.get("precision", "")), str(ran.get("precision_reason", ""))]
+
+
 def _cell(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)
 
 
-BUILDERS = (metrics_section, estimate_section, per_query_section, filter_section, queries_section, samples_section, training_section,
-            tune_section, check_section, recipe_section)
+BUILDERS = (metrics_section, estimate_section, per_query_section, filter_section, queries_section, samples_section,
+            training_section, tune_section, ran_section, check_section, recipe_section)
 """The sections in report order: results first, then what produced them, then the inputs (data, recipe)."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from inparsx.plugins import Component, Options, Registry, check_options
+from inparsx.precision import AUTO_DESCRIPTION
 
 if TYPE_CHECKING:
     from inparsx.models import ModelRef
@@ -19,14 +20,15 @@ class RerankerOptions(Options):
 
     ``batch_size``: pairs per forward pass (the cross-encoder and monoT5 sort pairs by length first, so batches
     are padded little). ``max_length``: tokens per pair (``None``: 512, or the model's limit when lower).
-    ``dtype``: ``auto`` picks bf16 on hardware with native bf16 (a CUDA GPU of compute capability 8+, a CPU with
-    AVX512-BF16 or AMX), else fp32. ``device``: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``,
+    ``dtype``: ``auto`` is the one rule of ``inparsx.precision`` that the trainers follow too: bf16 where the
+    device computes it natively (a CUDA GPU of compute capability 8.0 or later, a CPU with AVX512-BF16 or AMX),
+    fp16 on an older CUDA GPU, fp32 elsewhere. ``device``: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``,
     ``cuda:1``...
     """
 
     batch_size: int = Field(32, ge=1)
     max_length: int | None = Field(None, ge=8)
-    dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    dtype: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description=AUTO_DESCRIPTION)
     device: str = "auto"
 
     @model_validator(mode="after")

@@ -6,7 +6,6 @@ torch is imported inside the functions, so importing this module stays cheap.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from inparsx.errors import InparsxError
@@ -34,42 +33,22 @@ def resolve_device(option: str) -> Any:
 
 
 def native_bf16(device: Any) -> bool:
-    """Whether ``device`` computes bf16 natively: a CUDA GPU of compute capability 8.0+ (Ampere and later),
-    or a CPU with AVX512-BF16 or AMX (oneDNN's check, ``torch.ops.mkldnn._is_mkldnn_bf16_supported``)."""
-    import torch
+    """Whether ``device`` computes bf16 natively (:func:`inparsx.precision.native_bf16`)."""
+    from inparsx.precision import native_bf16 as native
 
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    if device.type == "cpu":
-        try:
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and _cpu_has_bf16_flags()
-        except (AttributeError, RuntimeError):
-            return False
-    return False
-
-
-def _cpu_has_bf16_flags() -> bool:
-    """AVX512-BF16 or AMX-BF16 in /proc/cpuinfo (oneDNN also reports emulated bf16 on plain AVX512 CPUs)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return native(device)
 
 
 def resolve_dtype(option: str, device: Any) -> Any:
-    """The torch dtype for a ``dtype`` option on ``device`` (``auto``: bf16 where native, else fp32).
+    """The torch dtype for a ``dtype`` option on ``device``; ``auto`` follows the one rule of
+    :mod:`inparsx.precision` (bf16 where native, fp16 on an older CUDA GPU, fp32 elsewhere).
 
     Raises:
         InparsxError: fp16 asked for on a CPU (slow and unsupported by several CPU kernels).
     """
-    import torch
+    from inparsx.precision import resolve_precision, torch_dtype
 
-    if option == "auto":
-        option = "bf16" if native_bf16(device) else "fp32"
-    if option == "fp16" and device.type == "cpu":
-        raise InparsxError("dtype = 'fp16' needs a GPU; on a CPU use 'bf16' (where supported) or 'fp32'")
-    return getattr(torch, DTYPES[option])
+    return torch_dtype(resolve_precision(option, device))
 
 
 def model_max_length(tokenizer: Any, config: Any, option: int | None) -> int:

@@ -8,6 +8,7 @@ interrupted rerank resumes without rescoring the queries it had finished.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -18,7 +19,7 @@ from typing import Any
 from inparsx.datasets import Dataset
 from inparsx.errors import DataError
 from inparsx.io import ResumableJsonl
-from inparsx.progress import console, progress_task
+from inparsx.progress import console, measured, progress_task, task_of
 from inparsx.records import Run
 from inparsx.rerank.base import Reranker
 from inparsx.rerank.fusion import top_depth
@@ -111,7 +112,6 @@ def rerank_run(reranker: Reranker, first_stage: Run, queries: Mapping[str, str],
     done = {qid: scores for qid, scores in done.items() if qid in todo}
     stats.resumed = len(done)
     pending = [qid for qid in todo if qid not in done]
-    began = time.perf_counter()
     total = sum(len(todo[q]) for q in pending)
     with progress_task(description, total=total, unit="pairs") as (progress, task):
         for chunk in _chunks(pending, todo, max(256, reranker.options.batch_size * 8)):
@@ -120,7 +120,8 @@ def rerank_run(reranker: Reranker, first_stage: Run, queries: Mapping[str, str],
                 store.append({"qid": qid, "scores": scores} for qid, scores in scored.items())
             done.update(scored)
             progress.advance(task, sum(len(todo[q]) for q in chunk))
-    stats.pairs, stats.seconds = total, time.perf_counter() - began
+        stats.seconds = measured(task_of(progress, task))[1]  # the bar's own clock: its rate is the summary's
+    stats.pairs = total
     if store is not None:
         store.finish()
     return {qid: done[qid] for qid in todo}, stats

@@ -9,7 +9,8 @@ when set, e.g. a zero-shot bi-encoder beside a trained cross-encoder) gets the s
 ``zeroshot`` (``runs/zeroshot.trec``, ``runs/zeroshot-alone.trec``...; its fusion is the zero-shot one,
 :func:`fusion_of`), and each of ``compare_models`` under its own name. Also written: the raw per-query scores
 (``scores.jsonl``, ``scores-zeroshot.jsonl``: the resumable files), ``summary.json`` (pairs, seconds, pairs/s,
-reranker, device and dtype per model) and ``runs.json`` (:data:`inparsx.pipeline.RUN_NOTES`: what each run is,
+reranker, and the device and precision each model ran with: ``device``, ``precision`` (also as ``dtype``;
+resolved, never ``auto``) and ``precision_reason``) and ``runs.json`` (:data:`inparsx.pipeline.RUN_NOTES`: what each run is,
 and the trained-vs-zero-shot pairs that the evaluate stage tests).
 """
 
@@ -20,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from inparsx.io import ResumableJsonl, read_trec_run, write_json, write_trec_run
 from inparsx.pipeline import RUN_NOTES
+from inparsx.models import loading
 from inparsx.plugins import get_registry
-from inparsx.progress import console
+from inparsx.precision import precision_name, ran_with
+from inparsx.progress import console, rate_text
 from inparsx.records import Run
 from inparsx.rerank.base import Reranker
 from inparsx.rerank.fusion import fuse, interpolate, merge_reranked, rrf
@@ -158,19 +161,24 @@ def rerank_with_model(reranker: Reranker, model: str, depth: int, first_stage: R
     ``label`` names the job on the progress bar (which counts pairs/s) and in the closing message.
     """
     opts = reranker.options
-    reranker.load(model)
+    with loading("reranker model", model):
+        reranker.load(model)
     meta = {"model": model, "reranker": reranker.name, "depth": depth, "max_length": opts.max_length,
             "dtype": opts.dtype}
     try:
         scores, stats = rerank_run(reranker, first_stage, queries, docs, depth, store, meta, description=label)
     finally:
-        device, dtype = str(reranker.device or ""), str(reranker.dtype or "")
+        ran = ran_with(reranker.device or "", opts.dtype, precision_name(reranker.dtype or "")) \
+            if reranker.device is not None else {}
         reranker.unload()
+    where = f" on {ran['device']}, {ran['precision']} ({ran['precision_reason']})" if ran else ""
     console.print(f"{label}: {stats.queries} queries, {stats.pairs} pairs in {stats.seconds:.1f} s "
-                  f"({stats.pairs_per_second:.1f} pairs/s)" + (f", {stats.resumed} queries resumed" if stats.resumed else ""))
-    summary = {"model": model, "reranker": reranker.name, "queries": stats.queries, "pairs": stats.pairs, "resumed_queries": stats.resumed,
+                  f"({rate_text(stats.pairs_per_second, 'pairs')}){where}"
+                  + (f", {stats.resumed} queries resumed" if stats.resumed else ""), markup=False, soft_wrap=True)
+    summary = {"model": model, "reranker": reranker.name, "queries": stats.queries, "pairs": stats.pairs,
+               "resumed_queries": stats.resumed,
                "seconds": round(stats.seconds, 3), "pairs_per_second": round(stats.pairs_per_second, 2),
-               "device": device, "dtype": dtype, "queries_not_in_split": len(stats.skipped)}
+               **ran, "dtype": ran.get("precision", ""), "queries_not_in_split": len(stats.skipped)}
     return scores, summary
 
 
@@ -242,12 +250,12 @@ def run_stage(ctx: "StageContext") -> None:
     summary: dict[str, Any] = {"reranker": reranker.name, "depth": opts.depth, "first_stage": str(run_path)}
     reranked = max((len(ids) for ids in todo.values()), default=0)
     others = {name: scorer.name for name, scorer, _, _ in jobs if scorer is not reranker}
-    write_json(ctx.dir / RUN_NOTES, run_notes({name: model for name, _, model, _ in jobs}, opts, opts.first_stage,
-                                              reranked, others))
     scores: dict[str, Run] = {}
     for name, scorer, model, filename in jobs:
         scores[name], summary[name] = rerank_with_model(scorer, model, opts.depth, first_stage, queries, docs,
                                                         ResumableJsonl(ctx.dir / filename), job_label(name))
     for name in scores:
         write_runs(ctx.dir, fused_runs(name, first_stage, scores, opts), "rerank", f"inparsx-{reranker.name}")
+    write_json(ctx.dir / RUN_NOTES, run_notes({name: model for name, _, model, _ in jobs}, opts, opts.first_stage,
+                                              reranked, others))
     write_json(ctx.dir / "summary.json", summary)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from inparsx.io import write_json
+from inparsx.io import follow_umask, write_json
 from inparsx.pipeline import cache_home
 from inparsx.progress import console
 
@@ -59,6 +59,7 @@ def building(key: str) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_builds(final.parent, key)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-{os.getpid()}-", dir=final.parent))
+    follow_umask(tmp)  # mkdtemp makes it 0700; the published index follows the umask like any output
     try:
         yield tmp
         metadata = load_metadata(tmp) or {}

@@ -106,9 +106,10 @@ def tiny_t5(path: str | Path, tokenizer=None, hidden: int = 64, layers: int = 2,
     return _save(T5ForConditionalGeneration(cfg), tokenizer, path)
 
 
-def tiny_bert(path: str | Path, tokenizer=None, hidden: int = 64, layers: int = 2, seed: int = 0) -> Path:
+def tiny_bert(path: str | Path, tokenizer=None, hidden: int = 64, layers: int = 2, seed: int = 0, **config) -> Path:
     """A random ``BertModel`` (encoder only) saved at ``path``: loads as a cross-encoder
-    (``AutoModelForSequenceClassification``, new head) or as a sentence-transformers bi-encoder (mean pooling)."""
+    (``AutoModelForSequenceClassification``, new head) or as a sentence-transformers bi-encoder (mean pooling).
+    ``config``: more ``BertConfig`` fields (e.g. ``hidden_dropout_prob = 0``)."""
     from transformers import BertConfig, BertModel
 
     tokenizer = tokenizer or train_tokenizer()
@@ -117,5 +118,5 @@ def tiny_bert(path: str | Path, tokenizer=None, hidden: int = 64, layers: int = 
     _seeded(seed)
     cfg = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
                      num_hidden_layers=layers, num_attention_heads=4, max_position_embeddings=512,
-                     pad_token_id=tokenizer.pad_token_id)
+                     pad_token_id=tokenizer.pad_token_id, **config)
     return _save(BertModel(cfg), tokenizer, path)

@@ -20,6 +20,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from inparsx.models import loading
 from inparsx.train.common import HFTrainer, TrainerOptions, model_field, training_arguments, world_size
 from inparsx.train.data import margin_rows, require_negatives, to_dataset, tuple_rows
 
@@ -61,7 +62,8 @@ or as an inparsx reranker: `[rerank] use = "bi-encoder"`, `model = "@train"`."""
         opts = self.options
         n = self.negatives_for(triples)
         require_negatives(triples, n, path, f"train.num_negatives = {opts.num_negatives}")
-        model = SentenceTransformer(base_model)
+        with loading("base model", base_model):
+            model = SentenceTransformer(base_model)
         model.max_seq_length = opts.max_length
         args = SentenceTransformerTrainingArguments(**training_arguments(opts, checkpoints, seed),
                                                     batch_sampler=BatchSamplers.NO_DUPLICATES)

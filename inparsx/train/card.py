@@ -2,7 +2,8 @@
 
 The card follows the Hugging Face model-card layout (YAML metadata, then prose): it names the recipe, the
 training data (number of triples, source file, negatives per query), the base model and every
-hyper-parameter, so a model found on disk says how it was made.
+hyper-parameter, and the device and precision it trained in (resolved, never ``auto``), so a model found on disk
+says how it was made.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ INFO = "inparsx_training.json"
 def training_info(trainer: "HFTrainer", triples: Sequence["Triple"], path: Path, base_model: str, seed: int,
                   metrics: dict[str, Any], ctx: "ComponentContext | None") -> dict[str, Any]:
     """Everything the card states, as a JSON-ready dict."""
+    from inparsx.precision import ran_with
+    from inparsx.train.common import resolve_training_precision, training_device
+
     negatives = [len(t.neg_texts) for t in triples]
+    option = trainer.options.precision
+    ran = ran_with(training_device(), option, resolve_training_precision(option))
     return {
         "trainer": trainer.name,
         "recipe": ctx.run_name or None if ctx is not None else None,
@@ -40,7 +46,8 @@ def training_info(trainer: "HFTrainer", triples: Sequence["Triple"], path: Path,
         "num_positive_docs": len({t.pos_id for t in triples}),
         "negatives_per_query_available": min(negatives) if negatives else 0,
         "seed": seed,
-        "options": trainer.options.model_dump(mode="json"),
+        **ran,
+        "options": {**trainer.options.model_dump(mode="json"), "precision": ran["precision"]},
         "metrics": {k: v for k, v in metrics.items() if k != "loss_history"},
         "loss_history": metrics.get("loss_history", []),
         "inparsx_version": distribution_version("inparsx"),
@@ -88,6 +95,8 @@ def render_card(info: dict[str, Any], citation: str = "", usage: str = "") -> st
         f"- base model: `{info['base_model']}` (loaded from `{info['base_model_resolved']}`)",
         f"- seed: {info['seed']}; optimiser steps: {metrics.get('global_step')}; "
         f"train loss: {_fmt(metrics.get('train_loss'))}; runtime: {_fmt(metrics.get('train_runtime'))} s",
+        f"- device and precision: {info.get('device')}, {info.get('precision')} ({info.get('precision_reason')})",
+        *([f"- warning: {metrics['loss_flat']}"] if metrics.get("loss_flat") else []),
         f"- parameters trained: {metrics.get('trainable_parameters'):,} of {metrics.get('parameters'):,}",
         f"- resumed from: {metrics.get('resumed_from') or 'no checkpoint (fresh run)'}",
         "",

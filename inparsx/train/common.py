@@ -19,6 +19,7 @@ from pydantic import AliasChoices, Field, model_validator
 from inparsx.errors import InparsxError
 from inparsx.models import resolve_model_name
 from inparsx.plugins import Options
+from inparsx.precision import AUTO_DESCRIPTION
 from inparsx.progress import console, make_progress
 from inparsx.train.base import Trainer
 
@@ -44,10 +45,11 @@ class TrainerOptions(Options):
     ``base_model`` (alias ``model``): hub id, local folder or ``@stage`` (e.g. ``@tune``). Training length is
     ``max_steps`` optimiser steps when set, else ``epochs`` passes over the triples (default 1); giving both is
     refused, and ``epochs`` alone unsets a trainer's default ``max_steps`` (monoT5's 156). The effective batch is
-    ``batch_size x gradient_accumulation_steps x number of processes``. ``precision``: ``auto`` picks bf16 on a
-    GPU that computes it natively (compute capability 8+, as the rerankers decide), else fp16 on a GPU, else
-    fp32 (bf16 on a CPU must be asked for). ``save_steps``: a resumable checkpoint every so many steps (0:
-    none); a crashed run resumes from the last complete one.
+    ``batch_size x gradient_accumulation_steps x number of processes``. ``precision``: ``auto`` follows the
+    one rule of ``inparsx.precision`` that inference follows too: bf16 where the device computes it natively
+    (a CUDA GPU of compute capability 8.0 or later, a CPU with AVX512-BF16 or AMX), fp16 on an older CUDA GPU,
+    fp32 elsewhere (bf16 and fp16 are mixed precision over fp32 weights). ``save_steps``: a resumable
+    checkpoint every so many steps (0: none); a crashed run resumes from the last complete one.
     ``seed``: ``None`` takes the stage's seed (the recipe's); in a recipe's ``[train]`` table, ``seed`` is the
     stage's own (``StageKeys``), which pins the fingerprint too, and this option is for trainers built inside
     other options (the consistency filter's). ``max_triples``: use only the first triples of the file.
@@ -74,7 +76,7 @@ class TrainerOptions(Options):
     max_length: int = Field(256, ge=8)
     num_negatives: int | None = Field(None, ge=0)
     max_triples: int | None = Field(None, ge=1)
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description=AUTO_DESCRIPTION)
     gradient_checkpointing: bool = False
     train_layers: int | None = Field(None, ge=0)
     save_steps: int = Field(500, ge=0)
@@ -128,26 +130,35 @@ def resolve_seed(options: TrainerOptions, ctx: "ComponentContext | None") -> int
     return ctx.seed if ctx is not None else 1
 
 
-def precision_flags(precision: str) -> dict[str, bool]:
-    """``TrainingArguments`` flags (``bf16``, ``fp16``, ``use_cpu``) for a ``precision`` option.
+def training_device() -> Any:
+    """The device Hugging Face's ``Trainer`` trains on here: ``cuda`` when a GPU is available, else ``cpu``."""
+    import torch
 
-    ``auto``: bf16 on a GPU that computes it natively (the rerankers' test,
-    :func:`inparsx.rerank.hardware.native_bf16`: compute capability 8+, emulation not counted), fp16 on an
-    older GPU, fp32 on a CPU.
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_training_precision(precision: str, key: str = "train.precision") -> str:
+    """A ``precision`` option resolved on :func:`training_device` by the one ``auto`` rule
+    (:data:`inparsx.precision.AUTO_RULE`): ``bf16``, ``fp16`` or ``fp32``.
 
     Raises:
         InparsxError: fp16 without a CUDA GPU (PyTorch's CPU autocast does not do fp16 training).
     """
-    import torch
+    from inparsx.precision import resolve_precision
 
-    from inparsx.rerank.hardware import native_bf16
+    return resolve_precision(precision, training_device(), key)
 
-    cuda = torch.cuda.is_available()
-    if precision == "auto":
-        precision = ("bf16" if native_bf16(torch.device("cuda")) else "fp16") if cuda else "fp32"
-    if precision == "fp16" and not cuda:
-        raise InparsxError("train.precision = 'fp16' needs a CUDA GPU; use 'bf16' or 'fp32' on a CPU")
-    return {"bf16": precision == "bf16", "fp16": precision == "fp16", "use_cpu": not cuda}
+
+def precision_flags(precision: str) -> dict[str, bool]:
+    """``TrainingArguments`` flags (``bf16``, ``fp16``, ``use_cpu``) for a ``precision`` option, ``auto``
+    resolved by :func:`resolve_training_precision` (bf16 and fp16 are mixed precision: autocast over fp32
+    master weights).
+
+    Raises:
+        InparsxError: fp16 without a CUDA GPU.
+    """
+    resolved = resolve_training_precision(precision)
+    return {"bf16": resolved == "bf16", "fp16": resolved == "fp16", "use_cpu": training_device().type == "cpu"}
 
 
 def training_arguments(options: TrainerOptions, checkpoints: Path, seed: int) -> dict[str, Any]:
@@ -231,42 +242,124 @@ def seed_everything(seed: int) -> None:
     set_seed(seed)
 
 
+FLAT_TOLERANCE = 0.01
+"""A loss whose mean moved by at most this fraction of its starting value (or by at most the logged values' own
+spread) has not moved."""
+
+
+class FlatLossCheck:
+    """Warns, once, when a training loss has not moved from its starting value after a quarter of the steps,
+    the sign of a model that cannot learn (a learning rate of about 0, frozen weights, a head that outputs a
+    constant: BCE stuck at ln 2 = 0.6931) or of training data it cannot tell apart.
+
+    transformers logs the mean loss of each ``logging_steps`` window. At the first log at or past a quarter of
+    ``max_steps`` with at least four logs, the mean of the first half of the logs (the starting value) is
+    compared with the mean of the second half: the loss has not moved when they differ by at most
+    :data:`FLAT_TOLERANCE` of the starting value, or by at most one standard deviation of the logged values (a
+    change within the batch-to-batch noise). A run with too few logs by then is checked at the end; one with
+    fewer than four logs is not checked. A decline smaller than the noise between the first logs also counts as
+    not moving: the warning says "may". :attr:`flat` records the verdict (``None``: not checked) for the model
+    card.
+    """
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+        self.flat: bool | None = None
+        self.message = ""
+
+    def add(self, step: int, max_steps: int, loss: float) -> None:
+        """Record a logged loss at optimiser step ``step`` of ``max_steps``; check once a quarter is done."""
+        self.losses.append(loss)
+        if self.flat is None and len(self.losses) >= 4 and step * 4 >= max_steps:
+            self.check(step, max_steps)
+
+    def finish(self, max_steps: int) -> None:
+        """At the end of training: check now if the quarter point came with too few logs."""
+        if self.flat is None and len(self.losses) >= 4:
+            self.check(max_steps, max_steps)
+
+    def check(self, step: int, max_steps: int) -> None:
+        """Decide :attr:`flat` from the losses logged so far, and warn when it is."""
+        import statistics
+
+        half = len(self.losses) // 2
+        start, since = statistics.fmean(self.losses[:half]), statistics.fmean(self.losses[half:])
+        change = since - start
+        self.flat = abs(change) <= max(FLAT_TOLERANCE * abs(start), statistics.stdev(self.losses))
+        if self.flat:
+            self.message = (f"the training loss has not moved from its starting value after {step} of {max_steps} "
+                            f"steps ({start:.4f} over the first {half} logs, {since:.4f} over the next "
+                            f"{len(self.losses) - half}, {change / abs(start or 1):+.1%}, within the logged values' "
+                            "spread): the model may not be learning; check learning_rate, train_layers and the "
+                            "triples")
+            console.print(f"[yellow]warning:[/yellow] {self.message}", soft_wrap=True)
+
+
+class ClosesProgress:
+    """A training callback that holds a progress display; :func:`fit` calls :meth:`close` when training
+    raises, so no stale bar stays on screen, and reads the loss check's verdict from :attr:`flat`."""
+
+    flat: "FlatLossCheck | None" = None
+
+    def close(self, failed: bool) -> None:
+        """Stop the display (see :func:`inparsx.progress.close_progress`)."""
+
+
 def progress_callback(keys: tuple[str, ...] = ("loss",)):
-    """A ``TrainerCallback`` drawing a rich progress bar (steps/s, ETA, the last logged ``keys``: the loss, and
+    """A ``TrainerCallback`` showing training progress (steps/s, ETA, the last logged ``keys``: the loss, and
     e.g. CPO's ``rewards/accuracies``) instead of tqdm and of the log dicts that transformers prints when tqdm
-    is off; where the bar is disabled (``INPARSX_NO_PROGRESS``, CI), each log is printed as one line
-    (``step 10/63  loss 0.3881  lr 1.93e-05``) instead."""
+    is off: a rich bar on a terminal, plain lines (``training: 10/63 steps (16%) · 0.8 steps/s · elapsed
+    0:00:12 · eta 0:01:06 · loss 0.3881``) where stderr is not one (:func:`inparsx.progress.make_progress`).
+    It also warns when the loss has not moved from its starting value after a quarter of the steps
+    (:class:`FlatLossCheck`)."""
     from transformers import TrainerCallback
 
-    class RichProgress(TrainerCallback):
+    from inparsx.progress import close_progress
+
+    class TrainingProgress(TrainerCallback, ClosesProgress):
+        def __init__(self):
+            self.progress = None
+            self.flat = FlatLossCheck()
+
         def on_train_begin(self, args, state, control, **kwargs):
+            if not state.is_world_process_zero:
+                return
             self.progress = make_progress()
             self.progress.start()
-            self.task = self.progress.add_task("training", total=state.max_steps, unit="steps")
-            self.progress.update(self.task, completed=state.global_step)
+            self.task = self.progress.add_task("training", total=state.max_steps, unit="steps",
+                                               completed=state.global_step, initial=state.global_step)
 
         def on_step_end(self, args, state, control, **kwargs):
-            self.progress.update(self.task, completed=state.global_step)
+            if self.progress is not None:
+                self.progress.update(self.task, completed=state.global_step)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if not logs or "loss" not in logs or not state.is_world_process_zero:
+            if not logs or "loss" not in logs or self.progress is None:
                 return
             shown = "  ".join(f"{key} {logs[key]:.4f}" for key in keys if key in logs)
-            self.progress.update(self.task, extra=shown)
-            if self.progress.disable:
-                rate = f"  lr {logs['learning_rate']:.3g}" if "learning_rate" in logs else ""
-                console.print(f"step {state.global_step}/{state.max_steps}  {shown}{rate}")
+            rate = f"  lr {logs['learning_rate']:.3g}" if "learning_rate" in logs else ""
+            self.progress.update(self.task, extra=shown + rate)
+            self.flat.add(state.global_step, state.max_steps, float(logs["loss"]))
 
         def on_train_end(self, args, state, control, **kwargs):
-            self.progress.stop()
+            if self.progress is not None:
+                self.flat.finish(state.max_steps)
+            self.close(failed=False)
 
-    return RichProgress()
+        def close(self, failed: bool) -> None:
+            if self.progress is not None:
+                close_progress(self.progress, failed)
+                self.progress = None
+
+    return TrainingProgress()
 
 
 def fit(trainer, checkpoints: Path) -> dict[str, Any]:
     """Run ``trainer.train``, resuming from the last complete checkpoint in ``checkpoints`` when there is one.
 
-    Returns the training metrics plus ``global_step``, ``resumed_from`` and the logged loss history.
+    Returns the training metrics plus ``global_step``, ``resumed_from``, the logged loss history and, when
+    the loss did not move (:class:`FlatLossCheck`), ``loss_flat`` (the warning's text). A progress display of
+    a training that raises is closed first (no stale bar).
     """
     from transformers.trainer_callback import PrinterCallback
 
@@ -274,10 +367,17 @@ def fit(trainer, checkpoints: Path) -> dict[str, Any]:
     resume = last_checkpoint(checkpoints)
     if resume and trainer.is_world_process_zero():
         console.print(f"resuming training from {resume}")
-    output = trainer.train(resume_from_checkpoint=resume)
+    shown = [callback for callback in trainer.callback_handler.callbacks if isinstance(callback, ClosesProgress)]
+    try:
+        output = trainer.train(resume_from_checkpoint=resume)
+    except BaseException:
+        for callback in shown:
+            callback.close(failed=True)
+        raise
+    flat = next((c.flat.message for c in shown if c.flat is not None and c.flat.flat), "")
     history = [{"step": log["step"], "loss": log["loss"]} for log in trainer.state.log_history if "loss" in log]
     return {**output.metrics, "global_step": trainer.state.global_step, "resumed_from": resume,
-            "loss_history": history}
+            "loss_history": history, **({"loss_flat": flat} if flat else {})}
 
 
 class HFTrainer(Trainer):
@@ -315,15 +415,23 @@ class HFTrainer(Trainer):
             DataError: unreadable triples, or too few negatives for the loss.
             InparsxError: an unusable ``base_model`` or ``precision``.
         """
+        from inparsx.io import follow_umask_tree
         from inparsx.train.card import write_model_card
+
+        from inparsx.precision import describe
 
         triples, output_dir = Path(triples), Path(output_dir)
         opts = self.options
         trainer, data, base_model, seed, (trainable, total) = self.prepare(triples, output_dir, ctx)
+        if trainer.is_world_process_zero():
+            console.print(f"train ({self.name}): {opts.base_model} on "
+                          f"{describe(training_device(), opts.precision, resolve_training_precision(opts.precision))}",
+                          markup=False, soft_wrap=True)
         metrics = {**fit(trainer, output_dir / CHECKPOINTS), "trainable_parameters": trainable,
                    "parameters": total, "negatives_per_query": self.negatives}
         if trainer.is_world_process_zero():
             self.save(trainer, output_dir)
+            follow_umask_tree(output_dir)  # safetensors writes its files 0600; outputs follow the umask
             write_model_card(output_dir, self, data, triples, base_model, seed, metrics, ctx)
             if not opts.keep_checkpoints:
                 shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)

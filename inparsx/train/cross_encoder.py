@@ -19,6 +19,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from inparsx.models import loading
 from inparsx.train.common import HFTrainer, TrainerOptions, model_field, training_arguments
 from inparsx.train.data import pointwise_rows, require_negatives, to_dataset, tuple_rows
 
@@ -64,7 +65,8 @@ or as an inparsx reranker: `[rerank] use = "cross-encoder"`, `model = "@train"`.
         n = self.negatives_for(triples)
         require_negatives(triples, max(n, 1) if opts.loss != "mnrl" else n, path,
                           f"train.loss = {opts.loss!r} with num_negatives = {n}")
-        model = CrossEncoder(base_model, num_labels=1, max_length=opts.max_length)
+        with loading("base model", base_model):
+            model = CrossEncoder(base_model, num_labels=1, max_length=opts.max_length)
         rows = pointwise_rows(triples, n) if opts.loss == "bce" else tuple_rows(triples, n)
         args = CrossEncoderTrainingArguments(**training_arguments(opts, checkpoints, seed))
         return STTrainer(model=model, args=args, train_dataset=to_dataset(rows), loss=self.loss(model),

@@ -20,7 +20,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from inparsx.models import from_pretrained, saveable_model
+from inparsx.models import from_pretrained, loading, saveable_model
 from inparsx.train.common import HFTrainer, TrainerOptions, model_field, training_arguments
 from inparsx.train.data import pointwise_rows, require_negatives, to_dataset
 
@@ -63,8 +63,9 @@ probability of "true" against "false" at the first decoding step."""
         opts = self.options
         n = self.negatives_for(triples)
         require_negatives(triples, 1, path, "monot5 (one false example per query)")
-        tokenizer = from_pretrained(AutoTokenizer, base_model)
-        model = from_pretrained(AutoModelForSeq2SeqLM, base_model)
+        with loading("base model", base_model):
+            tokenizer = from_pretrained(AutoTokenizer, base_model)
+            model = from_pretrained(AutoModelForSeq2SeqLM, base_model)
         args = TrainingArguments(**training_arguments(opts, checkpoints, seed), optim=opts.optim,
                                  remove_unused_columns=False)
         dataset = to_dataset(pointwise_rows(triples, n))

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, ValidationInfo, model_validator
 
 from inparsx.errors import InparsxError
-from inparsx.io import write_json, write_jsonl
+from inparsx.io import follow_umask_tree, write_json, write_jsonl
+from inparsx.precision import AUTO_DESCRIPTION
 from inparsx.models import saveable_model
 from inparsx.records import SyntheticQuery
 from inparsx.tune.base import MODEL, Tuner
@@ -68,7 +69,8 @@ class CPOOptions(JudgeOptions):
     (``temperature``, ``top_p``). Judge options: :class:`~inparsx.tune.judge.JudgeOptions`. ``min_margin``:
     pairs whose best-minus-worst score is lower are dropped. LoRA: ``lora_r``, ``lora_alpha``,
     ``lora_dropout``, ``target_modules``; ``quantization = "nf4"`` trains on a 4-bit base (QLoRA).
-    ``precision``: ``auto`` (bf16 on a GPU that has it, else fp32), ``bf16`` or ``fp32``. CPO (TRL
+    ``precision``: ``auto`` (the one rule of ``inparsx.precision``: bf16 where the device computes it
+    natively, fp16 on an older CUDA GPU, fp32 elsewhere), ``bf16`` or ``fp32``. CPO (TRL
     ``CPOConfig``): ``loss_type``, ``beta``, ``cpo_alpha`` (the weight of the NLL term on the chosen query),
     ``simpo_gamma`` (SimPO's target margin: only with ``loss_type = "simpo"`` or ``"alphapo"``, default 0.5
     there), ``alpha`` (AlphaPO's reward shape, every loss type; 0: log-probability rewards), ``max_length``
@@ -91,7 +93,7 @@ class CPOOptions(JudgeOptions):
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: list[str] = Field(default_factory=lambda: list(LORA_TARGETS))
     quantization: Literal["none", "nf4"] = "none"
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description=AUTO_DESCRIPTION)
     loss_type: Literal["sigmoid", "hinge", "ipo", "simpo", "alphapo"] = "sigmoid"
     beta: float = Field(0.1, gt=0)
     cpo_alpha: float = Field(1.0, ge=0)
@@ -211,7 +213,8 @@ class CPOTuner(Tuner):
                                "or raise n_candidates / temperature")
         metrics = self.train(pairs, ctx)
         model_dir = save_merged(opts, ctx.dir / "adapter", ctx.dir / MODEL)
-        write_json(ctx.dir / "training.json", {"options": opts.model_dump(mode="json"), "pairs": len(pairs),
+        options = {**opts.model_dump(mode="json"), "precision": metrics["precision"]}  # resolved, never "auto"
+        write_json(ctx.dir / "training.json", {"options": options, "pairs": len(pairs),
                                                "candidates": len(candidates), "documents": len(train_docs), **metrics})
         if held_out:
             self.query_eval(ctx, held_out, str(model_dir))
@@ -244,9 +247,13 @@ class CPOTuner(Tuner):
         from datasets import Dataset as HFDataset
         from trl.experimental.cpo import CPOConfig, CPOTrainer
 
-        from inparsx.train.common import checkpointing_flag, fit, progress_callback, seed_everything
+        from inparsx.precision import describe, ran_with
+        from inparsx.train.common import (checkpointing_flag, fit, progress_callback, resolve_training_precision,
+                                          seed_everything, training_device)
 
         opts = self.options
+        resolved = resolve_training_precision(opts.precision, "tune.precision")
+        ctx.log(f"cpo: training a LoRA on {opts.base_model} on {describe(training_device(), opts.precision, resolved)}")
         seed_everything(ctx.seed)
         model, tokenizer = self.load_base(train=True)
         checkpoints = ctx.dir / "checkpoints"
@@ -269,10 +276,13 @@ class CPOTuner(Tuner):
         log = [{k: entry[k] for k in ("step", *LOGGED) if k in entry}
                for entry in trainer.state.log_history if "loss" in entry]
         trainer.model.save_pretrained(ctx.dir / "adapter")
+        sort_adapter_config(ctx.dir / "adapter")
         tokenizer.save_pretrained(ctx.dir / "adapter")
+        follow_umask_tree(ctx.dir / "adapter")  # safetensors writes its files 0600; outputs follow the umask
         shutil.rmtree(checkpoints, ignore_errors=True)
         metrics.pop("loss_history", None)
-        return {"train": metrics, "log": log, "summary": summarise(log)}
+        return {"train": metrics, "log": log, "summary": summarise(log),
+                **ran_with(training_device(), opts.precision, resolved)}
 
     def load_base(self, train: bool) -> tuple[Any, Any]:
         """The base generator and tokenizer, loaded as the ``hf`` generator loads it; for training with
@@ -305,13 +315,12 @@ class CPOTuner(Tuner):
                           target_modules=list(opts.target_modules), bias="none", task_type="CAUSAL_LM")
 
     def precision_flags(self) -> dict[str, bool]:
-        """``bf16`` / ``use_cpu`` flags of the training arguments (``auto``: bf16 on a GPU that supports it)."""
-        import torch
+        """``bf16`` / ``fp16`` / ``use_cpu`` flags of the training arguments: ``precision`` resolved by the one
+        ``auto`` rule (:data:`inparsx.precision.AUTO_RULE`), as the trainers resolve it."""
+        from inparsx.train.common import resolve_training_precision, training_device
 
-        cuda = torch.cuda.is_available()
-        bf16 = self.options.precision == "bf16" or (self.options.precision == "auto" and cuda
-                                                    and torch.cuda.is_bf16_supported(including_emulation=False))
-        return {"bf16": bf16, "use_cpu": not cuda}
+        resolved = resolve_training_precision(self.options.precision, "tune.precision")
+        return {"bf16": resolved == "bf16", "fp16": resolved == "fp16", "use_cpu": training_device().type == "cpu"}
 
     def query_eval(self, ctx: "ComponentContext", docs: list["Document"], tuned: str) -> dict[str, Any]:
         """The judge's mean score of greedy queries on held-out ``docs``, from the base and the tuned
@@ -389,6 +398,20 @@ def summarise(log: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def sort_adapter_config(adapter: Path) -> None:
+    """Rewrite peft's ``adapter_config.json`` with its lists sorted where peft keeps a set: peft turns
+    ``target_modules`` (and ``modules_to_save``...) into a ``set`` and writes it in string-hash order, which
+    changes with ``PYTHONHASHSEED``, so one seed gave different bytes from run to run."""
+    import json
+
+    path = adapter / "adapter_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("target_modules", "modules_to_save", "exclude_modules", "layers_to_transform", "trainable_token_indices"):
+        if isinstance(config.get(key), list) and all(isinstance(item, (str, int)) for item in config[key]):
+            config[key] = sorted(config[key], key=lambda item: (isinstance(item, str), item))
+    write_json(path, config)
+
+
 def save_merged(options: CPOOptions, adapter: Path, out: Path) -> Path:
     """Merge the LoRA in ``adapter`` into an unquantised copy of the base and save it (with the tokenizer) to
     ``out``. A base that refuses ``save_pretrained`` (quantised, or loaded from GGUF) is copied into a fresh
@@ -402,6 +425,7 @@ def save_merged(options: CPOOptions, adapter: Path, out: Path) -> Path:
     merged.save_pretrained(tmp)
     tokenizer.padding_side = "left"
     tokenizer.save_pretrained(tmp)
+    follow_umask_tree(tmp)  # mkdtemp makes it 0700 and safetensors its files 0600; outputs follow the umask
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out

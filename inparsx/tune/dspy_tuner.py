@@ -37,9 +37,15 @@ class DSPyTunerOptions(DSPyOptions, JudgeOptions):
     ``num_docs`` is the number of train-split examples drawn), the judge's options (the metric), and:
     ``optimizer`` (``BootstrapFewShot`` | ``MIPROv2`` | ``COPRO``), ``optimizer_options`` (keyword arguments
     of its constructor, e.g. ``{max_bootstrapped_demos = 4}``, ``{auto = "light"}``, ``{breadth = 4,
-    depth = 2}``), ``compile_options`` (of its ``compile``), ``split`` (where examples come from)."""
+    depth = 2}``), ``compile_options`` (of its ``compile``), ``split`` (where examples come from),
+    ``demo_threshold`` (the judge score a bootstrapped demonstration needs: DSPy keeps a trace as a demo when
+    the metric is true, and any non-zero score is, so without it every trace was kept)."""
 
     optimizer: Literal["BootstrapFewShot", "MIPROv2", "COPRO"] = "BootstrapFewShot"
+    demo_threshold: float | None = Field(None, description=(
+        "the judge score a program's own trace needs to become a demonstration while the optimiser bootstraps "
+        "(BootstrapFewShot, MIPROv2); None: 0 for judge = 'reranker' (a logit: P(relevant) >= 0.5), 0.5 for "
+        "'consistency' (the source document ranked first or second by BM25) and 'mix'"))
     optimizer_options: dict[str, Any] = Field(default_factory=dict)
     compile_options: dict[str, Any] = Field(default_factory=dict)
     split: str = "train"
@@ -74,7 +80,8 @@ class DSPyTuner(Tuner):
         examples = train_examples(ctx, opts.split, opts.num_docs, opts.max_doc_words)
         generator = DSPyGenerator(DSPyOptions(**{k: getattr(opts, k) for k in DSPyOptions.model_fields}))
         judge = Judge(opts, ctx)
-        optimizer = getattr(dspy, opts.optimizer)(metric=judge_metric(judge), **opts.optimizer_options)
+        optimizer = getattr(dspy, opts.optimizer)(metric=judge_metric(judge, demo_threshold(opts)),
+                                                  **opts.optimizer_options)
         ctx.log(f"dspy: compiling a {opts.module} with {opts.optimizer} on {len(examples)} {opts.split} "
                 f"examples, metric: {opts.judge}")
         try:
@@ -104,15 +111,35 @@ def train_examples(ctx: "ComponentContext", split: str, count: int, max_words: i
             .with_inputs("document") for p in pairs]
 
 
-def judge_metric(judge: Judge) -> Any:
-    """A DSPy metric ``(example, prediction, trace=None) -> float``: the judge's score of the predicted query
-    against the example's source document (0 for an empty query)."""
-    def metric(example: Any, prediction: Any, trace: Any = None) -> float:
+DEMO_THRESHOLDS = {"reranker": 0.0, "consistency": 0.5, "mix": 0.5}
+"""The default :attr:`DSPyTunerOptions.demo_threshold` of each judge."""
+
+FIELD_MARKERS = ("[[ ##", "## ]]", "[## ", " ##]", "## completed ##")
+"""Pieces of DSPy's adapter format (``[[ ## query ## ]]``, ``[[ ## completed ## ]]``): a predicted query that
+holds one is the model echoing the format, not a query."""
+
+
+def demo_threshold(options: DSPyTunerOptions) -> float:
+    """``options.demo_threshold``, else the judge's default (:data:`DEMO_THRESHOLDS`)."""
+    if options.demo_threshold is not None:
+        return options.demo_threshold
+    return DEMO_THRESHOLDS[options.judge]
+
+
+def judge_metric(judge: Judge, threshold: float) -> Any:
+    """A DSPy metric ``(example, prediction, trace=None)``: the judge's score of the predicted query against the
+    example's source document (0 for an empty query, one on several lines, or one holding DSPy's field
+    markers). While an optimiser bootstraps (``trace`` given) it answers whether the trace may become a
+    demonstration: ``score >= threshold`` (DSPy's convention: a bool with a trace, a number without)."""
+    def metric(example: Any, prediction: Any, trace: Any = None) -> float | bool:
         query = str(getattr(prediction, "query", "") or "").strip()
-        if not query:
-            return 0.0
+        if not query or "\n" in query or any(marker in query for marker in FIELD_MARKERS):
+            return False if trace is not None else 0.0
         record = SyntheticQuery(query_id="metric", doc_id=example.doc_id, query=query)
-        return judge.score([record]).get("metric", 0.0)
+        score = judge.score([record]).get("metric")
+        if score is None:
+            return False if trace is not None else 0.0
+        return score >= threshold if trace is not None else score
 
     return metric
 
@@ -122,10 +149,13 @@ def save_program(program: Any, path: Path) -> Path:
     import os
     import tempfile
 
+    from inparsx.io import follow_umask
+
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.json", dir=path.parent)
     os.close(handle)
     try:
         program.save(name)
+        follow_umask(name)  # mkstemp makes it 0600; every other output follows the umask
         os.replace(name, path)
     finally:
         Path(name).unlink(missing_ok=True)

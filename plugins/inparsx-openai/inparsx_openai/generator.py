@@ -135,8 +135,12 @@ class OpenAIGenerator(PromptedGenerator):
         try:
             return retrying(self._call, prompt, seed)
         except Exception as exc:
-            raise InparsxError(f"{opts.api_base}: request failed after {opts.max_retries} retries: "
-                               f"{type(exc).__name__}: {exc}") from None
+            attempts = retrying.statistics.get("attempt_number", 1)
+            if not is_transient(exc):
+                why = "not retried (an error a retry cannot fix)"
+            else:
+                why = f"failed after {attempts - 1} retr{'y' if attempts == 2 else 'ies'}"
+            raise InparsxError(f"{opts.api_base}: request {why}: {type(exc).__name__}: {exc}") from None
 
     def _call(self, prompt: "Prompt", seed: int) -> list[tuple[str, list[float]]]:
         opts = self.options

@@ -4,7 +4,8 @@ It answers ``POST /v1/completions`` and ``/v1/chat/completions``. The query it w
 ``what about <the first four words of the last "Document:" line>`` (so a test can check that every record
 belongs to its document), followed by ``\\nExample`` (which the stop string must cut), with one
 log-probability per word. ``failure`` makes every other request fail: ``"status"`` alternates HTTP 500 and
-429, ``"malformed"`` returns a 200 whose body is not JSON. ``delay`` slows each answer (seconds).
+429, ``"malformed"`` returns a 200 whose body is not JSON; ``"client"`` answers every request with HTTP 400 (a
+client error, which no retry fixes). ``delay`` slows each answer (seconds).
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ class OpenAIServer:
                     server.requests.append(body)
                     count = len(server.requests)
                 time.sleep(server.delay)
+                if server.failure == "client":
+                    server.failed += 1
+                    return self._send(400, b'{"error": {"message": "max_tokens is too large"}}')
                 if server.failure and count % 2 == 1:
                     server.failed += 1
                     if server.failure == "status":

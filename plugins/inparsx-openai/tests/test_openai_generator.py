@@ -94,6 +94,16 @@ def test_a_request_failing_after_its_retries_keeps_the_finished_documents(collec
     assert kept and all(r["query"] == expected_query(" ".join(DOCS[r["doc_id"]])) for r in kept)
 
 
+def test_a_client_error_is_reported_as_not_retried(collection, tmp_path):
+    with OpenAIServer(failure="client") as server:
+        with pytest.raises(InparsxError) as caught:
+            run(collection, tmp_path / "run", api_base=server.url, batch_size=4, concurrency=1, **FAST_RETRY)
+    sent = [json.dumps(body, sort_keys=True) for body in server.requests]
+    assert len(sent) == len(set(sent)) >= 1  # a 400 is never retried ...
+    assert "request not retried" in str(caught.value) and "retries" not in str(caught.value)  # ... nor said to be
+    assert "max_tokens is too large" in str(caught.value)
+
+
 def test_client_errors_are_not_retried():
     import httpx
     import openai
