@@ -1,9 +1,11 @@
 """The pipeline runner: one folder per stage, fingerprints, completion markers, skipping and resumption.
 
 A stage's fingerprint hashes its options, the dataset, its seed and the fingerprint of the stage before it
-(:func:`stage_fingerprints`), so a changed option re-runs that stage and every stage after it. A stage folder
-whose *started* marker carries another fingerprint is cleared before the stage runs; one with the same
-fingerprint is kept, so long stages resume from their ``.partial`` files. Nothing finished is lost to an
+(:func:`stage_fingerprints`), so a changed option re-runs that stage and every stage after it. A stage's cache
+key (:func:`stage_cache_key`) adds what the earlier stages' folders hold now, so a stage re-run by ``--from``
+changes the keys of the stages after it. A stage folder whose *started* marker carries another fingerprint or
+cache key is cleared before the stage runs; one with the same is kept, so long stages resume from their
+``.partial`` files, and components key the caches they keep there by the cache key they are handed. Nothing finished is lost to an
 attempt that cannot start: a folder is cleared only once the stage's inputs are known to load (the collection
 made available, the earlier stages' files there, every model it names resolved). Before the first stage,
 :func:`run_recipe` runs the pre-flight check (:mod:`inparsx.preflight`) of the stages about to run. With a
@@ -83,6 +85,12 @@ class StageContext:
     """The documents ``[estimate]`` holds out of training (:class:`inparsx.estimate.holdout.Holdout`), or
     ``None``. The stages of :data:`HELD_OUT_STAGES` get its ``training`` view as :attr:`dataset`; the generate
     stage also writes queries for its documents."""
+    cache_key: str = ""
+    """What every cache kept in the stage's folder is keyed by (:func:`stage_cache_key`): the fingerprint and
+    what the earlier stages' folders hold now. ``""``: the fingerprint alone (a context built by hand)."""
+
+    def __post_init__(self) -> None:
+        self.cache_key = self.cache_key or self.fingerprint
 
     @property
     def dir(self) -> Path:
@@ -130,7 +138,7 @@ class StageContext:
         folders = {s: Path(self.inputs.get(s, self.run_dir / s)) for s in earlier}
         return ComponentContext(dataset if dataset is not None else self.dataset, self.dir, self.seed,
                                 self.eval_split, folders if outputs is None else outputs,
-                                run_name=self.recipe.name, stage=self.stage)
+                                run_name=self.recipe.name, stage=self.stage, cache_key=self.cache_key)
 
     def output(self, stage: str, filename: str) -> Path:
         """The path of an earlier stage's output file.
@@ -258,6 +266,37 @@ def _holdout_tag(recipe: Recipe, stage: str) -> str:
     return f"+holdout{count}" + ("" if seed == recipe.stage_seed(stage) else f"s{seed}")
 
 
+OUTPUT_STAMP = "output"
+"""The key of a done marker holding :func:`output_stamp` of the finished folder."""
+
+
+def output_stamp(folder: Path) -> str:
+    """sha256 (16 hex digits) of the relative names, sizes and modification times (ns) of the files under
+    ``folder``, its markers left out: it changes whenever a stage writes its outputs again (a retrained model
+    at the same path), without hashing gigabytes of weights. Written into the done marker
+    (:data:`OUTPUT_STAMP`), which a stage store copies along."""
+    digest = hashlib.sha256()
+    for item in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (DONE_MARKER, STARTED_MARKER)):
+        stat = item.stat()
+        digest.update(f"{item.relative_to(folder)} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def stage_cache_key(fingerprint: str, run_dir: Path, earlier: list[str]) -> str:
+    """The key a stage's component-level caches (resumable scores, trained adapters...) are written under:
+    sha256 (16 hex digits) of the stage's ``fingerprint`` and the :func:`output_stamp` that each of the
+    ``earlier`` stages' done markers in ``run_dir`` records.
+
+    The fingerprint alone does not change when ``--from train`` retrains a model at the same path with the
+    same options; this key does, so the rerank stage never serves the previous model's scores. It is stable
+    while the earlier folders are untouched, so an interrupted stage resumes. A marker written before stamps
+    existed counts as ``""``.
+    """
+    stamps = {stage: read_marker(run_dir / stage / DONE_MARKER).get(OUTPUT_STAMP, "") for stage in earlier}
+    payload = json.dumps({"fingerprint": fingerprint, "earlier": stamps}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
 def read_marker(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
@@ -317,6 +356,7 @@ def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | N
     """Run ``stages`` in order, skipping finished ones unless at or after ``start``, each taken from ``store``
     (a :class:`~inparsx.store.StageStore`) when it holds it; Ctrl-C names the stage. The pre-flight check of
     the stages that will run comes first (``check``)."""
+    names = list(recipe.stages)
     with interrupted_as(f"start-up, before any stage ran ({run_dir})"):
         dataset = recipe_dataset(recipe, dataset)
         registry = get_registry()
@@ -342,7 +382,8 @@ def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | N
             components = [registry.get(STAGES[stage], name)(options)
                           for name, options in recipe.stages[stage].components]
             seen = holdout.training if held else dataset
-            ctx = StageContext(recipe, stage, run_dir, components, fingerprint, seen, holdout=holdout)
+            key = stage_cache_key(fingerprint, run_dir, names[: names.index(stage)])
+            ctx = StageContext(recipe, stage, run_dir, components, fingerprint, seen, holdout=holdout, cache_key=key)
             if store is None or stage in UNSHARED_STAGES:
                 _run_stage(ctx, forcing and stage == start)
                 continue
@@ -503,18 +544,20 @@ missing; ``None`` when the stage reads nothing there, e.g. rerank on a collectio
 
 
 def _run_stage(ctx: StageContext, fresh: bool, prepared: Callable[[], None] | None = None) -> None:
-    """Check the stage's inputs (:func:`inputs_ready`), then clear (other fingerprint or ``fresh``) and mark
-    the stage folder, call ``prepared()`` when given (the one-off runner's barrier), run the stage and write
-    its done marker."""
+    """Check the stage's inputs (:func:`inputs_ready`), then clear (another fingerprint or cache key in the
+    started marker, or ``fresh``) and mark the stage folder, call ``prepared()`` when given (the one-off
+    runner's barrier), run the stage and write its done marker with the :func:`output_stamp` of the folder."""
     folder = ctx.dir
     inputs_ready(ctx)
-    started = read_marker(folder / STARTED_MARKER).get("fingerprint")
-    if folder.exists() and (fresh or started != ctx.fingerprint):
+    marker = read_marker(folder / STARTED_MARKER)
+    started = marker.get("fingerprint")
+    same = started == ctx.fingerprint and marker.get("key", ctx.cache_key) == ctx.cache_key
+    if folder.exists() and (fresh or not same):
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / DONE_MARKER).unlink(missing_ok=True)
-    resuming = started == ctx.fingerprint and not fresh
-    write_json(folder / STARTED_MARKER, {"fingerprint": ctx.fingerprint})
+    resuming = same and not fresh
+    write_json(folder / STARTED_MARKER, {"fingerprint": ctx.fingerprint, "key": ctx.cache_key})
     console.rule(f"[bold]{ctx.stage}[/bold] ({', '.join(c.name for c in ctx.components)})"
                  + (" [yellow]resuming[/yellow]" if resuming else ""))
     quiet_library_bars()
@@ -524,7 +567,8 @@ def _run_stage(ctx: StageContext, fresh: bool, prepared: Callable[[], None] | No
     _call_runner(ctx)
     seconds = time.perf_counter() - began
     write_json(folder / DONE_MARKER, {"fingerprint": ctx.fingerprint, "seconds": round(seconds, 3),
-                                      "use": [c.name for c in ctx.components]})
+                                      "use": [c.name for c in ctx.components], "key": ctx.cache_key,
+                                      OUTPUT_STAMP: output_stamp(folder)})
     console.print(f"[green]✓[/green] {ctx.stage}: done in {seconds:.1f} s")
 
 

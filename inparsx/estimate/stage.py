@@ -166,7 +166,8 @@ def _runs(ctx: "StageContext", corpus: Dataset, queries: dict[str, str]) -> tupl
     scores: dict[str, Any] = {}
     for job, scorer, model, filename in jobs:
         scores[job], summary[job] = rerank_with_model(scorer, model, settings.depth, first_stage, queries, docs,
-                                                      ResumableJsonl(ctx.dir / filename), job_label(job, "estimate"))
+                                                      ResumableJsonl(ctx.dir / filename), job_label(job, "estimate"),
+                                                      ctx.cache_key)
     for job in scores:
         runs.update(fused_runs(job, first_stage, scores, settings))
     for run_name, run in runs.items():

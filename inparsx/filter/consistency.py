@@ -167,7 +167,7 @@ class ConsistencyFilter(Filter):
         reranker = build_reranker(opts.ranker_name, model, opts.batch_size, opts.reranker_options, ctx)
         meta = {"filter": self.name, "by": opts.by, "reranker": opts.ranker_name, "model": model, "depth": opts.depth,
                 "reranker_options": opts.reranker_options, "records": records_digest(records),
-                "trained": self.training_key(records, ctx) if opts.by == "self" else None}
+                "trained": self.training_key(records, ctx) if opts.by == "self" else None, "key": ctx.cache_key}
         try:
             scores, _ = rerank_run(reranker, run, {r.query_id: r.query for r in records}, texts, opts.depth + 1,
                                    ResumableJsonl(ctx.dir / "consistency-scores.jsonl"), meta,
@@ -203,12 +203,13 @@ class ConsistencyFilter(Filter):
 
     def training_key(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> str:
         """sha256 (16 hex digits) of what the self-trained model depends on: the training options (``trainer``,
-        its options, ``model``, ``negatives``, ``depth``, the retriever), the seed and the records."""
+        its options, ``model``, ``negatives``, ``depth``, the retriever), the seed, the records and the stage's
+        cache key (:attr:`~inparsx.context.ComponentContext.cache_key`)."""
         import hashlib
         import json
 
         opts = self.options
         payload = {"trainer": opts.trainer, "options": opts.trainer_options_with_model(), "negatives": opts.negatives,
                    "depth": opts.depth, "retriever": opts.retriever, "retriever_options": opts.retriever_options,
-                   "seed": ctx.seed, "records": records_digest(records)}
+                   "seed": ctx.seed, "records": records_digest(records), "key": ctx.cache_key}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

@@ -24,6 +24,7 @@ from inparsx.plugins import get_registry
 from inparsx.progress import console
 from inparsx.records import Run
 from inparsx.rerank.base import Reranker
+from inparsx.rerank.embeddings import model_cache_key
 from inparsx.rerank.fusion import fuse, interpolate, merge_reranked, rrf
 from inparsx.rerank.options import FORMS, RerankStageOptions
 from inparsx.rerank.reranking import candidates, document_texts, rerank_run
@@ -151,16 +152,21 @@ def run_notes(models: dict[str, str], options: RerankStageOptions, first_stage: 
 
 
 def rerank_with_model(reranker: Reranker, model: str, depth: int, first_stage: Run, queries: dict[str, str],
-                      docs: dict[str, str], store: ResumableJsonl, label: str) -> tuple[Run, dict[str, Any]]:
+                      docs: dict[str, str], store: ResumableJsonl, label: str,
+                      key: str = "") -> tuple[Run, dict[str, Any]]:
     """Load ``model`` into ``reranker``, rerank each query's top ``depth`` (resumably, into ``store``), unload;
     returns scores and a summary.
 
-    ``label`` names the job on the progress bar (which counts pairs/s) and in the closing message.
+    ``label`` names the job on the progress bar (which counts pairs/s) and in the closing message. ``key``:
+    the stage's cache key (:attr:`inparsx.context.ComponentContext.cache_key`); scores in ``store`` are reused
+    only under the same key, the same settings and the same weights (a local folder's files, names, sizes and
+    modification times: :func:`~inparsx.rerank.embeddings.model_cache_key`), so a model retrained at the same
+    path is scored again.
     """
     opts = reranker.options
-    reranker.load(model)
     meta = {"model": model, "reranker": reranker.name, "depth": depth, "max_length": opts.max_length,
-            "dtype": opts.dtype}
+            "dtype": opts.dtype, "key": key, "weights": model_cache_key(model, {})}
+    reranker.load(model)
     try:
         scores, stats = rerank_run(reranker, first_stage, queries, docs, depth, store, meta, description=label)
     finally:
@@ -247,7 +253,8 @@ def run_stage(ctx: "StageContext") -> None:
     scores: dict[str, Run] = {}
     for name, scorer, model, filename in jobs:
         scores[name], summary[name] = rerank_with_model(scorer, model, opts.depth, first_stage, queries, docs,
-                                                        ResumableJsonl(ctx.dir / filename), job_label(name))
+                                                        ResumableJsonl(ctx.dir / filename), job_label(name),
+                                                        ctx.cache_key)
     for name in scores:
         write_runs(ctx.dir, fused_runs(name, first_stage, scores, opts), "rerank", f"inparsx-{reranker.name}")
     write_json(ctx.dir / "summary.json", summary)
