@@ -29,6 +29,9 @@ from typing import Any
 
 from rich.markup import escape
 
+from inparsx.artifacts import (EXCLUDED, NOTES, RUN, RUNS_FOLDER, SYNTHETIC_QUERIES, TABLE, TRIPLES, Artifact,
+                               stage_queries)
+from inparsx.artifacts import EXCLUDED_QIDS, RUN_NOTES, cache_home  # noqa: F401 - declared there, importable here too
 from inparsx.context import MODEL, ComponentContext, missing_output
 from inparsx.datasets import Dataset, resolve_dataset
 from inparsx.datasets.base import NoDataset, SampledSplit
@@ -45,10 +48,6 @@ STAGE_RUNNERS: dict[str, str] = {stage: f"inparsx.{stage}.stage:run_stage" for s
 
 DONE_MARKER = ".inparsx-done.json"
 STARTED_MARKER = ".inparsx-started.json"
-EXCLUDED_QIDS = "excluded_qids.txt"
-RUN_NOTES = "runs.json"
-"""A stage's notes on the runs it wrote: ``{"runs": {name: description}, "pairs": [{"run", "against",
-"question"}]}``; the evaluate stage prints the descriptions and tests each pair (e.g. trained vs zero-shot)."""
 
 HELD_OUT_STAGES = ("tune", "generate", "triples", "train")
 """The stages whose dataset is the collection without ``[estimate]``'s held-out documents (the training
@@ -57,11 +56,6 @@ side): no held-out document is ever sampled for generation, mined as a negative 
 UNEVALUATED_STAGES = ("estimate",)
 """Stages whose runs rank other queries than the collection's (the estimate's synthetic ones): the evaluate
 stage never scores them against the collection's qrels."""
-
-
-def cache_home() -> Path:
-    """Where indexes and embeddings are cached: ``$INPARSX_CACHE`` or ``~/.cache/inparsx``."""
-    return Path(os.environ.get("INPARSX_CACHE") or Path.home() / ".cache" / "inparsx")
 
 
 @dataclass
@@ -151,6 +145,23 @@ class StageContext:
             raise missing_output(self.stage, stage, path)
         return path
 
+    def path_of(self, artifact: Artifact, stage: str | None = None) -> Path:
+        """The path of an earlier stage's artifact (:mod:`inparsx.artifacts`), as :meth:`output` finds it (a
+        one-off command's :attr:`inputs` first); ``stage`` only for an artifact any stage writes (a run).
+
+        Raises:
+            InparsxError: the file does not exist (the message names it, what it holds and its stage).
+        """
+        owner, file = artifact.of(stage)
+        path = self.inputs.get(f"{owner}/{file}") or Path(self.inputs.get(owner, self.run_dir / owner)) / file
+        if not path.exists():
+            raise missing_output(self.stage, owner, path, artifact)
+        return path
+
+    def read(self, artifact: Artifact, stage: str | None = None) -> Any:
+        """The contents of an earlier stage's artifact through its reader (see :meth:`path_of`)."""
+        return artifact.read(self.path_of(artifact, stage))
+
     def resolve_model(self, value: str, filename: str = MODEL) -> str:
         """A model option: ``@stage`` -> that stage's output folder; a hub id or local path is returned as is."""
         if value.startswith("@"):
@@ -164,9 +175,9 @@ class StageContext:
         found: dict[str, Path] = {}
         for stage in [s for s in STAGES if s not in UNEVALUATED_STAGES]:
             folder = self.run_dir / stage
-            if (folder / "run.trec").is_file():
-                found[stage] = folder / "run.trec"
-            for extra in sorted((folder / "runs").glob("*.trec"), key=lambda path: path.stem):
+            if RUN.in_folder(self.run_dir, stage).is_file():
+                found[stage] = RUN.in_folder(self.run_dir, stage)
+            for extra in sorted((folder / RUNS_FOLDER).glob("*.trec"), key=lambda path: path.stem):
                 found[extra.stem] = extra
         return found
 
@@ -178,13 +189,10 @@ class StageContext:
         """
         notes: dict[str, Any] = {"runs": {}, "pairs": []}
         for stage in [s for s in STAGES if s not in UNEVALUATED_STAGES]:
-            path = self.run_dir / stage / RUN_NOTES
+            path = NOTES.in_folder(self.run_dir, stage)
             if not path.is_file():
                 continue
-            try:
-                found = json.loads(path.read_text())
-            except json.JSONDecodeError as exc:
-                raise InparsxError(f"{path}: not valid JSON ({exc})") from None
+            found = NOTES.read(path)
             notes["runs"].update(found.get("runs", {}))
             notes["pairs"].extend(found.get("pairs", []))
         return notes
@@ -193,9 +201,9 @@ class StageContext:
         """Query ids that earlier stages used (e.g. as few-shot examples) and evaluation must drop."""
         excluded: set[str] = set()
         for stage in STAGES:
-            path = self.run_dir / stage / EXCLUDED_QIDS
+            path = EXCLUDED.in_folder(self.run_dir, stage)
             if path.is_file():
-                excluded.update(line.strip() for line in path.read_text().splitlines() if line.strip())
+                excluded.update(EXCLUDED.read(path))
         return excluded
 
 
@@ -503,7 +511,7 @@ def wait_for_processes() -> None:
 
 def _show_stored_table(folder: Path) -> None:
     """Print the results table a finished evaluate stage saved (``table.txt``), so a rerun still shows it."""
-    table = folder / "table.txt"
+    table = folder / TABLE.file
     if table.is_file():
         out.print(table.read_text().rstrip(), markup=False, highlight=False)
 
@@ -526,17 +534,11 @@ def inputs_ready(ctx: StageContext) -> None:
     check_stage_models(ctx.stage, stage_models(ctx.components, ctx.settings), ctx.resolve_model, _say)
 
 
-def _triples_input(ctx: StageContext) -> Path:
-    from inparsx.triples.stage import queries_source
-
-    return queries_source(ctx)
-
-
 STAGE_INPUTS: dict[str, tuple[Callable[[StageContext], Path | None], ...]] = {
-    "filter": (lambda ctx: ctx.output("generate", "queries.jsonl"),),
-    "triples": (_triples_input,),
-    "train": (lambda ctx: ctx.output("triples", "triples.jsonl"),),
-    "rerank": (lambda ctx: ctx.output(ctx.settings.first_stage, "run.trec") if ctx.dataset.has_labels() else None,),
+    "filter": (lambda ctx: ctx.path_of(SYNTHETIC_QUERIES),),
+    "triples": (lambda ctx: ctx.path_of(stage_queries(ctx.recipe.stages)),),
+    "train": (lambda ctx: ctx.path_of(TRIPLES),),
+    "rerank": (lambda ctx: ctx.path_of(RUN, ctx.settings.first_stage) if ctx.dataset.has_labels() else None,),
 }
 """Stage -> checks of the earlier stages' files its runner reads (each raises, naming the file, when it is
 missing; ``None`` when the stage reads nothing there, e.g. rerank on a collection without labels), made by

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from inparsx.artifacts import (ESTIMATE_COMPARISON, ESTIMATE_METRICS, ESTIMATE_NOTES, ESTIMATE_PER_QUERY,
+                               ESTIMATE_QUERIES, ESTIMATE_TABLE, HELDOUT_QUERIES, SUMMARY, stage_queries)
 from inparsx.datasets.base import Dataset
 from inparsx.datasets.views import ReplacedTexts
 from inparsx.io import ResumableJsonl, atomic_write, write_json, write_jsonl, write_trec_run
@@ -48,10 +50,10 @@ if TYPE_CHECKING:
     from inparsx.evaluate.evaluation import Evaluation
     from inparsx.pipeline import StageContext
 
-HELDOUT = "heldout.jsonl"
+HELDOUT = HELDOUT_QUERIES.file
 """The held-out documents' synthetic queries, in ``generate/`` (as written) and ``filter/`` (kept)."""
 
-NOTES = "notes.json"
+NOTES = ESTIMATE_NOTES.file
 FIRST_STAGE = "retrieve"
 """The name of the estimate's first-stage run, as the pipeline names the retrieve stage's run."""
 
@@ -62,7 +64,7 @@ def heldout_source(ctx: "StageContext") -> Path:
     Raises:
         InparsxError: the file does not exist (the stage has not run).
     """
-    return ctx.output("filter" if "filter" in ctx.recipe.stages else "generate", HELDOUT)
+    return ctx.path_of(stage_queries(ctx.recipe.stages, heldout=True))
 
 
 def estimate_corpus(dataset: Dataset, records: list[SyntheticQuery], positive_text: bool) -> tuple[Dataset, int]:
@@ -94,7 +96,7 @@ def estimate_lines(run_dir: Path) -> list[str]:
     documents): did the trained model beat the zero-shot one? ...``; ``[]`` without an estimate."""
     import json
 
-    path = Path(run_dir) / "estimate" / "summary.json"
+    path = SUMMARY.in_folder(run_dir, "estimate")
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -116,18 +118,18 @@ def run_stage(ctx: "StageContext") -> None:
     Raises:
         InparsxError: the held-out queries or the ``@train`` model are missing. DataError: a malformed record.
     """
-    from inparsx.triples.stage import read_synthetic_queries
+    from inparsx.artifacts import read_synthetic_queries
 
     source = heldout_source(ctx)
     records = read_synthetic_queries(source)
     if not records:
         console.print(f"estimate: skipped: no synthetic query of a held-out document is left in {source}", markup=False)
-        write_json(ctx.dir / "summary.json", {"source": str(source), "queries": 0})
+        write_json(ctx.dir / SUMMARY.file, {"source": str(source), "queries": 0})
         return
     corpus, replaced = estimate_corpus(ctx.dataset, records, ctx.settings.positive_text)
     queries = {r.query_id: r.query for r in records}
     qrels: Qrels = {r.query_id: {r.doc_id: 1} for r in records}
-    write_jsonl(ctx.dir / "queries.jsonl", ({"_id": qid, "text": text} for qid, text in queries.items()))
+    write_jsonl(ctx.dir / ESTIMATE_QUERIES.file, ({"_id": qid, "text": text} for qid, text in queries.items()))
     with atomic_write(ctx.dir / "qrels.tsv") as handle:
         handle.write("query-id\tcorpus-id\tscore\n")
         handle.writelines(f"{r.query_id}\t{r.doc_id}\t1\n" for r in records)
@@ -137,7 +139,7 @@ def run_stage(ctx: "StageContext") -> None:
     summary.update(source=str(source.relative_to(ctx.run_dir)), queries=len(records), documents=docs,
                    held_out=ctx.settings.docs, documents_as_positive_text=replaced, metrics=evaluation.means,
                    pairs=[pair.to_json() for pair in evaluation.pairs])
-    write_json(ctx.dir / "summary.json", summary)
+    write_json(ctx.dir / SUMMARY.file, summary)
     title = (f"label-free estimate ({ctx.recipe.name}): {len(records)} synthetic queries of {docs} held-out "
              "documents, each judged relevant to its source document only")
     _print(ctx, evaluation, title)
@@ -188,11 +190,11 @@ def _evaluate(ctx: "StageContext", qrels: Qrels, runs: dict, notes: dict[str, An
     from inparsx.evaluate.stage import evaluate
 
     evaluation = evaluate(estimate_evaluator(ctx, ctx.settings.metrics), qrels, runs, set(), notes=notes)
-    write_json(ctx.dir / "metrics.json", evaluation.means)
+    write_json(ctx.dir / ESTIMATE_METRICS.file, evaluation.means)
     if evaluation.per_query:
-        write_json(ctx.dir / "per_query.json", evaluation.per_query_json())
+        write_json(ctx.dir / ESTIMATE_PER_QUERY.file, evaluation.per_query_json())
     if evaluation.significance:
-        write_json(ctx.dir / "comparison.json", evaluation.comparison())
+        write_json(ctx.dir / ESTIMATE_COMPARISON.file, evaluation.comparison())
     return evaluation
 
 
@@ -203,5 +205,5 @@ def _print(ctx: "StageContext", evaluation: "Evaluation", title: str) -> None:
     print_results(evaluation, out, title)
     text = io.StringIO()
     print_results(evaluation, Console(file=text, color_system=None, highlight=False), title)
-    with atomic_write(ctx.dir / "table.txt") as handle:
+    with atomic_write(ctx.dir / ESTIMATE_TABLE.file) as handle:
         handle.write(text.getvalue())

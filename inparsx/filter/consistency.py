@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
+from inparsx.artifacts import MODEL, TRIPLES, triple_to_dict
 from inparsx.filter.base import Decision, Filter
 from inparsx.filter.reranker_filter import FILTER_OWN, build_reranker, records_digest
 from inparsx.filter.rules import MISSING_SOURCE
@@ -180,7 +181,7 @@ class ConsistencyFilter(Filter):
         """Train ``trainer`` on the records with BM25 negatives; returns the model folder (reused when done)."""
         opts = self.options
         folder = ctx.dir / "consistency-self"
-        model_dir, done = folder / "model", folder / "model.done"
+        model_dir, done = folder / MODEL, folder / f"{MODEL}.done"
         key = self.training_key(records, ctx)
         if done.is_file() and done.read_text().strip() == key:
             ctx.log(f"consistency: reusing the self-trained model {model_dir}")
@@ -191,9 +192,7 @@ class ConsistencyFilter(Filter):
         miner = get_registry().build("miners", "bm25-negatives", {
             "depth": opts.depth, "n_negatives": opts.negatives, "retriever": opts.retriever,
             "retriever_options": opts.retriever_options})
-        from inparsx.triples.stage import triple_to_dict
-
-        triples = folder / "triples.jsonl"
+        triples = folder / TRIPLES.file
         count = write_jsonl(triples, (triple_to_dict(t) for t in miner.mine(list(records), ctx)))
         ctx.log(f"consistency: training {opts.trainer} on {count} synthetic triples ({triples})")
         trainer = get_registry().build("trainers", opts.trainer, opts.trainer_options_with_model())

@@ -9,7 +9,7 @@ when set, e.g. a zero-shot bi-encoder beside a trained cross-encoder) gets the s
 ``zeroshot`` (``runs/zeroshot.trec``, ``runs/zeroshot-alone.trec``...; its fusion is the zero-shot one,
 :func:`fusion_of`), and each of ``compare_models`` under its own name. Also written: the raw per-query scores
 (``scores.jsonl``, ``scores-zeroshot.jsonl``: the resumable files), ``summary.json`` (pairs, seconds, pairs/s,
-reranker, device and dtype per model) and ``runs.json`` (:data:`inparsx.pipeline.RUN_NOTES`: what each run is,
+reranker, device and dtype per model) and ``runs.json`` (:data:`inparsx.artifacts.RUN_NOTES`: what each run is,
 and the trained-vs-zero-shot pairs that the evaluate stage tests).
 """
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from inparsx.artifacts import RUN, RUN_FILE, RUN_NOTES, RUNS_FOLDER
 from inparsx.io import ResumableJsonl, read_trec_run, write_json, write_trec_run
-from inparsx.pipeline import RUN_NOTES
 from inparsx.plugins import get_registry
 from inparsx.progress import console
 from inparsx.records import Run
@@ -184,7 +184,7 @@ def write_runs(folder: Path, runs: dict[str, Run], main: str | None, tag: str) -
     """Write ``runs``: the one named ``main`` as ``folder/run.trec``, the others as ``folder/runs/<name>.trec``."""
     paths = []
     for name, run in runs.items():
-        path = folder / "run.trec" if name == main else folder / "runs" / f"{name}.trec"
+        path = folder / RUN_FILE if name == main else folder / RUNS_FOLDER / f"{name}.trec"
         write_trec_run(path, run, tag=f"{tag}-{name}")
         paths.append(path)
     return paths
@@ -236,7 +236,7 @@ def run_stage(ctx: "StageContext") -> None:
                          if "estimate" in ctx.recipe.stages else "; add [estimate] for a label-free estimate"),
                       markup=False)
         return
-    run_path = ctx.output(opts.first_stage, "run.trec")
+    run_path = ctx.path_of(RUN, opts.first_stage)
     first_stage = read_trec_run(run_path)
     queries = {qid: query.text for qid, query in ctx.dataset.queries(ctx.eval_split).items()}
     todo = candidates(first_stage, opts.depth, queries)

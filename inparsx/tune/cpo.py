@@ -28,11 +28,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
+from inparsx.artifacts import MODEL, QUERY_EVAL
 from inparsx.errors import InparsxError
 from inparsx.io import write_json, write_jsonl
 from inparsx.models import saveable_model
 from inparsx.records import SyntheticQuery
-from inparsx.tune.base import MODEL, Tuner
+from inparsx.tune.base import Tuner
 from inparsx.tune.judge import JudgeOptions, judge_records
 
 if TYPE_CHECKING:
@@ -218,7 +219,7 @@ class CPOTuner(Tuner):
         """``n_candidates`` sampled queries per document, through the ``hf`` generator and the generate stage's
         resumable writer (``tune/candidates.jsonl``)."""
         from inparsx.generate.stage import generate_queries
-        from inparsx.triples.stage import read_synthetic_queries
+        from inparsx.artifacts import read_synthetic_queries
 
         path = ctx.dir / "candidates.jsonl"
         if not path.is_file():
@@ -336,7 +337,7 @@ class CPOTuner(Tuner):
         """The judge's mean score of greedy queries on held-out ``docs``, from the base and the tuned
         generator; written to ``tune/query_eval.json``."""
         from inparsx.generate.stage import generate_queries
-        from inparsx.triples.stage import read_synthetic_queries
+        from inparsx.artifacts import read_synthetic_queries
 
         result: dict[str, Any] = {"documents": len(docs), "judge": self.options.judge}
         for name, model in (("before", self.options.base_model), ("after", tuned)):
@@ -347,7 +348,7 @@ class CPOTuner(Tuner):
             records = read_synthetic_queries(path)
             scores = judge_records(records, self.options, ctx, ctx.dir / f"query-eval-{name}-scores.jsonl")
             result[name] = sum(scores.values()) / len(scores) if scores else None
-        write_json(ctx.dir / "query_eval.json", result)
+        write_json(ctx.dir / QUERY_EVAL.file, result)
         ctx.log(f"cpo: judge mean on {len(docs)} held-out documents, greedy: before {result['before']:.4f}, "
                 f"after {result['after']:.4f}")
         return result
