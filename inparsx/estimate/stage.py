@@ -90,28 +90,6 @@ def estimate_evaluator(ctx: "StageContext", metrics: list[str]) -> "Evaluator":
     return cls(cls.Options.model_validate({**values, "metrics": metrics, "baseline": None}))
 
 
-def estimate_lines(run_dir: Path) -> list[str]:
-    """One line per paired test of the estimate in ``run_dir`` (``estimate/summary.json``), for the evaluate
-    stage to print beside the real metrics: ``label-free estimate (200 synthetic queries of held-out
-    documents): did the trained model beat the zero-shot one? ...``; ``[]`` without an estimate."""
-    import json
-
-    path = SUMMARY.in_folder(run_dir, "estimate")
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    head = f"label-free estimate ({summary.get('queries', 0)} synthetic queries of held-out documents)"
-    lines = []
-    for pair in summary.get("pairs", []):
-        metric, result = next(iter(pair["metrics"].items()))
-        p_value = result["p_value"]
-        lines.append(f"{head}: {pair['question']} {pair['verdict']}: {pair['run']} {result['value']:.4f} vs "
-                     f"{pair['against']} {result['against']:.4f} {metric} ({result['delta']:+.4f}, "
-                     + ("p<0.001" if p_value < 0.001 else f"p={p_value:.3f}") + ")")
-    return lines
-
-
 def run_stage(ctx: "StageContext") -> None:
     """Estimate, without labels, what training gained (see the module docstring).
 

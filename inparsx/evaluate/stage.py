@@ -21,7 +21,7 @@ from rich.console import Console
 from inparsx.artifacts import COMPARISON, METRICS, PER_QUERY, TABLE
 from inparsx.errors import InparsxError
 from inparsx.evaluate.evaluation import Evaluation, evaluate_runs, exclude_queries, paired_tests, read_runs
-from inparsx.evaluate.table import print_results
+from inparsx.evaluate.table import estimate_lines, print_results
 from inparsx.io import atomic_write, write_json
 from inparsx.progress import console, out
 from inparsx.records import Qrels, Run
@@ -91,8 +91,6 @@ def run_stage(ctx) -> None:
     print_results(evaluation, out, title)
     text = io.StringIO()
     print_results(evaluation, Console(file=text, color_system=None, highlight=False), title)
-    from inparsx.estimate.stage import estimate_lines
-
     beside = estimate_lines(ctx.run_dir) if "estimate" in ctx.recipe.stages else []  # next to the real figures
     for line in beside:
         out.print(line, markup=False, highlight=False)
