@@ -1,8 +1,9 @@
 """What a component sees: the narrow context every component method gets, never the runner's whole state.
 
 A :class:`ComponentContext` holds the dataset, the seed, the evaluated split's name, the component's own work
-folder, the folders of the earlier stages it may read (through :meth:`ComponentContext.resolve_model` and
-:meth:`ComponentContext.output`), the run's name (for provenance), and a logger and progress hook. It holds no
+folder, the folders of the earlier stages it may read (through :meth:`ComponentContext.read`,
+:meth:`ComponentContext.path_of`, :meth:`ComponentContext.resolve_model` and :meth:`ComponentContext.output`),
+the run's name (for provenance), and a logger and progress hook. It holds no
 recipe and no run directory, so a plugin is built and tested without either
 (:func:`inparsx.testing.component_context`), and what it may read is declared here rather than found by
 reaching into the runner.
@@ -21,13 +22,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from inparsx.artifacts import MODEL, Artifact  # MODEL: declared there, importable here too
 from inparsx.errors import InparsxError
 
 if TYPE_CHECKING:
     from inparsx.datasets.base import Dataset
-
-MODEL = "model"
-"""The file or folder name ``@stage`` resolves to by default (``train/model``, ``tune/model``)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,11 @@ class ComponentContext:
         run_name: the run's name (the recipe's ``[recipe] name``), recorded for provenance, e.g. in a model
             card; ``""`` outside a recipe run.
         stage: the stage the component runs in (named in messages); ``""`` outside a run.
+        cache_key: the key of this computation (:func:`inparsx.pipeline.stage_cache_key`: the stage's options,
+            the dataset, the seed, and the earlier stages' fingerprints and outputs as they are now). A
+            component keys every cache it keeps under :attr:`dir` (resumable scores, a trained adapter) by it,
+            with what else identifies the entry, so a model retrained at the same path never gets the previous
+            one's scores; ``""`` outside a run.
     """
 
     dataset: "Dataset"
@@ -57,6 +61,7 @@ class ComponentContext:
     outputs: Mapping[str, Path] = field(default_factory=dict)
     run_name: str = ""
     stage: str = ""
+    cache_key: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dir", Path(self.dir))
@@ -75,6 +80,31 @@ class ComponentContext:
         if not path.exists():
             raise missing_output(self.stage, stage, path)
         return path
+
+    def path_of(self, artifact: Artifact, stage: str | None = None) -> Path:
+        """The path of an earlier stage's artifact (:mod:`inparsx.artifacts`), e.g. ``path_of(RUN, "retrieve")``
+        or ``path_of(TRAINED_MODEL)``; ``stage`` only for an artifact any stage writes (a run).
+
+        Raises:
+            InparsxError: the stage is not one this component may read, or the file does not exist (the
+                message names the file, what it holds and the stage that writes it).
+        """
+        owner, file = artifact.of(stage)
+        if owner not in self.outputs:
+            raise InparsxError(self._unreadable(owner))
+        path = self.outputs[owner] / file
+        if not path.exists():
+            raise missing_output(self.stage, owner, path, artifact)
+        return path
+
+    def read(self, artifact: Artifact, stage: str | None = None) -> Any:
+        """The contents of an earlier stage's artifact, through its reader (see :meth:`path_of`).
+
+        Raises:
+            InparsxError: as :meth:`path_of`, or the artifact has no reader (read it by path).
+            DataError: the file is malformed (file and line named).
+        """
+        return artifact.read(self.path_of(artifact, stage))
 
     def resolve_model(self, value: str, filename: str = MODEL) -> str:
         """A model option: ``@stage`` -> that earlier stage's output (``filename`` in its folder, e.g.
@@ -111,9 +141,11 @@ class ComponentContext:
         return progress_task(description, total, unit)
 
 
-def missing_output(stage: str, needed: str, path: Path) -> InparsxError:
-    """The error for stage ``stage`` needing ``path``, an output of stage ``needed`` that does not exist."""
+def missing_output(stage: str, needed: str, path: Path, artifact: Artifact | None = None) -> InparsxError:
+    """The error for stage ``stage`` needing ``path``, an output of stage ``needed`` that does not exist
+    (``artifact``: the declared artifact it is, whose description the message gives)."""
     who = f"stage {stage!r}" if stage else "this component"
-    return InparsxError(f"{who} needs {path}, the output of stage {needed!r}: add [{needed}] to the recipe or "
-                        "run it first")
+    what = f" ({artifact.description})" if artifact is not None else ""
+    return InparsxError(f"{who} needs {path}, the output of stage {needed!r}{what}: add [{needed}] to the recipe "
+                        "or run it first")
 

@@ -1,9 +1,11 @@
 """The pipeline runner: one folder per stage, fingerprints, completion markers, skipping and resumption.
 
 A stage's fingerprint hashes its options, the dataset, its seed and the fingerprint of the stage before it
-(:func:`stage_fingerprints`), so a changed option re-runs that stage and every stage after it. A stage folder
-whose *started* marker carries another fingerprint is cleared before the stage runs; one with the same
-fingerprint is kept, so long stages resume from their ``.partial`` files. Nothing finished is lost to an
+(:func:`stage_fingerprints`), so a changed option re-runs that stage and every stage after it. A stage's cache
+key (:func:`stage_cache_key`) adds what the earlier stages' folders hold now, so a stage re-run by ``--from``
+changes the keys of the stages after it. A stage folder whose *started* marker carries another fingerprint or
+cache key is cleared before the stage runs; one with the same is kept, so long stages resume from their
+``.partial`` files, and components key the caches they keep there by the cache key they are handed. Nothing finished is lost to an
 attempt that cannot start: a folder is cleared only once the stage's inputs are known to load (the collection
 made available, the earlier stages' files there, every model it names resolved). Before the first stage,
 :func:`run_recipe` runs the pre-flight check (:mod:`inparsx.preflight`) of the stages about to run. With a
@@ -27,12 +29,15 @@ from typing import Any
 
 from rich.markup import escape
 
+from inparsx.artifacts import (EXCLUDED, NOTES, RUN, RUNS_FOLDER, SYNTHETIC_QUERIES, TABLE, TRIPLES, Artifact,
+                               stage_queries)
+from inparsx.artifacts import EXCLUDED_QIDS, RUN_NOTES, cache_home  # noqa: F401 - declared there, importable here too
 from inparsx.context import MODEL, ComponentContext, missing_output
 from inparsx.datasets import Dataset, resolve_dataset
 from inparsx.datasets.base import NoDataset, SampledSplit
 from inparsx.errors import InparsxError
 from inparsx.interrupts import interrupted_as
-from inparsx.io import atomic_write, read_json, write_json
+from inparsx.io import atomic_write, write_json
 from inparsx.lock import run_dir_lock
 from inparsx.progress import console, out, quiet_library_bars
 from inparsx.recipe import STAGES, Recipe
@@ -43,10 +48,6 @@ STAGE_RUNNERS: dict[str, str] = {stage: f"inparsx.{stage}.stage:run_stage" for s
 
 DONE_MARKER = ".inparsx-done.json"
 STARTED_MARKER = ".inparsx-started.json"
-EXCLUDED_QIDS = "excluded_qids.txt"
-RUN_NOTES = "runs.json"
-"""A stage's notes on the runs it wrote: ``{"runs": {name: description}, "pairs": [{"run", "against",
-"question"}]}``; the evaluate stage prints the descriptions and tests each pair (e.g. trained vs zero-shot)."""
 
 HELD_OUT_STAGES = ("tune", "generate", "triples", "train")
 """The stages whose dataset is the collection without ``[estimate]``'s held-out documents (the training
@@ -55,11 +56,6 @@ side): no held-out document is ever sampled for generation, mined as a negative 
 UNEVALUATED_STAGES = ("estimate",)
 """Stages whose runs rank other queries than the collection's (the estimate's synthetic ones): the evaluate
 stage never scores them against the collection's qrels."""
-
-
-def cache_home() -> Path:
-    """Where indexes and embeddings are cached: ``$INPARSX_CACHE`` or ``~/.cache/inparsx``."""
-    return Path(os.environ.get("INPARSX_CACHE") or Path.home() / ".cache" / "inparsx")
 
 
 @dataclass
@@ -83,6 +79,12 @@ class StageContext:
     """The documents ``[estimate]`` holds out of training (:class:`inparsx.estimate.holdout.Holdout`), or
     ``None``. The stages of :data:`HELD_OUT_STAGES` get its ``training`` view as :attr:`dataset`; the generate
     stage also writes queries for its documents."""
+    cache_key: str = ""
+    """What every cache kept in the stage's folder is keyed by (:func:`stage_cache_key`): the fingerprint and
+    what the earlier stages' folders hold now. ``""``: the fingerprint alone (a context built by hand)."""
+
+    def __post_init__(self) -> None:
+        self.cache_key = self.cache_key or self.fingerprint
 
     @property
     def dir(self) -> Path:
@@ -130,7 +132,7 @@ class StageContext:
         folders = {s: Path(self.inputs.get(s, self.run_dir / s)) for s in earlier}
         return ComponentContext(dataset if dataset is not None else self.dataset, self.dir, self.seed,
                                 self.eval_split, folders if outputs is None else outputs,
-                                run_name=self.recipe.name, stage=self.stage)
+                                run_name=self.recipe.name, stage=self.stage, cache_key=self.cache_key)
 
     def output(self, stage: str, filename: str) -> Path:
         """The path of an earlier stage's output file.
@@ -142,6 +144,23 @@ class StageContext:
         if not path.exists():
             raise missing_output(self.stage, stage, path)
         return path
+
+    def path_of(self, artifact: Artifact, stage: str | None = None) -> Path:
+        """The path of an earlier stage's artifact (:mod:`inparsx.artifacts`), as :meth:`output` finds it (a
+        one-off command's :attr:`inputs` first); ``stage`` only for an artifact any stage writes (a run).
+
+        Raises:
+            InparsxError: the file does not exist (the message names it, what it holds and its stage).
+        """
+        owner, file = artifact.of(stage)
+        path = self.inputs.get(f"{owner}/{file}") or Path(self.inputs.get(owner, self.run_dir / owner)) / file
+        if not path.exists():
+            raise missing_output(self.stage, owner, path, artifact)
+        return path
+
+    def read(self, artifact: Artifact, stage: str | None = None) -> Any:
+        """The contents of an earlier stage's artifact through its reader (see :meth:`path_of`)."""
+        return artifact.read(self.path_of(artifact, stage))
 
     def resolve_model(self, value: str, filename: str = MODEL) -> str:
         """A model option: ``@stage`` -> that stage's output folder; a hub id or local path is returned as is."""
@@ -156,9 +175,9 @@ class StageContext:
         found: dict[str, Path] = {}
         for stage in [s for s in STAGES if s not in UNEVALUATED_STAGES]:
             folder = self.run_dir / stage
-            if (folder / "run.trec").is_file():
-                found[stage] = folder / "run.trec"
-            for extra in sorted((folder / "runs").glob("*.trec"), key=lambda path: path.stem):
+            if RUN.in_folder(self.run_dir, stage).is_file():
+                found[stage] = RUN.in_folder(self.run_dir, stage)
+            for extra in sorted((folder / RUNS_FOLDER).glob("*.trec"), key=lambda path: path.stem):
                 found[extra.stem] = extra
         return found
 
@@ -170,10 +189,10 @@ class StageContext:
         """
         notes: dict[str, Any] = {"runs": {}, "pairs": []}
         for stage in [s for s in STAGES if s not in UNEVALUATED_STAGES]:
-            path = self.run_dir / stage / RUN_NOTES
+            path = NOTES.in_folder(self.run_dir, stage)
             if not path.is_file():
                 continue
-            found = read_json(path)
+            found = NOTES.read(path)
             notes["runs"].update(found.get("runs", {}))
             notes["pairs"].extend(found.get("pairs", []))
         return notes
@@ -182,9 +201,9 @@ class StageContext:
         """Query ids that earlier stages used (e.g. as few-shot examples) and evaluation must drop."""
         excluded: set[str] = set()
         for stage in STAGES:
-            path = self.run_dir / stage / EXCLUDED_QIDS
+            path = EXCLUDED.in_folder(self.run_dir, stage)
             if path.is_file():
-                excluded.update(line.strip() for line in path.read_text().splitlines() if line.strip())
+                excluded.update(EXCLUDED.read(path))
         return excluded
 
 
@@ -255,6 +274,37 @@ def _holdout_tag(recipe: Recipe, stage: str) -> str:
     return f"+holdout{count}" + ("" if seed == recipe.stage_seed(stage) else f"s{seed}")
 
 
+OUTPUT_STAMP = "output"
+"""The key of a done marker holding :func:`output_stamp` of the finished folder."""
+
+
+def output_stamp(folder: Path) -> str:
+    """sha256 (16 hex digits) of the relative names, sizes and modification times (ns) of the files under
+    ``folder``, its markers left out: it changes whenever a stage writes its outputs again (a retrained model
+    at the same path), without hashing gigabytes of weights. Written into the done marker
+    (:data:`OUTPUT_STAMP`), which a stage store copies along."""
+    digest = hashlib.sha256()
+    for item in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (DONE_MARKER, STARTED_MARKER)):
+        stat = item.stat()
+        digest.update(f"{item.relative_to(folder)} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def stage_cache_key(fingerprint: str, run_dir: Path, earlier: list[str]) -> str:
+    """The key a stage's component-level caches (resumable scores, trained adapters...) are written under:
+    sha256 (16 hex digits) of the stage's ``fingerprint`` and the :func:`output_stamp` that each of the
+    ``earlier`` stages' done markers in ``run_dir`` records.
+
+    The fingerprint alone does not change when ``--from train`` retrains a model at the same path with the
+    same options; this key does, so the rerank stage never serves the previous model's scores. It is stable
+    while the earlier folders are untouched, so an interrupted stage resumes. A marker written before stamps
+    existed counts as ``""``.
+    """
+    stamps = {stage: read_marker(run_dir / stage / DONE_MARKER).get(OUTPUT_STAMP, "") for stage in earlier}
+    payload = json.dumps({"fingerprint": fingerprint, "earlier": stamps}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
 def read_marker(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
@@ -318,6 +368,7 @@ def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | N
     """Run ``stages`` in order, skipping finished ones unless at or after ``start``, each taken from ``store``
     (a :class:`~inparsx.store.StageStore`) when it holds it; Ctrl-C names the stage. The pre-flight check of
     the stages that will run comes first (``check``)."""
+    names = list(recipe.stages)
     with interrupted_as(f"start-up, before any stage ran ({run_dir})"):
         dataset = recipe_dataset(recipe, dataset)
         registry = get_registry()
@@ -343,7 +394,8 @@ def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | N
             components = [registry.get(STAGES[stage], name)(options)
                           for name, options in recipe.stages[stage].components]
             seen = holdout.training if held else dataset
-            ctx = StageContext(recipe, stage, run_dir, components, fingerprint, seen, holdout=holdout)
+            key = stage_cache_key(fingerprint, run_dir, names[: names.index(stage)])
+            ctx = StageContext(recipe, stage, run_dir, components, fingerprint, seen, holdout=holdout, cache_key=key)
             if store is None or stage in UNSHARED_STAGES:
                 _run_stage(ctx, forcing and stage == start)
                 continue
@@ -463,7 +515,7 @@ def wait_for_processes() -> None:
 
 def _show_stored_table(folder: Path) -> None:
     """Print the results table a finished evaluate stage saved (``table.txt``), so a rerun still shows it."""
-    table = folder / "table.txt"
+    table = folder / TABLE.file
     if table.is_file():
         out.print(table.read_text().rstrip(), markup=False, highlight=False)
 
@@ -486,17 +538,11 @@ def inputs_ready(ctx: StageContext) -> None:
     check_stage_models(ctx.stage, stage_models(ctx.components, ctx.settings), ctx.resolve_model, _say)
 
 
-def _triples_input(ctx: StageContext) -> Path:
-    from inparsx.triples.stage import queries_source
-
-    return queries_source(ctx)
-
-
 STAGE_INPUTS: dict[str, tuple[Callable[[StageContext], Path | None], ...]] = {
-    "filter": (lambda ctx: ctx.output("generate", "queries.jsonl"),),
-    "triples": (_triples_input,),
-    "train": (lambda ctx: ctx.output("triples", "triples.jsonl"),),
-    "rerank": (lambda ctx: ctx.output(ctx.settings.first_stage, "run.trec") if ctx.dataset.has_labels() else None,),
+    "filter": (lambda ctx: ctx.path_of(SYNTHETIC_QUERIES),),
+    "triples": (lambda ctx: ctx.path_of(stage_queries(ctx.recipe.stages)),),
+    "train": (lambda ctx: ctx.path_of(TRIPLES),),
+    "rerank": (lambda ctx: ctx.path_of(RUN, ctx.settings.first_stage) if ctx.dataset.has_labels() else None,),
 }
 """Stage -> checks of the earlier stages' files its runner reads (each raises, naming the file, when it is
 missing; ``None`` when the stage reads nothing there, e.g. rerank on a collection without labels), made by
@@ -504,18 +550,20 @@ missing; ``None`` when the stage reads nothing there, e.g. rerank on a collectio
 
 
 def _run_stage(ctx: StageContext, fresh: bool, prepared: Callable[[], None] | None = None) -> None:
-    """Check the stage's inputs (:func:`inputs_ready`), then clear (other fingerprint or ``fresh``) and mark
-    the stage folder, call ``prepared()`` when given (the one-off runner's barrier), run the stage and write
-    its done marker."""
+    """Check the stage's inputs (:func:`inputs_ready`), then clear (another fingerprint or cache key in the
+    started marker, or ``fresh``) and mark the stage folder, call ``prepared()`` when given (the one-off
+    runner's barrier), run the stage and write its done marker with the :func:`output_stamp` of the folder."""
     folder = ctx.dir
     inputs_ready(ctx)
-    started = read_marker(folder / STARTED_MARKER).get("fingerprint")
-    if folder.exists() and (fresh or started != ctx.fingerprint):
+    marker = read_marker(folder / STARTED_MARKER)
+    started = marker.get("fingerprint")
+    same = started == ctx.fingerprint and marker.get("key", ctx.cache_key) == ctx.cache_key
+    if folder.exists() and (fresh or not same):
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / DONE_MARKER).unlink(missing_ok=True)
-    resuming = started == ctx.fingerprint and not fresh and _holds_work(folder)
-    write_json(folder / STARTED_MARKER, {"fingerprint": ctx.fingerprint})
+    resuming = same and not fresh and _holds_work(folder)
+    write_json(folder / STARTED_MARKER, {"fingerprint": ctx.fingerprint, "key": ctx.cache_key})
     console.rule(f"[bold]{ctx.stage}[/bold] ({', '.join(c.name for c in ctx.components)})"
                  + (" [yellow]resuming[/yellow]" if resuming else ""))
     quiet_library_bars()
@@ -525,7 +573,8 @@ def _run_stage(ctx: StageContext, fresh: bool, prepared: Callable[[], None] | No
     _call_runner(ctx)
     seconds = time.perf_counter() - began
     write_json(folder / DONE_MARKER, {"fingerprint": ctx.fingerprint, "seconds": round(seconds, 3),
-                                      "use": [c.name for c in ctx.components]})
+                                      "use": [c.name for c in ctx.components], "key": ctx.cache_key,
+                                      OUTPUT_STAMP: output_stamp(folder)})
     console.print(f"[green]✓[/green] {ctx.stage}: done in {seconds:.1f} s")
 
 

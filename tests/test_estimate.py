@@ -5,7 +5,6 @@ metrics and paired tests, on a collection without labels and beside the real met
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest

@@ -331,7 +331,7 @@ def test_rerank_keys_are_routed_to_the_stage_or_the_reranker(tmp_path):
     path = tmp_path / "r.toml"
     path.write_text(RECIPE + '[rerank]\nuse = "monot5"\nmodel = "m"\ndepth = 20\ntrue_token = "yes"\ndtype = "fp32"\n')
     config = load_recipe(path).stages["rerank"]
-    (name, reranker), stage = config.components[0], config.settings
+    (_, reranker), stage = config.components[0], config.settings
     assert (stage.model, stage.depth, reranker.true_token, reranker.dtype) == ("m", 20, "yes", "fp32")
     assert "depth" not in type(reranker).model_fields and "dtype" not in type(stage).model_fields
     assert load_recipe(path).filled()["rerank"] == {"use": "monot5", **stage.model_dump(exclude_none=True),

@@ -5,7 +5,6 @@ fit for training (tests/test_estimate.py runs them to a trained model and the la
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -82,10 +82,10 @@ def test_a_run_logged_to_a_file_writes_plain_progress_lines(logged_run):
     # training: steps, rate, ETA while it runs, and the loss
     assert re.search(r"^training: [12]/3 steps \(\d+%\) · .*steps/s · elapsed \d+:\d\d:\d\d · eta \d+:\d\d:\d\d · "
                      r"loss \d+\.\d{4}", text, re.M)
-    assert re.search(r"^training: 3/3 steps \(100%\) · [\d.]+ steps/s · done in .* loss \d+\.\d{4}", text, re.M)
+    assert re.search(r"^training: 3/3 steps \(100%\) · [\d.,]+ steps/s · done in .* loss \d+\.\d{4}", text, re.M)
     # the rate the bar ends on is the one the stage's summary prints
-    bar = re.search(r"^rerank: (\d+)/\1 pairs \(100%\) · ([\d.]+) pairs/s", text, re.M)
-    summary = re.search(r"^rerank: \d+ queries, (\d+) pairs in [\d.]+ s \(([\d.]+) pairs/s\)", text, re.M)
+    bar = re.search(r"^rerank: (\d+)/\1 pairs \(100%\) · ([\d.,]+) pairs/s", text, re.M)  # 1,291.8 above 1000
+    summary = re.search(r"^rerank: \d+ queries, (\d+) pairs in [\d.]+ s \(([\d.,]+) pairs/s\)", text, re.M)
     assert bar and summary and bar.group(1) == summary.group(1) and bar.group(2) == summary.group(2)
 
 

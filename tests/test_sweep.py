@@ -322,6 +322,6 @@ def test_the_labels_vs_synthetic_sweep_is_the_measurement(data_home, monkeypatch
     assert all(r.stage_seed("retrieve") == 1 and r.dataset.eval_split == "test" for r in recipes.values())
     assert recipes["inpars"].stage_seed("generate") == 1 and recipes["gold-10"].stage_seed("generate") == 2
     assert [recipes[k].stages["generate"].components[0][1].num_queries for k in ("gold-10", "gold-809")] == [10, None]
-    assert recipes["ict"].stages["generate"].use == ["ict"] and recipes["inpars"].stages["generate"].use == ["hf"]
+    assert recipes["ict"].stages["generate"].use == ["ict"] and recipes["inpars"].stages["generate"].use == ["vllm"]
     trains = {k: r.filled()["train"] for k, r in recipes.items()}
     assert len({json.dumps(t, sort_keys=True) for t in trains.values()}) == 1  # one trainer for every row

@@ -143,3 +143,36 @@ def test_qlora_on_an_nf4_base_trains_and_merges_into_a_full_precision_model(tmp_
     assert getattr(AutoConfig.from_pretrained(merged), "quantization_config", None) is None
     model = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32)
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_a_crash_after_training_resumes_without_training_again(tmp_path, scifact_small, tiny, monkeypatch):
+    """The adapter saved under the stage's key is reused: a crash in ``save_merged`` (after the adapter was
+    saved and the checkpoints removed) and a rerun train no step, and the rerun writes the first run's metrics."""
+    from trl.experimental.cpo import CPOTrainer
+
+    from inparsx.tune import cpo
+
+    steps = []
+    step = CPOTrainer.training_step
+    monkeypatch.setattr(CPOTrainer, "training_step", lambda self, *a, **k: steps.append(1) or step(self, *a, **k))
+    merge = cpo.save_merged
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed while merging")
+
+    path = tmp_path / "cpo.toml"
+    path.write_text(RECIPE.format(data=scifact_small, **tiny).replace("eval_docs = 2", "eval_docs = 0"))
+    recipe = load_recipe(path)
+    monkeypatch.setattr(cpo, "save_merged", crash)
+    with pytest.raises(RuntimeError, match="killed while merging"):
+        run_recipe(recipe, tmp_path / "run", stop="tune")
+    tune = tmp_path / "run" / "tune"
+    assert len(steps) == 2 and (tune / "adapter").is_dir() and not (tune / "checkpoints").exists()
+    first = json.loads((tune / cpo.ADAPTER_DONE).read_text())
+
+    steps.clear()
+    monkeypatch.setattr(cpo, "save_merged", merge)
+    run_recipe(recipe, tmp_path / "run", stop="tune")
+    assert steps == [] and (tune / "model" / "config.json").is_file()
+    training = json.loads((tune / "training.json").read_text())
+    assert training["train"]["global_step"] == 2 and training["log"] == first["metrics"]["log"]

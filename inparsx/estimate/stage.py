@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from inparsx.artifacts import (ESTIMATE_COMPARISON, ESTIMATE_METRICS, ESTIMATE_NOTES, ESTIMATE_PER_QUERY,
+                               ESTIMATE_QUERIES, ESTIMATE_TABLE, HELDOUT_QUERIES, SUMMARY, stage_queries)
 from inparsx.datasets.base import Dataset
 from inparsx.datasets.views import ReplacedTexts
 from inparsx.io import ResumableJsonl, atomic_write, write_json, write_jsonl, write_trec_run
@@ -48,10 +50,10 @@ if TYPE_CHECKING:
     from inparsx.evaluate.evaluation import Evaluation
     from inparsx.pipeline import StageContext
 
-HELDOUT = "heldout.jsonl"
+HELDOUT = HELDOUT_QUERIES.file
 """The held-out documents' synthetic queries, in ``generate/`` (as written) and ``filter/`` (kept)."""
 
-NOTES = "notes.json"
+NOTES = ESTIMATE_NOTES.file
 FIRST_STAGE = "retrieve"
 """The name of the estimate's first-stage run, as the pipeline names the retrieve stage's run."""
 
@@ -62,7 +64,7 @@ def heldout_source(ctx: "StageContext") -> Path:
     Raises:
         InparsxError: the file does not exist (the stage has not run).
     """
-    return ctx.output("filter" if "filter" in ctx.recipe.stages else "generate", HELDOUT)
+    return ctx.path_of(stage_queries(ctx.recipe.stages, heldout=True))
 
 
 def estimate_corpus(dataset: Dataset, records: list[SyntheticQuery], positive_text: bool) -> tuple[Dataset, int]:
@@ -88,46 +90,24 @@ def estimate_evaluator(ctx: "StageContext", metrics: list[str]) -> "Evaluator":
     return cls(cls.Options.model_validate({**values, "metrics": metrics, "baseline": None}))
 
 
-def estimate_lines(run_dir: Path) -> list[str]:
-    """One line per paired test of the estimate in ``run_dir`` (``estimate/summary.json``), for the evaluate
-    stage to print beside the real metrics: ``label-free estimate (200 synthetic queries of held-out
-    documents): did the trained model beat the zero-shot one? ...``; ``[]`` without an estimate."""
-    import json
-
-    path = Path(run_dir) / "estimate" / "summary.json"
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    head = f"label-free estimate ({summary.get('queries', 0)} synthetic queries of held-out documents)"
-    lines = []
-    for pair in summary.get("pairs", []):
-        metric, result = next(iter(pair["metrics"].items()))
-        p_value = result["p_value"]
-        lines.append(f"{head}: {pair['question']} {pair['verdict']}: {pair['run']} {result['value']:.4f} vs "
-                     f"{pair['against']} {result['against']:.4f} {metric} ({result['delta']:+.4f}, "
-                     + ("p<0.001" if p_value < 0.001 else f"p={p_value:.3f}") + ")")
-    return lines
-
-
 def run_stage(ctx: "StageContext") -> None:
     """Estimate, without labels, what training gained (see the module docstring).
 
     Raises:
         InparsxError: the held-out queries or the ``@train`` model are missing. DataError: a malformed record.
     """
-    from inparsx.triples.stage import read_synthetic_queries
+    from inparsx.artifacts import read_synthetic_queries
 
     source = heldout_source(ctx)
     records = read_synthetic_queries(source)
     if not records:
         console.print(f"estimate: skipped: no synthetic query of a held-out document is left in {source}", markup=False)
-        write_json(ctx.dir / "summary.json", {"source": str(source), "queries": 0})
+        write_json(ctx.dir / SUMMARY.file, {"source": str(source), "queries": 0})
         return
     corpus, replaced = estimate_corpus(ctx.dataset, records, ctx.settings.positive_text)
     queries = {r.query_id: r.query for r in records}
     qrels: Qrels = {r.query_id: {r.doc_id: 1} for r in records}
-    write_jsonl(ctx.dir / "queries.jsonl", ({"_id": qid, "text": text} for qid, text in queries.items()))
+    write_jsonl(ctx.dir / ESTIMATE_QUERIES.file, ({"_id": qid, "text": text} for qid, text in queries.items()))
     with atomic_write(ctx.dir / "qrels.tsv") as handle:
         handle.write("query-id\tcorpus-id\tscore\n")
         handle.writelines(f"{r.query_id}\t{r.doc_id}\t1\n" for r in records)
@@ -137,7 +117,7 @@ def run_stage(ctx: "StageContext") -> None:
     summary.update(source=str(source.relative_to(ctx.run_dir)), queries=len(records), documents=docs,
                    held_out=ctx.settings.docs, documents_as_positive_text=replaced, metrics=evaluation.means,
                    pairs=[pair.to_json() for pair in evaluation.pairs])
-    write_json(ctx.dir / "summary.json", summary)
+    write_json(ctx.dir / SUMMARY.file, summary)
     title = (f"label-free estimate ({ctx.recipe.name}): {len(records)} synthetic queries of {docs} held-out "
              "documents, each judged relevant to its source document only")
     _print(ctx, evaluation, title)
@@ -166,7 +146,8 @@ def _runs(ctx: "StageContext", corpus: Dataset, queries: dict[str, str]) -> tupl
     scores: dict[str, Any] = {}
     for job, scorer, model, filename in jobs:
         scores[job], summary[job] = rerank_with_model(scorer, model, settings.depth, first_stage, queries, docs,
-                                                      ResumableJsonl(ctx.dir / filename), job_label(job, "estimate"))
+                                                      ResumableJsonl(ctx.dir / filename), job_label(job, "estimate"),
+                                                      ctx.cache_key)
     for job in scores:
         runs.update(fused_runs(job, first_stage, scores, settings))
     for run_name, run in runs.items():
@@ -187,11 +168,11 @@ def _evaluate(ctx: "StageContext", qrels: Qrels, runs: dict, notes: dict[str, An
     from inparsx.evaluate.stage import evaluate
 
     evaluation = evaluate(estimate_evaluator(ctx, ctx.settings.metrics), qrels, runs, set(), notes=notes)
-    write_json(ctx.dir / "metrics.json", evaluation.means)
+    write_json(ctx.dir / ESTIMATE_METRICS.file, evaluation.means)
     if evaluation.per_query:
-        write_json(ctx.dir / "per_query.json", evaluation.per_query_json())
+        write_json(ctx.dir / ESTIMATE_PER_QUERY.file, evaluation.per_query_json())
     if evaluation.significance:
-        write_json(ctx.dir / "comparison.json", evaluation.comparison())
+        write_json(ctx.dir / ESTIMATE_COMPARISON.file, evaluation.comparison())
     return evaluation
 
 
@@ -202,5 +183,5 @@ def _print(ctx: "StageContext", evaluation: "Evaluation", title: str) -> None:
     print_results(evaluation, out, title)
     text = io.StringIO()
     print_results(evaluation, Console(file=text, color_system=None, highlight=False), title)
-    with atomic_write(ctx.dir / "table.txt") as handle:
+    with atomic_write(ctx.dir / ESTIMATE_TABLE.file) as handle:
         handle.write(text.getvalue())

@@ -18,14 +18,15 @@ from typing import Any
 
 from rich.console import Console
 
+from inparsx.artifacts import COMPARISON, METRICS, PER_QUERY, TABLE
 from inparsx.errors import InparsxError
 from inparsx.evaluate.evaluation import Evaluation, evaluate_runs, exclude_queries, paired_tests, read_runs
-from inparsx.evaluate.table import print_results
+from inparsx.evaluate.table import estimate_lines, print_results
 from inparsx.io import atomic_write, write_json
 from inparsx.progress import console, out
 from inparsx.records import Qrels, Run
 
-TABLE_FILE = "table.txt"
+TABLE_FILE = TABLE.file
 """The printed results table, kept so that a rerun whose stages are all done can show it again."""
 
 
@@ -78,11 +79,11 @@ def run_stage(ctx) -> None:
     source = f" of split {ctx.eval_split!r} (few-shot examples listed in excluded_qids.txt)"
     qrels = ctx.dataset.qrels(ctx.eval_split)
     evaluation = evaluate(ctx.component, qrels, read_runs(paths), ctx.excluded_qids(), source, ctx.run_notes())
-    write_json(ctx.dir / "metrics.json", evaluation.means)
+    write_json(ctx.dir / METRICS.file, evaluation.means)
     if evaluation.per_query:
-        write_json(ctx.dir / "per_query.json", evaluation.per_query_json())
+        write_json(ctx.dir / PER_QUERY.file, evaluation.per_query_json())
     if evaluation.significance:
-        write_json(ctx.dir / "comparison.json", evaluation.comparison())
+        write_json(ctx.dir / COMPARISON.file, evaluation.comparison())
     title = f"{ctx.recipe.name}: {ctx.dataset.name} {ctx.eval_split}".strip()
     sample = ctx.recipe.dataset
     if sample.eval_queries is not None:  # a seeded sample of the split (dataset.eval_queries)
@@ -90,8 +91,6 @@ def run_stage(ctx) -> None:
     print_results(evaluation, out, title)
     text = io.StringIO()
     print_results(evaluation, Console(file=text, color_system=None, highlight=False), title)
-    from inparsx.estimate.stage import estimate_lines
-
     beside = estimate_lines(ctx.run_dir) if "estimate" in ctx.recipe.stages else []  # next to the real figures
     for line in beside:
         out.print(line, markup=False, highlight=False)

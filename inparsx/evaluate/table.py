@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+from inparsx.artifacts import SUMMARY
+from inparsx.errors import InparsxError
 from inparsx.evaluate.evaluation import Evaluation
 
 GAIN, LOSS = "▲", "▼"
@@ -86,3 +90,22 @@ def print_results(evaluation: Evaluation, console: Console, title: str | None = 
     for line in verdicts:
         console.print(line, markup=False)
     console.print(footer, style="dim")
+
+
+def estimate_lines(run_dir: Path) -> list[str]:
+    """One line per paired test of the estimate in ``run_dir`` (``estimate/summary.json``), for the evaluate
+    stage to print beside the real metrics: ``label-free estimate (200 synthetic queries of held-out
+    documents): did the trained model beat the zero-shot one? ...``; ``[]`` without an estimate."""
+    try:
+        summary = SUMMARY.read(SUMMARY.in_folder(run_dir, "estimate"))
+    except (OSError, InparsxError):
+        return []
+    head = f"label-free estimate ({summary.get('queries', 0)} synthetic queries of held-out documents)"
+    lines = []
+    for pair in summary.get("pairs", []):
+        metric, result = next(iter(pair["metrics"].items()))
+        p_value = result["p_value"]
+        lines.append(f"{head}: {pair['question']} {pair['verdict']}: {pair['run']} {result['value']:.4f} vs "
+                     f"{pair['against']} {result['against']:.4f} {metric} ({result['delta']:+.4f}, "
+                     + ("p<0.001" if p_value < 0.001 else f"p={p_value:.3f}") + ")")
+    return lines

@@ -24,9 +24,10 @@ def filter_command(queries: Annotated[Path, typer.Argument(help="A synthetic-que
     the same RUN_DIR keeps saved scores and models only when every option, the seed and the queries match
     (the stage's fingerprint); otherwise RUN_DIR/filter is cleared first, as ``inparsx run`` does.
     """
+    from inparsx.artifacts import SYNTHETIC_QUERIES
     from inparsx.pipeline import run_one_stage
     from inparsx.recipe import one_stage_recipe
 
     names = [name.strip() for name in use.split(",") if name.strip()]
     recipe = one_stage_recipe("filter", names, set_ or [], dataset, seed)
-    run_one_stage(recipe, "filter", run_dir, {"generate/queries.jsonl": queries})
+    run_one_stage(recipe, "filter", run_dir, {"/".join(SYNTHETIC_QUERIES.of()): queries})

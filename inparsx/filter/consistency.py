@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
+from inparsx.artifacts import MODEL, TRIPLES, triple_to_dict
 from inparsx.filter.base import Decision, Filter
 from inparsx.filter.reranker_filter import FILTER_OWN, build_reranker, records_digest
 from inparsx.filter.rules import MISSING_SOURCE
@@ -167,7 +168,7 @@ class ConsistencyFilter(Filter):
         reranker = build_reranker(opts.ranker_name, model, opts.batch_size, opts.reranker_options, ctx)
         meta = {"filter": self.name, "by": opts.by, "reranker": opts.ranker_name, "model": model, "depth": opts.depth,
                 "reranker_options": opts.reranker_options, "records": records_digest(records),
-                "trained": self.training_key(records, ctx) if opts.by == "self" else None}
+                "trained": self.training_key(records, ctx) if opts.by == "self" else None, "key": ctx.cache_key}
         try:
             scores, _ = rerank_run(reranker, run, {r.query_id: r.query for r in records}, texts, opts.depth + 1,
                                    ResumableJsonl(ctx.dir / "consistency-scores.jsonl"), meta,
@@ -180,7 +181,7 @@ class ConsistencyFilter(Filter):
         """Train ``trainer`` on the records with BM25 negatives; returns the model folder (reused when done)."""
         opts = self.options
         folder = ctx.dir / "consistency-self"
-        model_dir, done = folder / "model", folder / "model.done"
+        model_dir, done = folder / MODEL, folder / f"{MODEL}.done"
         key = self.training_key(records, ctx)
         if done.is_file() and done.read_text().strip() == key:
             ctx.log(f"consistency: reusing the self-trained model {model_dir}")
@@ -191,9 +192,7 @@ class ConsistencyFilter(Filter):
         miner = get_registry().build("miners", "bm25-negatives", {
             "depth": opts.depth, "n_negatives": opts.negatives, "retriever": opts.retriever,
             "retriever_options": opts.retriever_options})
-        from inparsx.triples.stage import triple_to_dict
-
-        triples = folder / "triples.jsonl"
+        triples = folder / TRIPLES.file
         count = write_jsonl(triples, (triple_to_dict(t) for t in miner.mine(list(records), ctx)))
         ctx.log(f"consistency: training {opts.trainer} on {count} synthetic triples ({triples})")
         trainer = get_registry().build("trainers", opts.trainer, opts.trainer_options_with_model())
@@ -203,12 +202,13 @@ class ConsistencyFilter(Filter):
 
     def training_key(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> str:
         """sha256 (16 hex digits) of what the self-trained model depends on: the training options (``trainer``,
-        its options, ``model``, ``negatives``, ``depth``, the retriever), the seed and the records."""
+        its options, ``model``, ``negatives``, ``depth``, the retriever), the seed, the records and the stage's
+        cache key (:attr:`~inparsx.context.ComponentContext.cache_key`)."""
         import hashlib
         import json
 
         opts = self.options
         payload = {"trainer": opts.trainer, "options": opts.trainer_options_with_model(), "negatives": opts.negatives,
                    "depth": opts.depth, "retriever": opts.retriever, "retriever_options": opts.retriever_options,
-                   "seed": ctx.seed, "records": records_digest(records)}
+                   "seed": ctx.seed, "records": records_digest(records), "key": ctx.cache_key}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

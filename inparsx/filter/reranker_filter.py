@@ -120,7 +120,7 @@ class RerankerFilter(Filter):
         present = [r for r in records if r.doc_id in docs]
         reranker = build_reranker(opts.reranker, opts.model, opts.batch_size, opts.reranker_options, ctx)
         meta = {"filter": self.name, "reranker": opts.reranker, "model": opts.model, **opts.reranker_options,
-                "records": records_digest(present)}
+                "records": records_digest(present), "key": ctx.cache_key}
         try:
             scores = score_records(reranker, present, docs, ResumableJsonl(ctx.dir / "reranker-scores.jsonl"), meta,
                                    f"filter: {opts.reranker}")

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
+from inparsx.artifacts import (FILTER_DECISIONS, HELDOUT_QUERIES, KEPT_HELDOUT, KEPT_QUERIES, SUMMARY,
+                               SYNTHETIC_QUERIES)
 from inparsx.errors import DataError, PluginError
 from inparsx.filter.base import Filter
 from inparsx.io import write_json, write_jsonl
@@ -116,9 +118,9 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 def write_report(report: FilterReport, folder: Path) -> None:
     """``queries.jsonl``, ``decisions.jsonl`` and ``summary.json`` in ``folder``."""
-    write_jsonl(folder / "queries.jsonl", (r.to_dict() for r in report.kept))
-    write_jsonl(folder / "decisions.jsonl", report.decisions)
-    write_json(folder / "summary.json", report.summary)
+    write_jsonl(folder / KEPT_QUERIES.file, (r.to_dict() for r in report.kept))
+    write_jsonl(folder / FILTER_DECISIONS.file, report.decisions)
+    write_json(folder / SUMMARY.file, report.summary)
 
 
 def run_stage(ctx: "StageContext") -> None:
@@ -128,10 +130,8 @@ def run_stage(ctx: "StageContext") -> None:
         InparsxError: ``generate/queries.jsonl`` is missing.
         DataError: a malformed record or a repeated ``query_id`` (file and line named).
     """
-    from inparsx.triples.stage import read_synthetic_queries
-
-    path = ctx.output("generate", "queries.jsonl")
-    records = read_synthetic_queries(path)
+    path = ctx.path_of(SYNTHETIC_QUERIES)
+    records = SYNTHETIC_QUERIES.read(path)
     console.print(f"filter: {len(records):,} synthetic queries from {path}")
     if ctx.holdout is not None:
         _filter_with_heldout(ctx, records)
@@ -146,15 +146,12 @@ def _filter_with_heldout(ctx: "StageContext", records: list[SyntheticQuery]) -> 
     pass, so that both meet the same thresholds (a ``keep_top_k`` is taken over all of them), then write the
     kept held-out ones apart, to ``filter/heldout.jsonl``: ``queries.jsonl`` never holds one. Their rows in
     ``decisions.jsonl`` say ``"heldout": true``; ``summary.json`` counts them under ``heldout``."""
-    from inparsx.estimate.stage import HELDOUT
-    from inparsx.triples.stage import read_synthetic_queries
-
-    held_path = ctx.output("generate", HELDOUT)
-    held = read_synthetic_queries(held_path)
+    held_path = ctx.path_of(HELDOUT_QUERIES)
+    held = HELDOUT_QUERIES.read(held_path)
     held_ids = {r.query_id for r in held}
     clash = held_ids & {r.query_id for r in records}
     if clash:
-        raise DataError(held_path, f"query_id {sorted(clash)[0]!r} is also in {ctx.output('generate', 'queries.jsonl')}")
+        raise DataError(held_path, f"query_id {sorted(clash)[0]!r} is also in {ctx.path_of(SYNTHETIC_QUERIES)}")
     console.print(f"filter: {len(held):,} synthetic queries of held-out documents from {held_path}, in the same pass")
     report = apply_filters([*records, *held], ctx.components, ctx.component_context())
     kept = [r for r in report.kept if r.query_id not in held_ids]
@@ -163,7 +160,7 @@ def _filter_with_heldout(ctx: "StageContext", records: list[SyntheticQuery]) -> 
         row["heldout"] = row["query_id"] in held_ids
     report.summary["heldout"] = {"input": len(held), "kept": len(kept_held)}
     write_report(FilterReport(kept, report.decisions, report.summary), ctx.dir)
-    write_jsonl(ctx.dir / HELDOUT, (r.to_dict() for r in kept_held))
+    write_jsonl(ctx.dir / KEPT_HELDOUT.file, (r.to_dict() for r in kept_held))
     print_summary(report.summary)
     console.print(f"filter: {len(kept_held):,} of {len(held):,} held-out queries kept for [estimate]; "
                   f"{len(kept):,} of {len(records):,} for training", markup=False)

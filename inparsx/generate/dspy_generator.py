@@ -194,7 +194,7 @@ class DSPyGenerator(Generator):
         """
         program = build_program(self.options.module, self.options.instruction)
         if self.options.program:
-            from inparsx.tune.base import PROGRAM
+            from inparsx.artifacts import PROGRAM
 
             path = ctx.resolve_model(self.options.program, PROGRAM)
             try:

@@ -170,7 +170,7 @@ class PromptedGenerator(Generator):
         value = self.options.instruction
         if value is None or not value.startswith("@"):
             return value
-        from inparsx.tune.base import INSTRUCTION
+        from inparsx.artifacts import INSTRUCTION
 
         return Path(ctx.resolve_model(value, INSTRUCTION)).read_text(encoding="utf-8").strip()
 

@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from inparsx.artifacts import EXCLUDED_QIDS, HELDOUT_QUERIES, SYNTHETIC_QUERIES
 from inparsx.datasets import Dataset
 from inparsx.io import ResumableJsonl, atomic_write, write_json, write_jsonl
-from inparsx.pipeline import EXCLUDED_QIDS
 from inparsx.progress import console, measured, progress_task, task_of
 from inparsx.records import Document
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from inparsx.generate.base import Generator
     from inparsx.pipeline import StageContext
 
-QUERIES = "queries.jsonl"
+QUERIES = SYNTHETIC_QUERIES.file
 
 
 @dataclass
@@ -54,12 +54,11 @@ def run_stage(ctx: "StageContext") -> None:
     held-out documents get their queries in ``generate/heldout.jsonl`` (never read by a training stage).
     A file finished by an interrupted attempt of this stage is kept rather than generated again.
     """
-    from inparsx.estimate.stage import HELDOUT
 
     cctx, generator = ctx.component_context(), ctx.component
     jobs: list[tuple[Path, list[Document] | None, str]] = [(ctx.dir / QUERIES, None, f"generate ({generator.name})")]
     if ctx.holdout is not None:
-        jobs.append((ctx.dir / HELDOUT, ctx.holdout.documents(), f"generate held-out ({generator.name})"))
+        jobs.append((ctx.dir / HELDOUT_QUERIES.file, ctx.holdout.documents(), f"generate held-out ({generator.name})"))
     for out, docs, label in jobs:
         if len(jobs) > 1 and out.is_file() and out.with_name(f"{out.stem}.stats.json").is_file():
             console.print(f"{out.name}: finished by an earlier attempt, kept", markup=False)

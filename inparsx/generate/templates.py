@@ -132,7 +132,7 @@ def fetch_upstream(url: str | None = None, cache_dir: Path | None = None) -> Pat
             sha256 of what was downloaded is not :data:`UPSTREAM_SHA256` (nothing is cached then).
     """
     from inparsx.io import atomic_write
-    from inparsx.pipeline import cache_home
+    from inparsx.artifacts import cache_home
 
     target = (cache_dir or cache_home() / "prompts") / f"inpars-templates-{UPSTREAM_COMMIT[:12]}.yaml"
     if target.is_file() and _sha256(target.read_bytes()) == UPSTREAM_SHA256:

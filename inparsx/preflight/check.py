@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from inparsx.context import MODEL
+from inparsx.artifacts import MODEL
 from inparsx.errors import InparsxError
 from inparsx.models import ModelRef
 from inparsx.preflight.resolve import Resolution, resolve_model

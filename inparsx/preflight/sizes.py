@@ -152,7 +152,7 @@ def _numel(shape: list[int]) -> int:
 
 def _gguf_size(file: Path) -> ModelSize:
     """Parameters and architecture from a GGUF file's header, cached by (path, size, modification time)."""
-    from inparsx.pipeline import cache_home
+    from inparsx.artifacts import cache_home
 
     stat = file.stat()
     key = f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"

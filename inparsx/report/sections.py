@@ -15,6 +15,9 @@ import html
 from pathlib import Path
 from typing import Any
 
+from inparsx.artifacts import (CHECK, COMPARISON, ESTIMATE_COMPARISON, ESTIMATE_METRICS, ESTIMATE_NOTES,
+                               FILTER_DECISIONS, KEPT_QUERIES, METRICS, NOTES, PER_QUERY, QUERY_EVAL, SUMMARY,
+                               SYNTHETIC_QUERIES, TRAINING_INFO, GENERATION_STATS, TUNE_TRAINING, Artifact)
 from inparsx.report import plots
 
 
@@ -29,7 +32,7 @@ TOP_QUERIES = 5
 SAMPLE_QUERIES = 20
 """Synthetic queries shown with their documents' titles."""
 
-TUNE_QUERY_EVAL = "query_eval.json"
+TUNE_QUERY_EVAL = QUERY_EVAL.file
 """A tuned generator's judge means before and after tuning (``{"documents", "judge", "before", "after"}``)."""
 
 
@@ -54,22 +57,27 @@ class RunFiles:
 
         return (self.root / stage / DONE_MARKER).is_file()
 
-    def json(self, relative: str) -> Any:
-        """The JSON file at ``relative`` (``None`` when absent).
+    def path(self, target: str | Artifact, stage: str | None = None) -> Path:
+        """The path of a declared artifact (:mod:`inparsx.artifacts`; ``stage`` for one any stage writes), or
+        of a path relative to the run directory."""
+        return target.in_folder(self.root, stage) if isinstance(target, Artifact) else self.root / target
+
+    def json(self, target: str | Artifact, stage: str | None = None) -> Any:
+        """The JSON file of ``target`` (see :meth:`path`; ``None`` when absent).
 
         Raises:
             DataError: a file that is not UTF-8 or not valid JSON (torn by a crash), named with its line.
         """
         from inparsx.io import read_json
 
-        path = self.root / relative
+        path = self.path(target, stage)
         return read_json(path) if path.is_file() else None
 
-    def jsonl(self, relative: str) -> list[dict[str, Any]]:
-        """The records of a JSON-lines file (``[]`` when absent)."""
+    def jsonl(self, target: str | Artifact, stage: str | None = None) -> list[dict[str, Any]]:
+        """The records of a JSON-lines file (see :meth:`path`; ``[]`` when absent)."""
         from inparsx.io import read_jsonl
 
-        path = self.root / relative
+        path = self.path(target, stage)
         return [obj for _, obj in read_jsonl(path)] if path.is_file() else []
 
     @cached_property
@@ -125,7 +133,7 @@ def recipe_section(files: RunFiles) -> Section | None:
 
 def check_section(files: RunFiles) -> Section | None:
     """The collection check the retrieve stage wrote (``retrieve/check.json``)."""
-    report = files.json("retrieve/check.json")
+    report = files.json(CHECK)
     if report is None:
         return None
     rows = [[kind, found["level"], found["meaning"], found["count"],
@@ -146,10 +154,10 @@ def _where(example: dict[str, Any]) -> str:
 def metrics_section(files: RunFiles) -> Section | None:
     """Every run's metrics, with the difference to the baseline, the p-value and a mark when significant; run
     descriptions; and the verdict of each declared pair (trained vs zero-shot)."""
-    means = files.json("evaluate/metrics.json")
+    means = files.json(METRICS)
     if not means:
         return None
-    comparison = files.json("evaluate/comparison.json") or {}
+    comparison = files.json(COMPARISON) or {}
     return Section("metrics", "Results", _results_body(means, comparison, _run_notes(files)))
 
 
@@ -157,14 +165,14 @@ def estimate_section(files: RunFiles) -> Section | None:
     """The label-free estimate (``estimate/``): the metrics of the first stage, the trained and the zero-shot
     model on synthetic queries of held-out documents, with the paired tests, under a heading that says what it
     is."""
-    means, summary = files.json("estimate/metrics.json"), files.json("estimate/summary.json") or {}
+    means, summary = files.json(ESTIMATE_METRICS), files.json(SUMMARY, "estimate") or {}
     if not means:
         return None
     head = (f"<p>Not a measurement on real queries: {summary.get('queries', '?')} synthetic queries, written by the "
             f"recipe's generator for {summary.get('documents', '?')} of {summary.get('held_out', '?')} documents held "
             "out of training, each judged relevant to its source document only.</p>")
-    notes = (files.json("estimate/notes.json") or {}).get("runs", {})
-    return Section("estimate", "Label-free estimate", head + _results_body(means, files.json("estimate/comparison.json") or {}, notes))
+    notes = (files.json(ESTIMATE_NOTES) or {}).get("runs", {})
+    return Section("estimate", "Label-free estimate", head + _results_body(means, files.json(ESTIMATE_COMPARISON) or {}, notes))
 
 
 def _results_body(means: dict[str, Any], comparison: dict[str, Any], notes: dict[str, str]) -> str:
@@ -197,12 +205,11 @@ def _results_body(means: dict[str, Any], comparison: dict[str, Any], notes: dict
 
 
 def _run_notes(files: RunFiles) -> dict[str, str]:
-    from inparsx.pipeline import RUN_NOTES
     from inparsx.recipe import STAGES
 
     notes: dict[str, str] = {}
-    for stage in STAGES:  # the estimate's notes are estimate/notes.json
-        notes.update((files.json(f"{stage}/{RUN_NOTES}") or {}).get("runs", {}))
+    for stage in STAGES:  # the estimate's notes are ESTIMATE_NOTES
+        notes.update((files.json(NOTES, stage) or {}).get("runs", {}))
     return notes
 
 
@@ -210,8 +217,8 @@ def per_query_section(files: RunFiles) -> Section | None:
     """Sorted per-query differences of the first metric: the final run against the baseline (e.g. the trained
     reranker against BM25) and each declared pair (trained against zero-shot), with the queries that gained
     and lost most."""
-    per_query = files.json("evaluate/per_query.json")
-    comparison = files.json("evaluate/comparison.json") or {}
+    per_query = files.json(PER_QUERY)
+    comparison = files.json(COMPARISON) or {}
     baseline = comparison.get("baseline")
     if not per_query or not baseline:
         return None
@@ -241,7 +248,7 @@ def _one_pair(per_query: dict, run: str, against: str, metric: str, texts: dict[
 
 def filter_section(files: RunFiles) -> Section | None:
     """The filters' drop reasons and counts (``filter/summary.json``)."""
-    summary = files.json("filter/summary.json")
+    summary = files.json(SUMMARY, "filter")
     if summary is None or not files.done("filter"):
         return None
     rows, reasons = [], {}
@@ -263,10 +270,10 @@ def filter_section(files: RunFiles) -> Section | None:
 def queries_section(files: RunFiles) -> Section | None:
     """Histograms of synthetic query length (words) and scores (the generator's mean log-probability, each
     filter's score), generated against kept."""
-    generated = files.jsonl("generate/queries.jsonl") if files.done("generate") else []
+    generated = files.jsonl(SYNTHETIC_QUERIES) if files.done("generate") else []
     if not generated:
         return None
-    kept = files.jsonl("filter/queries.jsonl") if files.done("filter") else []
+    kept = files.jsonl(KEPT_QUERIES) if files.done("filter") else []
     lengths = {"generated": [len(r["query"].split()) for r in generated]}
     if kept:
         lengths["kept by the filters"] = [len(r["query"].split()) for r in kept]
@@ -286,7 +293,7 @@ def queries_section(files: RunFiles) -> Section | None:
 def _filter_scores(files: RunFiles) -> dict[str, list[float]]:
     """Each filter's scores from ``filter/decisions.jsonl`` (the length filter's, a word count, is left out)."""
     found: dict[str, list[float]] = {}
-    for row in files.jsonl("filter/decisions.jsonl") if files.done("filter") else []:
+    for row in files.jsonl(FILTER_DECISIONS) if files.done("filter") else []:
         for name, score in (row.get("scores") or {}).items():
             if name != "length" and isinstance(score, (int, float)):
                 found.setdefault(name, []).append(float(score))
@@ -296,8 +303,9 @@ def _filter_scores(files: RunFiles) -> dict[str, list[float]]:
 def samples_section(files: RunFiles) -> Section | None:
     """:data:`SAMPLE_QUERIES` synthetic queries (kept ones when the filter ran), drawn with the recipe's seed,
     with their documents' titles."""
-    source = "filter/queries.jsonl" if files.done("filter") else "generate/queries.jsonl"
-    records = files.jsonl(source) if files.done(source.partition("/")[0]) else []
+    queries = KEPT_QUERIES if files.done("filter") else SYNTHETIC_QUERIES
+    source = "/".join(queries.of())
+    records = files.jsonl(queries) if files.done(queries.of()[0]) else []
     if not records:
         return None
     seed = files.recipe.get("recipe", {}).get("seed", 1)
@@ -312,7 +320,7 @@ def samples_section(files: RunFiles) -> Section | None:
 def training_section(files: RunFiles) -> Section | None:
     """The training loss by step, from the loss history the trainer stores beside the model
     (``train/model/inparsx_training.json``)."""
-    info = files.json("train/model/inparsx_training.json") if files.done("train") else None
+    info = files.json(TRAINING_INFO) if files.done("train") else None
     if not info or not info.get("loss_history"):
         return None
     points = [(entry["step"], entry["loss"]) for entry in info["loss_history"]]
@@ -332,11 +340,11 @@ def tune_section(files: RunFiles) -> Section | None:
     if not files.done("tune"):
         return None
     body = ""
-    for path in sorted((files.root / "tune").glob("*.json")):
-        found = files.json(f"tune/{path.name}")
+    for path in sorted(files.path(QUERY_EVAL).parent.glob("*.json")):
+        found = files.json(path.relative_to(files.root).as_posix())
         if isinstance(found, dict) and isinstance(found.get("candidates"), list) and found["candidates"]:
             body += _candidates(found, path.name)
-    evaluation = files.json(f"tune/{TUNE_QUERY_EVAL}")
+    evaluation = files.json(QUERY_EVAL)
     if isinstance(evaluation, dict) and evaluation.get("before") is not None and evaluation.get("after") is not None:
         body += (f"<p>Judge ({escape(str(evaluation.get('judge', '?')))}) mean score of greedy queries on "
                  f"{evaluation.get('documents', '?')} held-out documents: before tuning {evaluation['before']:.4f}, "
@@ -364,16 +372,16 @@ def ran_section(files: RunFiles) -> Section | None:
     (``generate/queries.stats.json``), the CPO tuner (``tune/training.json``), the trainer
     (``train/model/inparsx_training.json``) and every reranked model (``rerank/summary.json``)."""
     rows = []
-    stats = files.json("generate/queries.stats.json") if files.done("generate") else None
+    stats = files.json(GENERATION_STATS) if files.done("generate") else None
     if isinstance(stats, dict) and stats.get("ran_with"):
         rows.append(_ran_row("generate", stats["ran_with"].get("model", ""), stats["ran_with"]))
-    tuned = files.json("tune/training.json") if files.done("tune") else None
+    tuned = files.json(TUNE_TRAINING) if files.done("tune") else None
     if isinstance(tuned, dict) and tuned.get("precision"):
         rows.append(_ran_row("tune (training)", tuned.get("options", {}).get("base_model", ""), tuned))
-    info = files.json("train/model/inparsx_training.json") if files.done("train") else None
+    info = files.json(TRAINING_INFO) if files.done("train") else None
     if isinstance(info, dict) and info.get("precision"):
         rows.append(_ran_row("train", info.get("base_model", ""), info))
-    summary = files.json("rerank/summary.json") if files.done("rerank") else None
+    summary = files.json(SUMMARY, "rerank") if files.done("rerank") else None
     for name, job in (summary or {}).items():
         if isinstance(job, dict) and job.get("precision"):
             rows.append(_ran_row(f"rerank: {name}", job.get("model", ""), job))

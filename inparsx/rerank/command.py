@@ -11,6 +11,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from inparsx.artifacts import RUN, RUN_FILE, RUNS_FOLDER
+
 REFUSED = {"first_stage": "the command reranks the run given with --run"}
 """``[rerank]`` keys that ``inparsx rerank --set`` refuses (besides those given as flags), and what to do instead."""
 
@@ -48,11 +50,12 @@ def rerank(run: Annotated[Path, typer.Option("--run", help="The TREC run to rera
     written: list[Path] = []
 
     def outputs(folder: Path) -> dict[Path, Path]:
-        found = {folder / "run.trec": out, **{path: published_name(out, path.stem)
-                                              for path in sorted((folder / "runs").glob("*.trec"))}}
+        found = {folder / RUN_FILE: out, **{path: published_name(out, path.stem)
+                                            for path in sorted((folder / RUNS_FOLDER).glob("*.trec"))}}
         written.extend(found.values())
         return found
 
-    run_to(recipe, "rerank", out, outputs, inputs={f"{recipe.stages['rerank'].settings.first_stage}/run.trec": run})
+    first_stage = recipe.stages["rerank"].settings.first_stage
+    run_to(recipe, "rerank", out, outputs, inputs={"/".join(RUN.of(first_stage)): run})
     for path in written:
         stdout.print(f"wrote {path}", markup=False)

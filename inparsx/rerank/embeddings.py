@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from inparsx.pipeline import cache_home
+from inparsx.artifacts import cache_home
 
 _counter = itertools.count()
 MAX_SHARDS = 64

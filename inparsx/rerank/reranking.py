@@ -8,9 +8,7 @@ interrupted rerank resumes without rescoring the queries it had finished.
 
 from __future__ import annotations
 
-import os
 import shutil
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path

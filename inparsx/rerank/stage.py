@@ -10,7 +10,7 @@ when set, e.g. a zero-shot bi-encoder beside a trained cross-encoder) gets the s
 :func:`fusion_of`), and each of ``compare_models`` under its own name. Also written: the raw per-query scores
 (``scores.jsonl``, ``scores-zeroshot.jsonl``: the resumable files), ``summary.json`` (pairs, seconds, pairs/s,
 reranker, and the device and precision each model ran with: ``device``, ``precision`` (also as ``dtype``;
-resolved, never ``auto``) and ``precision_reason``) and ``runs.json`` (:data:`inparsx.pipeline.RUN_NOTES`: what each run is,
+resolved, never ``auto``) and ``precision_reason``) and ``runs.json`` (:data:`inparsx.artifacts.RUN_NOTES`: what each run is,
 and the trained-vs-zero-shot pairs that the evaluate stage tests).
 """
 
@@ -19,14 +19,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from inparsx.artifacts import RUN, RUN_FILE, RUN_NOTES, RUNS_FOLDER
 from inparsx.io import ResumableJsonl, read_trec_run, write_json, write_trec_run
-from inparsx.pipeline import RUN_NOTES
 from inparsx.models import loading
 from inparsx.plugins import get_registry
 from inparsx.precision import precision_name, ran_with
 from inparsx.progress import console, rate_text
 from inparsx.records import Run
 from inparsx.rerank.base import Reranker
+from inparsx.rerank.embeddings import model_cache_key
 from inparsx.rerank.fusion import fuse, interpolate, merge_reranked, rrf
 from inparsx.rerank.options import FORMS, RerankStageOptions
 from inparsx.rerank.reranking import candidates, document_texts, rerank_run
@@ -154,17 +155,22 @@ def run_notes(models: dict[str, str], options: RerankStageOptions, first_stage: 
 
 
 def rerank_with_model(reranker: Reranker, model: str, depth: int, first_stage: Run, queries: dict[str, str],
-                      docs: dict[str, str], store: ResumableJsonl, label: str) -> tuple[Run, dict[str, Any]]:
+                      docs: dict[str, str], store: ResumableJsonl, label: str,
+                      key: str = "") -> tuple[Run, dict[str, Any]]:
     """Load ``model`` into ``reranker``, rerank each query's top ``depth`` (resumably, into ``store``), unload;
     returns scores and a summary.
 
-    ``label`` names the job on the progress bar (which counts pairs/s) and in the closing message.
+    ``label`` names the job on the progress bar (which counts pairs/s) and in the closing message. ``key``:
+    the stage's cache key (:attr:`inparsx.context.ComponentContext.cache_key`); scores in ``store`` are reused
+    only under the same key, the same settings and the same weights (a local folder's files, names, sizes and
+    modification times: :func:`~inparsx.rerank.embeddings.model_cache_key`), so a model retrained at the same
+    path is scored again.
     """
     opts = reranker.options
+    meta = {"model": model, "reranker": reranker.name, "depth": depth, "max_length": opts.max_length,
+            "dtype": opts.dtype, "key": key, "weights": model_cache_key(model, {})}
     with loading("reranker model", model):
         reranker.load(model)
-    meta = {"model": model, "reranker": reranker.name, "depth": depth, "max_length": opts.max_length,
-            "dtype": opts.dtype}
     try:
         scores, stats = rerank_run(reranker, first_stage, queries, docs, depth, store, meta, description=label)
     finally:
@@ -186,7 +192,7 @@ def write_runs(folder: Path, runs: dict[str, Run], main: str | None, tag: str) -
     """Write ``runs``: the one named ``main`` as ``folder/run.trec``, the others as ``folder/runs/<name>.trec``."""
     paths = []
     for name, run in runs.items():
-        path = folder / "run.trec" if name == main else folder / "runs" / f"{name}.trec"
+        path = folder / RUN_FILE if name == main else folder / RUNS_FOLDER / f"{name}.trec"
         write_trec_run(path, run, tag=f"{tag}-{name}")
         paths.append(path)
     return paths
@@ -238,7 +244,7 @@ def run_stage(ctx: "StageContext") -> None:
                          if "estimate" in ctx.recipe.stages else "; add [estimate] for a label-free estimate"),
                       markup=False)
         return
-    run_path = ctx.output(opts.first_stage, "run.trec")
+    run_path = ctx.path_of(RUN, opts.first_stage)
     first_stage = read_trec_run(run_path)
     queries = {qid: query.text for qid, query in ctx.dataset.queries(ctx.eval_split).items()}
     todo = candidates(first_stage, opts.depth, queries)
@@ -253,7 +259,8 @@ def run_stage(ctx: "StageContext") -> None:
     scores: dict[str, Run] = {}
     for name, scorer, model, filename in jobs:
         scores[name], summary[name] = rerank_with_model(scorer, model, opts.depth, first_stage, queries, docs,
-                                                        ResumableJsonl(ctx.dir / filename), job_label(name))
+                                                        ResumableJsonl(ctx.dir / filename), job_label(name),
+                                                        ctx.cache_key)
     for name in scores:
         write_runs(ctx.dir, fused_runs(name, first_stage, scores, opts), "rerank", f"inparsx-{reranker.name}")
     write_json(ctx.dir / RUN_NOTES, run_notes({name: model for name, _, model, _ in jobs}, opts, opts.first_stage,

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from inparsx.artifacts import cache_home
 from inparsx.io import follow_umask, write_json
-from inparsx.pipeline import cache_home
 from inparsx.progress import console
 
 METADATA = "inparsx-index.json"

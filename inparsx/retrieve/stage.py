@@ -6,6 +6,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from inparsx.artifacts import CHECK, RUN_FILE
 from inparsx.datasets import Dataset
 from inparsx.errors import DataError
 from inparsx.io import write_json, write_trec_run
@@ -56,7 +57,7 @@ def run_stage(ctx: "StageContext") -> None:
     indexed = time.perf_counter()
     run = retriever.search(queries, retriever.options.k)
     searched = time.perf_counter()
-    write_trec_run(ctx.dir / "run.trec", run, tag=f"inparsx-{retriever.name}", depth=retriever.options.k)
+    write_trec_run(ctx.dir / RUN_FILE, run, tag=f"inparsx-{retriever.name}", depth=retriever.options.k)
     empty = sorted(qid for qid in queries if not run.get(qid))
     write_json(ctx.dir / "summary.json", {
         "retriever": retriever.name, "split": ctx.eval_split, "queries": len(queries), "k": retriever.options.k,
@@ -79,7 +80,7 @@ def index_only(ctx: "StageContext", retriever: Retriever) -> None:
                   f"ready in {seconds:.1f} s, no run written", markup=False)
 
 
-CHECK_FILE = "check.json"
+CHECK_FILE = CHECK.file
 
 
 def check_collection(ctx: "StageContext") -> None:

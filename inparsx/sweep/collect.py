@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inparsx.artifacts import METRICS, PER_QUERY
 from inparsx.errors import DataError
 from inparsx.evaluate.metrics import parse_metric
 from inparsx.pipeline import DONE_MARKER, read_marker
@@ -66,15 +67,14 @@ def read_run(planned: PlannedRun) -> RunResult | str:
     """
     folder = planned.run.run_dir
     markers = {stage: read_marker(folder / stage / DONE_MARKER) for stage in planned.fingerprints}
-    if not (folder / "evaluate" / "metrics.json").is_file() or not markers.get("evaluate"):
+    metrics, per_query = METRICS.in_folder(folder), PER_QUERY.in_folder(folder)
+    if not metrics.is_file() or not markers.get("evaluate"):
         return "missing"
     if any(markers[stage].get("fingerprint") != fingerprint for stage, fingerprint in planned.fingerprints.items()):
         return "stale"
     computed = {s: float(m.get("seconds") or 0) for s, m in markers.items() if not m.get("from_store")}
     shared = {s: float(m.get("seconds") or 0) for s, m in markers.items() if m.get("from_store")}
-    return RunResult(planned, _json(folder / "evaluate" / "metrics.json"),
-                     _json(folder / "evaluate" / "per_query.json") if (folder / "evaluate" / "per_query.json").is_file()
-                     else {}, computed, shared)
+    return RunResult(planned, _json(metrics), _json(per_query) if per_query.is_file() else {}, computed, shared)
 
 
 def _json(path: Path) -> Any:

@@ -17,7 +17,7 @@ from inparsx.datasets.base import Dataset
 
 def component_context(dataset: Dataset | str | Path, *, seed: int = 1, eval_split: str = "test",
                       work_dir: str | Path | None = None, outputs: Mapping[str, str | Path] | None = None,
-                      run_name: str = "", stage: str = "") -> ComponentContext:
+                      run_name: str = "", stage: str = "", cache_key: str = "") -> ComponentContext:
     """A :class:`~inparsx.context.ComponentContext` over ``dataset``, as the pipeline would build it.
 
     Args:
@@ -30,6 +30,7 @@ def component_context(dataset: Dataset | str | Path, *, seed: int = 1, eval_spli
         outputs: earlier stages' folders the component may read (``{"train": path}``), for ``"@train"``.
         run_name: the run's name (a recipe's name), e.g. for a model card.
         stage: the stage named in messages.
+        cache_key: the key the runner would hand the component (its caches are keyed by it).
     """
     if not isinstance(dataset, Dataset):
         from inparsx.datasets.beir import BeirFolderDataset
@@ -38,4 +39,4 @@ def component_context(dataset: Dataset | str | Path, *, seed: int = 1, eval_spli
     folder = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="inparsx-work-"))
     folder.mkdir(parents=True, exist_ok=True)
     return ComponentContext(dataset, folder, seed, eval_split, {k: Path(v) for k, v in (outputs or {}).items()},
-                            run_name=run_name, stage=stage)
+                            run_name=run_name, stage=stage, cache_key=cache_key)

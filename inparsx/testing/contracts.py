@@ -20,6 +20,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from inparsx.artifacts import SYNTHETIC_QUERIES, TRIPLES
 from inparsx.filter.base import Decision, Filter
 from inparsx.generate.base import Generator
 from inparsx.records import SyntheticQuery
@@ -104,8 +105,8 @@ class GeneratorContract(Contract):
 
         folder.mkdir(parents=True, exist_ok=True)
         ctx = self.context(folder)
-        generate_queries(ctx, generator, ctx.dir / "queries.jsonl")
-        return [json.loads(line) for line in (ctx.dir / "queries.jsonl").read_text().splitlines()]
+        generate_queries(ctx, generator, ctx.dir / SYNTHETIC_QUERIES.file)
+        return [json.loads(line) for line in (ctx.dir / SYNTHETIC_QUERIES.file).read_text().splitlines()]
 
 
 class _Interrupted(Exception):
@@ -197,7 +198,7 @@ class TrainerContract(Contract):
         trainer = self.make_trainer()
         ctx = self.context(tmp_path)
         docs = list(ctx.dataset.docs_iter())
-        path = ctx.dir / "triples.jsonl"
+        path = ctx.dir / TRIPLES.file
         with open(path, "w", encoding="utf-8") as handle:
             for i, doc in enumerate(docs):
                 negative = docs[(i + 5) % len(docs)]

@@ -20,12 +20,13 @@ def train_once(triples: Path, use: str, sets: list, out: Path) -> Path:
     from inparsx.oneoff import refuse_existing, run_to
     from inparsx.pipeline import is_main_process
     from inparsx.recipe import one_stage_recipe
-    from inparsx.train.stage import MODEL, TRIPLES
+    from inparsx.artifacts import TRAINED_MODEL, TRIPLES
 
     recipe = one_stage_recipe("train", use, sets)
     if is_main_process():
         refuse_existing(out)
-    run_to(recipe, "train", out, lambda folder: {folder / MODEL: out}, inputs={f"triples/{TRIPLES}": triples})
+    run_to(recipe, "train", out, lambda folder: {folder / TRAINED_MODEL.file: out},
+           inputs={"/".join(TRIPLES.of()): triples})
     return out
 
 

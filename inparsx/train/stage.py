@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from inparsx.artifacts import TRAINED_MODEL, TRIPLES
 from inparsx.progress import console
 
 if TYPE_CHECKING:
     from inparsx.pipeline import StageContext
-
-TRIPLES = "triples.jsonl"
-MODEL = "model"
 
 
 def run_stage(ctx: "StageContext") -> None:
@@ -24,6 +22,6 @@ def run_stage(ctx: "StageContext") -> None:
     Raises:
         InparsxError: the recipe has no triples stage output; DataError on malformed triples.
     """
-    triples = ctx.output("triples", TRIPLES)
-    model_dir = ctx.component.train(triples, ctx.dir / MODEL, ctx.component_context())
+    triples = ctx.path_of(TRIPLES)
+    model_dir = ctx.component.train(triples, ctx.dir / TRAINED_MODEL.file, ctx.component_context())
     console.print(f"model saved to {model_dir} (model card: {model_dir / 'README.md'})")

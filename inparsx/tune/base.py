@@ -11,15 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+# the file names a tuner writes (tune/model, tune/program.json, tune/instruction.txt), declared with the artifacts
+from inparsx.artifacts import INSTRUCTION, MODEL, PROGRAM  # noqa: F401 - importable from here too
 from inparsx.context import ComponentContext
 from inparsx.plugins import Component, Options
-
-MODEL = "model"
-"""``tune/model``: a fine-tuned generator (``save_pretrained``), what ``model = "@tune"`` resolves to."""
-PROGRAM = "program.json"
-"""``tune/program.json``: a compiled DSPy program, what ``program = "@tune"`` resolves to."""
-INSTRUCTION = "instruction.txt"
-"""``tune/instruction.txt``: an optimised instruction, what ``instruction = "@tune"`` resolves to."""
 
 
 class Tuner(Component):

@@ -13,7 +13,8 @@ The candidates (and the before/after queries) come from the generator ``generato
 
 Files in ``tune/``: ``candidates.jsonl`` (the sampled queries, resumable), ``judge-scores.jsonl``,
 ``pairs.jsonl`` (``doc_id``, ``prompt``, ``chosen``, ``rejected``, their scores, ``margin``),
-``adapter/`` (the LoRA), ``model/`` (merged), ``training.json`` (options, pair counts, the logged loss,
+``adapter/`` (the LoRA) and ``adapter.done.json`` (the key it was trained under, its metrics), ``model/``
+(merged), ``training.json`` (options, pair counts, the logged loss,
 reward accuracy and margins per step), and ``query_eval.json`` when ``eval_docs`` > 0 (the judge's mean
 score of greedy queries on held-out documents before and after tuning, InPars+'s QueryEval comparison).
 """
@@ -29,12 +30,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
+from inparsx.artifacts import MODEL, QUERY_EVAL
 from inparsx.errors import InparsxError
 from inparsx.io import follow_umask_tree, write_json, write_jsonl
 from inparsx.precision import AUTO_DESCRIPTION
 from inparsx.models import saveable_model
 from inparsx.records import SyntheticQuery
-from inparsx.tune.base import MODEL, Tuner
+from inparsx.tune.base import Tuner
 from inparsx.tune.judge import JudgeOptions, judge_records
 
 if TYPE_CHECKING:
@@ -57,6 +59,9 @@ SIMPO_LOSSES = ("simpo", "alphapo")
 
 LOGGED = ("loss", "rewards/accuracies", "rewards/margins", "nll_loss")
 """CPOTrainer's logged metrics shown on the progress bar and kept in ``training.json``."""
+
+ADAPTER_DONE = "adapter.done.json"
+"""``tune/adapter.done.json``: the key the saved adapter was trained under, and its training metrics."""
 
 
 class CPOOptions(JudgeOptions):
@@ -194,7 +199,8 @@ class CPOTuner(Tuner):
         return [sampler, trained, *judge_models(opts)]
 
     def tune(self, ctx: "ComponentContext") -> Path:
-        """Run the whole tuner; every step resumes from its file (candidates, judge scores, checkpoints).
+        """Run the whole tuner; every step resumes from its file (candidates, judge scores, checkpoints, the
+        saved adapter: see :meth:`train`).
 
         Raises:
             InparsxError: no pair survives ``min_margin``, or a model cannot be loaded.
@@ -229,7 +235,7 @@ class CPOTuner(Tuner):
         """``n_candidates`` sampled queries per document, through the sampling generator (``generator.use``)
         and the generate stage's resumable writer (``tune/candidates.jsonl``)."""
         from inparsx.generate.stage import generate_queries
-        from inparsx.triples.stage import read_synthetic_queries
+        from inparsx.artifacts import read_synthetic_queries
 
         path = ctx.dir / "candidates.jsonl"
         if not path.is_file():
@@ -243,7 +249,36 @@ class CPOTuner(Tuner):
         return get_registry().build("generators", self.options.generator_use, self.options.hf_options(**changes))
 
     def train(self, pairs: list[dict[str, Any]], ctx: "ComponentContext") -> dict[str, Any]:
-        """CPO with a LoRA on ``pairs``; saves the adapter to ``tune/adapter``; returns metrics and the log."""
+        """CPO with a LoRA on ``pairs``; saves the adapter to ``tune/adapter``; returns metrics and the log.
+
+        An adapter saved under the same :meth:`training_key` (``tune/adapter.done.json`` holds the key and the
+        metrics) is reused without training: a crash after training (in the merge, in the query evaluation)
+        resumes there, not from step 0. The marker is removed before training and written once the adapter is
+        saved, so a half-saved adapter is never reused.
+        """
+        marker = ctx.dir / ADAPTER_DONE
+        key = self.training_key(pairs, ctx)
+        done = _read_json(marker)
+        if done.get("key") == key and (ctx.dir / "adapter").is_dir():
+            ctx.log(f"cpo: reusing the adapter trained under this key ({ctx.dir / 'adapter'}), not training again")
+            return done["metrics"]
+        marker.unlink(missing_ok=True)
+        result = self._train(pairs, ctx)
+        write_json(marker, {"key": key, "metrics": result})
+        return result
+
+    def training_key(self, pairs: list[dict[str, Any]], ctx: "ComponentContext") -> str:
+        """sha256 (16 hex digits) of what the adapter depends on: the stage's cache key
+        (:attr:`~inparsx.context.ComponentContext.cache_key`), the options, the seed and the pairs' texts."""
+        import hashlib
+        import json
+
+        payload = {"key": ctx.cache_key, "options": self.options.model_dump(mode="json"), "seed": ctx.seed,
+                   "pairs": [[p["prompt"], p["chosen"], p["rejected"]] for p in pairs]}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    def _train(self, pairs: list[dict[str, Any]], ctx: "ComponentContext") -> dict[str, Any]:
+        """Train (resuming from ``tune/checkpoints``) and save the adapter; the checkpoints are removed after."""
         from datasets import Dataset as HFDataset
         from trl.experimental.cpo import CPOConfig, CPOTrainer
 
@@ -326,7 +361,7 @@ class CPOTuner(Tuner):
         """The judge's mean score of greedy queries on held-out ``docs``, from the base and the tuned
         generator; written to ``tune/query_eval.json``."""
         from inparsx.generate.stage import generate_queries
-        from inparsx.triples.stage import read_synthetic_queries
+        from inparsx.artifacts import read_synthetic_queries
 
         result: dict[str, Any] = {"documents": len(docs), "judge": self.options.judge}
         for name, model in (("before", self.options.base_model), ("after", tuned)):
@@ -337,10 +372,20 @@ class CPOTuner(Tuner):
             records = read_synthetic_queries(path)
             scores = judge_records(records, self.options, ctx, ctx.dir / f"query-eval-{name}-scores.jsonl")
             result[name] = sum(scores.values()) / len(scores) if scores else None
-        write_json(ctx.dir / "query_eval.json", result)
+        write_json(ctx.dir / QUERY_EVAL.file, result)
         ctx.log(f"cpo: judge mean on {len(docs)} held-out documents, greedy: before {result['before']:.4f}, "
                 f"after {result['after']:.4f}")
         return result
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """``path`` parsed, or ``{}`` when it is missing or not valid JSON (an interrupted write)."""
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _sample(ctx: "ComponentContext", count: int) -> list["Document"]:

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
+from inparsx.artifacts import PROGRAM
 from inparsx.errors import InparsxError
 from inparsx.generate.dspy_generator import DSPyGenerator, DSPyOptions, truncate_words
 from inparsx.records import SyntheticQuery
-from inparsx.tune.base import PROGRAM, Tuner
+from inparsx.tune.base import Tuner
 from inparsx.tune.judge import Judge, JudgeOptions
 
 if TYPE_CHECKING:

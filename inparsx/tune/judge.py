@@ -108,7 +108,7 @@ class Judge:
     def reranker_scores(self, records: Sequence[SyntheticQuery], docs: dict[str, str],
                         store: Path | None) -> dict[str, float]:
         """The judge reranker's score of each (query, source document); resumable through ``store``."""
-        from inparsx.filter.reranker_filter import build_reranker, score_records
+        from inparsx.filter.reranker_filter import build_reranker, records_digest, score_records
 
         opts = self.options
         if self._reranker is None:
@@ -117,7 +117,8 @@ class Judge:
         if store is None:
             values = self._reranker.score([r.query for r in records], [docs[r.doc_id] for r in records])
             return {r.query_id: float(v) for r, v in zip(records, values)}
-        meta = {"judge": opts.judge_reranker, "model": opts.judge_model, **opts.judge_options}
+        meta = {"judge": opts.judge_reranker, "model": opts.judge_model, **opts.judge_options,
+                "records": records_digest(records), "key": self.ctx.cache_key}
         return score_records(self._reranker, records, docs, ResumableJsonl(store), meta, f"judge: {opts.judge_reranker}")
 
     def consistency_scores(self, records: Sequence[SyntheticQuery]) -> dict[str, float]:

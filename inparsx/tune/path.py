@@ -36,11 +36,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, ValidationInfo, model_validator
 from rich.markup import escape
 
+from inparsx.artifacts import INSTRUCTION, METRICS
 from inparsx.errors import DataError, InparsxError
 from inparsx.io import atomic_write, write_json
 from inparsx.plugins import Options
 from inparsx.progress import console, out
-from inparsx.tune.base import INSTRUCTION, Tuner
+from inparsx.tune.base import Tuner
 
 if TYPE_CHECKING:
     from inparsx.models import ModelRef
@@ -202,7 +203,7 @@ class PathTuner(Tuner):
                                  get_registry())
         folder = ctx.dir / "candidates" / hashlib.sha256(instruction.encode()).hexdigest()[:12]
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "instruction.txt").write_text(instruction + "\n", encoding="utf-8")
+        (folder / INSTRUCTION).write_text(instruction + "\n", encoding="utf-8")
         try:
             run_recipe(recipe, folder, dataset=view, check=False)
         except DataError as exc:  # e.g. queries so poor that BM25 finds no negative: no training data at all
@@ -210,7 +211,7 @@ class PathTuner(Tuner):
             self.failures[instruction] = str(exc)
             value = 0.0
         else:
-            metrics = json.loads((folder / "evaluate" / "metrics.json").read_text())
+            metrics = METRICS.read(METRICS.in_folder(folder))
             value = float(metrics["rerank"][self.options.metric])
         scores[instruction] = value
         write_json(ctx.dir / "scores.json", scores)
