@@ -338,3 +338,12 @@ def test_the_flat_loss_check(losses, flat, capsys):
         short.add(step, 3, loss)
     short.finish(3)
     assert short.flat is None  # three logs cannot tell
+
+
+def test_a_run_that_the_warm_up_leaves_untrained_is_warned_about():
+    from inparsx.train.common import warmup_warning
+
+    assert "learning rate of 0" in warmup_warning(1, 1, "linear")  # ceil(0.1 x 1) = 1: the only step at lr 0
+    assert "inside the warm-up" in warmup_warning(3, 3, "cosine")
+    assert warmup_warning(29, 3, "linear") is None  # the 809-gold run: 3 warm-up steps of 29
+    assert warmup_warning(1, 0, "linear") is None and warmup_warning(1, 1, "SchedulerType.CONSTANT") is None

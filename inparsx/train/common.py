@@ -247,6 +247,31 @@ FLAT_TOLERANCE = 0.01
 spread) has not moved."""
 
 
+def warmup_warning(max_steps: int, warmup_steps: int, scheduler: str) -> str | None:
+    """The warning for a run that the learning-rate warm-up leaves (almost) untrained, else ``None``.
+
+    transformers' warm-up schedules (``get_linear_schedule_with_warmup`` and its cosine and constant
+    siblings) give step 0 a learning rate of 0 and reach the peak only after ``warmup_steps`` (for a ratio r,
+    ``ceil(r x max_steps)``). A run of one step with any warm-up therefore does not change the weights (the
+    10-gold runs of ``recipes/sweeps/scifact-labels-vs-synthetic.toml`` equalled the zero-shot model to the
+    last digit), and one whose every step is inside the warm-up never trains at its ``learning_rate``.
+
+    Args:
+        max_steps: optimizer steps of the run. warmup_steps: steps of warm-up. scheduler: the schedule's name
+            (``constant`` has no warm-up).
+    """
+    if warmup_steps <= 0 or max_steps <= 0 or str(scheduler).rsplit(".", 1)[-1].lower() == "constant":
+        return None
+    if max_steps == 1:
+        return ("training is 1 optimizer step and the warm-up gives it a learning rate of 0: the weights will not "
+                "change; set warmup_ratio = 0, or train on more triples or for more epochs")
+    if max_steps <= warmup_steps:
+        return (f"all {max_steps} optimizer steps are inside the warm-up of {warmup_steps} steps (the first at a "
+                "learning rate of 0): the run never trains at its learning_rate; set warmup_ratio lower, or train "
+                "on more triples or for more epochs")
+    return None
+
+
 class FlatLossCheck:
     """Warns, once, when a training loss has not moved from its starting value after a quarter of the steps,
     the sign of a model that cannot learn (a learning rate of about 0, frozen weights, a head that outputs a
@@ -324,6 +349,9 @@ def progress_callback(keys: tuple[str, ...] = ("loss",)):
         def on_train_begin(self, args, state, control, **kwargs):
             if not state.is_world_process_zero:
                 return
+            warning = warmup_warning(state.max_steps, args.get_warmup_steps(state.max_steps), args.lr_scheduler_type)
+            if warning:
+                console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
             self.progress = make_progress()
             self.progress.start()
             self.task = self.progress.add_task("training", total=state.max_steps, unit="steps",
