@@ -113,13 +113,13 @@ def test_a_model_that_cannot_be_loaded_is_named(tmp_path, beir, monkeypatch, cap
                                    "neg_ids": ["d2"], "neg_texts": ["c"]}) + "\n")
     code, err = cli(monkeypatch, capsys, "train", "--triples", str(triples), "--out", str(tmp_path / "m"),
                     "--set", "base_model=org/no-such-model")
-    one_line_error(code, err, "cannot load base model 'org/no-such-model'")
+    one_line_error(code, err, "train.base_model = 'org/no-such-model' is missing")  # found missing before loading
     assert "(unknown path)" not in err
     run = tmp_path / "run.trec"
     run.write_text("".join(f"q{i} Q0 d{i} 1 1.0 bm25\n" for i in range(1, 3)))
     code, err = cli(monkeypatch, capsys, "rerank", "--run", str(run), "--dataset", str(beir), "--model",
                     "org/no-such-reranker", "--out", str(tmp_path / "out.trec"))
-    one_line_error(code, err, "cannot load reranker model 'org/no-such-reranker'")
+    one_line_error(code, err, "'org/no-such-reranker' is missing")
 
 
 def test_from_after_to_runs_nothing_and_says_so(tmp_path, beir, monkeypatch, capsys):
