@@ -13,10 +13,10 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from inparsx.errors import InparsxError
-from inparsx.generate.prompted import PromptedGenerator, PromptOptions, dataset_short_name
+from inparsx.generate.prompted import DecodingOptions, PromptedGenerator, dataset_short_name
 from inparsx.precision import AUTO_DESCRIPTION
 from inparsx.records import Document, SyntheticQuery
 
@@ -31,20 +31,13 @@ SORT_WINDOW = 32
 """Documents are sorted by prompt length within windows of ``SORT_WINDOW * batch_size`` documents."""
 
 
-class HFOptions(PromptOptions):
-    """Options of the ``hf`` generator (the recipe's ``[generate]`` table with ``use = "hf"``); the prompt
-    options are :class:`~inparsx.generate.prompted.PromptOptions`."""
+class HFOptions(DecodingOptions):
+    """Options of the ``hf`` generator (the recipe's ``[generate]`` table with ``use = "hf"``); the prompt and
+    decoding options are :class:`~inparsx.generate.prompted.DecodingOptions`."""
 
     model: str = Field(description="hub id, local folder, a .gguf file, or @stage (e.g. @tune)")
     gguf_file: str | None = Field(None, description="a GGUF file inside the model's folder or hub repository "
                                   "(transformers dequantizes it; needs the gguf package)")
-    max_new_tokens: int = Field(64, ge=1)
-    stop: list[str] = Field(default_factory=lambda: ["\n"])
-    do_sample: bool = False
-    temperature: float = Field(1.0, gt=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    top_k: int = Field(0, ge=0, description="0 = off")
-    num_queries_per_doc: int = Field(1, ge=1)
     batch_size: int = Field(8, ge=1)
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description=AUTO_DESCRIPTION)
     quantization: Literal["none", "int8", "nf4"] = "none"
@@ -56,15 +49,6 @@ class HFOptions(PromptOptions):
     prefix_cache: bool | None = Field(None, description="compute the prompt prefix every document shares once "
                                       "(default: on for decoder-only models; an encoder-decoder model reads its "
                                       "whole input at once, so true is refused with one)")
-    revision: str | None = None
-    trust_remote_code: bool = False
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "HFOptions":
-        if not self.do_sample and (self.temperature != 1.0 or self.top_p != 1.0 or self.top_k or self.num_queries_per_doc > 1):
-            raise ValueError("temperature, top_p, top_k and num_queries_per_doc > 1 need do_sample = true "
-                             "(greedy decoding would ignore them or repeat the same query)")
-        return self
 
 
 class HFGenerator(PromptedGenerator):

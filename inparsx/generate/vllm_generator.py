@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from inparsx.errors import InparsxError
-from inparsx.generate.prompted import PromptedGenerator, PromptOptions
+from inparsx.generate.prompted import DecodingOptions, PromptedGenerator
 from inparsx.generate.stopping import Generation, cut_at_stop
 from inparsx.records import Document, SyntheticQuery
 
@@ -49,20 +49,14 @@ WINDOW = 256
 is chosen from the longest)."""
 
 
-class VLLMOptions(PromptOptions):
+class VLLMOptions(DecodingOptions):
     """Options of the ``vllm`` generator (``[generate] use = "vllm"``); the prompt options are
-    :class:`~inparsx.generate.prompted.PromptOptions`, the decoding options those of ``hf``."""
+    :class:`~inparsx.generate.prompted.PromptOptions`, the decoding options those of ``hf``
+    (:class:`~inparsx.generate.prompted.DecodingOptions`)."""
 
     model: str = Field(description="hub id, local folder, a .gguf file (dequantized once into a cached "
                        "folder), or @stage (e.g. @tune)")
     gguf_file: str | None = Field(None, description="a GGUF file inside the model's folder or hub repository")
-    max_new_tokens: int = Field(64, ge=1)
-    stop: list[str] = Field(default_factory=lambda: ["\n"])
-    do_sample: bool = False
-    temperature: float = Field(1.0, gt=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    top_k: int = Field(0, ge=0, description="0 = off")
-    num_queries_per_doc: int = Field(1, ge=1)
     batch_size: int = Field(32, ge=1, description="documents per appended batch (what a crash may cost); the "
                             "engine runs up to max_num_seqs sequences at once whatever it is")
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description="auto: the checkpoint's dtype "
@@ -88,14 +82,9 @@ class VLLMOptions(PromptOptions):
                                        "CPU, where compiling costs minutes; false on a GPU)")
     engine_options: dict[str, Any] = Field(default_factory=dict, description="more keyword arguments of "
                                            "vllm.LLM (e.g. {block_size = 32}); they override the above")
-    revision: str | None = None
-    trust_remote_code: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> "VLLMOptions":
-        if not self.do_sample and (self.temperature != 1.0 or self.top_p != 1.0 or self.top_k or self.num_queries_per_doc > 1):
-            raise ValueError("temperature, top_p, top_k and num_queries_per_doc > 1 need do_sample = true "
-                             "(greedy decoding would ignore them or repeat the same query)")
         if self.max_model_len is not None and self.max_model_len <= self.max_new_tokens:
             raise ValueError(f"max_model_len = {self.max_model_len} leaves no room for a prompt before "
                              f"max_new_tokens = {self.max_new_tokens}")
