@@ -10,6 +10,7 @@ start-up is printed); then the sides take turns on chunks of documents, in a rot
 other processes and drift hit them alike.
 
     python bench/generate.py [--docs 48] [--chunk 16] [--batch-size 16] [--max-doc-tokens 256] [--no-vllm]
+        [--vllm-dtype fp32]
 
 The ``hf`` side runs in fp32 and in bf16. In the same run, the script measures this CPU's matrix-product
 limit (a 1024 x 1024 product, fp32 and bf16) and the prefill throughput of one ``hf`` batch (GFLOP/s counted
@@ -158,6 +159,8 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--max-doc-tokens", type=int, default=256)
     parser.add_argument("--no-vllm", action="store_true", help="leave the vllm side out (it needs vLLM installed)")
+    parser.add_argument("--vllm-dtype", default="fp32", choices=["fp32", "bf16"],
+                        help="the vllm side's dtype (vllm_vs_hf still divides by hf fp32's CPU-seconds)")
     parser.add_argument("--bf16", action="store_true", help="run the bf16 side even without AVX512-BF16/AMX "
                         "(where a bf16 product can be 50x slower than fp32)")
     args = parser.parse_args()
@@ -178,7 +181,7 @@ def main() -> None:
         dtypes = ["fp32", "bf16"] if bf16 or args.bf16 else ["fp32"]
         sides = {f"hf {dtype}": generator_side("hf", dtype, args.model, args, dataset, tmp) for dtype in dtypes}
         if not args.no_vllm:
-            sides["vllm"] = generator_side("vllm", "fp32", args.model, args, dataset, tmp)
+            sides["vllm"] = generator_side("vllm", args.vllm_dtype, args.model, args, dataset, tmp)
         generator, ctx = sides["hf fp32"]
         plain, tokenizer = generator.load(ctx)  # the same fp32 weights; the baseline calls generate() on them
         builder = generator.prompt_builder(ctx, tokenizer, plain)
@@ -251,6 +254,12 @@ def main() -> None:
     if "vllm" in sides:
         print(f"vLLM's engine processes used {idle_engine_cpu:.1f} CPU-s during the other sides' turns (not "
               "counted for any side)")
+        from inparsx.generate.vllm_engine import cpu_preload
+
+        found, missing = cpu_preload()
+        print(f"vllm side: {args.vllm_dtype}; pre-loaded into its engine (cpu_preload): "
+              f"{', '.join(Path(p).name for p in found) or 'nothing'}"
+              + (f"; not found: {', '.join(missing)}" if missing else ""))
         print(f"vllm_vs_hf: {(cpu['hf fp32'] / len(docs)) / (cpu['vllm'] / len(docs)):.2f}")
     best = max((name for name in sides if name.startswith("hf")), key=lambda name: rates[name])
     print(f"best: {best}")

