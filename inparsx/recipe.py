@@ -73,7 +73,8 @@ class StageKeys(Options):
     the stage's fingerprint holds it instead of the recipe's. A stage that pins its seed is computed once for
     runs that differ only in the recipe seed, e.g. one expensive generation shared by training runs of three
     seeds (``inparsx sweep --seeds 1,2,3`` with ``generate.seed = 1``). Pinning the recipe's own value changes
-    nothing, not even the fingerprint. Later stages still follow a changed earlier stage.
+    nothing, not even the fingerprint. Later stages follow a changed earlier stage through what they read
+    (its outputs' contents enter their cache keys).
     """
 
     seed: int | None = None
