@@ -6,7 +6,7 @@ options, the dataset (name, evaluated split, corpus fingerprint, the evaluated s
 ``[retrieve]`` option does not change the fingerprint of ``tune``.
 
 A stage's **cache key** (:func:`stage_cache_key`) is the fingerprint plus the **content fingerprints of the
-artifacts the stage reads** (:data:`STAGE_READS`, :func:`stage_inputs`): the bytes of each file, and of each
+artifacts the stage reads** (:attr:`inparsx.stages.StageSpec.reads`, :data:`STAGE_READS`, :func:`stage_inputs`): the bytes of each file, and of each
 file of a folder (a trained model) with its relative name, so a hand-edited ``generate/queries.jsonl`` re-runs
 the filter stage, a retrained model re-runs the rerank stage, and a stage whose inputs did not change (a
 re-run stage that wrote the same bytes) is skipped. Since a stage's inputs exist only once the earlier stages
@@ -26,35 +26,21 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
-from inparsx.artifacts import (EXCLUDED, EXTRA_RUNS, HELDOUT_QUERIES, KEPT_HELDOUT, KEPT_QUERIES, NOTES, RUN,
-                               SUMMARY, SYNTHETIC_QUERIES, TRAINED_MODEL, TRIPLES, TUNED_INSTRUCTION, TUNED_MODEL,
-                               TUNED_PROGRAM, Artifact)
+from inparsx.artifacts import TRAINED_MODEL, TUNED_INSTRUCTION, TUNED_MODEL, TUNED_PROGRAM, Artifact
 from inparsx.io import storage_errors
+from inparsx.stages import STAGE_SPECS, Read
 
-Read = Union[Artifact, tuple[Artifact, ...]]
-"""One entry of what a stage reads: an artifact (one of a stage named by the artifact; an artifact any stage
-writes, such as a run: that of every earlier stage of the recipe), or a tuple of alternatives (the first whose
-stage is in the recipe: the filter's kept queries, else the generated ones)."""
+STAGE_READS: dict[str, tuple[Read, ...]] = {spec.name: spec.reads for spec in STAGE_SPECS}
+"""Stage -> the earlier stages' artifacts its runner and components read (:attr:`inparsx.stages.StageSpec.reads`,
+see :data:`~inparsx.stages.Read`). A model or program an option names with ``@stage`` is read too
+(:data:`REFERABLE`). The key of a stage covers exactly these."""
 
-STAGE_READS: dict[str, tuple[Read, ...]] = {
-    "retrieve": (),
-    "tune": (),
-    "generate": (),
-    "filter": (SYNTHETIC_QUERIES, HELDOUT_QUERIES),
-    "triples": ((KEPT_QUERIES, SYNTHETIC_QUERIES),),
-    "train": (TRIPLES,),
-    "rerank": (RUN,),
-    "estimate": ((KEPT_HELDOUT, HELDOUT_QUERIES),),
-    "evaluate": (RUN, EXTRA_RUNS, NOTES, EXCLUDED, SUMMARY),
-}
-"""Stage -> the earlier stages' artifacts its runner and components read (see :data:`Read`). A model or program
-an option names with ``@stage`` is read too (:data:`REFERABLE`). The key of a stage covers exactly these."""
-
-OPTIONS_READ: dict[str, tuple[str, ...]] = {"estimate": ("rerank", "evaluate")}
-"""Stage -> the other stages whose options it reads (the estimate reranks as ``[rerank]`` says and tests as
-``[evaluate]`` says): their fingerprints, and the ``@stage`` values of their options, enter its key."""
+OPTIONS_READ: dict[str, tuple[str, ...]] = {spec.name: spec.options_read for spec in STAGE_SPECS if spec.options_read}
+"""Stage -> the other stages whose options it reads (:attr:`inparsx.stages.StageSpec.options_read`: the estimate
+reranks as ``[rerank]`` says and tests as ``[evaluate]`` says): their fingerprints, and the ``@stage`` values of
+their options, enter its key."""
 
 REFERABLE: tuple[Artifact, ...] = (TUNED_MODEL, TUNED_PROGRAM, TUNED_INSTRUCTION, TRAINED_MODEL)
 """What an option value ``"@<stage>"`` may resolve to (``model = "@train"``, ``program = "@tune"``): the key

@@ -47,10 +47,12 @@ from inparsx.io import atomic_write, write_json
 from inparsx.lock import run_dir_lock
 from inparsx.progress import console, out, quiet_library_bars
 from inparsx.recipe import STAGES, Recipe
+from inparsx.stages import STAGE_SPECS
 from inparsx.plugins import get_registry
 
-STAGE_RUNNERS: dict[str, str] = {stage: f"inparsx.{stage}.stage:run_stage" for stage in STAGES}
-"""Stage name -> ``module:function`` that runs it, imported only when the stage runs."""
+STAGE_RUNNERS: dict[str, str] = {spec.name: spec.runner for spec in STAGE_SPECS}
+"""Stage name -> ``module:function`` that runs it (:attr:`inparsx.stages.StageSpec.runner`), imported only when
+the stage runs."""
 
 
 UNEVALUATED_STAGES = ("estimate",)
