@@ -324,6 +324,10 @@ def test_an_engine_that_fails_to_start_says_which_options_to_change():
     config = EngineConfig({"model": "m", "max_model_len": 4096, "max_num_seqs": 64, "kv_cache_memory_bytes": 1 << 30})
     message = ve.start_failure(config, RuntimeError("Engine core initialization failed"))
     assert "lower max_model_len (now 4096) or max_num_seqs (now 64)" in message and "raise kv_cache_gib (now 1.00)" in message
+    spawn = RuntimeError("An attempt has been made to start a new process before the current process has finished "
+                         "its bootstrapping phase.")
+    message = ve.start_failure(config, spawn)
+    assert 'if __name__ == "__main__":' in message and "max_model_len" not in message
 
 
 def test_a_seq2seq_model_is_refused_with_the_generator_to_use(scifact, tmp_path):

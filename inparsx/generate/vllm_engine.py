@@ -231,6 +231,10 @@ def _shorten(text: str, limit: int) -> str:
 def start_failure(config: EngineConfig, exc: BaseException) -> str:
     """The one-line error for an engine that did not start (the engine core's log above says why)."""
     llm = config.llm
+    if "bootstrapping phase" in str(exc):  # multiprocessing's spawn re-imported a script without a main guard
+        return (f"vLLM could not start its engine for {llm.get('model')!r}: it spawns its engine in a new process, "
+                "which imports the calling script again; put the script's top-level code under "
+                "`if __name__ == \"__main__\":` (the inparsx command needs nothing)")
     memory = (f"raise kv_cache_gib (now {llm['kv_cache_memory_bytes'] / GiB:.2f})" if llm.get("kv_cache_memory_bytes")
               else f"raise gpu_memory_utilization (now {llm.get('gpu_memory_utilization')})")
     return (f"vLLM could not start its engine for {llm.get('model')!r} ({one_line(exc)}); its log above gives the cause. "
