@@ -98,7 +98,8 @@ def test_run_stages_resumes_and_returns_the_metrics_by_run(tmp_path):
     assert not (tmp_path / "inner" / "report.html").exists()
     marker = (tmp_path / "inner" / "retrieve" / DONE_MARKER).stat().st_mtime_ns
     again = run_stages(stages, tmp_path / "inner", dataset, eval_split="train", seed=1)  # finished: skipped
-    assert again.metrics == result.metrics and (tmp_path / "inner" / "retrieve" / DONE_MARKER).stat().st_mtime_ns == marker
+    assert again.metrics == result.metrics
+    assert (tmp_path / "inner" / "retrieve" / DONE_MARKER).stat().st_mtime_ns == marker
     with pytest.raises(InparsxError, match="no run 'rerank'; its runs: retrieve"):
         result.metric("rerank", "ndcg@10")
     with pytest.raises(InparsxError, match="has no metric 'map'; its metrics: ndcg@10, recall@5"):
@@ -108,7 +109,8 @@ def test_run_stages_resumes_and_returns_the_metrics_by_run(tmp_path):
 def test_inner_stages_are_typed_tables_that_write_back_filled():
     stage = inner_stage("retrieve", {"use": "bm25s", "k": 5})
     assert isinstance(stage, InnerStage) and (stage.stage, stage.use, stage.options.k) == ("retrieve", "bm25s", 5)
-    assert stage["k1"] == 0.9 and stage.table() == {"use": "bm25s", **stage.options.model_dump(mode="json", exclude_none=True)}
+    assert stage["k1"] == 0.9
+    assert stage.table() == {"use": "bm25s", **stage.options.model_dump(mode="json", exclude_none=True)}
     changed = stage.with_options(k1=1.5)
     assert (changed.options.k1, stage.options.k1) == (1.5, 0.9)
     with pytest.raises(InparsxError, match=r"retrieve.k1: Input should be greater than or equal to 0"):
