@@ -82,6 +82,9 @@ class StageContext:
     cache_key: str = ""
     """What every cache kept in the stage's folder is keyed by (:func:`stage_cache_key`): the fingerprint and
     what the earlier stages' folders hold now. ``""``: the fingerprint alone (a context built by hand)."""
+    report: bool = True
+    """Whether the evaluate stage writes the run's ``report.html`` (``False``: a tuner's inner run,
+    :func:`inparsx.subrun.run_stages`, whose report nobody reads)."""
 
     def __post_init__(self) -> None:
         self.cache_key = self.cache_key or self.fingerprint
@@ -313,7 +316,8 @@ def read_marker(path: Path) -> dict[str, Any]:
 
 
 def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = None, stop: str | None = None,
-               dataset: Dataset | None = None, store: str | Path | None = None, check: bool = True) -> Path:
+               dataset: Dataset | None = None, store: str | Path | None = None, check: bool = True,
+               report: bool = True) -> Path:
     """Run a recipe's stages in pipeline order, skipping finished ones; returns the run directory.
 
     Args:
@@ -329,6 +333,8 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
         check: run the pre-flight check (:func:`inparsx.preflight.check_recipe`) of the stages about to run
             before the first of them, printing a line per model and the memory verdict (``False``: an inner
             run whose models the outer check covered).
+        report: the evaluate stage writes ``report.html`` (``False``: a tuner's inner run, which reads its
+            metrics as values, :mod:`inparsx.subrun`).
 
     Only one process at a time may run in ``run_dir`` (see :mod:`inparsx.lock`).
 
@@ -354,7 +360,7 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
         with atomic_write(run_dir / "recipe.toml") as handle:
             handle.write(recipe.to_toml())
         _run_stages(recipe, run_dir, names[: names.index(stop) + 1 if stop else None], start, dataset,
-                    StageStore(store) if store is not None else None, check)
+                    StageStore(store) if store is not None else None, check, report)
     return run_dir
 
 
@@ -364,7 +370,7 @@ beside its folder, and costs seconds."""
 
 
 def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | None,
-                dataset: Dataset | None = None, store: Any = None, check: bool = True) -> None:
+                dataset: Dataset | None = None, store: Any = None, check: bool = True, report: bool = True) -> None:
     """Run ``stages`` in order, skipping finished ones unless at or after ``start``, each taken from ``store``
     (a :class:`~inparsx.store.StageStore`) when it holds it; Ctrl-C names the stage. The pre-flight check of
     the stages that will run comes first (``check``)."""
@@ -395,7 +401,8 @@ def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | N
                           for name, options in recipe.stages[stage].components]
             seen = holdout.training if held else dataset
             key = stage_cache_key(fingerprint, run_dir, names[: names.index(stage)])
-            ctx = StageContext(recipe, stage, run_dir, components, fingerprint, seen, holdout=holdout, cache_key=key)
+            ctx = StageContext(recipe, stage, run_dir, components, fingerprint, seen, holdout=holdout, cache_key=key,
+                               report=report)
             if store is None or stage in UNSHARED_STAGES:
                 _run_stage(ctx, forcing and stage == start)
                 continue
