@@ -170,6 +170,21 @@ def test_chat_form_turns_examples_into_turns(templates, tokenizer, docs, scifact
         PromptBuilder(templates["inpars"], train_tokenizer(vocab_size=300), chat=True)
 
 
+def test_a_chat_prompt_carries_its_messages_and_a_text_prompt_none(templates, docs, scifact):
+    tokenizer = train_tokenizer(vocab_size=300)
+    tokenizer.chat_template = SIMPLE_CHAT_TEMPLATE
+    pool = build_pool(scifact, "test", seed=1, n_fewshot=2)
+    prompt = PromptBuilder(templates["promptagator-scifact"], tokenizer, chat=True, instruction="Ask.", pool=pool,
+                           n_fewshot=2).build(docs[0])
+    assert prompt.messages is not None
+    assert [m["role"] for m in prompt.messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert prompt.messages[0]["content"] == "Ask." and prompt.messages[-1]["content"].startswith(docs[0].title)
+    assert prompt.text == tokenizer.apply_chat_template(prompt.messages, tokenize=False, add_generation_prompt=True)
+    static = PromptBuilder(templates["inpars"], tokenizer, chat=True, instruction="").build(docs[0])
+    assert static.messages is not None and static.messages[0]["role"] == "user" and len(static.messages) == 7
+    assert PromptBuilder(templates["inpars"], tokenizer).build(docs[0]).messages is None
+
+
 class WordTokenizer:
     """A tokenizer written from :class:`PromptTokenizer` alone: one token per whitespace-separated word."""
 

@@ -66,11 +66,18 @@ class ChatMessage(TypedDict):
 
 @dataclass
 class Prompt:
-    """A built prompt: its text, its token ids (what the model reads) and the few-shot query ids it shows."""
+    """A built prompt: its text, its token ids (what the model reads), the few-shot query ids it shows and, in
+    the chat form, its turns.
+
+    ``messages``: the chat form's turns (system, then a user and an assistant turn per few-shot example, then
+    the user turn of the document) that ``text`` renders with the tokenizer's chat template, for a model served
+    behind a chat API that applies its own template; ``None`` in the text form.
+    """
 
     text: str
     input_ids: list[int]
     fewshot_ids: list[str] = field(default_factory=list)
+    messages: list[ChatMessage] | None = None
 
 
 @dataclass
@@ -117,11 +124,12 @@ class PromptBuilder:
         doc_text = self.truncate(doc.full_text, self.max_doc_tokens)
         examples = self.pool.sample(doc.doc_id, self.n_fewshot) if self.template.dynamic and self.pool else []
         while True:
-            text = self.render(doc_text, examples)
+            messages = self.chat_messages(doc_text, examples) if self.chat else None
+            text = self._chat_text(messages) if messages is not None else self.render(doc_text, examples)
             ids = self.encode(text)
             excess = len(ids) - self.max_prompt_tokens
             if excess <= 0:
-                return Prompt(text, ids, [e.query_id for e in examples])
+                return Prompt(text, ids, [e.query_id for e in examples], messages)
             if examples:
                 examples = examples[1:]
                 continue
@@ -133,15 +141,19 @@ class PromptBuilder:
 
     def render(self, doc_text: str, examples: list[FewShotExample]) -> str:
         """The prompt text for an (already truncated) document and few-shot examples."""
-        shots = [(self._example_doc(e), e.query) for e in examples]
         if self.chat:
-            return self._render_chat(doc_text, shots)
+            return self._chat_text(self.chat_messages(doc_text, examples))
+        shots = [(self._example_doc(e), e.query) for e in examples]
         head = f"{self.instruction.strip()}\n\n" if self.instruction and self.instruction.strip() else ""
         if self.template.dynamic:
             return head + "".join(self.template.example(d, q) for d, q in shots) + self.template.target(doc_text)
         return head + self.template.target(doc_text)
 
-    def _render_chat(self, doc_text: str, shots: list[tuple[str, str]]) -> str:
+    def chat_messages(self, doc_text: str, examples: list[FewShotExample]) -> list[ChatMessage]:
+        """The chat form's turns for an (already truncated) document and few-shot examples: the system turn
+        (the instruction; none when it is ``""``), a (user, assistant) pair per example (a static template's
+        example blocks, split at the label before ``{query}``), and the document's user turn."""
+        shots = [(self._example_doc(e), e.query) for e in examples]
         if self.template.dynamic:
             turns = [(self.template.target(d), q) for d, q in shots]
             last = self.template.target(doc_text)
@@ -153,6 +165,9 @@ class PromptBuilder:
         for user, assistant in turns:
             messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
         messages.append({"role": "user", "content": last})
+        return messages
+
+    def _chat_text(self, messages: list[ChatMessage]) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def shared_prefix(self) -> str:
