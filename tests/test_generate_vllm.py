@@ -125,7 +125,7 @@ def test_prompts_reach_vllm_as_the_token_ids_hf_builds(llama, scifact, docs, scr
     list(build("generators", "vllm", **options).generate(docs[:3], ctx))
     hf = build("generators", "hf", **{k: v for k, v in options.items()})
     model, tokenizer = hf.load(ctx)
-    builder = hf.prompt_builder(ctx, tokenizer, model)
+    builder = hf.prompt_builder(ctx, tokenizer, hf.max_prompt_tokens_for(model))
     assert [r.prompt for r in scripted["engine"].requests] == [builder.build(d).input_ids for d in docs[:3]]
 
 

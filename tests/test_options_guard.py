@@ -510,7 +510,7 @@ def generated(env: Env, name: str, options: dict, artefact: str):
     if name != "hf":
         return records
     model, tokenizer = generator.load(ctx)
-    builder = generator.prompt_builder(ctx, tokenizer, model)
+    builder = generator.prompt_builder(ctx, tokenizer, generator.max_prompt_tokens_for(model))
     engine = generator._engine(model, tokenizer, builder)
     with torch.inference_mode():
         cache = engine._inputs([builder.build(docs[0]).input_ids]).get("past_key_values")
