@@ -99,7 +99,7 @@ def prefill_gflops(generator, ctx, docs) -> float:
     import torch
 
     model, tokenizer = generator.load(ctx)
-    builder = generator.prompt_builder(ctx, tokenizer, model)
+    builder = generator.prompt_builder(ctx, tokenizer, generator.max_prompt_tokens_for(model))
     prompts = [builder.build(d).input_ids for d in docs]
     width = max(len(p) for p in prompts)
     ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(p)) + p for p in prompts])
@@ -184,7 +184,7 @@ def main() -> None:
             sides["vllm"] = generator_side("vllm", args.vllm_dtype, args.model, args, dataset, tmp)
         generator, ctx = sides["hf fp32"]
         plain, tokenizer = generator.load(ctx)  # the same fp32 weights; the baseline calls generate() on them
-        builder = generator.prompt_builder(ctx, tokenizer, plain)
+        builder = generator.prompt_builder(ctx, tokenizer, generator.max_prompt_tokens_for(plain))
         newline_id = tokenizer("\n", add_special_tokens=False).input_ids[-1]
         print(f"model: {args.model}, {sum(p.numel() for p in plain.parameters()) / 1e6:.1f}M parameters; "
               f"{len(docs)} SciFact documents cut at {args.max_doc_tokens} tokens; mean prompt "

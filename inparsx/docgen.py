@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import re
 import sys
+import types
 import typing
 from typing import Any
 
@@ -72,7 +73,7 @@ def options_table(model: type) -> str:
     """A Markdown table: key, type, default, constraints and description of every field of ``model``."""
     rows = ["| key | type | default | constraints | description |", "|---|---|---|---|---|"]
     for key, info in model.model_fields.items():
-        rows.append(f"| `{key}` | {_type(info.annotation)} | {_default(info)} | {_constraints(info)} | "
+        rows.append(f"| `{key}` | {_stage_table(info) or _type(info.annotation)} | {_default(info)} | {_constraints(info)} | "
                     f"{_cell(info.description or '')} |")
     if len(rows) == 2:
         return "No options."
@@ -90,6 +91,18 @@ def _type(annotation: Any) -> str:
         return " \\| ".join(f"`{value!r}`".replace("'", '"') for value in typing.get_args(annotation))
     text = getattr(annotation, "__name__", None) if not typing.get_args(annotation) else None
     return _cell(text or str(annotation).replace("typing.", ""))
+
+
+def _stage_table(info: FieldInfo) -> str:
+    """``[train] table`` for a tuner's inner stage option (:class:`~inparsx.subrun.StageOf`), with ``or none``
+    when it may be left out; ``""`` for any other option."""
+    from inparsx.subrun import StageOf
+
+    markers = [(item, "") for item in info.metadata if isinstance(item, StageOf)]
+    if typing.get_origin(info.annotation) in (typing.Union, types.UnionType):
+        markers += [(item, " or none") for arg in typing.get_args(info.annotation)
+                    for item in getattr(arg, "__metadata__", ()) if isinstance(item, StageOf)]
+    return f"[{markers[0][0].stage}] table{markers[0][1]}" if markers else ""
 
 
 def _default(info: FieldInfo) -> str:

@@ -88,6 +88,9 @@ class StageContext:
     hashes: dict[str, Any] = field(default_factory=dict)
     """The content hashes of the files the key covers (:data:`inparsx.cachekey.HASHES`), kept in the markers so
     that an unchanged file is not hashed again."""
+    report: bool = True
+    """Whether the evaluate stage writes the run's ``report.html`` (``False``: a tuner's inner run,
+    :func:`inparsx.subrun.run_stages`, whose report nobody reads)."""
 
     def __post_init__(self) -> None:
         self.cache_key = self.cache_key or self.fingerprint
@@ -262,7 +265,8 @@ def read_marker(path: Path) -> dict[str, Any]:
 
 
 def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = None, stop: str | None = None,
-               dataset: Dataset | None = None, store: str | Path | None = None, check: bool = True) -> Path:
+               dataset: Dataset | None = None, store: str | Path | None = None, check: bool = True,
+               report: bool = True) -> Path:
     """Run a recipe's stages in pipeline order, skipping finished ones; returns the run directory.
 
     Args:
@@ -278,6 +282,8 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
         check: run the pre-flight check (:func:`inparsx.preflight.check_recipe`) of the stages about to run
             before the first of them, printing a line per model and the memory verdict (``False``: an inner
             run whose models the outer check covered).
+        report: the evaluate stage writes ``report.html`` (``False``: a tuner's inner run, which reads its
+            metrics as values, :mod:`inparsx.subrun`).
 
     Only one process at a time may run in ``run_dir`` (see :mod:`inparsx.lock`).
 
@@ -303,7 +309,7 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
         with atomic_write(run_dir / "recipe.toml") as handle:
             handle.write(recipe.to_toml())
         _run_stages(recipe, run_dir, names[: names.index(stop) + 1 if stop else None], start, dataset,
-                    StageStore(store) if store is not None else None, check)
+                    StageStore(store) if store is not None else None, check, report)
     return run_dir
 
 
@@ -313,10 +319,11 @@ beside its folder, and costs seconds."""
 
 
 def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | None,
-                dataset: Dataset | None = None, store: Any = None, check: bool = True) -> None:
+                dataset: Dataset | None = None, store: Any = None, check: bool = True, report: bool = True) -> None:
     """Run ``stages`` in order, skipping finished ones (their done marker holds the key computed just before)
     unless at or after ``start``, each taken from ``store`` (a :class:`~inparsx.store.StageStore`) when it holds
-    its key; Ctrl-C names the stage. The pre-flight check of the stages that may run comes first (``check``)."""
+    its key; Ctrl-C names the stage. The pre-flight check of the stages that may run comes first (``check``);
+    ``report``: the evaluate stage writes ``report.html``."""
     with interrupted_as(f"start-up, before any stage ran ({run_dir})"):
         dataset = recipe_dataset(recipe, dataset)
         registry = get_registry()
@@ -342,7 +349,7 @@ def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | N
                           for name, options in recipe.stages[stage].components]
             seen = holdout.training if held else dataset
             ctx = StageContext(recipe, stage, run_dir, components, fingerprint, seen, holdout=holdout, cache_key=key,
-                               hashes=hashes)
+                               hashes=hashes, report=report)
             if store is None or stage in UNSHARED_STAGES:
                 _run_stage(ctx, forcing and stage == start)
                 continue

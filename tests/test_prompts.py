@@ -3,6 +3,7 @@ prompts on real SciFact documents, truncation, and where few-shot examples come 
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from inparsx.datasets.beir import BeirFolderDataset
 from inparsx.errors import InparsxError
 from inparsx.generate import templates as tpl
 from inparsx.generate.fewshot import build_pool, judged_pairs
-from inparsx.generate.prompts import PromptBuilder, split_static
+from inparsx.generate.prompts import PromptBuilder, PromptTokenizer, split_static
 from inparsx.records import Document
 from inparsx.testing import SIMPLE_CHAT_TEMPLATE, train_tokenizer
 
@@ -167,6 +168,50 @@ def test_chat_form_turns_examples_into_turns(templates, tokenizer, docs, scifact
     assert prompt.input_ids == tokenizer(prompt.text, add_special_tokens=False)["input_ids"]
     with pytest.raises(InparsxError, match="chat template"):
         PromptBuilder(templates["inpars"], train_tokenizer(vocab_size=300), chat=True)
+
+
+def test_a_chat_prompt_carries_its_messages_and_a_text_prompt_none(templates, docs, scifact):
+    tokenizer = train_tokenizer(vocab_size=300)
+    tokenizer.chat_template = SIMPLE_CHAT_TEMPLATE
+    pool = build_pool(scifact, "test", seed=1, n_fewshot=2)
+    prompt = PromptBuilder(templates["promptagator-scifact"], tokenizer, chat=True, instruction="Ask.", pool=pool,
+                           n_fewshot=2).build(docs[0])
+    assert prompt.messages is not None
+    assert [m["role"] for m in prompt.messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert prompt.messages[0]["content"] == "Ask." and prompt.messages[-1]["content"].startswith(docs[0].title)
+    assert prompt.text == tokenizer.apply_chat_template(prompt.messages, tokenize=False, add_generation_prompt=True)
+    static = PromptBuilder(templates["inpars"], tokenizer, chat=True, instruction="").build(docs[0])
+    assert static.messages is not None and static.messages[0]["role"] == "user" and len(static.messages) == 7
+    assert PromptBuilder(templates["inpars"], tokenizer).build(docs[0]).messages is None
+
+
+class WordTokenizer:
+    """A tokenizer written from :class:`PromptTokenizer` alone: one token per whitespace-separated word."""
+
+    is_fast = True
+    chat_template = "words"
+
+    def __call__(self, text, add_special_tokens=True, return_offsets_mapping=False):
+        spans = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+        return {"input_ids": [len(text[a:b]) for a, b in spans], "offset_mapping": spans}
+
+    def decode(self, ids):
+        raise AssertionError("a fast tokenizer is cut by its offsets, never decoded")
+
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=True):
+        return "".join(f"[{m['role']}] {m['content']}\n" for m in messages) + "[assistant]"
+
+
+def test_a_tokenizer_with_only_what_the_protocol_lists_builds_prompts(templates, docs):
+    word = WordTokenizer()
+    assert isinstance(word, PromptTokenizer) and isinstance(train_tokenizer(vocab_size=300), PromptTokenizer)
+    assert not isinstance(object(), PromptTokenizer)
+    prompt = PromptBuilder(templates["inpars"], word, max_doc_tokens=5, max_prompt_tokens=100_000).build(docs[0])
+    assert " ".join(docs[0].full_text.split()[:5]) in prompt.text
+    assert " ".join(docs[0].full_text.split()[:6]) not in prompt.text
+    assert len(prompt.input_ids) == len(prompt.text.split())
+    chat = PromptBuilder(templates["inpars"], word, chat=True, instruction="Ask.").build(docs[0])
+    assert chat.text.startswith("[system] Ask.\n[user] Example 1:") and chat.text.endswith("[assistant]")
 
 
 def test_shared_prefix_is_what_every_prompt_starts_with(templates, tokenizer, docs, scifact):

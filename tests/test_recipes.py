@@ -117,7 +117,7 @@ def test_path_cpu_recipe_runs_smollm2_and_minilm_on_ten_train_queries():
     assert (path.n_gold, path.gold_split, path.metric) == (10, "train", "ndcg@10")
     assert path.generator["model"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and path.proposer_model is None
     assert (path.generator["dtype"], path.proposer_format, path.generator["use"]) == ("fp32", "plain", "vllm")
-    assert len(path.seed_instructions) + path.breadth * path.depth >= 3
+    assert len(path.seed_instructions) + path.breadth * path.rounds >= 3
     assert (path.train["use"], path.train["base_model"]) == ("bi-encoder", "sentence-transformers/all-MiniLM-L6-v2")
     generate = dict(recipe.stages["generate"].components)["vllm"]
     assert generate.instruction == "@tune" and generate.prompt == path.generator["prompt"] == "inpars"

@@ -56,7 +56,7 @@ num_docs = 4
 n_gold = 3
 seed_instructions = ["Write a question."]
 breadth = 1
-depth = 1
+rounds = 1
 retrieve = {{ use = "bm25s", k = 10 }}
 triples = {{ use = "bm25-negatives", depth = 10, retriever = "bm25s" }}
 train = {{ use = "cross-encoder", base_model = "{bert}", max_steps = 1, batch_size = 2, max_length = 32, save_steps = 0 }}

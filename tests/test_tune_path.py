@@ -25,7 +25,7 @@ num_docs = 8
 n_gold = 5
 seed_instructions = ["", "Write a question."]
 breadth = 2
-depth = 1
+rounds = 1
 retrieve = {{ use = "bm25s", k = 10 }}
 filter = {{ use = ["length"], min_tokens = 0 }}
 triples = {{ use = "bm25-negatives", depth = 10, retriever = "bm25s" }}
@@ -83,6 +83,7 @@ def test_path_scores_four_candidates_with_the_inner_loop_and_keeps_the_best(tmp_
         assert len(prompts) == 8 and all(p.startswith(f"{instruction}\n\n" if instruction else "Example 1:") for p in prompts)
         evaluated = json.loads((folder / "retrieve" / "summary.json").read_text())
         assert evaluated["split"] == path_tuner.GOLD_SPLIT and evaluated["queries"] == 5
+    assert not list((tune / "candidates").rglob("report.html"))  # the inner runs are sub-runs: no report
     generated = [json.loads(line) for line in (run_dir / "generate" / "queries.jsonl").read_text().splitlines()]
     best = result["best"]
     assert all(r["prompt_text"].startswith(f"{best}\n\n" if best else "Example 1:") for r in generated)
@@ -144,3 +145,41 @@ def test_plain_proposer_asks_with_copro_instructions_and_keeps_each_first_line(t
     assert prompts[3].startswith(" ".join(GenerateInstructionGivenAttempts.instructions.split()))
     assert ("Attempted Instructions:\nInstruction #1: \nResulting score #1: 0.2500\n"
             "Instruction #2: Write a question.\nResulting score #2: 0.5000\n") in prompts[3]
+
+
+def test_an_error_in_an_inner_stage_table_names_the_file_the_line_and_the_key(tmp_path, scifact_small, tiny):
+    from inparsx.recipe import RecipeErrors
+
+    text = RECIPE.format(data=scifact_small, **tiny)
+    triples = next(line for line in text.splitlines() if line.startswith("triples = "))
+    text = text.replace(triples + "\n", "").replace("max_steps = 3,", "max_stepz = 3,")
+    text = text.replace("depth = 5,", "depth = 0,")
+    recipe = tmp_path / "path.toml"
+    recipe.write_text(text + '[tune.triples]\nuse = "bm25-negatives"\nretriever = "bm25s"\nn_negativez = 2\n')
+    lines = recipe.read_text().splitlines()
+    with pytest.raises(RecipeErrors) as caught:
+        load_recipe(recipe)
+    found = {error.key: error for error in caught.value.errors}
+    assert {"tune.train.max_stepz", "tune.rerank.depth", "tune.triples.n_negativez"} <= set(found), found
+    assert "did you mean 'max_steps'?" in found["tune.train.max_stepz"].reason
+    assert lines[found["tune.train.max_stepz"].line - 1].startswith("train = {")  # an inline table: its line
+    assert lines[found["tune.triples.n_negativez"].line - 1].startswith("n_negativez")  # a sub-table: the key's
+    assert f"{recipe}:{found['tune.rerank.depth'].line}: tune.rerank.depth: " in str(caught.value)
+
+
+def test_an_inner_reference_to_a_missing_inner_stage_is_an_error_at_its_key(tiny):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"rerank.model\n  @tune is the output of stage 'tune'"):
+        path_tuner.PathOptions(generator={"model": tiny["llama"]}, train={"use": "cross-encoder", "base_model": "b"},
+                               rerank={"use": "cross-encoder", "model": "@tune"})
+
+
+def test_depth_is_the_old_spelling_of_rounds(tiny):
+    train = {"use": "cross-encoder", "base_model": tiny["bert"]}
+    with pytest.warns(FutureWarning, match="depth is now spelled rounds"):
+        options = path_tuner.PathOptions(generator={"model": tiny["llama"]}, train=train, depth=3)
+    assert options.rounds == 3 and "depth" not in options.model_dump()
+    assert path_tuner.PathOptions(generator={"model": tiny["llama"]}, train=train).rerank["use"] == "cross-encoder"
+    with pytest.raises(ValueError, match="give rounds only"):
+        path_tuner.PathOptions(generator={"model": tiny["llama"]}, train=train, depth=3, rounds=2)

@@ -100,6 +100,10 @@ def run_stage(ctx) -> None:
 
 
 def _write_report(ctx) -> None:
+    """Write the run's ``report.html`` unless the runner says not to (``StageContext.report``: a tuner's inner
+    run)."""
+    if not ctx.report:
+        return
     from inparsx.report import write_report
 
     console.print(f"report: {write_report(ctx.run_dir)}", soft_wrap=True, markup=False)

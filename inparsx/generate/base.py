@@ -25,7 +25,7 @@ class Generator(Component):
     """Yields synthetic queries batch by batch, so the stage can append them as they come (resumable).
 
     Optional parts of the contract (defaults suit a generator without an LLM or few-shot examples):
-    ``queries_per_doc`` (records per document, used to detect a document cut short by a crash),
+    ``queries_per_doc`` (the most records per document, used to detect a document cut short by a crash),
     ``generated_tokens`` (running count for the tokens/s readout), ``ran_with`` (the device and precision of
     its model), ``no_query_reason`` (when it writes no query for a document), ``fewshot_split(ctx)`` and
     ``select_documents(ctx)`` (the documents to write for, when the generator chooses them itself).
@@ -47,7 +47,9 @@ class Generator(Component):
 
     @property
     def queries_per_doc(self) -> int:
-        """How many records one document yields at most (all of them in the same batch)."""
+        """The most records one document yields (all of them in the same batch); a document may get fewer, or
+        none. The generate stage refuses a batch with more (``PluginError``) and, resuming after a crash,
+        redoes the file's last document when it has fewer, since a torn write may have cut it short."""
         return 1
 
     def fewshot_split(self, ctx: "ComponentContext") -> str | None:

@@ -88,7 +88,7 @@ class HFGenerator(PromptedGenerator):
                 fit ``max_prompt_tokens``.
         """
         model, tokenizer = self.load(ctx)
-        builder = self.prompt_builder(ctx, tokenizer, model)
+        builder = self.prompt_builder(ctx, tokenizer, self.max_prompt_tokens_for(model))
         engine = self._engine(model, tokenizer, builder)
         size, counted = self.options.batch_size, self.generated_tokens
         for start in range(0, len(docs), size * SORT_WINDOW):
@@ -117,13 +117,17 @@ class HFGenerator(PromptedGenerator):
             self.ran_with = say_what_runs(self._loaded[0], self.options, f"generate ({self.name})", ctx)
         return self._loaded
 
-    def prompt_builder(self, ctx: "ComponentContext", tokenizer: Any, model: Any = None) -> "PromptBuilder":
-        """The prompt builder of this run (``model`` caps the prompt length to its context window)."""
-        limit = self.options.max_prompt_tokens
+    def max_prompt_tokens_for(self, model: Any) -> int:
+        """The longest prompt ``model`` can continue, in tokens: ``max_prompt_tokens``, capped for a decoder-only
+        model at its context window (``config.max_position_embeddings`` or ``n_positions``) minus
+        ``max_new_tokens``; an encoder-decoder reads the prompt in its encoder, so only the option applies.
+        ``model``: a loaded transformers model (anything with a ``config``), or ``None`` for the option alone.
+        Pass the result to :meth:`prompt_builder`."""
+        limit: int = self.options.max_prompt_tokens
         context = _context_length(model)
         if context and not getattr(model.config, "is_encoder_decoder", False):
             limit = min(limit, context - self.options.max_new_tokens)
-        return super().prompt_builder(ctx, tokenizer, limit)
+        return limit
 
     def _engine(self, model: Any, tokenizer: Any, builder: "PromptBuilder") -> Any:
         from inparsx.generate.decoding import BatchGenerator

@@ -10,7 +10,7 @@ whatever runs the model. Templates come from the InPars toolkit's ``templates.ya
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -20,7 +20,7 @@ from inparsx.generate.base import Generator, GeneratorOptions
 if TYPE_CHECKING:
     from inparsx.context import ComponentContext
     from inparsx.generate.fewshot import FewShotPool
-    from inparsx.generate.prompts import PromptBuilder
+    from inparsx.generate.prompts import PromptBuilder, PromptTokenizer
     from inparsx.generate.templates import PromptTemplate
 
 BUILTIN_TEMPLATES = {"doc2query": "{document}{query}"}
@@ -154,7 +154,8 @@ class PromptedGenerator(Generator):
         """
         return resolve_template(self.options, ctx.dataset.name)
 
-    def prompt_builder(self, ctx: "ComponentContext", tokenizer: Any, max_prompt_tokens: int | None = None) -> "PromptBuilder":
+    def prompt_builder(self, ctx: "ComponentContext", tokenizer: "PromptTokenizer",
+                       max_prompt_tokens: int | None = None) -> "PromptBuilder":
         """The prompt builder of this run; ``max_prompt_tokens`` (default: the option) caps the prompt, e.g.
         to the model's context window minus the generated tokens."""
         from inparsx.generate.prompts import PromptBuilder

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypedDict, runtime_checkable
 
 from inparsx.errors import InparsxError
 from inparsx.generate.fewshot import FewShotExample, FewShotPool
@@ -23,13 +24,60 @@ DEFAULT_INSTRUCTION = ("Write a search query that the document answers. Reply wi
 """System turn of the chat form when no ``instruction`` is given (an empty one leaves the system turn out)."""
 
 
+@runtime_checkable
+class PromptTokenizer(Protocol):
+    """What :class:`PromptBuilder` needs of a tokenizer: a Hugging Face ``PreTrainedTokenizer(Fast)`` has it
+    all, and a model served elsewhere can bring its own (the ``openai`` plugin's ``ApiTokenizer`` counts
+    whitespace-separated words).
+
+    - ``tokenizer(text, add_special_tokens=..., return_offsets_mapping=...)`` returns a mapping whose
+      ``"input_ids"`` are the text's token ids (a list of ints) and, with ``return_offsets_mapping=True`` on a
+      fast tokenizer, whose ``"offset_mapping"`` holds one ``(start, end)`` character span per token;
+    - ``is_fast``: whether those offsets exist (a slow tokenizer is truncated by decoding ids instead);
+    - ``decode(ids)``: the text of token ids (truncation by a slow tokenizer);
+    - ``chat_template``: the Jinja chat template, empty or ``None`` when the tokenizer has none (then the chat
+      form is refused);
+    - ``apply_chat_template(messages, tokenize=False, add_generation_prompt=True)``: the text of chat turns
+      (:class:`ChatMessage` dicts), ending where the model writes its answer.
+    """
+
+    @property
+    def is_fast(self) -> bool: ...
+
+    @property
+    def chat_template(self) -> str | None: ...
+
+    def __call__(self, text: str, add_special_tokens: bool = True,
+                 return_offsets_mapping: bool = False) -> Mapping[str, Any]: ...
+
+    def decode(self, ids: list[int]) -> str: ...
+
+    def apply_chat_template(self, messages: Sequence["ChatMessage"], tokenize: bool = False,
+                            add_generation_prompt: bool = True) -> str: ...
+
+
+class ChatMessage(TypedDict):
+    """One chat turn as chat templates and the OpenAI chat API take it: ``role`` (``system``, ``user`` or
+    ``assistant``) and ``content``."""
+
+    role: str
+    content: str
+
+
 @dataclass
 class Prompt:
-    """A built prompt: its text, its token ids (what the model reads) and the few-shot query ids it shows."""
+    """A built prompt: its text, its token ids (what the model reads), the few-shot query ids it shows and, in
+    the chat form, its turns.
+
+    ``messages``: the chat form's turns (system, then a user and an assistant turn per few-shot example, then
+    the user turn of the document) that ``text`` renders with the tokenizer's chat template, for a model served
+    behind a chat API that applies its own template; ``None`` in the text form.
+    """
 
     text: str
     input_ids: list[int]
     fewshot_ids: list[str] = field(default_factory=list)
+    messages: list[ChatMessage] | None = None
 
 
 @dataclass
@@ -38,7 +86,8 @@ class PromptBuilder:
 
     Args:
         template: the pattern (see :class:`~inparsx.generate.templates.PromptTemplate`).
-        tokenizer: a Hugging Face tokenizer (counts tokens, renders the chat template).
+        tokenizer: a Hugging Face tokenizer, or anything else with what :class:`PromptTokenizer` lists
+            (counts tokens, cuts documents, renders the chat template).
         chat: render as chat turns with ``tokenizer.apply_chat_template``.
         instruction: what the model is asked to do. In the chat form, the system turn (``None``:
             :data:`DEFAULT_INSTRUCTION`; ``""``: no system turn). In the text form, the first paragraph of
@@ -51,7 +100,7 @@ class PromptBuilder:
     """
 
     template: PromptTemplate
-    tokenizer: Any
+    tokenizer: PromptTokenizer
     chat: bool = False
     instruction: str | None = None
     max_doc_tokens: int = 256
@@ -63,7 +112,7 @@ class PromptBuilder:
     def __post_init__(self) -> None:
         if self.template.dynamic and self.pool is None:
             raise InparsxError(f"template {self.template.name!r} is dynamic and needs few-shot examples")
-        if self.chat and not getattr(self.tokenizer, "chat_template", None):
+        if self.chat and not self.tokenizer.chat_template:
             raise InparsxError("chat = true needs a tokenizer with a chat template (tokenizer.chat_template is empty)")
 
     def build(self, doc: Document) -> Prompt:
@@ -73,13 +122,14 @@ class PromptBuilder:
             InparsxError: the template alone (with an empty document) is longer than ``max_prompt_tokens``.
         """
         doc_text = self.truncate(doc.full_text, self.max_doc_tokens)
-        examples = self.pool.sample(doc.doc_id, self.n_fewshot) if self.template.dynamic else []
+        examples = self.pool.sample(doc.doc_id, self.n_fewshot) if self.template.dynamic and self.pool else []
         while True:
-            text = self.render(doc_text, examples)
+            messages = self.chat_messages(doc_text, examples) if self.chat else None
+            text = self._chat_text(messages) if messages is not None else self.render(doc_text, examples)
             ids = self.encode(text)
             excess = len(ids) - self.max_prompt_tokens
             if excess <= 0:
-                return Prompt(text, ids, [e.query_id for e in examples])
+                return Prompt(text, ids, [e.query_id for e in examples], messages)
             if examples:
                 examples = examples[1:]
                 continue
@@ -91,15 +141,19 @@ class PromptBuilder:
 
     def render(self, doc_text: str, examples: list[FewShotExample]) -> str:
         """The prompt text for an (already truncated) document and few-shot examples."""
-        shots = [(self._example_doc(e), e.query) for e in examples]
         if self.chat:
-            return self._render_chat(doc_text, shots)
+            return self._chat_text(self.chat_messages(doc_text, examples))
+        shots = [(self._example_doc(e), e.query) for e in examples]
         head = f"{self.instruction.strip()}\n\n" if self.instruction and self.instruction.strip() else ""
         if self.template.dynamic:
             return head + "".join(self.template.example(d, q) for d, q in shots) + self.template.target(doc_text)
         return head + self.template.target(doc_text)
 
-    def _render_chat(self, doc_text: str, shots: list[tuple[str, str]]) -> str:
+    def chat_messages(self, doc_text: str, examples: list[FewShotExample]) -> list[ChatMessage]:
+        """The chat form's turns for an (already truncated) document and few-shot examples: the system turn
+        (the instruction; none when it is ``""``), a (user, assistant) pair per example (a static template's
+        example blocks, split at the label before ``{query}``), and the document's user turn."""
+        shots = [(self._example_doc(e), e.query) for e in examples]
         if self.template.dynamic:
             turns = [(self.template.target(d), q) for d, q in shots]
             last = self.template.target(doc_text)
@@ -107,10 +161,13 @@ class PromptBuilder:
             turns, target = split_static(self.template)
             last = fill(target, doc_text, "").rstrip()
         system = DEFAULT_INSTRUCTION if self.instruction is None else self.instruction
-        messages = [{"role": "system", "content": system}] if system else []
+        messages: list[ChatMessage] = [{"role": "system", "content": system}] if system else []
         for user, assistant in turns:
             messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
         messages.append({"role": "user", "content": last})
+        return messages
+
+    def _chat_text(self, messages: list[ChatMessage]) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def shared_prefix(self) -> str:
@@ -128,7 +185,8 @@ class PromptBuilder:
 
     def encode(self, text: str) -> list[int]:
         """Token ids of a prompt (special tokens added, except in chat form where the template has them)."""
-        return self.tokenizer(text, add_special_tokens=not self.chat)["input_ids"]
+        ids: list[int] = self.tokenizer(text, add_special_tokens=not self.chat)["input_ids"]
+        return ids
 
     def count(self, text: str) -> int:
         """Number of tokens of ``text`` (no special tokens)."""
@@ -139,7 +197,7 @@ class PromptBuilder:
         tokenizers' offsets; slow ones decode, as the InPars toolkit does)."""
         if max_tokens <= 0:
             return ""
-        if getattr(self.tokenizer, "is_fast", False):
+        if self.tokenizer.is_fast:
             enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
             spans = enc["offset_mapping"]
             return text if len(spans) <= max_tokens else text[: spans[max_tokens - 1][1]]

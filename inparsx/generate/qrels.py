@@ -15,6 +15,8 @@ evaluated split's queries and qrels cannot be read, so training on test labels i
 from __future__ import annotations
 
 import random
+import sys
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
@@ -74,6 +76,16 @@ class QrelsGenerator(Generator):
     options: QrelsOptions
     batch_size: int = 512
     """Documents per yielded batch (the stage appends one batch at a time)."""
+    _most_per_doc: int | None = None
+
+    @property
+    def queries_per_doc(self) -> int:
+        """The most drawn queries that judge one document relevant (known once the queries are drawn:
+        :meth:`select_documents` or :meth:`generate`); before, ``num_queries`` (or, for every query, a bound
+        no document reaches)."""
+        if self._most_per_doc is not None:
+            return self._most_per_doc
+        return self.options.num_queries or sys.maxsize
 
     def select_documents(self, ctx: "ComponentContext") -> list[Document]:
         """The documents judged relevant (grade >= ``min_relevance``) to the drawn queries, in the order the
@@ -132,4 +144,5 @@ class QrelsGenerator(Generator):
         outside = sum(1 for judged in qrels.values() for d, g in judged.items() if g > 0 and d not in corpus)
         random.Random(f"{ctx.seed}:qrels").shuffle(usable)
         pairs = [(qid, doc_id, grade) for qid in usable[:opts.num_queries] for doc_id, grade in positives[qid]]
+        self._most_per_doc = max(Counter(doc_id for _, doc_id, _ in pairs).values())
         return pairs, len(usable), outside

@@ -13,7 +13,6 @@ import contextlib
 import os
 import random
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from inparsx.artifacts import EXCLUDED_QIDS, HELDOUT_QUERIES, SYNTHETIC_QUERIES
 from inparsx.datasets import Dataset
+from inparsx.errors import PluginError
 from inparsx.io import ResumableJsonl, atomic_write, write_json, write_jsonl
 from inparsx.progress import console, measured, progress_task, task_of
-from inparsx.records import Document
+from inparsx.records import Document, SyntheticQuery
 
 if TYPE_CHECKING:
     from inparsx.context import ComponentContext
@@ -108,8 +108,8 @@ def generate_queries(ctx: "ComponentContext", generator: "Generator", out: Path,
     position = {doc.doc_id: i for i, doc in enumerate(docs)}
     main = ResumableJsonl(out)
     if shards.is_main:
-        _merge_shards(main, shards)
         _drop_incomplete(main, position, generator.queries_per_doc)
+        _merge_shards(main, shards, position, generator.queries_per_doc)
     shards.barrier()
     done = {r["doc_id"] for r in main.existing()}
     todo = shards.split([doc for doc in docs if doc.doc_id not in done])
@@ -140,7 +140,7 @@ def _run(generator: "Generator", docs: list[Document], ctx: "ComponentContext", 
     bar = progress_task(label or f"generate ({generator.name})", total=len(docs), unit="docs") if show else _silent()
     with bar as (progress, task):
         for batch in generator.generate(docs, ctx):
-            writer.append(record.to_dict() for record in batch)
+            writer.append(record.to_dict() for record in by_document(batch, generator))
             written += len(batch)
             progress.update(task, advance=len({r.doc_id for r in batch}), extra=_rates(first, written, generator))
             first = first or (time.perf_counter(), written, generator.generated_tokens)
@@ -223,21 +223,63 @@ def sample_docs(dataset: Dataset, num_docs: int, seed: int) -> list[Document]:
     return [doc for doc in picked if doc is not None]
 
 
+def by_document(batch: list["SyntheticQuery"], generator: "Generator") -> list["SyntheticQuery"]:
+    """``batch`` with each document's records next to each other (documents in the order of their first
+    record, a document's records in their order), so a crash that tears the batch's write can cut short only
+    the file's last document (see :func:`complete_records`).
+
+    Raises:
+        PluginError: a document has more records than ``generator.queries_per_doc``, the most it declares.
+    """
+    groups: dict[str, list[SyntheticQuery]] = {}
+    for record in batch:
+        groups.setdefault(record.doc_id, []).append(record)
+    most = generator.queries_per_doc
+    for doc_id, records in groups.items():
+        if len(records) > most:
+            raise PluginError(f"generator {generator.name!r} wrote {len(records)} records for document {doc_id}, "
+                              f"more than its queries_per_doc = {most} (the most one document yields)")
+    return [record for records in groups.values() for record in records]
+
+
+def complete_records(records: list[dict[str, Any]], position: dict[str, int], per_doc: int) -> list[dict[str, Any]]:
+    """The records of an interrupted run that are kept: those of documents in the sample (``position``) whose
+    records are all there.
+
+    Every document's records come in one batch, appended in one write with a document's records next to each
+    other (:func:`by_document`), and a torn write keeps a prefix of its lines. So only the file's last document
+    can have been cut short: it is dropped (and redone) when it has fewer than ``per_doc`` records, the most a
+    document yields (``Generator.queries_per_doc``). Any other document is complete whatever its count: a
+    generator may write fewer records for a document than the most (none, even).
+    """
+    keep = [r for r in records if r["doc_id"] in position]
+    if records:
+        last = records[-1]["doc_id"]
+        if sum(r["doc_id"] == last for r in records) < per_doc:
+            keep = [r for r in keep if r["doc_id"] != last]
+    return keep
+
+
 def _drop_incomplete(main: ResumableJsonl, position: dict[str, int], per_doc: int) -> None:
-    """Remove, from an interrupted run's records, those of documents not in the sample or cut short."""
+    """Remove, from an interrupted run's records, those of documents not in the sample or cut short
+    (:func:`complete_records`)."""
     records = main.existing()
-    counts = Counter(r["doc_id"] for r in records)
-    keep = [r for r in records if r["doc_id"] in position and counts[r["doc_id"]] >= per_doc]
+    keep = complete_records(records, position, per_doc)
     if len(keep) != len(records):
         with atomic_write(main.partial) as handle:
             handle.writelines(_line(r) for r in keep)
 
 
-def _merge_shards(main: ResumableJsonl, shards: "Shards") -> None:
-    """Append every process's partial file (this run's or a crashed one's) to the main one, then delete it."""
+def _merge_shards(main: ResumableJsonl, shards: "Shards", position: dict[str, int] | None = None,
+                  per_doc: int | None = None) -> None:
+    """Append every process's partial file (this run's or a crashed one's) to the main one, then delete it.
+    With ``position`` and ``per_doc`` (a crashed run's files, before resuming), each file's records are first
+    cut to :func:`complete_records`."""
     for part in sorted(main.path.parent.glob(f"{main.path.stem}.rank*{main.path.suffix}.partial")):
         shard = ResumableJsonl(part.with_name(part.name[: -len(".partial")]))
         records = shard.existing()
+        if position is not None and per_doc is not None:
+            records = complete_records(records, position, per_doc)
         if records:
             main.append(records)
         part.unlink()

@@ -18,9 +18,12 @@ options behind one endpoint, which the ``openai`` generator drives (see docs/rec
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import math
 import os
 import queue
+import signal
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,6 +120,64 @@ def import_vllm() -> Any:
     return vllm
 
 
+FAULT_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL")
+"""The signals whose handlers :func:`keep_fault_handlers` puts back."""
+
+
+class _SigAction(ctypes.Structure):
+    """glibc's ``struct sigaction`` on Linux (handler, a 1024-bit mask, flags, restorer)."""
+
+    _fields_ = [("handler", ctypes.c_void_p), ("mask", ctypes.c_ulong * 16), ("flags", ctypes.c_int),
+                ("restorer", ctypes.c_void_p)]
+
+
+def _libc() -> Any:
+    return ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def fault_handler(signum: int) -> int | None:
+    """The address of the C handler installed for ``signum`` (``None`` for the default action; Linux only:
+    ``None`` elsewhere). Read with ``sigaction(2)``, so handlers installed by C code (a JVM) are seen too."""
+    libc = _libc()
+    if libc is None:
+        return None
+    action = _SigAction()
+    libc.sigaction(signum, None, ctypes.byref(action))
+    return action.handler
+
+
+@contextlib.contextmanager
+def keep_fault_handlers() -> Iterator[None]:
+    """Run the block, then put back the handlers of :data:`FAULT_SIGNALS` that it replaced (Linux; elsewhere a
+    no-op).
+
+    Why: apache-tvm-ffi, which vLLM loads (through xgrammar) while it builds its engine, installs a
+    backtrace-printing ``SIGSEGV`` handler when its library is loaded ("!!!!!!! Segfault encountered
+    !!!!!!!"). A JVM already running in the process (pyserini's, started by the retrieve stage) raises
+    ``SIGSEGV`` on purpose and handles it itself (implicit null checks, safepoint polls), so with its handler
+    replaced the process dies at a random later point: measured here in the triples stage after a ``vllm``
+    generate stage of ``scifact-inpars-cpu.toml`` (exit 139 after 1,000 BM25 searches). The handlers saved
+    before the block (``sigaction(2)``, flags and mask included) are restored exactly; a handler the block
+    did not change is left alone.
+    """
+    libc = _libc()
+    if libc is None:
+        yield
+        return
+    saved = {}
+    for name in FAULT_SIGNALS:
+        action = _SigAction()
+        signum = int(getattr(signal, name))
+        if libc.sigaction(signum, None, ctypes.byref(action)) == 0:
+            saved[signum] = action
+    try:
+        yield
+    finally:
+        for signum, action in saved.items():
+            if fault_handler(signum) != action.handler:
+                libc.sigaction(signum, ctypes.byref(action), None)
+
+
 class LocalEngine:
     """One vLLM engine in this process (``vllm.LLM``; its engine core runs in processes it spawns), fed
     through ``LLMEngine.add_request`` and stepped with ``LLMEngine.step``, so requests keep coming while others run
@@ -140,7 +201,7 @@ class LocalEngine:
         from vllm import LLM
 
         before = _descendants()
-        with _environment(self.config.env):
+        with _environment(self.config.env), keep_fault_handlers():
             try:
                 self.llm = LLM(**self.config.llm)
             except (ValueError, TypeError, OSError) as exc:  # raised in this process: config, files, arguments
@@ -231,6 +292,10 @@ def _shorten(text: str, limit: int) -> str:
 def start_failure(config: EngineConfig, exc: BaseException) -> str:
     """The one-line error for an engine that did not start (the engine core's log above says why)."""
     llm = config.llm
+    if "bootstrapping phase" in str(exc):  # multiprocessing's spawn re-imported a script without a main guard
+        return (f"vLLM could not start its engine for {llm.get('model')!r}: it spawns its engine in a new process, "
+                "which imports the calling script again; put the script's top-level code under "
+                "`if __name__ == \"__main__\":` (the inparsx command needs nothing)")
     memory = (f"raise kv_cache_gib (now {llm['kv_cache_memory_bytes'] / GiB:.2f})" if llm.get("kv_cache_memory_bytes")
               else f"raise gpu_memory_utilization (now {llm.get('gpu_memory_utilization')})")
     return (f"vLLM could not start its engine for {llm.get('model')!r} ({one_line(exc)}); its log above gives the cause. "

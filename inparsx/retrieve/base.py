@@ -43,7 +43,13 @@ class Retriever(Component):
         raise NotImplementedError
 
     def search(self, queries: Mapping[str, str], k: int) -> Run:
-        """Top ``k`` documents for each query: ``{qid: text}`` -> ``{qid: {docid: score}}``."""
+        """Top ``k`` documents for each query: ``{qid: text}`` -> ``{qid: {docid: score}}``, every qid asked
+        present (``{}`` when nothing matches), at most ``k`` documents of the corpus each, finite float scores,
+        the same run for the same index and queries (:class:`inparsx.testing.contracts.RetrieverContract`).
+
+        Raises:
+            InparsxError: :meth:`index` was not called first.
+        """
         raise NotImplementedError
 
 

@@ -3,14 +3,17 @@
 PATH (Prompts as Auto-optimized Training Hyperparameters; arXiv 2406.11706) scores a candidate instruction
 by training a small reranker on the synthetic queries that instruction produces and measuring its nDCG@10
 on about 10 gold-labelled queries. Here that metric is the whole inner pipeline run at small scale through
-the stages' own code (:func:`inparsx.pipeline.run_recipe`): retrieve -> generate (the ``hf`` generator, or
-``vllm`` with ``generator.use = "vllm"``, the candidate as its ``instruction``, heading the few-shot prompt) -> filter -> triples -> train -> rerank ->
-evaluate, on a dataset view whose evaluated split is ``n_gold`` queries drawn from the train split (and
-removed from it); the tune stage's own view already hides the outer evaluated split.
+the stages' own code, as a sub-run (:func:`inparsx.subrun.run_stages`, the recipe runner without a report):
+retrieve -> generate (the ``hf`` generator, or ``vllm`` with ``generator.use = "vllm"``, the candidate as its
+``instruction``, heading the few-shot prompt) -> filter -> triples -> train -> rerank -> evaluate, on a dataset
+view whose evaluated split is ``n_gold`` queries drawn from the train split (and removed from it); the tune
+stage's own view already hides the outer evaluated split. The inner stage tables (``generator``, ``retrieve``,
+``filter``, ``triples``, ``train``, ``rerank``) are typed options (:class:`~inparsx.subrun.InnerStage`),
+validated with the recipe: a problem in one names the file, the line and the key (``tune.train.max_steps``).
 
 Candidates are proposed COPRO-style (DSPy's ``BasicGenerateInstruction`` and
 ``GenerateInstructionGivenAttempts`` signatures) by an LM: ``breadth`` proposals from the best instruction so
-far, then ``depth - 1`` more rounds that see every scored attempt. With ``proposer_format = "dspy"`` the
+far, then ``rounds - 1`` more rounds that see every scored attempt. With ``proposer_format = "dspy"`` the
 signatures run through DSPy's adapters (structured fields, for an LM that follows them); with ``"plain"``
 the same signature instructions and inputs go to the LM as one chat message and the first line of its reply
 is the proposal, for a model too small to keep DSPy's field format (SmolLM2-135M answered every structured
@@ -30,17 +33,19 @@ import hashlib
 import json
 import random
 import re
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from rich.markup import escape
 
-from inparsx.artifacts import INSTRUCTION, METRICS
+from inparsx.artifacts import INSTRUCTION
 from inparsx.errors import DataError, InparsxError
 from inparsx.io import atomic_write, write_json
-from inparsx.plugins import Options
+from inparsx.plugins import Options, registry_from
 from inparsx.progress import console, out
+from inparsx.subrun import InnerStage, StageOf, check_inner_stages, inner_stage, run_stages, sub_recipe
 from inparsx.tune.base import Tuner
 
 if TYPE_CHECKING:
@@ -60,70 +65,126 @@ LABEL = re.compile(r"^(?:(?:new|improved|proposed|better|revised)\s+)?instructio
 """A label a chat model may put before its proposal (``Improved instruction: ...``)."""
 
 
+InnerGenerate = Annotated[InnerStage, StageOf("generate", default_use="hf", eval_split=GOLD_SPLIT)]
+InnerRetrieve = Annotated[InnerStage, StageOf("retrieve", eval_split=GOLD_SPLIT)]
+InnerFilter = Annotated[InnerStage, StageOf("filter", eval_split=GOLD_SPLIT)]
+InnerTriples = Annotated[InnerStage, StageOf("triples", eval_split=GOLD_SPLIT)]
+InnerTrain = Annotated[InnerStage, StageOf("train", eval_split=GOLD_SPLIT)]
+InnerRerank = Annotated[InnerStage, StageOf("rerank", eval_split=GOLD_SPLIT)]
+"""PATH's inner stage options: stage tables validated against the inner runs' evaluated split."""
+
+
 class PathOptions(Options):
     """``[tune] use = "path"``.
 
-    ``generator``: the generator's options for the inner runs (``model`` required; ``instruction`` is the
-    candidate; ``use``: ``"hf"``, the default, or ``"vllm"``, whose engine then starts once for the whole
-    search). ``num_docs``: documents the inner runs generate for. ``n_gold``: train-split queries the
-    inner runs evaluate on (PATH: about 10); ``gold_split``: where they come from. ``metric``: the inner
-    runs' measure (a ranx name). Inner stage tables, as in a recipe: ``retrieve``, ``filter`` (optional),
-    ``triples``, ``train`` (required), ``rerank`` (default: the reranker named like the trainer, on
-    ``@train``, depth 100). Search: ``seed_instructions``, ``breadth`` proposals per round, ``depth``
-    rounds; the proposer LM: ``proposer_model`` (default the generator's model), ``proposer_api_base``,
-    ``proposer_temperature``, ``proposer_max_new_tokens``, ``proposer_format`` (``dspy``: DSPy's adapters;
-    ``plain``: one chat message, the first line of the reply).
+    ``generator``: the inner runs' ``[generate]`` table (``model`` required; ``instruction`` is the candidate,
+    ``num_docs`` the option below; ``use``: ``"hf"``, the default, or ``"vllm"``, whose engine then starts once
+    for the whole search). ``num_docs``: documents the inner runs generate for. ``n_gold``: train-split queries
+    the inner runs evaluate on (PATH: about 10); ``gold_split``: where they come from. ``metric``: the inner
+    runs' measure (a ranx name) of their ``rerank`` run. Inner stage tables, as in a recipe and validated as
+    one is (file, line and key in errors): ``retrieve``, ``filter`` (optional), ``triples``, ``train``
+    (required), ``rerank`` (default: the reranker named like the trainer, on ``@train``, depth 100). Search:
+    ``seed_instructions``, ``breadth`` proposals per round, ``rounds`` rounds (formerly ``depth``, still
+    accepted with a warning); the proposer LM: ``proposer_model`` (default the generator's model),
+    ``proposer_api_base``, ``proposer_temperature``, ``proposer_max_new_tokens``, ``proposer_format``
+    (``dspy``: DSPy's adapters; ``plain``: one chat message, the first line of the reply).
     """
 
-    generator: dict[str, Any]
+    generator: InnerGenerate
     num_docs: int = Field(100, ge=1)
     n_gold: int = Field(10, ge=1)
     gold_split: str = "train"
     metric: str = "ndcg@10"
-    retrieve: dict[str, Any] = Field(default_factory=lambda: {"use": "bm25", "k": 100})
-    filter: dict[str, Any] = Field(default_factory=dict)
-    triples: dict[str, Any] = Field(default_factory=lambda: {"use": "bm25-negatives"})
-    train: dict[str, Any]
-    rerank: dict[str, Any] = Field(default_factory=dict)
+    retrieve: InnerRetrieve = Field({"use": "bm25", "k": 100}, validate_default=True)
+    filter: InnerFilter | None = None
+    triples: InnerTriples = Field({"use": "bm25-negatives"}, validate_default=True)
+    train: InnerTrain
+    rerank: InnerRerank | None = Field(None, description="default: the reranker named like the trainer, on @train, "
+                                       "depth 100")
     seed_instructions: list[str] = Field(default_factory=lambda: list(DEFAULT_SEEDS), min_length=1)
     breadth: int = Field(2, ge=0)
-    depth: int = Field(1, ge=0)
+    rounds: int = Field(1, ge=0)
     proposer_model: str | None = None
     proposer_api_base: str | None = None
     proposer_temperature: float = Field(1.0, ge=0)
     proposer_max_new_tokens: int = Field(128, ge=1)
     proposer_format: Literal["dspy", "plain"] = "dspy"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _given(cls, data: Any) -> Any:
+        """Accept the old spelling ``depth`` (search rounds) as ``rounds``, with a one-line FutureWarning; an
+        absent (or empty) ``rerank`` is the reranker named like the trainer, on ``@train``, depth 100."""
+        if not isinstance(data, dict):
+            return data
+        if "depth" in data:
+            if "rounds" in data:
+                raise ValueError("rounds: give rounds only (depth is its old spelling)")
+            warnings.warn("[tune] path: depth is now spelled rounds (search rounds); rename it", FutureWarning,
+                          stacklevel=2)
+            data = {("rounds" if key == "depth" else key): value for key, value in data.items()}
+        train = data.get("train")
+        if data.get("rerank") in (None, {}) and isinstance(train, (dict, InnerStage)):
+            use = train.use if isinstance(train, InnerStage) else train.get("use", "cross-encoder")
+            data = {**data, "rerank": {"use": use, "model": "@train", "depth": 100}}
+        return data
+
+    @field_validator("generator", mode="before")
+    @classmethod
+    def _candidate_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict) and ("instruction" in value or "num_docs" in value):
+            raise ValueError("instruction and num_docs are set by the tuner (the candidate, num_docs)")
+        return value
+
+    @field_validator("filter", mode="before")
+    @classmethod
+    def _no_filter(cls, value: Any) -> Any:
+        return None if value == {} else value  # the old default: no inner filter
+
     @model_validator(mode="after")
     def _check_inner(self, info: ValidationInfo) -> "PathOptions":
-        from inparsx.plugins import registry_from
-        from inparsx.recipe import RecipeErrors, validate_recipe
+        from inparsx.generate.prompted import DecodingOptions
 
-        if "instruction" in self.generator or "num_docs" in self.generator:
-            raise ValueError("generator: instruction and num_docs are set by the tuner (the candidate, num_docs)")
-        if "model" not in self.generator:
-            raise ValueError("generator: model is required (the generator whose instruction is searched)")
+        if not isinstance(self.generator.options, DecodingOptions):
+            raise ValueError(f"generator: use = {self.generator.use!r} has no instruction to search; use hf or vllm")
         try:
-            validate_recipe(inner_recipe(self, "check", 1), "[tune] inner recipe", "", registry_from(info))
-        except RecipeErrors as exc:
-            raise ValueError(str(exc)) from None
+            self.evaluate_stage(registry_from(info))
+        except InparsxError as exc:
+            raise ValueError(f"metric: {exc}") from None
+        check_inner_stages({"retrieve": self.retrieve, "generator": self.generator, "triples": self.triples,
+                            "train": self.train, "rerank": self.rerank,
+                            **({"filter": self.filter} if self.filter is not None else {})})
         return self
+
+    def evaluate_stage(self, registry: Any = None) -> InnerStage:
+        """The inner runs' evaluate stage: ranx with :attr:`metric`.
+
+        Raises:
+            InparsxError: an invalid metric name.
+        """
+        return inner_stage("evaluate", {"use": "ranx", "metrics": [self.metric]}, registry, GOLD_SPLIT)
+
+    def inner_stages(self, instruction: str) -> list[InnerStage]:
+        """The stages of one candidate's inner run, in pipeline order: the generator with ``instruction`` and
+        ``num_docs``, and the evaluate stage of :attr:`metric`."""
+        generator = self.generator.with_options(instruction=instruction, num_docs=self.num_docs)
+        stages = [self.retrieve, generator, self.filter, self.triples, self.train, self.rerank, self.evaluate_stage()]
+        return [stage for stage in stages if stage is not None]
 
 
 def inner_recipe(options: PathOptions, instruction: str, seed: int) -> dict[str, Any]:
-    """The recipe of one candidate's inner run, as parsed TOML data."""
-    rerank = options.rerank or {"use": options.train.get("use", "cross-encoder"), "model": "@train", "depth": 100}
-    data: dict[str, Any] = {
-        "recipe": {"name": "path-candidate", "seed": seed},
-        "dataset": {"name": "path-view", "eval_split": GOLD_SPLIT},
-        "retrieve": dict(options.retrieve),
-        "generate": {"use": "hf", **options.generator, "num_docs": options.num_docs, "instruction": instruction},
-        "triples": dict(options.triples), "train": dict(options.train), "rerank": dict(rerank),
-        "evaluate": {"use": "ranx", "metrics": [options.metric]},
-    }
-    if options.filter:
-        data["filter"] = dict(options.filter)
-    return data
+    """The filled recipe of one candidate's inner run (what its ``recipe.toml`` holds), as TOML-ready data."""
+    return candidate_recipe(options, instruction, seed).filled()
+
+
+def candidate_recipe(options: PathOptions, instruction: str, seed: int) -> Any:
+    """The :class:`~inparsx.recipe.Recipe` of one candidate's inner run (:func:`inparsx.subrun.sub_recipe`)."""
+    return sub_recipe(options.inner_stages(instruction), **candidate_run(seed))
+
+
+def candidate_run(seed: int) -> dict[str, Any]:
+    """The inner run's names, evaluated split and seed (part of the inner stages' fingerprints)."""
+    return {"eval_split": GOLD_SPLIT, "seed": seed, "name": "path-candidate", "dataset_name": "path-view"}
 
 
 def first_line(reply: str) -> str:
@@ -160,7 +221,7 @@ class PathTuner(Tuner):
     output: ClassVar[str] = INSTRUCTION
 
     def tune(self, ctx: "ComponentContext") -> Path:
-        """Score the seeds, then ``depth`` rounds of ``breadth`` proposals; save the best instruction.
+        """Score the seeds, then ``rounds`` rounds of ``breadth`` proposals; save the best instruction.
 
         Raises:
             InparsxError: the gold split is too small, or an inner run fails.
@@ -175,7 +236,7 @@ class PathTuner(Tuner):
         with keep_engines():  # a vllm generator's engine serves every candidate's inner run
             for instruction in dict.fromkeys(opts.seed_instructions):
                 self.score(instruction, view, ctx, scores)
-            for round_ in range(opts.depth):
+            for round_ in range(opts.rounds):
                 for instruction in self.proposals(round_, scores, ctx):
                     self.score(instruction, view, ctx, scores)
         if len(self.failures) == len(scores):
@@ -190,29 +251,25 @@ class PathTuner(Tuner):
         return ctx.dir / INSTRUCTION
 
     def score(self, instruction: str, view: "Dataset", ctx: "ComponentContext", scores: dict[str, float]) -> float:
-        """The inner run's metric for ``instruction`` (cached in ``tune/scores.json``)."""
+        """The inner run's metric for ``instruction``: its ``rerank`` run's :attr:`~PathOptions.metric` on the
+        gold queries, from a sub-run in ``tune/candidates/<sha>/`` (cached in ``tune/scores.json``; an
+        interrupted inner run resumes from its stage markers)."""
         if instruction in scores:
             ctx.log(f"path: cached {self.options.metric} {scores[instruction]:.4f}  {instruction!r}")
             return scores[instruction]
-        from inparsx.pipeline import run_recipe
-        from inparsx.plugins import get_registry
-        from inparsx.recipe import validate_recipe
-
         console.rule(escape(f"path: candidate {len(scores) + 1}: {instruction!r}"))
-        recipe = validate_recipe(inner_recipe(self.options, instruction, ctx.seed), "[tune] inner recipe", "",
-                                 get_registry())
+        stages = self.options.inner_stages(instruction)
         folder = ctx.dir / "candidates" / hashlib.sha256(instruction.encode()).hexdigest()[:12]
         folder.mkdir(parents=True, exist_ok=True)
         (folder / INSTRUCTION).write_text(instruction + "\n", encoding="utf-8")
         try:
-            run_recipe(recipe, folder, dataset=view, check=False)
+            result = run_stages(stages, folder, view, **candidate_run(ctx.seed))
         except DataError as exc:  # e.g. queries so poor that BM25 finds no negative: no training data at all
             console.print(f"[yellow]path: the candidate's inner run failed, scored 0: {escape(str(exc))}[/yellow]")
             self.failures[instruction] = str(exc)
             value = 0.0
         else:
-            metrics = METRICS.read(METRICS.in_folder(folder))
-            value = float(metrics["rerank"][self.options.metric])
+            value = result.metric("rerank", self.options.metric)
         scores[instruction] = value
         write_json(ctx.dir / "scores.json", scores)
         write_json(ctx.dir / "failures.json", self.failures)
@@ -291,10 +348,11 @@ class PathTuner(Tuner):
         from inparsx.generate.dspy_generator import DSPyGenerator, DSPyOptions
 
         opts = self.options
-        return DSPyGenerator(DSPyOptions(model=opts.proposer_model or opts.generator["model"], num_docs=1,
+        generator = opts.generator.table()
+        return DSPyGenerator(DSPyOptions(model=opts.proposer_model or generator["model"], num_docs=1,
                                          api_base=opts.proposer_api_base, temperature=opts.proposer_temperature,
                                          max_new_tokens=opts.proposer_max_new_tokens,
-                                         dtype=opts.generator.get("dtype", "auto")))
+                                         dtype=generator.get("dtype", "auto")))
 
     def models(self) -> list["ModelRef"]:
         """The inner runs' generator (``generator.model``, ``num_docs`` documents a candidate), the proposer
@@ -302,17 +360,14 @@ class PathTuner(Tuner):
         each inner run makes it), for the pre-flight check."""
         from dataclasses import replace
 
-        from inparsx.generate.hf import HFGenerator, HFOptions
-        from inparsx.plugins import get_registry
         from inparsx.preflight import recipe_models
-        from inparsx.recipe import validate_recipe
 
         opts = self.options
-        generator = HFGenerator(HFOptions(**{**opts.generator, "num_docs": opts.num_docs}))
-        refs = [replace(ref, option="generator.model") for ref in generator.models()]
+        inner = candidate_recipe(opts, "check", 1)
+        refs = [replace(ref, option=f"generator.{ref.option}")
+                for stage, ref in recipe_models(inner, stages=["generate"])]
         refs += [replace(ref, option="proposer_model", role="proposer")
                  for ref in self.proposer_generator().models()]
-        inner = validate_recipe(inner_recipe(opts, "check", 1), "[tune] inner recipe", "", get_registry())
         refs += [replace(ref, option=f"{stage}.{ref.option}", role=f"inner {ref.role}")
                  for stage, ref in recipe_models(inner) if stage != "generate" and not ref.model.startswith("@")]
         return refs

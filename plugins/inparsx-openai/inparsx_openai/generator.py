@@ -26,7 +26,7 @@ from inparsx.generate.prompted import PromptedGenerator, PromptOptions
 from inparsx.records import Document, SyntheticQuery
 
 if TYPE_CHECKING:
-    from inparsx.generate.prompts import Prompt
+    from inparsx.generate.prompts import ChatMessage, Prompt
     from inparsx.context import ComponentContext
     from inparsx.models import ModelRef
 
@@ -147,7 +147,9 @@ class OpenAIGenerator(PromptedGenerator):
         common = {"model": opts.model, "max_tokens": opts.max_new_tokens, "stop": opts.stop or None,
                   "temperature": opts.temperature, "top_p": opts.top_p, "n": opts.num_queries_per_doc, "seed": seed}
         if opts.mode == "chat":
-            response = self.client().chat.completions.create(messages=json.loads(prompt.text), logprobs=opts.logprobs,
+            if prompt.messages is None:
+                raise InparsxError('mode = "chat" needs a prompt built in the chat form (chat = true)')
+            response = self.client().chat.completions.create(messages=prompt.messages, logprobs=opts.logprobs,
                                                              **common)
         else:
             response = self.client().completions.create(prompt=prompt.text, logprobs=1 if opts.logprobs else None,
@@ -216,8 +218,8 @@ def cut_at_stop(text: str, stop: list[str]) -> str:
 
 
 def load_tokenizer(name: str | None) -> Any:
-    """The served model's tokenizer (transformers) when named, else :class:`WordTokenizer`, wrapped so that
-    chat prompts render as the JSON list of messages the API takes."""
+    """The served model's tokenizer (transformers) when named, else whitespace-separated words, wrapped so that
+    a chat prompt's text is the JSON list of its messages (what is sent, kept as the record's ``prompt_text``)."""
     if name is None:
         return ApiTokenizer(None)
     from transformers import AutoTokenizer
@@ -231,11 +233,12 @@ def load_tokenizer(name: str | None) -> Any:
 
 
 class ApiTokenizer:
-    """What :class:`~inparsx.generate.prompts.PromptBuilder` needs of a tokenizer, for a model behind an API.
+    """A :class:`~inparsx.generate.prompts.PromptTokenizer` for a model behind an API.
 
     Token counts (document truncation, prompt length) come from ``inner`` (a transformers tokenizer) or, when
-    it is ``None``, from whitespace-separated words. ``apply_chat_template`` returns the messages as JSON:
-    the server applies the model's own chat template, and the record's ``prompt_text`` keeps what was sent.
+    it is ``None``, from whitespace-separated words. ``apply_chat_template`` returns the messages as JSON text:
+    the server applies the model's own chat template to ``Prompt.messages``, which the generator sends, and the
+    record's ``prompt_text`` keeps them as text.
     """
 
     chat_template = "the server's"
@@ -259,9 +262,12 @@ class ApiTokenizer:
         return encoded
 
     def decode(self, ids: list[int]) -> str:
-        return self.inner.decode(ids)
+        """The text of ``ids`` (``inner``'s; word counts are never decoded, their offsets are exact)."""
+        text: str = self.inner.decode(ids)
+        return text
 
     @staticmethod
-    def apply_chat_template(messages: list[dict[str, str]], tokenize: bool = False,
+    def apply_chat_template(messages: Sequence["ChatMessage"], tokenize: bool = False,
                             add_generation_prompt: bool = True) -> str:
-        return json.dumps(messages, ensure_ascii=False)
+        """``messages`` as JSON text: the prompt's text, counted in tokens and kept as ``prompt_text``."""
+        return json.dumps(list(messages), ensure_ascii=False)

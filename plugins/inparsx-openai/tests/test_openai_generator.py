@@ -69,6 +69,22 @@ def test_chat_mode_sends_the_fewshot_examples_as_turns(collection, tmp_path):
     assert all(body["n"] == 2 and body["temperature"] == 0.7 for body in server.requests)
 
 
+def test_chat_requests_send_the_prompts_messages_not_its_text(collection, tmp_path, monkeypatch):
+    from inparsx_openai.generator import ApiTokenizer
+
+    monkeypatch.setattr(ApiTokenizer, "apply_chat_template",
+                        staticmethod(lambda messages, **_: " | ".join(m["content"] for m in messages)))
+    with OpenAIServer() as server:
+        records = run(collection, tmp_path / "run", api_base=server.url, mode="chat", chat=True,
+                      instruction="Write a query.")
+    check_complete(records)
+    assert all(not r["prompt_text"].startswith("[") for r in records)
+    for record in records:
+        sent = [body["messages"] for body in server.requests
+                if " | ".join(m["content"] for m in body["messages"]) == record["prompt_text"]]
+        assert sent and sent[0][0] == {"role": "system", "content": "Write a query."}
+
+
 def test_documents_are_cut_to_max_doc_tokens_words(collection, tmp_path):
     with OpenAIServer() as server:
         run(collection, tmp_path / "run", api_base=server.url, max_doc_tokens=3)
