@@ -163,6 +163,7 @@ class Artifact:
 RUN = Artifact("run", None, RUN_FILE, "a TREC run, the stage's final ranking", read_trec)
 NOTES = Artifact("run-notes", None, RUN_NOTES, "descriptions of a stage's runs and the pairs to test", read_json)
 EXCLUDED = Artifact("excluded-qids", None, EXCLUDED_QIDS, "query ids evaluation must drop", read_qids)
+EXTRA_RUNS = Artifact("extra-runs", None, RUNS_FOLDER, "a stage's other runs, runs/<name>.trec")
 SUMMARY = Artifact("summary", None, "summary.json", "a stage's summary of what it did (counts, seconds)", read_json)
 CHECK = Artifact("collection-check", "retrieve", "check.json", "the check of the collection", read_json)
 TUNED_MODEL = Artifact("tuned-model", "tune", MODEL, "a fine-tuned generator (save_pretrained)")

@@ -47,8 +47,8 @@ class ComponentContext:
         run_name: the run's name (the recipe's ``[recipe] name``), recorded for provenance, e.g. in a model
             card; ``""`` outside a recipe run.
         stage: the stage the component runs in (named in messages); ``""`` outside a run.
-        cache_key: the key of this computation (:func:`inparsx.pipeline.stage_cache_key`: the stage's options,
-            the dataset, the seed, and the earlier stages' fingerprints and outputs as they are now). A
+        cache_key: the key of this computation (:func:`inparsx.cachekey.stage_cache_key`: the stage's options,
+            the dataset, the seed, and the contents of the earlier stages' artifacts the stage reads). A
             component keys every cache it keeps under :attr:`dir` (resumable scores, a trained adapter) by it,
             with what else identifies the entry, so a model retrained at the same path never gets the previous
             one's scores; ``""`` outside a run.

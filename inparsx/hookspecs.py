@@ -2,7 +2,9 @@
 
 Each ``register_<kind>`` hook receives a ``register(cls)`` callback. ``cls`` is a component class with a
 unique ``name`` and a nested pydantic ``Options`` model; the host builds it as ``cls(options)``. The pattern
-follows simonw/llm: the host owns the collection, plugins never touch a global registry.
+follows simonw/llm: the host owns the collection, plugins never touch a global registry. The kinds, their hooks
+and base classes are declared in :data:`inparsx.stages.COMPONENT_KINDS` (``tests/test_stages.py`` checks that
+every kind has its hook here).
 """
 
 import pluggy

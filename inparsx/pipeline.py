@@ -1,16 +1,19 @@
-"""The pipeline runner: one folder per stage, fingerprints, completion markers, skipping and resumption.
+"""The pipeline runner: one folder per stage, cache keys, completion markers, skipping and resumption.
 
-A stage's fingerprint hashes its options, the dataset, its seed and the fingerprint of the stage before it
-(:func:`stage_fingerprints`), so a changed option re-runs that stage and every stage after it. A stage's cache
-key (:func:`stage_cache_key`) adds what the earlier stages' folders hold now, so a stage re-run by ``--from``
-changes the keys of the stages after it. A stage folder whose *started* marker carries another fingerprint or
-cache key is cleared before the stage runs; one with the same is kept, so long stages resume from their
-``.partial`` files, and components key the caches they keep there by the cache key they are handed. Nothing finished is lost to an
-attempt that cannot start: a folder is cleared only once the stage's inputs are known to load (the collection
-made available, the earlier stages' files there, every model it names resolved). Before the first stage,
-:func:`run_recipe` runs the pre-flight check (:mod:`inparsx.preflight`) of the stages about to run. With a
-shared stage store (:mod:`inparsx.store`), a stage whose fingerprint another run has computed is copied from
-it, not run.
+Each stage has a fingerprint (its options, the dataset, its seed: :func:`inparsx.cachekey.stage_fingerprint`)
+and a cache key: the fingerprint plus the content fingerprints of the artifacts the stage reads
+(:func:`inparsx.cachekey.stage_cache_key`, :data:`inparsx.cachekey.STAGE_READS`), computed just before the
+runner decides to skip or run the stage, once the stages before it ran. A finished folder whose done marker
+holds the key is skipped: a changed option re-runs its stage, and the stages after it re-run when what they read
+changed (a ``[retrieve]`` option leaves ``tune`` alone; a hand-edited ``generate/queries.jsonl`` re-runs the
+filter stage). ``--from`` re-runs a stage and every stage after it. A stage folder whose *started* marker
+carries another fingerprint or key is cleared before the stage runs; one with the same is kept, so long stages
+resume from their ``.partial`` files, and components key the caches they keep there by the key they are handed
+(:attr:`inparsx.context.ComponentContext.cache_key`). Nothing finished is lost to an attempt that cannot start:
+a folder is cleared only once the stage's inputs are known to load (the collection made available, the earlier
+stages' files there, every model it names resolved). Before the first stage, :func:`run_recipe` runs the
+pre-flight check (:mod:`inparsx.preflight`) of the stages that may run. With a shared stage store
+(:mod:`inparsx.store`), a stage whose key another run has computed is copied from it, not run.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ from rich.markup import escape
 from inparsx.artifacts import (EXCLUDED, NOTES, RUN, RUNS_FOLDER, SYNTHETIC_QUERIES, TABLE, TRIPLES, Artifact,
                                stage_queries)
 from inparsx.artifacts import EXCLUDED_QIDS, RUN_NOTES, cache_home  # noqa: F401 - declared there, importable here too
+from inparsx.cachekey import (DONE_MARKER, HASHES, HELD_OUT_STAGES, OPTIONS_READ, STARTED_MARKER, content_fingerprint,
+                              stage_cache_key, stage_fingerprint, stage_fingerprints, stage_inputs)
+from inparsx.cachekey import STAGE_READS  # noqa: F401 - declared there, importable (and patched by tests) here too
 from inparsx.context import MODEL, ComponentContext, missing_output
 from inparsx.datasets import Dataset, resolve_dataset
 from inparsx.datasets.base import NoDataset, SampledSplit
@@ -41,17 +47,13 @@ from inparsx.io import atomic_write, write_json
 from inparsx.lock import run_dir_lock
 from inparsx.progress import console, out, quiet_library_bars
 from inparsx.recipe import STAGES, Recipe
+from inparsx.stages import STAGE_SPECS
 from inparsx.plugins import get_registry
 
-STAGE_RUNNERS: dict[str, str] = {stage: f"inparsx.{stage}.stage:run_stage" for stage in STAGES}
-"""Stage name -> ``module:function`` that runs it, imported only when the stage runs."""
+STAGE_RUNNERS: dict[str, str] = {spec.name: spec.runner for spec in STAGE_SPECS}
+"""Stage name -> ``module:function`` that runs it (:attr:`inparsx.stages.StageSpec.runner`), imported only when
+the stage runs."""
 
-DONE_MARKER = ".inparsx-done.json"
-STARTED_MARKER = ".inparsx-started.json"
-
-HELD_OUT_STAGES = ("tune", "generate", "triples", "train")
-"""The stages whose dataset is the collection without ``[estimate]``'s held-out documents (the training
-side): no held-out document is ever sampled for generation, mined as a negative or trained on."""
 
 UNEVALUATED_STAGES = ("estimate",)
 """Stages whose runs rank other queries than the collection's (the estimate's synthetic ones): the evaluate
@@ -80,8 +82,12 @@ class StageContext:
     ``None``. The stages of :data:`HELD_OUT_STAGES` get its ``training`` view as :attr:`dataset`; the generate
     stage also writes queries for its documents."""
     cache_key: str = ""
-    """What every cache kept in the stage's folder is keyed by (:func:`stage_cache_key`): the fingerprint and
-    what the earlier stages' folders hold now. ``""``: the fingerprint alone (a context built by hand)."""
+    """What the stage is skipped and stored by, and every cache kept in its folder is keyed by
+    (:func:`inparsx.cachekey.stage_cache_key`): the fingerprint and the contents of what the stage reads.
+    ``""``: the fingerprint alone (a context built by hand)."""
+    hashes: dict[str, Any] = field(default_factory=dict)
+    """The content hashes of the files the key covers (:data:`inparsx.cachekey.HASHES`), kept in the markers so
+    that an unchanged file is not hashed again."""
     report: bool = True
     """Whether the evaluate stage writes the run's ``report.html`` (``False``: a tuner's inner run,
     :func:`inparsx.subrun.run_stages`, whose report nobody reads)."""
@@ -229,83 +235,26 @@ def recipe_dataset(recipe: Recipe, dataset: Dataset | None = None) -> Dataset:
     return sampled
 
 
-def stage_fingerprint(recipe: Recipe, stage: str, previous: str, dataset_fingerprint: str) -> str:
-    """sha256 (16 hex digits) of the stage's filled options, the dataset, the stage's seed and the previous
-    fingerprint.
-
-    The dataset part is its name, the evaluated split and the corpus fingerprint, plus ``eval_queries`` and its
-    seed when a sample is evaluated (recipes without one keep the fingerprints they had). The seed is the
-    stage's own (``[stage] seed``) when pinned, else the recipe's (:meth:`~inparsx.recipe.Recipe.stage_seed`):
-    the pinned key is not part of the options, so pinning the recipe's own value keeps the fingerprint.
-    """
-    config = recipe.dataset
-    sample = [config.eval_queries, config.sample_seed] if config.eval_queries is not None else []
-    options = recipe.filled().get(stage)
-    if isinstance(options, dict):
-        options = {key: value for key, value in options.items() if key != "seed"}
-    payload = json.dumps({"stage": stage, "options": options, "seed": recipe.stage_seed(stage),
-                          "dataset": [config.name, config.eval_split, dataset_fingerprint, *sample],
-                          "previous": previous}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+def _stage_key(recipe: Recipe, stage: str, fingerprints: dict[str, str], run_dir: Path,
+               memo: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """The cache key of ``stage`` in ``run_dir`` as its inputs are now (:func:`inparsx.cachekey.stage_cache_key`
+    over :func:`~inparsx.cachekey.stage_inputs`), and the hashes of the files read. The hash cache of the
+    stage's markers is reused, with ``memo`` (the hashes computed earlier in this process, which it gains)."""
+    inputs = {f"{owner}/{file}" if file else owner: run_dir / owner / file
+              for owner, file in stage_inputs(recipe, stage, STAGES)}
+    folder = run_dir / stage
+    memo = memo if memo is not None else {}
+    cache = {**read_marker(folder / STARTED_MARKER).get(HASHES, {}), **read_marker(folder / DONE_MARKER).get(HASHES, {}),
+             **memo}
+    options = {other: fingerprints[other] for other in OPTIONS_READ.get(stage, ()) if other in fingerprints}
+    key, hashes = stage_cache_key(fingerprints[stage], inputs, run_dir, cache, options)
+    memo.update(hashes)
+    return key, hashes
 
 
-def stage_fingerprints(recipe: Recipe, corpus: str, stages: list[str] | None = None) -> dict[str, str]:
-    """The fingerprint of every stage of ``recipe`` (or of ``stages``, in pipeline order), as :func:`run_recipe`
-    computes it: each one chains the previous one (:func:`stage_fingerprint`). The one place that says
-    which computation a stage folder holds: the runner's completion markers, the shared stage store
-    (:mod:`inparsx.store`) and ``inparsx sweep`` all read it.
-
-    Args:
-        recipe: a validated recipe.
-        corpus: the collection's fingerprint (``Dataset.fingerprint()``).
-        stages: the stages to cover (default: all of the recipe's).
-    """
-    found: dict[str, str] = {}
-    previous = ""
-    for stage in stages if stages is not None else list(recipe.stages):
-        previous = found[stage] = stage_fingerprint(recipe, stage, previous, corpus + _holdout_tag(recipe, stage))
-    return found
-
-
-def _holdout_tag(recipe: Recipe, stage: str) -> str:
-    """What ``[estimate]``'s held-out documents add to the dataset part of a training-side stage
-    (:data:`HELD_OUT_STAGES`): their count, and their seed when it is not the stage's own; ``""`` otherwise.
-    (Later stages follow through the previous fingerprint.)"""
-    if "estimate" not in recipe.stages or stage not in HELD_OUT_STAGES:
-        return ""
-    seed, count = recipe.stage_seed("estimate"), recipe.stages["estimate"].settings.docs
-    return f"+holdout{count}" + ("" if seed == recipe.stage_seed(stage) else f"s{seed}")
-
-
-OUTPUT_STAMP = "output"
-"""The key of a done marker holding :func:`output_stamp` of the finished folder."""
-
-
-def output_stamp(folder: Path) -> str:
-    """sha256 (16 hex digits) of the relative names, sizes and modification times (ns) of the files under
-    ``folder``, its markers left out: it changes whenever a stage writes its outputs again (a retrained model
-    at the same path), without hashing gigabytes of weights. Written into the done marker
-    (:data:`OUTPUT_STAMP`), which a stage store copies along."""
-    digest = hashlib.sha256()
-    for item in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (DONE_MARKER, STARTED_MARKER)):
-        stat = item.stat()
-        digest.update(f"{item.relative_to(folder)} {stat.st_size} {stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
-
-
-def stage_cache_key(fingerprint: str, run_dir: Path, earlier: list[str]) -> str:
-    """The key a stage's component-level caches (resumable scores, trained adapters...) are written under:
-    sha256 (16 hex digits) of the stage's ``fingerprint`` and the :func:`output_stamp` that each of the
-    ``earlier`` stages' done markers in ``run_dir`` records.
-
-    The fingerprint alone does not change when ``--from train`` retrains a model at the same path with the
-    same options; this key does, so the rerank stage never serves the previous model's scores. It is stable
-    while the earlier folders are untouched, so an interrupted stage resumes. A marker written before stamps
-    existed counts as ``""``.
-    """
-    stamps = {stage: read_marker(run_dir / stage / DONE_MARKER).get(OUTPUT_STAMP, "") for stage in earlier}
-    payload = json.dumps({"fingerprint": fingerprint, "earlier": stamps}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+def _upstream(recipe: Recipe, stage: str) -> set[str]:
+    """The stages whose outputs ``stage`` reads (:func:`~inparsx.cachekey.stage_inputs`)."""
+    return {owner for owner, _ in stage_inputs(recipe, stage, STAGES)}
 
 
 def read_marker(path: Path) -> dict[str, Any]:
@@ -327,7 +276,7 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
         stop: stop after this stage (``--to``).
         dataset: the dataset to use instead of resolving ``recipe.dataset.name`` (e.g. the PATH tuner's
             view of the train split, whose inner runs evaluate on gold train queries).
-        store: a shared stage store's folder (:mod:`inparsx.store`, ``--store``): a stage whose fingerprint
+        store: a shared stage store's folder (:mod:`inparsx.store`, ``--store``): a stage whose cache key
             is in it is copied from it instead of run, and a stage run here is added to it (the stages of
             :data:`UNSHARED_STAGES` excepted). A stage forced by ``start`` runs and replaces its entry.
         check: run the pre-flight check (:func:`inparsx.preflight.check_recipe`) of the stages about to run
@@ -371,27 +320,26 @@ beside its folder, and costs seconds."""
 
 def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | None,
                 dataset: Dataset | None = None, store: Any = None, check: bool = True, report: bool = True) -> None:
-    """Run ``stages`` in order, skipping finished ones unless at or after ``start``, each taken from ``store``
-    (a :class:`~inparsx.store.StageStore`) when it holds it; Ctrl-C names the stage. The pre-flight check of
-    the stages that will run comes first (``check``)."""
-    names = list(recipe.stages)
+    """Run ``stages`` in order, skipping finished ones (their done marker holds the key computed just before)
+    unless at or after ``start``, each taken from ``store`` (a :class:`~inparsx.store.StageStore`) when it holds
+    its key; Ctrl-C names the stage. The pre-flight check of the stages that may run comes first (``check``);
+    ``report``: the evaluate stage writes ``report.html``."""
     with interrupted_as(f"start-up, before any stage ran ({run_dir})"):
         dataset = recipe_dataset(recipe, dataset)
         registry = get_registry()
         holdout = _holdout(recipe, dataset)
         fingerprints = stage_fingerprints(recipe, dataset.fingerprint())
-    plan, forcing = [], False
-    for stage in stages:
-        forcing = forcing or stage == start
-        fingerprint = fingerprints[stage]
-        done = not forcing and read_marker(run_dir / stage / DONE_MARKER).get("fingerprint") == fingerprint
-        plan.append((stage, fingerprint, done, forcing))
+    memo: dict[str, Any] = {}  # the files' hashes computed in this process
     if check:
         with interrupted_as(f"the pre-flight check, before any stage ran ({run_dir})"):
-            preflight(recipe, run_dir, [stage for stage, _, done, _ in plan if not done], dataset)
-    for stage, fingerprint, done, forcing in plan:
-        folder = run_dir / stage
-        if done:
+            preflight(recipe, run_dir, _may_run(recipe, run_dir, stages, start, fingerprints, memo), dataset)
+    forcing = False
+    for stage in stages:
+        forcing = forcing or stage == start
+        folder, fingerprint = run_dir / stage, fingerprints[stage]
+        with interrupted_as(f"stage {stage!r} ({folder})"):
+            key, hashes = _stage_key(recipe, stage, fingerprints, run_dir, memo)  # its inputs as the stages before left them
+        if not forcing and _finished(folder, fingerprint, key):
             console.print(f"[green]✓[/green] {stage}: already done ({folder}), skipped")
             _show_stored_table(folder)
             continue
@@ -400,20 +348,40 @@ def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | N
             components = [registry.get(STAGES[stage], name)(options)
                           for name, options in recipe.stages[stage].components]
             seen = holdout.training if held else dataset
-            key = stage_cache_key(fingerprint, run_dir, names[: names.index(stage)])
             ctx = StageContext(recipe, stage, run_dir, components, fingerprint, seen, holdout=holdout, cache_key=key,
-                               report=report)
+                               hashes=hashes, report=report)
             if store is None or stage in UNSHARED_STAGES:
                 _run_stage(ctx, forcing and stage == start)
                 continue
-            with store.claim(stage, fingerprint, run_dir):
-                if not forcing and store.ready(stage, fingerprint):
-                    store.take(stage, fingerprint, folder)
+            with store.claim(stage, key, run_dir):
+                if not forcing and store.ready(stage, key):
+                    store.take(stage, key, folder)
                     console.print(f"[green]✓[/green] {stage}: taken from the stage store "
-                                  f"({store.entry(stage, fingerprint)}), not run")
+                                  f"({store.entry(stage, key)}), not run")
                     continue
                 _run_stage(ctx, forcing and stage == start)
-                store.publish(stage, fingerprint, folder)
+                store.publish(stage, key, folder)
+
+
+def _finished(folder: Path, fingerprint: str, key: str) -> bool:
+    """Whether ``folder``'s done marker says it holds the computation of ``key`` (and ``fingerprint``)."""
+    marker = read_marker(folder / DONE_MARKER)
+    return marker.get("key") == key and marker.get("fingerprint") == fingerprint
+
+
+def _may_run(recipe: Recipe, run_dir: Path, stages: list[str], start: str | None, fingerprints: dict[str, str],
+             memo: dict[str, Any]) -> list[str]:
+    """The stages the pre-flight check covers: those forced by ``start``, those whose folder does not hold their
+    key now, and those reading an output of a stage that may run (its key is known only once that one ran)."""
+    found: list[str] = []
+    forcing = False
+    for stage in stages:
+        forcing = forcing or stage == start
+        if (forcing or _upstream(recipe, stage) & set(found)
+                or not _finished(run_dir / stage, fingerprints[stage],
+                                 _stage_key(recipe, stage, fingerprints, run_dir, memo)[0])):
+            found.append(stage)
+    return found
 
 
 def _holdout(recipe: Recipe, dataset: Dataset) -> Any:
@@ -447,12 +415,13 @@ def run_one_stage(recipe: Recipe, stage: str, run_dir: Path, inputs: dict[str, P
                   dataset: Dataset | None = None) -> StageContext:
     """Run one stage of ``recipe`` into ``run_dir/<stage>`` the way :func:`run_recipe` runs it: components built
     from the registry, the stage's runner (:data:`STAGE_RUNNERS`), the started/done markers, the folder
-    cleared when the fingerprint changed and kept (so the stage resumes) when it did not. The one-off stage
-    commands (``inparsx generate``, ``filter``, ``train``, ``rerank``, ``retrieve``) run through here.
+    cleared when the fingerprint or cache key changed and kept (so the stage resumes) when they did not. The
+    one-off stage commands (``inparsx generate``, ``filter``, ``train``, ``rerank``, ``retrieve``) run through
+    here.
 
-    The stage always runs (a finished folder with the same fingerprint is run again, reusing what the stage
-    keeps, e.g. the reranker's scores). Its fingerprint covers ``inputs``' contents in place of the previous
-    stage's fingerprint. Under ``accelerate launch``/torchrun only the main process (``RANK`` 0) locks,
+    The stage always runs (a finished folder with the same key is run again, reusing what the stage keeps,
+    e.g. the reranker's scores). Its cache key covers the contents of ``inputs`` (all of them: the command
+    gives only what the stage reads). Under ``accelerate launch``/torchrun only the main process (``RANK`` 0) locks,
     clears and marks the folder; the others wait for it, then run the stage too (data-parallel generation
     and training).
 
@@ -471,11 +440,14 @@ def run_one_stage(recipe: Recipe, stage: str, run_dir: Path, inputs: dict[str, P
     with interrupted_as(f"stage {stage!r} ({run_dir / stage})"):
         if recipe.dataset.name or dataset is not None:
             dataset = recipe_dataset(recipe, dataset)
-        previous = inputs_fingerprint(inputs)
-        fingerprint = stage_fingerprint(recipe, stage, previous, dataset.fingerprint() if dataset else "")
+        fingerprint = stage_fingerprint(recipe, stage, "", dataset.fingerprint() if dataset else "")
+        folder = Path(run_dir) / stage
+        cache = read_marker(folder / DONE_MARKER).get(HASHES, {})
+        key, hashes = stage_cache_key(fingerprint, inputs, Path(run_dir), cache)
         components = [get_registry().get(STAGES[stage], name)(options)
                       for name, options in recipe.stages[stage].components]
-        ctx = StageContext(recipe, stage, Path(run_dir), components, fingerprint, dataset, inputs)
+        ctx = StageContext(recipe, stage, Path(run_dir), components, fingerprint, dataset, inputs, cache_key=key,
+                           hashes=hashes)
         if not is_main_process():
             wait_for_processes()  # the main process prepares the folder first
             _call_runner(ctx)
@@ -486,23 +458,12 @@ def run_one_stage(recipe: Recipe, stage: str, run_dir: Path, inputs: dict[str, P
 
 
 def inputs_fingerprint(inputs: dict[str, Path]) -> str:
-    """sha256 (16 hex digits) of input files' contents (a folder: its files' names, sizes and modification
-    times), by input name; ``""`` without inputs."""
+    """sha256 (16 hex digits) of input files' and folders' contents by input name
+    (:func:`inparsx.cachekey.content_fingerprint`); ``""`` without inputs."""
     if not inputs:
         return ""
-    digest = hashlib.sha256()
-    for name, path in sorted(inputs.items()):
-        digest.update(f"{name}={path}\n".encode())
-        path = Path(path)
-        if path.is_file():
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-        elif path.is_dir():
-            for item in sorted(p for p in path.rglob("*") if p.is_file()):
-                stat = item.stat()
-                digest.update(f"{item.relative_to(path)} {stat.st_size} {stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
+    contents = {name: content_fingerprint(Path(path), Path("."), {}, {}) for name, path in sorted(inputs.items())}
+    return hashlib.sha256(json.dumps(contents, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def is_main_process() -> bool:
@@ -559,7 +520,7 @@ missing; ``None`` when the stage reads nothing there, e.g. rerank on a collectio
 def _run_stage(ctx: StageContext, fresh: bool, prepared: Callable[[], None] | None = None) -> None:
     """Check the stage's inputs (:func:`inputs_ready`), then clear (another fingerprint or cache key in the
     started marker, or ``fresh``) and mark the stage folder, call ``prepared()`` when given (the one-off
-    runner's barrier), run the stage and write its done marker with the :func:`output_stamp` of the folder."""
+    runner's barrier), run the stage and write its done marker (the key and the hashes of what it read)."""
     folder = ctx.dir
     inputs_ready(ctx)
     marker = read_marker(folder / STARTED_MARKER)
@@ -570,7 +531,7 @@ def _run_stage(ctx: StageContext, fresh: bool, prepared: Callable[[], None] | No
     folder.mkdir(parents=True, exist_ok=True)
     (folder / DONE_MARKER).unlink(missing_ok=True)
     resuming = same and not fresh and _holds_work(folder)
-    write_json(folder / STARTED_MARKER, {"fingerprint": ctx.fingerprint, "key": ctx.cache_key})
+    write_json(folder / STARTED_MARKER, {"fingerprint": ctx.fingerprint, "key": ctx.cache_key, HASHES: ctx.hashes})
     console.rule(f"[bold]{ctx.stage}[/bold] ({', '.join(c.name for c in ctx.components)})"
                  + (" [yellow]resuming[/yellow]" if resuming else ""))
     quiet_library_bars()
@@ -581,7 +542,7 @@ def _run_stage(ctx: StageContext, fresh: bool, prepared: Callable[[], None] | No
     seconds = time.perf_counter() - began
     write_json(folder / DONE_MARKER, {"fingerprint": ctx.fingerprint, "seconds": round(seconds, 3),
                                       "use": [c.name for c in ctx.components], "key": ctx.cache_key,
-                                      OUTPUT_STAMP: output_stamp(folder)})
+                                      HASHES: ctx.hashes})
     console.print(f"[green]✓[/green] {ctx.stage}: done in {seconds:.1f} s")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import warnings
 import importlib.metadata
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -19,43 +20,21 @@ from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo
 
 from inparsx import hookspecs
 from inparsx.errors import PluginError
+from inparsx.stages import COMPONENT_KINDS, shared_option_keys
 
 if TYPE_CHECKING:
     from inparsx.models import ModelRef
 
-KINDS: dict[str, str] = {
-    "datasets": "register_datasets",
-    "retrievers": "register_retrievers",
-    "tuners": "register_tuners",
-    "generators": "register_generators",
-    "filters": "register_filters",
-    "miners": "register_miners",
-    "trainers": "register_trainers",
-    "rerankers": "register_rerankers",
-    "evaluators": "register_evaluators",
-}
-"""Component kind -> the hook that registers it."""
+KINDS: dict[str, str] = {kind.name: kind.hook for kind in COMPONENT_KINDS}
+"""Component kind -> the hook that registers it (from :data:`inparsx.stages.COMPONENT_KINDS`)."""
 
-BASES: dict[str, str] = {
-    "datasets": "inparsx.datasets.base:DatasetLoader",
-    "retrievers": "inparsx.retrieve.base:Retriever",
-    "tuners": "inparsx.tune.base:Tuner",
-    "generators": "inparsx.generate.base:Generator",
-    "filters": "inparsx.filter.base:Filter",
-    "miners": "inparsx.triples.base:Miner",
-    "trainers": "inparsx.train.base:Trainer",
-    "rerankers": "inparsx.rerank.base:Reranker",
-    "evaluators": "inparsx.evaluate.base:Evaluator",
-}
+BASES: dict[str, str] = {kind.name: kind.base for kind in COMPONENT_KINDS}
 """Component kind -> ``module:class`` of the base class (the contract) every component of that kind extends."""
 
 
 def base_class(kind: str) -> type:
     """The base class of ``kind`` (imported on first use; base modules import nothing heavy)."""
-    import importlib
-
-    module, _, name = BASES[kind].partition(":")
-    return getattr(importlib.import_module(module), name)
+    return pkgutil.resolve_name(BASES[kind])
 
 
 class Options(BaseModel):
@@ -107,8 +86,10 @@ class Registry:
     """Every component, by kind and name, collected from the plugin hooks.
 
     Raises:
-        PluginError: on a duplicate name within a kind, a class without ``name``/``Options``, or a class that
-            does not extend its kind's base class (:data:`BASES`).
+        PluginError: on a duplicate name within a kind, a class without ``name``/``Options``, a class that
+            does not extend its kind's base class (:data:`BASES`), or one whose ``Options`` declare a key of the
+            own options of a stage it can run in (:func:`inparsx.stages.shared_option_keys`; named: package,
+            kind, component, key and stage).
     """
 
     def __init__(self, pm: pluggy.PluginManager):
@@ -131,6 +112,9 @@ class Registry:
             if not (isinstance(cls, type) and issubclass(cls, base)):
                 raise PluginError(f"{package}: {cls!r} registered as {kind} does not extend "
                                   f"{base.__module__}.{base.__name__}, the contract of {kind}")
+            for stage, key in shared_option_keys(kind, cls.Options):
+                raise PluginError(f"{package}: {kind} {name!r} declares option {key!r}, which the {stage} stage's own "
+                                  f"options declare too, so a [{stage}] {key} could mean either: rename it")
             if name in self.entries[kind]:
                 other = self.entries[kind][name]
                 raise PluginError(f"{kind} {name!r} is registered twice ({other.package} and {package})")

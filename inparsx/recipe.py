@@ -11,6 +11,7 @@ and a sub-table ``[filter.<name>]`` to that filter only. Precedence: ``--set`` >
 from __future__ import annotations
 
 import difflib
+import pkgutil
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,39 +22,26 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from inparsx.errors import InparsxError, PluginError, RecipeError
 from inparsx.plugins import Options, Registry, get_registry
+from inparsx.stages import STAGE_SPECS
 
-STAGES: dict[str, str] = {
-    "retrieve": "retrievers",
-    "tune": "tuners",
-    "generate": "generators",
-    "filter": "filters",
-    "triples": "miners",
-    "train": "trainers",
-    "rerank": "rerankers",
-    "estimate": "retrievers",
-    "evaluate": "evaluators",
-}
+STAGES: dict[str, str] = {spec.name: spec.kind.name for spec in STAGE_SPECS}
 """The pipeline's canonical order: stage name -> the component kind that implements it (``estimate``'s
-component is the retriever of its held-out synthetic queries)."""
+component is the retriever of its held-out synthetic queries). Derived, as the tables below, from
+:data:`inparsx.stages.STAGE_SPECS`."""
 
-MULTI_USE_STAGES = {"filter"}
-DEFAULT_USE = {"evaluate": "ranx", "estimate": "bm25"}
+MULTI_USE_STAGES = {spec.name for spec in STAGE_SPECS if spec.multi_use}
+DEFAULT_USE = {spec.name: spec.default_use for spec in STAGE_SPECS if spec.default_use}
 
-STAGE_OPTIONS: dict[str, str] = {"rerank": "inparsx.rerank.options:RerankStageOptions",
-                                 "estimate": "inparsx.estimate.options:EstimateStageOptions"}
+STAGE_OPTIONS: dict[str, str] = {spec.name: spec.options for spec in STAGE_SPECS if spec.options}
 """Stage name -> ``module:class`` of the options the stage itself reads (not its component), imported on use.
 The keys of such a stage's table are routed: the stage's own fields go to this model, the others to the
-component's ``Options`` (a key both declare goes to the stage)."""
+component's ``Options`` (a component that declares a key of its stage's own options is refused when it
+registers, :func:`inparsx.stages.shared_option_keys`)."""
 
 
 def stage_options_model(stage: str) -> type[Options] | None:
     """The options model of ``stage`` itself (see :data:`STAGE_OPTIONS`), or ``None`` when it has none."""
-    import importlib
-
-    if stage not in STAGE_OPTIONS:
-        return None
-    module, _, name = STAGE_OPTIONS[stage].partition(":")
-    return getattr(importlib.import_module(module), name)
+    return pkgutil.resolve_name(STAGE_OPTIONS[stage]) if stage in STAGE_OPTIONS else None
 
 
 class RecipeInfo(Options):
@@ -73,7 +61,8 @@ class StageKeys(Options):
     the stage's fingerprint holds it instead of the recipe's. A stage that pins its seed is computed once for
     runs that differ only in the recipe seed, e.g. one expensive generation shared by training runs of three
     seeds (``inparsx sweep --seeds 1,2,3`` with ``generate.seed = 1``). Pinning the recipe's own value changes
-    nothing, not even the fingerprint. Later stages still follow a changed earlier stage.
+    nothing, not even the fingerprint. Later stages follow a changed earlier stage through what they read
+    (its outputs' contents enter their cache keys).
     """
 
     seed: int | None = None

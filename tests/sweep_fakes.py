@@ -17,6 +17,7 @@ import time
 import types
 
 from inparsx import pipeline
+from inparsx.artifacts import Artifact
 from inparsx.generate.base import Generator
 from inparsx.plugins import Component, Options, get_plugin_manager, set_registry, Registry
 from inparsx.retrieve.base import Retriever
@@ -89,8 +90,14 @@ def evaluate(ctx) -> None:
 
 RUNNERS = {"retrieve": retrieve, "generate": generate, "train": train, "evaluate": evaluate}
 
+FAKE_RUN = Artifact("fake-run", "retrieve", "run.txt", "the fake BM25 run")
+FAKE_QUERIES = Artifact("fake-queries", "generate", "queries.txt", "the fake queries")
+FAKE_MODEL = Artifact("fake-model", "train", "model.txt", "the fake model")
+READS = {"retrieve": (), "generate": (), "train": (FAKE_QUERIES,), "evaluate": (FAKE_RUN, FAKE_QUERIES, FAKE_MODEL)}
+"""What the fake runners read (their cache keys cover it, as the real stages' cover their declared reads)."""
 
 _INPUTS: dict = {}
+_READS: dict = {}
 
 
 def install() -> None:
@@ -100,6 +107,8 @@ def install() -> None:
         setattr(module, stage, runner)
         pipeline.STAGE_RUNNERS[stage] = f"sweep_fake_runners:{stage}"
         _INPUTS[stage] = pipeline.STAGE_INPUTS.pop(stage, ())  # the fakes read no earlier stage's files
+        _READS[stage] = pipeline.STAGE_READS[stage]
+        pipeline.STAGE_READS[stage] = READS[stage]
     sys.modules["sweep_fake_runners"] = module
     pm = get_plugin_manager()
     pm.register(plugin_module("sweep-echo", retrievers=[_kind(Retriever)], generators=[_kind(Generator)],
@@ -112,6 +121,8 @@ def uninstall() -> None:
         pipeline.STAGE_RUNNERS[stage] = f"inparsx.{stage}.stage:run_stage"
         if _INPUTS.get(stage):
             pipeline.STAGE_INPUTS[stage] = _INPUTS.pop(stage)
+        if stage in _READS:
+            pipeline.STAGE_READS[stage] = _READS.pop(stage)
     set_registry(None)
 
 

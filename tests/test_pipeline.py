@@ -9,6 +9,7 @@ import types
 import pytest
 
 from inparsx import pipeline
+from inparsx.artifacts import Artifact
 from inparsx.errors import InparsxError
 from inparsx.evaluate.base import Evaluator
 from inparsx.generate.base import Generator
@@ -19,6 +20,7 @@ from inparsx.recipe import load_recipe
 from inparsx.testing.plugins import plugin_module, registered
 
 CALLS: list[str] = []
+FAKE_OUT = Artifact("fake-out", None, "out.txt", "what a fake stage wrote")
 
 
 class Echo(Component):
@@ -49,6 +51,7 @@ def fake_stages(monkeypatch):
     for stage in ("retrieve", "generate", "evaluate"):
         setattr(module, stage, _runner(stage))
         monkeypatch.setitem(pipeline.STAGE_RUNNERS, stage, f"fake_stage_runners:{stage}")
+    monkeypatch.setitem(pipeline.STAGE_READS, "evaluate", (FAKE_OUT,))  # the fake evaluate reads every out.txt
     monkeypatch.setitem(sys.modules, "fake_stage_runners", module)
     CALLS.clear()
     with registered(plugin_module("echo", retrievers=[_kind(Retriever)], generators=[_kind(Generator)],

@@ -78,9 +78,10 @@ metrics = ["ndcg@10", "recall@20"]
 TIMES = re.compile(r'"(\w*seconds|\w*per_s\w*|created|built_at|train_runtime|total_flos)": [^,\n}]+')
 """JSON fields that hold a time, a rate or a count of floating-point operations measured by the clock."""
 
-STAMPS = re.compile(r'"(key|output|weights)": "[^"]+"')
-"""Cache keys and output stamps (:mod:`inparsx.pipeline`): hashes of the stage folders' file names, sizes and
-modification times, so they differ with the clock like a timestamp."""
+STAMPS = re.compile(r'"(key|output|weights)": "[^"]+"|"(hashes)": \{[^}]*\}')
+"""Cache keys and output stamps (:mod:`inparsx.pipeline`, :mod:`inparsx.cachekey`): hashes that cover file
+modification times, and the markers' hash caches (sizes and modification times), so they differ with the
+clock like a timestamp."""
 
 VOLATILE = {"report.html"}
 """Files that state when they were made (the report's header) and embed figures of those times."""
@@ -95,7 +96,7 @@ def outputs(run_dir: Path) -> dict[str, bytes]:
             continue
         data = path.read_bytes()
         if path.suffix in (".json", ".jsonl", ".md"):
-            data = STAMPS.sub(lambda m: f'"{m.group(1)}": _', data.decode()).encode()
+            data = STAMPS.sub(lambda m: f'"{m.group(1) or m.group(2)}": _', data.decode()).encode()
         if path.suffix in (".json", ".md"):
             data = TIMES.sub(lambda m: f'"{m.group(1)}": _', data.decode()).encode()
             data = re.sub(rb"runtime: [\d.]+ s|on \d{4}-\d\d-\d\dT[\d:+]+", b"_", data)

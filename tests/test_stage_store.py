@@ -86,7 +86,7 @@ def test_a_stage_in_the_store_is_linked_not_run(tmp_path, scifact_small, fakes):
     second = run_recipe(recipe(tmp_path, scifact_small, "train.value=2"), tmp_path / "b", store=store)
     assert stages_run(fakes) == ["retrieve", "generate", "train", "evaluate", "train", "evaluate"]
     marker = read_marker(second / "generate" / DONE_MARKER)
-    entry = StageStore(store).entry("generate", marker["fingerprint"])
+    entry = StageStore(store).entry("generate", marker["key"])
     assert marker["from_store"] == str(entry) and not read_marker(first / "generate" / DONE_MARKER).get("from_store")
     assert os.path.samefile(second / "generate" / "queries.txt", entry / "queries.txt")
     assert [e["stage"] for e in StageStore(store).entries()] == ["generate", "retrieve", "train", "train"]
@@ -97,8 +97,8 @@ def test_a_forced_stage_runs_and_replaces_its_entry(tmp_path, scifact_small, fak
     run_recipe(recipe(tmp_path, scifact_small), tmp_path / "a", store=store)
     other = run_recipe(recipe(tmp_path, scifact_small), tmp_path / "b", start="train", store=store)
     assert stages_run(fakes) == ["retrieve", "generate", "train", "evaluate", "train", "evaluate"]
-    fingerprint = read_marker(other / "train" / DONE_MARKER)["fingerprint"]
-    assert os.path.samefile(other / "train" / "model.txt", StageStore(store).entry("train", fingerprint) / "model.txt")
+    key = read_marker(other / "train" / DONE_MARKER)["key"]
+    assert os.path.samefile(other / "train" / "model.txt", StageStore(store).entry("train", key) / "model.txt")
 
 
 def test_two_processes_never_compute_the_same_stage_at_once(tmp_path, scifact_small, fakes, capsys):

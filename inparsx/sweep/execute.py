@@ -1,5 +1,5 @@
 """Running a sweep: every run in its own folder through the runner of ``inparsx run``, with one shared stage
-store, so that a stage whose fingerprint two runs share is computed once (:mod:`inparsx.store`).
+store, so that a stage whose cache key two runs share is computed once (:mod:`inparsx.store`).
 
 A sweep resumes: a run whose every stage is done with the fingerprint the runner would compute is skipped,
 and an unfinished one is run again, which resumes it from the runner's markers (its finished stages skipped,
@@ -13,10 +13,11 @@ import os
 import shlex
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inparsx.cachekey import planned_keys
 from inparsx.errors import Interrupted
 from inparsx.pipeline import DONE_MARKER, read_marker, run_recipe, stage_fingerprints
 from inparsx.progress import console
@@ -27,11 +28,13 @@ from inparsx.sweep.spec import Sweep, SweepRun
 @dataclass
 class PlannedRun:
     """A run with its validated recipe and the fingerprint of each of its stages (as the runner computes
-    them); ``finished``: every stage folder of ``run.run_dir`` is done with that fingerprint."""
+    them); ``finished``: every stage folder of ``run.run_dir`` is done with that fingerprint. ``keys``: the
+    stages' planned keys (:func:`inparsx.cachekey.planned_keys`), which tell what the store shares."""
 
     run: SweepRun
     recipe: Recipe
     fingerprints: dict[str, str]
+    keys: dict[str, str] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -55,7 +58,8 @@ def plan(sweep: Sweep) -> list[PlannedRun]:
         name = recipe.dataset.name
         if name not in corpora:
             corpora[name] = resolve_dataset(name).fingerprint()
-        planned.append(PlannedRun(run, recipe, stage_fingerprints(recipe, corpora[name])))
+        planned.append(PlannedRun(run, recipe, stage_fingerprints(recipe, corpora[name]),
+                                  planned_keys(recipe, corpora[name], STAGES)))
     return planned
 
 
@@ -63,8 +67,8 @@ def sharing(planned: list[PlannedRun]) -> dict[str, tuple[int, int]]:
     """``{stage: (distinct computations, runs)}`` over the planned runs, in pipeline order."""
     counts: dict[str, Counter] = {}
     for item in planned:
-        for stage, fingerprint in item.fingerprints.items():
-            counts.setdefault(stage, Counter())[fingerprint] += 1
+        for stage, key in (item.keys or item.fingerprints).items():
+            counts.setdefault(stage, Counter())[key] += 1
     order = [stage for stage in STAGES if stage in counts]
     return {stage: (len(counts[stage]), sum(counts[stage].values())) for stage in order}
 
