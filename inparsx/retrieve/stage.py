@@ -3,36 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from inparsx.artifacts import CHECK, RUN_FILE
-from inparsx.datasets import Dataset
 from inparsx.errors import DataError
 from inparsx.io import write_json, write_trec_run
-from inparsx.plugins import get_registry
 from inparsx.progress import console
+from inparsx.retrieval import open_retriever  # noqa: F401  (moved to inparsx.retrieval; old import path)
 from inparsx.retrieve.base import Retriever
 
 if TYPE_CHECKING:
     from inparsx.pipeline import StageContext
-
-
-def open_retriever(name: str, options: Mapping[str, Any] | None, dataset: Dataset) -> Retriever:
-    """A retriever ready to ``search`` ``dataset``: built from the registry and indexed (cached index reused).
-
-    Args:
-        name: a registered retriever (``bm25``, ``bm25s``, or a plugin's).
-        options: that retriever's options (its ``Options`` model's keys), e.g. ``{"fields": "multifield"}``.
-        dataset: the collection to search.
-
-    Raises:
-        PluginError: an unknown retriever name (the available ones are listed).
-        pydantic.ValidationError: options the retriever's ``Options`` model rejects.
-    """
-    retriever = get_registry().build("retrievers", name, dict(options or {}))
-    retriever.index(dataset)
-    return retriever
 
 
 def run_stage(ctx: "StageContext") -> None:
