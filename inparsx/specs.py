@@ -197,6 +197,12 @@ class TrainerSpec(ComponentSpec):
     kind: ClassVar[str] = "trainers"
 
 
+class MinerSpec(ComponentSpec):
+    """A miner that a component mines triples with (the ``consistency`` filter's ``by = "self"``)."""
+
+    kind: ClassVar[str] = "miners"
+
+
 def fold_legacy(data: Any, target: str, spec: dict[str, str], where: str, defaults: dict[str, Any] | None = None,
                 keep: tuple[str, ...] = (), lone_is_old: bool = False) -> Any:
     """Fold the old flat spelling of a spec into the spec's table, with one :class:`RecipeDeprecationWarning`.
