@@ -1,7 +1,7 @@
 """Scoring (query, document) pairs with a pretrained reranker: the service the ``reranker`` and
 ``consistency`` filters, the tuners' judge and the triples teacher share.
 
-A component names its scorer with a :class:`~inparsx.specs.RerankerSpec` (``use``, ``model`` and the
+A component names its scorer with a :class:`~inparsx.rerank.spec.RerankerSpec` (``use``, ``model`` and the
 reranker's options); :func:`load_scorer` builds it from the registry that validated the recipe
 (:meth:`~inparsx.context.ComponentContext.build`), loads its model and tells it the corpus;
 :func:`score_records` scores records against their source document, resumably. Neither depends on any stage
@@ -21,7 +21,7 @@ from inparsx.precision import describe, precision_name
 from inparsx.progress import progress_task
 from inparsx.records import SyntheticQuery
 from inparsx.rerank.reranking import resume_records
-from inparsx.specs import RerankerSpec
+from inparsx.rerank.spec import RerankerSpec
 
 if TYPE_CHECKING:
     from inparsx.context import ComponentContext

@@ -1,8 +1,8 @@
 """Typed component specs: "a component of kind K with its options", as one option of another component.
 
 A component that builds another one (the triples teacher, the tuners' judge reranker, the filters' rerankers,
-retrievers and trainer) declares a field of a spec type (:class:`RerankerSpec`, :class:`RetrieverSpec`,
-:class:`TrainerSpec`) instead of a pair of untyped ``name``/``name_options`` keys. In TOML a spec is a
+retrievers and trainer) declares a field of a spec type (:class:`inparsx.rerank.spec.RerankerSpec`, which sits
+beside the reranker contract, :class:`RetrieverSpec`, :class:`TrainerSpec`, :class:`MinerSpec`) instead of a pair of untyped ``name``/``name_options`` keys. In TOML a spec is a
 sub-table whose ``use`` names the registered component and whose other keys are that component's options,
 as a stage table puts its component's options next to ``use``::
 
@@ -32,7 +32,6 @@ from pydantic_core import PydanticCustomError
 
 from inparsx.errors import PluginError
 from inparsx.plugins import Registry, registry_from
-from inparsx.rerank.options import RerankStageOptions
 
 SPEC_ERROR = "component_spec"
 """The pydantic error type of a spec's problem; its context holds ``key`` (dotted, relative to the spec's own
@@ -65,7 +64,7 @@ class ComponentSpec(BaseModel):
 
     Raises (when validated):
         pydantic.ValidationError: of type :data:`SPEC_ERROR`: ``use`` missing or not registered in the
-            validation context's registry, a key :attr:`REFUSED` names, or options the component rejects
+            validation context's registry, a key :meth:`refused` names, or options the component rejects
             (the first problem, with its key; a count of the others).
     """
 
@@ -155,22 +154,6 @@ def spec_problem(err: Any, known: list[str], name: str) -> tuple[str, str]:
     if err["type"] == "missing":
         return key, "required key is missing"
     return key, f"{err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})"
-
-
-class RerankerSpec(ComponentSpec):
-    """A reranker that only scores (query, document) pairs (the triples teacher, the judge, the filters'
-    rerankers), and ``model``, the checkpoint it loads (hub id, folder or ``@stage``; ``None`` where the
-    component using it supplies one, e.g. the ``consistency`` filter's self-trained model). The rerank
-    stage's own keys (``depth``, ``interpolate``...) are refused: they would be ignored."""
-
-    kind: ClassVar[str] = "rerankers"
-    OWN: ClassVar[tuple[str, ...]] = ("model",)
-    model: str | None = None
-
-    @classmethod
-    def refused(cls) -> dict[str, str]:
-        return {key: "configures the rerank stage; here the reranker only scores (query, document) pairs, so it "
-                     "would be ignored: remove it" for key in RerankStageOptions.model_fields if key != "model"}
 
 
 class RetrieverSpec(ComponentSpec):

@@ -9,7 +9,7 @@ from typing import ClassVar
 import pytest
 
 from inparsx.datasets.beir import BeirFolderDataset
-from inparsx.specs import RerankerSpec
+from inparsx.rerank.spec import RerankerSpec
 from inparsx.filter.consistency import ConsistencyFilter
 from inparsx.filter.reranker_filter import RerankerFilter
 from inparsx.context import ComponentContext

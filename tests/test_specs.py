@@ -13,7 +13,8 @@ from inparsx.pipeline import StageContext, stage_fingerprints
 from inparsx.plugins import Registry, get_plugin_manager
 from inparsx.recipe import RecipeErrors, load_recipe
 from inparsx.rerank.base import Reranker
-from inparsx.specs import RecipeDeprecationWarning, RerankerSpec, RetrieverSpec
+from inparsx.rerank.spec import RerankerSpec
+from inparsx.specs import RecipeDeprecationWarning, RetrieverSpec
 from inparsx.testing.plugins import plugin_module
 
 HEAD = '[recipe]\nname = "specs"\n[dataset]\nname = "beir:scifact"\n'
@@ -124,3 +125,13 @@ def test_spec_forms_in_python():
     assert inline == RerankerSpec(use="cross-encoder", model="m", options={"max_length": 64})
     assert inline.model_dump() == {"use": "cross-encoder", "model": "m", "max_length": 64}
     assert RetrieverSpec.model_validate("bm25s") == RetrieverSpec(use="bm25s")  # the short form: no options
+
+
+SHIPPED = sorted((Path(__file__).resolve().parent.parent / "recipes").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_recipes_use_the_new_spelling(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RecipeDeprecationWarning)
+        load_recipe(path)

@@ -35,7 +35,8 @@ from inparsx.rerank.fusion import ranked
 from inparsx.rerank.reranking import rerank_run
 from inparsx.retrieval import open_spec
 from inparsx.scoring import load_scorer, records_digest, scorer_models
-from inparsx.specs import MinerSpec, RerankerSpec, RetrieverSpec, TrainerSpec, default_retriever, fold_legacy
+from inparsx.rerank.spec import RerankerSpec
+from inparsx.specs import MinerSpec, RetrieverSpec, TrainerSpec, default_retriever, fold_legacy
 
 if TYPE_CHECKING:
     from inparsx.context import ComponentContext

@@ -19,7 +19,8 @@ from inparsx.io import ResumableJsonl
 from inparsx.plugins import Options
 from inparsx.records import SyntheticQuery
 from inparsx.scoring import build_reranker, load_scorer, records_digest, score_records, scorer_models
-from inparsx.specs import RerankerSpec, fold_legacy
+from inparsx.rerank.spec import RerankerSpec
+from inparsx.specs import fold_legacy
 
 if TYPE_CHECKING:
     from inparsx.context import ComponentContext

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from inparsx.artifacts import CHECK, RUN_FILE
+from inparsx.datasets import Dataset
 from inparsx.errors import DataError
 from inparsx.io import write_json, write_trec_run
+from inparsx.plugins import get_registry
 from inparsx.progress import console
-from inparsx.retrieval import open_retriever  # noqa: F401  (moved to inparsx.retrieval; old import path)
 from inparsx.retrieve.base import Retriever
 
 if TYPE_CHECKING:
     from inparsx.pipeline import StageContext
+
+
+def open_retriever(name: str, options: Mapping[str, Any] | None, dataset: Dataset) -> Retriever:
+    """The old import path of :func:`inparsx.retrieval.open_retriever` (kept for plugins and tests): a retriever
+    built from the process-wide registry and indexed over ``dataset``; errors as there. Components open the
+    retriever of a :class:`~inparsx.specs.RetrieverSpec` with :func:`inparsx.retrieval.open_spec`."""
+    retriever = get_registry().build("retrievers", name, dict(options or {}))
+    retriever.index(dataset)
+    return retriever
 
 
 def run_stage(ctx: "StageContext") -> None:

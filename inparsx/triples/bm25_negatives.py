@@ -36,7 +36,8 @@ from inparsx.progress import progress_task
 from inparsx.records import Document, SyntheticQuery
 from inparsx.retrieval import open_spec
 from inparsx.scoring import load_scorer, scorer_models
-from inparsx.specs import RerankerSpec, RetrieverSpec, default_retriever, fold_legacy
+from inparsx.rerank.spec import RerankerSpec
+from inparsx.specs import RetrieverSpec, default_retriever, fold_legacy
 
 __all__ = ["Bm25Negatives", "Bm25NegativesOptions", "default_retriever", "draw_negatives", "teacher_scores"]
 from inparsx.triples.base import Miner, Triple

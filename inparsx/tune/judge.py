@@ -30,7 +30,8 @@ from inparsx.records import SyntheticQuery
 from inparsx.rerank.fusion import ranked
 from inparsx.retrieval import open_spec
 from inparsx.scoring import load_scorer, records_digest, score_records, scorer_models
-from inparsx.specs import RecipeDeprecationWarning, RerankerSpec, RetrieverSpec, default_retriever
+from inparsx.rerank.spec import RerankerSpec
+from inparsx.specs import RecipeDeprecationWarning, RetrieverSpec, default_retriever
 
 if TYPE_CHECKING:
     from inparsx.context import ComponentContext
