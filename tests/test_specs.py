@@ -30,6 +30,11 @@ OLD_CONSISTENCY = ('[filter]\nuse = ["consistency"]\nby = "self"\ntrainer = "bi-
                    'trainer_options = { epochs = 2 }\nretriever = "bm25s"\nretriever_options = { k1 = 1.1 }\n')
 NEW_CONSISTENCY = ('[filter]\nuse = ["consistency"]\nby = "self"\n\n[filter.consistency.trainer]\nuse = "bi-encoder"\n'
                    'base_model = "m"\nepochs = 2\n\n[filter.consistency.retriever]\nuse = "bm25s"\nk1 = 1.1\n')
+OLD_TUNE = ('[tune]\nuse = "cpo"\nbase_model = "m"\njudge = "mix"\njudge_reranker = "bi-encoder"\njudge_model = "j"\n'
+            'judge_options = { max_length = 64 }\njudge_weight = 0.3\ndepth = 50\nretriever = "bm25s"\n')
+NEW_TUNE = ('[tune]\nuse = "cpo"\nbase_model = "m"\n\n[tune.judge]\nby = "mix"\nweight = 0.3\ndepth = 50\n\n'
+            '[tune.judge.reranker]\nuse = "bi-encoder"\nmodel = "j"\nmax_length = 64\n\n[tune.judge.retriever]\n'
+            'use = "bm25s"\n')
 
 
 def write(tmp_path: Path, name: str, body: str) -> Path:
@@ -66,14 +71,16 @@ def test_spec_errors_name_file_line_and_key(tmp_path, body, key, line, reason):
 
 
 @pytest.mark.parametrize("old,new,stage", [(OLD_TRIPLES, NEW_TRIPLES, "triples"), (OLD_FILTER, NEW_FILTER, "filter"),
-                                           (OLD_CONSISTENCY, NEW_CONSISTENCY, "consistency")])
+                                           (OLD_CONSISTENCY, NEW_CONSISTENCY, "consistency"),
+                                           (OLD_TUNE, NEW_TUNE, "tune")])
 def test_old_spelling_warns_once_and_means_the_same(tmp_path, old, new, stage):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         before = load_recipe(write(tmp_path, "old.toml", old))
     deprecations = [w for w in caught if issubclass(w.category, RecipeDeprecationWarning)]
     tables = {"triples": ["[triples.retriever]", "[triples.teacher]"], "filter": ["[filter.reranker.reranker]"],
-              "consistency": ["[filter.consistency.retriever]", "[filter.consistency.trainer]"]}[stage]
+              "consistency": ["[filter.consistency.retriever]", "[filter.consistency.trainer]"],
+              "tune": ["[tune.judge]"]}[stage]
     assert len(deprecations) == len(tables)  # one line per moved table
     for warning, table in zip(deprecations, tables):
         assert str(warning.message).startswith(f"{tmp_path / 'old.toml'}:") and table in str(warning.message)
