@@ -87,9 +87,9 @@ def test_inpars_v2(scifact_small, tmp_path, tiny):
 def test_promptagator(scifact_small, tmp_path, tiny):
     metrics = run("scifact-promptagator", scifact_small, tmp_path,
                   [f"generate.model={tiny['llama']}", "generate.num_queries_per_doc=2", "generate.n_fewshot=2",
-                   f"filter.consistency.trainer.base_model={tiny['bert']}", "filter.depth=10", "filter.k=10",
-                   *[f"filter.consistency.trainer.{key}" for key in ("max_steps=2", "batch_size=4", "max_length=64",
-                                                                      "save_steps=0")],
+                   "filter.depth=10", "filter.k=10",  # the whole trainer table, as trainer_options was given before
+                   f"filter.consistency.trainer={{use='bi-encoder', base_model='{tiny['bert']}', max_steps=2, "
+                   "batch_size=4, max_length=64, save_steps=0}",
                    "filter.consistency.reranker={use='bi-encoder', dtype='fp32', max_length=64}",
                    f"train.base_model={tiny['t5']}", *LLM, *MONOT5])
     assert {"retrieve", "rerank"} <= set(metrics)
