@@ -27,6 +27,8 @@ from inparsx.errors import InparsxError
 
 if TYPE_CHECKING:
     from inparsx.datasets.base import Dataset
+    from inparsx.plugins import Registry
+    from inparsx.specs import ComponentSpec
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class ComponentContext:
             component keys every cache it keeps under :attr:`dir` (resumable scores, a trained adapter) by it,
             with what else identifies the entry, so a model retrained at the same path never gets the previous
             one's scores; ``""`` outside a run.
+        registry: the components the recipe was validated with, which :meth:`build` builds specs from;
+            ``None`` (outside a run): the process-wide registry (:func:`inparsx.plugins.get_registry`).
     """
 
     dataset: "Dataset"
@@ -62,6 +66,7 @@ class ComponentContext:
     run_name: str = ""
     stage: str = ""
     cache_key: str = ""
+    registry: "Registry | None" = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dir", Path(self.dir))
@@ -119,6 +124,19 @@ class ComponentContext:
         if value[1:] not in self.outputs:
             raise InparsxError(f"{value}: {self._unreadable(value[1:])}; give a hub id or a local folder")
         return str(self.output(value[1:], filename))
+
+    def build(self, spec: "ComponentSpec") -> Any:
+        """The component ``spec`` names (:mod:`inparsx.specs`), built with its options from :attr:`registry`
+        (the one that validated the recipe), not loaded: a reranker still needs ``load``, a retriever
+        ``index`` (:mod:`inparsx.scoring`, :mod:`inparsx.retrieval` do both).
+
+        Raises:
+            PluginError: ``spec.use`` is not registered there.
+            pydantic.ValidationError: options its ``Options`` model rejects.
+        """
+        from inparsx.plugins import get_registry
+
+        return spec.build(self.registry if self.registry is not None else get_registry())
 
     def _unreadable(self, stage: str) -> str:
         where = f"stage {self.stage!r}" if self.stage else "this component"

@@ -19,6 +19,11 @@ from pydantic_core import PydanticUndefined
 
 from inparsx.plugins import Registry, get_registry
 from inparsx.recipe import MULTI_USE_STAGES, STAGES, DatasetConfig, RecipeInfo, StageKeys, stage_options_model
+from inparsx.specs import ComponentSpec
+from inparsx.tune.judge import JudgeOptions
+
+NESTED: dict[str, list[tuple[str, type]]] = {"tune": [("[tune.judge]", JudgeOptions)]}
+"""Sub-tables of a stage table that several of its plugins share, documented once after them."""
 
 HEADER = """# Recipe reference
 
@@ -37,7 +42,8 @@ def recipes_markdown(registry: Registry | None = None) -> str:
     """The whole page as Markdown text (ends with one newline)."""
     registry = registry or get_registry()
     parts = [HEADER, table_section("[recipe]", RecipeInfo), table_section("[dataset]", DatasetConfig),
-             table_section("Every stage table", StageKeys)]
+             table_section("Every stage table", StageKeys),
+             f"## Component specs\n\n{_doc(ComponentSpec)}\n"]
     for stage, kind in STAGES.items():
         entries = [e for e in sorted(registry.entries[kind].values(), key=lambda e: e.name) if e.package == "inparsx"]
         many = " (a list: the filters run in order)" if stage in MULTI_USE_STAGES else ""
@@ -47,6 +53,8 @@ def recipes_markdown(registry: Registry | None = None) -> str:
             parts.append(stage_options_section(stage, model))
         for entry in entries:
             parts.append(component_section(stage, entry.name, entry.cls))
+        for title, model in NESTED.get(stage, []):
+            parts.append(f"### {stage}: `{title}`\n\n{_doc(model)}\n\n{options_table(model)}\n")
     return "\n".join(parts).rstrip("\n") + "\n"
 
 
@@ -90,7 +98,7 @@ def _type(annotation: Any) -> str:
     if typing.get_origin(annotation) is typing.Literal:
         return " \\| ".join(f"`{value!r}`".replace("'", '"') for value in typing.get_args(annotation))
     text = getattr(annotation, "__name__", None) if not typing.get_args(annotation) else None
-    return _cell(text or str(annotation).replace("typing.", ""))
+    return _cell(text or re.sub(r"\b[a-z_.]+\.(?=[A-Z])", "", str(annotation).replace("typing.", "")))
 
 
 def _stage_table(info: FieldInfo) -> str:
@@ -109,6 +117,8 @@ def _default(info: FieldInfo) -> str:
     if info.is_required():
         return "required"
     value = info.default_factory() if info.default is PydanticUndefined and info.default_factory else info.default
+    if isinstance(value, ComponentSpec):  # as a recipe writes it
+        return "`{" + ", ".join(f"{key} = {item!r}" for key, item in value.model_dump().items()).replace("'", '"') + "}`"
     return "" if value is None else f"`{value!r}`".replace("'", '"')
 
 

@@ -141,7 +141,8 @@ class StageContext:
         folders = {s: Path(self.inputs.get(s, self.run_dir / s)) for s in earlier}
         return ComponentContext(dataset if dataset is not None else self.dataset, self.dir, self.seed,
                                 self.eval_split, folders if outputs is None else outputs,
-                                run_name=self.recipe.name, stage=self.stage, cache_key=self.cache_key)
+                                run_name=self.recipe.name, stage=self.stage, cache_key=self.cache_key,
+                                registry=self.recipe.registry)
 
     def output(self, stage: str, filename: str) -> Path:
         """The path of an earlier stage's output file.

@@ -38,9 +38,13 @@ def base_class(kind: str) -> type:
 
 
 class Options(BaseModel):
-    """Base of every component's options model: unknown keys are errors, values are validated on assignment."""
+    """Base of every component's options model: unknown keys are errors, values are validated on assignment.
+
+    ``legacy_keys``: keys of an old spelling that the model still reads (and folds into its fields with a
+    deprecation warning, :func:`inparsx.specs.fold_legacy`), so that a multi-use stage routes them to it."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+    legacy_keys: ClassVar[tuple[str, ...]] = ()
 
 
 class StageOptions(Options):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import pkgutil
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from inparsx.errors import InparsxError, PluginError, RecipeError
 from inparsx.plugins import Options, Registry, get_registry
+from inparsx.specs import SPEC_ERROR, RecipeDeprecationWarning
 from inparsx.stages import STAGE_SPECS
 
 STAGES: dict[str, str] = {spec.name: spec.kind.name for spec in STAGE_SPECS}
@@ -130,13 +132,16 @@ class StageConfig:
 
 @dataclass
 class Recipe:
-    """A validated recipe. ``stages`` keeps the canonical pipeline order."""
+    """A validated recipe. ``stages`` keeps the canonical pipeline order. ``registry``: the components it
+    was validated with, from which the runner builds component specs (``ComponentContext.registry``);
+    ``None``: the process-wide registry."""
 
     info: RecipeInfo
     dataset: DatasetConfig
     stages: dict[str, StageConfig]
     source: str = "<recipe>"
     raw: dict[str, Any] = field(default_factory=dict)
+    registry: Registry | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -325,9 +330,23 @@ def validate_recipe(data: dict[str, Any], source: str, text: str, registry: Regi
 
     ``outside_stages``: a ``@stage`` value may name an earlier stage that the recipe lacks (a one-off
     command reads that stage's output from elsewhere, see :func:`one_stage_recipe`).
+
+    An old spelling that an options model still accepts gives one :class:`~inparsx.specs.RecipeDeprecationWarning`
+    (a ``FutureWarning``) with the file, line and key, naming the new spelling.
     """
-    errors: list[RecipeError] = []
     locate = _Locator(text)
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RecipeDeprecationWarning)
+            return _validate(data, source, registry, outside_stages, locate)
+    finally:
+        _rewarn(caught, source, locate)
+
+
+def _validate(data: dict[str, Any], source: str, registry: Registry, outside_stages: bool,
+              locate: "_Locator") -> Recipe:
+    errors: list[RecipeError] = []
 
     def fail(key: str, reason: str) -> None:
         errors.append(RecipeError(source, key, reason, locate(key)))
@@ -349,7 +368,7 @@ def validate_recipe(data: dict[str, Any], source: str, text: str, registry: Regi
         cross_stage_checks(stages, fail)
     if errors:
         raise RecipeErrors(errors)
-    return Recipe(info, dataset, stages, source, data)  # type: ignore[arg-type]
+    return Recipe(info, dataset, stages, source, data, registry)  # type: ignore[arg-type]
 
 
 def _field(stages: dict[str, StageConfig], stage: str, key: str) -> Any:
@@ -439,10 +458,34 @@ def _model(cls: type[Options], table: Any, prefix: str, fail, registry: Registry
         fail(prefix, "missing table" if table is None else "must be a table")
         return None
     try:
-        return cls.model_validate(table, context={"registry": registry, "eval_split": eval_split})
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RecipeDeprecationWarning)
+            model = cls.model_validate(table, context={"registry": registry, "eval_split": eval_split})
     except ValidationError as exc:
         _report(exc, cls, prefix, fail)
         return None
+    finally:
+        for item in caught:  # an old spelling's warning, given the table's dotted key
+            message = item.message
+            if isinstance(message, RecipeDeprecationWarning):
+                message = RecipeDeprecationWarning(f"[{prefix}] {message}", f"{prefix}.{message.key}")
+            warnings.warn_explicit(message, item.category, item.filename, item.lineno)
+    return model
+
+
+def _rewarn(caught: list[warnings.WarningMessage], source: str, locate: "_Locator") -> None:
+    """Re-emit the recipe's deprecation warnings (old spellings, see :mod:`inparsx.specs`) once each, with the
+    recipe's file and line; other warnings are re-emitted as they were."""
+    seen: set[str] = set()
+    for item in caught:
+        message = item.message
+        if not isinstance(message, RecipeDeprecationWarning):
+            warnings.warn_explicit(message, item.category, item.filename, item.lineno)
+        elif str(message) not in seen:
+            seen.add(str(message))
+            line = locate(message.key)
+            warnings.warn(RecipeDeprecationWarning(f"{source}:{line}: {message}" if line else f"{source}: {message}",
+                                                   message.key), stacklevel=3)
 
 
 KEYED_ERROR = "inparsx_recipe_key"
@@ -459,6 +502,9 @@ def _report(exc: ValidationError, cls: type[Options], prefix: str, fail) -> None
             fail(key, _unknown("key", str(err["loc"][-1]), list(cls.model_fields)))
         elif err["type"] == "missing":
             fail(key, "required key is missing")
+        elif err["type"] == SPEC_ERROR:
+            inner = err.get("ctx", {})
+            fail(".".join(p for p in (key, inner.get("key", "")) if p), str(inner.get("reason", err["msg"])))
         elif not err["loc"] and err["type"] == "value_error":
             fail(*_whole_model_error(err["msg"], cls, prefix))
         else:
@@ -567,7 +613,7 @@ def _multi_stage(stage: str, names: list[str], classes: dict[str, type], table: 
         if key in per and isinstance(value, dict):
             per[key].update(value)
             continue
-        takers = [n for n in names if key in classes[n].Options.model_fields]
+        takers = [n for n in names if key in (*classes[n].Options.model_fields, *classes[n].Options.legacy_keys)]
         if not takers:
             known = sorted({f for n in names for f in classes[n].Options.model_fields})
             fail(f"{stage}.{key}", _unknown(f"key for {', '.join(names)}", key, known))

@@ -70,10 +70,16 @@ def test_inpars_v1(scifact_small, tmp_path, tiny):
     assert {"retrieve", "rerank", "zeroshot"} <= set(metrics)
 
 
+def FILTER_RERANKER(model: str) -> list[str]:
+    """``--set`` items giving the ``reranker`` filter's reranker (``[filter.reranker.reranker]``) a tiny model."""
+    return [f"filter.reranker.reranker.model={model}", "filter.reranker.reranker.dtype='fp32'",
+            "filter.reranker.reranker.max_length=96"]
+
+
 def test_inpars_v2(scifact_small, tmp_path, tiny):
     metrics = run("scifact-inpars-v2", scifact_small, tmp_path,
-                  [f"generate.model={tiny['llama']}", f"filter.model={tiny['t5']}", "filter.keep_top_k=20",
-                   "filter.reranker_options={dtype='fp32', max_length=96}", f"train.base_model={tiny['t5']}",
+                  [f"generate.model={tiny['llama']}", "filter.keep_top_k=20", *FILTER_RERANKER(tiny['t5']),
+                   f"train.base_model={tiny['t5']}",
                    f"rerank.zero_shot_model={tiny['t5']}", *LLM, *MONOT5])
     assert {"retrieve", "rerank", "zeroshot"} <= set(metrics)
 
@@ -81,9 +87,10 @@ def test_inpars_v2(scifact_small, tmp_path, tiny):
 def test_promptagator(scifact_small, tmp_path, tiny):
     metrics = run("scifact-promptagator", scifact_small, tmp_path,
                   [f"generate.model={tiny['llama']}", "generate.num_queries_per_doc=2", "generate.n_fewshot=2",
-                   f"filter.model={tiny['bert']}", "filter.depth=10", "filter.k=10",
-                   "filter.trainer_options={max_steps=2, batch_size=4, max_length=64, save_steps=0}",
-                   "filter.reranker_options={dtype='fp32', max_length=64}",
+                   "filter.depth=10", "filter.k=10",  # the whole trainer table, as trainer_options was given before
+                   f"filter.consistency.trainer={{use='bi-encoder', base_model='{tiny['bert']}', max_steps=2, "
+                   "batch_size=4, max_length=64, save_steps=0}",
+                   "filter.consistency.reranker={use='bi-encoder', dtype='fp32', max_length=64}",
                    f"train.base_model={tiny['t5']}", *LLM, *MONOT5])
     assert {"retrieve", "rerank"} <= set(metrics)
 
@@ -109,8 +116,8 @@ CPO = ["tune.n_docs=4", "tune.eval_docs=2", "tune.n_candidates=2", "tune.max_ste
 
 
 def test_cpo(scifact_small, tmp_path, tiny):
-    tune = CPO + [f"tune.base_model={tiny['llama']}", f"tune.judge_model={tiny['bert']}", "tune.quantization='none'",
-                  "tune.judge_options={dtype='fp32', max_length=64}"]
+    tune = CPO + [f"tune.base_model={tiny['llama']}", f"tune.judge.reranker.model={tiny['bert']}", "tune.quantization='none'",
+                  "tune.judge.reranker.dtype='fp32'", "tune.judge.reranker.max_length=64"]
     metrics = run("scifact-cpo", scifact_small, tmp_path,
                   [*tune, f"train.base_model={tiny['bert']}", f"rerank.zero_shot_model={tiny['bert']}",
                    "train.max_length=64", "rerank.max_length=64", "rerank.dtype='fp32'", "filter.min_tokens=0", *LLM])
@@ -121,8 +128,8 @@ def test_cpo(scifact_small, tmp_path, tiny):
 def test_cpo_cpu(scifact_small, tmp_path, tiny):
     # generate.use = "hf": the stages' wiring with a tiny model; vLLM itself is tested in test_generate_vllm*.py
     metrics = run("scifact-cpo-cpu", scifact_small, tmp_path,
-                  [*CPO, "generate.use='hf'", f"tune.base_model={tiny['llama']}", f"tune.judge_model={tiny['bert']}",
-                   "tune.judge_options={dtype='fp32', max_length=64}", f"train.base_model={tiny['bert']}",
+                  [*CPO, "generate.use='hf'", f"tune.base_model={tiny['llama']}", f"tune.judge.reranker.model={tiny['bert']}",
+                   "tune.judge.reranker.dtype='fp32'", "tune.judge.reranker.max_length=64", f"train.base_model={tiny['bert']}",
                    f"rerank.zero_shot_model={tiny['bert']}", "train.max_length=64", "rerank.max_length=64",
                    "filter.min_tokens=0", *LLM])
     assert {"retrieve", "rerank", "rerank-alone", "zeroshot", "zeroshot-alone"} <= set(metrics)
@@ -130,9 +137,9 @@ def test_cpo_cpu(scifact_small, tmp_path, tiny):
 
 def test_dspy(scifact_small, tmp_path, tiny, scripted_dspy):
     metrics = run("scifact-dspy", scifact_small, tmp_path,
-                  ["tune.num_docs=4", f"tune.judge_model={tiny['t5']}", "tune.judge_options={dtype='fp32', max_length=96}",
-                   f"filter.model={tiny['t5']}", "filter.keep_top_k=20", "filter.min_tokens=0",
-                   "filter.reranker_options={dtype='fp32', max_length=96}", f"train.base_model={tiny['t5']}",
+                  ["tune.num_docs=4", f"tune.judge.reranker.model={tiny['t5']}", "tune.judge.reranker.dtype='fp32'",
+                   "tune.judge.reranker.max_length=96", "filter.keep_top_k=20", "filter.min_tokens=0",
+                   *FILTER_RERANKER(tiny['t5']), f"train.base_model={tiny['t5']}",
                    f"rerank.zero_shot_model={tiny['t5']}", *MONOT5])
     assert {"retrieve", "rerank", "zeroshot"} <= set(metrics)
     assert (tmp_path / "scifact-dspy" / "tune" / "program.json").is_file()
@@ -146,8 +153,8 @@ def test_path(scifact_small, tmp_path, tiny, scripted_dspy):
              f"tune.train={{use='cross-encoder', base_model='{tiny['bert']}', max_steps=1, batch_size=4, max_length=64, save_steps=0}}",
              "tune.rerank={use='cross-encoder', model='@train', depth=5, max_length=64, dtype='fp32'}"]
     metrics = run("scifact-path", scifact_small, tmp_path,
-                  [*inner, f"generate.model={tiny['llama']}", f"filter.model={tiny['t5']}", "filter.keep_top_k=20",
-                   "filter.reranker_options={dtype='fp32', max_length=96}", f"train.base_model={tiny['t5']}",
+                  [*inner, f"generate.model={tiny['llama']}", "filter.keep_top_k=20", *FILTER_RERANKER(tiny['t5']),
+                   f"train.base_model={tiny['t5']}",
                    f"rerank.zero_shot_model={tiny['t5']}", *LLM, *MONOT5])
     assert {"retrieve", "rerank", "zeroshot"} <= set(metrics)
     candidates = json.loads((tmp_path / "scifact-path" / "tune" / "path.json").read_text())["candidates"]

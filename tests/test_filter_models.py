@@ -9,6 +9,7 @@ from typing import ClassVar
 import pytest
 
 from inparsx.datasets.beir import BeirFolderDataset
+from inparsx.rerank.spec import RerankerSpec
 from inparsx.filter.consistency import ConsistencyFilter
 from inparsx.filter.reranker_filter import RerankerFilter
 from inparsx.context import ComponentContext
@@ -88,8 +89,8 @@ def test_reranker_filter_with_a_monot5_model(dataset, tmp_path, fakes):
 
     model = tiny_t5(tmp_path / "t5")
     records = judged_records(dataset, 6)
-    options = RerankerFilter.Options(reranker="monot5", model=str(model), keep_top_k=4,
-                                     reranker_options={"dtype": "fp32", "max_length": 64})
+    options = RerankerFilter.Options(reranker={"use": "monot5", "model": str(model), "dtype": "fp32",
+                                               "max_length": 64}, keep_top_k=4)
     decisions = RerankerFilter(options).apply(records, make_ctx(dataset, tmp_path, fakes))
     assert sum(d.keep for d in decisions) == 4 and all(0.0 < d.score < 1.0 for d in decisions)
 
@@ -117,7 +118,8 @@ def test_consistency_by_bm25_keeps_queries_whose_source_ranks_first(dataset, tmp
 
 def test_consistency_by_reranker_ranks_bm25_candidates_plus_the_source(dataset, tmp_path, fakes):
     records = judged_records(dataset, 10)
-    options = ConsistencyFilter.Options(by="reranker", reranker="checksum", model="m", retriever="bm25s", k=3, depth=5)
+    options = ConsistencyFilter.Options(by="reranker", reranker={"use": "checksum", "model": "m"}, retriever="bm25s",
+                                        k=3, depth=5)
     decisions = ConsistencyFilter(options).apply(records, make_ctx(dataset, tmp_path, fakes))
     from inparsx.retrieve.stage import open_retriever
 
@@ -150,10 +152,13 @@ def test_consistency_by_self_trains_once_on_bm25_negatives_then_ranks(dataset, t
 def test_consistency_options_are_checked_when_the_recipe_is_validated(fakes):
     from pydantic import ValidationError
 
-    with pytest.raises(ValidationError, match="needs model"):
+    with pytest.raises(ValidationError, match="needs a reranker and its model"):
         ConsistencyFilter.Options(by="reranker")
     with pytest.raises(ValidationError, match="unknown trainer"):
         ConsistencyFilter.Options(by="self", trainer="nope", reranker="checksum")
+    with pytest.warns(FutureWarning, match=r"the old spelling of \[filter.consistency.reranker\]"):
+        old = ConsistencyFilter.Options(by="reranker", reranker="checksum", model="m", reranker_options={"dtype": "fp32"})
+    assert old.reranker == RerankerSpec(use="checksum", model="m", options={"dtype": "fp32"})
     with pytest.raises(ValidationError, match="at least k"):
         ConsistencyFilter.Options(k=10, depth=5)
 
@@ -164,9 +169,9 @@ def test_consistency_by_self_with_the_real_bi_encoder_trainer(dataset, tmp_path,
 
     base = tiny_bert(tmp_path / "bert")
     records = judged_records(dataset, 8)
-    options = ConsistencyFilter.Options(by="self", model=str(base), retriever="bm25s", depth=5, k=2,
-                                        trainer_options={"max_steps": 2, "batch_size": 4, "save_steps": 0},
-                                        reranker_options={"dtype": "fp32"})
+    options = ConsistencyFilter.Options(by="self", retriever="bm25s", depth=5, k=2, reranker={
+        "use": "bi-encoder", "dtype": "fp32"}, trainer={"use": "bi-encoder", "base_model": str(base), "max_steps": 2,
+                                                        "batch_size": 4, "save_steps": 0})
     ctx = make_ctx(dataset, tmp_path, fakes)
     decisions = ConsistencyFilter(options).apply(records, ctx)
     assert (ctx.dir / "consistency-self" / "model" / "config.json").is_file()

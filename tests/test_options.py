@@ -98,40 +98,43 @@ def test_recipe_refuses_num_negatives_that_differ_from_n_negatives(tmp_path):
 
 
 def test_consistency_refuses_trainer_num_negatives_other_than_negatives():
-    with pytest.raises(ValidationError, match="trainer_options.num_negatives = 1 but negatives = 3"):
-        options("filters", "consistency", by="self", negatives=3, trainer_options={"num_negatives": 1})
+    with pytest.raises(ValidationError, match="trainer: num_negatives = 1 but negatives = 3"):
+        options("filters", "consistency", by="self", negatives=3, trainer={"use": "bi-encoder", "num_negatives": 1})
     options("filters", "consistency", by="self", negatives=3)
-    with pytest.raises(ValidationError, match="trainer_options.base_model would be replaced by model"):
-        options("filters", "consistency", by="self", model="m", trainer_options={"base_model": "b"})
+    with pytest.raises(ValidationError, match="by = 'self' scores the self-trained model; remove reranker.model"):
+        options("filters", "consistency", by="self", reranker={"use": "bi-encoder", "model": "b"})
 
 
 # rows 3-6: options given to a nested component that it would ignore are refused
 
-@pytest.mark.parametrize("kind,name", [("miners", "bm25-negatives"), ("filters", "consistency")])
-def test_retriever_options_k_is_refused_where_depth_decides(kind, name):
-    with pytest.raises(ValidationError, match="retriever_options.k = 5 would be ignored.*set depth instead"):
-        options(kind, name, retriever_options={"k": 5})
+def test_retriever_options_k_is_refused_where_depth_decides():
+    with pytest.raises(ValidationError, match="k: would be ignored.*set depth instead"):
+        options("miners", "bm25-negatives", retriever={"use": "bm25", "k": 5})
+    with pytest.raises(ValidationError, match="k: would be ignored.*set depth instead"):
+        options("filters", "consistency", retriever={"use": "bm25", "k": 5})
 
 
-@pytest.mark.parametrize("key,value,expected", [
-    ("model", "other", "replaced by the filter's own option `model`"),
-    ("batch_size", 4, "replaced by the filter's own option `batch_size`"),
-    ("depth", 5, "configures the rerank stage"), ("interpolate", 0.5, "configures the rerank stage"),
-    ("fusion", "rrf", "configures the rerank stage"), ("rrf_k", 10, "configures the rerank stage"),
-    ("zero_shot_model", "x", "configures the rerank stage"), ("first_stage", "x", "configures the rerank stage")])
-def test_reranker_options_that_a_filter_would_drop_are_refused(key, value, expected):
-    with pytest.raises(ValidationError, match=expected):
-        options("filters", "reranker", reranker="cross-encoder", reranker_options={key: value})
-    if key != "depth":  # consistency: depth is its own option
-        with pytest.raises(ValidationError, match=expected):
-            options("filters", "consistency", by="reranker", model="m", reranker_options={key: value})
+STAGE_KEYS = [("depth", 5), ("interpolate", 0.5), ("fusion", "rrf"), ("rrf_k", 10), ("zero_shot_model", "x"),
+              ("first_stage", "x")]
+
+
+@pytest.mark.parametrize("key,value", STAGE_KEYS)
+def test_rerank_stage_keys_in_a_filter_reranker_are_refused(key, value):
+    with pytest.raises(ValidationError, match=f"{key}: configures the rerank stage"):
+        options("filters", "reranker", reranker={"use": "cross-encoder", "model": "m", key: value})
+
+
+@pytest.mark.parametrize("key,value", STAGE_KEYS)
+def test_rerank_stage_keys_in_the_consistency_reranker_are_refused(key, value):
+    with pytest.raises(ValidationError, match=f"{key}: configures the rerank stage"):
+        options("filters", "consistency", by="reranker", reranker={"use": "cross-encoder", "model": "m", key: value})
 
 
 def test_consistency_validates_its_retriever_when_the_recipe_loads(tmp_path):
     (error,) = recipe_errors(tmp_path, '[filter]\nuse = ["consistency"]\nretriever = "bm25x"\n')
-    assert error.key == "filter.consistency" and "unknown retriever 'bm25x'" in error.reason
-    with pytest.raises(ValidationError, match="retriever_options for 'bm25s'"):
-        options("filters", "consistency", retriever="bm25s", retriever_options={"k3": 1})
+    assert error.key == "filter.consistency.retriever.use" and "unknown retriever 'bm25x'" in error.reason
+    with pytest.raises(ValidationError, match="k3: unknown key of 'bm25s'"):
+        options("filters", "consistency", retriever={"use": "bm25s", "k3": 1})
 
 
 # row 7: train_layers freezes T5's shared embedding (and the head tied to it)
@@ -233,12 +236,13 @@ def test_filter_command_retrains_the_self_model_when_its_options_or_seed_change(
     monkeypatch.setattr(ConsistencyFilter, "train_self", fake_train)
     monkeypatch.setattr(ConsistencyFilter, "rerank", lambda self, records, bm25, model, ctx: {})
     base = ["by=self", "retriever=bm25s"]
-    for extra, seed in (([], 1), (["negatives=2"], 1), ([], 7), (["trainer_options={epochs = 2}"], 1)):
+    for extra, seed in (([], 1), (["negatives=2"], 1), ([], 7), (["trainer={use = 'bi-encoder', epochs = 2}"], 1)):
         filter_command(path, str(scifact_small), tmp_path / "run", "consistency", base + extra, seed)
     assert len(set(trained)) == 4
 
 
 def test_consistency_reuses_a_self_trained_model_only_with_the_same_key(scifact_small, tmp_path, monkeypatch):
+    from inparsx.context import ComponentContext
     from inparsx.filter.consistency import ConsistencyFilter
     from inparsx.pipeline import StageContext
 
@@ -256,12 +260,11 @@ def test_consistency_reuses_a_self_trained_model_only_with_the_same_key(scifact_
         def train(self, triples, out, ctx):
             Path(out).mkdir(parents=True, exist_ok=True)
 
-    class Registry:
-        def build(self, kind, name, opts):
-            built.append(opts)
-            return Miner() if kind == "miners" else Trainer()
+    def build(self, spec):
+        built.append(spec.options)
+        return Miner() if spec.kind == "miners" else Trainer()
 
-    monkeypatch.setattr("inparsx.filter.consistency.get_registry", lambda: Registry())
+    monkeypatch.setattr(ComponentContext, "build", build)
     first = ConsistencyFilter(ConsistencyFilter.Options(by="self", negatives=1, retriever="bm25s"))
     first.train_self([], ctx)
     first.train_self([], ctx)

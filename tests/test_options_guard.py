@@ -32,6 +32,7 @@ from inparsx.testing.fakes import ChecksumReranker
 from inparsx.testing.plugins import plugin_module, registered
 from inparsx.train.base import Trainer
 from inparsx.context import ComponentContext
+from inparsx.tune.judge import JudgeOptions
 
 
 @dataclass(frozen=True)
@@ -120,10 +121,9 @@ ESTIMATE_STAGE = {
 RETRIEVER_SPEED = {"threads": Reason(f"{SPEED_ONLY}: search threads"),
                    "batch_size": Reason(f"{SPEED_ONLY}: queries per search call")}
 
-CONSISTENCY_SELF = {"by": "self", "trainer": "recording", "model": None}
+CONSISTENCY_SELF = {"by": "self", "trainer": "recording", "reranker": {"use": "recording"}}
 
-TEACHER_MODEL = {"teacher": "reverse", "teacher_model": "m"}
-TEACHER = {"teacher": "recording", "teacher_model": "m"}
+TEACHER = {"teacher": {"use": "recording", "model": "m"}}
 """bm25-negatives with a teacher: the triples carry its scores (fused with BM25 by ``teacher_alpha``)."""
 
 ENDPOINT = {"api_base": "http://localhost:1"}
@@ -134,14 +134,15 @@ DSPY_SHARED = {
     "quantization": Vary("nf4")}
 """The ``dspy`` generator's options, which the ``dspy`` tuner has too (its program and LM are the generator's)."""
 
-CONSISTENCY_JUDGE = {"judge": "consistency"}
-JUDGE_SHARED = {
-    "judge": Vary("consistency"), "judge_reranker": Vary("reverse"), "judge_model": Vary("m2"),
-    "judge_options": Vary({"max_length": 64}), "judge_batch_size": Vary(4),
-    "judge_weight": Vary(0.9, {"judge": "mix"}), "depth": Vary(3, CONSISTENCY_JUDGE),
-    "retriever": Vary("bm25", CONSISTENCY_JUDGE), "retriever_options": Vary({"k1": 3.0, "b": 1.0}, CONSISTENCY_JUDGE)}
-JUDGE_SHARED = {key: Vary(p.value, p.base, artefact="judge") for key, p in JUDGE_SHARED.items()}
-"""The judge's options (``cpo`` and ``dspy`` tuners); their artefact is the judge's scores of synthetic queries."""
+CONSISTENCY_JUDGE = {"by": "consistency"}
+JUDGE_TABLE = {
+    "by": Vary("consistency"), "reranker": Vary({"use": "reverse", "model": "m"}),
+    "weight": Vary(0.9, {"by": "mix"}), "depth": Vary(3, CONSISTENCY_JUDGE),
+    "retriever": Vary({"use": "bm25", "k1": 3.0, "b": 1.0}, CONSISTENCY_JUDGE)}
+"""The fields of the ``[tune.judge]`` table (``cpo`` and ``dspy`` tuners), probed through the ``dspy`` tuner; the
+artefact is the judge's scores of synthetic queries."""
+JUDGE_SHARED = {"judge": Vary({"by": "consistency", "retriever": "bm25s", "depth": 8}, artefact="judge")}
+"""The tuners' ``judge`` table as a whole."""
 
 HF_PROMPTED = {
     "num_docs": Vary(3, artefact="stage"),
@@ -218,22 +219,21 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
         "name": Reason("which collection every stage reads: each test reads one (here a 30-query SciFact slice)"),
         "eval_split": Vary("train"), "eval_queries": Vary(5), "eval_queries_seed": Vary(2, {"eval_queries": 5})},
     ("tables", "stage"): {"seed": Vary(2)},
+    ("tables", "judge"): {key: Vary(p.value, p.base, artefact="judge") for key, p in JUDGE_TABLE.items()},
     ("filters", "length"): {"min_tokens": Vary(12), "max_tokens": Vary(8), "count_by": Vary("generated")},
     ("filters", "copied"): {"max_copied": Vary(0.5)},
     ("filters", "scores"): {"keep_top_k": Vary(3)},
-    ("filters", "reranker"): {"keep_top_k": Vary(3), "reranker": Vary("reverse"), "model": Vary("m2"),
-                              "batch_size": Vary(4), "reranker_options": Vary({"max_length": 64})},
+    ("filters", "reranker"): {"keep_top_k": Vary(3), "reranker": Vary({"use": "reverse", "model": "m"})},
+    ("specs", "filter-reranker"): {"use": Vary("reverse"), "model": Vary("m2"), "batch_size": Vary(4),
+                                   "max_length": Vary(64)},
     ("filters", "consistency"): {
-        "by": Vary("bm25"), "k": Vary(3), "depth": Vary(3), "retriever": Vary("bm25"),
-        "retriever_options": Vary({"k1": 3.0, "b": 1.0}), "reranker": Vary("reverse"), "model": Vary("m2"),
-        "reranker_options": Vary({"max_length": 64}), "batch_size": Vary(4),
-        "trainer": Vary("recording-b", CONSISTENCY_SELF), "trainer_options": Vary({"base_model": "b2"}, CONSISTENCY_SELF),
+        "by": Vary("bm25"), "k": Vary(3), "depth": Vary(3), "retriever": Vary({"use": "bm25", "k1": 3.0, "b": 1.0}),
+        "reranker": Vary({"use": "reverse", "model": "m"}),
+        "trainer": Vary({"use": "recording-b", "base_model": "b2"}, CONSISTENCY_SELF),
         "negatives": Vary(2, CONSISTENCY_SELF)},
     ("miners", "bm25-negatives"): {
-        "depth": Vary(3), "n_negatives": Vary(2), "retriever": Vary("bm25"),
-        "retriever_options": Vary({"k1": 3.0, "b": 1.0}),
-        "teacher": Vary("recording", TEACHER_MODEL), "teacher_model": Vary("m2", TEACHER),
-        "teacher_options": Vary({"max_length": 64}, TEACHER), "teacher_alpha": Vary(0.9, TEACHER),
+        "depth": Vary(3), "n_negatives": Vary(2), "retriever": Vary({"use": "bm25", "k1": 3.0, "b": 1.0}),
+        "teacher": Vary({"use": "reverse", "model": "m"}, TEACHER), "teacher_alpha": Vary(0.9, TEACHER),
         "chunk_size": Reason(f"{SPEED_ONLY}: each query draws its negatives with its own seeded generator, so "
                              "the triples do not depend on how queries are chunked")},
     ("trainers", "cross-encoder"): {**TRAINER_SHARED, "loss": Vary("lce"),
@@ -280,6 +280,9 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
 options of a stage itself (rerank: probed with the ``cross-encoder`` reranker; estimate: with ``bm25s`` and the
 checksum reranker)."""
 
+JUDGE = {"by": "reranker", "reranker": {"use": "recording", "model": "m"}, "retriever": "bm25s", "depth": 8}
+"""The tuners' judge in every probe of a tuner (a fake reranker)."""
+
 BASE: dict[tuple[str, str], dict[str, Any]] = {
     ("retrievers", "bm25"): {"k": 8},
     ("retrievers", "bm25s"): {"k": 8},
@@ -288,20 +291,21 @@ BASE: dict[tuple[str, str], dict[str, Any]] = {
     ("generators", "ict"): {"num_docs": 2},
     ("generators", "qrels"): {"num_queries": 6},
     ("tables", "dataset"): {"name": "beir:scifact"},
-    ("filters", "reranker"): {"reranker": "recording", "model": "m", "keep_top_k": 6},
-    ("filters", "consistency"): {"by": "reranker", "reranker": "recording", "model": "m", "retriever": "bm25s",
-                                 "depth": 8},
+    ("filters", "reranker"): {"reranker": {"use": "recording", "model": "m"}, "keep_top_k": 6},
+    ("filters", "consistency"): {"by": "reranker", "reranker": {"use": "recording", "model": "m"},
+                                 "retriever": "bm25s", "depth": 8},
     ("miners", "bm25-negatives"): {"retriever": "bm25s", "depth": 20},
+    ("specs", "filter-reranker"): {"use": "recording", "model": "m"},
+    ("tables", "judge"): {"by": "reranker", "reranker": {"use": "recording", "model": "m"}, "retriever": "bm25s",
+                          "depth": 8},
     ("trainers", "cross-encoder"): {"loss": "bce"},
     ("trainers", "bi-encoder"): {"batch_size": 2},
     ("trainers", "monot5"): {},
     ("evaluators", "ranx"): {},
     ("generators", "dspy"): {"model": "m", "num_docs": 2},
-    ("tuners", "dspy"): {"model": "m", "num_docs": 3, "judge_reranker": "recording", "judge_model": "m",
-                         "retriever": "bm25s", "depth": 8},
+    ("tuners", "dspy"): {"model": "m", "num_docs": 3, "judge": JUDGE},
     ("tuners", "cpo"): {"base_model": Model("base"), "generator": {"max_new_tokens": 4, "dtype": "fp32"},
-                        "n_docs": 2, "n_candidates": 2, "judge_reranker": "recording", "judge_model": "m",
-                        "retriever": "bm25s", "depth": 8, "precision": "fp32", "max_steps": 1, "batch_size": 2,
+                        "n_docs": 2, "n_candidates": 2, "judge": JUDGE, "precision": "fp32", "max_steps": 1, "batch_size": 2,
                         "lora_r": 2, "target_modules": ["q_proj", "v_proj"], "max_length": 64, "save_steps": 0},
     ("tuners", "path"): {"generator": {"model": "m"}, "train": {"use": "recording"}, "num_docs": 4, "n_gold": 3,
                          "breadth": 1, "rounds": 1},
@@ -321,6 +325,8 @@ def builtin_fields() -> set[tuple[str, str, str]]:
     stages = {("stages", stage, key) for stage in STAGE_OPTIONS for key in stage_options_model(stage).model_fields}
     stages |= {("tables", "dataset", key) for key in DatasetConfig.model_fields}
     stages |= {("tables", "stage", key) for key in StageKeys.model_fields}
+    stages |= {("tables", "judge", key) for key in JudgeOptions.model_fields}
+    stages |= {("specs", "filter-reranker", key) for key in TABLE[("specs", "filter-reranker")]}  # probes only
     return stages | {(kind, name, key) for kind, entries in registry.entries.items() for name, entry in entries.items()
                      if entry.package == "inparsx" for key in entry.cls.Options.model_fields}
 
@@ -839,7 +845,7 @@ def tuned(env: Env, name: str, options: dict, artefact: str):
     tuner = build("tuners", name, options)
     ctx = ComponentContext(env.dataset, env.folder())
     if artefact == "judge":
-        scores = judge_records(synthetic_records(env), tuner.options, ctx)
+        scores = judge_records(synthetic_records(env), tuner.options.judge, ctx)
         return {k: round(v, 6) for k, v in scores.items()}, list(RecordingChecksum.loaded)
     return {"cpo": cpo_tuned, "dspy": dspy_tuned, "path": path_tuned}[name](env, tuner, ctx, artefact)
 
@@ -877,6 +883,21 @@ ARTEFACTS: dict[str, Callable] = {"retrievers": retriever_run, "generators": gen
                                       estimated(env, options, which) if stage == "estimate"
                                       else reranked(env, "cross-encoder", options, which))}
 FAMILY = {("generators", "hf"): "llama", ("generators", "vllm"): "llama", ("tuners", "cpo"): "llama", ("trainers", "monot5"): "t5", ("rerankers", "monot5"): "t5"}
+
+
+def spec_probe(env: Env, name: str, options: dict, which: str):
+    """``specs/filter-reranker``: the ``reranker`` filter's decisions with ``options`` as its reranker's table."""
+    return filtered(env, "reranker", {**BASE[("filters", "reranker")], "reranker": options}, which)
+
+
+def judge_probe(env: Env, name: str, options: dict, which: str):
+    """``tables/judge``: the ``dspy`` tuner's judge scores with ``options`` as its ``[tune.judge]`` table."""
+    return tuned(env, "dspy", {**BASE[("tuners", "dspy")], "judge": options}, "judge")
+
+
+ARTEFACTS["specs"] = spec_probe
+ARTEFACTS["tables"] = lambda env, name, options, which: (judge_probe(env, name, options, which) if name == "judge"
+                                                         else dataset_seen(env, name, options, which))
 
 
 def base_options(kind: str, name: str) -> dict:

@@ -43,7 +43,7 @@ def test_components_declare_the_models_they_load():
     assert refs == [
         ("tune", "base_model", "meta-llama/Llama-3.1-8B-Instruct", "generator (candidates)"),
         ("tune", "base_model", "meta-llama/Llama-3.1-8B-Instruct", "trained (LoRA)"),
-        ("tune", "judge_model", "sentence-transformers/all-mpnet-base-v2", "judge"),
+        ("tune", "judge.reranker.model", "sentence-transformers/all-mpnet-base-v2", "judge"),
         ("generate", "model", "@tune", "generator"),
         ("train", "base_model", "cross-encoder/ms-marco-MiniLM-L-12-v2", "trained"),
         ("rerank", "model", "@train", "reranker"),

@@ -54,7 +54,8 @@ def test_paper_recipes_use_the_published_reranker_settings(name: str):
 def test_inpars_v2_filters_with_monot5_3b_top_10k():
     recipe = load_recipe(Path(RECIPES[0].parent, "scifact-inpars-v2.toml"))
     reranker = dict(recipe.stages["filter"].components)["reranker"]
-    assert (reranker.reranker, reranker.model, reranker.keep_top_k) == ("monot5", "castorini/monot5-3b-msmarco-10k", 10000)
+    assert (reranker.reranker.use, reranker.reranker.model, reranker.keep_top_k) == (
+        "monot5", "castorini/monot5-3b-msmarco-10k", 10000)
     assert dict(recipe.stages["generate"].components)["hf"].prompt == "inpars-gbq"
 
 
@@ -71,7 +72,7 @@ def test_cpo_recipes_use_the_inpars_plus_cpo_settings(name: str):
     cpo = recipe.stages["tune"].components[0][1]
     assert (cpo.lora_r, cpo.lora_alpha, cpo.beta, cpo.cpo_alpha, cpo.loss_type) == (16, 16, 0.1, 1.0, "sigmoid")
     assert set(cpo.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
-    assert (cpo.judge, cpo.judge_weight, cpo.eval_docs) == ("mix", 0.5, 200)
+    assert (cpo.judge.by, cpo.judge.weight, cpo.judge.depth, cpo.eval_docs) == ("mix", 0.5, 100, 200)
     use = "vllm" if name == "scifact-cpo-cpu" else "hf"  # the CPU recipe generates with vLLM for CPU
     assert dict(recipe.stages["generate"].components)[use].model == "@tune"
     if name == "scifact-cpo-cpu":
@@ -106,7 +107,7 @@ def test_inpars_cpu_runs_the_real_smollm2_with_the_inpars_filter_and_marginmse()
     assert (generate.model, generate.prompt, generate.do_sample) == ("HuggingFaceTB/SmolLM2-135M-Instruct", "inpars", False)
     assert recipe.stages["filter"].use == ["copied", "scores"]
     triples = dict(recipe.stages["triples"].components)["bm25-negatives"]
-    assert triples.teacher == "bi-encoder" and dict(recipe.stages["train"].components)["bi-encoder"].loss == "margin-mse"
+    assert triples.teacher.use == "bi-encoder" and dict(recipe.stages["train"].components)["bi-encoder"].loss == "margin-mse"
     rerank = recipe.stages["rerank"].settings
     assert rerank.zero_shot_model and "ict" in rerank.compare_models
 

@@ -107,7 +107,7 @@ def test_negatives_are_spread_over_the_whole_depth(small, records, tmp_path):
 
 
 def test_bm25s_can_rank_the_candidates(small, records, tmp_path):
-    triples = mine(small, records[:10], tmp_path, retriever="bm25s", retriever_options={"k1": 1.2})
+    triples = mine(small, records[:10], tmp_path, retriever={"use": "bm25s", "k1": 1.2})
     assert len(triples) == 10 and all(t.pos_id not in t.neg_ids for t in triples)
 
 
@@ -189,7 +189,7 @@ def test_teacher_scores_rank_as_the_rerank_interpolation_in_model_units():
 
 
 def test_teacher_scores_every_triple_over_its_bm25_candidates(small, records, tmp_path):
-    triples = mine(small, records[:8], tmp_path, depth=30, teacher="checksum", teacher_model="zs",
+    triples = mine(small, records[:8], tmp_path, depth=30, teacher={"use": "checksum", "model": "zs"},
                    teacher_alpha=0.4)
     assert len(triples) == 8 and all(t.pos_score is not None and len(t.neg_scores) == 1 for t in triples)
     docs = small.docs()
@@ -203,12 +203,15 @@ def test_teacher_scores_every_triple_over_its_bm25_candidates(small, records, tm
 
 
 def test_unknown_teacher_or_teacher_option_is_rejected():
-    with pytest.raises(ValidationError, match="teacher_options for 'checksum'"):
-        Bm25Negatives.Options(teacher="checksum", teacher_model="m", teacher_options={"depht": 3})
-    with pytest.raises(ValidationError, match="nope"):
-        Bm25Negatives.Options(teacher="nope", teacher_model="m")
-    with pytest.raises(ValidationError, match="go together"):
-        Bm25Negatives.Options(teacher="checksum")
+    with pytest.raises(ValidationError, match="depht: unknown key of 'checksum'"):
+        Bm25Negatives.Options(teacher={"use": "checksum", "model": "m", "depht": 3})
+    with pytest.raises(ValidationError, match="use: unknown reranker 'nope'"):
+        Bm25Negatives.Options(teacher={"use": "nope", "model": "m"})
+    with pytest.raises(ValidationError, match="teacher: needs model"):
+        Bm25Negatives.Options(teacher={"use": "checksum"})
+    with pytest.warns(FutureWarning, match=r"teacher, teacher_model, teacher_options: the old spelling of \[triples.teacher\]"):
+        old = Bm25Negatives.Options(teacher="checksum", teacher_model="m", teacher_options={"max_length": 9})
+    assert old.teacher == Bm25Negatives.Options(teacher={"use": "checksum", "model": "m", "max_length": 9}).teacher
 
 
 def test_stage_without_queries_names_the_missing_stage(small, tmp_path):
@@ -235,10 +238,10 @@ def test_options_are_validated_against_the_retriever():
     with pytest.raises(ValidationError, match="unknown retriever 'bm52'"):
         Bm25Negatives.Options(retriever="bm52")
     with pytest.raises(ValidationError, match="fields"):
-        Bm25Negatives.Options(retriever_options={"fields": "titles"})
+        Bm25Negatives.Options(retriever={"use": "bm25", "fields": "titles"})
     with pytest.raises(ValidationError):
         Bm25Negatives.Options(n_negatives=0)
-    assert Bm25Negatives.Options(retriever_options={"fields": "multifield"}).depth == 1000
+    assert Bm25Negatives.Options(retriever={"use": "bm25", "fields": "multifield"}).depth == 1000
 
 
 def two_positive_query(small: BeirFolderDataset) -> tuple[str, str, str]:
@@ -272,7 +275,7 @@ def test_the_teacher_does_not_score_the_other_positives(small, tmp_path):
     query, one, two = two_positive_query(small)
     told = [SyntheticQuery(query_id="a", doc_id=one, query=query, extra={"judged_relevant": [two]})]
     ChecksumReranker.reset()
-    triples = mine(small, told, tmp_path, depth=10, teacher="checksum", teacher_model="zs")
+    triples = mine(small, told, tmp_path, depth=10, teacher={"use": "checksum", "model": "zs"})
     docs = small.docs()
     hits = open_retriever("bm25", {}, small).search({"a": query}, 10)["a"]
     assert two in hits

@@ -24,11 +24,7 @@ generator = {{ max_new_tokens = 6, max_doc_tokens = 32, dtype = "fp32", batch_si
 n_docs = 5
 n_candidates = 3
 eval_docs = 2
-judge = "mix"
-judge_model = "{bert}"
-judge_options = {{ max_length = 48, dtype = "fp32" }}
-retriever = "bm25s"
-depth = 20
+judge = {{ by = "mix", depth = 20, retriever = "bm25s", reranker = {{ use = "cross-encoder", model = "{bert}", max_length = 48, dtype = "fp32" }} }}
 lora_r = 4
 lora_alpha = 8
 lora_dropout = 0.0
@@ -81,9 +77,9 @@ def test_options_refuse_what_the_tuner_sets():
     from inparsx.tune.cpo import CPOOptions
 
     with pytest.raises(ValueError, match="num_queries_per_doc are set by the tuner"):
-        CPOOptions(base_model="m", judge="consistency", generator={"num_queries_per_doc": 2})
-    with pytest.raises(ValueError, match="needs judge_model"):
-        CPOOptions(base_model="m")
+        CPOOptions(base_model="m", judge={"by": "consistency"}, generator={"num_queries_per_doc": 2})
+    with pytest.raises(ValueError, match="by = 'reranker' needs a reranker and its model"):
+        CPOOptions(base_model="m", judge={})
 
 
 def test_cpo_round_trip(tmp_path, scifact_small, tiny):
@@ -129,7 +125,7 @@ def test_qlora_on_an_nf4_base_trains_and_merges_into_a_full_precision_model(tmp_
     from inparsx.context import ComponentContext
     from inparsx.tune.cpo import CPOOptions, CPOTuner, save_merged
 
-    options = CPOOptions(base_model=tiny["llama"], judge="consistency", quantization="nf4", precision="fp32",
+    options = CPOOptions(base_model=tiny["llama"], judge={"by": "consistency"}, quantization="nf4", precision="fp32",
                          lora_r=2, target_modules=["q_proj", "v_proj"], max_steps=1, batch_size=2,
                          learning_rate=0.05, max_length=64, generator={"dtype": "fp32"})
     prompt = "Document: cells grow\nRelevant Query:"

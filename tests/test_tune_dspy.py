@@ -27,9 +27,7 @@ model = "scripted"
 optimizer = "{optimizer}"
 optimizer_options = {options}
 num_docs = 4
-judge = "consistency"
-retriever = "bm25s"
-depth = 10
+judge = {{ by = "consistency", retriever = "bm25s", depth = 10 }}
 [generate]
 use = "dspy"
 model = "scripted"
@@ -111,6 +109,6 @@ def test_bootstrapping_keeps_only_demos_the_judge_accepts():
     assert metric(example, answer("[[ ## query ## ]] x"), trace=[]) is False
     assert metric(example, answer(""), trace=[]) is False
     assert metric(example, answer("weak query")) == 0.2 and metric(example, answer("ZMYND11\n\nx")) == 0.0
-    opts = dspy_tuner.DSPyTunerOptions(model="m", judge="consistency", retriever="bm25s")
+    opts = dspy_tuner.DSPyTunerOptions(model="m", judge={"by": "consistency", "retriever": "bm25s"})
     assert dspy_tuner.demo_threshold(opts) == 0.5
     assert dspy_tuner.demo_threshold(opts.model_copy(update={"demo_threshold": 0.1})) == 0.1

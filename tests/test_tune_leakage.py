@@ -31,10 +31,7 @@ generator = {{ max_new_tokens = 4, max_doc_tokens = 16, dtype = "fp32", prompt =
 n_docs = 3
 n_candidates = 2
 eval_docs = 1
-judge = "mix"
-judge_model = "{bert}"
-judge_options = {{ max_length = 32, dtype = "fp32" }}
-retriever = "bm25s"
+judge = {{ by = "mix", retriever = "bm25s", reranker = {{ use = "cross-encoder", model = "{bert}", max_length = 32, dtype = "fp32" }} }}
 lora_r = 2
 target_modules = ["q_proj"]
 precision = "fp32"
@@ -45,10 +42,7 @@ max_length = 1024
 model = "scripted"
 optimizer = "BootstrapFewShot"
 num_docs = 3
-judge = "mix"
-judge_model = "{bert}"
-judge_options = {{ max_length = 32, dtype = "fp32" }}
-retriever = "bm25s"
+judge = {{ by = "mix", retriever = "bm25s", reranker = {{ use = "cross-encoder", model = "{bert}", max_length = 32, dtype = "fp32" }} }}
 """,
     "path": """use = "path"
 generator = {{ model = "{llama}", max_new_tokens = 4, max_doc_tokens = 16, dtype = "fp32", prompt = "promptagator", template = "promptagator-scifact", n_fewshot = 1 }}

@@ -1,104 +1,69 @@
 """``reranker``: keep the synthetic queries that a pretrained reranker finds most relevant to their source
 document (InPars-v2, Jeronymo et al. 2023: the top 10,000 of 100,000 by ``castorini/monot5-3b-msmarco-10k``'s
 P(true)). Scores are appended to ``<stage dir>/reranker-scores.jsonl`` batch by batch, so an interrupted
-filter resumes without rescoring."""
+filter resumes without rescoring.
+
+The scoring itself is :mod:`inparsx.scoring` (``build_reranker``, ``score_records`` and ``records_digest`` are
+still importable from here)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, model_validator
 
 from inparsx.filter.base import Decision, Filter
 from inparsx.filter.rules import MISSING_SOURCE, top_k_decisions
 from inparsx.io import ResumableJsonl
-from inparsx.plugins import Options, get_registry, registry_from
-from inparsx.progress import progress_task
+from inparsx.plugins import Options
 from inparsx.records import SyntheticQuery
-from inparsx.rerank.base import check_scorer_options
+from inparsx.scoring import build_reranker, load_scorer, records_digest, score_records, scorer_models
+from inparsx.rerank.spec import RerankerSpec
+from inparsx.specs import fold_legacy
 
 if TYPE_CHECKING:
     from inparsx.context import ComponentContext
     from inparsx.models import ModelRef
-    from inparsx.rerank.base import Reranker
 
+__all__ = ["RerankerFilter", "RerankerFilterOptions", "build_reranker", "records_digest", "score_records"]
 
 FILTER_OWN = {"model": "model", "batch_size": "batch_size"}
-"""``reranker_options`` keys that a model-based filter sets from its own options (see
+"""Old spelling: the ``reranker_options`` keys that the filter set from its own options (read by
 :func:`inparsx.rerank.base.check_scorer_options`)."""
 
-
-def records_digest(records: Sequence[SyntheticQuery]) -> str:
-    """sha256 (16 hex digits) of the records' ids, documents and query texts: part of a filter's resume key, so
-    that scores saved for other queries (a rerun of ``inparsx filter`` on another file) are never reused."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for r in records:
-        digest.update(f"{r.query_id}\t{r.doc_id}\t{r.query}\n".encode())
-    return digest.hexdigest()[:16]
-
-
-def build_reranker(name: str, model: str, batch_size: int, options: dict[str, Any], ctx: "ComponentContext") -> "Reranker":
-    """A loaded reranker (``model`` may be ``@stage``), told the corpus so it can cache per document; the device
-    and precision it runs with are printed.
-
-    Raises:
-        InparsxError: the model cannot be loaded (named).
-
-    ``options``: the reranker's own options (``reranker_options``), without ``batch_size``, which is given apart.
-    """
-    from inparsx.models import loading
-    from inparsx.precision import describe, precision_name
-
-    reranker = get_registry().build("rerankers", name, {**options, "batch_size": batch_size})
-    with loading(f"{name} model", model):
-        reranker.load(ctx.resolve_model(model))
-    if reranker.device is not None:
-        ctx.log(f"{ctx.stage or 'scoring'}: {name} {model} on "
-                f"{describe(reranker.device, reranker.options.dtype, precision_name(reranker.dtype))}")
-    reranker.use_corpus(ctx.dataset.fingerprint())
-    return reranker
+DEFAULT_RERANKER = {"use": "monot5", "model": "castorini/monot5-3b-msmarco-10k", "batch_size": 16}
+"""InPars-v2's reranker: monoT5-3B (MS MARCO 10k steps), 16 pairs per forward pass."""
 
 
 class RerankerFilterOptions(Options):
-    """``reranker`` filter options. ``keep_top_k``: queries kept (InPars-v2: 10,000). ``reranker``: a
-    registered reranker (``monot5``, ``cross-encoder``...). ``model``: its checkpoint (default InPars-v2's).
-    ``batch_size``: pairs per forward pass. ``reranker_options``: more of that reranker's options, e.g.
-    ``{dtype = "bf16", max_length = 512}``; ``model`` and ``batch_size`` are the filter's own keys, and the
-    rerank stage's keys (``depth``, ``interpolate``...) are refused: a filter only scores pairs."""
+    """``reranker`` filter options. ``keep_top_k``: queries kept (InPars-v2: 10,000). ``reranker``
+    (``[filter.reranker.reranker]``): a registered reranker (``monot5``, ``cross-encoder``...), its ``model``
+    and its options, e.g. ``{use = "monot5", model = "castorini/monot5-3b-msmarco-10k", batch_size = 16,
+    dtype = "bf16", max_length = 512}`` (the default: InPars-v2's, :data:`DEFAULT_RERANKER`). The rerank stage's
+    keys (``depth``, ``interpolate``...) are refused: a filter only scores pairs.
 
+    The old spelling (``reranker = "<name>"``, ``model``, ``batch_size``, ``reranker_options`` at the filter's
+    top level) is still read, with a deprecation warning; its defaults are InPars-v2's."""
+
+    legacy_keys: ClassVar[tuple[str, ...]] = ("model", "batch_size", "reranker_options")
     keep_top_k: int = Field(10_000, ge=1)
-    reranker: str = "monot5"
-    model: str = "castorini/monot5-3b-msmarco-10k"
-    batch_size: int = Field(16, ge=1)
-    reranker_options: dict[str, Any] = Field(default_factory=dict)
+    reranker: RerankerSpec = Field(default_factory=lambda: RerankerSpec.model_construct(
+        use=DEFAULT_RERANKER["use"], model=DEFAULT_RERANKER["model"], options={"batch_size": 16}))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_spelling(cls, data: Any) -> Any:
+        """``reranker``/``model``/``batch_size``/``reranker_options`` -> the ``reranker`` table."""
+        return fold_legacy(data, "reranker", {"reranker": "use", "model": "model", "batch_size": "batch_size",
+                                              "reranker_options": "*"},
+                           "[filter.reranker.reranker]", defaults=DEFAULT_RERANKER, lone_is_old=True)
 
     @model_validator(mode="after")
-    def _check(self, info: ValidationInfo) -> "RerankerFilterOptions":
-        check_scorer_options(self.reranker, self.reranker_options, FILTER_OWN, registry=registry_from(info))
+    def _model(self) -> "RerankerFilterOptions":
+        if self.reranker.model is None:
+            raise ValueError("reranker: needs model (the reranker's checkpoint)")
         return self
-
-
-def score_records(reranker: "Reranker", records: Sequence[SyntheticQuery], docs: dict[str, str],
-                  store: ResumableJsonl, meta: dict[str, Any], description: str) -> dict[str, float]:
-    """The reranker score of each record's (query, source document), by query_id; resumable through ``store``
-    (``{"qid", "score"}`` lines after a ``meta`` line)."""
-    from inparsx.rerank.reranking import resume_records
-
-    scores = {r["qid"]: r["score"] for r in resume_records(store, meta)}
-    pending = [r for r in records if r.query_id not in scores]
-    size = max(256, reranker.options.batch_size * 8)
-    with progress_task(description, len(pending), "pairs") as (progress, task):
-        for start in range(0, len(pending), size):
-            chunk = pending[start:start + size]
-            values = reranker.score([r.query for r in chunk], [docs[r.doc_id] for r in chunk])
-            store.append({"qid": r.query_id, "score": float(v)} for r, v in zip(chunk, values))
-            scores.update((r.query_id, float(v)) for r, v in zip(chunk, values))
-            progress.advance(task, len(chunk))
-    store.finish()
-    return scores
 
 
 class RerankerFilter(Filter):
@@ -108,25 +73,22 @@ class RerankerFilter(Filter):
     Options: ClassVar[type[RerankerFilterOptions]] = RerankerFilterOptions
 
     def models(self) -> list["ModelRef"]:
-        """``model``, as the ``reranker`` loads it."""
-        from inparsx.rerank.base import scorer_model_ref
-
-        opts = self.options
-        return scorer_model_ref(opts.reranker, opts.reranker_options, opts.model, "model", "filter reranker")
+        """``reranker.model``, as the ``reranker`` loads it."""
+        return scorer_models(self.options.reranker, "reranker.model", "filter reranker")
 
     def apply(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> list[Decision]:
         opts = self.options
         docs = {d.doc_id: d.full_text for d in ctx.dataset.get_docs({r.doc_id for r in records}).values()}
         present = [r for r in records if r.doc_id in docs]
-        reranker = build_reranker(opts.reranker, opts.model, opts.batch_size, opts.reranker_options, ctx)
-        meta = {"filter": self.name, "reranker": opts.reranker, "model": opts.model, **opts.reranker_options,
-                "records": records_digest(present), "key": ctx.cache_key}
+        reranker = load_scorer(opts.reranker, ctx)
+        meta = {"filter": self.name, "reranker": opts.reranker.model_dump(), "records": records_digest(present),
+                "key": ctx.cache_key}
         try:
             scores = score_records(reranker, present, docs, ResumableJsonl(ctx.dir / "reranker-scores.jsonl"), meta,
-                                   f"filter: {opts.reranker}")
+                                   f"filter: {opts.reranker.use}")
         finally:
             reranker.unload()
         ranked = top_k_decisions([scores[r.query_id] for r in present], [r.query_id for r in present],
-                                 opts.keep_top_k, f"{opts.reranker} score")
+                                 opts.keep_top_k, f"{opts.reranker.use} score")
         by_id = {r.query_id: d for r, d in zip(present, ranked)}
         return [by_id.get(r.query_id, Decision(False, MISSING_SOURCE)) for r in records]

@@ -103,6 +103,9 @@ def check_scorer_options(name: str, options: dict, own: dict[str, str], what: st
     """Validate ``reranker`` and ``reranker_options`` of a component that uses the reranker only to score pairs
     (the ``reranker`` and ``consistency`` filters, the tuners' judge, the triples teacher) when the recipe loads.
 
+    The check of an untyped name/options pair, kept for plugins; the built-in components declare a typed spec
+    instead (:class:`inparsx.rerank.spec.RerankerSpec`, :class:`inparsx.specs.RetrieverSpec`), which checks itself.
+
     Args:
         name: the reranker's registered name.
         options: the ``reranker_options`` given (the reranker's own ``Options`` keys).

@@ -57,6 +57,9 @@ def check_retriever(name: str, options: dict, registry: Registry | None = None) 
     """Validate ``retriever`` and ``retriever_options`` of a component that searches with a retriever of its own
     (``bm25-negatives``, the ``consistency`` filter) when the recipe loads.
 
+    The check of an untyped name/options pair, kept for plugins; the built-in components declare a
+    :class:`inparsx.specs.RetrieverSpec` instead, which checks itself.
+
     ``k`` is refused: such a component searches as deep as its own ``depth`` option says, so ``k`` would be
     ignored.
 

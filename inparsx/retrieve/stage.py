@@ -19,17 +19,9 @@ if TYPE_CHECKING:
 
 
 def open_retriever(name: str, options: Mapping[str, Any] | None, dataset: Dataset) -> Retriever:
-    """A retriever ready to ``search`` ``dataset``: built from the registry and indexed (cached index reused).
-
-    Args:
-        name: a registered retriever (``bm25``, ``bm25s``, or a plugin's).
-        options: that retriever's options (its ``Options`` model's keys), e.g. ``{"fields": "multifield"}``.
-        dataset: the collection to search.
-
-    Raises:
-        PluginError: an unknown retriever name (the available ones are listed).
-        pydantic.ValidationError: options the retriever's ``Options`` model rejects.
-    """
+    """The old import path of :func:`inparsx.retrieval.open_retriever` (kept for plugins and tests): a retriever
+    built from the process-wide registry and indexed over ``dataset``; errors as there. Components open the
+    retriever of a :class:`~inparsx.specs.RetrieverSpec` with :func:`inparsx.retrieval.open_spec`."""
     retriever = get_registry().build("retrievers", name, dict(options or {}))
     retriever.index(dataset)
     return retriever

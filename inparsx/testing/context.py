@@ -13,11 +13,13 @@ from pathlib import Path
 
 from inparsx.context import ComponentContext
 from inparsx.datasets.base import Dataset
+from inparsx.plugins import Registry
 
 
 def component_context(dataset: Dataset | str | Path, *, seed: int = 1, eval_split: str = "test",
                       work_dir: str | Path | None = None, outputs: Mapping[str, str | Path] | None = None,
-                      run_name: str = "", stage: str = "", cache_key: str = "") -> ComponentContext:
+                      run_name: str = "", stage: str = "", cache_key: str = "",
+                      registry: Registry | None = None) -> ComponentContext:
     """A :class:`~inparsx.context.ComponentContext` over ``dataset``, as the pipeline would build it.
 
     Args:
@@ -31,6 +33,7 @@ def component_context(dataset: Dataset | str | Path, *, seed: int = 1, eval_spli
         run_name: the run's name (a recipe's name), e.g. for a model card.
         stage: the stage named in messages.
         cache_key: the key the runner would hand the component (its caches are keyed by it).
+        registry: the registry ``ctx.build(spec)`` builds from (default: the process-wide one).
     """
     if not isinstance(dataset, Dataset):
         from inparsx.datasets.beir import BeirFolderDataset
@@ -39,4 +42,4 @@ def component_context(dataset: Dataset | str | Path, *, seed: int = 1, eval_spli
     folder = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="inparsx-work-"))
     folder.mkdir(parents=True, exist_ok=True)
     return ComponentContext(dataset, folder, seed, eval_split, {k: Path(v) for k, v in (outputs or {}).items()},
-                            run_name=run_name, stage=stage, cache_key=cache_key)
+                            run_name=run_name, stage=stage, cache_key=cache_key, registry=registry)

@@ -11,7 +11,7 @@ is removed from the pool, with any document whose text is identical to one of th
 corpus). A record's ``positive_text`` (the ``ict`` document without its query sentence) is the triple's
 positive text; otherwise the whole source document is.
 
-With a ``teacher`` (a registered reranker, e.g. the zero-shot bi-encoder), every triple also carries teacher
+With a ``teacher`` (``[triples.teacher]``: a registered reranker, e.g. the zero-shot bi-encoder), every triple also carries teacher
 scores for its positive and negatives, for MarginMSE training (GPL, Wang et al. 2022, labels its triples with a
 cross-encoder). The teacher is the fusion the rerank stage uses, the model interpolated with BM25 at
 ``teacher_alpha``, expressed in the model's own units (see :func:`teacher_scores`), over the positive and the
@@ -28,14 +28,18 @@ import random
 from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, model_validator
 
 from inparsx.errors import InparsxError
-from inparsx.plugins import Options, registry_from
-from inparsx.rerank.base import check_scorer_options
+from inparsx.plugins import Options
 from inparsx.progress import progress_task
 from inparsx.records import Document, SyntheticQuery
-from inparsx.retrieve.base import check_retriever
+from inparsx.retrieval import open_spec
+from inparsx.scoring import load_scorer, scorer_models
+from inparsx.rerank.spec import RerankerSpec
+from inparsx.specs import RetrieverSpec, default_retriever, fold_legacy
+
+__all__ = ["Bm25Negatives", "Bm25NegativesOptions", "default_retriever", "draw_negatives", "teacher_scores"]
 from inparsx.triples.base import Miner, Triple
 
 if TYPE_CHECKING:
@@ -47,36 +51,41 @@ class Bm25NegativesOptions(Options):
     """Options of ``bm25-negatives``.
 
     ``depth``: BM25 candidates per query to draw from (InPars: 1000). ``n_negatives``: negatives per triple.
-    ``retriever``: the registered retriever that ranks the candidates (default ``bm25``, Lucene).
-    ``retriever_options``: that retriever's options, e.g. ``{fields = "multifield", k1 = 1.2}`` (not ``k``:
-    the search depth is ``depth``).
-    ``chunk_size``: queries searched at a time (bounds memory: ``chunk_size * depth`` scores).
-    ``teacher``: a registered reranker that scores each triple (``None``: no scores). ``teacher_model``: its
-    checkpoint (hub id, folder or ``@stage``). ``teacher_options``: its other options, e.g.
-    ``{max_length = 128, dtype = "fp32"}``. ``teacher_alpha``: weight of the teacher model against BM25, as the rerank stage's ``interpolate``.
+    ``retriever`` (``[triples.retriever]``): the registered retriever that ranks the candidates and its options,
+    e.g. ``{use = "bm25", fields = "multifield", k1 = 1.2}`` (default ``bm25``, Lucene; not ``k``: the search
+    depth is ``depth``). ``chunk_size``: queries searched at a time (bounds memory: ``chunk_size * depth``
+    scores). ``teacher`` (``[triples.teacher]``): a registered reranker that scores each triple, its
+    ``model`` (hub id, folder or ``@stage``) and its other options, e.g. ``{use = "bi-encoder", model = "...",
+    max_length = 128}`` (``None``: no scores). ``teacher_alpha``: weight of the teacher model against BM25, as
+    the rerank stage's ``interpolate``.
+
+    The old spelling (``retriever_options``; ``teacher``, ``teacher_model``, ``teacher_options``) is still read,
+    with a deprecation warning.
     """
 
+    legacy_keys: ClassVar[tuple[str, ...]] = ("retriever_options", "teacher_model", "teacher_options")
     depth: int = Field(1000, ge=1)
     n_negatives: int = Field(1, ge=1)
-    retriever: str = "bm25"
-    retriever_options: dict[str, Any] = Field(default_factory=dict)
+    retriever: RetrieverSpec = Field(default_factory=default_retriever)
     chunk_size: int = Field(1000, ge=1)
-    teacher: str | None = None
-    teacher_model: str | None = None
-    teacher_options: dict[str, Any] = Field(default_factory=dict)
+    teacher: RerankerSpec | None = None
     teacher_alpha: float = Field(0.5, gt=0.0, le=1.0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _old_spelling(cls, data: Any) -> Any:
+        """``retriever``/``retriever_options`` and ``teacher``/``teacher_model``/``teacher_options`` -> the
+        ``retriever`` and ``teacher`` tables."""
+        data = fold_legacy(data, "retriever", {"retriever": "use", "retriever_options": "*"}, "[triples.retriever]",
+                           defaults={"use": "bm25"})
+        return fold_legacy(data, "teacher", {"teacher": "use", "teacher_model": "model", "teacher_options": "*"},
+                           "[triples.teacher]")
+
     @model_validator(mode="after")
-    def _check_plugins(self, info: ValidationInfo) -> "Bm25NegativesOptions":
-        """Reject an unknown retriever or teacher, options they do not take, or ``retriever_options.k`` (the
-        depth is ``depth``), when the recipe is validated."""
-        registry = registry_from(info)
-        check_retriever(self.retriever, self.retriever_options, registry)
-        if (self.teacher is None) != (self.teacher_model is None):
-            raise ValueError("teacher and teacher_model go together (a reranker name and its checkpoint)")
-        if self.teacher is not None:
-            check_scorer_options(self.teacher, self.teacher_options, {"model": "teacher_model"},
-                                 "teacher_options", "miner", registry)
+    def _teacher_model(self) -> "Bm25NegativesOptions":
+        """A teacher needs the checkpoint it scores with."""
+        if self.teacher is not None and self.teacher.model is None:
+            raise ValueError("teacher: needs model (the teacher reranker's checkpoint), e.g. model = \"@train\"")
         return self
 
 
@@ -156,13 +165,10 @@ class Bm25Negatives(Miner):
     options: Bm25NegativesOptions
 
     def models(self) -> list["ModelRef"]:
-        """``teacher_model``, as the ``teacher`` reranker loads it (none without a teacher)."""
-        from inparsx.rerank.base import scorer_model_ref
-
-        opts = self.options
-        if opts.teacher is None or opts.teacher_model is None:
+        """``teacher.model``, as the ``teacher`` reranker loads it (none without a teacher)."""
+        if self.options.teacher is None:
             return []
-        return scorer_model_ref(opts.teacher, opts.teacher_options, opts.teacher_model, "teacher_model", "teacher")
+        return scorer_models(self.options.teacher, "teacher.model", "teacher")
 
     def mine(self, queries: Sequence[SyntheticQuery], ctx: "ComponentContext") -> Iterator[Triple]:
         """One triple per query whose BM25 list holds at least one document not relevant to it (see
@@ -175,12 +181,10 @@ class Bm25Negatives(Miner):
         Raises:
             InparsxError: a record names a document that is not in the corpus.
         """
-        from inparsx.retrieve.stage import open_retriever
-
         docs = ctx.dataset.docs()
         _check_positives(queries, docs, ctx.dataset.name)
-        retriever = open_retriever(self.options.retriever, self.options.retriever_options, ctx.dataset)
-        teacher = self._teacher(ctx)
+        retriever = open_spec(self.options.retriever, ctx)
+        teacher = load_scorer(self.options.teacher, ctx) if self.options.teacher is not None else None
         relevant = relevant_documents(queries)
         size = self.options.chunk_size
         try:
@@ -196,16 +200,6 @@ class Bm25Negatives(Miner):
         finally:
             if teacher is not None:
                 teacher.unload()
-
-    def _teacher(self, ctx: "ComponentContext") -> Any:
-        """The loaded teacher reranker, or ``None`` without one."""
-        from inparsx.filter.reranker_filter import build_reranker
-
-        opts = self.options
-        if opts.teacher is None:
-            return None
-        options = {k: v for k, v in opts.teacher_options.items() if k != "batch_size"}
-        return build_reranker(opts.teacher, opts.teacher_model, opts.teacher_options.get("batch_size", 32), options, ctx)
 
     def _scored(self, triples: list[Triple], run: dict[str, dict[str, float]], docs: dict[str, Document],
                 teacher: Any, relevant: dict[str, set[str]], group: int = 64) -> Iterator[Triple]:

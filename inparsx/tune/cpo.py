@@ -37,7 +37,7 @@ from inparsx.precision import AUTO_DESCRIPTION
 from inparsx.models import saveable_model
 from inparsx.records import SyntheticQuery
 from inparsx.tune.base import Tuner
-from inparsx.tune.judge import JudgeOptions, judge_records
+from inparsx.tune.judge import JudgedOptions, judge_models, judge_records
 
 if TYPE_CHECKING:
     from inparsx.generate.prompted import PromptedGenerator
@@ -64,14 +64,15 @@ ADAPTER_DONE = "adapter.done.json"
 """``tune/adapter.done.json``: the key the saved adapter was trained under, and its training metrics."""
 
 
-class CPOOptions(JudgeOptions):
+class CPOOptions(JudgedOptions):
     """``[tune] use = "cpo"``.
 
     ``base_model``: the generator to tune (hub id or folder). ``generator``: more generator options for the
     prompt and decoding (``prompt``, ``n_fewshot``, ``max_new_tokens``, ``dtype``...), the same as the
     ``[generate]`` table should carry, and ``use``: the generator that samples, ``"hf"`` (default) or
     ``"vllm"``. ``n_docs`` corpus documents x ``n_candidates`` sampled queries
-    (``temperature``, ``top_p``). Judge options: :class:`~inparsx.tune.judge.JudgeOptions`. ``min_margin``:
+    (``temperature``, ``top_p``). ``judge``: the ``[tune.judge]`` table, :class:`~inparsx.tune.judge.JudgeOptions`
+    (its ``depth`` is the judge's BM25 depth). ``min_margin``:
     pairs whose best-minus-worst score is lower are dropped. LoRA: ``lora_r``, ``lora_alpha``,
     ``lora_dropout``, ``target_modules``; ``quantization = "nf4"`` trains on a 4-bit base (QLoRA).
     ``precision``: ``auto`` (the one rule of ``inparsx.precision``: bf16 where the device computes it
@@ -188,7 +189,6 @@ class CPOTuner(Tuner):
         from dataclasses import replace
 
         from inparsx.models import ModelRef
-        from inparsx.tune.judge import judge_models
 
         opts = self.options
         sampler = replace(self.generator().models()[0], option="base_model", role="generator (candidates)")
@@ -196,7 +196,7 @@ class CPOTuner(Tuner):
         trained = ModelRef("base_model", opts.base_model, "trained (LoRA)", dtype=dtype,
                            quantization=opts.quantization, training="lora", lora_r=opts.lora_r,
                            lora_targets=tuple(opts.target_modules), output=True)
-        return [sampler, trained, *judge_models(opts)]
+        return [sampler, trained, *judge_models(opts.judge)]
 
     def tune(self, ctx: "ComponentContext") -> Path:
         """Run the whole tuner; every step resumes from its file (candidates, judge scores, checkpoints, the
@@ -209,7 +209,7 @@ class CPOTuner(Tuner):
         docs = _sample(ctx, opts.n_docs + opts.eval_docs)
         train_docs, held_out = docs[:opts.n_docs], docs[opts.n_docs:]
         candidates = self.sample_candidates(ctx, train_docs)
-        scores = judge_records(candidates, opts, ctx, ctx.dir / "judge-scores.jsonl")
+        scores = judge_records(candidates, opts.judge, ctx, ctx.dir / "judge-scores.jsonl")
         pairs = build_pairs(candidates, scores, opts.min_margin, stop=self.stop())
         write_jsonl(ctx.dir / "pairs.jsonl", pairs)
         ctx.log(f"cpo: {len(pairs)} preference pairs from {len(train_docs)} documents "
@@ -363,14 +363,14 @@ class CPOTuner(Tuner):
         from inparsx.generate.stage import generate_queries
         from inparsx.artifacts import read_synthetic_queries
 
-        result: dict[str, Any] = {"documents": len(docs), "judge": self.options.judge}
+        result: dict[str, Any] = {"documents": len(docs), "judge": self.options.judge.by}
         for name, model in (("before", self.options.base_model), ("after", tuned)):
             path = ctx.dir / f"query-eval-{name}.jsonl"
             greedy = self.generator(model=model, do_sample=False, num_queries_per_doc=1, temperature=1.0, top_p=1.0)
             if not path.is_file():
                 generate_queries(ctx, greedy, path, docs=docs)
             records = read_synthetic_queries(path)
-            scores = judge_records(records, self.options, ctx, ctx.dir / f"query-eval-{name}-scores.jsonl")
+            scores = judge_records(records, self.options.judge, ctx, ctx.dir / f"query-eval-{name}-scores.jsonl")
             result[name] = sum(scores.values()) / len(scores) if scores else None
         write_json(ctx.dir / QUERY_EVAL.file, result)
         ctx.log(f"cpo: judge mean on {len(docs)} held-out documents, greedy: before {result['before']:.4f}, "

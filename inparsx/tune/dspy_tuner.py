@@ -24,7 +24,7 @@ from inparsx.errors import InparsxError
 from inparsx.generate.dspy_generator import DSPyGenerator, DSPyOptions, truncate_words
 from inparsx.records import SyntheticQuery
 from inparsx.tune.base import Tuner
-from inparsx.tune.judge import Judge, JudgeOptions
+from inparsx.tune.judge import Judge, JudgedOptions, judge_models
 
 if TYPE_CHECKING:
     from inparsx.context import ComponentContext
@@ -33,9 +33,10 @@ if TYPE_CHECKING:
 OPTIMIZERS = ("BootstrapFewShot", "MIPROv2", "COPRO")
 
 
-class DSPyTunerOptions(DSPyOptions, JudgeOptions):
+class DSPyTunerOptions(DSPyOptions, JudgedOptions):
     """``[tune] use = "dspy"``: the ``dspy`` generator's options (``model``, ``api_base``, ``module``...;
-    ``num_docs`` is the number of train-split examples drawn), the judge's options (the metric), and:
+    ``num_docs`` is the number of train-split examples drawn), ``judge`` (the metric: the ``[tune.judge]`` table,
+    :class:`~inparsx.tune.judge.JudgeOptions`), and:
     ``optimizer`` (``BootstrapFewShot`` | ``MIPROv2`` | ``COPRO``), ``optimizer_options`` (keyword arguments
     of its constructor, e.g. ``{max_bootstrapped_demos = 4}``, ``{auto = "light"}``, ``{breadth = 4,
     depth = 2}``), ``compile_options`` (of its ``compile``), ``split`` (where examples come from),
@@ -45,7 +46,7 @@ class DSPyTunerOptions(DSPyOptions, JudgeOptions):
     optimizer: Literal["BootstrapFewShot", "MIPROv2", "COPRO"] = "BootstrapFewShot"
     demo_threshold: float | None = Field(None, description=(
         "the judge score a program's own trace needs to become a demonstration while the optimiser bootstraps "
-        "(BootstrapFewShot, MIPROv2); None: 0 for judge = 'reranker' (a logit: P(relevant) >= 0.5), 0.5 for "
+        "(BootstrapFewShot, MIPROv2); None: 0 for judge.by = 'reranker' (a logit: P(relevant) >= 0.5), 0.5 for "
         "'consistency' (the source document ranked first or second by BM25) and 'mix'"))
     optimizer_options: dict[str, Any] = Field(default_factory=dict)
     compile_options: dict[str, Any] = Field(default_factory=dict)
@@ -63,11 +64,9 @@ class DSPyTuner(Tuner):
     def models(self) -> list["ModelRef"]:
         """The program's language model (as the ``dspy`` generator loads it; none with ``api_base``) and the
         judge's reranker model."""
-        from inparsx.tune.judge import judge_models
-
         opts = self.options
         generator = DSPyGenerator(DSPyOptions(**{k: getattr(opts, k) for k in DSPyOptions.model_fields}))
-        return [*generator.models(), *judge_models(opts)]
+        return [*generator.models(), *judge_models(opts.judge)]
 
     def tune(self, ctx: "ComponentContext") -> Path:
         """Compile and save ``tune/program.json``.
@@ -80,11 +79,11 @@ class DSPyTuner(Tuner):
         opts = self.options
         examples = train_examples(ctx, opts.split, opts.num_docs, opts.max_doc_words)
         generator = DSPyGenerator(DSPyOptions(**{k: getattr(opts, k) for k in DSPyOptions.model_fields}))
-        judge = Judge(opts, ctx)
+        judge = Judge(opts.judge, ctx)
         optimizer = getattr(dspy, opts.optimizer)(metric=judge_metric(judge, demo_threshold(opts)),
                                                   **opts.optimizer_options)
         ctx.log(f"dspy: compiling a {opts.module} with {opts.optimizer} on {len(examples)} {opts.split} "
-                f"examples, metric: {opts.judge}")
+                f"examples, metric: the judge by {opts.judge.by}")
         try:
             with dspy.context(lm=generator.lm(ctx)):
                 compiled = optimizer.compile(generator.program(ctx), trainset=examples, **opts.compile_options)
@@ -124,7 +123,7 @@ def demo_threshold(options: DSPyTunerOptions) -> float:
     """``options.demo_threshold``, else the judge's default (:data:`DEMO_THRESHOLDS`)."""
     if options.demo_threshold is not None:
         return options.demo_threshold
-    return DEMO_THRESHOLDS[options.judge]
+    return DEMO_THRESHOLDS[options.judge.by]
 
 
 def judge_metric(judge: Judge, threshold: float) -> Any:
