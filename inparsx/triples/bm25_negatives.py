@@ -53,7 +53,8 @@ class Bm25NegativesOptions(Options):
     ``chunk_size``: queries searched at a time (bounds memory: ``chunk_size * depth`` scores).
     ``teacher``: a registered reranker that scores each triple (``None``: no scores). ``teacher_model``: its
     checkpoint (hub id, folder or ``@stage``). ``teacher_options``: its other options, e.g.
-    ``{max_length = 128, dtype = "fp32"}``. ``teacher_alpha``: weight of the teacher model against BM25, as the rerank stage's ``interpolate``.
+    ``{max_length = 128, dtype = "fp32"}``. ``teacher_alpha``: weight of the teacher model against BM25, as the
+    rerank stage's ``interpolate``.
     """
 
     depth: int = Field(1000, ge=1)
