@@ -83,6 +83,7 @@ format:
 lint:
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/python -m mypy
 
 clean:
 	rm -rf $(VENV) runs

@@ -12,7 +12,7 @@ import warnings
 import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import pluggy
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo
@@ -55,7 +55,7 @@ def base_class(kind: str) -> type:
     import importlib
 
     module, _, name = BASES[kind].partition(":")
-    return getattr(importlib.import_module(module), name)
+    return cast(type, getattr(importlib.import_module(module), name))
 
 
 class Options(BaseModel):
@@ -74,13 +74,19 @@ class StageOptions(Options):
         return []
 
 
+_Options = Options  # the base class, for annotations inside classes whose ``Options`` attribute shadows it
+
+
 class Component:
     """The contract every registered component follows: a unique ``name``, an ``Options`` model, ``cls(options)``."""
 
     name: ClassVar[str] = ""
-    Options: ClassVar[type[Options]] = Options
+    Options: ClassVar[type[_Options]] = _Options
+    options: Any
+    """The validated options: an instance of this class's ``Options``. Typed ``Any`` because no annotation can
+    name "the ``Options`` of the subclass"; a component may narrow it with ``options: Options`` in its body."""
 
-    def __init__(self, options: Options | None = None):
+    def __init__(self, options: _Options | None = None) -> None:
         self.options = options if options is not None else self.Options()
 
     def models(self) -> list["ModelRef"]:
@@ -98,7 +104,7 @@ class Entry:
 
     kind: str
     name: str
-    cls: type
+    cls: type[Any]
     package: str
     version: str
 
@@ -111,7 +117,7 @@ class Registry:
             does not extend its kind's base class (:data:`BASES`).
     """
 
-    def __init__(self, pm: pluggy.PluginManager):
+    def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
         self.entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
         self.failures: dict[str, str] = dict(getattr(pm, "inparsx_failures", {}))
@@ -141,7 +147,7 @@ class Registry:
         """Sorted names of the components of ``kind``."""
         return sorted(self.entries[kind])
 
-    def get(self, kind: str, name: str) -> type:
+    def get(self, kind: str, name: str) -> type[Any]:
         """The class registered as ``name`` in ``kind``.
 
         Raises:
@@ -250,6 +256,8 @@ def get_plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
 
 def _load_entrypoints(pm: pluggy.PluginManager) -> None:
     """Register every entry point of group ``inparsx``, one by one, remembering each one's distribution."""
+    failures: dict[str, str] = pm.inparsx_failures  # type: ignore[attr-defined]
+    dists: dict[str, tuple[str, str]] = pm.inparsx_dists  # type: ignore[attr-defined]
     for entry in importlib.metadata.entry_points(group="inparsx"):
         if pm.get_plugin(entry.name) is not None or pm.is_blocked(entry.name):
             continue
@@ -258,11 +266,11 @@ def _load_entrypoints(pm: pluggy.PluginManager) -> None:
         try:
             plugin = entry.load()
         except Exception as exc:  # a broken third-party plugin must not break the CLI
-            pm.inparsx_failures[entry.name] = f"{package} {version}: {type(exc).__name__}: {exc}"
+            failures[entry.name] = f"{package} {version}: {type(exc).__name__}: {exc}"
             warnings.warn(f"inparsx plugin {entry.name!r} ({package} {version}) failed to load: {exc}", stacklevel=2)
             continue
         pm.register(plugin, name=entry.name)
-        pm.inparsx_dists[entry.name] = (package, version)
+        dists[entry.name] = (package, version)
 
 
 _REGISTRY: Registry | None = None
