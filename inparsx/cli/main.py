@@ -30,8 +30,7 @@ def run(recipe: Annotated[Path, typer.Argument(help="The recipe TOML file.")],
         run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Output folder (default runs/<recipe name>).")] = None,
         from_stage: Annotated[Optional[str], typer.Option("--from", help="Re-run from this stage on, even if finished.")] = None,
         to_stage: Annotated[Optional[str], typer.Option("--to", help="Stop after this stage.")] = None,
-        store: Annotated[Optional[Path], typer.Option("--store", help="A shared stage store: stages another run computed with the same fingerprint are copied "
-                                   "from it, stages run here are added to it.")] = None,
+        store: Annotated[Optional[Path], typer.Option("--store", help="A shared stage store: stages another run computed with the same fingerprint are copied from it, stages run here are added to it.")] = None,
         ) -> None:
     """Run a recipe: every stage in pipeline order, skipping those already done."""
     from inparsx.pipeline import run_recipe
