@@ -193,7 +193,8 @@ def main() -> None:
               f"load average at start {os.getloadavg()[0]:.1f}"
               + ("" if "hf bf16" in sides else " (no bf16 side: pass --bf16 to run it anyway)"), flush=True)
         limits = {"fp32": matmul_limit(torch.float32), "bf16": matmul_limit(torch.bfloat16)}
-        print(f"matmul limit (1024 x 1024, this run): fp32 {limits['fp32']:.1f} GFLOP/s, bf16 {limits['bf16']:.1f} GFLOP/s")
+        print(f"matmul limit (1024 x 1024, this run): fp32 {limits['fp32']:.1f} GFLOP/s, "
+              f"bf16 {limits['bf16']:.1f} GFLOP/s")
         for name, (gen, gen_ctx) in sides.items():
             if name.startswith("hf"):
                 achieved = prefill_gflops(gen, gen_ctx, docs[:args.batch_size])

@@ -22,7 +22,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from inparsx.artifacts import MODEL, Artifact  # MODEL: declared there, importable here too
+from inparsx.artifacts import MODEL as MODEL  # declared there, importable here too (an explicit re-export)
+from inparsx.artifacts import Artifact
 from inparsx.errors import InparsxError
 
 if TYPE_CHECKING:

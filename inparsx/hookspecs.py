@@ -7,56 +7,65 @@ and base classes are declared in :data:`inparsx.stages.COMPONENT_KINDS` (``tests
 every kind has its hook here).
 """
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import pluggy
+
+if TYPE_CHECKING:
+    import typer
 
 hookspec = pluggy.HookspecMarker("inparsx")
 
+Register = Callable[[type], None]
+"""The callback each hook receives: ``register(cls)`` adds component class ``cls`` to the host's registry."""
+
 
 @hookspec
-def register_datasets(register):
+def register_datasets(register: Register) -> None:
     """Register dataset loaders (a name scheme such as ``beir`` or ``irds``)."""
 
 
 @hookspec
-def register_retrievers(register):
+def register_retrievers(register: Register) -> None:
     """Register first-stage retrievers (the ``retrieve`` stage; also used to mine negatives)."""
 
 
 @hookspec
-def register_tuners(register):
+def register_tuners(register: Register) -> None:
     """Register generator tuners (the ``tune`` stage: CPO fine-tuning, DSPy prompt optimisation)."""
 
 
 @hookspec
-def register_generators(register):
+def register_generators(register: Register) -> None:
     """Register synthetic-query generators (the ``generate`` stage)."""
 
 
 @hookspec
-def register_filters(register):
+def register_filters(register: Register) -> None:
     """Register synthetic-query filters (the ``filter`` stage)."""
 
 
 @hookspec
-def register_miners(register):
+def register_miners(register: Register) -> None:
     """Register negative miners that build training triples (the ``triples`` stage)."""
 
 
 @hookspec
-def register_trainers(register):
+def register_trainers(register: Register) -> None:
     """Register reranker trainers (the ``train`` stage)."""
 
 
 @hookspec
-def register_rerankers(register):
+def register_rerankers(register: Register) -> None:
     """Register rerankers (the ``rerank`` stage)."""
 
 
 @hookspec
-def register_evaluators(register):
+def register_evaluators(register: Register) -> None:
     """Register evaluators (the ``evaluate`` stage)."""
 
 
 @hookspec
-def register_commands(app):
+def register_commands(app: "typer.Typer") -> None:
     """Add commands to the Typer ``app`` of the ``inparsx`` CLI."""

@@ -13,7 +13,7 @@ import importlib.metadata
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import pluggy
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo
@@ -34,7 +34,7 @@ BASES: dict[str, str] = {kind.name: kind.base for kind in COMPONENT_KINDS}
 
 def base_class(kind: str) -> type:
     """The base class of ``kind`` (imported on first use; base modules import nothing heavy)."""
-    return pkgutil.resolve_name(BASES[kind])
+    return cast(type, pkgutil.resolve_name(BASES[kind]))
 
 
 class Options(BaseModel):
@@ -57,13 +57,19 @@ class StageOptions(Options):
         return []
 
 
+_Options = Options  # the base class, for annotations inside classes whose ``Options`` attribute shadows it
+
+
 class Component:
     """The contract every registered component follows: a unique ``name``, an ``Options`` model, ``cls(options)``."""
 
     name: ClassVar[str] = ""
-    Options: ClassVar[type[Options]] = Options
+    Options: ClassVar[type[_Options]] = _Options
+    options: Any
+    """The validated options: an instance of this class's ``Options``. Typed ``Any`` because no annotation can
+    name "the ``Options`` of the subclass"; a component may narrow it with ``options: Options`` in its body."""
 
-    def __init__(self, options: Options | None = None):
+    def __init__(self, options: _Options | None = None) -> None:
         self.options = options if options is not None else self.Options()
 
     def models(self) -> list["ModelRef"]:
@@ -81,7 +87,7 @@ class Entry:
 
     kind: str
     name: str
-    cls: type
+    cls: type[Any]
     package: str
     version: str
 
@@ -96,7 +102,7 @@ class Registry:
             kind, component, key and stage).
     """
 
-    def __init__(self, pm: pluggy.PluginManager):
+    def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
         self.entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
         self.failures: dict[str, str] = dict(getattr(pm, "inparsx_failures", {}))
@@ -129,7 +135,7 @@ class Registry:
         """Sorted names of the components of ``kind``."""
         return sorted(self.entries[kind])
 
-    def get(self, kind: str, name: str) -> type:
+    def get(self, kind: str, name: str) -> type[Any]:
         """The class registered as ``name`` in ``kind``.
 
         Raises:
@@ -238,6 +244,8 @@ def get_plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
 
 def _load_entrypoints(pm: pluggy.PluginManager) -> None:
     """Register every entry point of group ``inparsx``, one by one, remembering each one's distribution."""
+    failures: dict[str, str] = pm.inparsx_failures  # type: ignore[attr-defined]
+    dists: dict[str, tuple[str, str]] = pm.inparsx_dists  # type: ignore[attr-defined]
     for entry in importlib.metadata.entry_points(group="inparsx"):
         if pm.get_plugin(entry.name) is not None or pm.is_blocked(entry.name):
             continue
@@ -246,11 +254,11 @@ def _load_entrypoints(pm: pluggy.PluginManager) -> None:
         try:
             plugin = entry.load()
         except Exception as exc:  # a broken third-party plugin must not break the CLI
-            pm.inparsx_failures[entry.name] = f"{package} {version}: {type(exc).__name__}: {exc}"
+            failures[entry.name] = f"{package} {version}: {type(exc).__name__}: {exc}"
             warnings.warn(f"inparsx plugin {entry.name!r} ({package} {version}) failed to load: {exc}", stacklevel=2)
             continue
         pm.register(plugin, name=entry.name)
-        pm.inparsx_dists[entry.name] = (package, version)
+        dists[entry.name] = (package, version)
 
 
 _REGISTRY: Registry | None = None

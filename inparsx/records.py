@@ -103,9 +103,9 @@ class SyntheticQuery:
         Raises:
             KeyError: when ``doc_id`` or ``query`` is missing.
         """
-        known = {k: data[k] for k in cls.__slots__ if k in data}  # type: ignore[attr-defined]
+        known = {k: data[k] for k in cls.__slots__ if k in data}
         extra = dict(known.pop("extra", {}) or {})
-        extra.update({k: v for k, v in data.items() if k not in cls.__slots__})  # type: ignore[attr-defined]
+        extra.update({k: v for k, v in data.items() if k not in cls.__slots__})
         known.setdefault("query_id", f"{data['doc_id']}-0")
         return cls(doc_id=str(data["doc_id"]), query=data["query"], extra=extra,
                    **{k: v for k, v in known.items() if k not in ("doc_id", "query")})

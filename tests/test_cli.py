@@ -27,9 +27,9 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("args", [["--help"], ["plugins"], ["plugins", "--json"]])
 def test_fast_commands_import_no_heavy_library(args):
-    code = ("import sys\nsys.argv = ['inparsx', *%r]\nfrom inparsx.cli.main import main\n"
+    code = (f"import sys\nsys.argv = ['inparsx', *{args!r}]\nfrom inparsx.cli.main import main\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print('HEAVY=' + ','.join(m for m in %r if m in sys.modules), file=sys.stderr)" % (args, HEAVY))
+            f"print('HEAVY=' + ','.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)")
     began = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     elapsed = time.perf_counter() - began

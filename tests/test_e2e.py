@@ -146,11 +146,13 @@ def test_dspy(scifact_small, tmp_path, tiny, scripted_dspy):
 
 
 def test_path(scifact_small, tmp_path, tiny, scripted_dspy):
-    inner = [f"tune.generator={{model='{tiny['llama']}', prompt='inpars-gbq', max_new_tokens=6, max_doc_tokens=32, dtype='fp32'}}",
+    inner = [f"tune.generator={{model='{tiny['llama']}', prompt='inpars-gbq', "
+             "max_new_tokens=6, max_doc_tokens=32, dtype='fp32'}",
              "tune.num_docs=6", "tune.n_gold=3", "tune.breadth=1", "tune.depth=1",
              "tune.retrieve={use='bm25', k=10}", "tune.filter={use=['length'], min_tokens=0}",
              "tune.triples={use='bm25-negatives', depth=10}",
-             f"tune.train={{use='cross-encoder', base_model='{tiny['bert']}', max_steps=1, batch_size=4, max_length=64, save_steps=0}}",
+             f"tune.train={{use='cross-encoder', base_model='{tiny['bert']}', max_steps=1, batch_size=4, "
+             "max_length=64, save_steps=0}",
              "tune.rerank={use='cross-encoder', model='@train', depth=5, max_length=64, dtype='fp32'}"]
     metrics = run("scifact-path", scifact_small, tmp_path,
                   [*inner, f"generate.model={tiny['llama']}", "filter.keep_top_k=20", *FILTER_RERANKER(tiny['t5']),
@@ -167,7 +169,8 @@ def test_path_cpu(scifact_small, tmp_path, tiny, monkeypatch):
     replies = iter(["Improved instruction: Ask what a biologist would ask.", '"Name the finding as a question."'])
     monkeypatch.setattr(DSPyGenerator, "lm", lambda self, ctx: lambda prompt: [next(replies)])  # plain proposer
     bert = tiny["bert"]
-    inner = [f"tune.generator={{model='{tiny['llama']}', prompt='inpars', max_new_tokens=6, max_doc_tokens=32, dtype='fp32'}}",
+    inner = [f"tune.generator={{model='{tiny['llama']}', prompt='inpars', "
+             "max_new_tokens=6, max_doc_tokens=32, dtype='fp32'}",
              "tune.num_docs=6", "tune.n_gold=3", "tune.retrieve={use='bm25', fields='flat', k=10}",
              "tune.filter={use=['length'], min_tokens=0}", "tune.triples={use='bm25-negatives', depth=10}",
              f"tune.train={{use='bi-encoder', base_model='{bert}', max_steps=1, batch_size=4, max_length=64, save_steps=0}}",

@@ -36,7 +36,7 @@ def test_held_out_documents_are_drawn_with_the_seed_and_hidden_from_training(sci
     judged = {d for docs in training.qrels("train").values() for d in docs}
     assert judged and not judged & set(holdout.doc_ids) and set(training.queries("train")) == set(training.qrels("train"))
     with pytest.raises(InparsxError, match=r"\[estimate\] docs = 500: .* has 2\d\d documents; hold out fewer"):
-        Holdout(dataset, 500, seed=1).doc_ids
+        _ = Holdout(dataset, 500, seed=1).doc_ids
 
 
 def test_an_estimate_needs_generate_and_rerank_and_a_deep_enough_first_stage(tmp_path):

@@ -149,8 +149,8 @@ def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     (["retrieve", "--out", "x.trec"], "k1", "error: --set: k1: expected dotted.key=value"),
     (["generate", "--use", "ict"], "num_docs", "error: --set: num_docs: expected dotted.key=value"),
     (["rerank", "--model", "m", "--out", "x.trec", "--run", "r.trec"], "first_stage=x",
-     "error: --set: first_stage=x: first_stage is not a --set option of this command: the command reranks the run "
-     "given with --run"),
+     "error: --set: first_stage=x: first_stage is not a --set option of this command: "
+     "the command reranks the run given with --run"),
     (["train", "--triples", "t.jsonl", "--out", "m"], "rerank.depth=3",
      "error: --set: rerank.depth=3: a key of [rerank]; this command runs only [train]"),
     (["retrieve", "--out", "x.trec"], "k1=high", "error: inparsx retrieve: retrieve.k1: Input should be a valid number"),

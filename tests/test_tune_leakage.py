@@ -37,7 +37,7 @@ target_modules = ["q_proj"]
 precision = "fp32"
 max_steps = 1
 max_length = 1024
-""",
+""",  # noqa: E501 (a TOML inline table is one line)
     "dspy": """use = "dspy"
 model = "scripted"
 optimizer = "BootstrapFewShot"
@@ -55,7 +55,7 @@ retrieve = {{ use = "bm25s", k = 10 }}
 triples = {{ use = "bm25-negatives", depth = 10, retriever = "bm25s" }}
 train = {{ use = "cross-encoder", base_model = "{bert}", max_steps = 1, batch_size = 2, max_length = 32, save_steps = 0 }}
 rerank = {{ use = "cross-encoder", model = "@train", depth = 3, max_length = 32, dtype = "fp32" }}
-""",
+""",  # noqa: E501 (a TOML inline table is one line)
 }
 
 
@@ -85,7 +85,8 @@ def test_no_tuner_reads_the_evaluated_split(tuner, tmp_path, scifact_small, tiny
 
     answer = {"reasoning": "r", "query": "What is the role of cells?", "proposed_instruction": "Ask about cells.",
               "proposed_prefix_for_output_field": "Q:"}
-    monkeypatch.setattr(DSPyGenerator, "lm", lambda self, ctx, _lm=DummyLM([answer] * 200): _lm)
+    scripted = DummyLM([answer] * 200)
+    monkeypatch.setattr(DSPyGenerator, "lm", lambda self, ctx: scripted)
     monkeypatch.setattr(DSPyGenerator, "models", lambda self: [])  # the scripted LM loads no model
     path = tmp_path / "r.toml"
     path.write_text(HEAD.format(data=scifact_small) + TUNERS[tuner].format(**tiny))

@@ -39,7 +39,7 @@ num_docs = 2
 max_new_tokens = 4
 max_doc_tokens = 32
 dtype = "fp32"
-"""
+"""  # noqa: E501 (a TOML inline table is one line)
 
 # LM-written text may hold what rich reads as markup ("[/b]": a closing tag with no opening one)
 PROPOSALS = [{"proposed_instruction": "Ask what a biologist would ask.", "proposed_prefix_for_output_field": "Q:"},

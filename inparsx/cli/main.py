@@ -61,8 +61,10 @@ def sweep(spec: Annotated[Path, typer.Argument(help="A sweep file (with a \\[swe
 
 @app.command()
 def validate(recipe: Annotated[Path, typer.Argument(help="The recipe TOML file (or a sweep file).")], set_: SetOption = None,
-             check: Annotated[bool, typer.Option("--check", help="Also run the pre-flight check: every model found, missing or gated; its memory against this machine's GPUs or RAM; generation time on a CPU. Loads no weights.")] = False,
-             run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="With --check: the run directory whose finished stages' models count as found (default runs/<recipe name>).")] = None,
+             check: Annotated[bool, typer.Option("--check", help="Also run the pre-flight check: every model found, missing or gated; its memory "
+                                   "against this machine's GPUs or RAM; generation time on a CPU. Loads no weights.")] = False,
+             run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="With --check: the run directory whose finished stages' models count as found "
+                                   "(default runs/<recipe name>).")] = None,
              ) -> None:
     """Check a recipe (keys, types, plugin names) without loading any model or data; with --check, also
     whether its models can be loaded here and fit in memory (exit code 2 when not). A sweep file: every run's

@@ -286,7 +286,9 @@ def resolve_dataset(spec: str) -> Dataset:
     registry = get_registry()
     scheme, sep, rest = spec.partition(":")
     if sep and scheme in registry.entries["datasets"]:
-        return registry.build("datasets", scheme).load(rest)
+        loader: DatasetLoader = registry.build("datasets", scheme)
+        return loader.load(rest)
     if Path(spec).exists() or not sep:
-        return registry.build("datasets", "folder").load(spec)
+        folder: DatasetLoader = registry.build("datasets", "folder")
+        return folder.load(spec)
     raise InparsxError(f"dataset {spec!r}: " + unknown_name_message("datasets", scheme, registry.names("datasets")))

@@ -83,7 +83,8 @@ class BeirFolderDataset(Dataset):
             return sum(1 for line in handle if line.strip())
 
     def check(self) -> CheckReport:
-        """Check every file of the folder, naming file, line and id (:func:`~inparsx.datasets.check.check_beir_folder`)."""
+        """Check every file of the folder, naming file, line and id
+        (:func:`~inparsx.datasets.check.check_beir_folder`)."""
         return check_beir_folder(self.root, self.name)
 
     def fingerprint(self) -> str:

@@ -13,7 +13,8 @@ class EstimateStageOptions(Options):
 
     ``docs``: documents held out of training, drawn with the stage's seed (the recipe's unless ``[estimate]``
     pins its own) before any stage runs; the training stages (tune, generate's sample, triples, train) never
-    see them, and the recipe's generator and filters write and clean their synthetic queries. ``metrics``: what is measured on those queries, each
+    see them, and the recipe's generator and filters write and clean their synthetic queries. ``metrics``: what is
+    measured on those queries, each
     query's only relevant document being the one it was written from (default MRR@10). ``positive_text``:
     rank a held-out document as its queries' ``positive_text`` when they carry one (the ``ict`` generator's
     document without the query sentence, what training used as the positive), so that no query is found by

@@ -16,7 +16,8 @@ the one it was written from:
    paired test of each run against the first stage and of the trained model against the zero-shot one.
 
 The filters see the held-out queries with the training ones (a model filter scores them too); only the
-training of the final model (triples, train) never does. It needs no labels, so a collection of documents alone gets it, and a recipe with labels reports it beside the
+training of the final model (triples, train) never does. It needs no labels, so a collection of documents alone gets
+it, and a recipe with labels reports it beside the
 real metrics (which is how to learn how far it can be trusted on a collection). It is an estimate: the queries
 are the generator's, not users', so it measures how well the model finds a document from the kind of query it
 was trained on.

@@ -36,8 +36,8 @@ class EvaluatorOptions(Options):
 
     @field_validator("metrics", mode="before")
     @classmethod
-    def _canonical(cls, value: object) -> list[str]:
-        return canonical_metrics(value if isinstance(value, str) else list(value))  # type: ignore[arg-type]
+    def _canonical(cls, value: Any) -> list[str]:
+        return canonical_metrics(value if isinstance(value, str) else list(value))
 
 
 class Evaluator(Component):

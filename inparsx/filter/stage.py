@@ -92,7 +92,8 @@ def drop_warning(name: str, seen: Sequence[SyntheticQuery], kept: int, reasons: 
         return ""
     why = ", ".join(f"{reason} ({count})" for reason, count in reasons.most_common(3))
     head = (f"filter {name!r} dropped all {len(seen)} synthetic queries it saw" if not kept else
-            f"filter {name!r} dropped {dropped} of the {len(seen)} synthetic queries it saw ({dropped / len(seen):.0%})")
+            f"filter {name!r} dropped {dropped} of the {len(seen)} synthetic queries it saw "
+            f"({dropped / len(seen):.0%})")
     hint = ""
     if name == "copied" and all((r.generator or "").startswith("ict") for r in seen):
         hint = ("; ICT queries are sentences of their own documents, so 'copied' drops them by design: leave it "

@@ -131,7 +131,8 @@ def _run(generator: "Generator", docs: list[Document], ctx: "ComponentContext", 
          show: bool, label: str | None = None) -> tuple[int, float]:
     """Generate and append batch by batch, with a progress bar (``label``, default ``generate (<name>)``) of
     docs/s and ETA, plus queries/s and generated tokens/s measured from the end of the first batch (so that
-    model loading does not count). Returns the records written and the seconds the bar measured (:func:`inparsx.progress.measured`), so the docs/s of
+    model loading does not count). Returns the records written and the seconds the bar measured
+    (:func:`inparsx.progress.measured`), so the docs/s of
     ``queries.stats.json`` is the bar's."""
     written, first = 0, None
     if not docs:

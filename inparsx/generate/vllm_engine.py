@@ -408,7 +408,7 @@ class ReplicaPool:
                 for index, process in enumerate(self._procs):
                     if not process.is_alive():
                         raise InparsxError(f"vLLM replica {index} (pid {process.pid}) ended with exit code "
-                                           f"{process.exitcode}; its log above gives the cause")
+                                           f"{process.exitcode}; its log above gives the cause") from None
                 if timeout is not None and waited >= timeout:
                     raise
 

@@ -80,8 +80,9 @@ class Reranker(Component):
         from inparsx.errors import InparsxError
         from inparsx.rerank.hardware import DTYPES, resolve_device, resolve_dtype
 
-        if self.options.dtype != "auto":
-            return self.options.dtype
+        dtype: str = self.options.dtype
+        if dtype != "auto":
+            return dtype
         try:
             chosen = str(resolve_dtype("auto", resolve_device(self.options.device))).removeprefix("torch.")
         except InparsxError:  # a device this machine lacks: the stage says so when it loads
@@ -98,7 +99,7 @@ class Reranker(Component):
         self.tokenizer = None
 
 
-def check_scorer_options(name: str, options: dict, own: dict[str, str], what: str = "reranker_options",
+def check_scorer_options(name: str, options: dict[str, Any], own: dict[str, str], what: str = "reranker_options",
                          user: str = "filter", registry: Registry | None = None) -> None:
     """Validate ``reranker`` and ``reranker_options`` of a component that uses the reranker only to score pairs
     (the ``reranker`` and ``consistency`` filters, the tuners' judge, the triples teacher) when the recipe loads.
@@ -131,7 +132,7 @@ def check_scorer_options(name: str, options: dict, own: dict[str, str], what: st
     check_options("rerankers", name, options, what, registry)
 
 
-def scorer_model_ref(name: str, options: dict, model: str, option: str, role: str) -> list["ModelRef"]:
+def scorer_model_ref(name: str, options: dict[str, Any], model: str, option: str, role: str) -> list["ModelRef"]:
     """``model`` scored by reranker ``name`` with ``options`` (its ``reranker_options``, ``judge_options`` or
     ``teacher_options``), named by ``option`` of the component that scores with it (a filter, a judge, a
     teacher): :meth:`Reranker.model_ref` of that reranker, as a list (empty when it loads nothing)."""

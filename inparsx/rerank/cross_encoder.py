@@ -34,7 +34,8 @@ class CrossEncoderReranker(Reranker):
     Options: ClassVar[type[CrossEncoderOptions]] = CrossEncoderOptions
 
     def load(self, model: str) -> None:
-        """Load tokenizer and model from a hub id, folder or ``.gguf`` file onto the device, in eval mode and the chosen dtype.
+        """Load tokenizer and model from a hub id, folder or ``.gguf`` file onto the device, in eval mode and the
+        chosen dtype.
 
         A checkpoint without a classification head gets a new one with one label (random until trained).
         """

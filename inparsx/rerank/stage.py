@@ -10,7 +10,8 @@ when set, e.g. a zero-shot bi-encoder beside a trained cross-encoder) gets the s
 :func:`fusion_of`), and each of ``compare_models`` under its own name. Also written: the raw per-query scores
 (``scores.jsonl``, ``scores-zeroshot.jsonl``: the resumable files), ``summary.json`` (pairs, seconds, pairs/s,
 reranker, and the device and precision each model ran with: ``device``, ``precision`` (also as ``dtype``;
-resolved, never ``auto``) and ``precision_reason``) and ``runs.json`` (:data:`inparsx.artifacts.RUN_NOTES`: what each run is,
+resolved, never ``auto``) and ``precision_reason``) and ``runs.json`` (:data:`inparsx.artifacts.RUN_NOTES`: what
+each run is,
 and the trained-vs-zero-shot pairs that the evaluate stage tests).
 """
 

@@ -53,7 +53,7 @@ class Retriever(Component):
         raise NotImplementedError
 
 
-def check_retriever(name: str, options: dict, registry: Registry | None = None) -> None:
+def check_retriever(name: str, options: dict[str, Any], registry: Registry | None = None) -> None:
     """Validate ``retriever`` and ``retriever_options`` of a component that searches with a retriever of its own
     (``bm25-negatives``, the ``consistency`` filter) when the recipe loads.
 

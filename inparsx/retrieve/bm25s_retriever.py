@@ -35,7 +35,8 @@ class Bm25sOptions(RetrieverOptions):
     """Options of ``bm25s``.
 
     ``fields``: only ``flat`` (title and text in one field; accepted so that a recipe can switch between
-    ``bm25`` and ``bm25s`` with ``--set retrieve.use=bm25s``). ``k1``, ``b``: BM25 parameters (defaults: Pyserini's BEIR settings, so runs compare with ``bm25``; bm25s's
+    ``bm25`` and ``bm25s`` with ``--set retrieve.use=bm25s``). ``k1``, ``b``: BM25 parameters (defaults: Pyserini's
+    BEIR settings, so runs compare with ``bm25``; bm25s's
     own defaults are 1.5 and 0.75). ``method``: bm25s's scoring variant. ``stemmer``: a PyStemmer (Snowball)
     algorithm name, or ``none``. ``stopwords``: ``en`` (Lucene's English list) or ``none``. ``threads``:
     retrieval threads (default: every core). ``batch_size``: queries per retrieval call (the bar's step).

@@ -28,7 +28,8 @@ from inparsx.train.data import margin_rows, require_negatives, to_dataset, tuple
 class BiEncoderOptions(TrainerOptions):
     """``bi-encoder`` options (shared ones: :class:`~inparsx.train.common.TrainerOptions`).
 
-    ``loss``: ``mnrl`` | ``cached-mnrl`` | ``margin-mse`` (needs teacher scores in the triples). ``scale``: the inverse temperature of the softmax over cosine
+    ``loss``: ``mnrl`` | ``cached-mnrl`` | ``margin-mse`` (needs teacher scores in the triples). ``scale``: the
+    inverse temperature of the softmax over cosine
     similarities (20, sentence-transformers' default). ``mini_batch_size``: sequences per forward pass of
     ``cached-mnrl``. ``max_length``: tokens kept per query and per document (``max_seq_length``).
     ``num_negatives``: mined hard negatives per query (0: in-batch negatives only; ``None``: every one the

@@ -29,7 +29,8 @@ class MonoT5Options(TrainerOptions):
     """``monot5`` options; defaults are InPars-v2's (module docstring).
 
     ``true_token``/``false_token``: the target words (a ``monot5`` reranker loading this model reads them from
-    ``inparsx_training.json``). ``num_negatives``: at least 1 (monoT5 needs ``false`` examples). ``optim``: a Hugging Face optimiser name
+    ``inparsx_training.json``). ``num_negatives``: at least 1 (monoT5 needs ``false`` examples). ``optim``: a
+    Hugging Face optimiser name
     (``adamw_torch``, or ``adafactor`` as in the original TPU training).
     """
 

@@ -1,7 +1,8 @@
 """The tune stage: run the recipe's tuner on the dataset *without* the evaluated split.
 
 The runner wraps the dataset in :class:`~inparsx.datasets.base.WithoutSplit` and hands the tuner a
-:class:`~inparsx.context.ComponentContext` (no recipe, no run directory, no earlier stage's output), so a tuner cannot read the evaluated
+:class:`~inparsx.context.ComponentContext` (no recipe, no run directory, no earlier stage's output), so a tuner
+cannot read the evaluated
 split's queries or qrels. Output: ``tune/model`` (``cpo``), ``tune/program.json`` (``dspy``) or
 ``tune/instruction.txt`` (``path``), which ``[generate]`` names as ``"@tune"``, and ``tune/summary.json``.
 """
