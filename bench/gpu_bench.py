@@ -37,23 +37,75 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
-LLAMA_8B = dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192, rope_theta=500000.0,
-                rms_norm_eps=1e-5, tie_word_embeddings=False)
+LLAMA_8B = dict(
+    vocab_size=128256,
+    hidden_size=4096,
+    intermediate_size=14336,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    max_position_embeddings=8192,
+    rope_theta=500000.0,
+    rms_norm_eps=1e-5,
+    tie_word_embeddings=False,
+)
 """meta-llama/Llama-3.1-8B's config.json (the rope scaling left out)."""
-MINILM_L12 = dict(vocab_size=30522, hidden_size=384, num_hidden_layers=12, num_attention_heads=12,
-                  intermediate_size=1536, max_position_embeddings=512)
+MINILM_L12 = dict(
+    vocab_size=30522,
+    hidden_size=384,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    intermediate_size=1536,
+    max_position_embeddings=512,
+)
 """cross-encoder/ms-marco-MiniLM-L-12-v2's config."""
-MONOT5_3B = dict(vocab_size=32128, d_model=1024, d_ff=16384, d_kv=128, num_layers=24, num_decoder_layers=24,
-                 num_heads=32, feed_forward_proj="relu", decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+MONOT5_3B = dict(
+    vocab_size=32128,
+    d_model=1024,
+    d_ff=16384,
+    d_kv=128,
+    num_layers=24,
+    num_decoder_layers=24,
+    num_heads=32,
+    feed_forward_proj="relu",
+    decoder_start_token_id=0,
+    pad_token_id=0,
+    eos_token_id=1,
+)
 """castorini/monot5-3b-msmarco-10k's config (t5-3b)."""
 
-TINY = {"llama": dict(vocab_size=512, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024),
-        "minilm": dict(vocab_size=512, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                       intermediate_size=128, max_position_embeddings=512),
-        "monot5": dict(vocab_size=512, d_model=64, d_ff=128, d_kv=32, num_layers=2, num_decoder_layers=2,
-                       num_heads=2, feed_forward_proj="relu", decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)}
+TINY = {
+    "llama": dict(
+        vocab_size=512,
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+    ),
+    "minilm": dict(
+        vocab_size=512,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=512,
+    ),
+    "monot5": dict(
+        vocab_size=512,
+        d_model=64,
+        d_ff=128,
+        d_kv=32,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=2,
+        feed_forward_proj="relu",
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+    ),
+}
 
 
 def line(what: str, measured: float, unit: str, bound: float | None = None, higher_is_better: bool = True) -> None:
@@ -65,8 +117,9 @@ def line(what: str, measured: float, unit: str, bound: float | None = None, high
     print(text, flush=True)
 
 
-def generation_bound(parameters: int, weight_bytes: int, batch: int, prompt: int, new: int, hbm: float,
-                     peak: float) -> float:
+def generation_bound(
+    parameters: int, weight_bytes: int, batch: int, prompt: int, new: int, hbm: float, peak: float
+) -> float:
     """Generated tokens/s no engine can beat: ``batch`` prompts of ``prompt`` tokens prefilled at the matmul
     ``peak`` (FLOP/s), then ``new`` decoding steps that each read every weight at ``hbm`` (bytes/s)."""
     seconds = 2 * parameters * batch * prompt / peak + new * weight_bytes / hbm
@@ -115,7 +168,7 @@ def matmul_peak(device, size: int):
         a @ b
         synchronize(device)
         best = min(best, time.perf_counter() - began)
-    return 2 * size ** 3 / best
+    return 2 * size**3 / best
 
 
 def word_tokenizer(vocab: int, folder: Path | None = None, eos: bool = False):
@@ -129,8 +182,12 @@ def word_tokenizer(vocab: int, folder: Path | None = None, eos: bool = False):
     table = {"<pad>": 0, "<eos>": 1, "<bos>": 2, **{f"t{i}": i for i in range(3, vocab)}}
     inner = Tokenizer(models.WordLevel(table, unk_token="<pad>"))
     inner.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=inner, pad_token="<pad>", unk_token="<pad>",
-                                        **({"eos_token": "<eos>", "bos_token": "<bos>"} if eos else {}))
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=inner,
+        pad_token="<pad>",
+        unk_token="<pad>",
+        **({"eos_token": "<eos>", "bos_token": "<bos>"} if eos else {}),
+    )
     if folder is not None:
         tokenizer.save_pretrained(folder)
     return tokenizer
@@ -166,10 +223,15 @@ def hf_generation(config, device, batch: int, prompt: int, new: int, hbm: float,
     synchronize(device)
     seconds = time.perf_counter() - began
     tokens = engine.generated_tokens - 2 * new
-    bound = generation_bound(sum(p.numel() for p in model.parameters()), weight_bytes(model), batch, prompt, new,
-                             hbm, peak)
-    line(f"hf generation, batch {batch}, {prompt}-token prompts, {new} new tokens ({dtype})", tokens / seconds,
-         "tokens/s", bound)
+    bound = generation_bound(
+        sum(p.numel() for p in model.parameters()), weight_bytes(model), batch, prompt, new, hbm, peak
+    )
+    line(
+        f"hf generation, batch {batch}, {prompt}-token prompts, {new} new tokens ({dtype})",
+        tokens / seconds,
+        "tokens/s",
+        bound,
+    )
     del model, engine
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -190,12 +252,25 @@ def vllm_generation(config, device, batch: int, prompt: int, new: int, hbm: floa
         config.save_pretrained(folder)
         word_tokenizer(config.vocab_size, Path(folder))
         dtype = "bfloat16" if device.type == "cuda" else "float32"
-        llm = {"model": folder, "tokenizer": folder, "dtype": dtype, "load_format": "dummy",
-               "max_model_len": prompt + new, "max_num_seqs": batch, "enable_prefix_caching": False,
-               "enforce_eager": device.type != "cuda", "gpu_memory_utilization": 0.85, "seed": 0}
+        llm = {
+            "model": folder,
+            "tokenizer": folder,
+            "dtype": dtype,
+            "load_format": "dummy",
+            "max_model_len": prompt + new,
+            "max_num_seqs": batch,
+            "enable_prefix_caching": False,
+            "enforce_eager": device.type != "cuda",
+            "gpu_memory_utilization": 0.85,
+            "seed": 0,
+        }
         if device.type != "cuda":
             llm["kv_cache_memory_bytes"] = 256 << 20
-        env = {} if device.type == "cuda" else {"VLLM_CPU_OMP_THREADS_BIND": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "0")}
+        env = (
+            {}
+            if device.type == "cuda"
+            else {"VLLM_CPU_OMP_THREADS_BIND": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "0")}
+        )
         began = time.perf_counter()
         engine = LocalEngine(EngineConfig(llm, env)).start()
         print(f"vllm: engine start-up {time.perf_counter() - began:.1f} s", flush=True)
@@ -209,10 +284,13 @@ def vllm_generation(config, device, batch: int, prompt: int, new: int, hbm: floa
         finally:
             engine.close()
     parameters = sum_parameters(config)
-    bound = generation_bound(parameters, parameters * (2 if dtype == "bfloat16" else 4), batch, prompt, new, hbm,
-                             peak)
-    line(f"vllm generation, batch {batch}, {prompt}-token prompts, {new} new tokens ({dtype})", tokens / seconds,
-         "tokens/s", bound)
+    bound = generation_bound(parameters, parameters * (2 if dtype == "bfloat16" else 4), batch, prompt, new, hbm, peak)
+    line(
+        f"vllm generation, batch {batch}, {prompt}-token prompts, {new} new tokens ({dtype})",
+        tokens / seconds,
+        "tokens/s",
+        bound,
+    )
 
 
 def run(engine, requests) -> int:
@@ -277,8 +355,14 @@ def cpo_step(config, device, batch: int, length: int, hbm: float, peak: float) -
     vocab = config.vocab_size
     # prompt, completion and the appended <bos>/<eos> fill max_length; completions open with a space, so that
     # TRL's prompt + completion text splits into the same words
-    rows = [{"prompt": words(vocab, length - 18, i), "chosen": " " + words(vocab, 16, i + 1),
-             "rejected": " " + words(vocab, 16, i + 2)} for i in range(batch * 3)]
+    rows = [
+        {
+            "prompt": words(vocab, length - 18, i),
+            "chosen": " " + words(vocab, 16, i + 1),
+            "rejected": " " + words(vocab, 16, i + 2),
+        }
+        for i in range(batch * 3)
+    ]
     times: list[float] = []
 
     class Clock(TrainerCallback):
@@ -291,12 +375,28 @@ def cpo_step(config, device, batch: int, length: int, hbm: float, peak: float) -
             times[-1] = time.perf_counter() - times[-1]
 
     with tempfile.TemporaryDirectory() as out:
-        args = CPOConfig(output_dir=out, max_steps=3, per_device_train_batch_size=batch, learning_rate=1e-4,
-                         max_length=length, bf16=bf16, use_cpu=device.type != "cuda", report_to="none",
-                         save_strategy="no", disable_tqdm=True, logging_steps=100, remove_unused_columns=False)
-        trainer = CPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                             peft_config=LoraConfig(r=16, lora_alpha=16, target_modules=LORA_TARGETS, task_type="CAUSAL_LM"),
-                             callbacks=[Clock()])
+        args = CPOConfig(
+            output_dir=out,
+            max_steps=3,
+            per_device_train_batch_size=batch,
+            learning_rate=1e-4,
+            max_length=length,
+            bf16=bf16,
+            use_cpu=device.type != "cuda",
+            report_to="none",
+            save_strategy="no",
+            disable_tqdm=True,
+            logging_steps=100,
+            remove_unused_columns=False,
+        )
+        trainer = CPOTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            peft_config=LoraConfig(r=16, lora_alpha=16, target_modules=LORA_TARGETS, task_type="CAUSAL_LM"),
+            callbacks=[Clock()],
+        )
         trainer.train()
     step = min(times[1:]) if len(times) > 1 else times[0]
     frozen = sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n)
@@ -312,7 +412,13 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from transformers import BertConfig, BertForSequenceClassification, LlamaConfig, T5Config, T5ForConditionalGeneration
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        LlamaConfig,
+        T5Config,
+        T5ForConditionalGeneration,
+    )
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cpu" and not args.tiny:
@@ -320,8 +426,11 @@ def main() -> None:
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else "CPU"
     hbm = bandwidth(device, 4.0 if not args.tiny else 0.25)
     peak = matmul_peak(device, 8192 if not args.tiny else 512)
-    print(f"device: {name}; measured copy bandwidth {hbm / 1e9:,.0f} GB/s, {'bf16' if device.type == 'cuda' else 'fp32'} "
-          f"matmul peak {peak / 1e12:,.3f} TFLOP/s", flush=True)
+    print(
+        f"device: {name}; measured copy bandwidth {hbm / 1e9:,.0f} GB/s, {'bf16' if device.type == 'cuda' else 'fp32'} "
+        f"matmul peak {peak / 1e12:,.3f} TFLOP/s",
+        flush=True,
+    )
     sizes = TINY if args.tiny else {"llama": LLAMA_8B, "minilm": MINILM_L12, "monot5": MONOT5_3B}
     llama = LlamaConfig(**sizes["llama"])
     batch, prompt, new = (4, 64, 8) if args.tiny else (64, 512, 64)
@@ -333,12 +442,22 @@ def main() -> None:
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         with torch.device(device):
             minilm = BertForSequenceClassification(BertConfig(**sizes["minilm"], num_labels=1)).to(dtype).eval()
-        reranking("MiniLM-L12 cross-encoder", minilm, device, 8 if args.tiny else 512, 64 if args.tiny else 256, hbm,
-                  peak, seq2seq=False)
+        reranking(
+            "MiniLM-L12 cross-encoder",
+            minilm,
+            device,
+            8 if args.tiny else 512,
+            64 if args.tiny else 256,
+            hbm,
+            peak,
+            seq2seq=False,
+        )
         del minilm
         with torch.device(device):
             monot5 = T5ForConditionalGeneration(T5Config(**sizes["monot5"])).to(dtype).eval()
-        reranking("monoT5-3B", monot5, device, 4 if args.tiny else 128, 64 if args.tiny else 512, hbm, peak, seq2seq=True)
+        reranking(
+            "monoT5-3B", monot5, device, 4 if args.tiny else 128, 64 if args.tiny else 512, hbm, peak, seq2seq=True
+        )
         del monot5
         if device.type == "cuda":
             torch.cuda.empty_cache()

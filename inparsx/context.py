@@ -59,7 +59,7 @@ class ComponentContext:
             ``None`` (outside a run): the process-wide registry (:func:`inparsx.plugins.get_registry`).
     """
 
-    dataset: "Dataset"
+    dataset: Dataset
     dir: Path
     seed: int = 1
     eval_split: str = "test"
@@ -67,7 +67,7 @@ class ComponentContext:
     run_name: str = ""
     stage: str = ""
     cache_key: str = ""
-    registry: "Registry | None" = None
+    registry: Registry | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dir", Path(self.dir))
@@ -126,7 +126,7 @@ class ComponentContext:
             raise InparsxError(f"{value}: {self._unreadable(value[1:])}; give a hub id or a local folder")
         return str(self.output(value[1:], filename))
 
-    def build(self, spec: "ComponentSpec") -> Any:
+    def build(self, spec: ComponentSpec) -> Any:
         """The component ``spec`` names (:mod:`inparsx.specs`), built with its options from :attr:`registry`
         (the one that validated the recipe), not loaded: a reranker still needs ``load``, a retriever
         ``index`` (:mod:`inparsx.scoring`, :mod:`inparsx.retrieval` do both).
@@ -141,8 +141,9 @@ class ComponentContext:
 
     def _unreadable(self, stage: str) -> str:
         where = f"stage {self.stage!r}" if self.stage else "this component"
-        readable = (f"it reads {', '.join(self.outputs)}" if self.outputs
-                    else "no earlier stage's output is available to it")
+        readable = (
+            f"it reads {', '.join(self.outputs)}" if self.outputs else "no earlier stage's output is available to it"
+        )
         return f"{where} cannot read the output of stage {stage!r} ({readable})"
 
     def log(self, message: str) -> None:
@@ -151,8 +152,9 @@ class ComponentContext:
 
         console.print(message, markup=False, soft_wrap=True)
 
-    def progress(self, description: str, total: int | None,
-                 unit: str = "it") -> AbstractContextManager[tuple[Any, Any]]:
+    def progress(
+        self, description: str, total: int | None, unit: str = "it"
+    ) -> AbstractContextManager[tuple[Any, Any]]:
         """A progress bar with items/s and ETA: ``with ctx.progress("score", n, "pairs") as (bar, task):
         bar.advance(task, k)`` (see :func:`inparsx.progress.progress_task`)."""
         from inparsx.progress import progress_task
@@ -165,6 +167,6 @@ def missing_output(stage: str, needed: str, path: Path, artifact: Artifact | Non
     (``artifact``: the declared artifact it is, whose description the message gives)."""
     who = f"stage {stage!r}" if stage else "this component"
     what = f" ({artifact.description})" if artifact is not None else ""
-    return InparsxError(f"{who} needs {path}, the output of stage {needed!r}{what}: add [{needed}] to the recipe "
-                        "or run it first")
-
+    return InparsxError(
+        f"{who} needs {path}, the output of stage {needed!r}{what}: add [{needed}] to the recipe or run it first"
+    )

@@ -41,14 +41,19 @@ takes a hub id, a local folder, or `@stage` (an earlier stage's output, e.g. `@t
 def recipes_markdown(registry: Registry | None = None) -> str:
     """The whole page as Markdown text (ends with one newline)."""
     registry = registry or get_registry()
-    parts = [HEADER, table_section("[recipe]", RecipeInfo), table_section("[dataset]", DatasetConfig),
-             table_section("Every stage table", StageKeys),
-             f"## Component specs\n\n{_doc(ComponentSpec)}\n"]
+    parts = [
+        HEADER,
+        table_section("[recipe]", RecipeInfo),
+        table_section("[dataset]", DatasetConfig),
+        table_section("Every stage table", StageKeys),
+        f"## Component specs\n\n{_doc(ComponentSpec)}\n",
+    ]
     for stage, kind in STAGES.items():
         entries = [e for e in sorted(registry.entries[kind].values(), key=lambda e: e.name) if e.package == "inparsx"]
         many = " (a list: the filters run in order)" if stage in MULTI_USE_STAGES else ""
-        parts.append(f"## [{stage}]\n\nPlugins{many}: " + (", ".join(f"`{e.name}`" for e in entries) or "none built in")
-                     + ".\n")
+        parts.append(
+            f"## [{stage}]\n\nPlugins{many}: " + (", ".join(f"`{e.name}`" for e in entries) or "none built in") + ".\n"
+        )
         if (model := stage_options_model(stage)) is not None:
             parts.append(stage_options_section(stage, model))
         for entry in entries:
@@ -81,8 +86,10 @@ def options_table(model: type) -> str:
     """A Markdown table: key, type, default, constraints and description of every field of ``model``."""
     rows = ["| key | type | default | constraints | description |", "|---|---|---|---|---|"]
     for key, info in model.model_fields.items():
-        rows.append(f"| `{key}` | {_stage_table(info) or _type(info.annotation)} | {_default(info)} | {_constraints(info)} | "
-                    f"{_cell(info.description or '')} |")
+        rows.append(
+            f"| `{key}` | {_stage_table(info) or _type(info.annotation)} | {_default(info)} | {_constraints(info)} | "
+            f"{_cell(info.description or '')} |"
+        )
     if len(rows) == 2:
         return "No options."
     return "\n".join(rows)
@@ -108,8 +115,12 @@ def _stage_table(info: FieldInfo) -> str:
 
     markers = [(item, "") for item in info.metadata if isinstance(item, StageOf)]
     if typing.get_origin(info.annotation) in (typing.Union, types.UnionType):
-        markers += [(item, " or none") for arg in typing.get_args(info.annotation)
-                    for item in getattr(arg, "__metadata__", ()) if isinstance(item, StageOf)]
+        markers += [
+            (item, " or none")
+            for arg in typing.get_args(info.annotation)
+            for item in getattr(arg, "__metadata__", ())
+            if isinstance(item, StageOf)
+        ]
     return f"[{markers[0][0].stage}] table{markers[0][1]}" if markers else ""
 
 
@@ -118,7 +129,9 @@ def _default(info: FieldInfo) -> str:
         return "required"
     value = info.default_factory() if info.default is PydanticUndefined and info.default_factory else info.default
     if isinstance(value, ComponentSpec):  # as a recipe writes it
-        return "`{" + ", ".join(f"{key} = {item!r}" for key, item in value.model_dump().items()).replace("'", '"') + "}`"
+        return (
+            "`{" + ", ".join(f"{key} = {item!r}" for key, item in value.model_dump().items()).replace("'", '"') + "}`"
+        )
     return "" if value is None else f"`{value!r}`".replace("'", '"')
 
 

@@ -76,7 +76,7 @@ class StorageError(InparsxError):
         super().__init__(f"{self.path}: {reason}")
 
     @classmethod
-    def from_os_error(cls, exc: OSError, path: str | Path | None = None) -> "StorageError":
+    def from_os_error(cls, exc: OSError, path: str | Path | None = None) -> StorageError:
         """Build from an ``OSError``: ``path`` when given, else the path the OS names (``exc.filename``); the
         reason from :attr:`REASONS` by ``errno``, else the OS's own message."""
         where = path if path is not None else exc.filename

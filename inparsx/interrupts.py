@@ -72,8 +72,10 @@ def interrupted_as(where: str) -> Iterator[None]:
 def message(where: str | None = None) -> str:
     """The one line printed on Ctrl-C: ``where`` defaults to what was running when the signal came."""
     where = where or current() or _state["where_at_signal"] or "start-up"  # type: ignore[assignment]
-    return (f"interrupted during {where}: finished stages and partial results are kept; "
-            "run the same command again to resume")
+    return (
+        f"interrupted during {where}: finished stages and partial results are kept; "
+        "run the same command again to resume"
+    )
 
 
 def report(where: str | None = None) -> NoReturn:

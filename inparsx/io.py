@@ -141,8 +141,10 @@ def not_utf8(data: bytes, exc: UnicodeDecodeError) -> str:
         return "a gzip-compressed file, not UTF-8 text: decompress it first (gunzip)"
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "UTF-16 text, not UTF-8: save it as UTF-8"
-    return (f"not UTF-8: byte 0x{data[exc.start]:02x} at byte column {exc.start + 1} (another encoding, such as "
-            "Latin-1, or a file torn inside a character); save it as UTF-8")
+    return (
+        f"not UTF-8: byte 0x{data[exc.start]:02x} at byte column {exc.start + 1} (another encoding, such as "
+        "Latin-1, or a file torn inside a character); save it as UTF-8"
+    )
 
 
 def read_json(path: str | Path) -> Any:
@@ -162,8 +164,11 @@ def read_json(path: str | Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(path, f"not valid JSON ({exc.msg} at column {exc.colno}; torn by a crash? run the stage "
-                              "that writes it again)", exc.lineno) from None
+        raise DataError(
+            path,
+            f"not valid JSON ({exc.msg} at column {exc.colno}; torn by a crash? run the stage that writes it again)",
+            exc.lineno,
+        ) from None
 
 
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
@@ -249,8 +254,9 @@ def write_trec_run(path: str | Path, run: Run, tag: str = "inparsx", depth: int 
     with atomic_write(path) as handle:
         for qid in sorted(run, key=_natural_key):
             ranked = sorted(run[qid].items(), key=lambda item: (-item[1], item[0]))[:depth]
-            handle.writelines(f"{qid} Q0 {docid} {rank} {float(score)!r} {tag}\n"
-                              for rank, (docid, score) in enumerate(ranked, 1))
+            handle.writelines(
+                f"{qid} Q0 {docid} {rank} {float(score)!r} {tag}\n" for rank, (docid, score) in enumerate(ranked, 1)
+            )
 
 
 def read_trec_run(path: str | Path) -> Run:
@@ -262,7 +268,9 @@ def read_trec_run(path: str | Path) -> Run:
     run: Run = {}
     for number, cols in _rows(path):
         if len(cols) != 6:
-            raise DataError(path, f"a TREC run line needs 6 columns (qid Q0 docid rank score tag), found {len(cols)}", number)
+            raise DataError(
+                path, f"a TREC run line needs 6 columns (qid Q0 docid rank score tag), found {len(cols)}", number
+            )
         try:
             run.setdefault(cols[0], {})[cols[2]] = float(cols[4])
         except ValueError:

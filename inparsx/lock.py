@@ -42,8 +42,10 @@ class RunDirLocked(InparsxError):
             who += f" on {holder['host']}"
         since = f" since {holder['since']}" if holder.get("since") else ""
         command = f" ({holder['command']})" if holder.get("command") else ""
-        super().__init__(f"run directory {run_dir} is in use by another inparsx run: {who}{since}{command}; "
-                         "wait for it to finish, or pass --run-dir to write elsewhere")
+        super().__init__(
+            f"run directory {run_dir} is in use by another inparsx run: {who}{since}{command}; "
+            "wait for it to finish, or pass --run-dir to write elsewhere"
+        )
 
 
 def read_holder(run_dir: Path) -> dict[str, Any]:
@@ -61,7 +63,7 @@ def read_holder_file(path: Path) -> dict[str, Any]:
 
 def holder_note() -> dict[str, Any]:
     """Who this process is, for a lock's note: ``pid``, ``host``, ``since`` (UTC) and ``command``."""
-    since = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    since = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return {"pid": os.getpid(), "host": socket.gethostname(), "since": since, "command": _command_line()}
 
 

@@ -90,16 +90,17 @@ def model_source(model: str, gguf_file: str | None = None) -> ModelSource:
     if not resolved.endswith(".gguf"):
         return ModelSource(resolved, gguf_file)
     if gguf_file is not None:
-        raise InparsxError(f"model {model!r} is already a GGUF file; gguf_file = {gguf_file!r} is ambiguous "
-                           "(give the folder as the model, or drop gguf_file)")
+        raise InparsxError(
+            f"model {model!r} is already a GGUF file; gguf_file = {gguf_file!r} is ambiguous "
+            "(give the folder as the model, or drop gguf_file)"
+        )
     path = Path(resolved)
     if path.is_file():
         return ModelSource(str(path.parent), path.name)
     parts = resolved.split("/")
     if len(parts) == 3 and not resolved.startswith((".", "~")) and all(parts):
         return ModelSource("/".join(parts[:2]), parts[2])
-    raise InparsxError(f"GGUF file {resolved!r} does not exist (a local .gguf file, or org/name/file.gguf on "
-                       "the hub)")
+    raise InparsxError(f"GGUF file {resolved!r} does not exist (a local .gguf file, or org/name/file.gguf on the hub)")
 
 
 def from_pretrained(auto_cls: Any, model: str, gguf_file: str | None = None, **kwargs: Any) -> Any:
@@ -156,8 +157,11 @@ def is_gguf_model(model: Any) -> bool:
     quantizer = getattr(model, "hf_quantizer", None)
     config = getattr(getattr(model, "config", None), "quantization_config", None)
     method = getattr(config, "quant_method", None) or (config.get("quant_method") if isinstance(config, dict) else None)
-    return bool(getattr(model, "is_gguf", False)) or str(method).lower().endswith("gguf") or (
-        quantizer is not None and "gguf" in type(quantizer).__name__.lower())
+    return (
+        bool(getattr(model, "is_gguf", False))
+        or str(method).lower().endswith("gguf")
+        or (quantizer is not None and "gguf" in type(quantizer).__name__.lower())
+    )
 
 
 def saveable_model(model: Any) -> Any:
@@ -179,8 +183,10 @@ def saveable_model(model: Any) -> Any:
     missing, unexpected = fresh.load_state_dict(state, strict=False)
     tied = set(getattr(fresh, "_tied_weights_keys", None) or {})
     if unexpected or set(missing) - set(tied):
-        raise InparsxError(f"cannot rebuild the GGUF model for saving: missing {sorted(missing)[:5]}, "
-                           f"unexpected {sorted(unexpected)[:5]}")
+        raise InparsxError(
+            f"cannot rebuild the GGUF model for saving: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}"
+        )
     if missing:
         fresh.tie_weights()
     fresh.generation_config = model.generation_config  # eos ids, e.g. SmolLM2's <|im_end|>
@@ -248,8 +254,13 @@ class ModelRef:
     output: bool = False
 
 
-def transformers_folder(model: str, gguf_file: str | None = None, dtype: str = "fp32", revision: str | None = None,
-                        trust_remote_code: bool = False) -> str:
+def transformers_folder(
+    model: str,
+    gguf_file: str | None = None,
+    dtype: str = "fp32",
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+) -> str:
     """A model option as a folder (or hub id) that engines reading only transformers checkpoints can load.
 
     ``model`` unchanged unless it resolves to a GGUF file (:func:`model_source`: a packaged hub id such as

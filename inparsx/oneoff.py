@@ -23,8 +23,9 @@ def work_dir(out: Path) -> Path:
     return out.parent / f".{out.name}.inparsx"
 
 
-def run_to(recipe, stage: str, out: Path, outputs: Callable[[Path], dict[Path, Path]],
-           inputs: dict[str, Path] | None = None):
+def run_to(
+    recipe, stage: str, out: Path, outputs: Callable[[Path], dict[Path, Path]], inputs: dict[str, Path] | None = None
+):
     """Run ``stage`` of ``recipe`` in :func:`work_dir` of ``out``, then move its files where the command puts
     them and delete the work folder (the main process only, under ``accelerate launch``).
 
@@ -62,8 +63,9 @@ def move(source: Path, target: Path) -> None:
         StorageError: the rename fails (permission, a missing parent folder...).
     """
     if source.is_dir() and target.is_dir() and any(target.iterdir()):
-        raise InparsxError(f"{target} exists and is not empty; remove it or choose another --out "
-                           f"(the result is kept in {source})")
+        raise InparsxError(
+            f"{target} exists and is not empty; remove it or choose another --out (the result is kept in {source})"
+        )
     with storage_errors(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)
@@ -78,8 +80,10 @@ def refuse_existing(out: Path, force: bool | None = None) -> None:
     """
     taken = out.is_file() or (out.is_dir() and any(out.iterdir()))
     if taken and not force:
-        raise InparsxError(f"{out} exists; " + ("pass --force to overwrite it" if force is not None
-                                                else "remove it or choose another --out"))
+        raise InparsxError(
+            f"{out} exists; "
+            + ("pass --force to overwrite it" if force is not None else "remove it or choose another --out")
+        )
 
 
 def refuse_without_labels(dataset: str, split: str, what: str) -> None:
@@ -92,5 +96,7 @@ def refuse_without_labels(dataset: str, split: str, what: str) -> None:
     from inparsx.datasets import resolve_dataset
 
     if not resolve_dataset(dataset).has_labels():
-        raise InparsxError(f"{dataset}: a collection without labels has no {split} queries to be {what}; a "
-                           "recipe's [estimate] retrieves and reranks synthetic queries of held-out documents")
+        raise InparsxError(
+            f"{dataset}: a collection without labels has no {split} queries to be {what}; a "
+            "recipe's [estimate] retrieves and reranks synthetic queries of held-out documents"
+        )

@@ -32,12 +32,33 @@ from typing import Any
 
 from rich.markup import escape
 
-from inparsx.artifacts import (EXCLUDED, NOTES, RUN, RUNS_FOLDER, SYNTHETIC_QUERIES, TABLE, TRIPLES, Artifact,
-                               stage_queries)
-from inparsx.artifacts import EXCLUDED_QIDS, RUN_NOTES, cache_home  # noqa: F401 - declared there, importable here too
-from inparsx.cachekey import (DONE_MARKER, HASHES, HELD_OUT_STAGES, OPTIONS_READ, STARTED_MARKER, content_fingerprint,
-                              stage_cache_key, stage_fingerprint, stage_fingerprints, stage_inputs)
-from inparsx.cachekey import STAGE_READS  # noqa: F401 - declared there, importable (and patched by tests) here too
+from inparsx.artifacts import (  # noqa: F401 - declared there, importable here too
+    EXCLUDED,
+    EXCLUDED_QIDS,
+    NOTES,
+    RUN,
+    RUN_NOTES,
+    RUNS_FOLDER,
+    SYNTHETIC_QUERIES,
+    TABLE,
+    TRIPLES,
+    Artifact,
+    cache_home,
+    stage_queries,
+)
+from inparsx.cachekey import (
+    DONE_MARKER,
+    HASHES,
+    HELD_OUT_STAGES,
+    OPTIONS_READ,
+    STAGE_READS,  # noqa: F401 - declared there, importable (and patched by tests) here too
+    STARTED_MARKER,
+    content_fingerprint,
+    stage_cache_key,
+    stage_fingerprint,
+    stage_fingerprints,
+    stage_inputs,
+)
 from inparsx.context import MODEL, ComponentContext, missing_output
 from inparsx.datasets import Dataset, resolve_dataset
 from inparsx.datasets.base import NoDataset, SampledSplit
@@ -45,10 +66,10 @@ from inparsx.errors import InparsxError
 from inparsx.interrupts import interrupted_as
 from inparsx.io import atomic_write, write_json
 from inparsx.lock import run_dir_lock
+from inparsx.plugins import get_registry
 from inparsx.progress import console, out, quiet_library_bars
 from inparsx.recipe import STAGES, Recipe
 from inparsx.stages import STAGE_SPECS
-from inparsx.plugins import get_registry
 
 STAGE_RUNNERS: dict[str, str] = {spec.name: spec.runner for spec in STAGE_SPECS}
 """Stage name -> ``module:function`` that runs it (:attr:`inparsx.stages.StageSpec.runner`), imported only when
@@ -129,8 +150,9 @@ class StageContext:
     def eval_split(self) -> str:
         return self.recipe.dataset.eval_split
 
-    def component_context(self, dataset: Dataset | None = None,
-                          outputs: dict[str, Path] | None = None) -> ComponentContext:
+    def component_context(
+        self, dataset: Dataset | None = None, outputs: dict[str, Path] | None = None
+    ) -> ComponentContext:
         """The narrow context this stage's components get: the dataset (or ``dataset``, e.g. a view without
         the evaluated split), the seed, the evaluated split, this stage's folder as the work folder, the run's
         name, and the folders of every stage before this one in pipeline order (or ``outputs``), which
@@ -139,10 +161,17 @@ class StageContext:
         order = list(STAGES)
         earlier = order[: order.index(self.stage)] if self.stage in order else []
         folders = {s: Path(self.inputs.get(s, self.run_dir / s)) for s in earlier}
-        return ComponentContext(dataset if dataset is not None else self.dataset, self.dir, self.seed,
-                                self.eval_split, folders if outputs is None else outputs,
-                                run_name=self.recipe.name, stage=self.stage, cache_key=self.cache_key,
-                                registry=self.recipe.registry)
+        return ComponentContext(
+            dataset if dataset is not None else self.dataset,
+            self.dir,
+            self.seed,
+            self.eval_split,
+            folders if outputs is None else outputs,
+            run_name=self.recipe.name,
+            stage=self.stage,
+            cache_key=self.cache_key,
+            registry=self.recipe.registry,
+        )
 
     def output(self, stage: str, filename: str) -> Path:
         """The path of an earlier stage's output file.
@@ -230,23 +259,35 @@ def recipe_dataset(recipe: Recipe, dataset: Dataset | None = None) -> Dataset:
     if config.eval_queries is None:
         return dataset
     sampled = SampledSplit(dataset, config.eval_split, config.eval_queries, config.sample_seed)
-    console.print(f"evaluating {sampled.describe()}"
-                  + (f"; eval_queries = {config.eval_queries} is more than the split has"
-                     if config.eval_queries > sampled.total else ""), markup=False)
+    console.print(
+        f"evaluating {sampled.describe()}"
+        + (
+            f"; eval_queries = {config.eval_queries} is more than the split has"
+            if config.eval_queries > sampled.total
+            else ""
+        ),
+        markup=False,
+    )
     return sampled
 
 
-def _stage_key(recipe: Recipe, stage: str, fingerprints: dict[str, str], run_dir: Path,
-               memo: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+def _stage_key(
+    recipe: Recipe, stage: str, fingerprints: dict[str, str], run_dir: Path, memo: dict[str, Any] | None = None
+) -> tuple[str, dict[str, Any]]:
     """The cache key of ``stage`` in ``run_dir`` as its inputs are now (:func:`inparsx.cachekey.stage_cache_key`
     over :func:`~inparsx.cachekey.stage_inputs`), and the hashes of the files read. The hash cache of the
     stage's markers is reused, with ``memo`` (the hashes computed earlier in this process, which it gains)."""
-    inputs = {f"{owner}/{file}" if file else owner: run_dir / owner / file
-              for owner, file in stage_inputs(recipe, stage, STAGES)}
+    inputs = {
+        f"{owner}/{file}" if file else owner: run_dir / owner / file
+        for owner, file in stage_inputs(recipe, stage, STAGES)
+    }
     folder = run_dir / stage
     memo = memo if memo is not None else {}
-    cache = {**read_marker(folder / STARTED_MARKER).get(HASHES, {}), **read_marker(folder / DONE_MARKER).get(HASHES, {}),
-             **memo}
+    cache = {
+        **read_marker(folder / STARTED_MARKER).get(HASHES, {}),
+        **read_marker(folder / DONE_MARKER).get(HASHES, {}),
+        **memo,
+    }
     options = {other: fingerprints[other] for other in OPTIONS_READ.get(stage, ()) if other in fingerprints}
     key, hashes = stage_cache_key(fingerprints[stage], inputs, run_dir, cache, options)
     memo.update(hashes)
@@ -265,9 +306,16 @@ def read_marker(path: Path) -> dict[str, Any]:
         return {}
 
 
-def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = None, stop: str | None = None,
-               dataset: Dataset | None = None, store: str | Path | None = None, check: bool = True,
-               report: bool = True) -> Path:
+def run_recipe(
+    recipe: Recipe,
+    run_dir: Path | None = None,
+    start: str | None = None,
+    stop: str | None = None,
+    dataset: Dataset | None = None,
+    store: str | Path | None = None,
+    check: bool = True,
+    report: bool = True,
+) -> Path:
     """Run a recipe's stages in pipeline order, skipping finished ones; returns the run directory.
 
     Args:
@@ -302,15 +350,25 @@ def run_recipe(recipe: Recipe, run_dir: Path | None = None, start: str | None = 
         if value is not None and value not in names:
             raise InparsxError(f"{flag} {value}: not a stage of this recipe; its stages: {', '.join(names)}")
     if start is not None and stop is not None and names.index(start) > names.index(stop):
-        raise InparsxError(f"--from {start} comes after --to {stop} in this recipe ({' -> '.join(names)}): "
-                           "nothing would run; give a --from stage at or before the --to stage")
+        raise InparsxError(
+            f"--from {start} comes after --to {stop} in this recipe ({' -> '.join(names)}): "
+            "nothing would run; give a --from stage at or before the --to stage"
+        )
     from inparsx.store import StageStore
 
     with run_dir_lock(run_dir):
         with atomic_write(run_dir / "recipe.toml") as handle:
             handle.write(recipe.to_toml())
-        _run_stages(recipe, run_dir, names[: names.index(stop) + 1 if stop else None], start, dataset,
-                    StageStore(store) if store is not None else None, check, report)
+        _run_stages(
+            recipe,
+            run_dir,
+            names[: names.index(stop) + 1 if stop else None],
+            start,
+            dataset,
+            StageStore(store) if store is not None else None,
+            check,
+            report,
+        )
     return run_dir
 
 
@@ -319,8 +377,16 @@ UNSHARED_STAGES = ("evaluate",)
 beside its folder, and costs seconds."""
 
 
-def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | None,
-                dataset: Dataset | None = None, store: Any = None, check: bool = True, report: bool = True) -> None:
+def _run_stages(
+    recipe: Recipe,
+    run_dir: Path,
+    stages: list[str],
+    start: str | None,
+    dataset: Dataset | None = None,
+    store: Any = None,
+    check: bool = True,
+    report: bool = True,
+) -> None:
     """Run ``stages`` in order, skipping finished ones (their done marker holds the key computed just before)
     unless at or after ``start``, each taken from ``store`` (a :class:`~inparsx.store.StageStore`) when it holds
     its key; Ctrl-C names the stage. The pre-flight check of the stages that may run comes first (``check``);
@@ -339,26 +405,40 @@ def _run_stages(recipe: Recipe, run_dir: Path, stages: list[str], start: str | N
         forcing = forcing or stage == start
         folder, fingerprint = run_dir / stage, fingerprints[stage]
         with interrupted_as(f"stage {stage!r} ({folder})"):
-            key, hashes = _stage_key(recipe, stage, fingerprints, run_dir, memo)  # its inputs as the stages before left them
+            key, hashes = _stage_key(
+                recipe, stage, fingerprints, run_dir, memo
+            )  # its inputs as the stages before left them
         if not forcing and _finished(folder, fingerprint, key):
             console.print(f"[green]✓[/green] {stage}: already done ({folder}), skipped")
             _show_stored_table(folder)
             continue
         with interrupted_as(f"stage {stage!r} ({folder})"):
             held = holdout is not None and stage in HELD_OUT_STAGES
-            components = [registry.get(STAGES[stage], name)(options)
-                          for name, options in recipe.stages[stage].components]
+            components = [
+                registry.get(STAGES[stage], name)(options) for name, options in recipe.stages[stage].components
+            ]
             seen = holdout.training if held else dataset
-            ctx = StageContext(recipe, stage, run_dir, components, fingerprint, seen, holdout=holdout, cache_key=key,
-                               hashes=hashes, report=report)
+            ctx = StageContext(
+                recipe,
+                stage,
+                run_dir,
+                components,
+                fingerprint,
+                seen,
+                holdout=holdout,
+                cache_key=key,
+                hashes=hashes,
+                report=report,
+            )
             if store is None or stage in UNSHARED_STAGES:
                 _run_stage(ctx, forcing and stage == start)
                 continue
             with store.claim(stage, key, run_dir):
                 if not forcing and store.ready(stage, key):
                     store.take(stage, key, folder)
-                    console.print(f"[green]✓[/green] {stage}: taken from the stage store "
-                                  f"({store.entry(stage, key)}), not run")
+                    console.print(
+                        f"[green]✓[/green] {stage}: taken from the stage store ({store.entry(stage, key)}), not run"
+                    )
                     continue
                 _run_stage(ctx, forcing and stage == start)
                 store.publish(stage, key, folder)
@@ -370,17 +450,27 @@ def _finished(folder: Path, fingerprint: str, key: str) -> bool:
     return marker.get("key") == key and marker.get("fingerprint") == fingerprint
 
 
-def _may_run(recipe: Recipe, run_dir: Path, stages: list[str], start: str | None, fingerprints: dict[str, str],
-             memo: dict[str, Any]) -> list[str]:
+def _may_run(
+    recipe: Recipe,
+    run_dir: Path,
+    stages: list[str],
+    start: str | None,
+    fingerprints: dict[str, str],
+    memo: dict[str, Any],
+) -> list[str]:
     """The stages the pre-flight check covers: those forced by ``start``, those whose folder does not hold their
     key now, and those reading an output of a stage that may run (its key is known only once that one ran)."""
     found: list[str] = []
     forcing = False
     for stage in stages:
         forcing = forcing or stage == start
-        if (forcing or _upstream(recipe, stage) & set(found)
-                or not _finished(run_dir / stage, fingerprints[stage],
-                                 _stage_key(recipe, stage, fingerprints, run_dir, memo)[0])):
+        if (
+            forcing
+            or _upstream(recipe, stage) & set(found)
+            or not _finished(
+                run_dir / stage, fingerprints[stage], _stage_key(recipe, stage, fingerprints, run_dir, memo)[0]
+            )
+        ):
             found.append(stage)
     return found
 
@@ -412,8 +502,9 @@ def _say(line: str) -> None:
     console.print(f"[yellow]{escape(line)}[/yellow]", soft_wrap=True)
 
 
-def run_one_stage(recipe: Recipe, stage: str, run_dir: Path, inputs: dict[str, Path] | None = None,
-                  dataset: Dataset | None = None) -> StageContext:
+def run_one_stage(
+    recipe: Recipe, stage: str, run_dir: Path, inputs: dict[str, Path] | None = None, dataset: Dataset | None = None
+) -> StageContext:
     """Run one stage of ``recipe`` into ``run_dir/<stage>`` the way :func:`run_recipe` runs it: components built
     from the registry, the stage's runner (:data:`STAGE_RUNNERS`), the started/done markers, the folder
     cleared when the fingerprint or cache key changed and kept (so the stage resumes) when they did not. The
@@ -445,10 +536,12 @@ def run_one_stage(recipe: Recipe, stage: str, run_dir: Path, inputs: dict[str, P
         folder = Path(run_dir) / stage
         cache = read_marker(folder / DONE_MARKER).get(HASHES, {})
         key, hashes = stage_cache_key(fingerprint, inputs, Path(run_dir), cache)
-        components = [get_registry().get(STAGES[stage], name)(options)
-                      for name, options in recipe.stages[stage].components]
-        ctx = StageContext(recipe, stage, Path(run_dir), components, fingerprint, dataset, inputs, cache_key=key,
-                           hashes=hashes)
+        components = [
+            get_registry().get(STAGES[stage], name)(options) for name, options in recipe.stages[stage].components
+        ]
+        ctx = StageContext(
+            recipe, stage, Path(run_dir), components, fingerprint, dataset, inputs, cache_key=key, hashes=hashes
+        )
         if not is_main_process():
             wait_for_processes()  # the main process prepares the folder first
             _call_runner(ctx)
@@ -533,25 +626,36 @@ def _run_stage(ctx: StageContext, fresh: bool, prepared: Callable[[], None] | No
     (folder / DONE_MARKER).unlink(missing_ok=True)
     resuming = same and not fresh and _holds_work(folder)
     write_json(folder / STARTED_MARKER, {"fingerprint": ctx.fingerprint, "key": ctx.cache_key, HASHES: ctx.hashes})
-    console.rule(f"[bold]{ctx.stage}[/bold] ({', '.join(c.name for c in ctx.components)})"
-                 + (" [yellow]resuming[/yellow]" if resuming else ""))
+    console.rule(
+        f"[bold]{ctx.stage}[/bold] ({', '.join(c.name for c in ctx.components)})"
+        + (" [yellow]resuming[/yellow]" if resuming else "")
+    )
     quiet_library_bars()
     if prepared is not None:
         prepared()
     began = time.perf_counter()
     _call_runner(ctx)
     seconds = time.perf_counter() - began
-    write_json(folder / DONE_MARKER, {"fingerprint": ctx.fingerprint, "seconds": round(seconds, 3),
-                                      "use": [c.name for c in ctx.components], "key": ctx.cache_key,
-                                      HASHES: ctx.hashes})
+    write_json(
+        folder / DONE_MARKER,
+        {
+            "fingerprint": ctx.fingerprint,
+            "seconds": round(seconds, 3),
+            "use": [c.name for c in ctx.components],
+            "key": ctx.cache_key,
+            HASHES: ctx.hashes,
+        },
+    )
     console.print(f"[green]✓[/green] {ctx.stage}: done in {seconds:.1f} s")
 
 
 def _holds_work(folder: Path) -> bool:
     """Whether an earlier attempt left anything in ``folder`` to resume from: a non-empty file other than the
     markers (so the header says "resuming" only when something is resumed, not after a failure at start-up)."""
-    return any(path.is_file() and path.name not in (STARTED_MARKER, DONE_MARKER) and path.stat().st_size > 0
-               for path in folder.rglob("*"))
+    return any(
+        path.is_file() and path.name not in (STARTED_MARKER, DONE_MARKER) and path.stat().st_size > 0
+        for path in folder.rglob("*")
+    )
 
 
 def _call_runner(ctx: StageContext) -> None:

@@ -8,9 +8,9 @@ import torch only inside its methods.
 from __future__ import annotations
 
 import difflib
-import warnings
 import importlib.metadata
 import pkgutil
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -51,7 +51,7 @@ class StageOptions(Options):
     """Base of a stage's own options (those :data:`inparsx.recipe.STAGE_OPTIONS` names, e.g. the rerank
     stage's ``model`` and ``depth``), which the stage reads rather than its component."""
 
-    def models(self, components: list["Component"]) -> list["ModelRef"]:
+    def models(self, components: list[Component]) -> list[ModelRef]:
         """The models the stage loads into its ``components`` (e.g. the rerank stage's ``model`` and
         ``zero_shot_model``), for the pre-flight check; default: none (see :meth:`Component.models`)."""
         return []
@@ -72,7 +72,7 @@ class Component:
     def __init__(self, options: _Options | None = None) -> None:
         self.options = options if options is not None else self.Options()
 
-    def models(self) -> list["ModelRef"]:
+    def models(self) -> list[ModelRef]:
         """Every model this component will load, with its dtype, quantization and use
         (:class:`inparsx.models.ModelRef`), for the pre-flight check (``inparsx validate --check``, and
         ``inparsx run`` before its first stage), which resolves them and sizes their memory without loading
@@ -120,15 +120,20 @@ class Registry:
                 raise PluginError(f"{package}: {cls!r} registered as {kind} needs a `name` and an `Options` model")
             base = base_class(kind)
             if not (isinstance(cls, type) and issubclass(cls, base)):
-                raise PluginError(f"{package}: {cls!r} registered as {kind} does not extend "
-                                  f"{base.__module__}.{base.__name__}, the contract of {kind}")
-            for stage, key in shared_option_keys(kind, cls.Options):
-                raise PluginError(f"{package}: {kind} {name!r} declares option {key!r}, which the {stage} stage's own "
-                                  f"options declare too, so a [{stage}] {key} could mean either: rename it")
+                raise PluginError(
+                    f"{package}: {cls!r} registered as {kind} does not extend "
+                    f"{base.__module__}.{base.__name__}, the contract of {kind}"
+                )
+            for stage, key in shared_option_keys(kind, cast(Any, cls).Options):
+                raise PluginError(
+                    f"{package}: {kind} {name!r} declares option {key!r}, which the {stage} stage's own "
+                    f"options declare too, so a [{stage}] {key} could mean either: rename it"
+                )
             if name in self.entries[kind]:
                 other = self.entries[kind][name]
                 raise PluginError(f"{kind} {name!r} is registered twice ({other.package} and {package})")
             self.entries[kind][name] = Entry(kind, name, cls, package, version)
+
         return register
 
     def names(self, kind: str) -> list[str]:

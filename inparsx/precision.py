@@ -19,8 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-AUTO_RULE = ("bf16 where the device computes it natively (a CUDA GPU of compute capability 8.0 or later, a CPU "
-             "with AVX512-BF16 or AMX), fp16 on an older CUDA GPU, fp32 elsewhere")
+AUTO_RULE = (
+    "bf16 where the device computes it natively (a CUDA GPU of compute capability 8.0 or later, a CPU "
+    "with AVX512-BF16 or AMX), fp16 on an older CUDA GPU, fp32 elsewhere"
+)
 """The ``auto`` rule in words: the same words in every docstring, recipe comment and document."""
 
 AUTO_DESCRIPTION = f"auto: {AUTO_RULE}"

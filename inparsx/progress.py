@@ -13,8 +13,18 @@ from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn, Task, TaskID,
-                           TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 
 T = TypeVar("T")
@@ -84,8 +94,9 @@ class RateColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         speed = rate(task)
-        return Text("?" if speed is None else rate_text(speed, task.fields.get("unit", "it")),
-                    style="progress.data.speed")
+        return Text(
+            "?" if speed is None else rate_text(speed, task.fields.get("unit", "it")), style="progress.data.speed"
+        )
 
 
 class ExtraColumn(ProgressColumn):
@@ -169,9 +180,20 @@ def make_progress() -> Progress:
     mode = progress_mode()
     if mode == "log":
         return LogProgress(console=console, interval=_interval())
-    return Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    RateColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), ExtraColumn(),
-                    console=console, disable=mode == "off", transient=False)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        ExtraColumn(),
+        console=console,
+        disable=mode == "off",
+        transient=False,
+    )
 
 
 def close_progress(progress: Progress, failed: bool) -> None:
@@ -185,8 +207,12 @@ def close_progress(progress: Progress, failed: bool) -> None:
         for task in progress.tasks:
             if not task.finished and task.completed:
                 total = f"/{task.total:,.0f}" if task.total is not None else ""
-                console.print(f"{task.description}: stopped at {task.completed:,.0f}{total} "
-                              f"{task.fields.get('unit', 'it')}", markup=False, highlight=False, soft_wrap=True)
+                console.print(
+                    f"{task.description}: stopped at {task.completed:,.0f}{total} {task.fields.get('unit', 'it')}",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
 
 
 @contextlib.contextmanager
@@ -220,8 +246,15 @@ def track(items: Iterable[T], description: str, total: int | None = None, unit: 
             progress.advance(task)
 
 
-SILENCED_BARS = frozenset({"Loading weights", "Writing model shards", "Computing widget examples",
-                           "Converting and de-quantizing GGUF tensors...", "Map"})
+SILENCED_BARS = frozenset(
+    {
+        "Loading weights",
+        "Writing model shards",
+        "Computing widget examples",
+        "Converting and de-quantizing GGUF tensors...",
+        "Map",
+    }
+)
 """Descriptions of library tqdm bars that carry no information for inparsx users: transformers' per-tensor
 "Loading weights", "Writing model shards" and GGUF "Converting and de-quantizing" bars (a flash on small models,
 printed between our rich bars), ``datasets``' "Map" bars (the CPO trainer's tokenisation of its pairs) and
@@ -296,6 +329,7 @@ def quiet_ir_datasets() -> None:
         def wrapped(self, *args, **kwargs):
             kwargs.setdefault("disable", None)  # tqdm: None disables the bar where the output is not a terminal
             return method(self, *args, **kwargs)
+
         return wrapped
 
     logger.inparsx_quiet = True  # type: ignore[attr-defined]

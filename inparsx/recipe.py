@@ -99,8 +99,10 @@ class DatasetConfig(Options):
     def _seed_needs_a_sample(cls, seed: int | None, info: ValidationInfo) -> int | None:
         """Refuse a given ``eval_queries_seed`` without ``eval_queries``: it would draw nothing."""
         if seed is not None and info.data.get("eval_queries") is None:
-            raise ValueError("eval_queries_seed draws the sample of eval_queries, which is not set: "
-                             "set eval_queries = N, or remove eval_queries_seed")
+            raise ValueError(
+                "eval_queries_seed draws the sample of eval_queries, which is not set: "
+                "set eval_queries = N, or remove eval_queries_seed"
+            )
         return seed
 
 
@@ -219,8 +221,12 @@ def recipe_text(path: Path, data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise RecipeError(path, "", f"a recipe must be UTF-8 text (TOML): {not_utf8(data, exc)}",
-                          None if data.startswith((b"\x1f\x8b", b"\xff\xfe", b"\xfe\xff")) else line) from None
+        raise RecipeError(
+            path,
+            "",
+            f"a recipe must be UTF-8 text (TOML): {not_utf8(data, exc)}",
+            None if data.startswith((b"\x1f\x8b", b"\xff\xfe", b"\xfe\xff")) else line,
+        ) from None
 
 
 def parse_set(item: str) -> tuple[list[str], Any]:
@@ -264,8 +270,11 @@ def apply_override(data: dict[str, Any], override: str, stage: str | None = None
         if parts[0] == stage and len(parts) > 1:
             parts = parts[1:]
         elif parts[0] in STAGES and len(parts) > 1:
-            raise RecipeError("--set", override, f"a key of [{parts[0]}]; this command runs only [{stage}]: "
-                                                 f"give key=value (or {stage}.key=value)")
+            raise RecipeError(
+                "--set",
+                override,
+                f"a key of [{parts[0]}]; this command runs only [{stage}]: give key=value (or {stage}.key=value)",
+            )
         parts = [stage, *parts]
     *parents, leaf = parts
     node = data
@@ -280,9 +289,17 @@ def apply_override(data: dict[str, Any], override: str, stage: str | None = None
     node[leaf] = value
 
 
-def one_stage_recipe(stage: str, use: str | list[str], sets: list[str], dataset: str = "", seed: int = 1,
-                     eval_split: str = "test", flags: dict[str, Any] | None = None,
-                     refused: dict[str, str] | None = None, registry: Registry | None = None) -> Recipe:
+def one_stage_recipe(
+    stage: str,
+    use: str | list[str],
+    sets: list[str],
+    dataset: str = "",
+    seed: int = 1,
+    eval_split: str = "test",
+    flags: dict[str, Any] | None = None,
+    refused: dict[str, str] | None = None,
+    registry: Registry | None = None,
+) -> Recipe:
     """The validated recipe of a one-off stage command (``inparsx generate``, ``filter``, ``train``...): one
     ``[stage]`` table built from the command's flags and ``--set`` items, validated as a recipe file is
     (``@stage`` values may name any earlier stage: the command reads its output from elsewhere).
@@ -302,8 +319,11 @@ def one_stage_recipe(stage: str, use: str | list[str], sets: list[str], dataset:
         RecipeErrors: several unknown keys, bad values, an unknown plugin (each named ``<stage>.<key>``).
     """
     given = {key: value for key, value in (flags or {}).items() if value is not None}
-    data: dict[str, Any] = {"recipe": {"name": stage, "seed": seed},
-                            "dataset": {"name": dataset, "eval_split": eval_split}, stage: {}}
+    data: dict[str, Any] = {
+        "recipe": {"name": stage, "seed": seed},
+        "dataset": {"name": dataset, "eval_split": eval_split},
+        stage: {},
+    }
     blocked = {key: f"give it as --{key.replace('_', '-')}" for key in ["use", *(flags or {})]} | (refused or {})
     for item in sets:
         apply_override(data, item, stage)
@@ -320,8 +340,9 @@ def one_stage_recipe(stage: str, use: str | list[str], sets: list[str], dataset:
         raise
 
 
-def validate_recipe(data: dict[str, Any], source: str, text: str, registry: Registry,
-                    outside_stages: bool = False) -> Recipe:
+def validate_recipe(
+    data: dict[str, Any], source: str, text: str, registry: Registry, outside_stages: bool = False
+) -> Recipe:
     """Validate parsed recipe data; see :func:`load_recipe`. Every options model is validated with the pydantic
     context ``{"registry": registry, "eval_split": <[dataset] eval_split>}``, so that components named inside
     options (a filter's ``reranker``, a miner's ``teacher``, PATH's inner stages) are looked up in ``registry``
@@ -344,8 +365,7 @@ def validate_recipe(data: dict[str, Any], source: str, text: str, registry: Regi
         _rewarn(caught, source, locate)
 
 
-def _validate(data: dict[str, Any], source: str, registry: Registry, outside_stages: bool,
-              locate: "_Locator") -> Recipe:
+def _validate(data: dict[str, Any], source: str, registry: Registry, outside_stages: bool, locate: _Locator) -> Recipe:
     errors: list[RecipeError] = []
 
     def fail(key: str, reason: str) -> None:
@@ -395,35 +415,52 @@ def cross_stage_checks(stages: dict[str, StageConfig], fail) -> None:
     """
     mined, used = _field(stages, "triples", "n_negatives"), _field(stages, "train", "num_negatives")
     if mined is not None and used is not None and mined != used:
-        fail("train.num_negatives", f"{used} but triples.n_negatives = {mined}: "
-             + (f"only {used} of the {mined} mined negatives per query would reach training" if used < mined else
-                f"the triples carry at most {mined} negative(s) per query")
-             + "; leave num_negatives out to train on every mined negative, or change n_negatives")
+        fail(
+            "train.num_negatives",
+            f"{used} but triples.n_negatives = {mined}: "
+            + (
+                f"only {used} of the {mined} mined negatives per query would reach training"
+                if used < mined
+                else f"the triples carry at most {mined} negative(s) per query"
+            )
+            + "; leave num_negatives out to train on every mined negative, or change n_negatives",
+        )
     depth, k = _field(stages, "rerank", "depth"), _field(stages, "retrieve", "k")
     if depth is not None and k is not None and _field(stages, "rerank", "first_stage") == "retrieve" and depth > k:
-        fail("rerank.depth", f"{depth} but retrieve.k = {k}: the first-stage run holds {k} documents per query; "
-             f"set depth to at most {k}, or raise retrieve.k")
+        fail(
+            "rerank.depth",
+            f"{depth} but retrieve.k = {k}: the first-stage run holds {k} documents per query; "
+            f"set depth to at most {k}, or raise retrieve.k",
+        )
     if "estimate" in stages:
         _check_estimate(stages, fail)
     if _field(stages, "rerank", "model") == "@train":
         for key in ("true_token", "false_token"):
             given, trained = _field(stages, "rerank", key), _field(stages, "train", key)
             if given is not None and trained is not None and given != trained:
-                fail(f"rerank.{key}", f"{given!r} but train.{key} = {trained!r}: the reranker would read a word the "
-                     f"model was not trained to write; leave rerank.{key} out (the trained one is used)")
+                fail(
+                    f"rerank.{key}",
+                    f"{given!r} but train.{key} = {trained!r}: the reranker would read a word the "
+                    f"model was not trained to write; leave rerank.{key} out (the trained one is used)",
+                )
 
 
 def _check_estimate(stages: dict[str, StageConfig], fail) -> None:
     """``[estimate]`` ranks synthetic queries that ``[generate]`` writes for its held-out documents, and reranks
     them as ``[rerank]`` does; its first-stage run must be as deep as ``rerank.depth``."""
-    for needed, why in (("generate", "writes the held-out documents' synthetic queries"),
-                        ("rerank", "says how to rerank them (model, zero_shot_model, depth...)")):
+    for needed, why in (
+        ("generate", "writes the held-out documents' synthetic queries"),
+        ("rerank", "says how to rerank them (model, zero_shot_model, depth...)"),
+    ):
         if needed not in stages:
             fail("estimate", f"needs [{needed}], which {why}: add [{needed}] to the recipe")
     depth, k = _field(stages, "rerank", "depth"), _field(stages, "estimate", "k")
     if depth is not None and k is not None and depth > k:
-        fail("estimate.k", f"{k} but rerank.depth = {depth}: the estimate reranks the top {depth} of its first-stage "
-             f"run; set k to at least {depth}")
+        fail(
+            "estimate.k",
+            f"{k} but rerank.depth = {depth}: the estimate reranks the top {depth} of its first-stage "
+            f"run; set k to at least {depth}",
+        )
 
 
 def _check_stage_references(stages: dict[str, StageConfig], fail, outside_stages: bool = False) -> None:
@@ -442,8 +479,11 @@ def _check_stage_references(stages: dict[str, StageConfig], fail, outside_stages
                 if target not in STAGES:
                     fail(where, f"{value}: no such stage; expected @ and one of: {', '.join(STAGES)}")
                 elif order.index(target) >= order.index(stage) or target not in stages and not outside_stages:
-                    fail(where, f"{value} is the output of stage {target!r}, but the recipe has no [{target}] "
-                                f"stage before [{stage}]")
+                    fail(
+                        where,
+                        f"{value} is the output of stage {target!r}, but the recipe has no [{target}] "
+                        f"stage before [{stage}]",
+                    )
 
 
 def _unknown(what: str, key: str, allowed: list[str]) -> str:
@@ -452,8 +492,9 @@ def _unknown(what: str, key: str, allowed: list[str]) -> str:
     return message + (f"; did you mean {close[0]!r}?" if close else "")
 
 
-def _model(cls: type[Options], table: Any, prefix: str, fail, registry: Registry | None = None,
-           eval_split: str | None = None) -> Options | None:
+def _model(
+    cls: type[Options], table: Any, prefix: str, fail, registry: Registry | None = None, eval_split: str | None = None
+) -> Options | None:
     if not isinstance(table, dict):
         fail(prefix, "missing table" if table is None else "must be a table")
         return None
@@ -473,7 +514,7 @@ def _model(cls: type[Options], table: Any, prefix: str, fail, registry: Registry
     return model
 
 
-def _rewarn(caught: list[warnings.WarningMessage], source: str, locate: "_Locator") -> None:
+def _rewarn(caught: list[warnings.WarningMessage], source: str, locate: _Locator) -> None:
     """Re-emit the recipe's deprecation warnings (old spellings, see :mod:`inparsx.specs`) once each, with the
     recipe's file and line; other warnings are re-emitted as they were."""
     seen: set[str] = set()
@@ -484,8 +525,12 @@ def _rewarn(caught: list[warnings.WarningMessage], source: str, locate: "_Locato
         elif str(message) not in seen:
             seen.add(str(message))
             line = locate(message.key)
-            warnings.warn(RecipeDeprecationWarning(f"{source}:{line}: {message}" if line else f"{source}: {message}",
-                                                   message.key), stacklevel=3)
+            warnings.warn(
+                RecipeDeprecationWarning(
+                    f"{source}:{line}: {message}" if line else f"{source}: {message}", message.key
+                ),
+                stacklevel=3,
+            )
 
 
 KEYED_ERROR = "inparsx_recipe_key"
@@ -519,11 +564,12 @@ def _whole_model_error(message: str, cls: type[Options], prefix: str) -> tuple[s
     found = re.match(r"([A-Za-z_][A-Za-z0-9_]*)(:?)", reason)
     if found is None or found.group(1) not in cls.model_fields:
         return prefix, reason
-    return f"{prefix}.{found.group(1)}", reason[found.end():].lstrip() if found.group(2) else reason
+    return f"{prefix}.{found.group(1)}", reason[found.end() :].lstrip() if found.group(2) else reason
 
 
-def validate_stage(stage: str, table: Any, registry: Registry,
-                   eval_split: str | None = None) -> tuple[StageConfig | None, list[tuple[str, str]]]:
+def validate_stage(
+    stage: str, table: Any, registry: Registry, eval_split: str | None = None
+) -> tuple[StageConfig | None, list[tuple[str, str]]]:
     """Validate one stage table as a recipe's ``[stage]`` is validated (``use``, ``seed``, the stage's own
     options and its components'), e.g. a tuner's inner stage (:mod:`inparsx.subrun`).
 
@@ -532,8 +578,9 @@ def validate_stage(stage: str, table: Any, registry: Registry,
         starting with ``stage`` (``train.max_steps``).
     """
     problems: list[tuple[str, str]] = []
-    config = _stage(stage, STAGES[stage], table, registry, lambda key, reason: problems.append((key, reason)),
-                    eval_split)
+    config = _stage(
+        stage, STAGES[stage], table, registry, lambda key, reason: problems.append((key, reason)), eval_split
+    )
     return (config if not problems else None), problems
 
 
@@ -552,8 +599,9 @@ def check_stages(stages: dict[str, StageConfig], outside_stages: bool = False) -
     return problems
 
 
-def _stage(stage: str, kind: str, table: Any, registry: Registry, fail,
-           eval_split: str | None = None) -> StageConfig | None:
+def _stage(
+    stage: str, kind: str, table: Any, registry: Registry, fail, eval_split: str | None = None
+) -> StageConfig | None:
     if not isinstance(table, dict):
         fail(stage, "must be a table")
         return None
@@ -564,7 +612,12 @@ def _stage(stage: str, kind: str, table: Any, registry: Registry, fail,
         fail(f"{stage}.use", f"required: the {kind[:-1]} to use; available: {', '.join(registry.names(kind))}")
         return None
     names = use if isinstance(use, list) else [use]
-    if isinstance(use, list) and stage not in MULTI_USE_STAGES or not all(isinstance(n, str) for n in names) or not names:
+    if (
+        isinstance(use, list)
+        and stage not in MULTI_USE_STAGES
+        or not all(isinstance(n, str) for n in names)
+        or not names
+    ):
         fail(f"{stage}.use", "must be a plugin name" + (" or a list of names" if stage in MULTI_USE_STAGES else ""))
         return None
     classes = {}
@@ -585,8 +638,9 @@ def _stage(stage: str, kind: str, table: Any, registry: Registry, fail,
     return config
 
 
-def _single_stage(stage: str, name: str, cls: type, table: dict, fail, registry: Registry,
-                  eval_split: str | None = None) -> StageConfig | None:
+def _single_stage(
+    stage: str, name: str, cls: type, table: dict, fail, registry: Registry, eval_split: str | None = None
+) -> StageConfig | None:
     """One component's stage: the keys of the stage's own options model (if any) go there, the rest to the
     component's ``Options``; a key that neither declares is reported once, naming both sets of keys."""
     model = stage_options_model(stage)
@@ -596,8 +650,10 @@ def _single_stage(stage: str, name: str, cls: type, table: dict, fail, registry:
     own = {key: value for key, value in table.items() if key in model.model_fields}
     rest = {key: value for key, value in table.items() if key not in own}
     for key in [k for k in rest if k not in cls.Options.model_fields]:
-        fail(f"{stage}.{key}", _unknown(f"key of [{stage}] or of {name!r}", key,
-                                        [*model.model_fields, *cls.Options.model_fields]))
+        fail(
+            f"{stage}.{key}",
+            _unknown(f"key of [{stage}] or of {name!r}", key, [*model.model_fields, *cls.Options.model_fields]),
+        )
         del rest[key]
     settings = _model(model, own, stage, fail, registry, eval_split)
     options = _model(cls.Options, rest, stage, fail, registry, eval_split)
@@ -606,8 +662,15 @@ def _single_stage(stage: str, name: str, cls: type, table: dict, fail, registry:
     return StageConfig(stage, [(name, options)], settings)
 
 
-def _multi_stage(stage: str, names: list[str], classes: dict[str, type], table: dict, fail,
-                 registry: Registry, eval_split: str | None = None) -> StageConfig | None:
+def _multi_stage(
+    stage: str,
+    names: list[str],
+    classes: dict[str, type],
+    table: dict,
+    fail,
+    registry: Registry,
+    eval_split: str | None = None,
+) -> StageConfig | None:
     per: dict[str, dict[str, Any]] = {name: {} for name in names}
     for key, value in table.items():
         if key in per and isinstance(value, dict):

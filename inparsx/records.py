@@ -97,7 +97,7 @@ class SyntheticQuery:
         return {self.doc_id, *map(str, self.extra.get("judged_relevant") or ())}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SyntheticQuery":
+    def from_dict(cls, data: dict[str, Any]) -> SyntheticQuery:
         """Build a record from a parsed JSON object; unknown keys go to ``extra``.
 
         Raises:
@@ -107,5 +107,9 @@ class SyntheticQuery:
         extra = dict(known.pop("extra", {}) or {})
         extra.update({k: v for k, v in data.items() if k not in cls.__slots__})
         known.setdefault("query_id", f"{data['doc_id']}-0")
-        return cls(doc_id=str(data["doc_id"]), query=data["query"], extra=extra,
-                   **{k: v for k, v in known.items() if k not in ("doc_id", "query")})
+        return cls(
+            doc_id=str(data["doc_id"]),
+            query=data["query"],
+            extra=extra,
+            **{k: v for k, v in known.items() if k not in ("doc_id", "query")},
+        )

@@ -15,8 +15,9 @@ if TYPE_CHECKING:
     from inparsx.specs import RetrieverSpec
 
 
-def open_retriever(name: str, options: Mapping[str, Any] | None, dataset: Dataset,
-                   registry: Registry | None = None) -> Retriever:
+def open_retriever(
+    name: str, options: Mapping[str, Any] | None, dataset: Dataset, registry: Registry | None = None
+) -> Retriever:
     """A retriever ready to ``search`` ``dataset``: built from ``registry`` (default: the process-wide one)
     and indexed (a cached index is reused).
 
@@ -35,7 +36,7 @@ def open_retriever(name: str, options: Mapping[str, Any] | None, dataset: Datase
     return retriever
 
 
-def open_spec(spec: "RetrieverSpec", ctx: "ComponentContext") -> Retriever:
+def open_spec(spec: RetrieverSpec, ctx: ComponentContext) -> Retriever:
     """The retriever ``spec`` names, built from ``ctx``'s registry (:meth:`ComponentContext.build`) and indexed
     over ``ctx.dataset`` (errors as :func:`open_retriever`)."""
     retriever: Retriever = ctx.build(spec)

@@ -39,7 +39,7 @@ def records_digest(records: Sequence[SyntheticQuery]) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_scorer(spec: RerankerSpec, ctx: "ComponentContext", model: str | None = None) -> "Reranker":
+def load_scorer(spec: RerankerSpec, ctx: ComponentContext, model: str | None = None) -> Reranker:
     """The reranker ``spec`` names, built from ``ctx``'s registry, with its model loaded and the corpus told
     (so it can cache per document); the device and precision it runs with are printed.
 
@@ -59,21 +59,28 @@ def load_scorer(spec: RerankerSpec, ctx: "ComponentContext", model: str | None =
     with loading(f"{spec.use} model", checkpoint):
         reranker.load(ctx.resolve_model(checkpoint))
     if reranker.device is not None:
-        ctx.log(f"{ctx.stage or 'scoring'}: {spec.use} {checkpoint} on "
-                f"{describe(reranker.device, reranker.options.dtype, precision_name(reranker.dtype))}")
+        ctx.log(
+            f"{ctx.stage or 'scoring'}: {spec.use} {checkpoint} on "
+            f"{describe(reranker.device, reranker.options.dtype, precision_name(reranker.dtype))}"
+        )
     reranker.use_corpus(ctx.dataset.fingerprint())
     return reranker
 
 
-def build_reranker(name: str, model: str, batch_size: int, options: dict[str, Any],
-                   ctx: "ComponentContext") -> "Reranker":
+def build_reranker(name: str, model: str, batch_size: int, options: dict[str, Any], ctx: ComponentContext) -> Reranker:
     """:func:`load_scorer` of reranker ``name`` with ``options`` and ``batch_size`` (the old spelling, kept for
     plugins that call it)."""
     return load_scorer(RerankerSpec(use=name, model=model, options={**options, "batch_size": batch_size}), ctx)
 
 
-def score_records(reranker: "Reranker", records: Sequence[SyntheticQuery], docs: dict[str, str],
-                  store: ResumableJsonl, meta: dict[str, Any], description: str) -> dict[str, float]:
+def score_records(
+    reranker: Reranker,
+    records: Sequence[SyntheticQuery],
+    docs: dict[str, str],
+    store: ResumableJsonl,
+    meta: dict[str, Any],
+    description: str,
+) -> dict[str, float]:
     """The reranker score of each record's (query, source document), by query_id; resumable through ``store``
     (``{"qid", "score"}`` lines after a ``meta`` line; a file with another ``meta`` starts over).
 
@@ -90,7 +97,7 @@ def score_records(reranker: "Reranker", records: Sequence[SyntheticQuery], docs:
     size = max(256, reranker.options.batch_size * 8)
     with progress_task(description, len(pending), "pairs") as (progress, task):
         for start in range(0, len(pending), size):
-            chunk = pending[start:start + size]
+            chunk = pending[start : start + size]
             values = reranker.score([r.query for r in chunk], [docs[r.doc_id] for r in chunk])
             store.append({"qid": r.query_id, "score": float(v)} for r, v in zip(chunk, values))
             scores.update((r.query_id, float(v)) for r, v in zip(chunk, values))
@@ -99,8 +106,9 @@ def score_records(reranker: "Reranker", records: Sequence[SyntheticQuery], docs:
     return scores
 
 
-def scorer_models(spec: RerankerSpec, option: str, role: str, registry: "Registry | None" = None,
-                  model: str | None = None) -> list["ModelRef"]:
+def scorer_models(
+    spec: RerankerSpec, option: str, role: str, registry: Registry | None = None, model: str | None = None
+) -> list[ModelRef]:
     """The model ``spec``'s reranker loads (``model`` instead of ``spec.model`` when given), as
     :meth:`~inparsx.rerank.base.Reranker.model_ref` declares it for the pre-flight check, named by ``option``
     (e.g. ``teacher.model``) and ``role``; empty without a model or for a reranker that loads nothing."""

@@ -2,7 +2,8 @@
 
 A component that builds another one (the triples teacher, the tuners' judge reranker, the filters' rerankers,
 retrievers and trainer) declares a field of a spec type (:class:`inparsx.rerank.spec.RerankerSpec`, which sits
-beside the reranker contract, :class:`RetrieverSpec`, :class:`TrainerSpec`, :class:`MinerSpec`) instead of a pair of untyped ``name``/``name_options`` keys. In TOML a spec is a
+beside the reranker contract, :class:`RetrieverSpec`, :class:`TrainerSpec`, :class:`MinerSpec`) instead of a pair of
+untyped ``name``/``name_options`` keys. In TOML a spec is a
 sub-table whose ``use`` names the registered component and whose other keys are that component's options,
 as a stage table puts its component's options next to ``use``::
 
@@ -92,18 +93,28 @@ class ComponentSpec(BaseModel):
         if isinstance(data, str):
             data = {"use": data}
         if not isinstance(data, dict):
-            raise PydanticCustomError(SPEC_ERROR, "{reason}", {"key": "", "reason": "must be a table with use = "
-                                      f"\"<a registered {cls.kind[:-1]}>\" and its options (got {data!r})"})
+            raise PydanticCustomError(
+                SPEC_ERROR,
+                "{reason}",
+                {
+                    "key": "",
+                    "reason": "must be a table with use = "
+                    f'"<a registered {cls.kind[:-1]}>" and its options (got {data!r})',
+                },
+            )
         if "use" not in data:
-            raise PydanticCustomError(SPEC_ERROR, "{key}: {reason}", {"key": "use", "reason": "required key is missing: "
-                                      f"the {cls.kind[:-1]} to use"})
+            raise PydanticCustomError(
+                SPEC_ERROR,
+                "{key}: {reason}",
+                {"key": "use", "reason": f"required key is missing: the {cls.kind[:-1]} to use"},
+            )
         if set(data) <= {"use", "options", *cls.OWN} and isinstance(data.get("options", {}), dict):
             return data
         own = {key: value for key, value in data.items() if key == "use" or key in cls.OWN}
         return {**own, "options": {key: value for key, value in data.items() if key not in own}}
 
     @model_validator(mode="after")
-    def _check(self, info: ValidationInfo) -> "ComponentSpec":
+    def _check(self, info: ValidationInfo) -> ComponentSpec:
         registry = registry_from(info)
         try:
             cls = registry.get(self.kind, self.use)
@@ -115,8 +126,9 @@ class ComponentSpec(BaseModel):
         try:
             cls.Options.model_validate(self.options, context=info.context)
         except ValidationError as exc:
-            problems = [spec_problem(err, [*self.OWN, "use", *cls.Options.model_fields], self.use)
-                        for err in exc.errors()]
+            problems = [
+                spec_problem(err, [*self.OWN, "use", *cls.Options.model_fields], self.use) for err in exc.errors()
+            ]
             key, reason = problems[0]
             more = f" (and {len(problems) - 1} more problem(s) in this table)" if len(problems) > 1 else ""
             raise PydanticCustomError(SPEC_ERROR, "{key}: {reason}", {"key": key, "reason": reason + more}) from None
@@ -164,8 +176,10 @@ class RetrieverSpec(ComponentSpec):
 
     @classmethod
     def refused(cls) -> dict[str, str]:
-        return {"k": "would be ignored: the search depth here is the `depth` option of the component that "
-                     "searches; set depth instead"}
+        return {
+            "k": "would be ignored: the search depth here is the `depth` option of the component that "
+            "searches; set depth instead"
+        }
 
 
 def default_retriever() -> RetrieverSpec:
@@ -186,8 +200,15 @@ class MinerSpec(ComponentSpec):
     kind: ClassVar[str] = "miners"
 
 
-def fold_legacy(data: Any, target: str, spec: dict[str, str], where: str, defaults: dict[str, Any] | None = None,
-                keep: tuple[str, ...] = (), lone_is_old: bool = False) -> Any:
+def fold_legacy(
+    data: Any,
+    target: str,
+    spec: dict[str, str],
+    where: str,
+    defaults: dict[str, Any] | None = None,
+    keep: tuple[str, ...] = (),
+    lone_is_old: bool = False,
+) -> Any:
     """Fold the old flat spelling of a spec into the spec's table, with one :class:`RecipeDeprecationWarning`.
 
     For a ``mode="before"`` validator of the options model that declares the spec ``target``. Nothing changes
@@ -236,9 +257,14 @@ def fold_legacy(data: Any, target: str, spec: dict[str, str], where: str, defaul
             table.update(value if isinstance(value, dict) else {key: value})
         else:
             table[spec[key]] = value
-    warnings.warn(RecipeDeprecationWarning(
-        f"{', '.join(old)}: the old spelling of {where}; write a {where} table instead (use = \"<name>\" and "
-        "the component's options next to it)", old[-1]), stacklevel=2)
+    warnings.warn(
+        RecipeDeprecationWarning(
+            f'{", ".join(old)}: the old spelling of {where}; write a {where} table instead (use = "<name>" and '
+            "the component's options next to it)",
+            old[-1],
+        ),
+        stacklevel=2,
+    )
     if given:
         data[target] = table
     return data

@@ -13,17 +13,44 @@ from __future__ import annotations
 
 import pkgutil
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
-from inparsx.artifacts import (CHECK, COMPARISON, ESTIMATE_COMPARISON, ESTIMATE_METRICS, ESTIMATE_NOTES,
-                               ESTIMATE_PER_QUERY, ESTIMATE_QUERIES, ESTIMATE_TABLE, EXCLUDED, EXTRA_RUNS,
-                               FILTER_DECISIONS, GENERATION_STATS, HELDOUT_QUERIES, KEPT_HELDOUT, KEPT_QUERIES,
-                               METRICS, NOTES, PER_QUERY, QUERY_EVAL, RUN, SUMMARY, SYNTHETIC_QUERIES, TABLE,
-                               TRAINED_MODEL, TRAINING_INFO, TRIPLES, TUNE_TRAINING, TUNED_INSTRUCTION, TUNED_MODEL,
-                               TUNED_PROGRAM, Artifact)
+from inparsx.artifacts import (
+    CHECK,
+    COMPARISON,
+    ESTIMATE_COMPARISON,
+    ESTIMATE_METRICS,
+    ESTIMATE_NOTES,
+    ESTIMATE_PER_QUERY,
+    ESTIMATE_QUERIES,
+    ESTIMATE_TABLE,
+    EXCLUDED,
+    EXTRA_RUNS,
+    FILTER_DECISIONS,
+    GENERATION_STATS,
+    HELDOUT_QUERIES,
+    KEPT_HELDOUT,
+    KEPT_QUERIES,
+    METRICS,
+    NOTES,
+    PER_QUERY,
+    QUERY_EVAL,
+    RUN,
+    SUMMARY,
+    SYNTHETIC_QUERIES,
+    TABLE,
+    TRAINED_MODEL,
+    TRAINING_INFO,
+    TRIPLES,
+    TUNE_TRAINING,
+    TUNED_INSTRUCTION,
+    TUNED_MODEL,
+    TUNED_PROGRAM,
+    Artifact,
+)
 from inparsx.errors import InparsxError
 
-Read = Union[Artifact, tuple[Artifact, ...]]
+Read = Artifact | tuple[Artifact, ...]
 """One entry of what a stage reads: an artifact (one of a stage named by the artifact; an artifact any stage
 writes, such as a run: that of every earlier stage of the recipe), or a tuple of alternatives (the first whose
 stage is in the recipe: the filter's kept queries, else the generated ones)."""
@@ -58,8 +85,17 @@ TRAINERS = ComponentKind("trainers", "register_trainers", "inparsx.train.base:Tr
 RERANKERS = ComponentKind("rerankers", "register_rerankers", "inparsx.rerank.base:Reranker")
 EVALUATORS = ComponentKind("evaluators", "register_evaluators", "inparsx.evaluate.base:Evaluator")
 
-COMPONENT_KINDS: tuple[ComponentKind, ...] = (DATASETS, RETRIEVERS, TUNERS, GENERATORS, FILTERS, MINERS, TRAINERS,
-                                              RERANKERS, EVALUATORS)
+COMPONENT_KINDS: tuple[ComponentKind, ...] = (
+    DATASETS,
+    RETRIEVERS,
+    TUNERS,
+    GENERATORS,
+    FILTERS,
+    MINERS,
+    TRAINERS,
+    RERANKERS,
+    EVALUATORS,
+)
 """Every component kind, datasets (which no stage runs) included."""
 
 
@@ -113,22 +149,62 @@ def _runner(stage: str) -> str:
 
 STAGE_SPECS: tuple[StageSpec, ...] = (
     StageSpec("retrieve", RETRIEVERS, _runner("retrieve"), writes=(RUN, CHECK)),
-    StageSpec("tune", TUNERS, _runner("tune"),
-              writes=(TUNED_MODEL, TUNED_PROGRAM, TUNED_INSTRUCTION, QUERY_EVAL, TUNE_TRAINING, EXCLUDED)),
-    StageSpec("generate", GENERATORS, _runner("generate"),
-              writes=(SYNTHETIC_QUERIES, HELDOUT_QUERIES, GENERATION_STATS, EXCLUDED)),
-    StageSpec("filter", FILTERS, _runner("filter"), multi_use=True, reads=(SYNTHETIC_QUERIES, HELDOUT_QUERIES),
-              writes=(KEPT_QUERIES, KEPT_HELDOUT, FILTER_DECISIONS, SUMMARY)),
+    StageSpec(
+        "tune",
+        TUNERS,
+        _runner("tune"),
+        writes=(TUNED_MODEL, TUNED_PROGRAM, TUNED_INSTRUCTION, QUERY_EVAL, TUNE_TRAINING, EXCLUDED),
+    ),
+    StageSpec(
+        "generate",
+        GENERATORS,
+        _runner("generate"),
+        writes=(SYNTHETIC_QUERIES, HELDOUT_QUERIES, GENERATION_STATS, EXCLUDED),
+    ),
+    StageSpec(
+        "filter",
+        FILTERS,
+        _runner("filter"),
+        multi_use=True,
+        reads=(SYNTHETIC_QUERIES, HELDOUT_QUERIES),
+        writes=(KEPT_QUERIES, KEPT_HELDOUT, FILTER_DECISIONS, SUMMARY),
+    ),
     StageSpec("triples", MINERS, _runner("triples"), reads=((KEPT_QUERIES, SYNTHETIC_QUERIES),), writes=(TRIPLES,)),
     StageSpec("train", TRAINERS, _runner("train"), reads=(TRIPLES,), writes=(TRAINED_MODEL, TRAINING_INFO)),
-    StageSpec("rerank", RERANKERS, _runner("rerank"), options="inparsx.rerank.options:RerankStageOptions",
-              reads=(RUN,), writes=(RUN, EXTRA_RUNS, NOTES, SUMMARY)),
-    StageSpec("estimate", RETRIEVERS, _runner("estimate"), options="inparsx.estimate.options:EstimateStageOptions",
-              default_use="bm25", reads=((KEPT_HELDOUT, HELDOUT_QUERIES),), options_read=("rerank", "evaluate"),
-              writes=(ESTIMATE_QUERIES, ESTIMATE_METRICS, ESTIMATE_COMPARISON, ESTIMATE_PER_QUERY, ESTIMATE_NOTES,
-                      ESTIMATE_TABLE, SUMMARY)),
-    StageSpec("evaluate", EVALUATORS, _runner("evaluate"), default_use="ranx",
-              reads=(RUN, EXTRA_RUNS, NOTES, EXCLUDED, SUMMARY), writes=(METRICS, PER_QUERY, COMPARISON, TABLE)),
+    StageSpec(
+        "rerank",
+        RERANKERS,
+        _runner("rerank"),
+        options="inparsx.rerank.options:RerankStageOptions",
+        reads=(RUN,),
+        writes=(RUN, EXTRA_RUNS, NOTES, SUMMARY),
+    ),
+    StageSpec(
+        "estimate",
+        RETRIEVERS,
+        _runner("estimate"),
+        options="inparsx.estimate.options:EstimateStageOptions",
+        default_use="bm25",
+        reads=((KEPT_HELDOUT, HELDOUT_QUERIES),),
+        options_read=("rerank", "evaluate"),
+        writes=(
+            ESTIMATE_QUERIES,
+            ESTIMATE_METRICS,
+            ESTIMATE_COMPARISON,
+            ESTIMATE_PER_QUERY,
+            ESTIMATE_NOTES,
+            ESTIMATE_TABLE,
+            SUMMARY,
+        ),
+    ),
+    StageSpec(
+        "evaluate",
+        EVALUATORS,
+        _runner("evaluate"),
+        default_use="ranx",
+        reads=(RUN, EXTRA_RUNS, NOTES, EXCLUDED, SUMMARY),
+        writes=(METRICS, PER_QUERY, COMPARISON, TABLE),
+    ),
 )
 """Every stage, in the pipeline's canonical order."""
 
@@ -151,7 +227,7 @@ def stage_spec(name: str) -> StageSpec:
 def shared_option_keys(kind: str, options: Any) -> list[tuple[str, str]]:
     """``(stage, key)`` for every key of the options model ``options`` (a component of ``kind``) that the own
     options of a stage of that kind declare too: a recipe key such a stage could not route to one of them."""
-    found = []
+    found: list[tuple[str, str]] = []
     for spec in STAGE_SPECS:
         model = spec.options_model() if spec.kind.name == kind else None
         if model is not None:

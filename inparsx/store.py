@@ -82,8 +82,10 @@ class StageStore:
                 holder = read_holder_file(note)
                 who = f"pid {holder['pid']}" if "pid" in holder else "another process"
                 where = f" for {holder['run_dir']}" if holder.get("run_dir") else ""
-                console.print(f"{stage}: waiting for {who}{where}, which is computing the same stage "
-                              f"({self.entry(stage, key)})", markup=False)
+                console.print(
+                    f"{stage}: waiting for {who}{where}, which is computing the same stage ({self.entry(stage, key)})",
+                    markup=False,
+                )
                 lock.acquire()
         except OSError as exc:
             raise StorageError.from_os_error(exc, path) from exc
@@ -150,8 +152,7 @@ class StageStore:
             stage, _, key = path.name.rpartition("-")
             marker = read_marker(path / DONE_MARKER)
             if path.is_dir() and marker.get("key") == key:
-                found.append({"stage": stage, "key": key, "path": str(path),
-                              "seconds": marker.get("seconds")})
+                found.append({"stage": stage, "key": key, "path": str(path), "seconds": marker.get("seconds")})
         return found
 
 

@@ -35,8 +35,16 @@ from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 from inparsx.artifacts import METRICS
 from inparsx.errors import InparsxError
 from inparsx.plugins import Options, Registry, eval_split_from, get_registry, registry_from
-from inparsx.recipe import (KEYED_ERROR, STAGES, DatasetConfig, Recipe, RecipeInfo, StageConfig, check_stages,
-                            validate_stage)
+from inparsx.recipe import (
+    KEYED_ERROR,
+    STAGES,
+    DatasetConfig,
+    Recipe,
+    RecipeInfo,
+    StageConfig,
+    check_stages,
+    validate_stage,
+)
 
 if TYPE_CHECKING:
     from inparsx.datasets.base import Dataset
@@ -84,7 +92,7 @@ class InnerStage(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self.table())
 
-    def with_options(self, registry: Registry | None = None, **updates: Any) -> "InnerStage":
+    def with_options(self, registry: Registry | None = None, **updates: Any) -> InnerStage:
         """This stage with some options replaced (e.g. a candidate's ``instruction``), validated again.
 
         Raises:
@@ -93,8 +101,9 @@ class InnerStage(Mapping[str, Any]):
         return inner_stage(self.stage, {**self.table(), **updates}, registry)
 
 
-def inner_stage(stage: str, table: Mapping[str, Any], registry: Registry | None = None,
-                eval_split: str | None = None) -> InnerStage:
+def inner_stage(
+    stage: str, table: Mapping[str, Any], registry: Registry | None = None, eval_split: str | None = None
+) -> InnerStage:
     """Validate a stage table built in code (e.g. the evaluate stage a tuner adds) as a recipe's is.
 
     Args:
@@ -133,8 +142,10 @@ class StageOf:
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         return core_schema.with_info_plain_validator_function(
-            self._validate, serialization=core_schema.plain_serializer_function_ser_schema(_table),
-            metadata={"inparsx_stage": self.stage})
+            self._validate,
+            serialization=core_schema.plain_serializer_function_ser_schema(_table),
+            metadata={"inparsx_stage": self.stage},
+        )
 
     def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
         return {"type": "object", "description": f"a [{self.stage}] stage table"}
@@ -152,8 +163,11 @@ class StageOf:
         split = self.eval_split or eval_split_from(info)
         config, problems = validate_stage(self.stage, table, registry_from(info), split)
         if config is None:
-            raise keyed_errors(type(self).__name__, [(key.split(".", 1)[1] if "." in key else "", reason)
-                                                     for key, reason in problems], value)
+            raise keyed_errors(
+                type(self).__name__,
+                [(key.split(".", 1)[1] if "." in key else "", reason) for key, reason in problems],
+                value,
+            )
         return InnerStage(config)
 
 
@@ -166,9 +180,14 @@ def keyed_errors(title: str, problems: list[tuple[str, str]], value: Any = None)
     sits at the key's location (``""``: where the validator runs), and the recipe loader reports it as it
     is, with file and line (:data:`~inparsx.recipe.KEYED_ERROR`). Raise it from a validator of an options
     model, e.g. after :func:`check_inner_stages`."""
-    details = [InitErrorDetails(type=PydanticCustomError(KEYED_ERROR, "{reason}", {"reason": reason}),
-                                loc=tuple(key.split(".")) if key else (), input=value)
-               for key, reason in problems]
+    details = [
+        InitErrorDetails(
+            type=PydanticCustomError(KEYED_ERROR, "{reason}", {"reason": reason}),
+            loc=tuple(key.split(".")) if key else (),
+            input=value,
+        )
+        for key, reason in problems
+    ]
     return ValidationError.from_exception_data(title, details)
 
 
@@ -217,14 +236,24 @@ class SubRunResult:
         if run not in self.metrics:
             raise InparsxError(f"sub-run {self.folder}: no run {run!r}; its runs: {', '.join(self.metrics)}")
         if name not in self.metrics[run]:
-            raise InparsxError(f"sub-run {self.folder}: run {run!r} has no metric {name!r}; "
-                               f"its metrics: {', '.join(self.metrics[run])}")
+            raise InparsxError(
+                f"sub-run {self.folder}: run {run!r} has no metric {name!r}; "
+                f"its metrics: {', '.join(self.metrics[run])}"
+            )
         return float(self.metrics[run][name])
 
 
-def run_stages(stages: Iterable[InnerStage], folder: str | Path, dataset: "Dataset", *, eval_split: str,
-               seed: int, name: str = "subrun", dataset_name: str = "subrun-view",
-               check: bool = False) -> SubRunResult:
+def run_stages(
+    stages: Iterable[InnerStage],
+    folder: str | Path,
+    dataset: Dataset,
+    *,
+    eval_split: str,
+    seed: int,
+    name: str = "subrun",
+    dataset_name: str = "subrun-view",
+    check: bool = False,
+) -> SubRunResult:
     """Run inner stages in ``folder`` with the recipe runner (:func:`inparsx.pipeline.run_recipe`) and return
     their metrics.
 
@@ -256,8 +285,9 @@ def run_stages(stages: Iterable[InnerStage], folder: str | Path, dataset: "Datas
     return SubRunResult(folder, METRICS.read(METRICS.in_folder(folder)))
 
 
-def sub_recipe(stages: Iterable[InnerStage], *, eval_split: str, seed: int, name: str = "subrun",
-               dataset_name: str = "subrun-view") -> Recipe:
+def sub_recipe(
+    stages: Iterable[InnerStage], *, eval_split: str, seed: int, name: str = "subrun", dataset_name: str = "subrun-view"
+) -> Recipe:
     """The recipe :func:`run_stages` runs: ``stages`` in pipeline order, plus a default evaluate stage.
 
     Raises:
@@ -271,5 +301,9 @@ def sub_recipe(stages: Iterable[InnerStage], *, eval_split: str, seed: int, name
     if "evaluate" not in given:
         given["evaluate"] = inner_stage("evaluate", {}).config
     ordered = {stage: given[stage] for stage in STAGES if stage in given}
-    return Recipe(RecipeInfo(name=name, seed=seed), DatasetConfig(name=dataset_name, eval_split=eval_split), ordered,
-                  source=f"sub-run {name}")
+    return Recipe(
+        RecipeInfo(name=name, seed=seed),
+        DatasetConfig(name=dataset_name, eval_split=eval_split),
+        ordered,
+        source=f"sub-run {name}",
+    )

@@ -25,8 +25,9 @@ os.environ["IR_DATASETS_HOME"] = tempfile.mkdtemp(prefix="inparsx-irds-home-")
 def _data_home() -> Path:
     home = os.environ.get("INPARSX_DATA_HOME")
     if not home or not (Path(home) / "beir" / "scifact" / "corpus.jsonl").is_file():
-        raise RuntimeError("set INPARSX_DATA_HOME to a folder holding beir/scifact (the real BEIR SciFact copy); "
-                           ".ci/run sets it")
+        raise RuntimeError(
+            "set INPARSX_DATA_HOME to a folder holding beir/scifact (the real BEIR SciFact copy); .ci/run sets it"
+        )
     return Path(home)
 
 
@@ -87,7 +88,8 @@ def make_subset(source: Path, target: Path, n_queries: int, n_extra_docs: int) -
         keep_queries.update(qids)
         keep_docs.update(r[1] for r in kept)
         (target / "qrels" / f"{split}.tsv").write_text(
-            "query-id\tcorpus-id\tscore\n" + "".join("\t".join(r) + "\n" for r in kept))
+            "query-id\tcorpus-id\tscore\n" + "".join("\t".join(r) + "\n" for r in kept)
+        )
     with open(source / "corpus.jsonl") as src, open(target / "corpus.jsonl", "w") as dst:
         extra = 0
         for line in src:
@@ -108,5 +110,7 @@ def tiny_word_models(scifact_small: Path, tmp_path_factory: pytest.TempPathFacto
 
     folder = tmp_path_factory.mktemp("tiny-word-models")
     words = train_tokenizer([d.full_text for d in BeirFolderDataset(scifact_small).docs_iter()], vocab_size=1500)
-    return {"llama": str(tiny_llama(folder / "llama", tokenizer=words, initializer_range=0.5)),
-            "bert": str(tiny_bert(folder / "bert"))}
+    return {
+        "llama": str(tiny_llama(folder / "llama", tokenizer=words, initializer_range=0.5)),
+        "bert": str(tiny_bert(folder / "bert")),
+    }

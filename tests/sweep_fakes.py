@@ -19,7 +19,7 @@ import types
 from inparsx import pipeline
 from inparsx.artifacts import Artifact
 from inparsx.generate.base import Generator
-from inparsx.plugins import Component, Options, get_plugin_manager, set_registry, Registry
+from inparsx.plugins import Component, Options, Registry, get_plugin_manager, set_registry
 from inparsx.retrieve.base import Retriever
 from inparsx.testing.plugins import plugin_module
 from inparsx.train.base import Trainer
@@ -73,8 +73,14 @@ def scores(generate_value: int, train_value: int, seed: int) -> dict[str, dict[s
     """Per-query nDCG@10 of the fake runs: ``retrieve`` fixed, ``rerank`` raised by the train value (and a
     little by the generate value), with a per-seed wobble."""
     first = {q: 0.3 + 0.02 * (int(q) % 7) for q in QUERIES}
-    reranked = {q: first[q] + 0.05 * train_value + 0.01 * generate_value + 0.004 * seed * ((int(q) % 3) - 1)
-                + 0.003 * train_value * ((int(q) * 7) % 5 - 2) for q in QUERIES}
+    reranked = {
+        q: first[q]
+        + 0.05 * train_value
+        + 0.01 * generate_value
+        + 0.004 * seed * ((int(q) % 3) - 1)
+        + 0.003 * train_value * ((int(q) * 7) % 5 - 2)
+        for q in QUERIES
+    }
     return {"retrieve": first, "rerank": reranked}
 
 
@@ -111,8 +117,12 @@ def install() -> None:
         pipeline.STAGE_READS[stage] = READS[stage]
     sys.modules["sweep_fake_runners"] = module
     pm = get_plugin_manager()
-    pm.register(plugin_module("sweep-echo", retrievers=[_kind(Retriever)], generators=[_kind(Generator)],
-                              trainers=[_kind(Trainer)]), name="sweep-echo")
+    pm.register(
+        plugin_module(
+            "sweep-echo", retrievers=[_kind(Retriever)], generators=[_kind(Generator)], trainers=[_kind(Trainer)]
+        ),
+        name="sweep-echo",
+    )
     set_registry(Registry(pm))
 
 

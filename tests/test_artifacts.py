@@ -42,7 +42,12 @@ def _docstrings(tree: ast.AST) -> set[int]:
     ids = set()
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+        ):
             ids.add(id(body[0].value))
     return ids
 
@@ -81,20 +86,25 @@ def literal_file_names(relative: str, text: str) -> list[str]:
 
 
 def test_no_stage_or_component_code_names_another_stages_file_by_a_literal():
-    found = [hit for path in sources()
-             for hit in literal_file_names(path.relative_to(ROOT).as_posix(), path.read_text(encoding="utf-8"))]
+    found = [
+        hit
+        for path in sources()
+        for hit in literal_file_names(path.relative_to(ROOT).as_posix(), path.read_text(encoding="utf-8"))
+    ]
     assert not found, "use the artifacts of inparsx.artifacts (ctx.path_of / ctx.read):\n" + "\n".join(found)
 
 
 def test_the_scan_finds_each_kind_of_literal():
     """The scan is not vacuous: each pattern it looks for, written in a stage module, is reported."""
-    code = ('def f(ctx, run_dir):\n'
-            '    a = ctx.output("retrieve", "run.trec")\n'
-            '    b = run_dir / "evaluate" / "x.json"\n'
-            '    c = "filter/summary.json"\n'
-            '    d = ctx.resolve_model("@tune", "program.json")\n'
-            '    e = run_dir / "triples.jsonl"\n'
-            '    return run_dir / "scores.jsonl"  # its own file: fine\n')
+    code = (
+        "def f(ctx, run_dir):\n"
+        '    a = ctx.output("retrieve", "run.trec")\n'
+        '    b = run_dir / "evaluate" / "x.json"\n'
+        '    c = "filter/summary.json"\n'
+        '    d = ctx.resolve_model("@tune", "program.json")\n'
+        '    e = run_dir / "triples.jsonl"\n'
+        '    return run_dir / "scores.jsonl"  # its own file: fine\n'
+    )
     hits = literal_file_names("inparsx/rerank/probe.py", code)
     assert len(hits) == 6, hits  # program.json twice: the call, and the name of a tune file
     assert any("'triples.jsonl' (a file of triples)" in hit for hit in hits)
@@ -115,8 +125,12 @@ def test_the_context_reads_an_earlier_stages_artifact_and_names_a_missing_one(tm
     (generate / SYNTHETIC_QUERIES.file).write_text('{"query_id": "q1", "doc_id": "d1", "query": "why?"}\n')
     (tmp_path / "run" / "retrieve").mkdir()
     (tmp_path / "run" / "retrieve" / RUN.file).write_text("q1 Q0 d1 1 2.5 t\n")
-    ctx = component_context(tiny_beir(tmp_path / "data"), work_dir=tmp_path / "run" / "rerank", stage="rerank",
-                            outputs={s: tmp_path / "run" / s for s in ("retrieve", "generate", "train")})
+    ctx = component_context(
+        tiny_beir(tmp_path / "data"),
+        work_dir=tmp_path / "run" / "rerank",
+        stage="rerank",
+        outputs={s: tmp_path / "run" / s for s in ("retrieve", "generate", "train")},
+    )
     assert [r.query for r in ctx.read(SYNTHETIC_QUERIES)] == ["why?"]
     assert ctx.read(RUN, "retrieve") == {"q1": {"d1": 2.5}}
     with pytest.raises(InparsxError, match=r"needs .*train/model, the output of stage 'train' \(the trained reranker"):

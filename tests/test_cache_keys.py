@@ -13,11 +13,11 @@ from inparsx.datasets.beir import BeirFolderDataset
 from inparsx.io import read_jsonl, write_trec_run
 from inparsx.pipeline import StageContext, run_recipe
 from inparsx.plugins import Component, Options, get_registry
-from inparsx.retrieve.base import Retriever
-from inparsx.tune.base import Tuner
 from inparsx.recipe import validate_recipe
+from inparsx.retrieve.base import Retriever
 from inparsx.testing.fakes import ChecksumReranker
 from inparsx.testing.plugins import plugin_module, registered
+from inparsx.tune.base import Tuner
 
 
 def write_triples(dataset: BeirFolderDataset, path: Path, n: int, seed: int) -> None:
@@ -28,8 +28,16 @@ def write_triples(dataset: BeirFolderDataset, path: Path, n: int, seed: int) -> 
     for qid in sorted(qrels)[:n]:
         pos = next(d for d in qrels[qid] if d in docs)
         neg = rng.choice([d for d in ids if d != pos])
-        rows.append({"query_id": qid, "query": queries[qid].text, "pos_id": pos, "pos_text": docs[pos],
-                     "neg_ids": [neg], "neg_texts": [docs[neg]]})
+        rows.append(
+            {
+                "query_id": qid,
+                "query": queries[qid].text,
+                "pos_id": pos,
+                "pos_text": docs[pos],
+                "neg_ids": [neg],
+                "neg_texts": [docs[neg]],
+            }
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
@@ -49,15 +57,29 @@ def test_from_train_rescores_with_the_retrained_model(scifact_small, tmp_path):
     dataset = BeirFolderDataset(scifact_small)
     run_dir = tmp_path / "run"
     docids = sorted(dataset.docs())
-    write_trec_run(run_dir / "retrieve" / "run.trec",
-                   {qid: {docids[(i * 7 + j) % len(docids)]: 10.0 - j for j in range(4)}
-                    for i, qid in enumerate(dataset.queries("test"))})
+    write_trec_run(
+        run_dir / "retrieve" / "run.trec",
+        {
+            qid: {docids[(i * 7 + j) % len(docids)]: 10.0 - j for j in range(4)}
+            for i, qid in enumerate(dataset.queries("test"))
+        },
+    )
     write_triples(dataset, run_dir / "triples" / "triples.jsonl", 8, seed=0)
-    data = {"recipe": {"name": "t"}, "dataset": {"name": str(scifact_small)},
-            "train": {"use": "cross-encoder", "base_model": str(tiny_bert(tmp_path / "bert")), "max_steps": 2,
-                      "batch_size": 4, "max_length": 48, "learning_rate": 5e-3, "save_steps": 0,
-                      "precision": "fp32"},
-            "rerank": {"use": "cross-encoder", "model": "@train", "depth": 3, "dtype": "fp32", "max_length": 48}}
+    data = {
+        "recipe": {"name": "t"},
+        "dataset": {"name": str(scifact_small)},
+        "train": {
+            "use": "cross-encoder",
+            "base_model": str(tiny_bert(tmp_path / "bert")),
+            "max_steps": 2,
+            "batch_size": 4,
+            "max_length": 48,
+            "learning_rate": 5e-3,
+            "save_steps": 0,
+            "precision": "fp32",
+        },
+        "rerank": {"use": "cross-encoder", "model": "@train", "depth": 3, "dtype": "fp32", "max_length": 48},
+    }
     recipe = validate_recipe(data, "t.toml", "", get_registry())
     run_recipe(recipe, run_dir)
     before_meta, before = scores(run_dir)
@@ -83,19 +105,27 @@ def test_the_rerank_scores_are_kept_under_their_key_only(scifact_small, tmp_path
 
     dataset = BeirFolderDataset(scifact_small)
     docids = sorted(dataset.docs())
-    write_trec_run(tmp_path / "retrieve" / "run.trec",
-                   {qid: {docids[(i * 5 + j) % len(docids)]: 5.0 - j for j in range(3)}
-                    for i, qid in enumerate(dataset.queries("test"))})
+    write_trec_run(
+        tmp_path / "retrieve" / "run.trec",
+        {
+            qid: {docids[(i * 5 + j) % len(docids)]: 5.0 - j for j in range(3)}
+            for i, qid in enumerate(dataset.queries("test"))
+        },
+    )
     with registered(plugin_module("checksum-plugin", rerankers=[ChecksumReranker])) as registry:
-        data = {"recipe": {"name": "t"}, "dataset": {"name": str(scifact_small)},
-                "rerank": {"use": "checksum", "model": "m", "depth": 3}}
+        data = {
+            "recipe": {"name": "t"},
+            "dataset": {"name": str(scifact_small)},
+            "rerank": {"use": "checksum", "model": "m", "depth": 3},
+        }
         recipe = validate_recipe(data, "t.toml", "", registry)
         _, options = recipe.stages["rerank"].components[0]
 
         def rerank(key: str) -> int:
             ChecksumReranker.reset()
-            run_stage(StageContext(recipe, "rerank", tmp_path, [ChecksumReranker(options)], "fp", dataset,
-                                   cache_key=key))
+            run_stage(
+                StageContext(recipe, "rerank", tmp_path, [ChecksumReranker(options)], "fp", dataset, cache_key=key)
+            )
             return ChecksumReranker.scored
 
         pairs = rerank("a")
@@ -107,17 +137,23 @@ def test_the_rerank_scores_are_kept_under_their_key_only(scifact_small, tmp_path
 
 def done_markers(run_dir: Path) -> dict[str, dict]:
     """Every stage's done marker by stage name."""
-    return {path.parent.name: json.loads(path.read_text()) for path in sorted(run_dir.glob(f"*/{pipeline.DONE_MARKER}"))}
+    return {
+        path.parent.name: json.loads(path.read_text()) for path in sorted(run_dir.glob(f"*/{pipeline.DONE_MARKER}"))
+    }
 
 
 def test_a_hand_edited_input_reruns_what_reads_it_and_only_what_its_content_changes(scifact_small, tmp_path):
     """``generate/queries.jsonl`` edited after a run: the filter stage, which reads it, runs again; the triples
     stage runs again only when the kept queries changed; retrieve and generate, whose inputs are the same, are
     skipped."""
-    data = {"recipe": {"name": "t"}, "dataset": {"name": str(scifact_small)},
-            "retrieve": {"use": "bm25", "k": 10}, "generate": {"use": "ict", "num_docs": 12},
-            "filter": {"use": ["length"], "min_tokens": 3},
-            "triples": {"use": "bm25-negatives", "depth": 10, "n_negatives": 1}}
+    data = {
+        "recipe": {"name": "t"},
+        "dataset": {"name": str(scifact_small)},
+        "retrieve": {"use": "bm25", "k": 10},
+        "generate": {"use": "ict", "num_docs": 12},
+        "filter": {"use": ["length"], "min_tokens": 3},
+        "triples": {"use": "bm25-negatives", "depth": 10, "n_negatives": 1},
+    }
     recipe = validate_recipe(data, "t.toml", "", get_registry())
     run_dir = run_recipe(recipe, tmp_path / "run")
     first = done_markers(run_dir)
@@ -151,16 +187,24 @@ def test_the_keys_cover_what_each_stage_reads(scifact_small):
     from inparsx.cachekey import stage_inputs
     from inparsx.recipe import STAGES
 
-    data = {"recipe": {"name": "t"}, "dataset": {"name": str(scifact_small)},
-            "retrieve": {"use": "bm25"}, "generate": {"use": "ict"},
-            "filter": {"use": ["length"]}, "triples": {"use": "bm25-negatives"}, "train": {"use": "cross-encoder"},
-            "rerank": {"use": "cross-encoder", "model": "@train"}, "estimate": {"docs": 5}}
+    data = {
+        "recipe": {"name": "t"},
+        "dataset": {"name": str(scifact_small)},
+        "retrieve": {"use": "bm25"},
+        "generate": {"use": "ict"},
+        "filter": {"use": ["length"]},
+        "triples": {"use": "bm25-negatives"},
+        "train": {"use": "cross-encoder"},
+        "rerank": {"use": "cross-encoder", "model": "@train"},
+        "estimate": {"docs": 5},
+    }
     recipe = validate_recipe(data, "t.toml", "", get_registry())
     assert stage_inputs(recipe, "retrieve", STAGES) == stage_inputs(recipe, "generate", STAGES) == []
     assert stage_inputs(recipe, "triples", STAGES) == [("filter", "queries.jsonl")]
     assert stage_inputs(recipe, "train", STAGES) == [("triples", "triples.jsonl")]
-    assert set(stage_inputs(recipe, "rerank", STAGES)) == {(s, "run.trec") for s in
-                                                        ("retrieve", "generate", "filter", "triples", "train")} | {("train", "model")}
+    assert set(stage_inputs(recipe, "rerank", STAGES)) == {
+        (s, "run.trec") for s in ("retrieve", "generate", "filter", "triples", "train")
+    } | {("train", "model")}
     assert ("train", "model") in stage_inputs(recipe, "estimate", STAGES)  # through [rerank] model = "@train"
 
 
@@ -183,6 +227,7 @@ def test_a_retrieve_option_does_not_rerun_tune(tmp_path, scifact_small, monkeypa
         def run_stage(ctx):
             calls.append(stage)
             (ctx.dir / "out.txt").write_text(str(ctx.component.options.value))
+
         return run_stage
 
     module = types.ModuleType("key_fake_runners")
@@ -192,9 +237,14 @@ def test_a_retrieve_option_does_not_rerun_tune(tmp_path, scifact_small, monkeypa
     monkeypatch.setitem(sys.modules, "key_fake_runners", module)
     kinds = {base: type(f"Echo{base.__name__}", (Echo, base), {"Options": Echo.Options}) for base in (Retriever, Tuner)}
     with registered(plugin_module("echo", retrievers=[kinds[Retriever]], tuners=[kinds[Tuner]])) as registry:
+
         def run(value: int) -> None:
-            data = {"recipe": {"name": "t"}, "dataset": {"name": str(scifact_small)},
-                    "retrieve": {"use": "echo", "value": value}, "tune": {"use": "echo"}}
+            data = {
+                "recipe": {"name": "t"},
+                "dataset": {"name": str(scifact_small)},
+                "retrieve": {"use": "echo", "value": value},
+                "tune": {"use": "echo"},
+            }
             run_recipe(validate_recipe(data, "t.toml", "", registry), tmp_path / "run")
 
         run(1)

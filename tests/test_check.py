@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from inparsx.testing.cli import run_cli
 from inparsx.datasets.base import Dataset
 from inparsx.datasets.beir import BeirFolderDataset
 from inparsx.datasets.check import KINDS, check_beir_folder, check_dataset
@@ -17,12 +16,18 @@ from inparsx.errors import DataError
 from inparsx.pipeline import run_recipe
 from inparsx.recipe import load_recipe
 from inparsx.records import Document, Query
+from inparsx.testing.cli import run_cli
 
-DOCS = [{"_id": "d1", "title": "Aspirin", "text": "Aspirin lowers fever."},
-        {"_id": "d2", "title": "Malaria", "text": "Malaria is spread by mosquitoes."},
-        {"_id": "d3", "title": "Sleep", "text": "Sleep helps memory."}]
-QUERIES = [{"_id": "q1", "text": "does aspirin lower fever"}, {"_id": "q2", "text": "how is malaria spread"},
-           {"_id": "q3", "text": "sleep and memory"}]
+DOCS = [
+    {"_id": "d1", "title": "Aspirin", "text": "Aspirin lowers fever."},
+    {"_id": "d2", "title": "Malaria", "text": "Malaria is spread by mosquitoes."},
+    {"_id": "d3", "title": "Sleep", "text": "Sleep helps memory."},
+]
+QUERIES = [
+    {"_id": "q1", "text": "does aspirin lower fever"},
+    {"_id": "q2", "text": "how is malaria spread"},
+    {"_id": "q3", "text": "sleep and memory"},
+]
 QRELS = {"test": [("q1", "d1", 1), ("q2", "d2", 1)], "train": [("q3", "d3", 1)]}
 
 
@@ -64,16 +69,28 @@ def test_the_real_scifact_is_clean_and_its_crlf_qrels_are_a_note(scifact_dir):
 
 
 def test_what_looks_wrong_is_a_warning_naming_file_line_and_id(tmp_path):
-    docs = [*DOCS, {"_id": "d2", "title": "Again", "text": "a repeated id"},   # line 4
-            {"_id": "d4", "title": "No text"},                                  # line 5
-            {"_id": "d5", "title": "", "text": ""},                             # line 6
-            {"_id": "d6", "title": "Number", "text": 42},                       # line 7
-            {"_id": " d7", "title": "Spaces", "text": "an id with a space"},    # line 8
-            {"_id": "d8", "title": "", "text": "no title"}]                     # line 9
+    docs = [
+        *DOCS,
+        {"_id": "d2", "title": "Again", "text": "a repeated id"},  # line 4
+        {"_id": "d4", "title": "No text"},  # line 5
+        {"_id": "d5", "title": "", "text": ""},  # line 6
+        {"_id": "d6", "title": "Number", "text": 42},  # line 7
+        {"_id": " d7", "title": "Spaces", "text": "an id with a space"},  # line 8
+        {"_id": "d8", "title": "", "text": "no title"},
+    ]  # line 9
     queries = [*QUERIES, {"_id": "q4", "text": "  "}, {"_id": "q1", "text": "repeated"}]
-    qrels = {"test": [("q1", "d1", 1), ("q1", "d1", 1), ("q2", "d2", 1), ("q2", "d2", 2), ("q1", "d99", 1),
-                      ("q99", "d1", 1), ("q3", "d3", 1)],
-             "train": [("q3", "d3", 1)]}
+    qrels = {
+        "test": [
+            ("q1", "d1", 1),
+            ("q1", "d1", 1),
+            ("q2", "d2", 1),
+            ("q2", "d2", 2),
+            ("q1", "d99", 1),
+            ("q99", "d1", 1),
+            ("q3", "d3", 1),
+        ],
+        "train": [("q3", "d3", 1)],
+    }
     report = check_beir_folder(collection(tmp_path, docs, queries, qrels))
     assert report.ok
     assert findings(report) == {
@@ -91,8 +108,10 @@ def test_what_looks_wrong_is_a_warning_naming_file_line_and_id(tmp_path):
     }
     assert all(KINDS[kind][0] == "warning" for kind in report.counts if kind != "empty-title")
     lines = report.lines()
-    assert "warning: 2 repeated ids (the last record wins): corpus.jsonl:4 id 'd2' (first on line 2); " \
-           "queries.jsonl:5 id 'q1' (first on line 1)" in lines
+    assert (
+        "warning: 2 repeated ids (the last record wins): corpus.jsonl:4 id 'd2' (first on line 2); "
+        "queries.jsonl:5 id 'q1' (first on line 1)" in lines
+    )
     assert lines[-1].startswith(f"{tmp_path}: 0 errors, 12 warnings, 1 notes (8 documents, 4 queries")
 
 
@@ -102,27 +121,41 @@ def test_encoding_marks_and_line_endings(tmp_path):
     crlf = qrels_tsv(QRELS["train"]).replace("\n", "\r\n").encode()
     root = collection(tmp_path, raw={"corpus.jsonl": bom, "qrels/test.tsv": mixed, "qrels/train.tsv": crlf})
     report = check_beir_folder(root)
-    assert findings(report) == {"bom": [("corpus.jsonl", 1, None)], "mixed-line-endings": [("qrels/test.tsv", None, None)],
-                                "crlf": [("qrels/train.tsv", None, None)]}
+    assert findings(report) == {
+        "bom": [("corpus.jsonl", 1, None)],
+        "mixed-line-endings": [("qrels/test.tsv", None, None)],
+        "crlf": [("qrels/train.tsv", None, None)],
+    }
     assert report.ok and report.total("warning") == 2
     dataset = BeirFolderDataset(root)  # what the check calls readable, the readers read
     assert [d.doc_id for d in dataset.docs_iter()] == ["d1", "d2", "d3"] and dataset.qrels("test") == {
-        "q1": {"d1": 1}, "q2": {"d2": 1}}
+        "q1": {"d1": 1},
+        "q2": {"d2": 1},
+    }
 
 
 def test_what_cannot_be_read_is_an_error(tmp_path):
-    corpus = jsonl(DOCS).encode() + b'{"_id": "d4", "text": "caf\xe9"}\n' + b'{"_id": "d5", \n' + b'["a list"]\n' \
+    corpus = (
+        jsonl(DOCS).encode()
+        + b'{"_id": "d4", "text": "caf\xe9"}\n'
+        + b'{"_id": "d5", \n'
+        + b'["a list"]\n'
         + b'{"title": "no id", "text": "x"}\n'
+    )
     qrels = qrels_tsv([("q1", "d1", 1)]) + "q2\td2\n" + "q2\td2\thigh\n"
     root = collection(tmp_path, raw={"corpus.jsonl": corpus, "qrels/test.tsv": qrels.encode()})
     (root / "queries.jsonl").unlink()
     report = check_beir_folder(root)
     assert not report.ok
-    assert findings(report) == {"not-utf8": [("corpus.jsonl", 4, None)], "invalid-json": [("corpus.jsonl", 5, None)],
-                                "not-object": [("corpus.jsonl", 6, None)], "missing-id": [("corpus.jsonl", 7, None)],
-                                "missing-file": [("queries.jsonl", None, None)],
-                                "bad-qrels-row": [("qrels/test.tsv", 3, None)],
-                                "bad-relevance": [("qrels/test.tsv", 4, "q2")]}
+    assert findings(report) == {
+        "not-utf8": [("corpus.jsonl", 4, None)],
+        "invalid-json": [("corpus.jsonl", 5, None)],
+        "not-object": [("corpus.jsonl", 6, None)],
+        "missing-id": [("corpus.jsonl", 7, None)],
+        "missing-file": [("queries.jsonl", None, None)],
+        "bad-qrels-row": [("qrels/test.tsv", 3, None)],
+        "bad-relevance": [("qrels/test.tsv", 4, "q2")],
+    }
     assert "error: 1 lines with bytes that are not UTF-8: corpus.jsonl:4 (byte 27: b'\\xe9')" in report.lines()
     (root / "qrels" / "test.tsv").unlink()
     (root / "qrels" / "train.tsv").unlink()
@@ -156,12 +189,12 @@ class InMemory(Dataset):
 
 def test_any_dataset_is_checked_through_its_api():
     report = InMemory().check()
-    assert findings(report) == {"repeated-id": [("corpus", None, "a")], "empty-text": [("corpus", None, "b"),
-                                                                                         ("queries (test)", None, "q2")],
-                                "unknown-query": [("qrels (test)", None, "q9")],
-                                "unknown-doc": [("qrels (test)", None, "zz")]}
-
-
+    assert findings(report) == {
+        "repeated-id": [("corpus", None, "a")],
+        "empty-text": [("corpus", None, "b"), ("queries (test)", None, "q2")],
+        "unknown-query": [("qrels (test)", None, "q9")],
+        "unknown-doc": [("qrels (test)", None, "zz")],
+    }
 
 
 def test_the_command_exit_codes_and_json(monkeypatch, capsys, tmp_path):
@@ -173,7 +206,8 @@ def test_the_command_exit_codes_and_json(monkeypatch, capsys, tmp_path):
     assert run_cli(monkeypatch, capsys, "check", str(warned), "--strict")[0] == 1
     code, out, _ = run_cli(monkeypatch, capsys, "check", str(warned), "--json")
     assert json.loads(out)["findings"]["repeated-id"]["examples"] == [
-        {"file": "corpus.jsonl", "line": 4, "id": "d1", "detail": "first on line 1"}]
+        {"file": "corpus.jsonl", "line": 4, "id": "d1", "detail": "first on line 1"}
+    ]
     broken = collection(tmp_path / "broken", raw={"corpus.jsonl": b"{not json\n"})
     code, out, _ = run_cli(monkeypatch, capsys, "check", str(broken))
     assert code == 2 and out.startswith("error: 1 lines that are not valid JSON: corpus.jsonl:1")

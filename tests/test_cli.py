@@ -15,21 +15,34 @@ from typer.testing import CliRunner
 
 from inparsx.cli.main import app, main
 
-HEAVY = ("torch", "transformers", "pyserini", "ranx", "sentence_transformers", "dspy", "bm25s", "ir_datasets",
-         "numba", "jnius")
+HEAVY = (
+    "torch",
+    "transformers",
+    "pyserini",
+    "ranx",
+    "sentence_transformers",
+    "dspy",
+    "bm25s",
+    "ir_datasets",
+    "numba",
+    "jnius",
+)
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "inparsx.cli.main", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "inparsx.cli.main", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
 
 
 @pytest.mark.parametrize("args", [["--help"], ["plugins"], ["plugins", "--json"]])
 def test_fast_commands_import_no_heavy_library(args):
-    code = (f"import sys\nsys.argv = ['inparsx', *{args!r}]\nfrom inparsx.cli.main import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            f"print('HEAVY=' + ','.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)")
+    code = (
+        f"import sys\nsys.argv = ['inparsx', *{args!r}]\nfrom inparsx.cli.main import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print('HEAVY=' + ','.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)"
+    )
     began = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     elapsed = time.perf_counter() - began
@@ -53,9 +66,9 @@ def test_plugins_lists_every_kind_with_package_and_version():
 
 
 BROKEN = {
-    "misspelled": ('k_1 = 0.9', "retrieve.k_1: unknown key", "did you mean 'k1'"),
+    "misspelled": ("k_1 = 0.9", "retrieve.k_1: unknown key", "did you mean 'k1'"),
     "wrongtype": ('k = "all"', "retrieve.k:", "'all'"),
-    "unknownplugin": ('', "retrieve.use: unknown retriever 'bm52'", "did you mean 'bm25'"),
+    "unknownplugin": ("", "retrieve.use: unknown retriever 'bm52'", "did you mean 'bm25'"),
 }
 
 
@@ -100,19 +113,32 @@ def test_plugin_descriptions_are_plain_text():
     assert summary_line(None) == "" and summary_line("  \n") == ""
 
 
-@pytest.mark.parametrize("args", [["check", "beir:scifact"], ["run", "recipes/scifact-bm25.toml", "--run-dir", "{tmp}"]])
+@pytest.mark.parametrize(
+    "args", [["check", "beir:scifact"], ["run", "recipes/scifact-bm25.toml", "--run-dir", "{tmp}"]]
+)
 def test_no_data_home_and_no_network_is_one_line_and_exit_2(tmp_path, args):
     env = {k: v for k, v in os.environ.items() if k not in ("INPARSX_DATA_HOME", "no_proxy", "NO_PROXY")}
-    env.update(IR_DATASETS_HOME=str(tmp_path / "ir_datasets"), https_proxy="http://127.0.0.1:9",
-               http_proxy="http://127.0.0.1:9")  # no network: every request goes to a closed port
-    result = subprocess.run([sys.executable, "-m", "inparsx.cli.main", *(a.format(tmp=tmp_path / "run") for a in args)],
-                            capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    env.update(
+        IR_DATASETS_HOME=str(tmp_path / "ir_datasets"),
+        https_proxy="http://127.0.0.1:9",
+        http_proxy="http://127.0.0.1:9",
+    )  # no network: every request goes to a closed port
+    result = subprocess.run(
+        [sys.executable, "-m", "inparsx.cli.main", *(a.format(tmp=tmp_path / "run") for a in args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=env,
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: dataset beir:scifact: $INPARSX_DATA_HOME is not set")
-    assert "ir_datasets could not download https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/" \
-           "scifact.zip (the proxy refused the connection)" in lines[0]
+    assert (
+        "ir_datasets could not download https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/"
+        "scifact.zip (the proxy refused the connection)" in lines[0]
+    )
     assert "set INPARSX_DATA_HOME to a folder holding beir/scifact/corpus.jsonl" in lines[0]
     assert f"ir_datasets then keeps it in {tmp_path / 'ir_datasets'}" in lines[0]
 
@@ -124,15 +150,19 @@ def test_plugin_descriptions_end_at_a_sentence():
     cpo = get_registry().get("tuners", "cpo")
     assert summary_line(cpo.__doc__).endswith("(see the module docstring).")  # its first line stops mid-sentence
     assert summary_line("Scores pairs, e.g. BM25 pairs. More text.") == "Scores pairs, e.g. BM25 pairs."
-    assert summary_line("Uses :func:`inparsx.a.b` and :class:`~inparsx.c.D`, no end") == "Uses inparsx.a.b and D, no end"
+    assert (
+        summary_line("Uses :func:`inparsx.a.b` and :class:`~inparsx.c.D`, no end") == "Uses inparsx.a.b and D, no end"
+    )
     result = CliRunner().invoke(app, ["plugins", "--json"])
     for row in json.loads(result.stdout):
         assert row["description"].endswith((".", ")")), row  # every listed description is a whole sentence
         assert "``" not in row["description"] and ":func:" not in row["description"]
 
 
-@pytest.mark.parametrize("command", ["eval", "filter", "generate", "train", "rerank", "retrieve", "run", "check",
-                                     "report", "validate", "plugins"])
+@pytest.mark.parametrize(
+    "command",
+    ["eval", "filter", "generate", "train", "rerank", "retrieve", "run", "check", "report", "validate", "plugins"],
+)
 def test_help_reads_as_text(command):
     result = CliRunner().invoke(app, [command, "--help"], terminal_width=200)
     text = result.stdout

@@ -33,6 +33,7 @@ PACKAGE = Path(inparsx.__file__).parent
 
 # --- the narrow context -------------------------------------------------------------------------------------
 
+
 def test_a_plugin_builds_the_context_without_a_recipe(tmp_path):
     ctx = component_context(tiny_beir(tmp_path / "tiny"), seed=7, work_dir=tmp_path / "work")
     assert (ctx.seed, ctx.eval_split, ctx.dir, dict(ctx.outputs)) == (7, "test", tmp_path / "work", {})
@@ -46,26 +47,41 @@ def test_a_plugin_builds_the_context_without_a_recipe(tmp_path):
 
 def test_resolve_model_reads_only_the_declared_stages(tmp_path):
     (tmp_path / "train" / "model").mkdir(parents=True)
-    ctx = ComponentContext(None, tmp_path / "rerank", outputs={"train": tmp_path / "train"},  # type: ignore[arg-type]
-                           stage="rerank")
+    ctx = ComponentContext(
+        None,
+        tmp_path / "rerank",
+        outputs={"train": tmp_path / "train"},  # type: ignore[arg-type]
+        stage="rerank",
+    )
     assert ctx.resolve_model("org/model") == "org/model"
     assert ctx.resolve_model("@train") == str(tmp_path / "train" / "model")
     with pytest.raises(InparsxError, match=r"needs .*train/missing.txt, the output of stage 'train'"):
         ctx.output("train", "missing.txt")
-    with pytest.raises(InparsxError, match=r"@tune: stage 'rerank' cannot read the output of stage 'tune' "
-                                           r"\(it reads train\); give a hub id"):
+    with pytest.raises(
+        InparsxError,
+        match=r"@tune: stage 'rerank' cannot read the output of stage 'tune' "
+        r"\(it reads train\); give a hub id",
+    ):
         ctx.resolve_model("@tune")
 
 
 def test_the_stage_context_gives_earlier_outputs_and_the_tuner_none(tmp_path, scifact_small):
-    data = {"recipe": {"name": "narrow", "seed": 5}, "dataset": {"name": str(scifact_small)},
-            "generate": {"use": "ict"}}
+    data = {
+        "recipe": {"name": "narrow", "seed": 5},
+        "dataset": {"name": str(scifact_small)},
+        "generate": {"use": "ict"},
+    }
     recipe = validate_recipe(data, "t", "", get_registry())
     dataset = BeirFolderDataset(scifact_small)
     ctx = StageContext(recipe, "generate", tmp_path, [], "fp", dataset).component_context()
     assert dict(ctx.outputs) == {"retrieve": tmp_path / "retrieve", "tune": tmp_path / "tune"}
-    assert (ctx.dataset, ctx.seed, ctx.dir, ctx.run_name, ctx.stage) == (dataset, 5, tmp_path / "generate",
-                                                                          "narrow", "generate")
+    assert (ctx.dataset, ctx.seed, ctx.dir, ctx.run_name, ctx.stage) == (
+        dataset,
+        5,
+        tmp_path / "generate",
+        "narrow",
+        "generate",
+    )
     tuner = tune_context(StageContext(recipe, "tune", tmp_path, [], "fp", dataset))
     assert dict(tuner.outputs) == {} and isinstance(tuner.dataset, WithoutSplit)
     with pytest.raises(SplitHiddenError):
@@ -73,6 +89,7 @@ def test_the_stage_context_gives_earlier_outputs_and_the_tuner_none(tmp_path, sc
 
 
 # --- contracts declared on base classes, no probes in stage code ----------------------------------------------
+
 
 def test_no_base_class_mentions_the_stage_context():
     bases = sorted(PACKAGE.glob("*/base.py"))
@@ -83,9 +100,11 @@ def test_no_base_class_mentions_the_stage_context():
 
 def _probes(path: Path, root: Path = PACKAGE) -> list[str]:
     """Every ``hasattr``/``getattr`` call in ``path``, as ``file:line: call``."""
-    return [f"{path.relative_to(root)}:{node.lineno}: {ast.unparse(node)}"
-            for node in ast.walk(ast.parse(path.read_text()))
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("hasattr", "getattr")]
+    return [
+        f"{path.relative_to(root)}:{node.lineno}: {ast.unparse(node)}"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("hasattr", "getattr")
+    ]
 
 
 def test_stage_code_does_not_probe_components():
@@ -97,11 +116,13 @@ def test_stage_code_does_not_probe_components():
 
 def test_the_probe_scan_finds_a_probe(tmp_path):
     sample = tmp_path / "stage.py"
-    sample.write_text("n = getattr(miner.options, 'n_negatives', 1)\n"
-                      "device = reranker.device\n"
-                      "ok = hasattr(reranker, 'device')\n")
-    assert _probes(sample, tmp_path) == ["stage.py:1: getattr(miner.options, 'n_negatives', 1)",
-                                         "stage.py:3: hasattr(reranker, 'device')"]
+    sample.write_text(
+        "n = getattr(miner.options, 'n_negatives', 1)\ndevice = reranker.device\nok = hasattr(reranker, 'device')\n"
+    )
+    assert _probes(sample, tmp_path) == [
+        "stage.py:1: getattr(miner.options, 'n_negatives', 1)",
+        "stage.py:3: hasattr(reranker, 'device')",
+    ]
 
 
 class NoDepth(Miner):
@@ -131,6 +152,7 @@ def test_optional_capabilities_have_defaults_on_the_base_classes():
 
 
 # --- the registry given to load_recipe is used for nested names ----------------------------------------------
+
 
 class SpecialReranker(Reranker):
     name = "special"

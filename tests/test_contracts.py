@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from inparsx.evaluate.ranx_evaluator import RanxEvaluator
 from inparsx.filter.rules import CopiedFilter, LengthFilter, ScoresFilter
 from inparsx.generate.hf import HFGenerator
 from inparsx.generate.ict import ICTGenerator
@@ -14,19 +15,33 @@ from inparsx.records import SyntheticQuery
 from inparsx.rerank.bi_encoder import BiEncoderReranker
 from inparsx.rerank.cross_encoder import CrossEncoderReranker
 from inparsx.rerank.monot5 import MonoT5Reranker
+from inparsx.retrieve.bm25s_retriever import Bm25s
+from inparsx.retrieve.lucene import LuceneBM25
 from inparsx.testing import tiny_bert, tiny_llama, tiny_t5
-from inparsx.testing.contracts import (EvaluatorContract, FilterContract, GeneratorContract, MinerContract,
-                                       RerankerContract, RetrieverContract, TrainerContract, TunerContract)
+from inparsx.testing.contracts import (
+    EvaluatorContract,
+    FilterContract,
+    GeneratorContract,
+    MinerContract,
+    RerankerContract,
+    RetrieverContract,
+    TrainerContract,
+    TunerContract,
+)
 from inparsx.train.bi_encoder import BiEncoderTrainer
 from inparsx.train.cross_encoder import CrossEncoderTrainer
 from inparsx.train.monot5 import MonoT5Trainer
 from inparsx.triples.bm25_negatives import Bm25Negatives
-from inparsx.evaluate.ranx_evaluator import RanxEvaluator
-from inparsx.retrieve.bm25s_retriever import Bm25s
-from inparsx.retrieve.lucene import LuceneBM25
 
-NEEDS_MODELS = {"TestHF", "TestCrossEncoderReranker", "TestBiEncoderReranker", "TestMonoT5Reranker",
-                "TestCrossEncoderTrainer", "TestBiEncoderTrainer", "TestMonoT5Trainer"}
+NEEDS_MODELS = {
+    "TestHF",
+    "TestCrossEncoderReranker",
+    "TestBiEncoderReranker",
+    "TestMonoT5Reranker",
+    "TestCrossEncoderTrainer",
+    "TestBiEncoderTrainer",
+    "TestMonoT5Trainer",
+}
 """The test classes that build tiny models (the others run without building any)."""
 
 FEW_STEPS = {"max_steps": 1, "batch_size": 4, "max_length": 64, "precision": "fp32"}
@@ -35,8 +50,11 @@ FEW_STEPS = {"max_steps": 1, "batch_size": 4, "max_length": 64, "precision": "fp
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("contract-models")
-    return {"llama": str(tiny_llama(root / "llama")), "bert": str(tiny_bert(root / "bert")),
-            "t5": str(tiny_t5(root / "t5"))}
+    return {
+        "llama": str(tiny_llama(root / "llama")),
+        "bert": str(tiny_bert(root / "bert")),
+        "t5": str(tiny_t5(root / "t5")),
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -59,8 +77,11 @@ class TestQrels(GeneratorContract):
 
 class TestHF(GeneratorContract):
     def make_generator(self):
-        return HFGenerator(HFGenerator.Options(model=self.models["llama"], prompt="doc2query", batch_size=4,
-                                               max_new_tokens=3, dtype="fp32"))
+        return HFGenerator(
+            HFGenerator.Options(
+                model=self.models["llama"], prompt="doc2query", batch_size=4, max_new_tokens=3, dtype="fp32"
+            )
+        )
 
 
 class TestLength(FilterContract):
@@ -78,8 +99,9 @@ class TestScores(FilterContract):
         return ScoresFilter(ScoresFilter.Options(keep_top_k=10))
 
     def make_records(self, ctx):
-        return [SyntheticQuery(r.query_id, r.doc_id, r.query, score=-0.1 * i)
-                for i, r in enumerate(self.title_records(ctx))]
+        return [
+            SyntheticQuery(r.query_id, r.doc_id, r.query, score=-0.1 * i) for i, r in enumerate(self.title_records(ctx))
+        ]
 
 
 class TestBm25Negatives(MinerContract):
@@ -171,12 +193,20 @@ class TestDSPyTuner(TunerContract):
     def make_tuner(self):
         from inparsx.tune.dspy_tuner import DSPyTuner
 
-        return DSPyTuner(DSPyTuner.Options(model="scripted", num_docs=4, judge="consistency", retriever="bm25s",
-                                           depth=10, optimizer_options={"max_bootstrapped_demos": 1,
-                                                                        "max_labeled_demos": 1}))
+        return DSPyTuner(
+            DSPyTuner.Options(
+                model="scripted",
+                num_docs=4,
+                judge="consistency",
+                retriever="bm25s",
+                depth=10,
+                optimizer_options={"max_bootstrapped_demos": 1, "max_labeled_demos": 1},
+            )
+        )
 
 
 # Deliberately broken components: each contract must fail them, or it checks nothing.
+
 
 class TooDeep(Bm25s):
     """Returns one document more than asked, and a document outside the corpus."""
@@ -259,31 +289,42 @@ def _case(contract, **methods):
     return type("Case", (contract,), methods)()
 
 
-@pytest.mark.parametrize("broken, test", [
-    (TooDeep, "test_a_run_of_at_most_k_corpus_documents_per_query"),
-    (Forgetful, "test_a_run_of_at_most_k_corpus_documents_per_query"),
-    (Forgetful, "test_search_before_index_is_an_error"),
-    (Drifting, "test_the_same_run_every_time_and_from_a_cached_index"),
-])
+@pytest.mark.parametrize(
+    "broken, test",
+    [
+        (TooDeep, "test_a_run_of_at_most_k_corpus_documents_per_query"),
+        (Forgetful, "test_a_run_of_at_most_k_corpus_documents_per_query"),
+        (Forgetful, "test_search_before_index_is_an_error"),
+        (Drifting, "test_the_same_run_every_time_and_from_a_cached_index"),
+    ],
+)
 def test_the_retriever_contract_fails_broken_retrievers(broken, test, tmp_path):
     case = _case(RetrieverContract, make_retriever=lambda self: broken(broken.Options()))
     with pytest.raises(AssertionError):
         getattr(case, test)(tmp_path)
 
 
-@pytest.mark.parametrize("broken, test", [(Unbounded, "test_values_for_the_runs_and_metrics_asked"),
-                                          (Misaligned, "test_per_query_scores_average_to_the_values")])
+@pytest.mark.parametrize(
+    "broken, test",
+    [
+        (Unbounded, "test_values_for_the_runs_and_metrics_asked"),
+        (Misaligned, "test_per_query_scores_average_to_the_values"),
+    ],
+)
 def test_the_evaluator_contract_fails_broken_evaluators(broken, test, tmp_path):
     case = _case(EvaluatorContract, make_evaluator=lambda self: broken(broken.Options()))
     with pytest.raises(AssertionError):
         getattr(case, test)(tmp_path)
 
 
-@pytest.mark.parametrize("case, test", [
-    (Peeking, "test_writes_its_output_and_never_asks_for_the_evaluated_split"),
-    (Peeking, "test_the_same_seed_writes_the_same_output"),
-    (Misplaced, "test_writes_its_output_and_never_asks_for_the_evaluated_split"),
-])
+@pytest.mark.parametrize(
+    "case, test",
+    [
+        (Peeking, "test_writes_its_output_and_never_asks_for_the_evaluated_split"),
+        (Peeking, "test_the_same_seed_writes_the_same_output"),
+        (Misplaced, "test_writes_its_output_and_never_asks_for_the_evaluated_split"),
+    ],
+)
 def test_the_tuner_contract_fails_broken_tuners(case, test, tmp_path):
     with pytest.raises(AssertionError):
         getattr(case(), test)(tmp_path)

@@ -117,8 +117,8 @@ def test_a_command_without_a_collection_gets_a_dataset_that_refuses_reads():
     """``inparsx train`` on a triples file names no dataset: its context's dataset has no name and every read is
     a clean error, not a NotImplementedError."""
     from inparsx.datasets.base import NoDataset
-    from inparsx.recipe import one_stage_recipe
     from inparsx.pipeline import StageContext
+    from inparsx.recipe import one_stage_recipe
 
     ctx = StageContext(one_stage_recipe("train", "cross-encoder", []), "train", Path("unused"), [])
     dataset = ctx.component_context().dataset

@@ -13,8 +13,9 @@ PAGE = Path(__file__).resolve().parent.parent / "docs" / "recipes.md"
 
 
 def test_recipes_page_is_up_to_date():
-    assert PAGE.read_text() == recipes_markdown(), \
+    assert PAGE.read_text() == recipes_markdown(), (
         "docs/recipes.md is out of date: run `python -m inparsx.docgen > docs/recipes.md`"
+    )
 
 
 def test_every_stage_and_builtin_option_is_on_the_page():

@@ -28,8 +28,13 @@ def walkthrough_module() -> types.ModuleType:
 
 
 MODULE = walkthrough_module()
-CASES = [(cls, name) for cls in vars(MODULE).values()
-         if isinstance(cls, type) and cls.__name__.startswith("Test") for name in dir(cls) if name.startswith("test_")]
+CASES = [
+    (cls, name)
+    for cls in vars(MODULE).values()
+    if isinstance(cls, type) and cls.__name__.startswith("Test")
+    for name in dir(cls)
+    if name.startswith("test_")
+]
 
 
 def test_the_page_walks_a_reranker_a_trainer_and_a_retriever_plugin():
@@ -63,11 +68,23 @@ def test_the_trained_weights_rank_the_positive_first(tmp_path):
     import json
 
     triples = tmp_path / "triples.jsonl"
-    triples.write_text(json.dumps({"query_id": "q", "query": "caffeine sleep adults", "pos_id": "a",
-                                   "pos_text": "caffeine delays sleep", "neg_ids": ["b"],
-                                   "neg_texts": ["adults drink caffeine"]}) + "\n")
+    triples.write_text(
+        json.dumps(
+            {
+                "query_id": "q",
+                "query": "caffeine sleep adults",
+                "pos_id": "a",
+                "pos_text": "caffeine delays sleep",
+                "neg_ids": ["b"],
+                "neg_texts": ["adults drink caffeine"],
+            }
+        )
+        + "\n"
+    )
     folder = MODULE.OverlapTrainer(MODULE.OverlapTrainer.Options()).train(triples, tmp_path / "model")
     reranker = MODULE.OverlapReranker(MODULE.OverlapReranker.Options())
     reranker.load(str(folder))
-    positive, negative = reranker.score(["caffeine sleep adults"] * 2, ["caffeine delays sleep", "adults drink caffeine"])
+    positive, negative = reranker.score(
+        ["caffeine sleep adults"] * 2, ["caffeine delays sleep", "adults drink caffeine"]
+    )
     assert positive > negative

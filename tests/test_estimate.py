@@ -9,16 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from inparsx.testing.cli import run_cli
-from inparsx.testing.collections import corpus_only
 from inparsx.datasets.beir import BeirFolderDataset
 from inparsx.errors import InparsxError
 from inparsx.estimate.holdout import Holdout
 from inparsx.recipe import RecipeErrors, load_recipe
+from inparsx.testing.cli import run_cli
+from inparsx.testing.collections import corpus_only
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
-
-
 
 
 def jsonl_records(path: Path) -> list[dict]:
@@ -34,7 +32,9 @@ def test_held_out_documents_are_drawn_with_the_seed_and_hidden_from_training(sci
     assert not set(holdout.doc_ids) & {d.doc_id for d in training.docs_iter()}
     assert not set(holdout.doc_ids) & set(training.docs()) and training.fingerprint() != dataset.fingerprint()
     judged = {d for docs in training.qrels("train").values() for d in docs}
-    assert judged and not judged & set(holdout.doc_ids) and set(training.queries("train")) == set(training.qrels("train"))
+    assert (
+        judged and not judged & set(holdout.doc_ids) and set(training.queries("train")) == set(training.qrels("train"))
+    )
     with pytest.raises(InparsxError, match=r"\[estimate\] docs = 500: .* has 2\d\d documents; hold out fewer"):
         _ = Holdout(dataset, 500, seed=1).doc_ids
 
@@ -59,18 +59,39 @@ def tiny(tmp_path_factory) -> str:
 
 
 def tiny_sets(bert: str) -> list[str]:
-    return [f"train.base_model={bert}", f"rerank.zero_shot_model={bert}", "train.max_steps=2", "train.batch_size=4",
-            "train.save_steps=0", "train.max_length=64", "rerank.max_length=64", "rerank.depth=5",
-            "triples.depth=20", "estimate.k=20", "retrieve.k=20"]
+    return [
+        f"train.base_model={bert}",
+        f"rerank.zero_shot_model={bert}",
+        "train.max_steps=2",
+        "train.batch_size=4",
+        "train.save_steps=0",
+        "train.max_length=64",
+        "rerank.max_length=64",
+        "rerank.depth=5",
+        "triples.depth=20",
+        "estimate.k=20",
+        "retrieve.k=20",
+    ]
 
 
-def test_a_corpus_only_folder_runs_to_a_trained_model_and_the_estimate(scifact_small, tmp_path, tiny, monkeypatch,
-                                                                         capsys):
+def test_a_corpus_only_folder_runs_to_a_trained_model_and_the_estimate(
+    scifact_small, tmp_path, tiny, monkeypatch, capsys
+):
     monkeypatch.setenv("INPARSX_CACHE", str(tmp_path / "cache"))
     folder = corpus_only(scifact_small, tmp_path / "mine", 120)
-    code, out, err = run_cli(monkeypatch, capsys, "run", str(RECIPES / "own-collection.toml"), "--run-dir",
-                              str(tmp_path / "run"), "--set", f"dataset.name={folder}", "--set", "estimate.docs=20",
-                              *[item for s in tiny_sets(tiny) for item in ("--set", s)])
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        "run",
+        str(RECIPES / "own-collection.toml"),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--set",
+        f"dataset.name={folder}",
+        "--set",
+        "estimate.docs=20",
+        *[item for s in tiny_sets(tiny) for item in ("--set", s)],
+    )
     run = tmp_path / "run"
     assert code == 0, err
     assert (run / "train" / "model" / "README.md").is_file() and not (run / "retrieve" / "run.trec").exists()
@@ -101,13 +122,17 @@ def test_a_recipe_with_labels_reports_the_estimate_beside_the_real_metrics(scifa
     from inparsx.pipeline import run_recipe
 
     monkeypatch.setenv("INPARSX_CACHE", str(tmp_path / "cache"))
-    recipe = load_recipe(RECIPES / "own-collection.toml", [f"dataset.name={scifact_small}", "estimate.docs=15",
-                                                           "generate.num_docs=60", *tiny_sets(tiny)])
+    recipe = load_recipe(
+        RECIPES / "own-collection.toml",
+        [f"dataset.name={scifact_small}", "estimate.docs=15", "generate.num_docs=60", *tiny_sets(tiny)],
+    )
     run = run_recipe(recipe, tmp_path / "run")
     real = json.loads((run / "evaluate" / "metrics.json").read_text())
     assert set(real) == {"retrieve", "rerank", "rerank-alone", "zeroshot", "zeroshot-alone"}
     table = (run / "evaluate" / "table.txt").read_text()
-    assert "nDCG@10" in table and "label-free estimate (" in table and "did the trained model beat the zero-shot" in table
+    assert (
+        "nDCG@10" in table and "label-free estimate (" in table and "did the trained model beat the zero-shot" in table
+    )
     estimated = json.loads((run / "estimate" / "metrics.json").read_text())
     assert set(estimated) == set(real) and list(estimated["rerank"]) == ["mrr@10"]
     qids = {line.split()[0] for line in (run / "rerank" / "run.trec").read_text().splitlines()}
@@ -122,8 +147,9 @@ def test_changing_the_held_out_count_reruns_generation_and_not_retrieval(scifact
     monkeypatch.setenv("INPARSX_CACHE", str(tmp_path / "cache"))
     folder = corpus_only(scifact_small, tmp_path / "mine", 60)
     for docs, held in ((5, 5), (8, 8)):
-        recipe = load_recipe(RECIPES / "own-collection.toml", [f"dataset.name={folder}", "retrieve.use=bm25s",
-                                                               f"estimate.docs={docs}"])
+        recipe = load_recipe(
+            RECIPES / "own-collection.toml", [f"dataset.name={folder}", "retrieve.use=bm25s", f"estimate.docs={docs}"]
+        )
         run_recipe(recipe, tmp_path / "run", stop="generate")
         records = jsonl_records(tmp_path / "run" / "generate" / "heldout.jsonl")
         assert len({r["doc_id"] for r in records}) <= held and len(records) >= held - 2

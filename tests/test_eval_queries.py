@@ -23,7 +23,9 @@ def small(scifact_small: Path) -> BeirFolderDataset:
 def test_the_sample_is_seeded_nested_and_leaves_other_splits_alone(small):
     ten = SampledSplit(small, "test", 10, seed=1)
     assert len(ten.queries("test")) == len(ten.qrels("test")) == 10 and ten.total == len(small.queries("test"))
-    assert set(ten.qrels("test")) == set(ten.qids) and all(ten.qrels("test")[q] == small.qrels("test")[q] for q in ten.qids)
+    assert set(ten.qrels("test")) == set(ten.qids) and all(
+        ten.qrels("test")[q] == small.qrels("test")[q] for q in ten.qids
+    )
     assert SampledSplit(small, "test", 10, seed=1).qids == ten.qids
     assert SampledSplit(small, "test", 10, seed=2).qids != ten.qids
     assert SampledSplit(small, "test", 20, seed=1).qids[:10] == ten.qids
@@ -33,8 +35,12 @@ def test_the_sample_is_seeded_nested_and_leaves_other_splits_alone(small):
 
 
 def recipe(folder: Path, **dataset):
-    data = {"recipe": {"name": "sample"}, "dataset": {"name": str(folder), **dataset},
-            "retrieve": {"use": "bm25s", "k": 10}, "evaluate": {"use": "ranx", "metrics": ["ndcg@10"]}}
+    data = {
+        "recipe": {"name": "sample"},
+        "dataset": {"name": str(folder), **dataset},
+        "retrieve": {"use": "bm25s", "k": 10},
+        "evaluate": {"use": "ranx", "metrics": ["ndcg@10"]},
+    }
     return validate_recipe(data, "t.toml", "", get_registry())
 
 
@@ -49,18 +55,33 @@ def test_a_run_retrieves_and_evaluates_only_the_sample(scifact_small, tmp_path, 
 
 
 def test_the_sample_is_part_of_every_fingerprint_and_absent_without_one(scifact_small):
-    full, seven, other_seed = (recipe(scifact_small), recipe(scifact_small, eval_queries=7),
-                               recipe(scifact_small, eval_queries=7, eval_queries_seed=2))
+    full, seven, other_seed = (
+        recipe(scifact_small),
+        recipe(scifact_small, eval_queries=7),
+        recipe(scifact_small, eval_queries=7, eval_queries_seed=2),
+    )
     prints = {stage_fingerprint(r, "retrieve", "", "fp") for r in (full, seven, other_seed)}
     assert len(prints) == 3
-    data = {"recipe": {"name": "sample"}, "dataset": {"name": str(scifact_small)},
-            "retrieve": {"use": "bm25s", "k": 10}, "evaluate": {"use": "ranx", "metrics": ["ndcg@10"]}}
+    data = {
+        "recipe": {"name": "sample"},
+        "dataset": {"name": str(scifact_small)},
+        "retrieve": {"use": "bm25s", "k": 10},
+        "evaluate": {"use": "ranx", "metrics": ["ndcg@10"]},
+    }
     assert "eval_queries" not in full.filled()["dataset"]
     # recipes without a sample keep the fingerprints they had: name, split and corpus only
     import hashlib
 
-    payload = json.dumps({"stage": "retrieve", "options": full.filled().get("retrieve"), "seed": 1,
-                          "dataset": [str(scifact_small), "test", "fp"], "previous": ""}, sort_keys=True)
+    payload = json.dumps(
+        {
+            "stage": "retrieve",
+            "options": full.filled().get("retrieve"),
+            "seed": 1,
+            "dataset": [str(scifact_small), "test", "fp"],
+            "previous": "",
+        },
+        sort_keys=True,
+    )
     assert stage_fingerprint(full, "retrieve", "", "fp") == hashlib.sha256(payload.encode()).hexdigest()[:16]
     assert validate_recipe(data, "t.toml", "", get_registry()).filled() == full.filled()
 

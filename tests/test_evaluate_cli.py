@@ -58,8 +58,11 @@ def runs(scifact_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
         ranking = list(dict.fromkeys(rng.sample(doc_ids, 100) + list(docs)))
         rng.shuffle(ranking)
         shuffled[qid] = {d: float(len(ranking) - i) for i, d in enumerate(ranking)}
-    paths = {"perfect": root / "perfect.trec", "shuffled": root / "x" / "retrieve" / "run.trec",
-             "partial": root / "partial.trec"}
+    paths = {
+        "perfect": root / "perfect.trec",
+        "shuffled": root / "x" / "retrieve" / "run.trec",
+        "partial": root / "partial.trec",
+    }
     write_trec_run(paths["perfect"], perfect)
     write_trec_run(paths["shuffled"], shuffled)
     write_trec_run(paths["partial"], {q: perfect[q] for q in sorted(perfect)[30:]})
@@ -72,8 +75,9 @@ def invoke(app: typer.Typer, *args: str):
 
 
 def test_json_perfect_and_shuffled(app, runs):
-    result = invoke(app, "--run", str(runs["perfect"]), "--run", str(runs["shuffled"]),
-                    "--qrels", "beir:scifact/test", "--json")
+    result = invoke(
+        app, "--run", str(runs["perfect"]), "--run", str(runs["shuffled"]), "--qrels", "beir:scifact/test", "--json"
+    )
     assert result.exit_code == 0, result.output
     scores = json.loads(result.stdout)
     assert list(scores) == ["perfect", "retrieve"]  # retrieve: the parent folder of .../retrieve/run.trec
@@ -98,8 +102,18 @@ def test_missing_queries_score_zero_and_exclude_qids(app, runs, tmp_path):
     excluded = tmp_path / "excluded_qids.txt"
     left_out = _qids(runs["perfect"])[:30]  # the queries "partial" lacks
     excluded.write_text("\n".join(left_out) + "\n# a comment\n")
-    result = invoke(app, "-r", str(runs["partial"]), "-q", "beir:scifact/test", "-m", "ndcg@10", "--json",
-                    "--exclude-qids", str(excluded))
+    result = invoke(
+        app,
+        "-r",
+        str(runs["partial"]),
+        "-q",
+        "beir:scifact/test",
+        "-m",
+        "ndcg@10",
+        "--json",
+        "--exclude-qids",
+        str(excluded),
+    )
     assert json.loads(result.stdout)["partial"]["ndcg@10"] == 1.0
     assert "excluded 30 of 300 judged queries" in result.stderr
 
@@ -109,8 +123,21 @@ def _qids(path: Path) -> list[str]:
 
 
 def test_table_with_significance(app, runs):
-    result = invoke(app, "-r", str(runs["shuffled"]), "-r", f"oracle={runs['perfect']}", "-r",
-                    f"same={runs['shuffled']}", "-q", "beir:scifact/test", "-m", "ndcg@10", "-m", "R@100")
+    result = invoke(
+        app,
+        "-r",
+        str(runs["shuffled"]),
+        "-r",
+        f"oracle={runs['perfect']}",
+        "-r",
+        f"same={runs['shuffled']}",
+        "-q",
+        "beir:scifact/test",
+        "-m",
+        "ndcg@10",
+        "-m",
+        "R@100",
+    )
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     header = next(line for line in lines if "nDCG@10" in line)
@@ -124,8 +151,21 @@ def test_table_with_significance(app, runs):
 
 
 def test_loss_marker_with_baseline_option(app, runs):
-    result = invoke(app, "-r", str(runs["shuffled"]), "-r", f"oracle={runs['perfect']}", "--baseline", "oracle",
-                    "-q", "beir:scifact/test", "-m", "mrr@10", "--stat-test", "tukey")
+    result = invoke(
+        app,
+        "-r",
+        str(runs["shuffled"]),
+        "-r",
+        f"oracle={runs['perfect']}",
+        "--baseline",
+        "oracle",
+        "-q",
+        "beir:scifact/test",
+        "-m",
+        "mrr@10",
+        "--stat-test",
+        "tukey",
+    )
     assert result.exit_code == 0, result.output
     row = next(line for line in result.stdout.splitlines() if "retrieve" in line)
     assert "▼" in row and "oracle (baseline)" in result.stdout and "Tukey" in result.stdout
@@ -135,7 +175,10 @@ def test_run_names():
     assert default_run_name(Path("runs/x/retrieve/run.trec")) == "retrieve"
     assert default_run_name(Path("bm25-flat.trec")) == "bm25-flat"
     assert parse_run_args(["a=x.trec", "runs/y/rerank/run.trec", "z.txt"]) == {
-        "a": Path("x.trec"), "rerank": Path("runs/y/rerank/run.trec"), "z": Path("z.txt")}
+        "a": Path("x.trec"),
+        "rerank": Path("runs/y/rerank/run.trec"),
+        "z": Path("z.txt"),
+    }
     with pytest.raises(InparsxError, match="two runs are named 'retrieve'.*--run NAME=PATH"):
         parse_run_args(["a/retrieve/run.trec", "b/retrieve/run.trec"])
 
@@ -144,7 +187,9 @@ def test_errors(app, runs, tmp_path):
     bad = tmp_path / "bad.trec"
     bad.write_text("1 Q0 31715818 1 9.5 x\n1 Q0 14717500 2 x\n")
     result = invoke(app, "-r", str(bad), "-q", "beir:scifact/test")
-    assert isinstance(result.exception, DataError) and f"{bad}:2: a TREC run line needs 6 columns" in str(result.exception)
+    assert isinstance(result.exception, DataError) and f"{bad}:2: a TREC run line needs 6 columns" in str(
+        result.exception
+    )
     result = invoke(app, "-r", str(runs["perfect"]), "-q", "beir:scifact/test", "-m", "ndgc@10")
     assert isinstance(result.exception, MetricNameError) and "did you mean 'ndcg@10'" in str(result.exception)
     result = invoke(app, "-r", str(runs["perfect"]), "-q", "beir:scifact")
@@ -163,14 +208,34 @@ def test_real_command_line(runs, scifact_dir, tmp_path):
             archive.write(scifact_dir / name, f"scifact/{name}")
     env = {**os.environ, "INPARSX_NO_PROGRESS": "1", "IR_DATASETS_HOME": str(tmp_path / "irds")}
     command = [sys.executable, "-m", "inparsx.cli.main", "eval"]
-    done = subprocess.run([*command, "--run", str(runs["perfect"]), "--run", str(runs["shuffled"]), "--qrels",
-                           "irds:beir/scifact/test", "--metrics", "ndcg@10", "--json"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [
+            *command,
+            "--run",
+            str(runs["perfect"]),
+            "--run",
+            str(runs["shuffled"]),
+            "--qrels",
+            "irds:beir/scifact/test",
+            "--metrics",
+            "ndcg@10",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     scores = json.loads(done.stdout)
     assert scores["perfect"] == {"ndcg@10": 1.0} and scores["retrieve"]["ndcg@10"] < 0.3
     bad = tmp_path / "bad.trec"
     bad.write_text("1 Q0 31715818 1 nine x\n")
-    done = subprocess.run([*command, "--run", str(bad), "--qrels", "beir:scifact/test"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [*command, "--run", str(bad), "--qrels", "beir:scifact/test"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 2 and f"error: {bad}:1: score 'nine' is not a number" in done.stderr

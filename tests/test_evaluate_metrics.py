@@ -59,7 +59,9 @@ def test_per_query_scores_follow_conventions(evaluator):
 
 
 def test_single_metric_with_cutoff(evaluator):
-    assert evaluator.evaluate(QRELS, {"run": RUN}, ["nDCG@10"]) == {"run": {"ndcg@10": pytest.approx(EXPECTED["ndcg@10"])}}
+    assert evaluator.evaluate(QRELS, {"run": RUN}, ["nDCG@10"]) == {
+        "run": {"ndcg@10": pytest.approx(EXPECTED["ndcg@10"])}
+    }
 
 
 def test_relevance_level_suffix(evaluator):
@@ -71,30 +73,54 @@ def test_relevance_level_suffix(evaluator):
 def test_grade_zero_is_not_relevant(evaluator):
     only_nonrelevant = {"q1": {"d2": 0}}
     assert evaluator.evaluate(only_nonrelevant, {"r": {"q1": {"d2": 1.0}}}, ["ndcg@10", "map"])["r"] == {
-        "ndcg@10": 0.0, "map": 0.0}
+        "ndcg@10": 0.0,
+        "map": 0.0,
+    }
 
 
 def test_empty_run_scores_zero(evaluator):
     assert evaluator.evaluate(QRELS, {"empty": {}}, ["ndcg@10", "recall@100"]) == {
-        "empty": {"ndcg@10": 0.0, "recall@100": 0.0}}
+        "empty": {"ndcg@10": 0.0, "recall@100": 0.0}
+    }
 
 
-@pytest.mark.parametrize("name, canonical", [
-    ("nDCG@10", "ndcg@10"), ("MRR@10", "mrr@10"), ("R@100", "recall@100"), ("MAP", "map"), ("map@100", "map@100"),
-    ("P@10", "precision@10"), ("ndcg_cut_10", "ndcg@10"), ("ndcg_cut.10", "ndcg@10"), ("recip_rank", "mrr"),
-    ("recall.1000", "recall@1000"), ("P_5", "precision@5"), ("Rprec", "r-precision"), ("success_10", "hit_rate@10"),
-    ("ndcg@10-l2", "ndcg@10-l2"), ("rbp.95", "rbp.95"), ("f1@10", "f1@10"),
-])
+@pytest.mark.parametrize(
+    "name, canonical",
+    [
+        ("nDCG@10", "ndcg@10"),
+        ("MRR@10", "mrr@10"),
+        ("R@100", "recall@100"),
+        ("MAP", "map"),
+        ("map@100", "map@100"),
+        ("P@10", "precision@10"),
+        ("ndcg_cut_10", "ndcg@10"),
+        ("ndcg_cut.10", "ndcg@10"),
+        ("recip_rank", "mrr"),
+        ("recall.1000", "recall@1000"),
+        ("P_5", "precision@5"),
+        ("Rprec", "r-precision"),
+        ("success_10", "hit_rate@10"),
+        ("ndcg@10-l2", "ndcg@10-l2"),
+        ("rbp.95", "rbp.95"),
+        ("f1@10", "f1@10"),
+    ],
+)
 def test_metric_spellings(name, canonical):
     assert parse_metric(name).name == canonical
 
 
-@pytest.mark.parametrize("name, fragment", [
-    ("ndgc@10", "did you mean 'ndcg@10'?"), ("recal@100", "did you mean 'recall@100'?"),
-    ("r-precision@10", "takes no cutoff"), ("ndcg@0", "positive integer"), ("rbp", "persistence"),
-    ("bpref", "NaN on qrels without any"),
-    ("accuracy", "valid forms: ndcg@K, mrr@K, recall@K"),
-])
+@pytest.mark.parametrize(
+    "name, fragment",
+    [
+        ("ndgc@10", "did you mean 'ndcg@10'?"),
+        ("recal@100", "did you mean 'recall@100'?"),
+        ("r-precision@10", "takes no cutoff"),
+        ("ndcg@0", "positive integer"),
+        ("rbp", "persistence"),
+        ("bpref", "NaN on qrels without any"),
+        ("accuracy", "valid forms: ndcg@K, mrr@K, recall@K"),
+    ],
+)
 def test_invalid_metric_names(name, fragment):
     with pytest.raises(MetricNameError) as info:
         parse_metric(name)
@@ -120,8 +146,12 @@ def test_bad_metric_fails_before_computing(evaluator):
 def test_significance_against_baseline():
     rng = np.random.default_rng(0)
     base = rng.uniform(0, 0.5, 200)
-    scores = {"base": {"ndcg@10": base}, "better": {"ndcg@10": base + 0.1 + rng.normal(0, 0.02, 200)},
-              "same": {"ndcg@10": base.copy()}, "mixed": {"ndcg@10": base + np.tile([0.1, -0.1], 100)}}
+    scores = {
+        "base": {"ndcg@10": base},
+        "better": {"ndcg@10": base + 0.1 + rng.normal(0, 0.02, 200)},
+        "same": {"ndcg@10": base.copy()},
+        "mixed": {"ndcg@10": base + np.tile([0.1, -0.1], 100)},
+    }
     result = RanxEvaluator(RanxEvaluator.Options(max_p=0.05)).significance(scores, "base")
     assert set(result) == {"better", "same", "mixed"}
     assert result["better"]["ndcg@10"]["significant"] and result["better"]["ndcg@10"]["p_value"] < 1e-10
@@ -132,14 +162,16 @@ def test_significance_against_baseline():
 
 
 def test_plugin_import_is_light():
-    code = ("import sys, typer\n"
-            "from inparsx.evaluate import plugins\n"
-            "from inparsx.plugins import Registry, get_plugin_manager\n"
-            "pm = get_plugin_manager(load_entrypoints=False); pm.register(plugins)\n"
-            "assert Registry(pm).names('evaluators') == ['ranx']\n"
-            "app = typer.Typer(); plugins.register_commands(app)\n"
-            "heavy = [m for m in ('ranx', 'numba', 'scipy', 'pandas', 'numpy') if m in sys.modules]\n"
-            "assert not heavy, heavy\n")
+    code = (
+        "import sys, typer\n"
+        "from inparsx.evaluate import plugins\n"
+        "from inparsx.plugins import Registry, get_plugin_manager\n"
+        "pm = get_plugin_manager(load_entrypoints=False); pm.register(plugins)\n"
+        "assert Registry(pm).names('evaluators') == ['ranx']\n"
+        "app = typer.Typer(); plugins.register_commands(app)\n"
+        "heavy = [m for m in ('ranx', 'numba', 'scipy', 'pandas', 'numpy') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
@@ -168,13 +200,16 @@ def test_agrees_with_trec_eval_on_ties(scifact_dir, evaluator):
     Breaking ties by ascending docid instead gives nDCG@10 0.0262 and MAP 0.0331."""
     qrels, run = tied_run(scifact_dir)
     result = evaluator.evaluate(qrels, {"ties": run}, ["ndcg@10", "mrr", "recall@100", "map", "precision@10"])
-    assert result["ties"] == pytest.approx({
-        "ndcg@10": 0.014866538284837572,  # ndcg_cut_10
-        "mrr": 0.024697795304558734,  # recip_rank
-        "recall@100": 0.4821666666666666,  # recall_100
-        "map": 0.02291846605066782,  # map
-        "precision@10": 0.004333333333333334,  # P_10
-    }, rel=1e-9)
+    assert result["ties"] == pytest.approx(
+        {
+            "ndcg@10": 0.014866538284837572,  # ndcg_cut_10
+            "mrr": 0.024697795304558734,  # recip_rank
+            "recall@100": 0.4821666666666666,  # recall_100
+            "map": 0.02291846605066782,  # map
+            "precision@10": 0.004333333333333334,  # P_10
+        },
+        rel=1e-9,
+    )
 
 
 def test_an_evaluator_with_means_only_needs_no_optional_method():

@@ -27,8 +27,9 @@ def dataset(tmp_path: Path) -> BeirFolderDataset:
     """A BEIR folder with 9 documents, 4 judged test queries (graded, with grade-0 rows)."""
     root = tmp_path / "tiny"
     (root / "qrels").mkdir(parents=True)
-    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"d{i}", "title": "", "text": f"doc {i}"}) + "\n"
-                                               for i in range(1, 10)))
+    (root / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": f"d{i}", "title": "", "text": f"doc {i}"}) + "\n" for i in range(1, 10))
+    )
     (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": f"query {q}"}) + "\n" for q in QRELS))
     rows = "".join(f"{q}\t{d}\t{r}\n" for q, docs in QRELS.items() for d, r in docs.items())
     (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\r\n" + rows.replace("\n", "\r\n"))
@@ -73,7 +74,9 @@ def test_stage_comparison_json(tmp_path, dataset):
     assert comparison["baseline"] == "retrieve" and comparison["queries"] == 3
     assert set(comparison["runs"]) == {"rerank", "worse"}
     entry = comparison["runs"]["rerank"]["ndcg@10"]
-    assert entry["value"] == pytest.approx(1 / 3) and entry["delta"] == pytest.approx(entry["value"] - entry["baseline"])
+    assert entry["value"] == pytest.approx(1 / 3) and entry["delta"] == pytest.approx(
+        entry["value"] - entry["baseline"]
+    )
     assert (entry["wins"], entry["ties"], entry["losses"]) == (1, 2, 0)
     assert 0.0 <= entry["p_value"] <= 1.0 and entry["significant"] == (entry["p_value"] <= 0.05)
 
@@ -82,10 +85,14 @@ def test_stage_tests_the_pairs_that_stages_declare(tmp_path, dataset, capsys):
     """``rerank/runs.json`` describes runs and asks for pairs (trained vs zero-shot): verdicts in the legend,
     table.txt and comparison.json; a pair naming a run that does not exist is skipped."""
     build_run_dir(tmp_path)
-    notes = {"runs": {"rerank": "the trained model", "worse": "the zero-shot model"},
-             "pairs": [{"run": "rerank", "against": "worse", "question": "did the trained model beat it?"},
-                       {"run": "worse", "against": "rerank", "question": "and the other way round?"},
-                       {"run": "rerank", "against": "absent", "question": "skipped?"}]}
+    notes = {
+        "runs": {"rerank": "the trained model", "worse": "the zero-shot model"},
+        "pairs": [
+            {"run": "rerank", "against": "worse", "question": "did the trained model beat it?"},
+            {"run": "worse", "against": "rerank", "question": "and the other way round?"},
+            {"run": "rerank", "against": "absent", "question": "skipped?"},
+        ],
+    }
     (tmp_path / "rerank" / "runs.json").write_text(json.dumps(notes))
     run_stage(make_ctx(tmp_path, dataset))
     comparison = json.loads((tmp_path / "evaluate" / "comparison.json").read_text())
@@ -98,7 +105,9 @@ def test_stage_tests_the_pairs_that_stages_declare(tmp_path, dataset, capsys):
     assert entry["p_value"] > 0.05 and first["verdict"] == "not significantly"
     table = (tmp_path / "evaluate" / "table.txt").read_text()
     assert "rerank: the trained model" in table and "worse: the zero-shot model" in table
-    assert "did the trained model beat it? not significantly: rerank 0.3333 vs worse 0.0000 nDCG@10 (+0.3333, p=" in table
+    assert (
+        "did the trained model beat it? not significantly: rerank 0.3333 vs worse 0.0000 nDCG@10 (+0.3333, p=" in table
+    )
     assert "and the other way round? no: worse 0.0000 vs rerank 0.3333" in table and "skipped?" not in table
     assert "did the trained model beat it?" in capsys.readouterr().out
 
@@ -107,7 +116,8 @@ def test_stage_single_run_writes_no_comparison(tmp_path, dataset):
     write_trec_run(tmp_path / "retrieve" / "run.trec", RETRIEVE)
     run_stage(make_ctx(tmp_path, dataset))
     assert json.loads((tmp_path / "evaluate" / "metrics.json").read_text())["retrieve"]["mrr@10"] == pytest.approx(
-        (0.5 + 1.0) / 4)  # nothing excluded: q2's d5 is at rank 1
+        (0.5 + 1.0) / 4
+    )  # nothing excluded: q2's d5 is at rank 1
     assert not (tmp_path / "evaluate" / "comparison.json").exists()
 
 
@@ -135,8 +145,9 @@ def test_trec_qrels_file_roundtrip(tmp_path, dataset):
     from inparsx.io import read_qrels
 
     evaluator = RanxEvaluator()
-    assert evaluator.evaluate(read_qrels(tmp_path / "qrels.txt"), {"r": RETRIEVE}, ["map"]) == \
-        evaluator.evaluate(dataset.qrels("test"), {"r": RETRIEVE}, ["map"])
+    assert evaluator.evaluate(read_qrels(tmp_path / "qrels.txt"), {"r": RETRIEVE}, ["map"]) == evaluator.evaluate(
+        dataset.qrels("test"), {"r": RETRIEVE}, ["map"]
+    )
 
 
 def test_recipe_validates_metric_names(tmp_path):
@@ -150,7 +161,9 @@ def test_recipe_validates_metric_names(tmp_path):
     pm.register(inparsx.datasets.beir)
     pm.register(plugins)
     recipe = tmp_path / "r.toml"
-    recipe.write_text('[recipe]\nname = "t"\n[dataset]\nname = "beir:scifact"\n[evaluate]\nmetrics = ["nDCG@10", "ndgc@20"]\n')
+    recipe.write_text(
+        '[recipe]\nname = "t"\n[dataset]\nname = "beir:scifact"\n[evaluate]\nmetrics = ["nDCG@10", "ndgc@20"]\n'
+    )
     with pytest.raises(RecipeErrors, match=r"r.toml:6: evaluate.metrics: .*did you mean 'ndcg@20'"):
         load_recipe(recipe, registry=Registry(pm))
     loaded = load_recipe(recipe, ["evaluate.metrics=R@100,MAP"], registry=Registry(pm))

@@ -32,11 +32,34 @@ def beir(tmp_path) -> Path:
 
 
 def test_a_filter_that_drops_every_query_is_named(tmp_path, beir, monkeypatch, capsys):
-    code, _, err = cli(monkeypatch, capsys, "generate", "--dataset", str(beir), "--use", "ict", "--set",
-                       "min_words=2", "--set", "remove_sentence=false", "--out", str(tmp_path / "q.jsonl"))
+    code, _, err = cli(
+        monkeypatch,
+        capsys,
+        "generate",
+        "--dataset",
+        str(beir),
+        "--use",
+        "ict",
+        "--set",
+        "min_words=2",
+        "--set",
+        "remove_sentence=false",
+        "--out",
+        str(tmp_path / "q.jsonl"),
+    )
     assert code == 0, err
-    code, out, err = cli(monkeypatch, capsys, "filter", str(tmp_path / "q.jsonl"), "--dataset", str(beir),
-                         "--run-dir", str(tmp_path / "run"), "--set", "min_tokens=1")  # the default filters
+    code, out, err = cli(
+        monkeypatch,
+        capsys,
+        "filter",
+        str(tmp_path / "q.jsonl"),
+        "--dataset",
+        str(beir),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--set",
+        "min_tokens=1",
+    )  # the default filters
     assert code == 0, err
     assert "warning: filter 'copied' dropped all" in err and "leave it out with the ict generator" in err
     summary = json.loads((tmp_path / "run" / "filter" / "summary.json").read_text())
@@ -67,14 +90,28 @@ def test_metrics_deeper_than_the_run_are_flagged(tmp_path, beir, monkeypatch, ca
     qrels = read_qrels(beir / "qrels" / "test.tsv")
     docs = [json.loads(line)["_id"] for line in (beir / "corpus.jsonl").read_text().splitlines()]
     shallow = tmp_path / "shallow.trec"  # a first stage cut at depth 5, as retrieve.k = 5 writes it
-    shallow.write_text("".join(f"{qid} Q0 {doc} {rank} {10 - rank} bm25\n" for qid in qrels
-                               for rank, doc in enumerate(docs[:5], 1)))
+    shallow.write_text(
+        "".join(f"{qid} Q0 {doc} {rank} {10 - rank} bm25\n" for qid in qrels for rank, doc in enumerate(docs[:5], 1))
+    )
     judged = tmp_path / "judged.trec"  # the judged documents, and one more for the first query: not a cut run
     first = next(iter(qrels))
-    judged.write_text("".join(f"{qid} Q0 {doc} 1 1.0 oracle\n" for qid, found in qrels.items() for doc in found)
-                      + f"{first} Q0 {next(d for d in docs if d not in qrels[first])} 2 0.5 oracle\n")
-    code, out, err = cli(monkeypatch, capsys, "eval", "-r", f"bm25={shallow}", "-r", f"oracle={judged}", "-q",
-                         f"{beir}/test", "-m", "ndcg@3,recall@10")
+    judged.write_text(
+        "".join(f"{qid} Q0 {doc} 1 1.0 oracle\n" for qid, found in qrels.items() for doc in found)
+        + f"{first} Q0 {next(d for d in docs if d not in qrels[first])} 2 0.5 oracle\n"
+    )
+    code, out, err = cli(
+        monkeypatch,
+        capsys,
+        "eval",
+        "-r",
+        f"bm25={shallow}",
+        "-r",
+        f"oracle={judged}",
+        "-q",
+        f"{beir}/test",
+        "-m",
+        "ndcg@3,recall@10",
+    )
     assert code == 0, err
     assert "warning: run 'bm25' holds at most 5 documents per query, so recall@10 count(s) only those 5" in err
     assert "oracle" not in err.split("warning: run 'bm25'")[1].split("\n")[0]
@@ -90,12 +127,27 @@ def test_a_short_count_is_explained(tmp_path, beir, monkeypatch, capsys):
     first = json.loads(lines[0])
     lines[0] = json.dumps({**first, "text": "Too short."})  # no sentence of 5 words: ict writes no query
     corpus.write_text("\n".join(lines) + "\n")
-    code, out, err = cli(monkeypatch, capsys, "generate", "--dataset", str(beir), "--use", "ict", "--set",
-                         "num_docs=100", "--set", "remove_sentence=false", "--out", str(tmp_path / "q.jsonl"))
+    code, out, err = cli(
+        monkeypatch,
+        capsys,
+        "generate",
+        "--dataset",
+        str(beir),
+        "--use",
+        "ict",
+        "--set",
+        "num_docs=100",
+        "--set",
+        "remove_sentence=false",
+        "--out",
+        str(tmp_path / "q.jsonl"),
+    )
     assert code == 0, err
     assert "num_docs = 100, but the collection holds 15 documents: all of them are used" in err
-    assert "1 of the 15 sampled documents got no query (ict writes none for a document without a sentence of 5 to " \
-           "64 words)" in err
+    assert (
+        "1 of the 15 sampled documents got no query (ict writes none for a document without a sentence of 5 to "
+        "64 words)" in err
+    )
     stats = json.loads((tmp_path / "q.stats.json").read_text())
     assert first["_id"] in stats["docs_without_query"] and stats["sampled"] == 15
 

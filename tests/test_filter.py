@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from inparsx.context import ComponentContext
 from inparsx.datasets.beir import BeirFolderDataset
 from inparsx.errors import InparsxError
-from inparsx.filter.rules import (CopiedFilter, LengthFilter, ScoresFilter, copied_fraction, longest_shared_run,
-                                  words)
-from inparsx.context import ComponentContext
+from inparsx.filter.rules import CopiedFilter, LengthFilter, ScoresFilter, copied_fraction, longest_shared_run, words
 from inparsx.pipeline import StageContext
 from inparsx.plugins import get_registry
 from inparsx.recipe import validate_recipe
@@ -25,8 +24,7 @@ def dataset(scifact_small: Path) -> BeirFolderDataset:
 
 
 def make_ctx(dataset: BeirFolderDataset, run_dir: Path, table: dict | None = None) -> StageContext:
-    data = {"recipe": {"name": "t"}, "dataset": {"name": str(dataset.root)},
-            "filter": table or {"use": ["length"]}}
+    data = {"recipe": {"name": "t"}, "dataset": {"name": str(dataset.root)}, "filter": table or {"use": ["length"]}}
     recipe = validate_recipe(data, "t.toml", "", get_registry())
     registry = get_registry()
     components = [registry.get("filters", n)(o) for n, o in recipe.stages["filter"].components]
@@ -50,8 +48,9 @@ def judged(dataset: BeirFolderDataset, n: int) -> list[tuple[str, str, str]]:
 
 # ---- length ----
 
+
 def test_length_drops_too_short_and_too_long_queries(dataset, tmp_path):
-    (qid, text, doc), = judged(dataset, 1)
+    ((qid, text, doc),) = judged(dataset, 1)
     records = [record("ok", doc, text), record("short", doc, "Vitamin D"), record("long", doc, "word " * 40)]
     decisions = LengthFilter(LengthFilter.Options(max_tokens=30)).apply(records, filter_ctx(dataset, tmp_path))
     assert [d.keep for d in decisions] == [True, False, False]
@@ -60,12 +59,14 @@ def test_length_drops_too_short_and_too_long_queries(dataset, tmp_path):
 
 
 def test_length_counts_generated_tokens_as_the_inpars_toolkit(dataset, tmp_path):
-    (qid, text, doc), = judged(dataset, 1)
+    ((qid, text, doc),) = judged(dataset, 1)
     records = [record("two", doc, text, log_probs=[-0.1, -0.2]), record("four", doc, "x", log_probs=[-0.1] * 4)]
     decisions = LengthFilter(LengthFilter.Options(count_by="generated")).apply(records, filter_ctx(dataset, tmp_path))
     assert [d.keep for d in decisions] == [False, True] and decisions[0].reason == "fewer than 3 tokens"
     with pytest.raises(InparsxError, match="log_probs"):
-        LengthFilter(LengthFilter.Options(count_by="generated")).apply([record("n", doc, text)], filter_ctx(dataset, tmp_path))
+        LengthFilter(LengthFilter.Options(count_by="generated")).apply(
+            [record("n", doc, text)], filter_ctx(dataset, tmp_path)
+        )
 
 
 def test_length_counts_a_tokenizers_tokens(dataset, tmp_path):
@@ -73,14 +74,16 @@ def test_length_counts_a_tokenizers_tokens(dataset, tmp_path):
 
     tokenizer = train_tokenizer()
     tokenizer.save_pretrained(tmp_path / "tok")
-    (qid, text, doc), = judged(dataset, 1)
+    ((qid, text, doc),) = judged(dataset, 1)
     expected = len(tokenizer(text, add_special_tokens=False)["input_ids"])
     [decision] = LengthFilter(LengthFilter.Options(count_by=str(tmp_path / "tok"))).apply(
-        [record("q", doc, text)], filter_ctx(dataset, tmp_path))
+        [record("q", doc, text)], filter_ctx(dataset, tmp_path)
+    )
     assert decision.score == expected and expected != len(text.split())
 
 
 # ---- copied ----
+
 
 def test_word_normalisation_and_longest_shared_run():
     assert words("Café-au-lait, IS good!") == ["cafe", "au", "lait", "is", "good"]
@@ -93,10 +96,12 @@ def test_copied_drops_a_sentence_copied_from_its_document(dataset, tmp_path):
     (_, real_query, doc), (_, _, doc2) = rows
     text = dataset.docs()[doc].text
     sentence = " ".join(text.split()[5:17])
-    records = [record("copied", doc, sentence.upper() + "?"),           # verbatim, other case and punctuation
-               record("real", doc, real_query),                         # a real SciFact query for this document
-               record("half", doc2, " ".join(dataset.docs()[doc2].text.split()[:6]) + " in mice treated with lithium"),
-               record("missing", "no-such-doc", "a query")]
+    records = [
+        record("copied", doc, sentence.upper() + "?"),  # verbatim, other case and punctuation
+        record("real", doc, real_query),  # a real SciFact query for this document
+        record("half", doc2, " ".join(dataset.docs()[doc2].text.split()[:6]) + " in mice treated with lithium"),
+        record("missing", "no-such-doc", "a query"),
+    ]
     decisions = CopiedFilter().apply(records, filter_ctx(dataset, tmp_path))
     assert [d.keep for d in decisions] == [False, True, True, False]
     assert decisions[0].reason == "copied from its document" and decisions[0].score == 1.0
@@ -109,9 +114,12 @@ def test_copied_drops_a_sentence_copied_from_its_document(dataset, tmp_path):
 
 # ---- scores ----
 
+
 def test_scores_keeps_the_top_k_by_mean_log_probability(dataset, tmp_path):
     rows = judged(dataset, 4)
-    records = [record(f"q{i}", doc, text, score=s) for i, ((_, text, doc), s) in enumerate(zip(rows, [-0.5, -0.1, -2.0, -0.3]))]
+    records = [
+        record(f"q{i}", doc, text, score=s) for i, ((_, text, doc), s) in enumerate(zip(rows, [-0.5, -0.1, -2.0, -0.3]))
+    ]
     records.append(record("from-log-probs", rows[0][2], rows[0][1], log_probs=[-0.05, -0.15]))  # mean -0.1
     decisions = ScoresFilter(ScoresFilter.Options(keep_top_k=3)).apply(records, filter_ctx(dataset, tmp_path))
     assert [d.keep for d in decisions] == [False, True, False, True, True]
@@ -122,6 +130,7 @@ def test_scores_keeps_the_top_k_by_mean_log_probability(dataset, tmp_path):
 
 
 # ---- the stage ----
+
 
 def write_generated(run_dir: Path, records: list[SyntheticQuery]) -> None:
     (run_dir / "generate").mkdir(parents=True)
@@ -134,7 +143,7 @@ def test_stage_chains_filters_in_recipe_order_and_reports_every_decision(dataset
 
     rows = judged(dataset, 6)
     records = [record(f"q{i}", doc, text, score=-0.1 * i) for i, (_, text, doc) in enumerate(rows)]
-    records[1].query = "Vitamin D"                                            # too short
+    records[1].query = "Vitamin D"  # too short
     records[2].query = " ".join(dataset.docs()[rows[2][2]].text.split()[:8])  # copied
     write_generated(tmp_path, records)
     table = {"use": ["length", "copied", "scores"], "keep_top_k": 2, "length": {"min_tokens": 3}}
@@ -165,7 +174,12 @@ def test_filter_command_writes_a_run_directory(dataset, tmp_path):
     rows = judged(dataset, 3)
     records = [record(f"q{i}", doc, text, score=-float(i)) for i, (_, text, doc) in enumerate(rows)]
     write_generated(tmp_path / "gen", records)
-    filter_command(tmp_path / "gen" / "generate" / "queries.jsonl", dataset=str(dataset.root), run_dir=tmp_path / "out",
-                   use="length,scores", set_=["keep_top_k=1", "length.min_tokens=2"])
+    filter_command(
+        tmp_path / "gen" / "generate" / "queries.jsonl",
+        dataset=str(dataset.root),
+        run_dir=tmp_path / "out",
+        use="length,scores",
+        set_=["keep_top_k=1", "length.min_tokens=2"],
+    )
     kept = (tmp_path / "out" / "filter" / "queries.jsonl").read_text().splitlines()
     assert [json.loads(line)["query_id"] for line in kept] == ["q0"]

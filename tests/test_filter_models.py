@@ -8,16 +8,16 @@ from typing import ClassVar
 
 import pytest
 
+from inparsx.context import ComponentContext
 from inparsx.datasets.beir import BeirFolderDataset
-from inparsx.rerank.spec import RerankerSpec
 from inparsx.filter.consistency import ConsistencyFilter
 from inparsx.filter.reranker_filter import RerankerFilter
-from inparsx.context import ComponentContext
 from inparsx.pipeline import StageContext
 from inparsx.plugins import Options
 from inparsx.recipe import validate_recipe
 from inparsx.records import SyntheticQuery
 from inparsx.rerank.fusion import ranked
+from inparsx.rerank.spec import RerankerSpec
 from inparsx.testing.fakes import ChecksumReranker, checksum_score
 from inparsx.testing.plugins import plugin_module, registered
 from inparsx.train.base import Trainer
@@ -62,13 +62,17 @@ def make_ctx(dataset: BeirFolderDataset, run_dir: Path, registry) -> ComponentCo
 def judged_records(dataset: BeirFolderDataset, n: int) -> list[SyntheticQuery]:
     """Real SciFact test queries as synthetic queries of one of their judged documents."""
     qrels, queries = dataset.qrels("test"), dataset.queries("test")
-    return [SyntheticQuery(query_id=f"s{qid}", doc_id=sorted(qrels[qid])[0], query=queries[qid].text)
-            for qid in list(queries)[:n]]
+    return [
+        SyntheticQuery(query_id=f"s{qid}", doc_id=sorted(qrels[qid])[0], query=queries[qid].text)
+        for qid in list(queries)[:n]
+    ]
 
 
 def test_reranker_filter_keeps_the_top_k_and_resumes_from_its_scores_file(dataset, tmp_path, fakes):
     docs = sorted(dataset.docs())[:150]
-    records = [SyntheticQuery(query_id=f"{d}-{i}", doc_id=d, query=f"question {i} about {d}") for d in docs for i in range(2)]
+    records = [
+        SyntheticQuery(query_id=f"{d}-{i}", doc_id=d, query=f"question {i} about {d}") for d in docs for i in range(2)
+    ]
     options = RerankerFilter.Options(reranker="checksum", model="m", keep_top_k=50, batch_size=4)
     ctx = make_ctx(dataset, tmp_path, fakes)
     ChecksumReranker.crash_on_call = 2  # the first chunk of 256 pairs is saved, then a crash
@@ -89,8 +93,9 @@ def test_reranker_filter_with_a_monot5_model(dataset, tmp_path, fakes):
 
     model = tiny_t5(tmp_path / "t5")
     records = judged_records(dataset, 6)
-    options = RerankerFilter.Options(reranker={"use": "monot5", "model": str(model), "dtype": "fp32",
-                                               "max_length": 64}, keep_top_k=4)
+    options = RerankerFilter.Options(
+        reranker={"use": "monot5", "model": str(model), "dtype": "fp32", "max_length": 64}, keep_top_k=4
+    )
     decisions = RerankerFilter(options).apply(records, make_ctx(dataset, tmp_path, fakes))
     assert sum(d.keep for d in decisions) == 4 and all(0.0 < d.score < 1.0 for d in decisions)
 
@@ -118,8 +123,9 @@ def test_consistency_by_bm25_keeps_queries_whose_source_ranks_first(dataset, tmp
 
 def test_consistency_by_reranker_ranks_bm25_candidates_plus_the_source(dataset, tmp_path, fakes):
     records = judged_records(dataset, 10)
-    options = ConsistencyFilter.Options(by="reranker", reranker={"use": "checksum", "model": "m"}, retriever="bm25s",
-                                        k=3, depth=5)
+    options = ConsistencyFilter.Options(
+        by="reranker", reranker={"use": "checksum", "model": "m"}, retriever="bm25s", k=3, depth=5
+    )
     decisions = ConsistencyFilter(options).apply(records, make_ctx(dataset, tmp_path, fakes))
     from inparsx.retrieve.stage import open_retriever
 
@@ -137,8 +143,9 @@ def test_consistency_by_self_trains_once_on_bm25_negatives_then_ranks(dataset, t
     import json
 
     records = judged_records(dataset, 12)
-    options = ConsistencyFilter.Options(by="self", trainer="recording", reranker="checksum", retriever="bm25s",
-                                        depth=10, negatives=2)
+    options = ConsistencyFilter.Options(
+        by="self", trainer="recording", reranker="checksum", retriever="bm25s", depth=10, negatives=2
+    )
     ctx = make_ctx(dataset, tmp_path, fakes)
     decisions = ConsistencyFilter(options).apply(records, ctx)
     [triples] = RecordingTrainer.calls
@@ -157,7 +164,9 @@ def test_consistency_options_are_checked_when_the_recipe_is_validated(fakes):
     with pytest.raises(ValidationError, match="unknown trainer"):
         ConsistencyFilter.Options(by="self", trainer="nope", reranker="checksum")
     with pytest.warns(FutureWarning, match=r"the old spelling of \[filter.consistency.reranker\]"):
-        old = ConsistencyFilter.Options(by="reranker", reranker="checksum", model="m", reranker_options={"dtype": "fp32"})
+        old = ConsistencyFilter.Options(
+            by="reranker", reranker="checksum", model="m", reranker_options={"dtype": "fp32"}
+        )
     assert old.reranker == RerankerSpec(use="checksum", model="m", options={"dtype": "fp32"})
     with pytest.raises(ValidationError, match="at least k"):
         ConsistencyFilter.Options(k=10, depth=5)
@@ -169,9 +178,14 @@ def test_consistency_by_self_with_the_real_bi_encoder_trainer(dataset, tmp_path,
 
     base = tiny_bert(tmp_path / "bert")
     records = judged_records(dataset, 8)
-    options = ConsistencyFilter.Options(by="self", retriever="bm25s", depth=5, k=2, reranker={
-        "use": "bi-encoder", "dtype": "fp32"}, trainer={"use": "bi-encoder", "base_model": str(base), "max_steps": 2,
-                                                        "batch_size": 4, "save_steps": 0})
+    options = ConsistencyFilter.Options(
+        by="self",
+        retriever="bm25s",
+        depth=5,
+        k=2,
+        reranker={"use": "bi-encoder", "dtype": "fp32"},
+        trainer={"use": "bi-encoder", "base_model": str(base), "max_steps": 2, "batch_size": 4, "save_steps": 0},
+    )
     ctx = make_ctx(dataset, tmp_path, fakes)
     decisions = ConsistencyFilter(options).apply(records, ctx)
     assert (ctx.dir / "consistency-self" / "model" / "config.json").is_file()

@@ -24,15 +24,20 @@ def models(scifact, prompts_file, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("models")
     llama_tokenizer = train_tokenizer(texts, vocab_size=1000)
     llama_tokenizer.chat_template = SIMPLE_CHAT_TEMPLATE
-    return {"llama": tiny_llama(root / "llama", llama_tokenizer),
-            "gpt2": tiny_gpt2(root / "gpt2", train_tokenizer(texts, vocab_size=1000)),
-            "t5": tiny_t5(root / "t5", train_tokenizer(texts, vocab_size=1000))}
+    return {
+        "llama": tiny_llama(root / "llama", llama_tokenizer),
+        "gpt2": tiny_gpt2(root / "gpt2", train_tokenizer(texts, vocab_size=1000)),
+        "t5": tiny_t5(root / "t5", train_tokenizer(texts, vocab_size=1000)),
+    }
 
 
 def context(run_dir: Path, dataset, use: str = "hf", seed: int = 1, **options) -> StageContext:
     """A generate-stage context built through recipe validation (as ``inparsx run`` does)."""
-    data = {"recipe": {"name": "t", "seed": seed}, "dataset": {"name": "beir:scifact"},
-            "generate": {"use": use, **options}}
+    data = {
+        "recipe": {"name": "t", "seed": seed},
+        "dataset": {"name": "beir:scifact"},
+        "generate": {"use": use, **options},
+    }
     recipe = validate_recipe(data, "test", "", get_registry())
     name, opts = recipe.stages["generate"].components[0]
     return StageContext(recipe, "generate", run_dir, [get_registry().get("generators", name)(opts)], _dataset=dataset)
@@ -52,8 +57,9 @@ def assert_same_queries(a: list[dict], b: list[dict], tolerance: float = 1e-4) -
         assert all(abs(p - q) <= tolerance for p, q in zip(x["log_probs"], y["log_probs"]))
 
 
-CASES = ([(model, prompt) for model in ("llama", "gpt2") for prompt in ("inpars", "inpars-gbq", "promptagator", "custom")]
-         + [("llama", "chat"), ("t5", "inpars"), ("t5", "promptagator"), ("t5", "doc2query")])
+CASES = [
+    (model, prompt) for model in ("llama", "gpt2") for prompt in ("inpars", "inpars-gbq", "promptagator", "custom")
+] + [("llama", "chat"), ("t5", "inpars"), ("t5", "promptagator"), ("t5", "doc2query")]
 """Every prompt on the causal LMs; on T5 (a different decoding path, same prompt code) a static, a dynamic
 and the bare-document prompt."""
 
@@ -63,8 +69,15 @@ def test_greedy_output_is_the_same_across_runs_and_batch_sizes_1_and_8(model, pr
     custom = tmp_path / "custom.txt"
     custom.write_text("Scientific abstract: {document}\nA claim it supports: {query}\n")
     # fp32: bf16 (what "auto" picks on a CPU with native bf16) rounds a padded batch differently from a lone one
-    options = {"model": str(models[model]), "num_docs": 20, "max_new_tokens": 6, "max_doc_tokens": 48,
-               "prompt": "inpars" if prompt == "chat" else prompt, "chat": prompt == "chat", "dtype": "fp32"}
+    options = {
+        "model": str(models[model]),
+        "num_docs": 20,
+        "max_new_tokens": 6,
+        "max_doc_tokens": 48,
+        "prompt": "inpars" if prompt == "chat" else prompt,
+        "chat": prompt == "chat",
+        "dtype": "fp32",
+    }
     if prompt == "custom":
         options["template"] = str(custom)
     one = generate(tmp_path / "b1", scifact, batch_size=1, **options)
@@ -73,7 +86,9 @@ def test_greedy_output_is_the_same_across_runs_and_batch_sizes_1_and_8(model, pr
     assert_same_queries(one, eight)
     if (model, prompt) == ("llama", "inpars"):  # a second run: the same bytes
         generate(tmp_path / "again", scifact, batch_size=8, **options)
-        assert (tmp_path / "again/generate/queries.jsonl").read_bytes() == (tmp_path / "b8/generate/queries.jsonl").read_bytes()
+        assert (tmp_path / "again/generate/queries.jsonl").read_bytes() == (
+            tmp_path / "b8/generate/queries.jsonl"
+        ).read_bytes()
     for record in one:
         assert record["generator"] == f"hf:{models[model]}" and record["query_id"] == f"{record['doc_id']}-0"
         assert 0 < len(record["log_probs"]) <= 6 and all(p <= 0 for p in record["log_probs"])
@@ -90,12 +105,21 @@ def test_stops_on_a_newline_with_a_tokenizer_without_token_198(scifact, tmp_path
     import torch
     from transformers import AutoModelForCausalLM
 
-    tokenizer = train_tokenizer(["Relevant Query: what is the cell?\nDocument: the cell cycle.\nExample 1:\n"] * 3,
-                                vocab_size=120, byte_level=False)
+    tokenizer = train_tokenizer(
+        ["Relevant Query: what is the cell?\nDocument: the cell cycle.\nExample 1:\n"] * 3,
+        vocab_size=120,
+        byte_level=False,
+    )
     assert len(tokenizer) < 198 and "\n" in tokenizer.get_vocab()
     path = tiny_llama(tmp_path / "small-vocab", tokenizer)
-    options = {"model": str(path), "num_docs": 8, "max_new_tokens": 24, "batch_size": 4, "prompt": "doc2query",
-               "max_doc_tokens": 64}
+    options = {
+        "model": str(path),
+        "num_docs": 8,
+        "max_new_tokens": 24,
+        "batch_size": 4,
+        "prompt": "doc2query",
+        "max_doc_tokens": 64,
+    }
     free = generate(tmp_path / "free", scifact, stop=[], **options)
     # make the newline twice as likely (in logits) as the token the free run writes most
     model = AutoModelForCausalLM.from_pretrained(path)
@@ -112,7 +136,7 @@ def test_stops_on_a_newline_with_a_tokenizer_without_token_198(scifact, tmp_path
     for full, cut in zip(unstopped, stopped):
         assert "\n" not in cut["query"]
         assert cut["query"] == full["query"].split("\n")[0].strip()
-        assert cut["log_probs"] == pytest.approx(full["log_probs"][:len(cut["log_probs"])], abs=1e-5)
+        assert cut["log_probs"] == pytest.approx(full["log_probs"][: len(cut["log_probs"])], abs=1e-5)
     assert any(len(r["log_probs"]) < 24 for r in stopped)
     assert {r["extra"]["finish"] for r in stopped} <= {"stop", "eos", "length"}
     assert all(r["extra"]["finish"] == "stop" for r, full in zip(stopped, unstopped) if "\n" in full["query"])
@@ -132,9 +156,17 @@ def test_custom_stop_strings_cut_the_query_before_them(models, scifact, tmp_path
 
 
 def test_sampling_writes_several_queries_per_document(models, scifact, tmp_path):
-    options = {"model": str(models["llama"]), "prompt": "promptagator", "num_docs": 4, "max_new_tokens": 8,
-               "max_doc_tokens": 48,
-               "do_sample": True, "temperature": 0.7, "num_queries_per_doc": 3, "batch_size": 2}
+    options = {
+        "model": str(models["llama"]),
+        "prompt": "promptagator",
+        "num_docs": 4,
+        "max_new_tokens": 8,
+        "max_doc_tokens": 48,
+        "do_sample": True,
+        "temperature": 0.7,
+        "num_queries_per_doc": 3,
+        "batch_size": 2,
+    }
     records = generate(tmp_path / "a", scifact, **options)
     again = generate(tmp_path / "b", scifact, **options)
     assert len(records) == 12 and len({r["query_id"] for r in records}) == 12
@@ -147,8 +179,15 @@ def test_sampling_writes_several_queries_per_document(models, scifact, tmp_path)
 
 @pytest.mark.parametrize("quantization, layer", [("int8", "Linear8bitLt"), ("nf4", "Linear4bit")])
 def test_bitsandbytes_quantisation_runs_on_cpu(quantization, layer, models, scifact, tmp_path):
-    ctx = context(tmp_path, scifact, model=str(models["llama"]), quantization=quantization, num_docs=3,
-                  max_new_tokens=4, batch_size=3)
+    ctx = context(
+        tmp_path,
+        scifact,
+        model=str(models["llama"]),
+        quantization=quantization,
+        num_docs=3,
+        max_new_tokens=4,
+        batch_size=3,
+    )
     model, _ = ctx.component.load(ctx.component_context())
     assert type(model.model.layers[0].mlp.up_proj).__name__ == layer
     generate_queries(ctx.component_context(), ctx.component, ctx.dir / "queries.jsonl")
@@ -161,9 +200,13 @@ def test_bitsandbytes_quantisation_runs_on_cpu(quantization, layer, models, scif
 def test_options_are_validated_before_loading_anything(scifact, tmp_path):
     from inparsx.recipe import RecipeErrors
 
-    for bad, key in ((dict(temperature=0.7), "do_sample"), (dict(prompt="custom"), "template"),
-                     (dict(n_fewshot=9), "n_fewshot"), (dict(quantization="int4"), "quantization"),
-                     (dict(batch_sise=8), "batch_sise")):
+    for bad, key in (
+        (dict(temperature=0.7), "do_sample"),
+        (dict(prompt="custom"), "template"),
+        (dict(n_fewshot=9), "n_fewshot"),
+        (dict(quantization="int4"), "quantization"),
+        (dict(batch_sise=8), "batch_sise"),
+    ):
         with pytest.raises(RecipeErrors, match=key):
             context(tmp_path, scifact, model="missing/model", **bad)
 
@@ -184,7 +227,11 @@ def test_prompt_builder_takes_the_base_signature_and_the_context_cap_is_its_own_
 
     assert "prompt_builder" not in vars(HFGenerator), "hf must not give the third argument another meaning"
     assert list(inspect.signature(PromptedGenerator.prompt_builder).parameters) == [
-        "self", "ctx", "tokenizer", "max_prompt_tokens"]
+        "self",
+        "ctx",
+        "tokenizer",
+        "max_prompt_tokens",
+    ]
     generator = HFGenerator(HFGenerator.Options(model="m", max_prompt_tokens=500, max_new_tokens=40))
 
     def model(**config):
@@ -201,8 +248,16 @@ def test_a_prompt_longer_than_the_context_window_is_cut_to_fit(models, scifact, 
     from inparsx.generate.hf import HFGenerator
     from inparsx.testing import component_context
 
-    generator = HFGenerator(HFGenerator.Options(model=str(models["gpt2"]), prompt="inpars", max_doc_tokens=2000,
-                                                max_prompt_tokens=100_000, max_new_tokens=24, dtype="fp32"))
+    generator = HFGenerator(
+        HFGenerator.Options(
+            model=str(models["gpt2"]),
+            prompt="inpars",
+            max_doc_tokens=2000,
+            max_prompt_tokens=100_000,
+            max_new_tokens=24,
+            dtype="fp32",
+        )
+    )
     ctx = component_context(scifact, work_dir=tmp_path)
     model, tokenizer = generator.load(ctx)
     builder = generator.prompt_builder(ctx, tokenizer, generator.max_prompt_tokens_for(model))

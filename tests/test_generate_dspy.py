@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from inparsx.context import ComponentContext
 from inparsx.datasets.beir import BeirFolderDataset
 from inparsx.generate.dspy_generator import DSPyGenerator, DSPyOptions, TransformersEngine, build_program
 from inparsx.generate.stage import generate_queries
-from inparsx.context import ComponentContext
 
 
 @pytest.fixture()
@@ -29,15 +29,22 @@ def scripted(generator: DSPyGenerator, answers: list[dict]) -> None:
 
 def test_chain_of_thought_records_keep_the_rationale_and_count_parse_failures(ctx):
     generator = DSPyGenerator(DSPyOptions(model="unused", num_docs=3))
-    scripted(generator, [{"reasoning": "It is about cells.", "query": "What do cells do?"},
-                         {"reasoning": "Mice.", "query": "Do mice sleep?"}])
+    scripted(
+        generator,
+        [
+            {"reasoning": "It is about cells.", "query": "What do cells do?"},
+            {"reasoning": "Mice.", "query": "Do mice sleep?"},
+        ],
+    )
     out = ctx.dir / "queries.jsonl"
     summary = generate_queries(ctx, generator, out)
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert summary.docs == 3 and len(records) == 3
     answered = [r for r in records if r["query"]]
     assert [r["query"] for r in answered] == ["What do cells do?", "Do mice sleep?"]
-    assert answered[0]["extra"]["rationale"] == "It is about cells." and answered[0]["generator"].startswith("dspy:ChainOfThought")
+    assert answered[0]["extra"]["rationale"] == "It is about cells." and answered[0]["generator"].startswith(
+        "dspy:ChainOfThought"
+    )
     failed = [r for r in records if not r["query"]]
     assert len(failed) == 1 and "parse_error" in failed[0]["extra"]
     assert json.loads((ctx.dir / "dspy.stats.json").read_text())["parse_failures"] == 1
@@ -76,8 +83,9 @@ def test_engine_renders_the_request_and_decodes_greedily(tmp_path):
     path = str(tiny_llama(tmp_path / "llama"))
     model, tokenizer = load_model(path, HFOptions(model=path, dtype="fp32"))
     engine = TransformersEngine(model, tokenizer, max_new_tokens=4)
-    request = Request(model="local", messages=(Message.user("Document: cells"),), system="Be brief.",
-                      config=Config(max_tokens=4))
+    request = Request(
+        model="local", messages=(Message.user("Document: cells"),), system="Be brief.", config=Config(max_tokens=4)
+    )
     assert engine.render(request) == "system: Be brief.\nuser: Document: cells\nassistant:"
     first, second = engine.complete(request), engine.complete(request)
     assert first.message.text == second.message.text and first.usage.output_tokens <= 4

@@ -20,18 +20,31 @@ def sentences(text: str) -> list[str]:
     return [text[a:b] for a, b in split_sentences(text)]
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("Levels rose (p < 0.05). Doses of 3.5 mg were used. Smith et al. found more.",
-     ["Levels rose (p < 0.05).", "Doses of 3.5 mg were used.", "Smith et al. found more."]),
-    ("Cells were fixed, e.g. with PFA. As shown in Fig. 2 and Eq. 3, it binds. In the U.S. Most do.",
-     ["Cells were fixed, e.g. with PFA.", "As shown in Fig. 2 and Eq. 3, it binds.", "In the U.S. Most do."]),
-    ("BACKGROUND Vitamin D is common. METHODS AND RESULTS We measured vitamin D. 45% responded.",
-     ["Vitamin D is common.", "We measured vitamin D.", "45% responded."]),
-    ('It is "done." Then (n = 5) it ended! Really? Yes... "Quoted start" here.',
-     ['It is "done."', "Then (n = 5) it ended!", "Really?", "Yes...", '"Quoted start" here.']),
-    ("DNA damage accumulates. RNA Pol II stalls. MAIN OUTCOME MEASURES Survival at 5 years.",
-     ["DNA damage accumulates.", "RNA Pol II stalls.", "Survival at 5 years."]),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "Levels rose (p < 0.05). Doses of 3.5 mg were used. Smith et al. found more.",
+            ["Levels rose (p < 0.05).", "Doses of 3.5 mg were used.", "Smith et al. found more."],
+        ),
+        (
+            "Cells were fixed, e.g. with PFA. As shown in Fig. 2 and Eq. 3, it binds. In the U.S. Most do.",
+            ["Cells were fixed, e.g. with PFA.", "As shown in Fig. 2 and Eq. 3, it binds.", "In the U.S. Most do."],
+        ),
+        (
+            "BACKGROUND Vitamin D is common. METHODS AND RESULTS We measured vitamin D. 45% responded.",
+            ["Vitamin D is common.", "We measured vitamin D.", "45% responded."],
+        ),
+        (
+            'It is "done." Then (n = 5) it ended! Really? Yes... "Quoted start" here.',
+            ['It is "done."', "Then (n = 5) it ended!", "Really?", "Yes...", '"Quoted start" here.'],
+        ),
+        (
+            "DNA damage accumulates. RNA Pol II stalls. MAIN OUTCOME MEASURES Survival at 5 years.",
+            ["DNA damage accumulates.", "RNA Pol II stalls.", "Survival at 5 years."],
+        ),
+    ],
+)
 def test_sentence_splitter_on_scientific_prose(text, expected):
     assert sentences(text) == expected
 
@@ -42,8 +55,11 @@ def test_spans_index_the_original_text():
 
 
 def run_ict(run_dir: Path, dataset, seed: int = 1, **options) -> list[dict]:
-    data = {"recipe": {"name": "ict", "seed": seed}, "dataset": {"name": "beir:scifact"},
-            "generate": {"use": "ict", **options}}
+    data = {
+        "recipe": {"name": "ict", "seed": seed},
+        "dataset": {"name": "beir:scifact"},
+        "generate": {"use": "ict", **options},
+    }
     recipe = validate_recipe(data, "test", "", get_registry())
     name, opts = recipe.stages["generate"].components[0]
     ctx = StageContext(recipe, "generate", run_dir, [get_registry().get("generators", name)(opts)], _dataset=dataset)
@@ -64,8 +80,12 @@ def test_ict_over_the_whole_scifact_corpus_in_under_30_s(scifact, tmp_path):
         assert record["query"] == doc.text[start:end] and 5 <= len(record["query"].split()) <= 64
         positive = record["positive_text"]
         assert record["query"] not in positive or doc.text.count(record["query"]) > 1
-        assert positive == Document(doc.doc_id, f"{doc.text[:start].rstrip()} {doc.text[end:].lstrip()}".strip(),
-                                    doc.title).full_text
+        assert (
+            positive
+            == Document(
+                doc.doc_id, f"{doc.text[:start].rstrip()} {doc.text[end:].lstrip()}".strip(), doc.title
+            ).full_text
+        )
         assert record["generator"] == "ict" and record["log_probs"] == [] and record["score"] is None
 
 

@@ -57,8 +57,11 @@ def test_num_queries_are_drawn_with_the_seed_and_nested(small, tmp_path):
 
 
 def test_the_evaluated_split_is_refused_when_the_recipe_loads():
-    data = {"recipe": {"name": "t"}, "dataset": {"name": "beir:scifact", "eval_split": "train"},
-            "generate": {"use": "qrels", "num_queries": 10}}
+    data = {
+        "recipe": {"name": "t"},
+        "dataset": {"name": "beir:scifact", "eval_split": "train"},
+        "generate": {"use": "qrels", "num_queries": 10},
+    }
     with pytest.raises(RecipeErrors, match=r"generate\.split: .*'train' is the evaluated split"):
         validate_recipe(data, "t.toml", "", get_registry())
     data["dataset"]["eval_split"] = "test"
@@ -87,7 +90,10 @@ def test_min_relevance_keeps_graded_positives_and_lists_every_judged_document(tm
     (folder / "qrels" / "train.tsv").write_text(rows)
     dataset = BeirFolderDataset(folder)
     assert sorted((r.extra["qid"], r.doc_id) for r in records(dataset, tmp_path)) == [
-        ("q1", "d01"), ("q1", "d02"), ("q2", "d02")]
+        ("q1", "d01"),
+        ("q1", "d02"),
+        ("q2", "d02"),
+    ]
     graded = records(dataset, tmp_path, min_relevance=2)
     assert [(r.extra["qid"], r.doc_id) for r in graded] == [("q1", "d01")]
     assert graded[0].extra["judged_relevant"] == ["d01", "d02"]  # grade 1: no positive, never a negative
@@ -96,9 +102,12 @@ def test_min_relevance_keeps_graded_positives_and_lists_every_judged_document(tm
 
 
 def test_the_stage_writes_them_and_no_negative_is_judged_relevant(scifact_small, tmp_path):
-    data = {"recipe": {"name": "gold", "seed": 3}, "dataset": {"name": str(scifact_small)},
-            "generate": {"use": "qrels", "num_queries": 12},
-            "triples": {"use": "bm25-negatives", "retriever": "bm25s", "depth": 40, "n_negatives": 3}}
+    data = {
+        "recipe": {"name": "gold", "seed": 3},
+        "dataset": {"name": str(scifact_small)},
+        "generate": {"use": "qrels", "num_queries": 12},
+        "triples": {"use": "bm25-negatives", "retriever": "bm25s", "depth": 40, "n_negatives": 3},
+    }
     run_dir = run_recipe(validate_recipe(data, "t.toml", "", get_registry()), tmp_path / "run")
     written = [json.loads(line) for line in (run_dir / "generate" / "queries.jsonl").read_text().splitlines()]
     assert len({r["extra"]["qid"] for r in written}) == 12 and {r["generator"] for r in written} == {"qrels"}

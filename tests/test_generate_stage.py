@@ -54,7 +54,8 @@ def test_a_killed_run_resumes_without_duplicates_or_gaps(llama, scifact, tmp_pat
     # 10 documents faster than the parent can react on an idle machine)
     n_docs = 100
     recipe = tmp_path / "resume.toml"
-    recipe.write_text(textwrap.dedent(f"""\
+    recipe.write_text(
+        textwrap.dedent(f"""\
         [recipe]
         name = "resume"
         seed = 1
@@ -67,7 +68,8 @@ def test_a_killed_run_resumes_without_duplicates_or_gaps(llama, scifact, tmp_pat
         batch_size = 1
         max_new_tokens = 8
         max_doc_tokens = 64
-        """))
+        """)
+    )
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "inparsx.cli.main", "run", str(recipe), "--run-dir", str(run_dir)]
     partial = run_dir / "generate" / "queries.jsonl.partial"
@@ -86,8 +88,9 @@ def test_a_killed_run_resumes_without_duplicates_or_gaps(llama, scifact, tmp_pat
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "resuming" in rerun.stderr and not partial.exists()
     resumed = read(run_dir / "generate" / "queries.jsonl")
-    reference = in_process(tmp_path / "reference", scifact, model=llama, num_docs=n_docs, batch_size=8,
-                           max_new_tokens=8, max_doc_tokens=64)
+    reference = in_process(
+        tmp_path / "reference", scifact, model=llama, num_docs=n_docs, batch_size=8, max_new_tokens=8, max_doc_tokens=64
+    )
     assert len({r["doc_id"] for r in resumed}) == len(resumed) == n_docs
     assert [r["doc_id"] for r in resumed] == [r["doc_id"] for r in reference]
     assert [r["query"] for r in resumed] == [r["query"] for r in reference]
@@ -95,7 +98,8 @@ def test_a_killed_run_resumes_without_duplicates_or_gaps(llama, scifact, tmp_pat
 
 def test_data_parallel_shards_merge_into_the_single_process_output(llama, scifact, tmp_path):
     script = tmp_path / "shard.py"
-    script.write_text(textwrap.dedent(f"""\
+    script.write_text(
+        textwrap.dedent(f"""\
         import sys
         from pathlib import Path
         from inparsx.generate.stage import generate_queries
@@ -108,9 +112,18 @@ def test_data_parallel_shards_merge_into_the_single_process_output(llama, scifac
         name, options = recipe.stages["generate"].components[0]
         ctx = StageContext(recipe, "generate", Path(sys.argv[1]), [get_registry().get("generators", name)(options)])
         generate_queries(ctx.component_context(), ctx.component, ctx.dir / "queries.jsonl")
-        """))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(script), str(tmp_path / "dp")]
+        """)
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(script),
+        str(tmp_path / "dp"),
+    ]
     result = subprocess.run(command, env={**env(), "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     merged = read(tmp_path / "dp" / "generate" / "queries.jsonl")
@@ -143,11 +156,20 @@ def test_fewshot_ids_from_the_evaluated_split_are_dropped_by_evaluation(llama, s
     run_dir = tmp_path / "run"
     (run_dir / "retrieve").mkdir(parents=True)
     (run_dir / "retrieve" / "run.trec").write_text(
-        "".join(f"{qid} Q0 {doc} 1 1.0 t\n" for qid, docs in qrels.items() for doc in docs))
-    generate = {"use": "hf", "model": llama, "prompt": "promptagator", "template": "promptagator-scifact",
-                "num_docs": 5, "max_new_tokens": 3, "batch_size": 5}
-    recipe = validate_recipe(recipe_data(str(folder), generate, evaluate={"metrics": ["ndcg@10"]}), "t", "",
-                             get_registry())
+        "".join(f"{qid} Q0 {doc} 1 1.0 t\n" for qid, docs in qrels.items() for doc in docs)
+    )
+    generate = {
+        "use": "hf",
+        "model": llama,
+        "prompt": "promptagator",
+        "template": "promptagator-scifact",
+        "num_docs": 5,
+        "max_new_tokens": 3,
+        "batch_size": 5,
+    }
+    recipe = validate_recipe(
+        recipe_data(str(folder), generate, evaluate={"metrics": ["ndcg@10"]}), "t", "", get_registry()
+    )
     run_recipe(recipe, run_dir)
     records = read(run_dir / "generate" / "queries.jsonl")
     used = {qid for r in records for qid in r["fewshot_examples"]}
@@ -168,8 +190,22 @@ def test_no_exclusion_file_when_examples_come_from_train(llama, scifact, tmp_pat
 
 def test_generate_command(tmp_path):
     out = tmp_path / "ict.jsonl"
-    command = [sys.executable, "-m", "inparsx.cli.main", "generate", "--dataset", "beir:scifact", "--use", "ict",
-               "--set", "num_docs=40", "--set", "min_words=6", "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "inparsx.cli.main",
+        "generate",
+        "--dataset",
+        "beir:scifact",
+        "--use",
+        "ict",
+        "--set",
+        "num_docs=40",
+        "--set",
+        "min_words=6",
+        "--out",
+        str(out),
+    ]
     result = subprocess.run(command, env=env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     records = read(out)
@@ -178,15 +214,22 @@ def test_generate_command(tmp_path):
     assert all(len(r["query"].split()) >= 6 for r in records)
     again = subprocess.run(command, env=env(), capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and "--force" in again.stderr
-    bad = subprocess.run(command[:-2] + ["--set", "min_word=3", "--out", str(tmp_path / "x.jsonl")], env=env(),
-                         capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        command[:-2] + ["--set", "min_word=3", "--out", str(tmp_path / "x.jsonl")],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 2 and "generate.min_word" in bad.stderr and "unknown key" in bad.stderr
 
 
 def test_generate_modules_do_not_import_heavy_libraries():
-    code = ("import sys, inparsx.generate.plugins, inparsx.generate.hf, inparsx.generate.ict, inparsx.generate.stage, "
-            "inparsx.generate.cli; heavy = [m for m in ('torch', 'transformers', 'accelerate') if m in sys.modules]; "
-            "print(heavy); sys.exit(bool(heavy))")
+    code = (
+        "import sys, inparsx.generate.plugins, inparsx.generate.hf, inparsx.generate.ict, inparsx.generate.stage, "
+        "inparsx.generate.cli; heavy = [m for m in ('torch', 'transformers', 'accelerate') if m in sys.modules]; "
+        "print(heavy); sys.exit(bool(heavy))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -210,9 +253,12 @@ class TwoOrOne:
                 for start in range(0, len(docs), 2):
                     if stop_after is not None and start // 2 == stop_after:
                         raise KeyboardInterrupt
-                    self.asked += [doc.doc_id for doc in docs[start:start + 2]]
-                    yield [SyntheticQuery(f"{doc.doc_id}-{k}", doc.doc_id, f"q{k} {doc.title}")
-                           for doc in docs[start:start + 2] for k in range(2 if int(doc.doc_id[1:]) % 2 else 1)]
+                    self.asked += [doc.doc_id for doc in docs[start : start + 2]]
+                    yield [
+                        SyntheticQuery(f"{doc.doc_id}-{k}", doc.doc_id, f"q{k} {doc.title}")
+                        for doc in docs[start : start + 2]
+                        for k in range(2 if int(doc.doc_id[1:]) % 2 else 1)
+                    ]
 
         self.asked: list[str] = []
         self.generator = Gen(Gen.Options(num_docs=15))
@@ -237,8 +283,11 @@ def test_queries_per_doc_is_a_maximum_documents_with_fewer_records_are_not_redon
     assert fake.asked[0] == first[-1] and not set(fake.asked[1:]) & set(first)
     assert len(first) + len(fake.asked) - 1 == 15
     whole = TwoOrOne()
-    generate_queries(component_context(ctx.dataset, work_dir=tmp_path / "whole"), whole.generator,
-                     tmp_path / "whole" / "queries.jsonl")
+    generate_queries(
+        component_context(ctx.dataset, work_dir=tmp_path / "whole"),
+        whole.generator,
+        tmp_path / "whole" / "queries.jsonl",
+    )
     assert records == read(tmp_path / "whole" / "queries.jsonl")
 
 
@@ -266,6 +315,9 @@ def test_more_records_for_a_document_than_queries_per_doc_is_an_error(tmp_path):
     from inparsx.testing import component_context, tiny_beir
 
     ctx = component_context(tiny_beir(tmp_path / "data"), work_dir=tmp_path / "generate")
-    with pytest.raises(PluginError, match=r"'two-or-one' wrote 2 records for document d\d+, more than its "
-                                          r"queries_per_doc = 1"):
+    with pytest.raises(
+        PluginError,
+        match=r"'two-or-one' wrote 2 records for document d\d+, more than its "
+        r"queries_per_doc = 1",
+    ):
         generate_queries(ctx, TwoOrOne(most=1).generator, ctx.dir / "queries.jsonl")

@@ -104,7 +104,9 @@ def test_records_have_the_inpars_fields_and_every_document_once(llama, scifact, 
         assert record.generator == f"vllm:{llama}" and record.prompt_text.rstrip().endswith("Relevant Query:")
         assert record.score == pytest.approx(sum(record.log_probs) / len(record.log_probs))
     requests = scripted["engine"].requests
-    assert all(r.params["n"] == 2 and r.params["logprobs"] == 0 and r.params["max_tokens"] == NEW_TOKENS for r in requests)
+    assert all(
+        r.params["n"] == 2 and r.params["logprobs"] == 0 and r.params["max_tokens"] == NEW_TOKENS for r in requests
+    )
     seeds = [r.params["seed"] for r in requests]
     assert len(set(seeds)) == len(seeds)  # one seed per document
 
@@ -113,8 +115,11 @@ def test_batch_size_changes_only_how_records_are_grouped(llama, scifact, docs, s
     ctx = component_context(scifact, work_dir=tmp_path)
     runs = []
     for size in (1, 4, 32):
-        records = [r for batch in build("generators", "vllm", **vllm_options(llama, batch_size=size)).generate(docs, ctx)
-                   for r in batch]
+        records = [
+            r
+            for batch in build("generators", "vllm", **vllm_options(llama, batch_size=size)).generate(docs, ctx)
+            for r in batch
+        ]
         runs.append(sorted((r.doc_id, r.query, r.log_probs) for r in records))
     assert runs[0] == runs[1] == runs[2]
 
@@ -129,29 +134,38 @@ def test_prompts_reach_vllm_as_the_token_ids_hf_builds(llama, scifact, docs, scr
     assert [r.prompt for r in scripted["engine"].requests] == [builder.build(d).input_ids for d in docs[:3]]
 
 
-def test_end_of_sequence_token_is_not_recorded_and_a_stop_in_leading_whitespace_continues(llama, scifact, docs,
-                                                                                          scripted, tmp_path):
+def test_end_of_sequence_token_is_not_recorded_and_a_stop_in_leading_whitespace_continues(
+    llama, scifact, docs, scripted, tmp_path
+):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(llama)
-    newline, word, other = (tokenizer("\n", add_special_tokens=False).input_ids,
-                            tokenizer(" cells", add_special_tokens=False).input_ids,
-                            tokenizer(" brain", add_special_tokens=False).input_ids)
+    newline, word, other = (
+        tokenizer("\n", add_special_tokens=False).input_ids,
+        tokenizer(" cells", add_special_tokens=False).input_ids,
+        tokenizer(" brain", add_special_tokens=False).input_ids,
+    )
     eos = tokenizer.eos_token_id
-    scripted["engine"] = ScriptEngine([
-        [Completion(word + [eos], [-0.5] * len(word) + [-0.1], "stop", None)],               # ends on eos
-        [Completion(newline, [-0.2] * len(newline), "stop", "\n")],                          # stops in leading ws
-        [Completion(other + newline, [-0.3] * (len(other) + len(newline)), "stop", "\n")],   # its continuation
-    ]).start()
+    scripted["engine"] = ScriptEngine(
+        [
+            [Completion(word + [eos], [-0.5] * len(word) + [-0.1], "stop", None)],  # ends on eos
+            [Completion(newline, [-0.2] * len(newline), "stop", "\n")],  # stops in leading ws
+            [Completion(other + newline, [-0.3] * (len(other) + len(newline)), "stop", "\n")],  # its continuation
+        ]
+    ).start()
     generator = build("generators", "vllm", **vllm_options(llama))
-    records = [r for batch in generator.generate(docs[:2], component_context(scifact, work_dir=tmp_path)) for r in batch]
+    records = [
+        r for batch in generator.generate(docs[:2], component_context(scifact, work_dir=tmp_path)) for r in batch
+    ]
     by_doc = {r.doc_id: r for r in records}
     first, second = by_doc[docs[0].doc_id], by_doc[docs[1].doc_id]
     assert (first.query, first.extra["finish"], first.log_probs) == ("cells", "eos", [-0.5] * len(word))
     assert (second.query, second.extra["finish"]) == ("brain", "stop")
     assert second.log_probs == [-0.2] * len(newline) + [-0.3] * len(other)
     continuation = scripted["engine"].requests[-1]
-    assert continuation.prompt[-len(newline):] == newline and continuation.params["max_tokens"] == NEW_TOKENS - len(newline)
+    assert continuation.prompt[-len(newline) :] == newline and continuation.params["max_tokens"] == NEW_TOKENS - len(
+        newline
+    )
     assert generator.continued == 1 and generator.generated_tokens == len(word) + 2 * len(newline) + len(other)
 
 
@@ -159,13 +173,24 @@ def test_the_cpo_tuner_and_path_sample_with_vllm_when_told(llama, scifact, docs,
     from inparsx.tune.cpo import CPOTuner
     from inparsx.tune.path import inner_recipe
 
-    tuner = build("tuners", "cpo", base_model=llama, generator={"use": "vllm", "max_new_tokens": NEW_TOKENS, "dtype": "fp32"},
-                  n_docs=2, n_candidates=3, judge="consistency")
+    tuner = build(
+        "tuners",
+        "cpo",
+        base_model=llama,
+        generator={"use": "vllm", "max_new_tokens": NEW_TOKENS, "dtype": "fp32"},
+        n_docs=2,
+        n_candidates=3,
+        judge="consistency",
+    )
     assert isinstance(tuner, CPOTuner)
     candidates = tuner.sample_candidates(component_context(scifact, work_dir=tmp_path), docs[:2])
     assert len(candidates) == 6 and all(r.generator == f"vllm:{llama}" for r in candidates)
-    assert scripted["engine"].requests[0].params["n"] == 3 and scripted["engine"].requests[0].params["temperature"] == 1.0
-    path = build("tuners", "path", generator={"use": "vllm", "model": llama}, train={"use": "bi-encoder", "base_model": llama})
+    assert (
+        scripted["engine"].requests[0].params["n"] == 3 and scripted["engine"].requests[0].params["temperature"] == 1.0
+    )
+    path = build(
+        "tuners", "path", generator={"use": "vllm", "model": llama}, train={"use": "bi-encoder", "base_model": llama}
+    )
     assert inner_recipe(path.options, "Ask.", 1)["generate"]["use"] == "vllm"
     with pytest.raises(Exception, match="generator.use = 'dspy'"):
         build("tuners", "cpo", base_model=llama, generator={"use": "dspy"}, judge="consistency")
@@ -178,13 +203,16 @@ def test_the_cpo_tuner_and_path_sample_with_vllm_when_told(llama, scifact, docs,
 GB = 10**9
 
 
-@pytest.mark.parametrize("gpus,weights,heads,expected", [
-    (4, 16 * GB, 32, (1, 4)),        # Llama-3.1-8B bf16 on 4 x 80 GB: one replica per GPU
-    (4, 141 * GB, 64, (4, 1)),       # 70B bf16 does not fit on two: tensor parallel over all four
-    (8, 141 * GB, 64, (4, 2)),       # on eight: two replicas of four
-    (1, 16 * GB, 32, (1, 1)),
-    (0, 16 * GB, 32, (1, 1)),        # a CPU
-])
+@pytest.mark.parametrize(
+    "gpus,weights,heads,expected",
+    [
+        (4, 16 * GB, 32, (1, 4)),  # Llama-3.1-8B bf16 on 4 x 80 GB: one replica per GPU
+        (4, 141 * GB, 64, (4, 1)),  # 70B bf16 does not fit on two: tensor parallel over all four
+        (8, 141 * GB, 64, (4, 2)),  # on eight: two replicas of four
+        (1, 16 * GB, 32, (1, 1)),
+        (0, 16 * GB, 32, (1, 1)),  # a CPU
+    ],
+)
 def test_auto_parallelism_fills_every_gpu_with_as_many_replicas_as_fit(gpus, weights, heads, expected):
     assert ve.plan_parallel(gpus, 80 * GB, weights, heads, 0.9) == expected
 
@@ -221,22 +249,33 @@ def test_engine_arguments_follow_the_options_and_the_machine(llama, scifact, tmp
     monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
     monkeypatch.setattr(ve, "usable_cpus", lambda: [0, 1])
     monkeypatch.setattr(ve, "available_memory", lambda: 8 << 30)
-    generator = build("generators", "vllm", **vllm_options(llama, max_num_seqs=16, data_parallel_size=2,
-                                                           cpu_preload=False))
+    generator = build(
+        "generators", "vllm", **vllm_options(llama, max_num_seqs=16, data_parallel_size=2, cpu_preload=False)
+    )
     folder, _, config = generator.load(component_context(scifact, work_dir=tmp_path))
     configs = generator.engine_configs(folder, config, 300, seed=7)
     assert [c.env for c in configs] == [{"VLLM_CPU_OMP_THREADS_BIND": "0"}, {"VLLM_CPU_OMP_THREADS_BIND": "1"}]
     llm = configs[0].llm
     assert (llm["dtype"], llm["max_model_len"], llm["max_num_seqs"], llm["enforce_eager"], llm["seed"]) == (
-        "float32", 2048 + NEW_TOKENS, 16, True, 7)
+        "float32",
+        2048 + NEW_TOKENS,
+        16,
+        True,
+        7,
+    )
     assert llm["enable_prefix_caching"] and llm["kv_cache_memory_bytes"] >= 64 << 20
     monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "1")
-    assert [c.env for c in build("generators", "vllm", **vllm_options(llama, cpu_preload=False)).engine_configs(
-        folder, config, 300, 1)] == [{"VLLM_CPU_OMP_THREADS_BIND": "1"}]
+    assert [
+        c.env
+        for c in build("generators", "vllm", **vllm_options(llama, cpu_preload=False)).engine_configs(
+            folder, config, 300, 1
+        )
+    ] == [{"VLLM_CPU_OMP_THREADS_BIND": "1"}]
 
 
-def test_the_cpu_engine_preloads_tcmalloc_and_intel_openmp_where_installed(llama, scifact, docs, scripted, tmp_path,
-                                                                           monkeypatch):
+def test_the_cpu_engine_preloads_tcmalloc_and_intel_openmp_where_installed(
+    llama, scifact, docs, scripted, tmp_path, monkeypatch
+):
     lib = tmp_path / "prefix" / "lib"
     lib.mkdir(parents=True)
     for name in ("libtcmalloc_minimal.so", "libiomp5.so"):
@@ -268,8 +307,10 @@ def test_the_cpu_engine_preloads_tcmalloc_and_intel_openmp_where_installed(llama
 
 
 def scripted_configs(count: int, fail: int | None = None) -> list[EngineConfig]:
-    return [EngineConfig({"replica": i}, {}, "inparsx.testing.fakes:ScriptedEngine" if i != fail else "no.such:Engine")
-            for i in range(count)]
+    return [
+        EngineConfig({"replica": i}, {}, "inparsx.testing.fakes:ScriptedEngine" if i != fail else "no.such:Engine")
+        for i in range(count)
+    ]
 
 
 def test_replicas_in_their_own_processes_answer_like_one_engine():
@@ -324,9 +365,14 @@ def test_cuda_builds_of_torchvision_give_the_uninstall_command(monkeypatch):
 def test_an_engine_that_fails_to_start_says_which_options_to_change():
     config = EngineConfig({"model": "m", "max_model_len": 4096, "max_num_seqs": 64, "kv_cache_memory_bytes": 1 << 30})
     message = ve.start_failure(config, RuntimeError("Engine core initialization failed"))
-    assert "lower max_model_len (now 4096) or max_num_seqs (now 64)" in message and "raise kv_cache_gib (now 1.00)" in message
-    spawn = RuntimeError("An attempt has been made to start a new process before the current process has finished "
-                         "its bootstrapping phase.")
+    assert (
+        "lower max_model_len (now 4096) or max_num_seqs (now 64)" in message
+        and "raise kv_cache_gib (now 1.00)" in message
+    )
+    spawn = RuntimeError(
+        "An attempt has been made to start a new process before the current process has finished "
+        "its bootstrapping phase."
+    )
     message = ve.start_failure(config, spawn)
     assert 'if __name__ == "__main__":' in message and "max_model_len" not in message
 
@@ -350,11 +396,19 @@ def test_sampling_options_without_do_sample_are_refused(llama):
 def test_same_queries_and_log_probs_as_hf_in_fp32(llama, scifact, docs, tmp_path):
     ctx = component_context(scifact, work_dir=tmp_path)
     vllm = [r for b in build("generators", "vllm", **vllm_options(llama)).generate(docs, ctx) for r in b]
-    hf = {r.doc_id: r for b in build("generators", "hf", **vllm_options(llama), batch_size=4).generate(docs, ctx) for r in b}
+    hf = {
+        r.doc_id: r
+        for b in build("generators", "hf", **vllm_options(llama), batch_size=4).generate(docs, ctx)
+        for r in b
+    }
     assert len(vllm) == len(hf) == len(docs)
     for record in vllm:
         reference = hf[record.doc_id]
-        assert (record.query, record.prompt_text, record.extra) == (reference.query, reference.prompt_text, reference.extra)
+        assert (record.query, record.prompt_text, record.extra) == (
+            reference.query,
+            reference.prompt_text,
+            reference.extra,
+        )
         assert record.score == pytest.approx(reference.score, abs=1e-4)  # the issue's bound, per mean log-prob
         # per token, fp32 rounding of two different kernels: this model's weights are large (logits of tens)
         assert record.log_probs == pytest.approx(reference.log_probs, abs=1e-3)
@@ -364,7 +418,9 @@ def test_a_stop_string_inside_the_leading_whitespace_is_skipped_as_hf_skips_it(l
     ctx = component_context(scifact, work_dir=tmp_path)
     generator = build("generators", "vllm", **vllm_options(llama, stop=[" "]))  # most tokens open with a space
     vllm = [r for b in generator.generate(docs, ctx) for r in b]
-    hf = {r.doc_id: r for b in build("generators", "hf", **vllm_options(llama, stop=[" "])).generate(docs, ctx) for r in b}
+    hf = {
+        r.doc_id: r for b in build("generators", "hf", **vllm_options(llama, stop=[" "])).generate(docs, ctx) for r in b
+    }
     assert generator.continued > 0
     assert [(r.query, r.extra) for r in vllm] == [(hf[r.doc_id].query, hf[r.doc_id].extra) for r in vllm]
     assert all(r.log_probs == pytest.approx(hf[r.doc_id].log_probs, abs=1e-3) for r in vllm)
@@ -373,10 +429,14 @@ def test_a_stop_string_inside_the_leading_whitespace_is_skipped_as_hf_skips_it(l
 def test_sampled_queries_are_seeded_per_document(llama, scifact, docs, tmp_path):
     ctx = component_context(scifact, work_dir=tmp_path)
     sampling = vllm_options(llama, do_sample=True, temperature=1.5, top_k=50, num_queries_per_doc=3)
-    first = sorted((r.query_id, r.query) for b in build("generators", "vllm", **sampling, batch_size=2).generate(docs, ctx)
-                   for r in b)
-    again = sorted((r.query_id, r.query) for b in build("generators", "vllm", **sampling).generate(docs[::-1], ctx)
-                   for r in b)
+    first = sorted(
+        (r.query_id, r.query)
+        for b in build("generators", "vllm", **sampling, batch_size=2).generate(docs, ctx)
+        for r in b
+    )
+    again = sorted(
+        (r.query_id, r.query) for b in build("generators", "vllm", **sampling).generate(docs[::-1], ctx) for r in b
+    )
     assert first == again and len(first) == 3 * len(docs)
     assert sum(len({q for qid, q in first if qid.startswith(f"{d.doc_id}-")}) > 1 for d in docs) >= len(docs) // 2
 
@@ -400,7 +460,8 @@ def test_a_killed_run_resumes_without_losing_or_repeating_a_record(llama, scifac
     psutil = pytest.importorskip("psutil")
     n_docs = 400
     recipe = tmp_path / "resume.toml"
-    recipe.write_text(textwrap.dedent(f"""\
+    recipe.write_text(
+        textwrap.dedent(f"""\
         [recipe]
         name = "resume"
         seed = 1
@@ -414,7 +475,8 @@ def test_a_killed_run_resumes_without_losing_or_repeating_a_record(llama, scifac
         max_new_tokens = {NEW_TOKENS}
         max_doc_tokens = 64
         dtype = "fp32"
-        """))
+        """)
+    )
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "inparsx.cli.main", "run", str(recipe), "--run-dir", str(run_dir)]
     partial = run_dir / "generate" / "queries.jsonl.partial"
@@ -485,7 +547,9 @@ def test_fault_handlers_that_a_block_replaces_are_put_back():
     assert ve.fault_handler(signal.SIGSEGV) == before
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tvm_ffi") is None, reason="apache-tvm-ffi (a vLLM dependency) not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("tvm_ffi") is None, reason="apache-tvm-ffi (a vLLM dependency) not installed"
+)
 def test_the_segfault_handler_that_tvm_ffi_installs_does_not_outlive_the_engine_start():
     code = textwrap.dedent("""
         import faulthandler, signal

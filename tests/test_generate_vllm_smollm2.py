@@ -27,8 +27,11 @@ def generate_only(tmp_path: Path, data_home: Path) -> Path:
     needed to compare the queries)."""
     recipe = tomli.loads(RECIPE.read_text())
     assert recipe["generate"]["use"] == "vllm" and recipe["generate"]["dtype"] == "fp32"
-    small = {"recipe": recipe["recipe"], "dataset": {**recipe["dataset"], "name": str(data_home / "beir" / "scifact")},
-             "generate": {**recipe["generate"], "num_docs": N_DOCS}}
+    small = {
+        "recipe": recipe["recipe"],
+        "dataset": {**recipe["dataset"], "name": str(data_home / "beir" / "scifact")},
+        "generate": {**recipe["generate"], "num_docs": N_DOCS},
+    }
     path = tmp_path / "inpars-cpu-generate.toml"
     path.write_text(tomli_w.dumps(small))
     return path
@@ -38,8 +41,9 @@ def run(recipe: Path, run_dir: Path, *sets: str) -> list[dict]:
     command = [sys.executable, "-m", "inparsx.cli.main", "run", str(recipe), "--run-dir", str(run_dir)]
     for value in sets:
         command += ["--set", value]
-    result = subprocess.run(command, env={**os.environ, "INPARSX_NO_PROGRESS": "1"}, capture_output=True, text=True,
-                            timeout=1800)
+    result = subprocess.run(
+        command, env={**os.environ, "INPARSX_NO_PROGRESS": "1"}, capture_output=True, text=True, timeout=1800
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return [json.loads(line) for line in (run_dir / "generate" / "queries.jsonl").read_text().splitlines()]
 

@@ -52,7 +52,9 @@ def assert_one_line_interrupt(code: int, seconds: float, stderr: str, stage: str
     assert seconds < SECONDS_TO_STOP, f"took {seconds:.1f} s to stop"
     assert "Traceback" not in stderr, stderr[-3000:]
     lines = [line for line in stderr.splitlines() if line.startswith("interrupted")]
-    assert len(lines) == 1 and f"stage {stage!r}" in lines[0] and "run the same command again to resume" in lines[0], stderr
+    assert len(lines) == 1 and f"stage {stage!r}" in lines[0] and "run the same command again to resume" in lines[0], (
+        stderr
+    )
 
 
 @pytest.fixture()
@@ -78,7 +80,8 @@ def many_queries(scifact_dir: Path, tmp_path: Path) -> Path:
 
 def test_ctrl_c_during_a_lucene_search_stops_and_the_rerun_resumes(many_queries: Path, tmp_path: Path):
     recipe = tmp_path / "bm25.toml"
-    recipe.write_text(textwrap.dedent(f"""\
+    recipe.write_text(
+        textwrap.dedent(f"""\
         [recipe]
         name = "sigint-bm25"
         [dataset]
@@ -88,10 +91,12 @@ def test_ctrl_c_during_a_lucene_search_stops_and_the_rerun_resumes(many_queries:
         k = 10
         batch_size = 16
         threads = 1
-        """))
+        """)
+    )
     run_dir, cache = tmp_path / "run", tmp_path / "cache"
-    process = subprocess.Popen(command(recipe, run_dir), env=env(cache), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command(recipe, run_dir), env=env(cache), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     searching = lambda: any(cache.glob("indexes/lucene-*/inparsx-index.json"))  # noqa: E731
     code, seconds, stderr = interrupt_when(process, searching)
     assert_one_line_interrupt(code, seconds, stderr, "retrieve")
@@ -110,7 +115,8 @@ def llama(scifact, tmp_path_factory) -> str:
 
 def test_ctrl_c_during_generation_stops_and_the_rerun_resumes(llama: str, tmp_path: Path):
     recipe = tmp_path / "gen.toml"
-    recipe.write_text(textwrap.dedent(f"""\
+    recipe.write_text(
+        textwrap.dedent(f"""\
         [recipe]
         name = "sigint-generate"
         [dataset]
@@ -122,11 +128,13 @@ def test_ctrl_c_during_generation_stops_and_the_rerun_resumes(llama: str, tmp_pa
         batch_size = 1
         max_new_tokens = 8
         max_doc_tokens = 64
-        """))
+        """)
+    )
     run_dir, cache = tmp_path / "run", tmp_path / "cache"
     partial = run_dir / "generate" / "queries.jsonl.partial"
-    process = subprocess.Popen(command(recipe, run_dir), env=env(cache), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command(recipe, run_dir), env=env(cache), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     code, seconds, stderr = interrupt_when(process, lambda: partial.exists() and partial.read_bytes().count(b"\n") >= 3)
     assert_one_line_interrupt(code, seconds, stderr, "generate")
     assert not (run_dir / "generate" / "queries.jsonl").exists(), "the run finished before Ctrl-C"
@@ -142,8 +150,13 @@ def test_ctrl_c_during_start_up_is_one_line_too(tmp_path: Path, scifact_small: P
     recipe = tmp_path / "r.toml"
     recipe.write_text(f'[recipe]\nname = "s"\n[dataset]\nname = "{scifact_small}"\n[retrieve]\nuse = "bm25"\n')
     script = Path(sys.executable).with_name("inparsx")  # the console script, as users start it
-    process = subprocess.Popen([str(script), *command(recipe, tmp_path / "run")[3:]], env=env(tmp_path / "cache"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [str(script), *command(recipe, tmp_path / "run")[3:]],
+        env=env(tmp_path / "cache"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     started = time.monotonic()
     code, seconds, stderr = interrupt_when(process, lambda: time.monotonic() - started > 1.0)
     assert code == 130, stderr[-3000:]

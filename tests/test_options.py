@@ -38,9 +38,12 @@ def recipe_errors(tmp_path: Path, text: str, overrides: list[str] | None = None)
 
 # row 1: --set filter.<key> wins over a [filter.<name>] sub-table
 
+
 def test_set_filter_key_overrides_the_filter_subtable(tmp_path):
     path = tmp_path / "r.toml"
-    path.write_text(RECIPE + '[filter]\nuse = ["length", "scores"]\nkeep_top_k = 5\n\n[filter.length]\nmin_tokens = 6\n')
+    path.write_text(
+        RECIPE + '[filter]\nuse = ["length", "scores"]\nkeep_top_k = 5\n\n[filter.length]\nmin_tokens = 6\n'
+    )
     recipe = load_recipe(path, ["filter.min_tokens=1"])
     (_, length), (_, scores) = recipe.stages["filter"].components
     assert (length.min_tokens, scores.keep_top_k) == (1, 5)
@@ -51,8 +54,9 @@ def test_set_filter_key_overrides_the_filter_subtable(tmp_path):
 def test_filter_command_set_overrides_the_same_way(tmp_path):
     from inparsx.recipe import one_stage_recipe
 
-    recipe = one_stage_recipe("filter", ["length", "scores"], ["length.min_tokens=6", "min_tokens=1", "keep_top_k=5"],
-                              "d")
+    recipe = one_stage_recipe(
+        "filter", ["length", "scores"], ["length.min_tokens=6", "min_tokens=1", "keep_top_k=5"], "d"
+    )
     (_, length), (_, scores) = recipe.stages["filter"].components
     assert (length.min_tokens, scores.keep_top_k) == (1, 5)
     recipe = one_stage_recipe("filter", ["length"], ["filter.length.min_tokens=2"], "d")
@@ -61,10 +65,19 @@ def test_filter_command_set_overrides_the_same_way(tmp_path):
 
 # row 2: n_negatives reaches training; contradicting values are refused
 
+
 def write_triples(path: Path, negatives: int, n: int = 6) -> Path:
-    rows = [{"query_id": f"q{i}", "query": f"query {i} about cells", "pos_id": f"d{i}", "pos_text": f"positive {i}",
-             "neg_ids": [f"n{i}-{k}" for k in range(negatives)],
-             "neg_texts": [f"negative {i} {k}" for k in range(negatives)]} for i in range(n)]
+    rows = [
+        {
+            "query_id": f"q{i}",
+            "query": f"query {i} about cells",
+            "pos_id": f"d{i}",
+            "pos_text": f"positive {i}",
+            "neg_ids": [f"n{i}-{k}" for k in range(negatives)],
+            "neg_texts": [f"negative {i} {k}" for k in range(negatives)],
+        }
+        for i in range(n)
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -107,6 +120,7 @@ def test_consistency_refuses_trainer_num_negatives_other_than_negatives():
 
 # rows 3-6: options given to a nested component that it would ignore are refused
 
+
 def test_retriever_options_k_is_refused_where_depth_decides():
     with pytest.raises(ValidationError, match="k: would be ignored.*set depth instead"):
         options("miners", "bm25-negatives", retriever={"use": "bm25", "k": 5})
@@ -114,8 +128,14 @@ def test_retriever_options_k_is_refused_where_depth_decides():
         options("filters", "consistency", retriever={"use": "bm25", "k": 5})
 
 
-STAGE_KEYS = [("depth", 5), ("interpolate", 0.5), ("fusion", "rrf"), ("rrf_k", 10), ("zero_shot_model", "x"),
-              ("first_stage", "x")]
+STAGE_KEYS = [
+    ("depth", 5),
+    ("interpolate", 0.5),
+    ("fusion", "rrf"),
+    ("rrf_k", 10),
+    ("zero_shot_model", "x"),
+    ("first_stage", "x"),
+]
 
 
 @pytest.mark.parametrize("key,value", STAGE_KEYS)
@@ -139,6 +159,7 @@ def test_consistency_validates_its_retriever_when_the_recipe_loads(tmp_path):
 
 # row 7: train_layers freezes T5's shared embedding (and the head tied to it)
 
+
 def test_train_layers_freezes_the_t5_shared_embedding(t5):
     from transformers import AutoModelForSeq2SeqLM
 
@@ -154,8 +175,10 @@ def test_train_layers_freezes_the_t5_shared_embedding(t5):
 
 # row 8: no negatives with a loss that has no other negatives
 
-@pytest.mark.parametrize("name,extra", [("cross-encoder", {"loss": "bce"}), ("cross-encoder", {"loss": "lce"}),
-                                        ("monot5", {})])
+
+@pytest.mark.parametrize(
+    "name,extra", [("cross-encoder", {"loss": "bce"}), ("cross-encoder", {"loss": "lce"}), ("monot5", {})]
+)
 def test_zero_negatives_refused_where_the_loss_needs_them(name, extra):
     with pytest.raises(ValidationError, match="num_negatives"):
         options("trainers", name, num_negatives=0, **extra)
@@ -164,6 +187,7 @@ def test_zero_negatives_refused_where_the_loss_needs_them(name, extra):
 
 
 # row 9: warm-up with the constant schedule
+
 
 def test_warmup_with_the_constant_schedule_is_refused_and_defaults_to_zero():
     with pytest.raises(ValidationError, match="constant_with_warmup"):
@@ -175,14 +199,22 @@ def test_warmup_with_the_constant_schedule_is_refused_and_defaults_to_zero():
 
 # rows 10, 12, 13: generator options that a prompt or a model would ignore
 
-@pytest.mark.parametrize("values,expected", [
-    ({"prompt": "inpars", "n_fewshot": 5}, "n_fewshot would be ignored"),
-    ({"prompt": "inpars-gbq", "fewshot_pool": 10}, "fewshot_pool would be ignored"),
-    ({"prompt": "promptagator", "n_fewshot": 4, "fewshot_pool": 2}, "fewshot_pool = 2 is smaller than n_fewshot = 4"),
-    ({"prompt": "promptagator", "fewshot_pool": 2}, "smaller than n_fewshot = 3"),
-    ({"prompt": "inpars", "template": "promptagator-scifact"}, "would replace the 'inpars' template"),
-    ({"prompt": "doc2query", "template": "x"}, "would replace the 'doc2query' template"),
-    ({"prompt": "custom", "template": "t.txt", "prompts_file": "p.yaml"}, "prompts_file would be ignored")])
+
+@pytest.mark.parametrize(
+    "values,expected",
+    [
+        ({"prompt": "inpars", "n_fewshot": 5}, "n_fewshot would be ignored"),
+        ({"prompt": "inpars-gbq", "fewshot_pool": 10}, "fewshot_pool would be ignored"),
+        (
+            {"prompt": "promptagator", "n_fewshot": 4, "fewshot_pool": 2},
+            "fewshot_pool = 2 is smaller than n_fewshot = 4",
+        ),
+        ({"prompt": "promptagator", "fewshot_pool": 2}, "smaller than n_fewshot = 3"),
+        ({"prompt": "inpars", "template": "promptagator-scifact"}, "would replace the 'inpars' template"),
+        ({"prompt": "doc2query", "template": "x"}, "would replace the 'doc2query' template"),
+        ({"prompt": "custom", "template": "t.txt", "prompts_file": "p.yaml"}, "prompts_file would be ignored"),
+    ],
+)
 def test_generator_options_that_the_prompt_ignores_are_refused(values, expected):
     with pytest.raises(ValidationError, match=expected):
         options("generators", "hf", model="m", **values)
@@ -196,8 +228,11 @@ def test_promptagator_few_shot_options_are_accepted():
 def test_prefix_cache_true_is_refused_for_a_seq2seq_model(t5, scifact, tmp_path):
     from inparsx.pipeline import StageContext
 
-    data = {"recipe": {"name": "t"}, "dataset": {"name": "beir:scifact"},
-            "generate": {"use": "hf", "model": str(t5), "prompt": "doc2query", "prefix_cache": True, "max_new_tokens": 4}}
+    data = {
+        "recipe": {"name": "t"},
+        "dataset": {"name": "beir:scifact"},
+        "generate": {"use": "hf", "model": str(t5), "prompt": "doc2query", "prefix_cache": True, "max_new_tokens": 4},
+    }
     recipe = validate_recipe(data, "test", "", get_registry())
     generator = get_registry().get("generators", "hf")(recipe.stages["generate"].components[0][1])
     ctx = StageContext(recipe, "generate", tmp_path, [generator], _dataset=scifact)
@@ -206,6 +241,7 @@ def test_prefix_cache_true_is_refused_for_a_seq2seq_model(t5, scifact, tmp_path)
 
 
 # row 14: `inparsx rerank --set` of a key the command never reads
+
 
 @pytest.mark.parametrize("key", ["first_stage=x", "model=x", "depth=5", "rerank.depth=5"])
 def test_rerank_command_refuses_keys_it_does_not_read(key):
@@ -218,13 +254,16 @@ def test_rerank_command_refuses_keys_it_does_not_read(key):
 
 # row 15: `inparsx filter` reruns into the same folder retrain and rescore when options change
 
+
 def test_filter_command_retrains_the_self_model_when_its_options_or_seed_change(scifact_small, tmp_path, monkeypatch):
     from inparsx.filter.command import filter_command
     from inparsx.filter.consistency import ConsistencyFilter
 
     dataset = BeirFolderDataset(scifact_small)
     qrels, queries = dataset.qrels("test"), dataset.queries("test")
-    records = [{"query_id": f"s{q}", "doc_id": sorted(qrels[q])[0], "query": queries[q].text} for q in list(queries)[:6]]
+    records = [
+        {"query_id": f"s{q}", "doc_id": sorted(qrels[q])[0], "query": queries[q].text} for q in list(queries)[:6]
+    ]
     path = tmp_path / "queries.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     trained: list[str] = []
@@ -248,8 +287,9 @@ def test_consistency_reuses_a_self_trained_model_only_with_the_same_key(scifact_
 
     dataset = BeirFolderDataset(scifact_small)
     data = {"recipe": {"name": "t"}, "dataset": {"name": str(scifact_small)}, "filter": {"use": ["length"]}}
-    ctx = StageContext(validate_recipe(data, "t", "", get_registry()), "filter", tmp_path, [], "fp",
-                       dataset).component_context()
+    ctx = StageContext(
+        validate_recipe(data, "t", "", get_registry()), "filter", tmp_path, [], "fp", dataset
+    ).component_context()
     built: list[dict] = []
 
     class Miner:
@@ -275,6 +315,7 @@ def test_consistency_reuses_a_self_trained_model_only_with_the_same_key(scifact_
 
 # extra: monoT5 answer words carry from training to reranking
 
+
 def test_monot5_reranker_reads_the_trained_answer_words(t5, tmp_path):
     import shutil
 
@@ -283,7 +324,9 @@ def test_monot5_reranker_reads_the_trained_answer_words(t5, tmp_path):
     reranker = get_registry().build("rerankers", "monot5", {"device": "cpu", "dtype": "fp32"})
     reranker.load(str(model))
     true_false = list(reranker.label_ids)
-    (model / "inparsx_training.json").write_text(json.dumps({"options": {"true_token": "false", "false_token": "true"}}))
+    (model / "inparsx_training.json").write_text(
+        json.dumps({"options": {"true_token": "false", "false_token": "true"}})
+    )
     reranker.load(str(model))
     assert reranker.label_ids == true_false[::-1]
     explicit = get_registry().build("rerankers", "monot5", {"true_token": "true", "device": "cpu"})
@@ -292,13 +335,16 @@ def test_monot5_reranker_reads_the_trained_answer_words(t5, tmp_path):
 
 
 def test_recipe_refuses_monot5_words_that_differ_between_train_and_rerank(tmp_path):
-    text = ('[train]\nuse = "monot5"\ntrue_token = "yes"\n\n'
-            '[rerank]\nuse = "monot5"\nmodel = "@train"\ntrue_token = "true"\n')
+    text = (
+        '[train]\nuse = "monot5"\ntrue_token = "yes"\n\n'
+        '[rerank]\nuse = "monot5"\nmodel = "@train"\ntrue_token = "true"\n'
+    )
     (error,) = recipe_errors(tmp_path, text)
     assert error.key == "rerank.true_token" and "train.true_token = 'yes'" in error.reason
 
 
 # extra: precision = "auto" picks bf16 only where the GPU computes it natively
+
 
 def test_auto_precision_does_not_count_emulated_bf16(monkeypatch):
     import torch
@@ -313,6 +359,7 @@ def test_auto_precision_does_not_count_emulated_bf16(monkeypatch):
 
 
 # extra: runs.json states how deep the rerank really went; the recipe refuses depth > retrieve.k
+
 
 def test_run_notes_state_the_depth_actually_reranked():
     from inparsx.rerank.options import RerankStageOptions
@@ -337,8 +384,11 @@ def test_rerank_keys_are_routed_to_the_stage_or_the_reranker(tmp_path):
     (_, reranker), stage = config.components[0], config.settings
     assert (stage.model, stage.depth, reranker.true_token, reranker.dtype) == ("m", 20, "yes", "fp32")
     assert "depth" not in type(reranker).model_fields and "dtype" not in type(stage).model_fields
-    assert load_recipe(path).filled()["rerank"] == {"use": "monot5", **stage.model_dump(exclude_none=True),
-                                                    **reranker.model_dump(exclude_none=True)}
+    assert load_recipe(path).filled()["rerank"] == {
+        "use": "monot5",
+        **stage.model_dump(exclude_none=True),
+        **reranker.model_dump(exclude_none=True),
+    }
 
 
 def test_a_rerank_key_neither_takes_names_file_line_and_both_sets_of_keys(tmp_path):
@@ -360,8 +410,9 @@ def test_static_cache_reaches_a_seq2seq_models_generate(t5):
     generate = model.generate
     model.generate = lambda **kwargs: seen.append(kwargs) or generate(**kwargs)
     prompt = tokenizer("What is the effect of caffeine")["input_ids"]
-    outputs = [BatchGenerator(model, tokenizer, ["\n"], 5, cache=cache)([prompt])[0][0].text
-               for cache in ("static", "dynamic")]
+    outputs = [
+        BatchGenerator(model, tokenizer, ["\n"], 5, cache=cache)([prompt])[0][0].text for cache in ("static", "dynamic")
+    ]
     assert seen[0].get("cache_implementation") == "static" and "cache_implementation" not in seen[1]
     assert outputs[0] == outputs[1]
 
@@ -375,15 +426,20 @@ def test_epochs_decide_the_length_unless_max_steps_is_given():
 
 # CPO loss options that TRL's CPOTrainer would ignore for the chosen loss_type (trl.experimental.cpo.CPOConfig)
 
+
 def cpo_options(**values):
     return options("tuners", "cpo", base_model="m", judge_model="j", **values)
 
 
 CPO_IGNORED = [
-    ({"simpo_gamma": 0.7}, 'simpo_gamma = 0.7 would be ignored: .* not \'sigmoid\''),
+    ({"simpo_gamma": 0.7}, "simpo_gamma = 0.7 would be ignored: .* not 'sigmoid'"),
     ({"loss_type": "hinge", "simpo_gamma": 0.5}, "simpo_gamma = 0.5 would be ignored"),
-    ({"loss_type": "alphapo", "alpha": 0.25, "cpo_alpha": 1.0}, "cpo_alpha = 1 would be ignored: .* sets cpo_alpha = 0"),
-    ({"loss_type": "alphapo"}, 'with alpha = 0 is exactly loss_type = "simpo" with cpo_alpha = 0')]
+    (
+        {"loss_type": "alphapo", "alpha": 0.25, "cpo_alpha": 1.0},
+        "cpo_alpha = 1 would be ignored: .* sets cpo_alpha = 0",
+    ),
+    ({"loss_type": "alphapo"}, 'with alpha = 0 is exactly loss_type = "simpo" with cpo_alpha = 0'),
+]
 
 
 @pytest.mark.parametrize("values,expected", CPO_IGNORED)
@@ -399,8 +455,14 @@ def test_cpo_loss_defaults_are_trls_for_the_loss_in_use(tmp_path):
     simpo = cpo_options(loss_type="simpo")
     assert (simpo.simpo_gamma, simpo.cpo_alpha) == (0.5, 1.0) == (CPOConfig(str(tmp_path), bf16=False).simpo_gamma, 1.0)
     alphapo = cpo_options(loss_type="alphapo", alpha=0.25)
-    trl = CPOConfig(str(tmp_path), bf16=False, loss_type="alphapo", alpha=0.25, cpo_alpha=alphapo.cpo_alpha,
-                    simpo_gamma=alphapo.simpo_gamma)
+    trl = CPOConfig(
+        str(tmp_path),
+        bf16=False,
+        loss_type="alphapo",
+        alpha=0.25,
+        cpo_alpha=alphapo.cpo_alpha,
+        simpo_gamma=alphapo.simpo_gamma,
+    )
     assert (alphapo.cpo_alpha, alphapo.simpo_gamma) == (trl.cpo_alpha, trl.simpo_gamma) == (0.0, 0.5)
     assert cpo_options(loss_type="simpo", simpo_gamma=1.0, cpo_alpha=0.0).simpo_gamma == 1.0
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import json
 import zlib
-from contextlib import contextmanager
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
+from inparsx.context import ComponentContext
 from inparsx.datasets.beir import BeirFolderDataset
 from inparsx.errors import InparsxError
 from inparsx.generate.dspy_generator import DSPyGenerator, build_program
@@ -31,7 +32,6 @@ from inparsx.testing import SIMPLE_CHAT_TEMPLATE, tiny_bert, tiny_llama, tiny_t5
 from inparsx.testing.fakes import ChecksumReranker
 from inparsx.testing.plugins import plugin_module, registered
 from inparsx.train.base import Trainer
-from inparsx.context import ComponentContext
 from inparsx.tune.judge import JudgeOptions
 
 
@@ -109,7 +109,9 @@ RERANK_STAGE = {
     "fuse": Vary({"first_stage": 1, "model": 3}),
     "fuse_method": Vary("rrf", {"fuse": {"first_stage": 1, "model": 3}}),
     "zero_shot_reranker": Vary("recording", {"zero_shot_model": Model("alt")}),
-    "zero_shot_options": Vary({"max_length": 16}, {"zero_shot_model": Model("alt"), "zero_shot_reranker": "cross-encoder"}),
+    "zero_shot_options": Vary(
+        {"max_length": 16}, {"zero_shot_model": Model("alt"), "zero_shot_reranker": "cross-encoder"}
+    ),
 }
 
 ESTIMATE_STAGE = {
@@ -118,8 +120,10 @@ ESTIMATE_STAGE = {
     "positive_text": Vary(False),
 }
 
-RETRIEVER_SPEED = {"threads": Reason(f"{SPEED_ONLY}: search threads"),
-                   "batch_size": Reason(f"{SPEED_ONLY}: queries per search call")}
+RETRIEVER_SPEED = {
+    "threads": Reason(f"{SPEED_ONLY}: search threads"),
+    "batch_size": Reason(f"{SPEED_ONLY}: queries per search call"),
+}
 
 CONSISTENCY_SELF = {"by": "self", "trainer": "recording", "reranker": {"use": "recording"}}
 
@@ -128,17 +132,28 @@ TEACHER = {"teacher": {"use": "recording", "model": "m"}}
 
 ENDPOINT = {"api_base": "http://localhost:1"}
 DSPY_SHARED = {
-    "model": Vary("m2"), "api_base": Vary(ENDPOINT["api_base"]), "api_key_env": Vary("GUARD_KEY", ENDPOINT),
-    "module": Vary("Predict"), "program": Vary(File("program.json")), "instruction": Vary("Ask."),
-    "max_doc_words": Vary(5), "max_new_tokens": Vary(7), "temperature": Vary(0.5), "dtype": Vary("bf16"),
-    "quantization": Vary("nf4")}
+    "model": Vary("m2"),
+    "api_base": Vary(ENDPOINT["api_base"]),
+    "api_key_env": Vary("GUARD_KEY", ENDPOINT),
+    "module": Vary("Predict"),
+    "program": Vary(File("program.json")),
+    "instruction": Vary("Ask."),
+    "max_doc_words": Vary(5),
+    "max_new_tokens": Vary(7),
+    "temperature": Vary(0.5),
+    "dtype": Vary("bf16"),
+    "quantization": Vary("nf4"),
+}
 """The ``dspy`` generator's options, which the ``dspy`` tuner has too (its program and LM are the generator's)."""
 
 CONSISTENCY_JUDGE = {"by": "consistency"}
 JUDGE_TABLE = {
-    "by": Vary("consistency"), "reranker": Vary({"use": "reverse", "model": "m"}),
-    "weight": Vary(0.9, {"by": "mix"}), "depth": Vary(3, CONSISTENCY_JUDGE),
-    "retriever": Vary({"use": "bm25", "k1": 3.0, "b": 1.0}, CONSISTENCY_JUDGE)}
+    "by": Vary("consistency"),
+    "reranker": Vary({"use": "reverse", "model": "m"}),
+    "weight": Vary(0.9, {"by": "mix"}),
+    "depth": Vary(3, CONSISTENCY_JUDGE),
+    "retriever": Vary({"use": "bm25", "k1": 3.0, "b": 1.0}, CONSISTENCY_JUDGE),
+}
 """The fields of the ``[tune.judge]`` table (``cpo`` and ``dspy`` tuners), probed through the ``dspy`` tuner; the
 artefact is the judge's scores of synthetic queries."""
 JUDGE_SHARED = {"judge": Vary({"by": "consistency", "retriever": "bm25s", "depth": 8}, artefact="judge")}
@@ -167,13 +182,23 @@ HF_PROMPTED = {
 """The prompt and decoding options the ``hf`` and ``vllm`` generators share, and their probes."""
 
 TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
-    ("retrievers", "bm25"): {"k": Vary(3), "k1": Vary(3.0), "b": Vary(1.0), "fields": Vary("multifield"),
-                             **RETRIEVER_SPEED},
-    ("retrievers", "bm25s"): {"k": Vary(3), "k1": Vary(3.0), "b": Vary(1.0), "method": Vary("bm25+"),
-                              "stemmer": Vary("none"), "stopwords": Vary("none"),
-                              "fields": Reason("a single value ('flat'), accepted so that a recipe can switch "
-                                               "between bm25 and bm25s"),
-                              **RETRIEVER_SPEED},
+    ("retrievers", "bm25"): {
+        "k": Vary(3),
+        "k1": Vary(3.0),
+        "b": Vary(1.0),
+        "fields": Vary("multifield"),
+        **RETRIEVER_SPEED,
+    },
+    ("retrievers", "bm25s"): {
+        "k": Vary(3),
+        "k1": Vary(3.0),
+        "b": Vary(1.0),
+        "method": Vary("bm25+"),
+        "stemmer": Vary("none"),
+        "stopwords": Vary("none"),
+        "fields": Reason("a single value ('flat'), accepted so that a recipe can switch between bm25 and bm25s"),
+        **RETRIEVER_SPEED,
+    },
     ("generators", "hf"): {
         **HF_PROMPTED,
         "model": Vary(Model("alt")),
@@ -191,8 +216,10 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
     ("generators", "vllm"): {
         **{key: probe for key, probe in HF_PROMPTED.items()},
         "model": Vary(Model("alt"), artefact="engine"),
-        "batch_size": Reason("how many finished documents each appended batch holds (what a crash may cost): the "
-                             "records are the same for any batch size (tests/test_generate_vllm.py)"),
+        "batch_size": Reason(
+            "how many finished documents each appended batch holds (what a crash may cost): the "
+            "records are the same for any batch size (tests/test_generate_vllm.py)"
+        ),
         "dtype": Vary("bf16", artefact="engine"),
         "quantization": Vary("fp8", artefact="engine"),
         "max_model_len": Vary(300, artefact="engine"),
@@ -209,72 +236,152 @@ TABLE: dict[tuple[str, str], dict[str, Vary | Reason]] = {
         "trust_remote_code": Vary(True, artefact="engine"),
         "gguf_file": Vary("model.Q4_1.gguf", artefact="load"),
     },
-    ("generators", "ict"): {"num_docs": Vary(3, artefact="stage"), "min_words": Vary(25), "max_words": Vary(12),
-                            "remove_sentence": Vary(False), "first_sentences": Vary(1)},
+    ("generators", "ict"): {
+        "num_docs": Vary(3, artefact="stage"),
+        "min_words": Vary(25),
+        "max_words": Vary(12),
+        "remove_sentence": Vary(False),
+        "first_sentences": Vary(1),
+    },
     ("generators", "qrels"): {
-        "split": Vary("test"), "num_queries": Vary(3), "min_relevance": Vary(2),
-        "num_docs": Reason("refused when given (tests/test_generate_qrels.py): the documents are those judged "
-                           "relevant to the drawn queries")},
+        "split": Vary("test"),
+        "num_queries": Vary(3),
+        "min_relevance": Vary(2),
+        "num_docs": Reason(
+            "refused when given (tests/test_generate_qrels.py): the documents are those judged "
+            "relevant to the drawn queries"
+        ),
+    },
     ("tables", "dataset"): {
         "name": Reason("which collection every stage reads: each test reads one (here a 30-query SciFact slice)"),
-        "eval_split": Vary("train"), "eval_queries": Vary(5), "eval_queries_seed": Vary(2, {"eval_queries": 5})},
+        "eval_split": Vary("train"),
+        "eval_queries": Vary(5),
+        "eval_queries_seed": Vary(2, {"eval_queries": 5}),
+    },
     ("tables", "stage"): {"seed": Vary(2)},
     ("tables", "judge"): {key: Vary(p.value, p.base, artefact="judge") for key, p in JUDGE_TABLE.items()},
     ("filters", "length"): {"min_tokens": Vary(12), "max_tokens": Vary(8), "count_by": Vary("generated")},
     ("filters", "copied"): {"max_copied": Vary(0.5)},
     ("filters", "scores"): {"keep_top_k": Vary(3)},
     ("filters", "reranker"): {"keep_top_k": Vary(3), "reranker": Vary({"use": "reverse", "model": "m"})},
-    ("specs", "filter-reranker"): {"use": Vary("reverse"), "model": Vary("m2"), "batch_size": Vary(4),
-                                   "max_length": Vary(64)},
+    ("specs", "filter-reranker"): {
+        "use": Vary("reverse"),
+        "model": Vary("m2"),
+        "batch_size": Vary(4),
+        "max_length": Vary(64),
+    },
     ("filters", "consistency"): {
-        "by": Vary("bm25"), "k": Vary(3), "depth": Vary(3), "retriever": Vary({"use": "bm25", "k1": 3.0, "b": 1.0}),
+        "by": Vary("bm25"),
+        "k": Vary(3),
+        "depth": Vary(3),
+        "retriever": Vary({"use": "bm25", "k1": 3.0, "b": 1.0}),
         "reranker": Vary({"use": "reverse", "model": "m"}),
         "trainer": Vary({"use": "recording-b", "base_model": "b2"}, CONSISTENCY_SELF),
-        "negatives": Vary(2, CONSISTENCY_SELF)},
+        "negatives": Vary(2, CONSISTENCY_SELF),
+    },
     ("miners", "bm25-negatives"): {
-        "depth": Vary(3), "n_negatives": Vary(2), "retriever": Vary({"use": "bm25", "k1": 3.0, "b": 1.0}),
-        "teacher": Vary({"use": "reverse", "model": "m"}, TEACHER), "teacher_alpha": Vary(0.9, TEACHER),
-        "chunk_size": Reason(f"{SPEED_ONLY}: each query draws its negatives with its own seeded generator, so "
-                             "the triples do not depend on how queries are chunked")},
-    ("trainers", "cross-encoder"): {**TRAINER_SHARED, "loss": Vary("lce"),
-                                    "in_batch_negatives": Vary(2, {"loss": "mnrl"})},
-    ("trainers", "bi-encoder"): {**TRAINER_SHARED, "loss": Vary("cached-mnrl"), "scale": Vary(5.0),
-                                 "mini_batch_size": Vary(2, {"loss": "cached-mnrl"})},
-    ("trainers", "monot5"): {**TRAINER_SHARED, "true_token": Vary("false"), "false_token": Vary("true"),
-                             "optim": Vary("adafactor")},
+        "depth": Vary(3),
+        "n_negatives": Vary(2),
+        "retriever": Vary({"use": "bm25", "k1": 3.0, "b": 1.0}),
+        "teacher": Vary({"use": "reverse", "model": "m"}, TEACHER),
+        "teacher_alpha": Vary(0.9, TEACHER),
+        "chunk_size": Reason(
+            f"{SPEED_ONLY}: each query draws its negatives with its own seeded generator, so "
+            "the triples do not depend on how queries are chunked"
+        ),
+    },
+    ("trainers", "cross-encoder"): {
+        **TRAINER_SHARED,
+        "loss": Vary("lce"),
+        "in_batch_negatives": Vary(2, {"loss": "mnrl"}),
+    },
+    ("trainers", "bi-encoder"): {
+        **TRAINER_SHARED,
+        "loss": Vary("cached-mnrl"),
+        "scale": Vary(5.0),
+        "mini_batch_size": Vary(2, {"loss": "cached-mnrl"}),
+    },
+    ("trainers", "monot5"): {
+        **TRAINER_SHARED,
+        "true_token": Vary("false"),
+        "false_token": Vary("true"),
+        "optim": Vary("adafactor"),
+    },
     ("rerankers", "cross-encoder"): dict(RERANKER_SHARED),
     ("rerankers", "bi-encoder"): {**RERANKER_SHARED, "cache": Vary(False)},
     ("rerankers", "monot5"): {**RERANKER_SHARED, "true_token": Vary("false"), "false_token": Vary("true")},
     ("stages", "rerank"): RERANK_STAGE,
     ("stages", "estimate"): ESTIMATE_STAGE,
-    ("evaluators", "ranx"): {"metrics": Vary(["ndcg@3"]), "stat_test": Vary("fisher"), "max_p": Vary(0.9),
-                             "baseline": Vary("b"), "n_permutations": Vary(200, {"stat_test": "fisher"})},
+    ("evaluators", "ranx"): {
+        "metrics": Vary(["ndcg@3"]),
+        "stat_test": Vary("fisher"),
+        "max_p": Vary(0.9),
+        "baseline": Vary("b"),
+        "n_permutations": Vary(200, {"stat_test": "fisher"}),
+    },
     ("generators", "dspy"): {**DSPY_SHARED, "num_docs": Vary(3)},
     ("tuners", "dspy"): {
-        **DSPY_SHARED, **JUDGE_SHARED, "num_docs": Vary(2), "split": Vary("test"),
-        "optimizer": Vary("COPRO"), "demo_threshold": Vary(1e9),
+        **DSPY_SHARED,
+        **JUDGE_SHARED,
+        "num_docs": Vary(2),
+        "split": Vary("test"),
+        "optimizer": Vary("COPRO"),
+        "demo_threshold": Vary(1e9),
         "optimizer_options": Vary({"max_bootstrapped_demos": 1, "max_labeled_demos": 1}),
-        "compile_options": Vary({"teacher": None})},
+        "compile_options": Vary({"teacher": None}),
+    },
     ("tuners", "cpo"): {
-        **JUDGE_SHARED, "base_model": Vary(Model("alt")), "generator": Vary({"max_doc_tokens": 8}),
-        "n_docs": Vary(3), "n_candidates": Vary(3), "temperature": Vary(0.3), "top_p": Vary(0.3),
-        "min_margin": Vary(2.0), "lora_r": Vary(4), "lora_alpha": Vary(4), "lora_dropout": Vary(0.2),
-        "target_modules": Vary(["q_proj"]), "quantization": Vary("nf4"), "precision": Vary("bf16"),
-        "loss_type": Vary("hinge"), "beta": Vary(0.3), "cpo_alpha": Vary(0.0), "simpo_gamma": Vary(0.7, {"loss_type": "simpo"}),
+        **JUDGE_SHARED,
+        "base_model": Vary(Model("alt")),
+        "generator": Vary({"max_doc_tokens": 8}),
+        "n_docs": Vary(3),
+        "n_candidates": Vary(3),
+        "temperature": Vary(0.3),
+        "top_p": Vary(0.3),
+        "min_margin": Vary(2.0),
+        "lora_r": Vary(4),
+        "lora_alpha": Vary(4),
+        "lora_dropout": Vary(0.2),
+        "target_modules": Vary(["q_proj"]),
+        "quantization": Vary("nf4"),
+        "precision": Vary("bf16"),
+        "loss_type": Vary("hinge"),
+        "beta": Vary(0.3),
+        "cpo_alpha": Vary(0.0),
+        "simpo_gamma": Vary(0.7, {"loss_type": "simpo"}),
         "alpha": Vary(0.25),
-        "max_steps": Vary(3), "epochs": Vary(2.0, {"max_steps": None}), "learning_rate": Vary(1e-3), "lr_scheduler": Vary("cosine"),
-        "batch_size": Vary(4), "gradient_accumulation_steps": Vary(2), "max_length": Vary(32),
-        "gradient_checkpointing": Vary(True), "logging_steps": Vary(3), "save_steps": Vary(7),
-        "eval_docs": Vary(1, artefact="full")},
+        "max_steps": Vary(3),
+        "epochs": Vary(2.0, {"max_steps": None}),
+        "learning_rate": Vary(1e-3),
+        "lr_scheduler": Vary("cosine"),
+        "batch_size": Vary(4),
+        "gradient_accumulation_steps": Vary(2),
+        "max_length": Vary(32),
+        "gradient_checkpointing": Vary(True),
+        "logging_steps": Vary(3),
+        "save_steps": Vary(7),
+        "eval_docs": Vary(1, artefact="full"),
+    },
     ("tuners", "path"): {
-        "generator": Vary({"model": "m", "max_new_tokens": 3}), "num_docs": Vary(5), "n_gold": Vary(4),
-        "gold_split": Vary("test"), "metric": Vary("map@10"), "retrieve": Vary({"use": "bm25s", "k": 100}),
-        "filter": Vary({"use": ["length"], "min_tokens": 0}), "triples": Vary({"use": "bm25-negatives", "depth": 10}),
+        "generator": Vary({"model": "m", "max_new_tokens": 3}),
+        "num_docs": Vary(5),
+        "n_gold": Vary(4),
+        "gold_split": Vary("test"),
+        "metric": Vary("map@10"),
+        "retrieve": Vary({"use": "bm25s", "k": 100}),
+        "filter": Vary({"use": ["length"], "min_tokens": 0}),
+        "triples": Vary({"use": "bm25-negatives", "depth": 10}),
         "train": Vary({"use": "recording", "base_model": "b2"}),
         "rerank": Vary({"use": "recording", "model": "@train", "depth": 5}),
-        "seed_instructions": Vary(["Ask."]), "breadth": Vary(2), "rounds": Vary(2), "proposer_model": Vary("p2"),
-        "proposer_api_base": Vary("http://localhost:1"), "proposer_temperature": Vary(0.5),
-        "proposer_max_new_tokens": Vary(16), "proposer_format": Vary("plain")},
+        "seed_instructions": Vary(["Ask."]),
+        "breadth": Vary(2),
+        "rounds": Vary(2),
+        "proposer_model": Vary("p2"),
+        "proposer_api_base": Vary("http://localhost:1"),
+        "proposer_temperature": Vary(0.5),
+        "proposer_max_new_tokens": Vary(16),
+        "proposer_format": Vary("plain"),
+    },
 }
 """(kind, name) -> {field: probe or reason}, for every built-in component, and ("stages", stage) for the
 options of a stage itself (rerank: probed with the ``cross-encoder`` reranker; estimate: with ``bm25s`` and the
@@ -286,35 +393,77 @@ JUDGE = {"by": "reranker", "reranker": {"use": "recording", "model": "m"}, "retr
 BASE: dict[tuple[str, str], dict[str, Any]] = {
     ("retrievers", "bm25"): {"k": 8},
     ("retrievers", "bm25s"): {"k": 8},
-    ("generators", "hf"): {"model": Model("base"), "max_new_tokens": 4, "num_docs": 2, "dtype": "fp32"},  # auto may be bf16
+    ("generators", "hf"): {
+        "model": Model("base"),
+        "max_new_tokens": 4,
+        "num_docs": 2,
+        "dtype": "fp32",
+    },  # auto may be bf16
     ("generators", "vllm"): {"model": Model("base"), "max_new_tokens": 4, "num_docs": 2},
     ("generators", "ict"): {"num_docs": 2},
     ("generators", "qrels"): {"num_queries": 6},
     ("tables", "dataset"): {"name": "beir:scifact"},
     ("filters", "reranker"): {"reranker": {"use": "recording", "model": "m"}, "keep_top_k": 6},
-    ("filters", "consistency"): {"by": "reranker", "reranker": {"use": "recording", "model": "m"},
-                                 "retriever": "bm25s", "depth": 8},
+    ("filters", "consistency"): {
+        "by": "reranker",
+        "reranker": {"use": "recording", "model": "m"},
+        "retriever": "bm25s",
+        "depth": 8,
+    },
     ("miners", "bm25-negatives"): {"retriever": "bm25s", "depth": 20},
     ("specs", "filter-reranker"): {"use": "recording", "model": "m"},
-    ("tables", "judge"): {"by": "reranker", "reranker": {"use": "recording", "model": "m"}, "retriever": "bm25s",
-                          "depth": 8},
+    ("tables", "judge"): {
+        "by": "reranker",
+        "reranker": {"use": "recording", "model": "m"},
+        "retriever": "bm25s",
+        "depth": 8,
+    },
     ("trainers", "cross-encoder"): {"loss": "bce"},
     ("trainers", "bi-encoder"): {"batch_size": 2},
     ("trainers", "monot5"): {},
     ("evaluators", "ranx"): {},
     ("generators", "dspy"): {"model": "m", "num_docs": 2},
     ("tuners", "dspy"): {"model": "m", "num_docs": 3, "judge": JUDGE},
-    ("tuners", "cpo"): {"base_model": Model("base"), "generator": {"max_new_tokens": 4, "dtype": "fp32"},
-                        "n_docs": 2, "n_candidates": 2, "judge": JUDGE, "precision": "fp32", "max_steps": 1, "batch_size": 2,
-                        "lora_r": 2, "target_modules": ["q_proj", "v_proj"], "max_length": 64, "save_steps": 0},
-    ("tuners", "path"): {"generator": {"model": "m"}, "train": {"use": "recording"}, "num_docs": 4, "n_gold": 3,
-                         "breadth": 1, "rounds": 1},
+    ("tuners", "cpo"): {
+        "base_model": Model("base"),
+        "generator": {"max_new_tokens": 4, "dtype": "fp32"},
+        "n_docs": 2,
+        "n_candidates": 2,
+        "judge": JUDGE,
+        "precision": "fp32",
+        "max_steps": 1,
+        "batch_size": 2,
+        "lora_r": 2,
+        "target_modules": ["q_proj", "v_proj"],
+        "max_length": 64,
+        "save_steps": 0,
+    },
+    ("tuners", "path"): {
+        "generator": {"model": "m"},
+        "train": {"use": "recording"},
+        "num_docs": 4,
+        "n_gold": 3,
+        "breadth": 1,
+        "rounds": 1,
+    },
 }
 """Options every probe of a component starts from (cheap settings; fake rerankers and trainers)."""
 
-TRAINER_BASE = {"base_model": Model("base"), "max_steps": 1, "batch_size": 2, "gradient_accumulation_steps": 1,
-                "max_length": 64, "save_steps": 0, "precision": "fp32", "learning_rate": 1e-4,
-                "lr_scheduler": "constant", "warmup_ratio": 0.0, "weight_decay": 0.0, "logging_steps": 1, "seed": 1}
+TRAINER_BASE = {
+    "base_model": Model("base"),
+    "max_steps": 1,
+    "batch_size": 2,
+    "gradient_accumulation_steps": 1,
+    "max_length": 64,
+    "save_steps": 0,
+    "precision": "fp32",
+    "learning_rate": 1e-4,
+    "lr_scheduler": "constant",
+    "warmup_ratio": 0.0,
+    "weight_decay": 0.0,
+    "logging_steps": 1,
+    "seed": 1,
+}
 RERANKER_BASE = {"model": Model("base"), "depth": 4, "dtype": "fp32", "device": "cpu"}
 
 
@@ -327,8 +476,13 @@ def builtin_fields() -> set[tuple[str, str, str]]:
     stages |= {("tables", "stage", key) for key in StageKeys.model_fields}
     stages |= {("tables", "judge", key) for key in JudgeOptions.model_fields}
     stages |= {("specs", "filter-reranker", key) for key in TABLE[("specs", "filter-reranker")]}  # probes only
-    return stages | {(kind, name, key) for kind, entries in registry.entries.items() for name, entry in entries.items()
-                     if entry.package == "inparsx" for key in entry.cls.Options.model_fields}
+    return stages | {
+        (kind, name, key)
+        for kind, entries in registry.entries.items()
+        for name, entry in entries.items()
+        if entry.package == "inparsx"
+        for key in entry.cls.Options.model_fields
+    }
 
 
 def coverage_problem(fields: set[tuple[str, str, str]]) -> str | None:
@@ -337,9 +491,11 @@ def coverage_problem(fields: set[tuple[str, str, str]]) -> str | None:
     missing, stale = sorted(fields - listed), sorted(listed - fields)
     if not missing and not stale:
         return None
-    return (f"{len(fields & listed)} of {len(fields)} option fields have a probe or a reason; add a Vary probe (or "
-            f"a Reason) to TABLE in {Path(__file__).name} for: {missing}; remove the entries of fields that no "
-            f"longer exist: {stale}")
+    return (
+        f"{len(fields & listed)} of {len(fields)} option fields have a probe or a reason; add a Vary probe (or "
+        f"a Reason) to TABLE in {Path(__file__).name} for: {missing}; remove the entries of fields that no "
+        f"longer exist: {stale}"
+    )
 
 
 def test_every_option_has_a_probe_or_a_reason():
@@ -356,8 +512,12 @@ def test_a_new_option_without_a_probe_fails_the_guard():
     assert f"{len(fields)} of {len(fields) + 1} option fields" in problem
 
 
-PROBES = sorted((kind, name, key) for (kind, name), entries in TABLE.items()
-                for key, probe in entries.items() if isinstance(probe, Vary))
+PROBES = sorted(
+    (kind, name, key)
+    for (kind, name), entries in TABLE.items()
+    for key, probe in entries.items()
+    if isinstance(probe, Vary)
+)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -439,9 +599,14 @@ def env(scifact_small: Path, prompts_file: Path, tmp_path_factory) -> Env:
     texts = [doc.full_text for doc in list(dataset.docs().values())[:200]] + [prompts_file.read_text()]
     tokenizer = train_tokenizer(texts, vocab_size=600)
     tokenizer.chat_template = SIMPLE_CHAT_TEMPLATE
-    models = {"llama-base": tiny_llama(root / "llama", tokenizer), "llama-alt": tiny_llama(root / "llama2", tokenizer, seed=1),
-              "bert-base": tiny_bert(root / "bert"), "bert-alt": tiny_bert(root / "bert2", seed=1),
-              "t5-base": tiny_t5(root / "t5"), "t5-alt": tiny_t5(root / "t5b", seed=1)}
+    models = {
+        "llama-base": tiny_llama(root / "llama", tokenizer),
+        "llama-alt": tiny_llama(root / "llama2", tokenizer, seed=1),
+        "bert-base": tiny_bert(root / "bert"),
+        "bert-alt": tiny_bert(root / "bert2", seed=1),
+        "t5-base": tiny_t5(root / "t5"),
+        "t5-alt": tiny_t5(root / "t5b", seed=1),
+    }
     files = {"custom.txt": root / "custom.txt", "prompts.yaml": root / "prompts.yaml"}
     files["custom.txt"].write_text("Document: {document}\nQuestion: {query}\n")
     files["prompts.yaml"].write_text(prompts_file.read_text().replace("Relevant Query:", "Search terms:"))
@@ -454,13 +619,19 @@ def env(scifact_small: Path, prompts_file: Path, tmp_path_factory) -> Env:
 
 @pytest.fixture(scope="module", autouse=True)
 def fakes():
-    with registered(plugin_module("guard-fakes", rerankers=[RecordingChecksum, ReverseChecksum],
-                                  trainers=[RecordingTrainer, OtherRecordingTrainer])) as registry:
+    with registered(
+        plugin_module(
+            "guard-fakes",
+            rerankers=[RecordingChecksum, ReverseChecksum],
+            trainers=[RecordingTrainer, OtherRecordingTrainer],
+        )
+    ) as registry:
         yield registry
 
 
-def context(env: Env, stage: str, table: dict | None = None, run_dir: Path | None = None,
-            components: list | None = None) -> StageContext:
+def context(
+    env: Env, stage: str, table: dict | None = None, run_dir: Path | None = None, components: list | None = None
+) -> StageContext:
     data = {"recipe": {"name": "guard"}, "dataset": {"name": "beir:scifact"}, **({stage: table} if table else {})}
     recipe = validate_recipe(data, "guard", "", get_registry())
     ctx = StageContext(recipe, stage, run_dir or env.folder(), components or [], "fp", env.dataset)
@@ -510,9 +681,11 @@ def generated(env: Env, name: str, options: dict, artefact: str):
         generate_queries(ctx, generator, ctx.dir / "queries.jsonl")
         return [json.loads(line)["doc_id"] for line in (ctx.dir / "queries.jsonl").read_text().splitlines()]
     docs = sorted(env.dataset.docs().values(), key=lambda d: d.doc_id)[:3]
-    records = [(r.doc_id, r.query, r.prompt_text, rounded(r.log_probs, 3), r.fewshot_examples, r.positive_text,
-                r.extra)
-               for batch in generator.generate(docs, ctx) for r in batch]
+    records = [
+        (r.doc_id, r.query, r.prompt_text, rounded(r.log_probs, 3), r.fewshot_examples, r.positive_text, r.extra)
+        for batch in generator.generate(docs, ctx)
+        for r in batch
+    ]
     if name != "hf":
         return records
     model, tokenizer = generator.load(ctx)
@@ -571,7 +744,9 @@ def vllm_generated(env: Env, generator, options: dict, artefact: str):
     if artefact == "engine":
         folder, _, config = generator.load(ctx)
         with pytest.MonkeyPatch.context() as patch:  # the same libraries found on every machine
-            patch.setattr(engine, "cpu_preload", lambda: (["/opt/lib/libtcmalloc_minimal.so.4", "/opt/lib/libiomp5.so"], []))
+            patch.setattr(
+                engine, "cpu_preload", lambda: (["/opt/lib/libtcmalloc_minimal.so.4", "/opt/lib/libiomp5.so"], [])
+            )
             return [(repr(sorted(c.llm.items())), c.env) for c in generator.engine_configs(folder, config, 100, 1)]
     fake = ScriptedEngine()
     with pytest.MonkeyPatch.context() as patch:
@@ -581,14 +756,23 @@ def vllm_generated(env: Env, generator, options: dict, artefact: str):
             generate_queries(ctx, generator, ctx.dir / "queries.jsonl")
             return [json.loads(line)["doc_id"] for line in (ctx.dir / "queries.jsonl").read_text().splitlines()]
         docs = sorted(env.dataset.docs().values(), key=lambda d: d.doc_id)[:3]
-        records = [(r.doc_id, r.query, r.prompt_text, rounded(r.log_probs, 3), r.fewshot_examples, r.extra)
-                   for batch in generator.generate(docs, ctx) for r in batch]
+        records = [
+            (r.doc_id, r.query, r.prompt_text, rounded(r.log_probs, 3), r.fewshot_examples, r.extra)
+            for batch in generator.generate(docs, ctx)
+            for r in batch
+        ]
     return records, [(r.prompt, sorted(r.params.items())) for r in fake.requests]
 
 
-DSPY_ANSWERS = [{"reasoning": f"It studies cells, take {i}.", "query": f"What do cells do, take {i}?",
-                 "proposed_instruction": f"Ask what a biologist would ask, take {i}.",
-                 "proposed_prefix_for_output_field": "Query:"} for i in range(400)]
+DSPY_ANSWERS = [
+    {
+        "reasoning": f"It studies cells, take {i}.",
+        "query": f"What do cells do, take {i}?",
+        "proposed_instruction": f"Ask what a biologist would ask, take {i}.",
+        "proposed_prefix_for_output_field": "Query:",
+    }
+    for i in range(400)
+]
 
 
 @contextmanager
@@ -610,8 +794,9 @@ def scripted_dspy():
         return lm
 
     def load(path, options):
-        import torch
         from types import SimpleNamespace
+
+        import torch
 
         built.append(("load", path, options.dtype, options.quantization))
         return SimpleNamespace(device=torch.device("cpu"), dtype=torch.float32), None  # what say_what_runs reads
@@ -659,15 +844,21 @@ def filtered(env: Env, name: str, options: dict, artefact: str):
     written = {}
     for path in sorted(ctx.dir.rglob("*.jsonl")):
         written[str(path.relative_to(ctx.dir))] = path.read_text().replace(str(ctx.dir), "<dir>")
-    return ([(d.keep, d.reason, d.score) for d in decisions], list(RecordingChecksum.loaded),
-            [(n, o, t.replace(str(ctx.dir), "<dir>")) for n, o, t in RecordingTrainer.calls], written)
+    return (
+        [(d.keep, d.reason, d.score) for d in decisions],
+        list(RecordingChecksum.loaded),
+        [(n, o, t.replace(str(ctx.dir), "<dir>")) for n, o, t in RecordingTrainer.calls],
+        written,
+    )
 
 
 def mined(env: Env, name: str, options: dict, artefact: str):
     RecordingChecksum.loaded.clear()
     miner = build("miners", name, options)
-    triples = [(t.query_id, t.neg_ids, t.pos_score, t.neg_scores)
-               for t in miner.mine(synthetic_records(env), context(env, "triples").component_context())]
+    triples = [
+        (t.query_id, t.neg_ids, t.pos_score, t.neg_scores)
+        for t in miner.mine(synthetic_records(env), context(env, "triples").component_context())
+    ]
     return triples, list(RecordingChecksum.loaded)
 
 
@@ -675,9 +866,17 @@ def triples_file(env: Env) -> Path:
     path = env.root / "triples.jsonl"
     if not path.exists():
         docs = sorted(env.dataset.docs().values(), key=lambda d: d.doc_id)
-        rows = [{"query_id": f"q{i}", "query": f"question {i} about {docs[i].title[:40]}", "pos_id": docs[i].doc_id,
-                 "pos_text": docs[i].full_text, "neg_ids": [docs[i + 20].doc_id, docs[i + 40].doc_id],
-                 "neg_texts": [docs[i + 20].full_text, docs[i + 40].full_text]} for i in range(8)]
+        rows = [
+            {
+                "query_id": f"q{i}",
+                "query": f"question {i} about {docs[i].title[:40]}",
+                "pos_id": docs[i].doc_id,
+                "pos_text": docs[i].full_text,
+                "neg_ids": [docs[i + 20].doc_id, docs[i + 40].doc_id],
+                "neg_texts": [docs[i + 20].full_text, docs[i + 40].full_text],
+            }
+            for i in range(8)
+        ]
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -707,8 +906,10 @@ def first_stage_runs(env: Env, run_dir: Path) -> None:
 
     docids = sorted(env.dataset.docs())
     for stage, offset in (("retrieve", 0), ("other", 50)):
-        run = {qid: {docids[(offset + int(qid) * 7 + i) % len(docids)]: 20.0 - i for i in range(6)}
-               for qid in list(env.dataset.queries("test"))[:3]}
+        run = {
+            qid: {docids[(offset + int(qid) * 7 + i) % len(docids)]: 20.0 - i for i in range(6)}
+            for qid in list(env.dataset.queries("test"))[:3]
+        }
         write_trec_run(run_dir / stage / "run.trec", run)
 
 
@@ -724,8 +925,11 @@ def reranked(env: Env, name: str, options: dict, artefact: str):
         ctx.components = [get_registry().get("rerankers", name)(ctx.recipe.stages["rerank"].components[0][1])]
         run_stage(ctx)
     folder = run_dir / "rerank"
-    written = {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*"))
-               if p.suffix in (".trec", ".json") and p.name != "summary.json"}
+    written = {
+        str(p.relative_to(folder)): p.read_text()
+        for p in sorted(folder.rglob("*"))
+        if p.suffix in (".trec", ".json") and p.name != "summary.json"
+    }
     return written, sorted(str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file())
 
 
@@ -743,8 +947,10 @@ def evaluated(env: Env, name: str, options: dict, artefact: str):
         return out
 
     evaluation = evaluate_runs(build("evaluators", name, options), qrels, {"a": run("x"), "b": run("y")})
-    significance = {run: {m: (round(t["p_value"], 6), t["significant"]) for m, t in by.items()}
-                    for run, by in evaluation.significance.items()}
+    significance = {
+        run: {m: (round(t["p_value"], 6), t["significant"]) for m, t in by.items()}
+        for run, by in evaluation.significance.items()
+    }
     return evaluation.means, significance
 
 
@@ -773,8 +979,11 @@ def cpo_tuned(env: Env, tuner, ctx: ComponentContext, artefact: str):
     def recording(model, args, train_dataset, processing_class, peft_config, callbacks):
         seen["args"] = {k: v for k, v in args.to_dict().items() if "dir" not in k}
         seen["lora"] = repr(sorted((k, v) for k, v in peft_config.to_dict().items() if k not in ("revision",)))
-        seen["model"] = (round(float(sum(p.detach().double().sum() for p in model.parameters())), 4),
-                         sorted({type(m).__name__ for m in model.modules()}), str(next(model.parameters()).dtype))
+        seen["model"] = (
+            round(float(sum(p.detach().double().sum() for p in model.parameters())), 4),
+            sorted({type(m).__name__ for m in model.modules()}),
+            str(next(model.parameters()).dtype),
+        )
         seen["rows"] = train_dataset.to_dict()
         raise StopBeforeTraining
 
@@ -804,8 +1013,13 @@ def dspy_tuned(env: Env, tuner, ctx: ComponentContext, artefact: str):
     real = optimizer.compile
 
     def compile(self, student, **kwargs):
-        calls.append((type(self).__name__, sorted((k, repr(v)) for k, v in kwargs.items() if k != "trainset"),
-                      [e.toDict() for e in kwargs["trainset"]]))
+        calls.append(
+            (
+                type(self).__name__,
+                sorted((k, repr(v)) for k, v in kwargs.items() if k != "trainset"),
+                [e.toDict() for e in kwargs["trainset"]],
+            )
+        )
         return real(self, student, **kwargs)
 
     with scripted_dspy() as (built, lm), pytest.MonkeyPatch.context() as patch:
@@ -865,9 +1079,13 @@ def estimated(env: Env, options: dict, artefact: str):
             record.positive_text = " ".join(env.dataset.docs()[record.doc_id].text.split()[8:])
     (run_dir / "generate").mkdir()
     (run_dir / "generate" / HELDOUT).write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records))
-    data = {"recipe": {"name": "guard"}, "dataset": {"name": "beir:scifact"}, "generate": {"use": "ict"},
-            "rerank": {"use": "recording", "model": "m", "zero_shot_model": "m2", "depth": 4},
-            "estimate": {"use": "bm25s", "k": 8, **options}}
+    data = {
+        "recipe": {"name": "guard"},
+        "dataset": {"name": "beir:scifact"},
+        "generate": {"use": "ict"},
+        "rerank": {"use": "recording", "model": "m", "zero_shot_model": "m2", "depth": 4},
+        "estimate": {"use": "bm25s", "k": 8, **options},
+    }
     recipe = validate_recipe(data, "guard", "", get_registry())
     retriever = get_registry().get("retrievers", "bm25s")(recipe.stages["estimate"].components[0][1])
     ctx = StageContext(recipe, "estimate", run_dir, [retriever], "fp", env.dataset)
@@ -876,13 +1094,27 @@ def estimated(env: Env, options: dict, artefact: str):
     return (ctx.dir / "metrics.json").read_text(), (ctx.dir / "runs" / "retrieve.trec").read_text()
 
 
-ARTEFACTS: dict[str, Callable] = {"retrievers": retriever_run, "generators": generated, "filters": filtered,
-                                  "miners": mined, "trainers": trained, "rerankers": reranked,
-                                  "evaluators": evaluated, "tuners": tuned, "tables": dataset_seen,
-                                  "stages": lambda env, stage, options, which: (
-                                      estimated(env, options, which) if stage == "estimate"
-                                      else reranked(env, "cross-encoder", options, which))}
-FAMILY = {("generators", "hf"): "llama", ("generators", "vllm"): "llama", ("tuners", "cpo"): "llama", ("trainers", "monot5"): "t5", ("rerankers", "monot5"): "t5"}
+ARTEFACTS: dict[str, Callable] = {
+    "retrievers": retriever_run,
+    "generators": generated,
+    "filters": filtered,
+    "miners": mined,
+    "trainers": trained,
+    "rerankers": reranked,
+    "evaluators": evaluated,
+    "tuners": tuned,
+    "tables": dataset_seen,
+    "stages": lambda env, stage, options, which: (
+        estimated(env, options, which) if stage == "estimate" else reranked(env, "cross-encoder", options, which)
+    ),
+}
+FAMILY = {
+    ("generators", "hf"): "llama",
+    ("generators", "vllm"): "llama",
+    ("tuners", "cpo"): "llama",
+    ("trainers", "monot5"): "t5",
+    ("rerankers", "monot5"): "t5",
+}
 
 
 def spec_probe(env: Env, name: str, options: dict, which: str):
@@ -896,8 +1128,9 @@ def judge_probe(env: Env, name: str, options: dict, which: str):
 
 
 ARTEFACTS["specs"] = spec_probe
-ARTEFACTS["tables"] = lambda env, name, options, which: (judge_probe(env, name, options, which) if name == "judge"
-                                                         else dataset_seen(env, name, options, which))
+ARTEFACTS["tables"] = lambda env, name, options, which: (
+    judge_probe(env, name, options, which) if name == "judge" else dataset_seen(env, name, options, which)
+)
 
 
 def base_options(kind: str, name: str) -> dict:

@@ -15,8 +15,8 @@ from inparsx.evaluate.base import Evaluator
 from inparsx.generate.base import Generator
 from inparsx.models import ModelRef
 from inparsx.plugins import Component, Options
-from inparsx.retrieve.base import Retriever
 from inparsx.recipe import load_recipe
+from inparsx.retrieve.base import Retriever
 from inparsx.testing.plugins import plugin_module, registered
 
 CALLS: list[str] = []
@@ -42,6 +42,7 @@ def _runner(stage):
         (ctx.dir / "out.txt").write_text(str(ctx.component.options.value))
         if ctx.component.options.fail:
             raise RuntimeError("boom")
+
     return run_stage
 
 
@@ -54,8 +55,11 @@ def fake_stages(monkeypatch):
     monkeypatch.setitem(pipeline.STAGE_READS, "evaluate", (FAKE_OUT,))  # the fake evaluate reads every out.txt
     monkeypatch.setitem(sys.modules, "fake_stage_runners", module)
     CALLS.clear()
-    with registered(plugin_module("echo", retrievers=[_kind(Retriever)], generators=[_kind(Generator)],
-                                   evaluators=[_kind(Evaluator)])):
+    with registered(
+        plugin_module(
+            "echo", retrievers=[_kind(Retriever)], generators=[_kind(Generator)], evaluators=[_kind(Evaluator)]
+        )
+    ):
         yield
 
 
@@ -153,8 +157,11 @@ def test_a_failed_download_leaves_the_finished_stage_intact(tmp_path, scifact_sm
     before = _snapshot(tmp_path / "run" / "retrieve")
     assert {"run.trec", "check.json", "summary.json", pipeline.DONE_MARKER} <= set(before)
     offline = {k: v for k, v in os.environ.items() if k not in ("INPARSX_DATA_HOME", "no_proxy", "NO_PROXY")}
-    offline.update(IR_DATASETS_HOME=str(tmp_path / "ir_datasets"), https_proxy="http://127.0.0.1:9",
-                   http_proxy="http://127.0.0.1:9")  # no network: every request goes to a closed port
+    offline.update(
+        IR_DATASETS_HOME=str(tmp_path / "ir_datasets"),
+        https_proxy="http://127.0.0.1:9",
+        http_proxy="http://127.0.0.1:9",
+    )  # no network: every request goes to a closed port
     failed = subprocess.run(command, capture_output=True, text=True, env=offline, timeout=300)
     assert failed.returncode == 2
     assert "error: dataset beir:scifact: $INPARSX_DATA_HOME is not set" in failed.stderr
@@ -183,11 +190,17 @@ def test_a_stage_whose_model_cannot_load_keeps_its_folder(tmp_path, scifact_smal
         pipeline.run_one_stage(good, "generate", tmp_path / "run")
         before = _snapshot(tmp_path / "run")
         bad = one_stage_recipe("generate", "loader", ["model=./no/such/model", "value=2"], str(scifact_small))
-        with pytest.raises(PreflightError, match=r"stage 'generate' cannot start, its folder is kept as it was: "
-                                                 r"generate.model = './no/such/model' is missing"):
+        with pytest.raises(
+            PreflightError,
+            match=r"stage 'generate' cannot start, its folder is kept as it was: "
+            r"generate.model = './no/such/model' is missing",
+        ):
             pipeline.run_one_stage(bad, "generate", tmp_path / "run")
         assert _snapshot(tmp_path / "run") == before
-        with pytest.raises(PreflightError, match=r"pre-flight check failed, nothing was run: generate.model "
-                                                 r"./no/such/model is missing"):
+        with pytest.raises(
+            PreflightError,
+            match=r"pre-flight check failed, nothing was run: generate.model "
+            r"./no/such/model is missing",
+        ):
             pipeline.run_recipe(bad, tmp_path / "run")
         assert _snapshot(tmp_path / "run") == {**before, "recipe.toml": (tmp_path / "run" / "recipe.toml").read_bytes()}

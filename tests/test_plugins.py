@@ -53,8 +53,9 @@ def site(tmp_path):
 
 def cli(site: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "inparsx.cli.main", *args], capture_output=True, text=True,
-                          env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "inparsx.cli.main", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_third_party_plugin_listed_with_its_package_and_broken_one_reported(site):
@@ -112,5 +113,6 @@ def test_a_class_of_another_kind_is_rejected_at_registration():
 
 def test_unknown_name_message_suggests_nearest():
     message = unknown_name_message("rerankers", "cross-encodr", ["bi-encoder", "cross-encoder", "monot5"])
-    assert message == ("unknown reranker 'cross-encodr'; available: bi-encoder, cross-encoder, monot5; "
-                       "did you mean 'cross-encoder'?")
+    assert message == (
+        "unknown reranker 'cross-encodr'; available: bi-encoder, cross-encoder, monot5; did you mean 'cross-encoder'?"
+    )

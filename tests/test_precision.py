@@ -11,8 +11,9 @@ from inparsx.errors import InparsxError
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
-@pytest.mark.parametrize("device, native, expected", [(CPU, True, "bf16"), (CPU, False, "fp32"),
-                                                      (CUDA, True, "bf16"), (CUDA, False, "fp16")])
+@pytest.mark.parametrize(
+    "device, native, expected", [(CPU, True, "bf16"), (CPU, False, "fp32"), (CUDA, True, "bf16"), (CUDA, False, "fp16")]
+)
 def test_the_rule(monkeypatch, device, native, expected):
     monkeypatch.setattr(precision, "native_bf16", lambda d: native)
     assert precision.auto_precision(device) == expected
@@ -53,8 +54,11 @@ def test_what_ran_is_said_in_resolved_words(monkeypatch):
     monkeypatch.setattr(precision, "cpu_bf16_feature", lambda: "AVX512-BF16")
     assert precision.describe(CPU, "auto", "bf16") == "cpu, bf16 (auto: this CPU computes bf16 natively (AVX512-BF16))"
     assert precision.describe(CPU, "auto", "fp32") == "cpu, fp32 (auto: this CPU has no native bf16)"
-    assert precision.ran_with(CPU, "bf16", "bf16") == {"device": "cpu", "precision": "bf16",
-                                                        "precision_reason": "asked for"}
+    assert precision.ran_with(CPU, "bf16", "bf16") == {
+        "device": "cpu",
+        "precision": "bf16",
+        "precision_reason": "asked for",
+    }
     assert precision.precision_name(torch.bfloat16) == "bf16" and precision.precision_name("torch.float32") == "fp32"
 
 

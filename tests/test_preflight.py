@@ -26,8 +26,9 @@ CPU_ONLY = Machine((), 24 * 10**9, 20 * 10**9)
 
 
 def cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "inparsx.cli.main", *args], capture_output=True, text=True,
-                          timeout=300, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "inparsx.cli.main", *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=env
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -38,8 +39,10 @@ def _fresh_hub_state():
 
 
 def test_components_declare_the_models_they_load():
-    refs = [(stage, ref.option, ref.model, ref.role) for stage, ref in
-            recipe_models(load_recipe(ROOT / "recipes" / "scifact-cpo.toml"))]
+    refs = [
+        (stage, ref.option, ref.model, ref.role)
+        for stage, ref in recipe_models(load_recipe(ROOT / "recipes" / "scifact-cpo.toml"))
+    ]
     assert refs == [
         ("tune", "base_model", "meta-llama/Llama-3.1-8B-Instruct", "generator (candidates)"),
         ("tune", "base_model", "meta-llama/Llama-3.1-8B-Instruct", "trained (LoRA)"),
@@ -51,8 +54,9 @@ def test_components_declare_the_models_they_load():
     ]
     tune = [ref for stage, ref in recipe_models(load_recipe(ROOT / "recipes" / "scifact-cpo.toml")) if stage == "tune"]
     assert (tune[1].quantization, tune[1].training, tune[1].lora_r, tune[1].output) == ("nf4", "lora", 16, True)
-    assert tune[0].generation == Generation(4000, 4, 32, tune[0].generation.prompt_tokens, 64,
-                                            tune[0].generation.shared_tokens)
+    assert tune[0].generation == Generation(
+        4000, 4, 32, tune[0].generation.prompt_tokens, 64, tune[0].generation.shared_tokens
+    )
     assert Component().models() == []  # a third-party component declares none unless it says so
 
 
@@ -62,8 +66,12 @@ def test_validate_check_prints_a_line_per_model_and_the_memory_verdict():
     lines = result.stdout.splitlines()
     models = [line for line in lines if line.startswith("  ") and ("missing:" in line or "later:" in line)]
     assert len(models) == 6
-    assert any("tune.base_model" in line and "Llama-3.1-8B-Instruct  missing: not in the hub cache" in line
-               and "~8.0B parameters (its name)" in line for line in models)
+    assert any(
+        "tune.base_model" in line
+        and "Llama-3.1-8B-Instruct  missing: not in the hub cache" in line
+        and "~8.0B parameters (its name)" in line
+        for line in models
+    )
     assert any(line.startswith("  generate.model") and "later: made by [tune]" in line for line in models)
     assert any(line.startswith("memory verdict:") for line in lines)
     assert any(line.startswith("generation on this CPU: generate.model (8.0B parameters, bf16)") for line in lines)
@@ -143,25 +151,34 @@ def test_a_model_too_large_for_the_machine_is_a_problem(tmp_path):
     recipe = _recipe(tmp_path, '[generate]\nuse = "hf"\nmodel = "org/Some-7B"\ndtype = "bf16"\n')
     small = Machine((), 16 * 10**9, 8 * 10**9)
     report = check_recipe(recipe, tmp_path / "run", machine=small)
-    assert any("memory verdict: does NOT fit: generate.model (generator) needs at least 14.0 GB, more than the RAM "
-               "available (8.0 GB)" in line for line in report.lines)
+    assert any(
+        "memory verdict: does NOT fit: generate.model (generator) needs at least 14.0 GB, more than the RAM "
+        "available (8.0 GB)" in line
+        for line in report.lines
+    )
     assert any("generate.model (generator) needs at least 14.0 GB" in p for p in report.problems)
     with pytest.raises(PreflightError, match="org/Some-7B is missing; generate.model"):
         report.raise_for_problems()
     gpu = Machine((("NVIDIA H200", 140 * 10**9),), 16 * 10**9, 8 * 10**9)
     on_gpu = check_recipe(recipe, tmp_path / "run", machine=gpu)
-    assert any(line.startswith("memory verdict: fits") and "the largest GPU (NVIDIA H200)" in line
-               for line in on_gpu.lines)
+    assert any(
+        line.startswith("memory verdict: fits") and "the largest GPU (NVIDIA H200)" in line for line in on_gpu.lines
+    )
     assert not any(line.startswith("generation on this CPU") for line in on_gpu.lines)
 
 
 def test_generation_time_on_a_cpu_uses_the_measured_rate(tmp_path, monkeypatch):
     from inparsx.preflight import check as checking
 
-    monkeypatch.setattr("inparsx.preflight.cpu.matmul_rate",
-                        lambda dtype: {"gflops": 100.0, "dtype": dtype, "threads": 2, "cpu": "test"})
-    recipe = _recipe(tmp_path, '[generate]\nuse = "hf"\nmodel = "org/Tiny-1B"\ndtype = "bf16"\nnum_docs = 1000\n'
-                               'max_new_tokens = 50\nprefix_cache = false\n')
+    monkeypatch.setattr(
+        "inparsx.preflight.cpu.matmul_rate",
+        lambda dtype: {"gflops": 100.0, "dtype": dtype, "threads": 2, "cpu": "test"},
+    )
+    recipe = _recipe(
+        tmp_path,
+        '[generate]\nuse = "hf"\nmodel = "org/Tiny-1B"\ndtype = "bf16"\nnum_docs = 1000\n'
+        "max_new_tokens = 50\nprefix_cache = false\n",
+    )
     report = checking.check_recipe(recipe, tmp_path / "run", machine=CPU_ONLY)
     prompt = recipe_models(recipe)[0][1].generation.prompt_tokens
     seconds = 2 * 1e9 * 1000 * (prompt + 50) / 100e9
@@ -173,8 +190,11 @@ def test_at_stage_models_are_found_once_written_and_sized_like_their_base(tmp_pa
     from inparsx.testing import tiny_bert
 
     base = tiny_bert(tmp_path / "bert")
-    recipe = _recipe(tmp_path, f'[triples]\nuse = "bm25-negatives"\n[train]\nuse = "cross-encoder"\n'
-                               f'base_model = "{base}"\n[rerank]\nuse = "cross-encoder"\nmodel = "@train"\n')
+    recipe = _recipe(
+        tmp_path,
+        f'[triples]\nuse = "bm25-negatives"\n[train]\nuse = "cross-encoder"\n'
+        f'base_model = "{base}"\n[rerank]\nuse = "cross-encoder"\nmodel = "@train"\n',
+    )
     report = check_recipe(recipe, tmp_path / "run", machine=CPU_ONLY)
     later = next(use for use in report.uses if use.ref.model == "@train")
     assert later.made_by == "train" and later.size.params == model_size(base, None, "").params
@@ -223,8 +243,11 @@ class FakeApi:
 def test_the_hub_answers_found_missing_and_gated(monkeypatch):
     import huggingface_hub
 
-    FakeApi.REPOS = {"org/open-1B": (False, True, 1_100_000_000), "meta/gated-8B": (True, False, 8_030_000_000),
-                     "meta/granted-8B": (True, True, 8_030_000_000)}
+    FakeApi.REPOS = {
+        "org/open-1B": (False, True, 1_100_000_000),
+        "meta/gated-8B": (True, False, 8_030_000_000),
+        "meta/granted-8B": (True, True, 8_030_000_000),
+    }
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     monkeypatch.setattr(resolving, "_hub_config", lambda repo, revision: None)
     resolving._HUB["online"] = True

@@ -17,16 +17,16 @@ def test_loading_and_saving_a_model_prints_no_library_bar(tmp_path):
         from transformers.utils import logging
         from huggingface_hub.utils import tqdm as hub_tqdm
         from tqdm.autonotebook import tqdm
-        path = tiny_bert({str(tmp_path / 'bert')!r})
+        path = tiny_bert({str(tmp_path / "bert")!r})
         logging.enable_progress_bar()
         from datasets import Dataset
         print("BEFORE", file=sys.stderr)
         Dataset.from_list([{{"a": i}} for i in range(3)]).map(lambda row: row)  # the CPO trainer's "Map" bars
-        AutoModel.from_pretrained(path).save_pretrained({str(tmp_path / 'copy')!r})
+        AutoModel.from_pretrained(path).save_pretrained({str(tmp_path / "copy")!r})
         quiet_library_bars()
         quiet_library_bars()  # idempotent
         print("AFTER", file=sys.stderr)
-        AutoModel.from_pretrained(path).save_pretrained({str(tmp_path / 'copy2')!r})
+        AutoModel.from_pretrained(path).save_pretrained({str(tmp_path / "copy2")!r})
         list(tqdm(range(2), desc="Computing widget examples", file=sys.stderr))
         from tqdm.auto import tqdm as auto_tqdm  # what transformers' GGUF loader uses
         list(auto_tqdm(range(2), desc="Converting and de-quantizing GGUF tensors...", file=sys.stderr))

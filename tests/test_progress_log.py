@@ -56,8 +56,13 @@ def run_logged(recipe: Path, run_dir: Path, log: Path, **env: str) -> int:
     """``inparsx run`` with stderr written to ``log`` (not a terminal), progress settings as a user has them."""
     clean = {k: v for k, v in os.environ.items() if k not in ("INPARSX_NO_PROGRESS", "INPARSX_PROGRESS", "CI")}
     with open(log, "w") as handle:
-        return subprocess.run([sys.executable, "-m", "inparsx.cli.main", "run", str(recipe), "--run-dir", str(run_dir)],
-                              stdout=subprocess.DEVNULL, stderr=handle, env={**clean, **env}, timeout=600).returncode
+        return subprocess.run(
+            [sys.executable, "-m", "inparsx.cli.main", "run", str(recipe), "--run-dir", str(run_dir)],
+            stdout=subprocess.DEVNULL,
+            stderr=handle,
+            env={**clean, **env},
+            timeout=600,
+        ).returncode
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +83,16 @@ def test_a_run_logged_to_a_file_writes_plain_progress_lines(logged_run):
     ours = [line for line in text.splitlines() if not line.startswith("[transformers]")]  # its load report is bold
     assert not any("\r" in line or "\x1b[" in line for line in ours)  # no live bar, no colours: a readable log
     for stage, unit in (("bm25s search", "queries"), (r"generate \(ict\)", "docs"), ("rerank", "pairs")):
-        assert re.search(rf"^{stage}: \d+/\d+ {unit} \(100%\) · [\d.,]+ {unit}/s · done in \d+:\d\d:\d\d", text, re.M), stage
+        assert re.search(
+            rf"^{stage}: \d+/\d+ {unit} \(100%\) · [\d.,]+ {unit}/s · done in \d+:\d\d:\d\d", text, re.M
+        ), stage
     # training: steps, rate, ETA while it runs, and the loss
-    assert re.search(r"^training: [12]/3 steps \(\d+%\) · .*steps/s · elapsed \d+:\d\d:\d\d · eta \d+:\d\d:\d\d · "
-                     r"loss \d+\.\d{4}", text, re.M)
+    assert re.search(
+        r"^training: [12]/3 steps \(\d+%\) · .*steps/s · elapsed \d+:\d\d:\d\d · eta \d+:\d\d:\d\d · "
+        r"loss \d+\.\d{4}",
+        text,
+        re.M,
+    )
     assert re.search(r"^training: 3/3 steps \(100%\) · [\d.,]+ steps/s · done in .* loss \d+\.\d{4}", text, re.M)
     # the rate the bar ends on is the one the stage's summary prints
     bar = re.search(r"^rerank: (\d+)/\1 pairs \(100%\) · ([\d.,]+) pairs/s", text, re.M)  # 1,291.8 above 1000

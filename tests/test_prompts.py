@@ -57,9 +57,14 @@ def test_braces_in_documents_are_literal(templates, tokenizer):
     assert text.endswith("Document: a set {x} and {query} and {document}\nGood Question:")
 
 
-@pytest.mark.parametrize("text, message", [("Document: {document}", "must contain"),
-                                           ("{query} {document}", "must contain"),
-                                           ("{document}\nQ: {query}\nmore", "after {query}")])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("Document: {document}", "must contain"),
+        ("{query} {document}", "must contain"),
+        ("{document}\nQ: {query}\nmore", "after {query}"),
+    ],
+)
 def test_bad_templates_are_rejected(text, message):
     with pytest.raises(InparsxError, match=message):
         tpl.PromptTemplate("t", text)
@@ -120,8 +125,14 @@ def test_without_train_examples_come_from_test_and_are_few(scifact_small, tmp_pa
 
 def test_promptagator_prompt_layout(templates, tokenizer, scifact, docs):
     pool = build_pool(scifact, "test", seed=1, n_fewshot=3)
-    builder = PromptBuilder(templates["promptagator-scifact"], tokenizer, pool=pool, n_fewshot=3,
-                            max_doc_tokens=100_000, max_prompt_tokens=100_000)
+    builder = PromptBuilder(
+        templates["promptagator-scifact"],
+        tokenizer,
+        pool=pool,
+        n_fewshot=3,
+        max_doc_tokens=100_000,
+        max_prompt_tokens=100_000,
+    )
     prompt = builder.build(docs[1])
     shots = pool.sample(docs[1].doc_id, 3)
     expected = "".join(f"{e.document}\nFinding: {e.query}\n" for e in shots) + f"{docs[1].full_text}\nFinding:"
@@ -140,7 +151,9 @@ def test_long_prompts_drop_examples_then_shorten_the_document(templates, tokeniz
     pool = build_pool(scifact, "test", seed=1, n_fewshot=3)
     full = PromptBuilder(templates["promptagator-scifact"], tokenizer, pool=pool).build(docs[0])
     budget = len(full.input_ids) - 5
-    fewer = PromptBuilder(templates["promptagator-scifact"], tokenizer, pool=pool, max_prompt_tokens=budget).build(docs[0])
+    fewer = PromptBuilder(templates["promptagator-scifact"], tokenizer, pool=pool, max_prompt_tokens=budget).build(
+        docs[0]
+    )
     assert len(fewer.fewshot_ids) < 3 and len(fewer.input_ids) <= budget and fewer.text.endswith("\nFinding:")
     tiny = PromptBuilder(templates["inpars"], tokenizer, max_prompt_tokens=len(full.input_ids) // 3 + 400)
     prompt = tiny.build(docs[0])
@@ -153,16 +166,29 @@ def test_long_prompts_drop_examples_then_shorten_the_document(templates, tokeniz
 def test_chat_form_turns_examples_into_turns(templates, tokenizer, docs, scifact):
     tokenizer = train_tokenizer(vocab_size=300)
     tokenizer.chat_template = SIMPLE_CHAT_TEMPLATE
-    text = PromptBuilder(templates["inpars"], tokenizer, chat=True, instruction="Write a query.",
-                         max_doc_tokens=100_000, max_prompt_tokens=100_000).build(docs[0]).text
+    text = (
+        PromptBuilder(
+            templates["inpars"],
+            tokenizer,
+            chat=True,
+            instruction="Write a query.",
+            max_doc_tokens=100_000,
+            max_prompt_tokens=100_000,
+        )
+        .build(docs[0])
+        .text
+    )
     assert text.startswith("<|system|>\nWrite a query.\n<|user|>\nExample 1:\nDocument: We don't know")
     assert "Relevant Query:\n<|assistant|>\nIs a little caffeine ok during pregnancy?\n<|user|>\nExample 2:" in text
     assert text.endswith(f"Example 4:\nDocument: {docs[0].full_text}\nRelevant Query:\n<|assistant|>\n")
     turns, _ = split_static(templates["inpars-gbq"])
-    assert turns[2][1] == ("Information on the Canadian Armed Forces size and history.\n"
-                           "Bad Question: How large is the Canadian military?")
+    assert turns[2][1] == (
+        "Information on the Canadian Armed Forces size and history.\nBad Question: How large is the Canadian military?"
+    )
     pool = build_pool(scifact, "test", seed=1, n_fewshot=2)
-    chat = PromptBuilder(templates["promptagator-scifact"], tokenizer, chat=True, instruction="", pool=pool, n_fewshot=2)
+    chat = PromptBuilder(
+        templates["promptagator-scifact"], tokenizer, chat=True, instruction="", pool=pool, n_fewshot=2
+    )
     prompt = chat.build(docs[0])
     assert prompt.text.count("<|assistant|>") == 3 and not prompt.text.startswith("<|system|>")
     assert prompt.input_ids == tokenizer(prompt.text, add_special_tokens=False)["input_ids"]
@@ -174,8 +200,9 @@ def test_a_chat_prompt_carries_its_messages_and_a_text_prompt_none(templates, do
     tokenizer = train_tokenizer(vocab_size=300)
     tokenizer.chat_template = SIMPLE_CHAT_TEMPLATE
     pool = build_pool(scifact, "test", seed=1, n_fewshot=2)
-    prompt = PromptBuilder(templates["promptagator-scifact"], tokenizer, chat=True, instruction="Ask.", pool=pool,
-                           n_fewshot=2).build(docs[0])
+    prompt = PromptBuilder(
+        templates["promptagator-scifact"], tokenizer, chat=True, instruction="Ask.", pool=pool, n_fewshot=2
+    ).build(docs[0])
     assert prompt.messages is not None
     assert [m["role"] for m in prompt.messages] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert prompt.messages[0]["content"] == "Ask." and prompt.messages[-1]["content"].startswith(docs[0].title)
@@ -228,8 +255,9 @@ def test_custom_template_files(tmp_path, tokenizer, docs, scifact):
     text = PromptBuilder(tpl.read_custom_template(static), tokenizer, max_doc_tokens=10_000).build(docs[0]).text
     assert text == f"Passage: {docs[0].full_text}\nA question it answers:"
     pool = build_pool(scifact, "test", seed=1, n_fewshot=2)
-    dynamic = PromptBuilder(tpl.read_custom_template(static, dynamic=True), tokenizer, pool=pool, n_fewshot=2,
-                            max_doc_tokens=10_000).build(docs[0])
+    dynamic = PromptBuilder(
+        tpl.read_custom_template(static, dynamic=True), tokenizer, pool=pool, n_fewshot=2, max_doc_tokens=10_000
+    ).build(docs[0])
     assert dynamic.text.count("A question it answers:") == 3 and len(dynamic.fewshot_ids) == 2
     with pytest.raises(InparsxError, match="cannot read"):
         tpl.read_custom_template(tmp_path / "missing.txt")
@@ -237,11 +265,19 @@ def test_custom_template_files(tmp_path, tokenizer, docs, scifact):
 
 def test_instruction_heads_the_text_prompt_before_the_few_shot_examples(templates, tokenizer, docs, scifact):
     plain = PromptBuilder(templates["inpars"], tokenizer, max_doc_tokens=10_000).build(docs[0]).text
-    headed = PromptBuilder(templates["inpars"], tokenizer, instruction="Ask what a scientist would ask.",
-                           max_doc_tokens=10_000).build(docs[0]).text
+    headed = (
+        PromptBuilder(
+            templates["inpars"], tokenizer, instruction="Ask what a scientist would ask.", max_doc_tokens=10_000
+        )
+        .build(docs[0])
+        .text
+    )
     assert plain.startswith("Example 1:") and headed == "Ask what a scientist would ask.\n\n" + plain
     pool = build_pool(scifact, "test", seed=1, n_fewshot=2)
-    dynamic = PromptBuilder(templates["promptagator-scifact"], tokenizer, pool=pool, n_fewshot=2,
-                            instruction="Write a claim.")
-    assert dynamic.build(docs[0]).text.startswith("Write a claim.\n\n") and dynamic.shared_prefix() == "Write a claim.\n\n"
+    dynamic = PromptBuilder(
+        templates["promptagator-scifact"], tokenizer, pool=pool, n_fewshot=2, instruction="Write a claim."
+    )
+    assert (
+        dynamic.build(docs[0]).text.startswith("Write a claim.\n\n") and dynamic.shared_prefix() == "Write a claim.\n\n"
+    )
     assert PromptBuilder(templates["inpars"], tokenizer, instruction="").build(docs[0]).text.startswith("Example 1:")

@@ -9,9 +9,9 @@ from pydantic import Field
 
 from inparsx.errors import RecipeError
 from inparsx.filter.base import Filter
-from inparsx.retrieve.base import Retriever
 from inparsx.plugins import Options
 from inparsx.recipe import RecipeErrors, apply_override, load_recipe
+from inparsx.retrieve.base import Retriever
 from inparsx.testing.plugins import plugin_module, registered
 
 

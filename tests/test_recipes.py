@@ -55,7 +55,10 @@ def test_inpars_v2_filters_with_monot5_3b_top_10k():
     recipe = load_recipe(Path(RECIPES[0].parent, "scifact-inpars-v2.toml"))
     reranker = dict(recipe.stages["filter"].components)["reranker"]
     assert (reranker.reranker.use, reranker.reranker.model, reranker.keep_top_k) == (
-        "monot5", "castorini/monot5-3b-msmarco-10k", 10000)
+        "monot5",
+        "castorini/monot5-3b-msmarco-10k",
+        10000,
+    )
     assert dict(recipe.stages["generate"].components)["hf"].prompt == "inpars-gbq"
 
 
@@ -87,7 +90,11 @@ def test_dspy_recipe_runs_the_inpars_plus_chain_of_thought():
     recipe = load_recipe(Path(RECIPES[0].parent, "scifact-dspy.toml"))
     generate = dict(recipe.stages["generate"].components)["dspy"]
     assert (generate.model, generate.module, generate.program, generate.max_new_tokens) == (
-        "meta-llama/Llama-3.1-8B", "ChainOfThought", "@tune", 200)
+        "meta-llama/Llama-3.1-8B",
+        "ChainOfThought",
+        "@tune",
+        200,
+    )
     train = dict(recipe.stages["train"].components)["monot5"]
     assert (train.base_model, train.max_steps) == ("castorini/monot5-3b-msmarco-10k", 156)
     assert dict(recipe.stages["filter"].components)["reranker"].keep_top_k == 10000
@@ -104,10 +111,17 @@ def test_path_recipe_scores_instructions_on_ten_train_queries():
 def test_inpars_cpu_runs_the_real_smollm2_with_the_inpars_filter_and_marginmse():
     recipe = load_recipe(Path(RECIPES[0].parent, "scifact-inpars-cpu.toml"))
     generate = dict(recipe.stages["generate"].components)["vllm"]
-    assert (generate.model, generate.prompt, generate.do_sample) == ("HuggingFaceTB/SmolLM2-135M-Instruct", "inpars", False)
+    assert (generate.model, generate.prompt, generate.do_sample) == (
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "inpars",
+        False,
+    )
     assert recipe.stages["filter"].use == ["copied", "scores"]
     triples = dict(recipe.stages["triples"].components)["bm25-negatives"]
-    assert triples.teacher.use == "bi-encoder" and dict(recipe.stages["train"].components)["bi-encoder"].loss == "margin-mse"
+    assert (
+        triples.teacher.use == "bi-encoder"
+        and dict(recipe.stages["train"].components)["bi-encoder"].loss == "margin-mse"
+    )
     rerank = recipe.stages["rerank"].settings
     assert rerank.zero_shot_model and "ict" in rerank.compare_models
 

@@ -35,39 +35,91 @@ def build_run_dir(run_dir: Path, data: Path) -> BeirFolderDataset:
     docs = list(dataset.docs())
     rng = random.Random(0)
     first = {q: {d: rng.random() for d in rng.sample(docs, 20) + list(rel)} for q, rel in qrels.items()}
-    trained = {q: {d: s + (2.0 if d in qrels[q] and i % 3 else 0.0) for d, s in ranked.items()}
-               for i, (q, ranked) in enumerate(first.items())}
-    zeroshot = {q: {d: s + (2.0 if d in qrels[q] and i % 2 else -0.5 * (d in qrels[q])) for d, s in ranked.items()}
-                for i, (q, ranked) in enumerate(first.items())}
+    trained = {
+        q: {d: s + (2.0 if d in qrels[q] and i % 3 else 0.0) for d, s in ranked.items()}
+        for i, (q, ranked) in enumerate(first.items())
+    }
+    zeroshot = {
+        q: {d: s + (2.0 if d in qrels[q] and i % 2 else -0.5 * (d in qrels[q])) for d, s in ranked.items()}
+        for i, (q, ranked) in enumerate(first.items())
+    }
     write_trec_run(run_dir / "retrieve" / "run.trec", first)
     write_json(run_dir / "retrieve" / "check.json", dataset.check().to_json())
     done(run_dir / "retrieve")
-    generated = [{"query_id": f"{d}-0", "doc_id": d, "query": " ".join(["word"] * (3 + i % 9)),
-                  "score": -0.1 * (i % 13), "generator": "hf"} for i, d in enumerate(docs[:120])]
+    generated = [
+        {
+            "query_id": f"{d}-0",
+            "doc_id": d,
+            "query": " ".join(["word"] * (3 + i % 9)),
+            "score": -0.1 * (i % 13),
+            "generator": "hf",
+        }
+        for i, d in enumerate(docs[:120])
+    ]
     write_jsonl(run_dir / "generate" / "queries.jsonl", generated)
     done(run_dir / "generate")
     kept = [r for r in generated if len(r["query"].split()) >= 5]
     write_jsonl(run_dir / "filter" / "queries.jsonl", kept)
-    write_jsonl(run_dir / "filter" / "decisions.jsonl",
-                [{"query_id": r["query_id"], "doc_id": r["doc_id"], "kept": r in kept, "scores": {
-                    "length": len(r["query"].split()), "reranker": i / 10}} for i, r in enumerate(generated)])
-    write_json(run_dir / "filter" / "summary.json", {"input": 120, "kept": len(kept), "filters": [
-        {"filter": "length", "in": 120, "kept": len(kept), "dropped": {"fewer than 5 words": 120 - len(kept)}}]})
+    write_jsonl(
+        run_dir / "filter" / "decisions.jsonl",
+        [
+            {
+                "query_id": r["query_id"],
+                "doc_id": r["doc_id"],
+                "kept": r in kept,
+                "scores": {"length": len(r["query"].split()), "reranker": i / 10},
+            }
+            for i, r in enumerate(generated)
+        ],
+    )
+    write_json(
+        run_dir / "filter" / "summary.json",
+        {
+            "input": 120,
+            "kept": len(kept),
+            "filters": [
+                {"filter": "length", "in": 120, "kept": len(kept), "dropped": {"fewer than 5 words": 120 - len(kept)}}
+            ],
+        },
+    )
     done(run_dir / "filter")
-    write_json(run_dir / "train" / "model" / "inparsx_training.json", {
-        "trainer": "bi-encoder", "base_model": "tiny", "num_triples": len(kept), "metrics": {"train_runtime": 12.7},
-        "loss_history": [{"step": s, "loss": 2.0 / s} for s in (10, 20, 30, 40)]})
+    write_json(
+        run_dir / "train" / "model" / "inparsx_training.json",
+        {
+            "trainer": "bi-encoder",
+            "base_model": "tiny",
+            "num_triples": len(kept),
+            "metrics": {"train_runtime": 12.7},
+            "loss_history": [{"step": s, "loss": 2.0 / s} for s in (10, 20, 30, 40)],
+        },
+    )
     done(run_dir / "train")
-    write_json(run_dir / "tune" / "path.json", {"metric": "ndcg@10", "best": "Write a question.", "candidates": [
-        {"instruction": "Write a query.", "score": 0.61, "failed": None},
-        {"instruction": "Write a question.", "score": 0.67, "failed": None, "params": {"k": 3}}]})
-    write_json(run_dir / "tune" / "query_eval.json", {"documents": 40, "judge": "reranker", "before": 0.41, "after": 0.52})
+    write_json(
+        run_dir / "tune" / "path.json",
+        {
+            "metric": "ndcg@10",
+            "best": "Write a question.",
+            "candidates": [
+                {"instruction": "Write a query.", "score": 0.61, "failed": None},
+                {"instruction": "Write a question.", "score": 0.67, "failed": None, "params": {"k": 3}},
+            ],
+        },
+    )
+    write_json(
+        run_dir / "tune" / "query_eval.json", {"documents": 40, "judge": "reranker", "before": 0.41, "after": 0.52}
+    )
     done(run_dir / "tune")
     write_trec_run(run_dir / "rerank" / "run.trec", trained)
     write_trec_run(run_dir / "rerank" / "runs" / "zeroshot.trec", zeroshot)
-    write_json(run_dir / "rerank" / RUN_NOTES, {
-        "runs": {"rerank": "trained model", "zeroshot": "zero-shot model"},
-        "pairs": [{"run": "rerank", "against": "zeroshot", "question": "did the trained model beat the zero-shot one?"}]})
+    write_json(
+        run_dir / "rerank" / RUN_NOTES,
+        {
+            "runs": {"rerank": "trained model", "zeroshot": "zero-shot model"},
+            "pairs": [
+                {"run": "rerank", "against": "zeroshot", "question": "did the trained model beat the zero-shot one?"}
+            ],
+        },
+    )
     done(run_dir / "rerank")
     return dataset
 
@@ -77,8 +129,10 @@ def run_dir(tmp_path: Path, scifact_small: Path) -> Path:
     run_dir = tmp_path / "run"
     build_run_dir(run_dir, scifact_small)
     recipe = tmp_path / "r.toml"
-    recipe.write_text(f'[recipe]\nname = "report-test"\nseed = 3\n[dataset]\nname = "{scifact_small}"\n'
-                      '[evaluate]\nuse = "ranx"\nmetrics = ["ndcg@10", "recall@100"]\n')
+    recipe.write_text(
+        f'[recipe]\nname = "report-test"\nseed = 3\n[dataset]\nname = "{scifact_small}"\n'
+        '[evaluate]\nuse = "ranx"\nmetrics = ["ndcg@10", "recall@100"]\n'
+    )
     run_recipe(load_recipe(recipe), run_dir)  # the evaluate stage writes report.html
     return run_dir
 
@@ -90,8 +144,17 @@ def sections(html: str) -> dict[str, str]:
 def test_the_evaluate_stage_writes_a_report_with_every_section(run_dir: Path, scifact_small: Path):
     html = (run_dir / "report.html").read_text()
     found = sections(html)
-    assert list(found) == ["metrics", "per-query", "filter", "queries", "samples", "training", "tune", "check",
-                           "recipe"]
+    assert list(found) == [
+        "metrics",
+        "per-query",
+        "filter",
+        "queries",
+        "samples",
+        "training",
+        "tune",
+        "check",
+        "recipe",
+    ]
     assert 'name = "report-test"' in found["recipe"] and "k1" not in found["recipe"]
     assert "0 errors, 0 warnings" in found["check"]
     metrics = json.loads((run_dir / "evaluate" / "metrics.json").read_text())
@@ -118,8 +181,17 @@ def test_images_are_embedded_and_nothing_is_fetched(run_dir: Path):
     html = (run_dir / "report.html").read_text()
     images = re.findall(r'<img alt="[^"]*" src="([^"]*)">', html)
     per_section = {name: body.count("<img") for name, body in sections(html).items()}
-    assert per_section == {"metrics": 0, "per-query": 2, "filter": 1, "queries": 3, "samples": 0, "training": 1,
-                           "tune": 1, "check": 0, "recipe": 0}
+    assert per_section == {
+        "metrics": 0,
+        "per-query": 2,
+        "filter": 1,
+        "queries": 3,
+        "samples": 0,
+        "training": 1,
+        "tune": 1,
+        "check": 0,
+        "recipe": 0,
+    }
     assert len(images) == 8
     for src in images:
         assert src.startswith("data:image/png;base64,")

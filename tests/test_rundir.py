@@ -84,15 +84,23 @@ def slow_run(tmp_path: Path, scifact_small: Path):
     """``(start, run_dir, go)``: ``start()`` launches the slow run in a new process; creating ``go`` lets it finish."""
     script, recipe, run_dir, go = tmp_path / "slow.py", tmp_path / "r.toml", tmp_path / "run", tmp_path / "go"
     script.write_text(SLOW_RUN)
-    recipe.write_text(f'[recipe]\nname = "slow"\n[dataset]\nname = "{scifact_small}"\n'
-                      f'[retrieve]\nuse = "wait"\ngo = "{go}"\n[evaluate]\nuse = "wait"\n')
+    recipe.write_text(
+        f'[recipe]\nname = "slow"\n[dataset]\nname = "{scifact_small}"\n'
+        f'[retrieve]\nuse = "wait"\ngo = "{go}"\n[evaluate]\nuse = "wait"\n'
+    )
 
     started: list[subprocess.Popen] = []
 
     def start(**extra_env: str) -> subprocess.Popen:
-        started.append(subprocess.Popen([sys.executable, str(script), "run", str(recipe), "--run-dir", str(run_dir)],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                        env={**os.environ, "INPARSX_NO_PROGRESS": "1", **extra_env}))
+        started.append(
+            subprocess.Popen(
+                [sys.executable, str(script), "run", str(recipe), "--run-dir", str(run_dir)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "INPARSX_NO_PROGRESS": "1", **extra_env},
+            )
+        )
         return started[-1]
 
     yield start, run_dir, go
@@ -255,7 +263,9 @@ def test_stage_folder_that_is_a_file_is_one_line(monkeypatch, capsys, tmp_path, 
     assert code == 2 and one_error(lines).startswith(f"error: {run_dir / 'retrieve'}: ")
 
 
-@pytest.mark.parametrize("args", [["report", "{missing}"], ["check", "{missing}"], ["report", "{tmp}", "--out", "{file}/r.html"]])
+@pytest.mark.parametrize(
+    "args", [["report", "{missing}"], ["check", "{missing}"], ["report", "{tmp}", "--out", "{file}/r.html"]]
+)
 def test_missing_folders_are_one_line(monkeypatch, capsys, tmp_path, args):
     (tmp_path / "recipe.toml").write_text('[recipe]\nname = "x"\n')
     (tmp_path / "afile").write_text("")

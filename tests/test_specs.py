@@ -18,23 +18,39 @@ from inparsx.specs import RecipeDeprecationWarning, RetrieverSpec
 from inparsx.testing.plugins import plugin_module
 
 HEAD = '[recipe]\nname = "specs"\n[dataset]\nname = "beir:scifact"\n'
-OLD_TRIPLES = ('[triples]\nuse = "bm25-negatives"\ndepth = 50\nretriever = "bm25s"\nretriever_options = { k1 = 1.1 }\n'
-               'teacher = "bi-encoder"\nteacher_model = "m"\nteacher_options = { max_length = 128 }\n')
-NEW_TRIPLES = ('[triples]\nuse = "bm25-negatives"\ndepth = 50\n\n[triples.retriever]\nuse = "bm25s"\nk1 = 1.1\n\n'
-               '[triples.teacher]\nuse = "bi-encoder"\nmodel = "m"\nmax_length = 128\n')
-OLD_FILTER = ('[filter]\nuse = ["length", "reranker"]\nkeep_top_k = 5\nreranker = "cross-encoder"\nmodel = "m"\n'
-              'reranker_options = { max_length = 64 }\n')
-NEW_FILTER = ('[filter]\nuse = ["length", "reranker"]\nkeep_top_k = 5\n\n[filter.reranker.reranker]\n'
-              'use = "cross-encoder"\nmodel = "m"\nbatch_size = 16\nmax_length = 64\n')
-OLD_CONSISTENCY = ('[filter]\nuse = ["consistency"]\nby = "self"\ntrainer = "bi-encoder"\nmodel = "m"\n'
-                   'trainer_options = { epochs = 2 }\nretriever = "bm25s"\nretriever_options = { k1 = 1.1 }\n')
-NEW_CONSISTENCY = ('[filter]\nuse = ["consistency"]\nby = "self"\n\n[filter.consistency.trainer]\nuse = "bi-encoder"\n'
-                   'base_model = "m"\nepochs = 2\n\n[filter.consistency.retriever]\nuse = "bm25s"\nk1 = 1.1\n')
-OLD_TUNE = ('[tune]\nuse = "cpo"\nbase_model = "m"\njudge = "mix"\njudge_reranker = "bi-encoder"\njudge_model = "j"\n'
-            'judge_options = { max_length = 64 }\njudge_weight = 0.3\ndepth = 50\nretriever = "bm25s"\n')
-NEW_TUNE = ('[tune]\nuse = "cpo"\nbase_model = "m"\n\n[tune.judge]\nby = "mix"\nweight = 0.3\ndepth = 50\n\n'
-            '[tune.judge.reranker]\nuse = "bi-encoder"\nmodel = "j"\nmax_length = 64\n\n[tune.judge.retriever]\n'
-            'use = "bm25s"\n')
+OLD_TRIPLES = (
+    '[triples]\nuse = "bm25-negatives"\ndepth = 50\nretriever = "bm25s"\nretriever_options = { k1 = 1.1 }\n'
+    'teacher = "bi-encoder"\nteacher_model = "m"\nteacher_options = { max_length = 128 }\n'
+)
+NEW_TRIPLES = (
+    '[triples]\nuse = "bm25-negatives"\ndepth = 50\n\n[triples.retriever]\nuse = "bm25s"\nk1 = 1.1\n\n'
+    '[triples.teacher]\nuse = "bi-encoder"\nmodel = "m"\nmax_length = 128\n'
+)
+OLD_FILTER = (
+    '[filter]\nuse = ["length", "reranker"]\nkeep_top_k = 5\nreranker = "cross-encoder"\nmodel = "m"\n'
+    "reranker_options = { max_length = 64 }\n"
+)
+NEW_FILTER = (
+    '[filter]\nuse = ["length", "reranker"]\nkeep_top_k = 5\n\n[filter.reranker.reranker]\n'
+    'use = "cross-encoder"\nmodel = "m"\nbatch_size = 16\nmax_length = 64\n'
+)
+OLD_CONSISTENCY = (
+    '[filter]\nuse = ["consistency"]\nby = "self"\ntrainer = "bi-encoder"\nmodel = "m"\n'
+    'trainer_options = { epochs = 2 }\nretriever = "bm25s"\nretriever_options = { k1 = 1.1 }\n'
+)
+NEW_CONSISTENCY = (
+    '[filter]\nuse = ["consistency"]\nby = "self"\n\n[filter.consistency.trainer]\nuse = "bi-encoder"\n'
+    'base_model = "m"\nepochs = 2\n\n[filter.consistency.retriever]\nuse = "bm25s"\nk1 = 1.1\n'
+)
+OLD_TUNE = (
+    '[tune]\nuse = "cpo"\nbase_model = "m"\njudge = "mix"\njudge_reranker = "bi-encoder"\njudge_model = "j"\n'
+    'judge_options = { max_length = 64 }\njudge_weight = 0.3\ndepth = 50\nretriever = "bm25s"\n'
+)
+NEW_TUNE = (
+    '[tune]\nuse = "cpo"\nbase_model = "m"\n\n[tune.judge]\nby = "mix"\nweight = 0.3\ndepth = 50\n\n'
+    '[tune.judge.reranker]\nuse = "bi-encoder"\nmodel = "j"\nmax_length = 64\n\n[tune.judge.retriever]\n'
+    'use = "bm25s"\n'
+)
 
 
 def write(tmp_path: Path, name: str, body: str) -> Path:
@@ -49,20 +65,48 @@ def errors_of(path: Path, registry: Registry | None = None) -> list:
     return caught.value.errors
 
 
-@pytest.mark.parametrize("body,key,line,reason", [
-    ('[triples]\nuse = "bm25-negatives"\n\n[triples.teacher]\nuse = "cross-encodr"\nmodel = "m"\n',
-     "triples.teacher.use", 9, "unknown reranker 'cross-encodr'"),
-    ('[triples]\nuse = "bm25-negatives"\n\n[triples.teacher]\nuse = "cross-encoder"\nmodel = "m"\nmax_lenght = 3\n',
-     "triples.teacher.max_lenght", 11, "did you mean 'max_length'?"),
-    ('[triples]\nuse = "bm25-negatives"\n\n[triples.retriever]\nuse = "bm25"\nk1 = "high"\n',
-     "triples.retriever.k1", 10, "valid number"),
-    ('[triples]\nuse = "bm25-negatives"\nretriever = { use = "bm25", k = 5 }\n',
-     "triples.retriever.k", 7, "set depth instead"),
-    ('[triples]\nuse = "bm25-negatives"\n\n[triples.teacher]\nmodel = "m"\n', "triples.teacher.use", 8,
-     "required key is missing"),
-    ('[filter]\nuse = ["reranker"]\n\n[filter.reranker.reranker]\nuse = "monot5"\nmodel = "m"\ndepth = 3\n',
-     "filter.reranker.reranker.depth", 11, "configures the rerank stage"),
-])
+@pytest.mark.parametrize(
+    "body,key,line,reason",
+    [
+        (
+            '[triples]\nuse = "bm25-negatives"\n\n[triples.teacher]\nuse = "cross-encodr"\nmodel = "m"\n',
+            "triples.teacher.use",
+            9,
+            "unknown reranker 'cross-encodr'",
+        ),
+        (
+            '[triples]\nuse = "bm25-negatives"\n\n[triples.teacher]\nuse = "cross-encoder"\nmodel = "m"\n'
+            "max_lenght = 3\n",
+            "triples.teacher.max_lenght",
+            11,
+            "did you mean 'max_length'?",
+        ),
+        (
+            '[triples]\nuse = "bm25-negatives"\n\n[triples.retriever]\nuse = "bm25"\nk1 = "high"\n',
+            "triples.retriever.k1",
+            10,
+            "valid number",
+        ),
+        (
+            '[triples]\nuse = "bm25-negatives"\nretriever = { use = "bm25", k = 5 }\n',
+            "triples.retriever.k",
+            7,
+            "set depth instead",
+        ),
+        (
+            '[triples]\nuse = "bm25-negatives"\n\n[triples.teacher]\nmodel = "m"\n',
+            "triples.teacher.use",
+            8,
+            "required key is missing",
+        ),
+        (
+            '[filter]\nuse = ["reranker"]\n\n[filter.reranker.reranker]\nuse = "monot5"\nmodel = "m"\ndepth = 3\n',
+            "filter.reranker.reranker.depth",
+            11,
+            "configures the rerank stage",
+        ),
+    ],
+)
 def test_spec_errors_name_file_line_and_key(tmp_path, body, key, line, reason):
     path = write(tmp_path, "bad.toml", body)
     (error,) = errors_of(path)
@@ -70,17 +114,26 @@ def test_spec_errors_name_file_line_and_key(tmp_path, body, key, line, reason):
     assert str(error).startswith(f"{path}:{line}: {key}: ")
 
 
-@pytest.mark.parametrize("old,new,stage", [(OLD_TRIPLES, NEW_TRIPLES, "triples"), (OLD_FILTER, NEW_FILTER, "filter"),
-                                           (OLD_CONSISTENCY, NEW_CONSISTENCY, "consistency"),
-                                           (OLD_TUNE, NEW_TUNE, "tune")])
+@pytest.mark.parametrize(
+    "old,new,stage",
+    [
+        (OLD_TRIPLES, NEW_TRIPLES, "triples"),
+        (OLD_FILTER, NEW_FILTER, "filter"),
+        (OLD_CONSISTENCY, NEW_CONSISTENCY, "consistency"),
+        (OLD_TUNE, NEW_TUNE, "tune"),
+    ],
+)
 def test_old_spelling_warns_once_and_means_the_same(tmp_path, old, new, stage):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         before = load_recipe(write(tmp_path, "old.toml", old))
     deprecations = [w for w in caught if issubclass(w.category, RecipeDeprecationWarning)]
-    tables = {"triples": ["[triples.retriever]", "[triples.teacher]"], "filter": ["[filter.reranker.reranker]"],
-              "consistency": ["[filter.consistency.retriever]", "[filter.consistency.trainer]"],
-              "tune": ["[tune.judge]"]}[stage]
+    tables = {
+        "triples": ["[triples.retriever]", "[triples.teacher]"],
+        "filter": ["[filter.reranker.reranker]"],
+        "consistency": ["[filter.consistency.retriever]", "[filter.consistency.trainer]"],
+        "tune": ["[tune.judge]"],
+    }[stage]
     assert len(deprecations) == len(tables)  # one line per moved table
     for warning, table in zip(deprecations, tables):
         assert str(warning.message).startswith(f"{tmp_path / 'old.toml'}:") and table in str(warning.message)
@@ -116,8 +169,11 @@ def test_registry() -> Registry:
 
 
 def test_ctx_build_uses_the_registry_that_validated_the_recipe(tmp_path, test_registry, scifact_small):
-    path = write(tmp_path, "r.toml", '[triples]\nuse = "bm25-negatives"\n\n[triples.teacher]\nuse = "only-here"\n'
-                                     'model = "m"\nmax_length = 32\n')
+    path = write(
+        tmp_path,
+        "r.toml",
+        '[triples]\nuse = "bm25-negatives"\n\n[triples.teacher]\nuse = "only-here"\nmodel = "m"\nmax_length = 32\n',
+    )
     assert "unknown reranker 'only-here'" in errors_of(path)[0].reason  # not in the process-wide registry
     recipe = load_recipe(path, registry=test_registry)
     assert recipe.registry is test_registry

@@ -8,7 +8,6 @@ import threading
 import time
 
 import pytest
-
 import sweep_fakes
 
 from inparsx.pipeline import DONE_MARKER, StageContext, read_marker, run_recipe, stage_fingerprints
@@ -36,11 +35,17 @@ def stages_run(calls) -> list[str]:
 
 
 def test_a_pinned_stage_keeps_its_fingerprint_across_recipe_seeds(tmp_path, scifact_small, fakes):
-    prints = {seed: stage_fingerprints(recipe(tmp_path, scifact_small, f"recipe.seed={seed}", "generate.seed=7"), "c")
-              for seed in (1, 2)}
+    prints = {
+        seed: stage_fingerprints(recipe(tmp_path, scifact_small, f"recipe.seed={seed}", "generate.seed=7"), "c")
+        for seed in (1, 2)
+    }
     assert prints[1]["retrieve"] != prints[2]["retrieve"]  # not pinned: the recipe seed counts
-    pinned = {seed: stage_fingerprints(recipe(tmp_path, scifact_small, f"recipe.seed={seed}", "retrieve.seed=1",
-                                              "generate.seed=7"), "c") for seed in (1, 2)}
+    pinned = {
+        seed: stage_fingerprints(
+            recipe(tmp_path, scifact_small, f"recipe.seed={seed}", "retrieve.seed=1", "generate.seed=7"), "c"
+        )
+        for seed in (1, 2)
+    }
     assert pinned[1]["retrieve"] == pinned[2]["retrieve"] and pinned[1]["generate"] == pinned[2]["generate"]
     assert pinned[1]["train"] != pinned[2]["train"]  # training follows the recipe seed
     plain = stage_fingerprints(recipe(tmp_path, scifact_small), "c")
@@ -63,16 +68,23 @@ def test_a_pinned_seed_reaches_the_components_and_the_filled_recipe(tmp_path, sc
 def test_a_bad_stage_seed_names_its_key(tmp_path, scifact_small, fakes):
     with pytest.raises(RecipeErrors, match=r"r.toml:\d+: generate.seed: Input should be a valid integer"):
         recipe(tmp_path, scifact_small, 'generate.seed="x"')
-    data = {"recipe": {"name": "f"}, "dataset": {"name": "d"},
-            "filter": {"use": ["length"], "seed": 4, "min_tokens": 3}}
+    data = {
+        "recipe": {"name": "f"},
+        "dataset": {"name": "d"},
+        "filter": {"use": ["length"], "seed": 4, "min_tokens": 3},
+    }
     assert validate_recipe(data, "f", "", get_registry()).stage_seed("filter") == 4
 
 
 def test_the_estimate_holdout_seed_is_part_of_a_pinned_stage_fingerprint(tmp_path, scifact_small, fakes):
     def generate_print(recipe_seed: int, estimate: dict) -> str:
-        data = {"recipe": {"name": "h", "seed": recipe_seed}, "dataset": {"name": str(scifact_small)},
-                "generate": {"use": "ict", "seed": 1}, "rerank": {"use": "bi-encoder", "model": "m"},
-                "estimate": {"docs": 5, **estimate}}
+        data = {
+            "recipe": {"name": "h", "seed": recipe_seed},
+            "dataset": {"name": str(scifact_small)},
+            "generate": {"use": "ict", "seed": 1},
+            "rerank": {"use": "bi-encoder", "model": "m"},
+            "estimate": {"docs": 5, **estimate},
+        }
         return stage_fingerprints(validate_recipe(data, "h", "", get_registry()), "c")["generate"]
 
     # the held-out documents are drawn with the estimate's seed: another training view, another generation

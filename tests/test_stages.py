@@ -21,12 +21,22 @@ from inparsx.testing.plugins import plugin_module, registered
 def test_the_tables_derive_from_the_specs():
     specs = stages.STAGE_SPECS
     assert list(recipe.STAGES) == [spec.name for spec in specs] == list(pipeline.STAGE_RUNNERS)
-    assert recipe.STAGES == {"retrieve": "retrievers", "tune": "tuners", "generate": "generators",
-                             "filter": "filters", "triples": "miners", "train": "trainers", "rerank": "rerankers",
-                             "estimate": "retrievers", "evaluate": "evaluators"}
+    assert recipe.STAGES == {
+        "retrieve": "retrievers",
+        "tune": "tuners",
+        "generate": "generators",
+        "filter": "filters",
+        "triples": "miners",
+        "train": "trainers",
+        "rerank": "rerankers",
+        "estimate": "retrievers",
+        "evaluate": "evaluators",
+    }
     assert recipe.MULTI_USE_STAGES == {"filter"} and recipe.DEFAULT_USE == {"evaluate": "ranx", "estimate": "bm25"}
-    assert recipe.STAGE_OPTIONS == {"rerank": "inparsx.rerank.options:RerankStageOptions",
-                                    "estimate": "inparsx.estimate.options:EstimateStageOptions"}
+    assert recipe.STAGE_OPTIONS == {
+        "rerank": "inparsx.rerank.options:RerankStageOptions",
+        "estimate": "inparsx.estimate.options:EstimateStageOptions",
+    }
     assert pipeline.STAGE_RUNNERS["rerank"] == "inparsx.rerank.stage:run_stage"
     assert all(callable(__import__("pkgutil").resolve_name(spec.runner)) for spec in specs)
     assert cachekey.STAGE_READS == {spec.name: spec.reads for spec in specs}
@@ -39,8 +49,9 @@ def test_the_tables_derive_from_the_specs():
 
 
 def test_every_hook_of_a_kind_is_a_hookspec():
-    hooks = {name for name, value in vars(hookspecs).items()
-             if name.startswith("register_") and inspect.isfunction(value)}
+    hooks = {
+        name for name, value in vars(hookspecs).items() if name.startswith("register_") and inspect.isfunction(value)
+    }
     assert hooks - {"register_commands"} == {kind.hook for kind in stages.COMPONENT_KINDS}
 
 
@@ -74,8 +85,11 @@ class ClashingReranker(ChecksumReranker):
 
 
 def test_a_key_both_the_stage_and_its_component_declare_is_refused_at_registration():
-    with pytest.raises(PluginError, match=r"clash-plugin: rerankers 'clashing' declares option 'depth', which the "
-                                          r"rerank stage's own options declare too"):
+    with pytest.raises(
+        PluginError,
+        match=r"clash-plugin: rerankers 'clashing' declares option 'depth', which the "
+        r"rerank stage's own options declare too",
+    ):
         with registered(plugin_module("clash-plugin", rerankers=[ClashingReranker])):
             pass
     assert stages.shared_option_keys("rerankers", ClashingOptions) == [("rerank", "depth")]

@@ -78,8 +78,9 @@ def test_an_error_in_the_docs_tuners_inner_table_names_the_file_and_the_line(tmp
         load_recipe(recipe)
     assert str(caught.value).startswith(f"{recipe}:{line}: tune.retrieve.k1x: unknown key; ")
     assert "did you mean 'k1'?" in str(caught.value)
-    recipe.write_text(RECIPE.format(data=tiny_beir(tmp_path / "tiny"), extra="").replace('use = "bm25s", k = 10 }',
-                                                                                         'use = "bm25z" }'))
+    recipe.write_text(
+        RECIPE.format(data=tiny_beir(tmp_path / "tiny"), extra="").replace('use = "bm25s", k = 10 }', 'use = "bm25z" }')
+    )
     with pytest.raises(RecipeErrors, match=rf":{line}: tune.retrieve.use: unknown retriever 'bm25z'"):
         load_recipe(recipe)
 
@@ -89,8 +90,10 @@ def test_run_stages_resumes_and_returns_the_metrics_by_run(tmp_path):
     from inparsx.datasets.beir import BeirFolderDataset
 
     dataset = BeirFolderDataset(dataset_dir)
-    stages = [inner_stage("retrieve", {"use": "bm25s", "k": 5}),
-              inner_stage("evaluate", {"use": "ranx", "metrics": ["ndcg@10", "recall@5"]})]
+    stages = [
+        inner_stage("retrieve", {"use": "bm25s", "k": 5}),
+        inner_stage("evaluate", {"use": "ranx", "metrics": ["ndcg@10", "recall@5"]}),
+    ]
     result = run_stages(stages, tmp_path / "inner", dataset, eval_split="train", seed=1)
     assert isinstance(result, SubRunResult) and result.folder == tmp_path / "inner"
     assert set(result.metrics) == {"retrieve"} and set(result.metrics["retrieve"]) == {"ndcg@10", "recall@5"}

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+import sweep_fakes
 from typer.testing import CliRunner
 
-import sweep_fakes
 from inparsx.pipeline import DONE_MARKER, STARTED_MARKER, read_marker
 
 FAKES = Path(sweep_fakes.__file__)
@@ -52,8 +52,18 @@ def cli(*args: str):
     return CliRunner().invoke(app, list(args))
 
 
-GRID = ["--grid", "train.value=1,2", "--grid", "generate.value=1,3", "--seeds", "1,2",
-        "--set", "retrieve.seed=1", "--set", "generate.seed=1"]
+GRID = [
+    "--grid",
+    "train.value=1,2",
+    "--grid",
+    "generate.value=1,3",
+    "--seeds",
+    "1,2",
+    "--set",
+    "retrieve.seed=1",
+    "--set",
+    "generate.seed=1",
+]
 
 
 def test_a_sweep_computes_shared_stages_once(tmp_path, scifact_small, fakes):
@@ -91,7 +101,9 @@ def test_the_table_is_mean_and_sd_over_seeds_with_paired_tests(tmp_path, scifact
     cell = found["cells"]["train.value=2, generate.value=3"]["rerank"]["ndcg@10"]
     means = [statistics.fmean(sweep_fakes.scores(3, 2, seed)["rerank"].values()) for seed in (1, 2)]
     assert cell["values"] == pytest.approx(means) and cell["seeds"] == [1, 2]
-    assert cell["mean"] == pytest.approx(statistics.fmean(means)) and cell["sd"] == pytest.approx(statistics.stdev(means))
+    assert cell["mean"] == pytest.approx(statistics.fmean(means)) and cell["sd"] == pytest.approx(
+        statistics.stdev(means)
+    )
     test = found["tests"][0]
     assert test["against"] == {"row": "train.value=1,generate.value=1", "column": None}
     tested = test["cells"]["train.value=2, generate.value=3"]["rerank"]
@@ -125,8 +137,12 @@ def test_collect_builds_the_same_table(tmp_path, scifact_small, fakes):
     shutil.rmtree(folder / "train.value=2+generate.value=3" / "seed-2" / "evaluate")
     result = cli("sweep", str(recipe), *GRID, "--collect")
     assert "not run yet (1): train.value=2,generate.value=3 seed 2" in result.output
-    assert json.loads((folder / "sweep.json").read_text())["cells"]["train.value=2, generate.value=3"]["rerank"][
-        "ndcg@10"]["n"] == 1
+    assert (
+        json.loads((folder / "sweep.json").read_text())["cells"]["train.value=2, generate.value=3"]["rerank"][
+            "ndcg@10"
+        ]["n"]
+        == 1
+    )
     recipe.write_text(recipe.read_text().replace('[retrieve]\nuse = "echo"', '[retrieve]\nuse = "echo"\nvalue = 4'))
     result = cli("sweep", str(recipe), *GRID, "--collect")  # the recipe changed: every folder is of other settings
     assert result.exit_code == 0 and "stale, left out (7" in result.output and len(calls_of(fakes)) == before
@@ -152,7 +168,10 @@ def test_dry_run_commands_rebuild_the_same_folders(tmp_path, scifact_small, fake
             files = sorted(p.name for p in (run / stage).iterdir() if not p.name.startswith("."))
             assert files == sorted(p.name for p in (twin / stage).iterdir() if not p.name.startswith("."))
             assert all((run / stage / f).read_text() == (twin / stage / f).read_text() for f in files)
-            assert read_marker(run / stage / DONE_MARKER)["fingerprint"] == read_marker(twin / stage / DONE_MARKER)["fingerprint"]
+            assert (
+                read_marker(run / stage / DONE_MARKER)["fingerprint"]
+                == read_marker(twin / stage / DONE_MARKER)["fingerprint"]
+            )
     collected = cli("sweep", str(recipe), *GRID, "--collect", "--sweep-dir", "elsewhere")
     assert collected.exit_code == 0, collected.output
     assert (theirs / "table.txt").read_text() == (ours / "table.txt").read_text()
@@ -165,11 +184,26 @@ def test_a_killed_sweep_resumes(tmp_path, scifact_small):
     recipe = recipe_file(tmp_path, scifact_small)
     calls = tmp_path / "calls.txt"
     env = {**os.environ, "SWEEP_CALLS": str(calls), "PYTHONPATH": str(FAKES.parent)}
-    command = [sys.executable, str(FAKES), "sweep", str(recipe), "--grid", "train.value=1,2", "--seeds", "1,2",
-               "--set", "retrieve.seed=1"]
+    command = [
+        sys.executable,
+        str(FAKES),
+        "sweep",
+        str(recipe),
+        "--grid",
+        "train.value=1,2",
+        "--seeds",
+        "1,2",
+        "--set",
+        "retrieve.seed=1",
+    ]
     blocked = tmp_path / "runs" / "r-sweep" / "train.value=2" / "seed-1" / "train" / "blocked"
-    process = subprocess.Popen(command, cwd=tmp_path, env={**env, "SWEEP_BLOCK": "train.value=2/seed-1"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env={**env, "SWEEP_BLOCK": "train.value=2/seed-1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None and not blocked.exists():
         time.sleep(0.05)
@@ -194,7 +228,8 @@ def test_a_sweep_file_names_variants_rows_columns_and_tests(tmp_path, scifact_sm
     recipe_file(tmp_path, scifact_small)
     sweeps = tmp_path / "sweeps"
     sweeps.mkdir()
-    (sweeps / "s.toml").write_text(textwrap.dedent("""\
+    (sweeps / "s.toml").write_text(
+        textwrap.dedent("""\
         [sweep]
         recipe = "../r.toml"
         seeds = [1, 2]
@@ -223,7 +258,8 @@ def test_a_sweep_file_names_variants_rows_columns_and_tests(tmp_path, scifact_sm
         [[compare]]
         name = "against small"
         row = "small"
-        """))
+        """)
+    )
     result = cli("sweep", str(sweeps / "s.toml"))
     assert result.exit_code == 0, result.output
     found = json.loads((tmp_path / "runs" / "s" / "sweep.json").read_text())
@@ -238,17 +274,20 @@ def test_a_sweep_file_names_variants_rows_columns_and_tests(tmp_path, scifact_sm
     assert cli("validate", str(sweeps / "s.toml")).exit_code == 0
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--grid", "train.value"], "--grid: train.value: expected KEY=V1,V2"),
-    (["--grid", "train.value=1,,2"], "an empty value"),
-    (["--grid", "train.value=1,1"], "a value repeats"),
-    (["--grid", "recipe.seed=1,2"], "--seeds 1,2,3, not a grid"),
-    (["--seeds", "1,x"], "'x' is not an integer seed"),
-    (["--set", "recipe.seed=3"], "give seeds"),
-    (["--grid", "train.valu=1,2"], "--grid: train.valu: unknown key; expected one of: value"),
-    (["--baseline", "nothing"], "'nothing' names no row or variant"),
-    (["--dry-run", "--collect"], "give one of them"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--grid", "train.value"], "--grid: train.value: expected KEY=V1,V2"),
+        (["--grid", "train.value=1,,2"], "an empty value"),
+        (["--grid", "train.value=1,1"], "a value repeats"),
+        (["--grid", "recipe.seed=1,2"], "--seeds 1,2,3, not a grid"),
+        (["--seeds", "1,x"], "'x' is not an integer seed"),
+        (["--set", "recipe.seed=3"], "give seeds"),
+        (["--grid", "train.valu=1,2"], "--grid: train.valu: unknown key; expected one of: value"),
+        (["--baseline", "nothing"], "'nothing' names no row or variant"),
+        (["--dry-run", "--collect"], "give one of them"),
+    ],
+)
 def test_bad_command_line_input_is_one_line(tmp_path, scifact_small, fakes, args, message):
     recipe = recipe_file(tmp_path, scifact_small)
     result = run_main("sweep", str(recipe), "--grid", "generate.value=1,2", *args)
@@ -257,18 +296,28 @@ def test_bad_command_line_input_is_one_line(tmp_path, scifact_small, fakes, args
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
 
 
-@pytest.mark.parametrize("text,message", [
-    ('[sweep]\nrecipe = "r.toml"\nseeds = [1]\nnmae = "x"\n', "s.toml:4: sweep.nmae: unknown key"),
-    ('[sweep]\nrecipe = "r.toml"\n[variants.a]\nset = ["train.vlue=2"]\n', "s.toml:4: variants.a.set: train.vlue=2: "
-                                                                          "train.vlue: unknown key"),
-    ('[sweep]\nrecipe = "r.toml"\n[variants."a b"]\nset = []\n', "s.toml:3: variants.a b: a variant's name"),
-    ('[sweep]\nrecipe = "r.toml"\n[grid]\n"train.value" = []\n', "s.toml:4: grid.train.value: no values"),
-    ('[sweep]\nrecipe = "missing.toml"\n', "missing.toml: no such recipe file"),
-    ('[sweep]\nrecipe = "r.toml"\n[columns]\nm = "rerank"\n[[rows]]\nname = "B"\nruns = {x = "retrieve"}\n',
-     "s.toml:5: rows.0: runs: 'x' is not a column"),
-    ('[sweep]\nrecipe = "r.toml"\n[[compare]]\nname = "c"\nrow = "zz"\n', "s.toml:3: compare.0.row: 'zz' names no row"),
-    ('[sweep]\nrecipe = "r.toml"\nseeds = [1, 1]\n', "s.toml:3: sweep.seeds: seeds repeat"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ('[sweep]\nrecipe = "r.toml"\nseeds = [1]\nnmae = "x"\n', "s.toml:4: sweep.nmae: unknown key"),
+        (
+            '[sweep]\nrecipe = "r.toml"\n[variants.a]\nset = ["train.vlue=2"]\n',
+            "s.toml:4: variants.a.set: train.vlue=2: train.vlue: unknown key",
+        ),
+        ('[sweep]\nrecipe = "r.toml"\n[variants."a b"]\nset = []\n', "s.toml:3: variants.a b: a variant's name"),
+        ('[sweep]\nrecipe = "r.toml"\n[grid]\n"train.value" = []\n', "s.toml:4: grid.train.value: no values"),
+        ('[sweep]\nrecipe = "missing.toml"\n', "missing.toml: no such recipe file"),
+        (
+            '[sweep]\nrecipe = "r.toml"\n[columns]\nm = "rerank"\n[[rows]]\nname = "B"\nruns = {x = "retrieve"}\n',
+            "s.toml:5: rows.0: runs: 'x' is not a column",
+        ),
+        (
+            '[sweep]\nrecipe = "r.toml"\n[[compare]]\nname = "c"\nrow = "zz"\n',
+            "s.toml:3: compare.0.row: 'zz' names no row",
+        ),
+        ('[sweep]\nrecipe = "r.toml"\nseeds = [1, 1]\n', "s.toml:3: sweep.seeds: seeds repeat"),
+    ],
+)
 def test_bad_sweep_files_are_one_line_with_file_line_and_key(tmp_path, scifact_small, fakes, text, message):
     recipe_file(tmp_path, scifact_small)
     (tmp_path / "s.toml").write_text(text)

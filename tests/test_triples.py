@@ -14,14 +14,15 @@ import inparsx.datasets.beir
 import inparsx.retrieve.plugins
 import inparsx.triples.plugins
 from inparsx.datasets.beir import BeirFolderDataset
-from inparsx.generate.ict import ICTGenerator
 from inparsx.errors import DataError, InparsxError
+from inparsx.generate.ict import ICTGenerator
 from inparsx.io import write_jsonl
 from inparsx.pipeline import StageContext
 from inparsx.recipe import DatasetConfig, Recipe, RecipeInfo, StageConfig
 from inparsx.records import Document, SyntheticQuery
+from inparsx.rerank.fusion import interpolate
+from inparsx.rerank.fusion import ranked as ranked_ids
 from inparsx.retrieve.stage import open_retriever
-from inparsx.rerank.fusion import interpolate, ranked as ranked_ids
 from inparsx.testing.fakes import ChecksumReranker, checksum_score
 from inparsx.testing.plugins import only, plugin_module
 from inparsx.triples.bm25_negatives import Bm25Negatives, draw_negatives, teacher_scores
@@ -31,8 +32,12 @@ from inparsx.triples.stage import read_synthetic_queries, run_stage
 @pytest.fixture(scope="module", autouse=True)
 def registry():
     """Only the components these tests need, registered through the hooks."""
-    with only(inparsx.datasets.beir, inparsx.retrieve.plugins, inparsx.triples.plugins,
-              plugin_module("checksum-plugin", rerankers=[ChecksumReranker])):
+    with only(
+        inparsx.datasets.beir,
+        inparsx.retrieve.plugins,
+        inparsx.triples.plugins,
+        plugin_module("checksum-plugin", rerankers=[ChecksumReranker]),
+    ):
         yield
 
 
@@ -49,8 +54,10 @@ def first_sentence(text: str) -> str:
 def records(small: BeirFolderDataset) -> list[SyntheticQuery]:
     """An ICT-style synthetic query per document: its first sentence (so BM25 ranks the positive high)."""
     docs = [d for d in small.docs_iter() if d.text][:60]
-    return [SyntheticQuery(query_id=f"{d.doc_id}-0", doc_id=d.doc_id, query=first_sentence(d.text), generator="ict")
-            for d in docs]
+    return [
+        SyntheticQuery(query_id=f"{d.doc_id}-0", doc_id=d.doc_id, query=first_sentence(d.text), generator="ict")
+        for d in docs
+    ]
 
 
 def context(small: BeirFolderDataset, run_dir: Path, seed: int = 1, miner=None, filter_stage=False) -> StageContext:
@@ -76,8 +83,10 @@ def test_positive_is_never_a_negative_even_when_bm25_ranks_it_first(small, recor
         assert set(triple.neg_ids) <= set(run[triple.query_id])  # drawn from the BM25 top `depth`
         assert len(set(triple.neg_ids)) == len(triple.neg_ids) == 4
     docs = small.docs()
-    assert all(t.pos_text == docs[t.pos_id].full_text and t.neg_texts == tuple(docs[d].full_text for d in t.neg_ids)
-               for t in triples)
+    assert all(
+        t.pos_text == docs[t.pos_id].full_text and t.neg_texts == tuple(docs[d].full_text for d in t.neg_ids)
+        for t in triples
+    )
 
 
 def test_n_negatives_is_honoured(small, records, tmp_path):
@@ -125,8 +134,10 @@ def test_query_with_nothing_but_its_positive_gets_no_triple(small, tmp_path):
     assert unique is not None, "no SciFact term found in exactly one document of the subset"
     term, doc_id = unique
     records = [SyntheticQuery("lonely", doc_id, term), SyntheticQuery("stop", doc_id, "the of and")]
-    write_jsonl(tmp_path / "generate" / "queries.jsonl", [r.to_dict() for r in records] +
-                [SyntheticQuery("ok", docs[0].doc_id, first_sentence(docs[0].text)).to_dict()])
+    write_jsonl(
+        tmp_path / "generate" / "queries.jsonl",
+        [r.to_dict() for r in records] + [SyntheticQuery("ok", docs[0].doc_id, first_sentence(docs[0].text)).to_dict()],
+    )
     run_stage(context(small, tmp_path))
     triples = [json.loads(line) for line in (tmp_path / "triples" / "triples.jsonl").read_text().splitlines()]
     assert [t["query_id"] for t in triples] == ["ok"]
@@ -189,8 +200,9 @@ def test_teacher_scores_rank_as_the_rerank_interpolation_in_model_units():
 
 
 def test_teacher_scores_every_triple_over_its_bm25_candidates(small, records, tmp_path):
-    triples = mine(small, records[:8], tmp_path, depth=30, teacher={"use": "checksum", "model": "zs"},
-                   teacher_alpha=0.4)
+    triples = mine(
+        small, records[:8], tmp_path, depth=30, teacher={"use": "checksum", "model": "zs"}, teacher_alpha=0.4
+    )
     assert len(triples) == 8 and all(t.pos_score is not None and len(t.neg_scores) == 1 for t in triples)
     docs = small.docs()
     run = open_retriever("bm25", {}, small).search({t.query_id: t.query for t in triples}, 30)
@@ -209,7 +221,9 @@ def test_unknown_teacher_or_teacher_option_is_rejected():
         Bm25Negatives.Options(teacher={"use": "nope", "model": "m"})
     with pytest.raises(ValidationError, match="teacher: needs model"):
         Bm25Negatives.Options(teacher={"use": "checksum"})
-    with pytest.warns(FutureWarning, match=r"teacher, teacher_model, teacher_options: the old spelling of \[triples.teacher\]"):
+    with pytest.warns(
+        FutureWarning, match=r"teacher, teacher_model, teacher_options: the old spelling of \[triples.teacher\]"
+    ):
         old = Bm25Negatives.Options(teacher="checksum", teacher_model="m", teacher_options={"max_length": 9})
     assert old.teacher == Bm25Negatives.Options(teacher={"use": "checksum", "model": "m", "max_length": 9}).teacher
 
@@ -252,21 +266,30 @@ def two_positive_query(small: BeirFolderDataset) -> tuple[str, str, str]:
 
 def test_no_negative_is_another_positive_of_the_same_query(small, tmp_path):
     query, one, two = two_positive_query(small)
-    same = [SyntheticQuery(query_id="a", doc_id=one, query=query), SyntheticQuery(query_id="b", doc_id=two, query=f" {query.upper()} ")]
+    same = [
+        SyntheticQuery(query_id="a", doc_id=one, query=query),
+        SyntheticQuery(query_id="b", doc_id=two, query=f" {query.upper()} "),
+    ]
     told = [SyntheticQuery(query_id="a", doc_id=one, query=query, extra={"judged_relevant": [two]})]
     alone = [SyntheticQuery(query_id="a", doc_id=one, query=query)]
     drawn_before = set()
     for seed in range(1, 9):
         drawn_before |= {d for t in mine(small, alone, tmp_path, seed, depth=3, n_negatives=1) for d in t.neg_ids}
-        for triples in (mine(small, same, tmp_path, seed, depth=3, n_negatives=2),
-                        mine(small, told, tmp_path, seed, depth=3, n_negatives=2)):
+        for triples in (
+            mine(small, same, tmp_path, seed, depth=3, n_negatives=2),
+            mine(small, told, tmp_path, seed, depth=3, n_negatives=2),
+        ):
             assert all(not {one, two} & set(t.neg_ids) for t in triples) and all(t.neg_ids for t in triples)
     assert two in drawn_before  # without knowing it is relevant, BM25's top 3 does give it as a negative
 
 
 def test_draw_skips_duplicates_of_every_relevant_document():
-    docs = {"p": Document("p", "positive"), "r": Document("r", "other positive"), "copy": Document("copy", "other positive"),
-            "n": Document("n", "negative")}
+    docs = {
+        "p": Document("p", "positive"),
+        "r": Document("r", "other positive"),
+        "copy": Document("copy", "other positive"),
+        "n": Document("n", "negative"),
+    }
     for seed in range(10):
         assert draw_negatives(["r", "copy", "n"], docs["p"], docs, 3, random.Random(seed), relevant={"r"}) == ["n"]
 

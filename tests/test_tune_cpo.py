@@ -24,7 +24,10 @@ generator = {{ max_new_tokens = 6, max_doc_tokens = 32, dtype = "fp32", batch_si
 n_docs = 5
 n_candidates = 3
 eval_docs = 2
-judge = {{ by = "mix", depth = 20, retriever = "bm25s", reranker = {{ use = "cross-encoder", model = "{bert}", max_length = 48, dtype = "fp32" }} }}
+judge.by = "mix"
+judge.depth = 20
+judge.retriever = "bm25s"
+judge.reranker = {{ use = "cross-encoder", model = "{bert}", max_length = 48, dtype = "fp32" }}
 lora_r = 4
 lora_alpha = 8
 lora_dropout = 0.0
@@ -56,9 +59,16 @@ def record(qid: str, doc: str, query: str) -> SyntheticQuery:
 
 
 def test_pairs_take_the_best_and_worst_distinct_queries_and_respect_min_margin():
-    records = [record("a0", "a", "q one"), record("a1", "a", "q two"), record("a2", "a", "q one"),
-               record("a3", "a", "q three"), record("b0", "b", "same"), record("b1", "b", "same"),
-               record("c0", "c", "x"), record("c1", "c", "y")]
+    records = [
+        record("a0", "a", "q one"),
+        record("a1", "a", "q two"),
+        record("a2", "a", "q one"),
+        record("a3", "a", "q three"),
+        record("b0", "b", "same"),
+        record("b1", "b", "same"),
+        record("c0", "c", "x"),
+        record("c1", "c", "y"),
+    ]
     scores = {"a0": 0.2, "a1": 0.9, "a2": 0.95, "a3": 0.1, "b0": 1.0, "b1": 0.0, "c0": 0.5, "c1": 0.45}
     pairs = build_pairs(records, scores, min_margin=0.1)
     assert [p["doc_id"] for p in pairs] == ["a"]  # b: one distinct query; c: margin 0.05 < 0.1
@@ -125,9 +135,19 @@ def test_qlora_on_an_nf4_base_trains_and_merges_into_a_full_precision_model(tmp_
     from inparsx.context import ComponentContext
     from inparsx.tune.cpo import CPOOptions, CPOTuner, save_merged
 
-    options = CPOOptions(base_model=tiny["llama"], judge={"by": "consistency"}, quantization="nf4", precision="fp32",
-                         lora_r=2, target_modules=["q_proj", "v_proj"], max_steps=1, batch_size=2,
-                         learning_rate=0.05, max_length=64, generator={"dtype": "fp32"})
+    options = CPOOptions(
+        base_model=tiny["llama"],
+        judge={"by": "consistency"},
+        quantization="nf4",
+        precision="fp32",
+        lora_r=2,
+        target_modules=["q_proj", "v_proj"],
+        max_steps=1,
+        batch_size=2,
+        learning_rate=0.05,
+        max_length=64,
+        generator={"dtype": "fp32"},
+    )
     prompt = "Document: cells grow\nRelevant Query:"
     pairs = [{"prompt": prompt, "chosen": " how do cells grow?\n", "rejected": " what\n"}] * 2
     ctx = ComponentContext(None, tmp_path)  # type: ignore[arg-type]

@@ -7,15 +7,19 @@ import json
 
 import pytest
 
+from inparsx.context import ComponentContext
 from inparsx.datasets.beir import BeirFolderDataset
 from inparsx.generate.dspy_generator import DSPyGenerator, DSPyOptions
 from inparsx.pipeline import run_recipe
 from inparsx.recipe import load_recipe
 from inparsx.tune import dspy_tuner
-from inparsx.context import ComponentContext
 
-ANSWER = {"reasoning": "It studies cells.", "query": "What do cells do?",
-          "proposed_instruction": "Write the question a biologist asks.", "proposed_prefix_for_output_field": "Query:"}
+ANSWER = {
+    "reasoning": "It studies cells.",
+    "query": "What do cells do?",
+    "proposed_instruction": "Write the question a biologist asks.",
+    "proposed_prefix_for_output_field": "Query:",
+}
 
 RECIPE = """[recipe]
 name = "dspy-tiny"
@@ -47,12 +51,19 @@ def scripted(monkeypatch):
     return lm
 
 
-@pytest.mark.parametrize("optimizer, options", [("BootstrapFewShot", "{ max_bootstrapped_demos = 2, max_labeled_demos = 2 }"),
-                                                ("COPRO", "{ breadth = 2, depth = 1 }")])
+@pytest.mark.parametrize(
+    "optimizer, options",
+    [
+        ("BootstrapFewShot", "{ max_bootstrapped_demos = 2, max_labeled_demos = 2 }"),
+        ("COPRO", "{ breadth = 2, depth = 1 }"),
+    ],
+)
 def test_compiled_program_round_trip(tmp_path, scifact_small, scripted, monkeypatch, optimizer, options):
     compiled = {}
     save = dspy_tuner.save_program
-    monkeypatch.setattr(dspy_tuner, "save_program", lambda program, path: compiled.setdefault("p", program) and save(program, path))
+    monkeypatch.setattr(
+        dspy_tuner, "save_program", lambda program, path: compiled.setdefault("p", program) and save(program, path)
+    )
     path = tmp_path / "r.toml"
     path.write_text(RECIPE.format(data=scifact_small, optimizer=optimizer, options=options))
     run_dir = run_recipe(load_recipe(path), tmp_path / "run")

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from inparsx.context import ComponentContext
 from inparsx.datasets.base import SplitHiddenError, WithoutSplit
 from inparsx.datasets.beir import BeirFolderDataset
 from inparsx.generate.dspy_generator import DSPyGenerator
 from inparsx.pipeline import run_recipe
 from inparsx.recipe import load_recipe
 from inparsx.testing.plugins import plugin_module, registered
-from inparsx.context import ComponentContext
 from inparsx.tune.base import Tuner
 
 HEAD = """[recipe]
@@ -31,7 +31,9 @@ generator = {{ max_new_tokens = 4, max_doc_tokens = 16, dtype = "fp32", prompt =
 n_docs = 3
 n_candidates = 2
 eval_docs = 1
-judge = {{ by = "mix", retriever = "bm25s", reranker = {{ use = "cross-encoder", model = "{bert}", max_length = 32, dtype = "fp32" }} }}
+judge.by = "mix"
+judge.retriever = "bm25s"
+judge.reranker = {{ use = "cross-encoder", model = "{bert}", max_length = 32, dtype = "fp32" }}
 lora_r = 2
 target_modules = ["q_proj"]
 precision = "fp32"
@@ -42,7 +44,9 @@ max_length = 1024
 model = "scripted"
 optimizer = "BootstrapFewShot"
 num_docs = 3
-judge = {{ by = "mix", retriever = "bm25s", reranker = {{ use = "cross-encoder", model = "{bert}", max_length = 32, dtype = "fp32" }} }}
+judge.by = "mix"
+judge.retriever = "bm25s"
+judge.reranker = {{ use = "cross-encoder", model = "{bert}", max_length = 32, dtype = "fp32" }}
 """,
     "path": """use = "path"
 generator = {{ model = "{llama}", max_new_tokens = 4, max_doc_tokens = 16, dtype = "fp32", prompt = "promptagator", template = "promptagator-scifact", n_fewshot = 1 }}
@@ -83,8 +87,12 @@ def reads(monkeypatch) -> list[tuple[str, str]]:
 def test_no_tuner_reads_the_evaluated_split(tuner, tmp_path, scifact_small, tiny, reads, monkeypatch):
     from dspy.utils import DummyLM
 
-    answer = {"reasoning": "r", "query": "What is the role of cells?", "proposed_instruction": "Ask about cells.",
-              "proposed_prefix_for_output_field": "Q:"}
+    answer = {
+        "reasoning": "r",
+        "query": "What is the role of cells?",
+        "proposed_instruction": "Ask about cells.",
+        "proposed_prefix_for_output_field": "Q:",
+    }
     scripted = DummyLM([answer] * 200)
     monkeypatch.setattr(DSPyGenerator, "lm", lambda self, ctx: scripted)
     monkeypatch.setattr(DSPyGenerator, "models", lambda self: [])  # the scripted LM loads no model

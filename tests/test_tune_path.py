@@ -42,8 +42,10 @@ dtype = "fp32"
 """  # noqa: E501 (a TOML inline table is one line)
 
 # LM-written text may hold what rich reads as markup ("[/b]": a closing tag with no opening one)
-PROPOSALS = [{"proposed_instruction": "Ask what a biologist would ask.", "proposed_prefix_for_output_field": "Q:"},
-             {"proposed_instruction": "Name the finding [/b] as a question.", "proposed_prefix_for_output_field": "Q:"}]
+PROPOSALS = [
+    {"proposed_instruction": "Ask what a biologist would ask.", "proposed_prefix_for_output_field": "Q:"},
+    {"proposed_instruction": "Name the finding [/b] as a question.", "proposed_prefix_for_output_field": "Q:"},
+]
 
 
 @pytest.fixture()
@@ -75,12 +77,17 @@ def test_path_scores_four_candidates_with_the_inner_loop_and_keeps_the_best(tmp_
     assert result["best"] == max(scores, key=lambda text: scores[text])
     assert (tune / "instruction.txt").read_text().strip() == result["best"]
     for instruction, value in scores.items():  # each score is the inner run's own evaluation
-        folder = next(f for f in (tune / "candidates").iterdir()
-                      if (f / "instruction.txt").read_text().strip() == instruction)
+        folder = next(
+            f for f in (tune / "candidates").iterdir() if (f / "instruction.txt").read_text().strip() == instruction
+        )
         metrics = json.loads((folder / "evaluate" / "metrics.json").read_text())
         assert metrics["rerank"]["ndcg@10"] == value
-        prompts = [json.loads(line)["prompt_text"] for line in (folder / "generate" / "queries.jsonl").read_text().splitlines()]
-        assert len(prompts) == 8 and all(p.startswith(f"{instruction}\n\n" if instruction else "Example 1:") for p in prompts)
+        prompts = [
+            json.loads(line)["prompt_text"] for line in (folder / "generate" / "queries.jsonl").read_text().splitlines()
+        ]
+        assert len(prompts) == 8 and all(
+            p.startswith(f"{instruction}\n\n" if instruction else "Example 1:") for p in prompts
+        )
         evaluated = json.loads((folder / "retrieve" / "summary.json").read_text())
         assert evaluated["split"] == path_tuner.GOLD_SPLIT and evaluated["queries"] == 5
     assert not list((tune / "candidates").rglob("report.html"))  # the inner runs are sub-runs: no report
@@ -92,9 +99,9 @@ def test_path_scores_four_candidates_with_the_inner_loop_and_keeps_the_best(tmp_
     (tune / "path.json").unlink()
     inner_runs.clear()
     tuner = path_tuner.PathTuner(load_recipe(recipe).stages["tune"].components[0][1])
+    from inparsx.context import ComponentContext
     from inparsx.datasets.base import WithoutSplit
     from inparsx.datasets.beir import BeirFolderDataset
-    from inparsx.context import ComponentContext
 
     ctx = ComponentContext(WithoutSplit(BeirFolderDataset(scifact_small), "test"), tune, seed=2)
     monkeypatch.setattr(DSPyGenerator, "lm", lambda self, ctx: pytest.fail("proposals must come from the cache"))
@@ -113,8 +120,10 @@ def test_gold_queries_leave_the_train_split(scifact_small):
 
 
 def test_first_line_of_a_chat_reply_drops_labels_quotes_and_markdown():
-    assert path_tuner.first_line('\n**Improved instruction:** "Ask what a biologist would ask."\nmore') == \
-        "Ask what a biologist would ask."
+    assert (
+        path_tuner.first_line('\n**Improved instruction:** "Ask what a biologist would ask."\nmore')
+        == "Ask what a biologist would ask."
+    )
     assert path_tuner.first_line("Instructions: Write a question.\n\nInput: x") == "Write a question."
     assert path_tuner.first_line("New instruction #3: Name the finding.") == "Name the finding."
     assert path_tuner.first_line("- Instruction is key: ask.") == "Instruction is key: ask."
@@ -126,12 +135,23 @@ def test_plain_proposer_asks_with_copro_instructions_and_keeps_each_first_line(t
 
     from inparsx.context import ComponentContext
 
-    options = path_tuner.PathOptions(generator={"model": tiny["llama"]}, proposer_format="plain", breadth=3,
-                                     train={"use": "cross-encoder", "base_model": tiny["bert"]})
+    options = path_tuner.PathOptions(
+        generator={"model": tiny["llama"]},
+        proposer_format="plain",
+        breadth=3,
+        train={"use": "cross-encoder", "base_model": tiny["bert"]},
+    )
     tuner = path_tuner.PathTuner(options)
-    replies = iter(["Improved instruction: Ask what a biologist would ask.\nExplanation: ...", "",
-                    '"Write a question."', "**Name the finding as a question.**", "Name the finding as a question.",
-                    "Ask about the method."])
+    replies = iter(
+        [
+            "Improved instruction: Ask what a biologist would ask.\nExplanation: ...",
+            "",
+            '"Write a question."',
+            "**Name the finding as a question.**",
+            "Name the finding as a question.",
+            "Ask about the method.",
+        ]
+    )
     prompts: list[str] = []
     tuner.proposer = lambda ctx: lambda prompt: prompts.append(prompt) or [next(replies)]
     ctx = ComponentContext(None, tmp_path)  # type: ignore[arg-type]
@@ -143,8 +163,10 @@ def test_plain_proposer_asks_with_copro_instructions_and_keeps_each_first_line(t
     # later rounds: every attempt with its score, worst to best; a proposal repeated within the round is dropped
     assert tuner.propose(1, scores, ctx) == ["Name the finding as a question.", "Ask about the method."]
     assert prompts[3].startswith(" ".join(GenerateInstructionGivenAttempts.instructions.split()))
-    assert ("Attempted Instructions:\nInstruction #1: \nResulting score #1: 0.2500\n"
-            "Instruction #2: Write a question.\nResulting score #2: 0.5000\n") in prompts[3]
+    assert (
+        "Attempted Instructions:\nInstruction #1: \nResulting score #1: 0.2500\n"
+        "Instruction #2: Write a question.\nResulting score #2: 0.5000\n"
+    ) in prompts[3]
 
 
 def test_an_error_in_an_inner_stage_table_names_the_file_the_line_and_the_key(tmp_path, scifact_small, tiny):
@@ -171,8 +193,11 @@ def test_an_inner_reference_to_a_missing_inner_stage_is_an_error_at_its_key(tiny
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError, match=r"rerank.model\n  @tune is the output of stage 'tune'"):
-        path_tuner.PathOptions(generator={"model": tiny["llama"]}, train={"use": "cross-encoder", "base_model": "b"},
-                               rerank={"use": "cross-encoder", "model": "@tune"})
+        path_tuner.PathOptions(
+            generator={"model": tiny["llama"]},
+            train={"use": "cross-encoder", "base_model": "b"},
+            rerank={"use": "cross-encoder", "model": "@tune"},
+        )
 
 
 def test_depth_is_the_old_spelling_of_rounds(tiny):

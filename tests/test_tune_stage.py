@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from inparsx.context import ComponentContext
 from inparsx.errors import InparsxError, PluginError
 from inparsx.pipeline import run_recipe
 from inparsx.recipe import load_recipe
 from inparsx.testing.plugins import plugin_module, registered
-from inparsx.context import ComponentContext
 from inparsx.tune.base import INSTRUCTION, Tuner
 
 RECIPE = """[recipe]
@@ -28,11 +28,20 @@ def recipe(tmp_path: Path, data: Path, tables: str):
     return load_recipe(path)
 
 
-@pytest.mark.parametrize("table", ['use = "hf"\nmodel = "@tune"', 'use = "hf"\nmodel = "m"\ninstruction = "@tune"',
-                                   'use = "dspy"\nmodel = "m"\nprogram = "@tune"'])
+@pytest.mark.parametrize(
+    "table",
+    [
+        'use = "hf"\nmodel = "@tune"',
+        'use = "hf"\nmodel = "m"\ninstruction = "@tune"',
+        'use = "dspy"\nmodel = "m"\nprogram = "@tune"',
+    ],
+)
 def test_at_tune_without_a_tune_stage_is_a_clean_error(tmp_path, scifact_small, table):
-    with pytest.raises(InparsxError, match=r"r.toml:\d+: generate.\w+: @tune is the output of stage 'tune', but the "
-                                           r"recipe has no \[tune\] stage before \[generate\]"):
+    with pytest.raises(
+        InparsxError,
+        match=r"r.toml:\d+: generate.\w+: @tune is the output of stage 'tune', but the "
+        r"recipe has no \[tune\] stage before \[generate\]",
+    ):
         recipe(tmp_path, scifact_small, f"[generate]\n{table}\nnum_docs = 1")
 
 
@@ -85,8 +94,11 @@ def test_a_tuner_cannot_use_another_stage_output(tmp_path, scifact_small):
     (tmp_path / "run" / "retrieve").mkdir(parents=True)
     (tmp_path / "run" / "retrieve" / "run.trec").write_text("")
     with registered(plugin_module("resolver", tuners=[Resolver])):
-        with pytest.raises(InparsxError, match=r"@retrieve: stage 'tune' cannot read the output of stage 'retrieve' "
-                                               r"\(no earlier stage's output is available to it\)"):
+        with pytest.raises(
+            InparsxError,
+            match=r"@retrieve: stage 'tune' cannot read the output of stage 'retrieve' "
+            r"\(no earlier stage's output is available to it\)",
+        ):
             run_recipe(recipe(tmp_path, scifact_small, '[tune]\nuse = "resolver"'), tmp_path / "run")
 
 

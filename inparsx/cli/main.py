@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,21 +17,43 @@ from inparsx.cli.help import PlainHelpGroup, first_sentence
 from inparsx.errors import InparsxError, Interrupted, StorageError
 from inparsx.progress import quiet_library_bars
 
-app = typer.Typer(name="inparsx", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
-                  cls=PlainHelpGroup, rich_markup_mode="rich",
-                  help="Synthetic queries -> filtered triples -> trained reranker, from declarative TOML recipes.")
+app = typer.Typer(
+    name="inparsx",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    cls=PlainHelpGroup,
+    rich_markup_mode="rich",
+    help="Synthetic queries -> filtered triples -> trained reranker, from declarative TOML recipes.",
+)
 
-SetOption = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a recipe value: dotted.key=value (repeatable).")]
+SetOption = Annotated[
+    list[str] | None, typer.Option("--set", "-s", help="Override a recipe value: dotted.key=value (repeatable).")
+]
 
 
 @app.command()
-def run(recipe: Annotated[Path, typer.Argument(help="The recipe TOML file.")],
-        set_: SetOption = None,
-        run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Output folder (default runs/<recipe name>).")] = None,
-        from_stage: Annotated[Optional[str], typer.Option("--from", help="Re-run from this stage on, even if finished.")] = None,
-        to_stage: Annotated[Optional[str], typer.Option("--to", help="Stop after this stage.")] = None,
-        store: Annotated[Optional[Path], typer.Option("--store", help="A shared stage store: stages another run computed with the same cache key are copied from it, stages run here are added to it.")] = None,
-        ) -> None:
+def run(
+    recipe: Annotated[Path, typer.Argument(help="The recipe TOML file.")],
+    set_: SetOption = None,
+    run_dir: Annotated[
+        Path | None, typer.Option("--run-dir", help="Output folder (default runs/<recipe name>).")
+    ] = None,
+    from_stage: Annotated[
+        str | None, typer.Option("--from", help="Re-run from this stage on, even if finished.")
+    ] = None,
+    to_stage: Annotated[str | None, typer.Option("--to", help="Stop after this stage.")] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            help=(
+                "A shared stage store: stages another run computed with the same cache key are copied from it, "
+                "stages run here are added to it."
+            ),
+        ),
+    ] = None,
+) -> None:
     """Run a recipe: every stage in pipeline order, skipping those already done."""
     from inparsx.pipeline import run_recipe
     from inparsx.recipe import load_recipe
@@ -43,16 +65,38 @@ def run(recipe: Annotated[Path, typer.Argument(help="The recipe TOML file.")],
 
 
 @app.command()
-def sweep(spec: Annotated[Path, typer.Argument(help="A sweep file (with a \\[sweep] table) or a recipe.")],
-          grid: Annotated[Optional[list[str]], typer.Option("--grid", "-g", help="KEY=V1,V2,...: one run per value, crossed with the other grids (repeatable).")] = None,
-          seeds: Annotated[Optional[str], typer.Option("--seeds", help="Seeds of every variant, e.g. 1,2,3 (each run's \\[recipe] seed).")] = None,
-          set_: SetOption = None,
-          baseline: Annotated[Optional[str], typer.Option("--baseline", help="Test every cell against this row or variant (default: the first variant).")] = None,
-          sweep_dir: Annotated[Optional[Path], typer.Option("--sweep-dir", help="The sweep's folder (default runs/<name>).")] = None,
-          store: Annotated[Optional[Path], typer.Option("--store", help="The shared stage store (default <sweep folder>/store).")] = None,
-          dry_run: Annotated[bool, typer.Option("--dry-run", help="Print one `inparsx run` command per run (for a cluster scheduler) and run nothing.")] = False,
-          collect: Annotated[bool, typer.Option("--collect", help="Build the table from the runs' folders; run nothing.")] = False,
-          ) -> None:
+def sweep(
+    spec: Annotated[Path, typer.Argument(help="A sweep file (with a \\[sweep] table) or a recipe.")],
+    grid: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grid", "-g", help="KEY=V1,V2,...: one run per value, crossed with the other grids (repeatable)."
+        ),
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option("--seeds", help="Seeds of every variant, e.g. 1,2,3 (each run's \\[recipe] seed).")
+    ] = None,
+    set_: SetOption = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option("--baseline", help="Test every cell against this row or variant (default: the first variant)."),
+    ] = None,
+    sweep_dir: Annotated[
+        Path | None, typer.Option("--sweep-dir", help="The sweep's folder (default runs/<name>).")
+    ] = None,
+    store: Annotated[
+        Path | None, typer.Option("--store", help="The shared stage store (default <sweep folder>/store).")
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Print one `inparsx run` command per run (for a cluster scheduler) and run nothing."
+        ),
+    ] = False,
+    collect: Annotated[
+        bool, typer.Option("--collect", help="Build the table from the runs' folders; run nothing.")
+    ] = False,
+) -> None:
     """Run a recipe over grids, named variants and seeds, sharing equal stages; then mean ± sd and paired tests."""
     from inparsx.sweep.cli import sweep_command
 
@@ -60,12 +104,26 @@ def sweep(spec: Annotated[Path, typer.Argument(help="A sweep file (with a \\[swe
 
 
 @app.command()
-def validate(recipe: Annotated[Path, typer.Argument(help="The recipe TOML file (or a sweep file).")], set_: SetOption = None,
-             check: Annotated[bool, typer.Option("--check", help="Also run the pre-flight check: every model found, missing or gated; its memory "
-                                   "against this machine's GPUs or RAM; generation time on a CPU. Loads no weights.")] = False,
-             run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="With --check: the run directory whose finished stages' models count as found "
-                                   "(default runs/<recipe name>).")] = None,
-             ) -> None:
+def validate(
+    recipe: Annotated[Path, typer.Argument(help="The recipe TOML file (or a sweep file).")],
+    set_: SetOption = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Also run the pre-flight check: every model found, missing or gated; its memory "
+            "against this machine's GPUs or RAM; generation time on a CPU. Loads no weights.",
+        ),
+    ] = False,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--run-dir",
+            help="With --check: the run directory whose finished stages' models count as found "
+            "(default runs/<recipe name>).",
+        ),
+    ] = None,
+) -> None:
     """Check a recipe (keys, types, plugin names) without loading any model or data; with --check, also
     whether its models can be loaded here and fit in memory (exit code 2 when not). A sweep file: every run's
     recipe is checked."""
@@ -75,8 +133,11 @@ def validate(recipe: Annotated[Path, typer.Argument(help="The recipe TOML file (
 
     if is_sweep_file(recipe):
         found = load_sweep(recipe, sets=set_)
-        out.print(f"{recipe}: valid (sweep {found.name}: {len(found.variants)} variant(s) x {len(found.seeds)} "
-                  f"seed(s) of {found.recipe_path})", markup=False)
+        out.print(
+            f"{recipe}: valid (sweep {found.name}: {len(found.variants)} variant(s) x {len(found.seeds)} "
+            f"seed(s) of {found.recipe_path})",
+            markup=False,
+        )
         return
     loaded = load_recipe(recipe, set_)
     stages = ", ".join(f"{s}={'+'.join(c.use)}" for s, c in loaded.stages.items())
@@ -96,8 +157,9 @@ def _preflight(recipe, run_dir: Path) -> None:
     except InparsxError as exc:
         dataset = None
         out.print(f"dataset: {exc}", markup=False, highlight=False, soft_wrap=True)
-    report = check_recipe(recipe, run_dir, dataset=dataset, say=lambda line: out.print(line, markup=False,
-                                                                                      soft_wrap=True))
+    report = check_recipe(
+        recipe, run_dir, dataset=dataset, say=lambda line: out.print(line, markup=False, soft_wrap=True)
+    )
     for line in report.lines or ["models: none (no component of this recipe loads a model)"]:
         out.print(line, markup=False, highlight=False, soft_wrap=True)
     report.raise_for_problems()
@@ -112,8 +174,11 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON ins
     from inparsx.progress import out
 
     registry = get_registry()
-    rows = [(e.kind, e.name, e.package, e.version, summary_line(e.cls.__doc__))
-            for kind in registry.entries for e in sorted(registry.entries[kind].values(), key=lambda e: e.name)]
+    rows = [
+        (e.kind, e.name, e.package, e.version, summary_line(e.cls.__doc__))
+        for kind in registry.entries
+        for e in sorted(registry.entries[kind].values(), key=lambda e: e.name)
+    ]
     if as_json:
         import json
 
@@ -131,10 +196,16 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON ins
 
 
 @app.command()
-def check(dataset: Annotated[str, typer.Argument(help="A BEIR folder, a .jsonl/.csv/.tsv file of documents, beir:<name>, irds:<id> or hf:<name>.")],
-          as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-          strict: Annotated[bool, typer.Option("--strict", help="Exit with code 1 when there are warnings.")] = False,
-          ) -> None:
+def check(
+    dataset: Annotated[
+        str,
+        typer.Argument(
+            help="A BEIR folder, a .jsonl/.csv/.tsv file of documents, beir:<name>, irds:<id> or hf:<name>."
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit with code 1 when there are warnings.")] = False,
+) -> None:
     """Check a collection (encoding marks, line endings, repeated ids, missing fields, empty texts, qrels naming
     unknown documents or queries, duplicate qrels rows) without running anything, and say what it is fit for
     (training and evaluation, or training and the label-free estimate without labels). Exit code 2 on errors."""
@@ -157,9 +228,10 @@ def check(dataset: Annotated[str, typer.Argument(help="A BEIR folder, a .jsonl/.
 
 
 @app.command()
-def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (written by inparsx run).")],
-           out_file: Annotated[Optional[Path], typer.Option("--out", help="The HTML file (default RUN_DIR/report.html).")] = None,
-           ) -> None:
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (written by inparsx run).")],
+    out_file: Annotated[Path | None, typer.Option("--out", help="The HTML file (default RUN_DIR/report.html).")] = None,
+) -> None:
     """Write one self-contained HTML report of a run: recipe, metrics, per-query gains, filters, synthetic queries,
     training loss (images embedded; opens offline)."""
     from inparsx.progress import out

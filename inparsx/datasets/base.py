@@ -85,7 +85,7 @@ class Dataset:
                 what to do).
         """
 
-    def check(self) -> "CheckReport":
+    def check(self) -> CheckReport:
         """Look for defects a careful user would want to know about (repeated ids, empty texts, qrels naming
         unknown documents...); see :mod:`inparsx.datasets.check`. This default reads the dataset through its
         API; datasets backed by files override it to name file and line."""
@@ -97,8 +97,10 @@ class Dataset:
 def no_labels_error(dataset: str, split: str) -> InparsxError:
     """The error for asking a collection without labels (``dataset``, its name) for ``split``'s queries or
     qrels."""
-    return InparsxError(f"{dataset}: no {split!r} queries or qrels: this collection has no labels (documents "
-                        "only); the label-free estimate ([estimate]) needs none")
+    return InparsxError(
+        f"{dataset}: no {split!r} queries or qrels: this collection has no labels (documents "
+        "only); the label-free estimate ([estimate]) needs none"
+    )
 
 
 class DocumentsOnly(Dataset):
@@ -133,16 +135,23 @@ class WithoutSplit(Dataset):
         SplitHiddenError: ``queries(hidden)`` or ``qrels(hidden)``.
     """
 
-    def __init__(self, base: Dataset, hidden: str, extra: dict[str, tuple[dict[str, Query], Qrels]] | None = None,
-                 drop: dict[str, set[str]] | None = None):
+    def __init__(
+        self,
+        base: Dataset,
+        hidden: str,
+        extra: dict[str, tuple[dict[str, Query], Qrels]] | None = None,
+        drop: dict[str, set[str]] | None = None,
+    ):
         self.base, self.hidden = base, hidden
         self.extra, self.drop = dict(extra or {}), dict(drop or {})
         self.name = base.name
 
     def _check(self, split: str) -> None:
         if split == self.hidden:
-            raise SplitHiddenError(f"split {split!r} is the evaluated split: the tune stage never sees its queries "
-                                   f"or qrels (available: {', '.join(self.splits()) or 'none'})")
+            raise SplitHiddenError(
+                f"split {split!r} is the evaluated split: the tune stage never sees its queries "
+                f"or qrels (available: {', '.join(self.splits()) or 'none'})"
+            )
 
     def docs_iter(self) -> Iterator[Document]:
         return self.base.docs_iter()
@@ -223,14 +232,15 @@ class SampledSplit(Dataset):
     def fingerprint(self) -> str:
         return self.base.fingerprint()
 
-    def check(self) -> "CheckReport":
+    def check(self) -> CheckReport:
         """The whole collection's check (the sample is a view; the files are those of ``base``)."""
         return self.base.check()
 
     def describe(self) -> str:
         """``"100 of 809 queries of split 'train' (dataset.eval_queries, seed 1)"``, for tables and messages."""
-        return (f"{len(self.qids)} of {self.total} queries of split {self.split!r} "
-                f"(dataset.eval_queries, seed {self.seed})")
+        return (
+            f"{len(self.qids)} of {self.total} queries of split {self.split!r} (dataset.eval_queries, seed {self.seed})"
+        )
 
 
 class NoDataset(Dataset):

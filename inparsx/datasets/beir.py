@@ -31,11 +31,15 @@ class BeirFolderDataset(Dataset):
         self.root = Path(root)
         self.name = name or self.root.name
         if not (self.root / "corpus.jsonl").is_file():
-            raise DataError(self.root / "corpus.jsonl", "missing: a BEIR folder needs corpus.jsonl (and, to be "
-                                                        "evaluated, queries.jsonl and qrels/<split>.tsv)")
+            raise DataError(
+                self.root / "corpus.jsonl",
+                "missing: a BEIR folder needs corpus.jsonl (and, to be evaluated, queries.jsonl and qrels/<split>.tsv)",
+            )
         if self.splits() and not (self.root / "queries.jsonl").is_file():
-            raise DataError(self.root / "queries.jsonl", f"missing: qrels/{self.splits()[0]}.tsv judges queries that "
-                                                         "queries.jsonl must hold")
+            raise DataError(
+                self.root / "queries.jsonl",
+                f"missing: qrels/{self.splits()[0]}.tsv judges queries that queries.jsonl must hold",
+            )
         self._all_queries: dict[str, Query] | None = None
         self._qrels: dict[str, Qrels] = {}
         self._fingerprint: str | None = None
@@ -70,7 +74,9 @@ class BeirFolderDataset(Dataset):
             if not self.splits():
                 raise no_labels_error(self.name, split)
             if not path.is_file():
-                raise InparsxError(f"{self.root}: no qrels for split {split!r}; available: {', '.join(self.splits()) or '(none)'}")
+                raise InparsxError(
+                    f"{self.root}: no qrels for split {split!r}; available: {', '.join(self.splits()) or '(none)'}"
+                )
             self._qrels[split] = read_qrels(path)
         return self._qrels[split]
 
@@ -111,8 +117,10 @@ class FolderLoader(DatasetLoader):
         if path.is_file() or options:
             return DocumentFile(path, **options)
         if not path.is_dir():
-            raise InparsxError(f"dataset {spec!r}: no such folder or file (expected a BEIR folder, a .jsonl, .csv "
-                               "or .tsv file of documents, beir:<name>, irds:<id> or hf:<name>)")
+            raise InparsxError(
+                f"dataset {spec!r}: no such folder or file (expected a BEIR folder, a .jsonl, .csv "
+                "or .tsv file of documents, beir:<name>, irds:<id> or hf:<name>)"
+            )
         return BeirFolderDataset(path)
 
 
@@ -127,10 +135,15 @@ class BeirLoader(DatasetLoader):
             return BeirFolderDataset(Path(home) / "beir" / spec, name=f"beir:{spec}")
         from inparsx.datasets.irds import IrdsDataset
 
-        looked = (f"no local copy in {Path(home) / 'beir' / spec} (${DATA_HOME_ENV}/beir/{spec}/corpus.jsonl)" if home
-                  else f"${DATA_HOME_ENV} is not set, so no local copy was looked for")
-        local = (f"set {DATA_HOME_ENV} to a folder holding beir/{spec}/corpus.jsonl, queries.jsonl and "
-                 "qrels/<split>.tsv (or name such a BEIR folder as the dataset)")
+        looked = (
+            f"no local copy in {Path(home) / 'beir' / spec} (${DATA_HOME_ENV}/beir/{spec}/corpus.jsonl)"
+            if home
+            else f"${DATA_HOME_ENV} is not set, so no local copy was looked for"
+        )
+        local = (
+            f"set {DATA_HOME_ENV} to a folder holding beir/{spec}/corpus.jsonl, queries.jsonl and "
+            "qrels/<split>.tsv (or name such a BEIR folder as the dataset)"
+        )
         return IrdsDataset(f"beir/{spec}", fallback_of=(f"beir:{spec}", looked, local))
 
 

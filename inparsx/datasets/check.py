@@ -45,7 +45,10 @@ KINDS: dict[str, tuple[Level, str]] = {
     "bad-relevance": ("error", "qrels rows whose relevance is not a number"),
     "missing-column": ("error", "files without an id or a text column"),
     "bad-row": ("error", "CSV/TSV rows with another number of fields than the header"),
-    "queries-without-qrels": ("warning", "queries.jsonl without qrels/<split>.tsv: its queries are in no split and are not used"),
+    "queries-without-qrels": (
+        "warning",
+        "queries.jsonl without qrels/<split>.tsv: its queries are in no split and are not used",
+    ),
     "bom": ("warning", "files starting with a UTF-8 byte-order mark (spreadsheet exports)"),
     "mixed-line-endings": ("warning", "files with mixed line endings (CRLF and LF lines)"),
     "repeated-id": ("warning", "repeated ids (the last record wins)"),
@@ -60,8 +63,11 @@ KINDS: dict[str, tuple[Level, str]] = {
     "split-overlap": ("warning", "queries judged in more than one split"),
     "crlf": ("note", "files with CRLF (Windows) line endings; readers strip them"),
     "empty-title": ("note", "documents with an empty title"),
-    "no-labels": ("note", "collections without queries or qrels (documents only): fit for training and the "
-                          "label-free estimate ([estimate]), not for evaluation"),
+    "no-labels": (
+        "note",
+        "collections without queries or qrels (documents only): fit for training and the "
+        "label-free estimate ([estimate]), not for evaluation",
+    ),
 }
 """Every kind of finding: ``kind -> (level, what it means)``."""
 
@@ -143,12 +149,16 @@ class CheckReport:
         339, train 919); fit for training and evaluation``, ending with :meth:`verdict`."""
         stats = self.stats
         qrels = ", ".join(f"{split} {rows}" for split, rows in sorted(stats.get("qrels_rows", {}).items()))
-        facts = [f"{stats['documents']} documents" if stats.get("documents") is not None else "",
-                 f"{stats['queries']} queries" if stats.get("queries") is not None else "",
-                 f"qrels rows: {qrels}" if qrels else ""]
+        facts = [
+            f"{stats['documents']} documents" if stats.get("documents") is not None else "",
+            f"{stats['queries']} queries" if stats.get("queries") is not None else "",
+            f"qrels rows: {qrels}" if qrels else "",
+        ]
         facts_text = ", ".join(f for f in facts if f)
-        return (f"{self.dataset}: {self.total('error')} errors, {self.total('warning')} warnings, "
-                f"{self.total('note')} notes" + (f" ({facts_text})" if facts_text else "") + f"; {self.verdict()}")
+        return (
+            f"{self.dataset}: {self.total('error')} errors, {self.total('warning')} warnings, "
+            f"{self.total('note')} notes" + (f" ({facts_text})" if facts_text else "") + f"; {self.verdict()}"
+        )
 
     def fit_for(self) -> list[str]:
         """What the collection can be used for: ``["training", "evaluation"]`` with qrels, ``["training",
@@ -170,11 +180,23 @@ class CheckReport:
     def to_json(self) -> dict[str, Any]:
         """What ``check.json`` holds: the summary counts, the stats, and per kind its level, meaning, count and
         examples."""
-        return {"dataset": self.dataset, "errors": self.total("error"), "warnings": self.total("warning"),
-                "notes": self.total("note"), "fit_for": self.fit_for(), "stats": self.stats,
-                "findings": {kind: {"level": KINDS[kind][0], "meaning": KINDS[kind][1], "count": self.counts[kind],
-                                    "examples": [f.to_json() for f in self.examples[kind]]}
-                             for kind in self.kinds()}}
+        return {
+            "dataset": self.dataset,
+            "errors": self.total("error"),
+            "warnings": self.total("warning"),
+            "notes": self.total("note"),
+            "fit_for": self.fit_for(),
+            "stats": self.stats,
+            "findings": {
+                kind: {
+                    "level": KINDS[kind][0],
+                    "meaning": KINDS[kind][1],
+                    "count": self.counts[kind],
+                    "examples": [f.to_json() for f in self.examples[kind]],
+                }
+                for kind in self.kinds()
+            },
+        }
 
 
 def check_beir_folder(root: str | Path, name: str | None = None) -> CheckReport:
@@ -190,12 +212,16 @@ def check_beir_folder(root: str | Path, name: str | None = None) -> CheckReport:
     query_ids = None
     if files or (root / "queries.jsonl").is_file():
         query_ids = _check_jsonl(root, "queries.jsonl", report, _check_query)
-    report.stats.update(documents=len(doc_ids) if doc_ids is not None else None,
-                        queries=len(query_ids) if query_ids is not None else None, qrels_rows={})
+    report.stats.update(
+        documents=len(doc_ids) if doc_ids is not None else None,
+        queries=len(query_ids) if query_ids is not None else None,
+        qrels_rows={},
+    )
     if not files:
         if query_ids is not None:
-            report.add("queries-without-qrels", "queries.jsonl", detail="a split is the queries its "
-                                                                        "qrels/<split>.tsv judges")
+            report.add(
+                "queries-without-qrels", "queries.jsonl", detail="a split is the queries its qrels/<split>.tsv judges"
+            )
         report.add("no-labels", "qrels/", detail="no qrels/<split>.tsv")
     judged: dict[str, str] = {}
     for path in files:
@@ -212,7 +238,7 @@ def _lines(root: Path, relative: str, report: CheckReport) -> Iterator[tuple[int
         for number, raw in enumerate(handle, 1):
             if number == 1 and raw.startswith(BOM):
                 report.add("bom", relative, 1)
-                raw = raw[len(BOM):]
+                raw = raw[len(BOM) :]
             if raw.endswith(b"\r\n"):
                 crlf += 1
             elif raw.endswith(b"\n"):
@@ -220,7 +246,7 @@ def _lines(root: Path, relative: str, report: CheckReport) -> Iterator[tuple[int
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                bad = raw[exc.start:exc.start + 1]
+                bad = raw[exc.start : exc.start + 1]
                 report.add("not-utf8", relative, number, detail=f"byte {exc.start + 1}: {bad!r}")
                 continue
             text = text.rstrip("\r\n")
@@ -275,8 +301,15 @@ def _check_query(obj: dict[str, Any], relative: str, number: int | None, query_i
         report.add("empty-text", relative, number, query_id, "empty query")
 
 
-def _text_field(obj: dict[str, Any], key: str, relative: str, number: int | None, record_id: str,
-                report: CheckReport, required: bool = True) -> str:
+def _text_field(
+    obj: dict[str, Any],
+    key: str,
+    relative: str,
+    number: int | None,
+    record_id: str,
+    report: CheckReport,
+    required: bool = True,
+) -> str:
     """The string value of ``obj[key]`` ('' when absent or not a string, each a finding)."""
     if key not in obj:
         if required:
@@ -289,8 +322,14 @@ def _text_field(obj: dict[str, Any], key: str, relative: str, number: int | None
     return str(value)
 
 
-def _check_qrels(root: Path, path: Path, report: CheckReport, doc_ids: set[str] | None,
-                 query_ids: set[str] | None, judged: dict[str, str]) -> None:
+def _check_qrels(
+    root: Path,
+    path: Path,
+    report: CheckReport,
+    doc_ids: set[str] | None,
+    query_ids: set[str] | None,
+    judged: dict[str, str],
+) -> None:
     """Check one qrels file; ``judged`` maps each query id to the first split judging it (across files)."""
     relative, split = f"qrels/{path.name}", path.stem
     seen: dict[tuple[str, str], tuple[int, str]] = {}
@@ -316,9 +355,15 @@ def _check_qrels(root: Path, path: Path, report: CheckReport, doc_ids: set[str] 
     report.stats["qrels_rows"][split] = rows
 
 
-def _check_qrels_row(report: CheckReport, relative: str, number: int, row: tuple[str, str, str],
-                     seen: dict[tuple[str, str], tuple[int, str]], doc_ids: set[str] | None,
-                     query_ids: set[str] | None) -> None:
+def _check_qrels_row(
+    report: CheckReport,
+    relative: str,
+    number: int,
+    row: tuple[str, str, str],
+    seen: dict[tuple[str, str], tuple[int, str]],
+    doc_ids: set[str] | None,
+    query_ids: set[str] | None,
+) -> None:
     qid, docid, rel = row
     if query_ids is not None and qid not in query_ids:
         report.add("unknown-query", relative, number, qid)
@@ -327,13 +372,18 @@ def _check_qrels_row(report: CheckReport, relative: str, number: int, row: tuple
     if (qid, docid) in seen:
         first, first_rel = seen[(qid, docid)]
         same = float(first_rel) == float(rel)
-        report.add("duplicate-qrels-row" if same else "conflicting-qrels-row", relative, number, qid,
-                   f"document {docid!r}, first on line {first}" + ("" if same else f" with relevance {first_rel}"))
+        report.add(
+            "duplicate-qrels-row" if same else "conflicting-qrels-row",
+            relative,
+            number,
+            qid,
+            f"document {docid!r}, first on line {first}" + ("" if same else f" with relevance {first_rel}"),
+        )
     else:
         seen[(qid, docid)] = (number, rel)
 
 
-def check_records(dataset: "Dataset") -> CheckReport:
+def check_records(dataset: Dataset) -> CheckReport:
     """Check any dataset through its API (no file or line numbers): repeated document ids, empty texts, and
     qrels naming unknown documents or queries, per split. For datasets that are not BEIR folders (ir_datasets)."""
     report = CheckReport(dataset.name)

@@ -70,13 +70,20 @@ def file_format(path: Path) -> str:
     """
     found = FORMATS.get(path.suffix.lower())
     if found is None:
-        raise InparsxError(f"{path}: not a file of documents inparsx reads (expected {', '.join(FORMATS)}; "
-                           "a BEIR collection is a folder, a Hugging Face dataset is hf:<name or path>)")
+        raise InparsxError(
+            f"{path}: not a file of documents inparsx reads (expected {', '.join(FORMATS)}; "
+            "a BEIR collection is a folder, a Hugging Face dataset is hf:<name or path>)"
+        )
     return found
 
 
-def pick_fields(columns: list[str], where: str | Path, id_field: str | None = None, text_field: str | None = None,
-                title_field: str | None = None) -> tuple[str, str, str]:
+def pick_fields(
+    columns: list[str],
+    where: str | Path,
+    id_field: str | None = None,
+    text_field: str | None = None,
+    title_field: str | None = None,
+) -> tuple[str, str, str]:
     """The (id, text, title) columns among ``columns``: the given names, else the first present of
     :data:`ID_FIELDS`, :data:`TEXT_FIELDS` and :data:`TITLE_FIELDS` (``title`` when none is present: a record
     without it has an empty title; ``""``, no title, when the text is read from ``title``).
@@ -84,6 +91,7 @@ def pick_fields(columns: list[str], where: str | Path, id_field: str | None = No
     Raises:
         DataError: no id or no text column (``where`` and the columns found are named).
     """
+
     def choose(given: str | None, names: tuple[str, ...], what: str, required: bool) -> str | None:
         if given is not None:
             if given not in columns:
@@ -91,8 +99,11 @@ def pick_fields(columns: list[str], where: str | Path, id_field: str | None = No
             return given
         found = next((name for name in names if name in columns), None)
         if found is None and required:
-            raise DataError(where, f"no {what} column: expected one of {', '.join(names)} (or name it: "
-                                   f"?{what}=COLUMN after the path); columns: {', '.join(columns) or '(none)'}")
+            raise DataError(
+                where,
+                f"no {what} column: expected one of {', '.join(names)} (or name it: "
+                f"?{what}=COLUMN after the path); columns: {', '.join(columns) or '(none)'}",
+            )
         return found
 
     ident = choose(id_field, ID_FIELDS, "id", True)
@@ -127,8 +138,9 @@ def read_records(path: Path, fmt: str) -> Iterator[tuple[int, dict]]:
                     raise DataError(path, f"{len(row)} fields where the header has {len(header)}", reader.line_num)
                 yield reader.line_num, dict(zip(header, row))
     except UnicodeDecodeError as exc:
-        raise DataError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start}); `inparsx check {path}` "
-                              "names the line") from None
+        raise DataError(
+            path, f"not UTF-8 text ({exc.reason} at byte {exc.start}); `inparsx check {path}` names the line"
+        ) from None
     except csv.Error as exc:
         raise DataError(path, f"not a valid {fmt.upper()} file ({exc})") from None
 
@@ -152,8 +164,14 @@ class DocumentFile(DocumentsOnly):
         InparsxError: the file does not exist or has another suffix. DataError: no id or text column.
     """
 
-    def __init__(self, path: str | Path, id_field: str | None = None, text_field: str | None = None,
-                 title_field: str | None = None, name: str | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        id_field: str | None = None,
+        text_field: str | None = None,
+        title_field: str | None = None,
+        name: str | None = None,
+    ):
         self.path = Path(path)
         if not self.path.is_file():
             raise InparsxError(f"dataset {str(path)!r}: no such file")
@@ -192,8 +210,13 @@ def _text(value: object) -> str:
     return "" if value is None else value if isinstance(value, str) else str(value)
 
 
-def check_document_file(path: str | Path, name: str | None = None, id_field: str | None = None,
-                        text_field: str | None = None, title_field: str | None = None) -> CheckReport:
+def check_document_file(
+    path: str | Path,
+    name: str | None = None,
+    id_field: str | None = None,
+    text_field: str | None = None,
+    title_field: str | None = None,
+) -> CheckReport:
     """Check a JSONL/CSV/TSV file of documents line by line, as :func:`~inparsx.datasets.check.check_beir_folder`
     checks a corpus: bytes that are not UTF-8, lines that are not JSON objects or rows with the wrong number of
     fields (errors), repeated or missing ids, empty texts, fields that are not strings, a byte-order mark
@@ -253,7 +276,11 @@ def _table_records(path: Path, fmt: str, report: CheckReport) -> Iterator[tuple[
     for _ in _lines(path.parent, path.name, report):  # encoding marks, line endings, bytes that are not UTF-8
         pass
     raw = path.read_bytes()
-    text = raw[len(BOM):].decode("utf-8", errors="replace") if raw.startswith(BOM) else raw.decode("utf-8", errors="replace")
+    text = (
+        raw[len(BOM) :].decode("utf-8", errors="replace")
+        if raw.startswith(BOM)
+        else raw.decode("utf-8", errors="replace")
+    )
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if fmt == "tsv" else ",")
     try:
         header = next(reader, None)

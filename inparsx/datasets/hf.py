@@ -71,8 +71,9 @@ def load_table(source: str, options: dict[str, str]) -> Any:
             extra = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
             loaded = datasets.load_dataset(builder, data_files=str(path), **extra)
         else:
-            loaded = datasets.load_dataset(str(path) if path.is_dir() else source, options.get("config"),
-                                           revision=options.get("revision"))
+            loaded = datasets.load_dataset(
+                str(path) if path.is_dir() else source, options.get("config"), revision=options.get("revision")
+            )
     except InparsxError:
         raise
     except Exception as exc:  # datasets raises many kinds (ConnectionError, FileNotFoundError, ValueError...)
@@ -90,8 +91,11 @@ def _one_split(loaded: Any, source: str, split: str | None) -> Any:
     if split is None:
         split = names[0] if len(names) == 1 else next((s for s in ("corpus", "train") if s in names), None)
     if split not in names:
-        raise InparsxError(f"hf:{source}: " + (f"no split {split!r}" if split else "several splits") +
-                           f"; choose one with ?split=NAME: {', '.join(names)}")
+        raise InparsxError(
+            f"hf:{source}: "
+            + (f"no split {split!r}" if split else "several splits")
+            + f"; choose one with ?split=NAME: {', '.join(names)}"
+        )
     return loaded[split]
 
 
@@ -107,8 +111,9 @@ class HfDataset(DocumentsOnly):
         self.name = f"hf:{spec}"
         source, options = parse_spec(spec)
         self.table = load_table(source, options)
-        self.fields = pick_fields(list(self.table.column_names), self.name, options.get("id"), options.get("text"),
-                                  options.get("title"))
+        self.fields = pick_fields(
+            list(self.table.column_names), self.name, options.get("id"), options.get("text"), options.get("title")
+        )
 
     def docs_iter(self) -> Iterator[Document]:
         ident, text, title = self.fields
@@ -116,7 +121,9 @@ class HfDataset(DocumentsOnly):
         for batch in self.table.select_columns(columns).iter(batch_size=1000):
             titles = batch.get(title) or [None] * len(batch[ident])
             for doc_id, body, head in zip(batch[ident], batch[text], titles):
-                yield Document(str(doc_id), "" if body is None else str(body), "" if head is None else str(head).strip())
+                yield Document(
+                    str(doc_id), "" if body is None else str(body), "" if head is None else str(head).strip()
+                )
 
     def docs_count(self) -> int:
         return self.table.num_rows

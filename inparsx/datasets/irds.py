@@ -33,10 +33,10 @@ class IrdsDataset(Dataset):
 
     def __init__(self, dataset_id: str, fallback_of: tuple[str, str, str] | None = None):
         """Args:
-            dataset_id: the ir_datasets id.
-            fallback_of: when this stands in for a local copy that was not found (``beir:<name>``): the name
-                given, where the copy was looked for, and how to provide one, for the message of a failed
-                download.
+        dataset_id: the ir_datasets id.
+        fallback_of: when this stands in for a local copy that was not found (``beir:<name>``): the name
+            given, where the copy was looked for, and how to provide one, for the message of a failed
+            download.
         """
         import ir_datasets
 
@@ -65,7 +65,9 @@ class IrdsDataset(Dataset):
             elif not self.splits():
                 raise no_labels_error(self.name, split)
             else:
-                raise InparsxError(f"{self.name}: no split {split!r}; available: {', '.join(self.splits()) or '(none)'}")
+                raise InparsxError(
+                    f"{self.name}: no split {split!r}; available: {', '.join(self.splits()) or '(none)'}"
+                )
         return self._cache[split]
 
     def docs_iter(self) -> Iterator[Document]:
@@ -78,8 +80,10 @@ class IrdsDataset(Dataset):
             return super().get_docs(doc_ids)
         with self.download_errors():
             store = self._base.docs_store()
-            return {i: Document(d.doc_id, getattr(d, "text", "") or "", (getattr(d, "title", "") or "").strip())
-                    for i, d in store.get_many(list(doc_ids)).items()}
+            return {
+                i: Document(d.doc_id, getattr(d, "text", "") or "", (getattr(d, "title", "") or "").strip())
+                for i, d in store.get_many(list(doc_ids)).items()
+            }
 
     def docs_count(self) -> int:
         return self._base.docs_count() or super().docs_count()
@@ -137,10 +141,14 @@ class IrdsDataset(Dataset):
         host = urlsplit(url).netloc or url
         if self.fallback_of is not None:
             name, looked, local = self.fallback_of
-            return (f"dataset {name}: {looked}, and ir_datasets could not download {url} ({reason}); either {local}, "
-                    f"or run where {host} can be reached (ir_datasets then keeps it in {_irds_home()})")
-        return (f"dataset {self.name}: ir_datasets could not download {url} ({reason}); run where {host} can be "
-                f"reached, or put the files ir_datasets expects in {_irds_home()} (see https://ir-datasets.com)")
+            return (
+                f"dataset {name}: {looked}, and ir_datasets could not download {url} ({reason}); either {local}, "
+                f"or run where {host} can be reached (ir_datasets then keeps it in {_irds_home()})"
+            )
+        return (
+            f"dataset {self.name}: ir_datasets could not download {url} ({reason}); run where {host} can be "
+            f"reached, or put the files ir_datasets expects in {_irds_home()} (see https://ir-datasets.com)"
+        )
 
     def splits(self) -> list[str]:
         import ir_datasets
@@ -159,7 +167,9 @@ def download_failure(exc: BaseException) -> tuple[str, str] | None:
 
     if isinstance(exc, RuntimeError) and exc.args and exc.args[0] == "All download sources failed":
         tried = [(getattr(mirror, "url", "?"), error) for mirror, error in exc.args[1]]
-        failures = [(url, network_reason(error)) for url, error in tried if isinstance(error, requests.RequestException)]
+        failures = [
+            (url, network_reason(error)) for url, error in tried if isinstance(error, requests.RequestException)
+        ]
         return (" and ".join(u for u, _ in failures), failures[0][1]) if failures else None
     if isinstance(exc, requests.RequestException):
         return (exc.request.url if exc.request is not None else "?"), network_reason(exc)

@@ -48,8 +48,10 @@ class WithoutDocs(Dataset):
         return self.base.docs_count() - len(self.removed)
 
     def qrels(self, split: str) -> Qrels:
-        kept = {qid: {d: r for d, r in judged.items() if d not in self.removed}
-                for qid, judged in self.base.qrels(split).items()}
+        kept = {
+            qid: {d: r for d, r in judged.items() if d not in self.removed}
+            for qid, judged in self.base.qrels(split).items()
+        }
         return {qid: judged for qid, judged in kept.items() if judged}
 
     def queries(self, split: str) -> dict[str, Query]:

@@ -36,8 +36,10 @@ class Holdout:
         """The held-out document ids, in corpus order (one pass over the corpus)."""
         total = self.dataset.docs_count()
         if self.count >= total:
-            raise InparsxError(f"[estimate] docs = {self.count}: {self.dataset.name} has {total} documents; hold out "
-                               "fewer, so that some are left to train on")
+            raise InparsxError(
+                f"[estimate] docs = {self.count}: {self.dataset.name} has {total} documents; hold out "
+                "fewer, so that some are left to train on"
+            )
         wanted = set(random.Random(f"{self.seed}:holdout").sample(range(total), self.count))
         return [doc.doc_id for pos, doc in enumerate(self.dataset.docs_iter()) if pos in wanted]
 

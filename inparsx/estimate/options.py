@@ -22,8 +22,11 @@ class EstimateStageOptions(Options):
     """
 
     docs: int = Field(200, ge=1, description="documents held out of training for the estimate")
-    metrics: list[str] = Field(default_factory=lambda: ["mrr@10"], min_length=1,
-                               description="metrics of the source document's rank (ranx names)")
+    metrics: list[str] = Field(
+        default_factory=lambda: ["mrr@10"],
+        min_length=1,
+        description="metrics of the source document's rank (ranx names)",
+    )
     positive_text: bool = Field(True, description="rank held-out documents as their queries' positive_text")
 
     @field_validator("metrics", mode="before")

@@ -37,8 +37,17 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from inparsx.artifacts import (ESTIMATE_COMPARISON, ESTIMATE_METRICS, ESTIMATE_NOTES, ESTIMATE_PER_QUERY,
-                               ESTIMATE_QUERIES, ESTIMATE_TABLE, HELDOUT_QUERIES, SUMMARY, stage_queries)
+from inparsx.artifacts import (
+    ESTIMATE_COMPARISON,
+    ESTIMATE_METRICS,
+    ESTIMATE_NOTES,
+    ESTIMATE_PER_QUERY,
+    ESTIMATE_QUERIES,
+    ESTIMATE_TABLE,
+    HELDOUT_QUERIES,
+    SUMMARY,
+    stage_queries,
+)
 from inparsx.datasets.base import Dataset
 from inparsx.datasets.views import ReplacedTexts
 from inparsx.io import ResumableJsonl, atomic_write, write_json, write_jsonl, write_trec_run
@@ -59,7 +68,7 @@ FIRST_STAGE = "retrieve"
 """The name of the estimate's first-stage run, as the pipeline names the retrieve stage's run."""
 
 
-def heldout_source(ctx: "StageContext") -> Path:
+def heldout_source(ctx: StageContext) -> Path:
     """``filter/heldout.jsonl`` when the recipe has a filter stage, else ``generate/heldout.jsonl``.
 
     Raises:
@@ -81,7 +90,7 @@ def estimate_corpus(dataset: Dataset, records: list[SyntheticQuery], positive_te
     return (ReplacedTexts(dataset, replaced), len(replaced)) if replaced else (dataset, 0)  # type: ignore[arg-type]
 
 
-def estimate_evaluator(ctx: "StageContext", metrics: list[str]) -> "Evaluator":
+def estimate_evaluator(ctx: StageContext, metrics: list[str]) -> Evaluator:
     """The recipe's ``[evaluate]`` evaluator (``ranx`` when the recipe has none) with ``metrics`` and the first
     run as the baseline."""
     config = ctx.recipe.stages.get("evaluate")
@@ -91,7 +100,7 @@ def estimate_evaluator(ctx: "StageContext", metrics: list[str]) -> "Evaluator":
     return cls(cls.Options.model_validate({**values, "metrics": metrics, "baseline": None}))
 
 
-def run_stage(ctx: "StageContext") -> None:
+def run_stage(ctx: StageContext) -> None:
     """Estimate, without labels, what training gained (see the module docstring).
 
     Raises:
@@ -115,16 +124,24 @@ def run_stage(ctx: "StageContext") -> None:
     runs, notes, summary = _runs(ctx, corpus, queries)
     evaluation = _evaluate(ctx, qrels, runs, notes)
     docs = len({r.doc_id for r in records})
-    summary.update(source=str(source.relative_to(ctx.run_dir)), queries=len(records), documents=docs,
-                   held_out=ctx.settings.docs, documents_as_positive_text=replaced, metrics=evaluation.means,
-                   pairs=[pair.to_json() for pair in evaluation.pairs])
+    summary.update(
+        source=str(source.relative_to(ctx.run_dir)),
+        queries=len(records),
+        documents=docs,
+        held_out=ctx.settings.docs,
+        documents_as_positive_text=replaced,
+        metrics=evaluation.means,
+        pairs=[pair.to_json() for pair in evaluation.pairs],
+    )
     write_json(ctx.dir / SUMMARY.file, summary)
-    title = (f"label-free estimate ({ctx.recipe.name}): {len(records)} synthetic queries of {docs} held-out "
-             "documents, each judged relevant to its source document only")
+    title = (
+        f"label-free estimate ({ctx.recipe.name}): {len(records)} synthetic queries of {docs} held-out "
+        "documents, each judged relevant to its source document only"
+    )
     _print(ctx, evaluation, title)
 
 
-def _runs(ctx: "StageContext", corpus: Dataset, queries: dict[str, str]) -> tuple[dict, dict[str, Any], dict[str, Any]]:
+def _runs(ctx: StageContext, corpus: Dataset, queries: dict[str, str]) -> tuple[dict, dict[str, Any], dict[str, Any]]:
     """The first-stage run over ``corpus`` and the reranked runs, as ``[rerank]`` reranks; written to
     ``runs/``. Returns ``(runs, notes, summary)``."""
     from inparsx.rerank.reranking import document_texts
@@ -142,28 +159,46 @@ def _runs(ctx: "StageContext", corpus: Dataset, queries: dict[str, str]) -> tupl
     docs = document_texts(corpus, needed, ctx.dir / "runs" / f"{FIRST_STAGE}.trec")
     for scorer in {id(job[1]): job[1] for job in jobs}.values():
         scorer.use_corpus(corpus.fingerprint())
-    summary: dict[str, Any] = {"retriever": retriever.name, "k": retriever.options.k, "reranker": reranker.name,
-                               "depth": settings.depth}
+    summary: dict[str, Any] = {
+        "retriever": retriever.name,
+        "k": retriever.options.k,
+        "reranker": reranker.name,
+        "depth": settings.depth,
+    }
     scores: dict[str, Any] = {}
     for job, scorer, model, filename in jobs:
-        scores[job], summary[job] = rerank_with_model(scorer, model, settings.depth, first_stage, queries, docs,
-                                                      ResumableJsonl(ctx.dir / filename), job_label(job, "estimate"),
-                                                      ctx.cache_key)
+        scores[job], summary[job] = rerank_with_model(
+            scorer,
+            model,
+            settings.depth,
+            first_stage,
+            queries,
+            docs,
+            ResumableJsonl(ctx.dir / filename),
+            job_label(job, "estimate"),
+            ctx.cache_key,
+        )
     for job in scores:
         runs.update(fused_runs(job, first_stage, scores, settings))
     for run_name, run in runs.items():
-        write_trec_run(ctx.dir / "runs" / f"{run_name}.trec", run, tag=f"inparsx-estimate-{run_name}",
-                       depth=retriever.options.k if run_name == FIRST_STAGE else None)
+        write_trec_run(
+            ctx.dir / "runs" / f"{run_name}.trec",
+            run,
+            tag=f"inparsx-estimate-{run_name}",
+            depth=retriever.options.k if run_name == FIRST_STAGE else None,
+        )
     reranked = max((min(len(hits), settings.depth) for hits in first_stage.values()), default=0)
     others = {job: scorer.name for job, scorer, _, _ in jobs if scorer is not reranker}
     notes = run_notes({job: model for job, _, model, _ in jobs}, settings, FIRST_STAGE, reranked, others)
-    notes["runs"] = {FIRST_STAGE: f"{retriever.name} over the whole collection, top {retriever.options.k}",
-                     **notes["runs"]}
+    notes["runs"] = {
+        FIRST_STAGE: f"{retriever.name} over the whole collection, top {retriever.options.k}",
+        **notes["runs"],
+    }
     write_json(ctx.dir / NOTES, notes)
     return runs, notes, summary
 
 
-def _evaluate(ctx: "StageContext", qrels: Qrels, runs: dict, notes: dict[str, Any]) -> "Evaluation":
+def _evaluate(ctx: StageContext, qrels: Qrels, runs: dict, notes: dict[str, Any]) -> Evaluation:
     """Score ``runs`` on the synthetic ``qrels`` and write ``metrics.json``, ``per_query.json`` and
     ``comparison.json``."""
     from inparsx.evaluate.stage import evaluate
@@ -177,7 +212,7 @@ def _evaluate(ctx: "StageContext", qrels: Qrels, runs: dict, notes: dict[str, An
     return evaluation
 
 
-def _print(ctx: "StageContext", evaluation: "Evaluation", title: str) -> None:
+def _print(ctx: StageContext, evaluation: Evaluation, title: str) -> None:
     """Print the estimate's table and keep it as ``table.txt`` (a rerun whose stages are all done shows it)."""
     from inparsx.evaluate.table import print_results
 

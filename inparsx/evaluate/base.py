@@ -56,7 +56,7 @@ class Evaluator(Component):
         evaluator computes means only."""
         return None
 
-    def significance(self, scores: Mapping[str, Mapping[str, "np.ndarray"]], baseline: str) -> Significance | None:
+    def significance(self, scores: Mapping[str, Mapping[str, np.ndarray]], baseline: str) -> Significance | None:
         """A paired test of every run but ``baseline`` against it on per-query ``scores``; ``None`` (the
         default) when this evaluator has no test."""
         return None

@@ -60,13 +60,20 @@ class PairTest:
         metric, first = next(iter(self.results.items()))
         p_value = first["p_value"]
         p_text = "p<0.001" if p_value < 0.001 else f"p={p_value:.3f}"
-        return (f"{self.question} {self.verdict}: {self.run} {first['value']:.4f} vs {self.against} "
-                f"{first['against']:.4f} {labels.get(metric, metric)} ({first['delta']:+.4f}, {p_text})")
+        return (
+            f"{self.question} {self.verdict}: {self.run} {first['value']:.4f} vs {self.against} "
+            f"{first['against']:.4f} {labels.get(metric, metric)} ({first['delta']:+.4f}, {p_text})"
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The entry of ``comparison.json``'s ``pairs`` list."""
-        return {"run": self.run, "against": self.against, "question": self.question, "verdict": self.verdict,
-                "metrics": self.results}
+        return {
+            "run": self.run,
+            "against": self.against,
+            "question": self.question,
+            "verdict": self.verdict,
+            "metrics": self.results,
+        }
 
 
 @dataclass
@@ -103,26 +110,40 @@ class Evaluation:
         runs: dict[str, Any] = {}
         for name, by_metric in self.significance.items():
             runs[name] = {m: self._compare_one(name, m, test) for m, test in by_metric.items()}
-        result = {"baseline": self.baseline, "stat_test": self.stat_test, "test": self.test_description,
-                  "max_p": self.max_p, "queries": len(self.qids), "runs": runs}
+        result = {
+            "baseline": self.baseline,
+            "stat_test": self.stat_test,
+            "test": self.test_description,
+            "max_p": self.max_p,
+            "queries": len(self.qids),
+            "runs": runs,
+        }
         if self.pairs:
             result["pairs"] = [pair.to_json() for pair in self.pairs]
         return result
 
     def _compare_one(self, name: str, metric: str, test: Mapping[str, Any]) -> dict[str, Any]:
         value, base = self.means[name][metric], self.means[self.baseline][metric]  # type: ignore[index]
-        entry: dict[str, Any] = {"value": value, "baseline": base, "delta": value - base,
-                                 "p_value": test["p_value"], "significant": bool(test["significant"])}
+        entry: dict[str, Any] = {
+            "value": value,
+            "baseline": base,
+            "delta": value - base,
+            "p_value": test["p_value"],
+            "significant": bool(test["significant"]),
+        }
         if self.per_query:
             ours, theirs = self.per_query[name][metric], self.per_query[self.baseline][metric]  # type: ignore[index]
-            entry.update(wins=int((ours > theirs).sum()), ties=int((ours == theirs).sum()),
-                         losses=int((ours < theirs).sum()))
+            entry.update(
+                wins=int((ours > theirs).sum()), ties=int((ours == theirs).sum()), losses=int((ours < theirs).sum())
+            )
         return entry
 
     def per_query_json(self) -> dict[str, dict[str, dict[str, float]]]:
         """``{run: {metric: {qid: score}}}`` (``per_query.json``), for tests of one's own."""
-        return {run: {m: dict(zip(self.qids, map(float, values))) for m, values in by_metric.items()}
-                for run, by_metric in self.per_query.items()}
+        return {
+            run: {m: dict(zip(self.qids, map(float, values))) for m, values in by_metric.items()}
+            for run, by_metric in self.per_query.items()
+        }
 
 
 def read_runs(paths: Mapping[str, Path]) -> dict[str, Run]:
@@ -163,14 +184,17 @@ def drop_queries(table: Mapping[str, Any], qids: set[str]) -> tuple[dict[str, An
     return kept, len(table) - len(kept)
 
 
-def exclude_queries(qrels: Qrels, runs: Mapping[str, Run], qids: set[str],
-                    source: str = "") -> tuple[Qrels, dict[str, Run]]:
+def exclude_queries(
+    qrels: Qrels, runs: Mapping[str, Run], qids: set[str], source: str = ""
+) -> tuple[Qrels, dict[str, Run]]:
     """Drop ``qids`` (e.g. few-shot examples) from the qrels and every run, and say how many went."""
     if not qids:
         return dict(qrels), dict(runs)
     kept, dropped = drop_queries(qrels, qids)
-    console.print(f"excluded {dropped} of {len(qrels)} judged queries{source} "
-                  f"({len(qids) - dropped} of the {len(qids)} listed ids are not judged here)")
+    console.print(
+        f"excluded {dropped} of {len(qrels)} judged queries{source} "
+        f"({len(qids) - dropped} of the {len(qids)} listed ids are not judged here)"
+    )
     return kept, {name: drop_queries(run, qids)[0] for name, run in runs.items()}
 
 
@@ -180,8 +204,13 @@ def coverage(qrels: Qrels, run: Run) -> Coverage:
     return Coverage(missing=missing, unjudged=sum(1 for qid in run if qid not in qrels))
 
 
-def evaluate_runs(evaluator: "Evaluator", qrels: Qrels, runs: Mapping[str, Run], metrics: list[str] | None = None,
-                  baseline: str | None = None) -> Evaluation:
+def evaluate_runs(
+    evaluator: Evaluator,
+    qrels: Qrels,
+    runs: Mapping[str, Run],
+    metrics: list[str] | None = None,
+    baseline: str | None = None,
+) -> Evaluation:
     """Evaluate ``runs`` on ``qrels`` with ``evaluator``; significance against ``baseline`` when there are
     several runs and the evaluator has ``per_query``/``significance`` (ranx does).
 
@@ -202,9 +231,16 @@ def evaluate_runs(evaluator: "Evaluator", qrels: Qrels, runs: Mapping[str, Run],
     baseline = baseline or options.baseline or next(iter(runs))
     if baseline not in runs:
         raise InparsxError(f"baseline run {baseline!r} is not among the runs: {', '.join(runs)}")
-    result = Evaluation(parsed, [], {}, coverage={name: coverage(qrels, run) for name, run in runs.items()},
-                        baseline=baseline, stat_test=evaluator.test_name(),
-                        test_description=evaluator.test_description(), max_p=options.max_p)
+    result = Evaluation(
+        parsed,
+        [],
+        {},
+        coverage={name: coverage(qrels, run) for name, run in runs.items()},
+        baseline=baseline,
+        stat_test=evaluator.test_name(),
+        test_description=evaluator.test_description(),
+        max_p=options.max_p,
+    )
     _warn_coverage(result.coverage, len(qrels))
     result.shallow = shallow_metrics(runs, parsed)
     _warn_shallow(result.shallow)
@@ -219,7 +255,7 @@ def evaluate_runs(evaluator: "Evaluator", qrels: Qrels, runs: Mapping[str, Run],
     return result
 
 
-def paired_tests(evaluator: "Evaluator", evaluation: Evaluation, pairs: Iterable[Mapping[str, str]]) -> list[PairTest]:
+def paired_tests(evaluator: Evaluator, evaluation: Evaluation, pairs: Iterable[Mapping[str, str]]) -> list[PairTest]:
     """Paired tests of run against run, beyond the tests against the baseline (none when the evaluation has
     no per-query scores or the evaluator no :meth:`~inparsx.evaluate.base.Evaluator.significance`).
 
@@ -240,8 +276,13 @@ def paired_tests(evaluator: "Evaluator", evaluation: Evaluation, pairs: Iterable
         for metric in evaluation.metrics:
             value, other = evaluation.means[run][metric.name], evaluation.means[against][metric.name]
             test = found[metric.name]
-            results[metric.name] = {"value": value, "against": other, "delta": value - other,
-                                    "p_value": float(test["p_value"]), "significant": bool(test["significant"])}
+            results[metric.name] = {
+                "value": value,
+                "against": other,
+                "delta": value - other,
+                "p_value": float(test["p_value"]),
+                "significant": bool(test["significant"]),
+            }
         tests.append(PairTest(run, against, pair.get("question", f"did {run} beat {against}?"), results))
     return tests
 
@@ -270,18 +311,25 @@ def shallow_metrics(runs: Mapping[str, Run], metrics: Iterable[Metric]) -> dict[
 def _warn_shallow(shallow: Mapping[str, Mapping[str, int]]) -> None:
     for name, deep in shallow.items():
         depth = next(iter(deep.values()))
-        console.print(f"[yellow]warning:[/yellow] run {name!r} holds at most {depth} documents per query, so "
-                      f"{', '.join(deep)} count(s) only those {depth} (marked † in the table): retrieve deeper "
-                      "(retrieve.k) or report the metric at that depth", soft_wrap=True)
+        console.print(
+            f"[yellow]warning:[/yellow] run {name!r} holds at most {depth} documents per query, so "
+            f"{', '.join(deep)} count(s) only those {depth} (marked † in the table): retrieve deeper "
+            "(retrieve.k) or report the metric at that depth",
+            soft_wrap=True,
+        )
 
 
 def _warn_coverage(found: Mapping[str, Coverage], judged: int) -> None:
     for name, cov in found.items():
         if cov.missing == judged:
-            console.print(f"[yellow]warning:[/yellow] run {name!r} ranks none of the {judged} judged queries: "
-                          "are these the qrels of the right split?")
+            console.print(
+                f"[yellow]warning:[/yellow] run {name!r} ranks none of the {judged} judged queries: "
+                "are these the qrels of the right split?"
+            )
         elif cov.missing:
-            console.print(f"[yellow]warning:[/yellow] run {name!r} has no ranking for {cov.missing} of {judged} "
-                          "judged queries: they score 0 (trec_eval -c, Pyserini's convention)")
+            console.print(
+                f"[yellow]warning:[/yellow] run {name!r} has no ranking for {cov.missing} of {judged} "
+                "judged queries: they score 0 (trec_eval -c, Pyserini's convention)"
+            )
         if cov.unjudged:
             console.print(f"[dim]run {name!r}: {cov.unjudged} queries without qrels ignored[/dim]")

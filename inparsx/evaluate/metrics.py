@@ -39,22 +39,36 @@ BASES: dict[str, tuple[str, str, bool]] = {
 
 UNSUPPORTED: dict[str, str] = {
     "bpref": "bpref is not offered: ranx 0.3.21 divides by the number of judged non-relevant documents, so it is "
-             "NaN on qrels without any (all of BEIR's), where trec_eval gives a number",
+    "NaN on qrels without any (all of BEIR's), where trec_eval gives a number",
 }
 
 ALIASES: dict[str, str] = {
-    "ndcg_cut": "ndcg", "rr": "mrr", "recip_rank": "mrr", "mrr_cut": "mrr", "ap": "map", "map_cut": "map",
-    "r": "recall", "recall_cut": "recall", "p": "precision", "p_cut": "precision", "success": "hit_rate",
-    "hitrate": "hit_rate", "rprec": "r-precision", "r_precision": "r-precision", "rprecision": "r-precision",
+    "ndcg_cut": "ndcg",
+    "rr": "mrr",
+    "recip_rank": "mrr",
+    "mrr_cut": "mrr",
+    "ap": "map",
+    "map_cut": "map",
+    "r": "recall",
+    "recall_cut": "recall",
+    "p": "precision",
+    "p_cut": "precision",
+    "success": "hit_rate",
+    "hitrate": "hit_rate",
+    "rprec": "r-precision",
+    "r_precision": "r-precision",
+    "rprecision": "r-precision",
 }
 """Other spellings (lower case, trec_eval's included) -> ranx name."""
 
 _FORM = re.compile(r"^(?P<base>[a-z][a-z0-9_\-]*?)(?:(?:@|_|\.)(?P<k>\d+))?(?:-l(?P<level>\d+))?$")
 _RBP = re.compile(r"^rbp(?:\.|@0?\.)(?P<p>\d+)(?:-l(?P<level>\d+))?$")
 
-VALID_FORMS = ("ndcg@K, mrr@K, recall@K, precision@K, map, map@K, hits@K, hit_rate@K, f1@K, dcg@K, ndcg_burges@K, "
-               "r-precision, rbp.95 (no @K = the whole ranking; trec_eval names such as ndcg_cut_10, "
-               "recip_rank, P_10, recall.100 also work; add -l2 to count only grades >= 2 as relevant)")
+VALID_FORMS = (
+    "ndcg@K, mrr@K, recall@K, precision@K, map, map@K, hits@K, hit_rate@K, f1@K, dcg@K, ndcg_burges@K, "
+    "r-precision, rbp.95 (no @K = the whole ranking; trec_eval names such as ndcg_cut_10, "
+    "recip_rank, P_10, recall.100 also work; add -l2 to count only grades >= 2 as relevant)"
+)
 
 
 class MetricNameError(InparsxError, ValueError):

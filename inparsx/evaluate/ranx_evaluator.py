@@ -73,11 +73,13 @@ class RanxEvaluator(Evaluator):
             InparsxError: qrels without any query.
         """
         _, scores = self.per_query(qrels, runs, metrics)
-        return {name: {m: float(values.mean()) for m, values in by_metric.items()}
-                for name, by_metric in scores.items()}
+        return {
+            name: {m: float(values.mean()) for m, values in by_metric.items()} for name, by_metric in scores.items()
+        }
 
-    def per_query(self, qrels: Qrels, runs: Mapping[str, Run],
-                  metrics: Sequence[str]) -> tuple[list[str], dict[str, dict[str, np.ndarray]]]:
+    def per_query(
+        self, qrels: Qrels, runs: Mapping[str, Run], metrics: Sequence[str]
+    ) -> tuple[list[str], dict[str, dict[str, np.ndarray]]]:
         """Per-query scores: ``(qids, {run: {metric: array}})``, arrays of shape ``(len(qids),)`` aligned with
         ``qids`` (the qrels' query ids in natural order), metric keys canonical (``ndcg@10``).
 
@@ -97,8 +99,9 @@ class RanxEvaluator(Evaluator):
             scores[run_name] = _ranx_scores(qrels_list, run_list, names)
         return qids, scores
 
-    def significance(self, scores: Mapping[str, Mapping[str, np.ndarray]],
-                     baseline: str) -> dict[str, dict[str, dict[str, float | bool]]]:
+    def significance(
+        self, scores: Mapping[str, Mapping[str, np.ndarray]], baseline: str
+    ) -> dict[str, dict[str, dict[str, float | bool]]]:
         """Paired test of every run against ``baseline`` on per-query scores (from :meth:`per_query`).
 
         Uses ranx's ``compute_statistical_significance`` (what ``ranx.compare`` runs) with the options'
@@ -119,12 +122,18 @@ class RanxEvaluator(Evaluator):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             comparisons = compute_statistical_significance(
-                model_names=list(scores), metric_scores={k: dict(v) for k, v in scores.items()},
-                stat_test=options.stat_test, n_permutations=options.n_permutations, max_p=options.max_p,
-                random_seed=42)
-        return {name: {metric: _p_entry(result, options.max_p)
-                       for metric, result in comparisons[(baseline, name)].items()}
-                for name in scores if name != baseline}
+                model_names=list(scores),
+                metric_scores={k: dict(v) for k, v in scores.items()},
+                stat_test=options.stat_test,
+                n_permutations=options.n_permutations,
+                max_p=options.max_p,
+                random_seed=42,
+            )
+        return {
+            name: {metric: _p_entry(result, options.max_p) for metric, result in comparisons[(baseline, name)].items()}
+            for name in scores
+            if name != baseline
+        }
 
     def test_name(self) -> str:
         """ranx's name of the test (``student``, ``fisher``, ``tukey``)."""
@@ -151,8 +160,9 @@ def _p_entry(result: dict, max_p: float) -> dict[str, float | bool]:
 
 def _qrels_rows(judged: Mapping[str, int], ids: dict[str, int]) -> list[tuple[int, int]]:
     """``[(docid number, grade)]`` by grade descending: ranx reads the ideal ranking of nDCG from this order."""
-    return sorted(((ids.setdefault(docid, len(ids)), int(grade)) for docid, grade in judged.items()),
-                  key=lambda row: -row[1])
+    return sorted(
+        ((ids.setdefault(docid, len(ids)), int(grade)) for docid, grade in judged.items()), key=lambda row: -row[1]
+    )
 
 
 def _run_rows(ranking: Mapping[str, float], ids: dict[str, int]) -> list[tuple[int, int]]:
@@ -178,6 +188,12 @@ def _ranx_scores(qrels_list, run_list, names: list[str]) -> dict[str, np.ndarray
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="unsafe cast")
         # threads: ranx drops numba to 1 thread for < 10 queries and never restores it; ask for all again.
-        result = evaluate(qrels_list, run_list, names if len(names) > 1 else names * 2, return_mean=False,
-                          save_results_in_run=False, threads=numba.config.NUMBA_NUM_THREADS)
+        result = evaluate(
+            qrels_list,
+            run_list,
+            names if len(names) > 1 else names * 2,
+            return_mean=False,
+            save_results_in_run=False,
+            threads=numba.config.NUMBA_NUM_THREADS,
+        )
     return {name: result[name] for name in names}

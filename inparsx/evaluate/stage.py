@@ -30,8 +30,14 @@ TABLE_FILE = TABLE.file
 """The printed results table, kept so that a rerun whose stages are all done can show it again."""
 
 
-def evaluate(evaluator, qrels: Qrels, runs: dict[str, Run], excluded: set[str], source: str = "",
-             notes: dict[str, Any] | None = None) -> Evaluation:
+def evaluate(
+    evaluator,
+    qrels: Qrels,
+    runs: dict[str, Run],
+    excluded: set[str],
+    source: str = "",
+    notes: dict[str, Any] | None = None,
+) -> Evaluation:
     """What the evaluate stage and ``inparsx eval`` compute: drop the ``excluded`` query ids from qrels and
     runs, score every run with ``evaluator``, attach the runs' descriptions and test the declared pairs.
 
@@ -67,15 +73,24 @@ def run_stage(ctx) -> None:
     """
     if not ctx.dataset.has_labels():
         estimated = "estimate" in ctx.recipe.stages
-        console.print(f"evaluate: skipped: {ctx.dataset.name} has no qrels (a collection without labels), so no run "
-                      "can be scored" + ("; the label-free estimate is above and in estimate/summary.json" if estimated
-                                         else "; add [estimate] for a label-free estimate"), markup=False)
+        console.print(
+            f"evaluate: skipped: {ctx.dataset.name} has no qrels (a collection without labels), so no run "
+            "can be scored"
+            + (
+                "; the label-free estimate is above and in estimate/summary.json"
+                if estimated
+                else "; add [estimate] for a label-free estimate"
+            ),
+            markup=False,
+        )
         _write_report(ctx)
         return
     paths = ctx.runs()
     if not paths:
-        raise InparsxError(f"evaluate: no run in {ctx.run_dir} (a stage's run.trec or runs/<name>.trec); "
-                           "add [retrieve] or [rerank] to the recipe")
+        raise InparsxError(
+            f"evaluate: no run in {ctx.run_dir} (a stage's run.trec or runs/<name>.trec); "
+            "add [retrieve] or [rerank] to the recipe"
+        )
     source = f" of split {ctx.eval_split!r} (few-shot examples listed in excluded_qids.txt)"
     qrels = ctx.dataset.qrels(ctx.eval_split)
     evaluation = evaluate(ctx.component, qrels, read_runs(paths), ctx.excluded_qids(), source, ctx.run_notes())

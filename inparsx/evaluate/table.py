@@ -28,8 +28,9 @@ def results_table(evaluation: Evaluation, title: str | None = None) -> Table:
     best = {m.name: max(v[m.name] for v in evaluation.means.values()) for m in evaluation.metrics}
     for run, values in evaluation.means.items():
         marker = " (baseline)" if evaluation.significance and run == evaluation.baseline else ""
-        table.add_row(run + marker, *(_cell(evaluation, run, m.name, values[m.name], best[m.name])
-                                      for m in evaluation.metrics))
+        table.add_row(
+            run + marker, *(_cell(evaluation, run, m.name, values[m.name], best[m.name]) for m in evaluation.metrics)
+        )
     return table
 
 
@@ -63,8 +64,7 @@ def legend_parts(evaluation: Evaluation) -> tuple[list[str], list[str], str]:
         depths = ", ".join(f"{run} {next(iter(deep.values()))}" for run, deep in evaluation.shallow.items())
         footer += f"\n{SHALLOW}: deeper than the run, which ranks at most so many documents per query ({depths})"
     if evaluation.significance:
-        footer += (f"\n{GAIN}/{LOSS}: significantly above/below {evaluation.baseline} "
-                   f"({evaluation.test_description})")
+        footer += f"\n{GAIN}/{LOSS}: significantly above/below {evaluation.baseline} ({evaluation.test_description})"
     return descriptions, verdicts, footer
 
 
@@ -105,7 +105,10 @@ def estimate_lines(run_dir: Path) -> list[str]:
     for pair in summary.get("pairs", []):
         metric, result = next(iter(pair["metrics"].items()))
         p_value = result["p_value"]
-        lines.append(f"{head}: {pair['question']} {pair['verdict']}: {pair['run']} {result['value']:.4f} vs "
-                     f"{pair['against']} {result['against']:.4f} {metric} ({result['delta']:+.4f}, "
-                     + ("p<0.001" if p_value < 0.001 else f"p={p_value:.3f}") + ")")
+        lines.append(
+            f"{head}: {pair['question']} {pair['verdict']}: {pair['run']} {result['value']:.4f} vs "
+            f"{pair['against']} {result['against']:.4f} {metric} ({result['delta']:+.4f}, "
+            + ("p<0.001" if p_value < 0.001 else f"p={p_value:.3f}")
+            + ")"
+        )
     return lines

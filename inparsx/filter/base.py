@@ -30,7 +30,7 @@ class Filter(Component):
     ``ctx.resolve_model``; a filter never reads the recipe.
     """
 
-    def apply(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> list[Decision]:
+    def apply(self, records: Sequence[SyntheticQuery], ctx: ComponentContext) -> list[Decision]:
         """One decision per record, in order. ``ctx`` (:class:`~inparsx.context.ComponentContext`) gives the
         dataset, the seed, ``resolve_model`` and a work folder (``ctx.dir``) for scores and models the filter
         keeps so that a rerun resumes."""

@@ -33,9 +33,9 @@ from inparsx.plugins import Options
 from inparsx.records import Run, SyntheticQuery
 from inparsx.rerank.fusion import ranked
 from inparsx.rerank.reranking import rerank_run
+from inparsx.rerank.spec import RerankerSpec
 from inparsx.retrieval import open_spec
 from inparsx.scoring import load_scorer, records_digest, scorer_models
-from inparsx.rerank.spec import RerankerSpec
 from inparsx.specs import MinerSpec, RetrieverSpec, TrainerSpec, default_retriever, fold_legacy
 
 if TYPE_CHECKING:
@@ -62,8 +62,13 @@ class ConsistencyOptions(Options):
     with ``by = "self"``) is still read, with a deprecation warning.
     """
 
-    legacy_keys: ClassVar[tuple[str, ...]] = ("retriever_options", "model", "batch_size", "reranker_options",
-                                              "trainer_options")
+    legacy_keys: ClassVar[tuple[str, ...]] = (
+        "retriever_options",
+        "model",
+        "batch_size",
+        "reranker_options",
+        "trainer_options",
+    )
     by: Literal["bm25", "reranker", "self"] = "bm25"
     k: int = Field(1, ge=1)
     depth: int = Field(100, ge=1)
@@ -79,39 +84,67 @@ class ConsistencyOptions(Options):
         reranker's checkpoint with ``by = "reranker"``, the trainer's base model with ``by = "self"``)."""
         if not isinstance(data, dict):
             return data
-        data = fold_legacy(data, "retriever", {"retriever": "use", "retriever_options": "*"},
-                           "[filter.consistency.retriever]", defaults={"use": "bm25"})
+        data = fold_legacy(
+            data,
+            "retriever",
+            {"retriever": "use", "retriever_options": "*"},
+            "[filter.consistency.retriever]",
+            defaults={"use": "bm25"},
+        )
         own_model = {"model": "base_model"} if data.get("by") == "self" else {}  # the trainer's base model
-        data = fold_legacy(data, "trainer", {"trainer": "use", **own_model, "trainer_options": "*"},
-                           "[filter.consistency.trainer]", defaults={"use": "bi-encoder"})
-        default = {} if isinstance(data.get("reranker"), str) else {
-            "use": "cross-encoder" if data.get("by") == "reranker" else cls._trainer_use(data)}
-        return fold_legacy(data, "reranker", {"reranker": "use", "model": "model", "batch_size": "batch_size",
-                                              "reranker_options": "*"},
-                           "[filter.consistency.reranker]", defaults=default)
+        data = fold_legacy(
+            data,
+            "trainer",
+            {"trainer": "use", **own_model, "trainer_options": "*"},
+            "[filter.consistency.trainer]",
+            defaults={"use": "bi-encoder"},
+        )
+        default = (
+            {}
+            if isinstance(data.get("reranker"), str)
+            else {"use": "cross-encoder" if data.get("by") == "reranker" else cls._trainer_use(data)}
+        )
+        return fold_legacy(
+            data,
+            "reranker",
+            {"reranker": "use", "model": "model", "batch_size": "batch_size", "reranker_options": "*"},
+            "[filter.consistency.reranker]",
+            defaults=default,
+        )
 
     @staticmethod
     def _trainer_use(data: dict) -> str:
         trainer = data.get("trainer")
-        return trainer if isinstance(trainer, str) else trainer.get("use", "bi-encoder") if isinstance(
-            trainer, dict) else "bi-encoder"
+        return (
+            trainer
+            if isinstance(trainer, str)
+            else trainer.get("use", "bi-encoder")
+            if isinstance(trainer, dict)
+            else "bi-encoder"
+        )
 
     @model_validator(mode="after")
-    def _check(self) -> "ConsistencyOptions":
+    def _check(self) -> ConsistencyOptions:
         if self.depth < self.k:
             raise ValueError(f"depth ({self.depth}) must be at least k ({self.k})")
         if self.by == "reranker" and (self.reranker is None or not self.reranker.model):
-            raise ValueError("reranker: by = 'reranker' needs a reranker and its model (a "
-                             "[filter.consistency.reranker] table: use = ..., model = ...)")
+            raise ValueError(
+                "reranker: by = 'reranker' needs a reranker and its model (a "
+                "[filter.consistency.reranker] table: use = ..., model = ...)"
+            )
         if self.by == "self":
             if self.reranker is not None and self.reranker.model:
-                raise ValueError("reranker: by = 'self' scores the self-trained model; remove reranker.model "
-                                 "(the trainer's base model is trainer.base_model)")
+                raise ValueError(
+                    "reranker: by = 'self' scores the self-trained model; remove reranker.model "
+                    "(the trainer's base model is trainer.base_model)"
+                )
             wanted = self.trainer.options.get("num_negatives")
             if wanted is not None and wanted != self.negatives:
-                raise ValueError(f"trainer: num_negatives = {wanted} but negatives = {self.negatives}: "
-                                 f"the self-trained model would see {min(wanted, self.negatives)} negative(s) per "
-                                 "query; set negatives alone (every mined negative reaches training)")
+                raise ValueError(
+                    f"trainer: num_negatives = {wanted} but negatives = {self.negatives}: "
+                    f"the self-trained model would see {min(wanted, self.negatives)} negative(s) per "
+                    "query; set negatives alone (every mined negative reaches training)"
+                )
         return self
 
     @property
@@ -120,8 +153,9 @@ class ConsistencyOptions(Options):
         reranker named like the trainer (``by = self``)."""
         if self.reranker is not None:
             return self.reranker
-        return RerankerSpec.model_construct(use="cross-encoder" if self.by == "reranker" else self.trainer.use,
-                                            model=None, options={})
+        return RerankerSpec.model_construct(
+            use="cross-encoder" if self.by == "reranker" else self.trainer.use, model=None, options={}
+        )
 
     @property
     def ranker_name(self) -> str:
@@ -135,7 +169,7 @@ class ConsistencyFilter(Filter):
     name: ClassVar[str] = "consistency"
     Options: ClassVar[type[ConsistencyOptions]] = ConsistencyOptions
 
-    def models(self) -> list["ModelRef"]:
+    def models(self) -> list[ModelRef]:
         """``by = "reranker"``: ``reranker.model`` as the reranker loads it; ``by = "self"``: the trainer's base
         model (its model trained here is then scored; no other checkpoint is read); ``by = "bm25"``: none."""
         from dataclasses import replace
@@ -147,17 +181,19 @@ class ConsistencyFilter(Filter):
             return scorer_models(opts.ranker, "reranker.model", "filter reranker")
         if opts.by == "self":
             trainer = opts.trainer.build(get_registry())
-            return [replace(ref, option="trainer.base_model", role="self-trained by the filter", output=False)
-                    for ref in trainer.models()]
+            return [
+                replace(ref, option="trainer.base_model", role="self-trained by the filter", output=False)
+                for ref in trainer.models()
+            ]
         return []
 
-    def apply(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> list[Decision]:
+    def apply(self, records: Sequence[SyntheticQuery], ctx: ComponentContext) -> list[Decision]:
         opts = self.options
         docs = ctx.dataset.get_docs({r.doc_id for r in records})
         present = [r for r in records if r.doc_id in docs]
         bm25 = self.bm25_candidates(present, ctx)
         if opts.by == "bm25":
-            rankings = {qid: ranked(scores)[:opts.depth] for qid, scores in bm25.items()}
+            rankings = {qid: ranked(scores)[: opts.depth] for qid, scores in bm25.items()}
         else:
             model = self.train_self(present, ctx) if opts.by == "self" else opts.ranker.model
             rankings = self.rerank(present, bm25, str(model), ctx)
@@ -172,11 +208,13 @@ class ConsistencyFilter(Filter):
         where = f"top {self.options.k}" if self.options.k > 1 else "first"
         return Decision(False, f"source document not {where} by {self.options.by}", float(rank) if rank else None)
 
-    def bm25_candidates(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> Run:
+    def bm25_candidates(self, records: Sequence[SyntheticQuery], ctx: ComponentContext) -> Run:
         """The BM25 top ``depth`` of every record's query: ``{query_id: {docid: score}}``."""
         return open_spec(self.options.retriever, ctx).search({r.query_id: r.query for r in records}, self.options.depth)
 
-    def rerank(self, records: Sequence[SyntheticQuery], bm25: Run, model: str, ctx: "ComponentContext") -> dict[str, list[str]]:
+    def rerank(
+        self, records: Sequence[SyntheticQuery], bm25: Run, model: str, ctx: ComponentContext
+    ) -> dict[str, list[str]]:
         """Each query's candidates (BM25 top ``depth`` plus its source) ranked by the reranker's scores."""
         opts = self.options
         run: Run = {}
@@ -186,18 +224,32 @@ class ConsistencyFilter(Filter):
             run[record.query_id] = hits
         texts = {d.doc_id: d.full_text for d in ctx.dataset.get_docs({d for h in run.values() for d in h}).values()}
         reranker = load_scorer(opts.ranker, ctx, model=model)
-        meta = {"filter": self.name, "by": opts.by, "reranker": opts.ranker.model_dump(), "model": model,
-                "depth": opts.depth, "records": records_digest(records),
-                "trained": self.training_key(records, ctx) if opts.by == "self" else None, "key": ctx.cache_key}
+        meta = {
+            "filter": self.name,
+            "by": opts.by,
+            "reranker": opts.ranker.model_dump(),
+            "model": model,
+            "depth": opts.depth,
+            "records": records_digest(records),
+            "trained": self.training_key(records, ctx) if opts.by == "self" else None,
+            "key": ctx.cache_key,
+        }
         try:
-            scores, _ = rerank_run(reranker, run, {r.query_id: r.query for r in records}, texts, opts.depth + 1,
-                                   ResumableJsonl(ctx.dir / "consistency-scores.jsonl"), meta,
-                                   description=f"consistency: {opts.ranker_name}")
+            scores, _ = rerank_run(
+                reranker,
+                run,
+                {r.query_id: r.query for r in records},
+                texts,
+                opts.depth + 1,
+                ResumableJsonl(ctx.dir / "consistency-scores.jsonl"),
+                meta,
+                description=f"consistency: {opts.ranker_name}",
+            )
         finally:
             reranker.unload()
         return {qid: ranked(values) for qid, values in scores.items()}
 
-    def train_self(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> Path:
+    def train_self(self, records: Sequence[SyntheticQuery], ctx: ComponentContext) -> Path:
         """Train ``trainer`` on the records with BM25 negatives; returns the model folder (reused when done)."""
         opts = self.options
         folder = ctx.dir / "consistency-self"
@@ -209,8 +261,12 @@ class ConsistencyFilter(Filter):
         if folder.exists():
             shutil.rmtree(folder)  # trained with other options, seed or records
         folder.mkdir(parents=True)
-        miner = ctx.build(MinerSpec.model_construct(use="bm25-negatives", options={
-            "depth": opts.depth, "n_negatives": opts.negatives, "retriever": opts.retriever.model_dump()}))
+        miner = ctx.build(
+            MinerSpec.model_construct(
+                use="bm25-negatives",
+                options={"depth": opts.depth, "n_negatives": opts.negatives, "retriever": opts.retriever.model_dump()},
+            )
+        )
         triples = folder / TRIPLES.file
         count = write_jsonl(triples, (triple_to_dict(t) for t in miner.mine(list(records), ctx)))
         ctx.log(f"consistency: training {opts.trainer} on {count} synthetic triples ({triples})")
@@ -219,7 +275,7 @@ class ConsistencyFilter(Filter):
         done.write_text(key + "\n")
         return model_dir
 
-    def training_key(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> str:
+    def training_key(self, records: Sequence[SyntheticQuery], ctx: ComponentContext) -> str:
         """sha256 (16 hex digits) of what the self-trained model depends on: the training options (``trainer``
         and its options, ``negatives``, ``depth``, the retriever), the seed, the records and the stage's
         cache key (:attr:`~inparsx.context.ComponentContext.cache_key`)."""
@@ -227,7 +283,13 @@ class ConsistencyFilter(Filter):
         import json
 
         opts = self.options
-        payload = {"trainer": opts.trainer.model_dump(), "negatives": opts.negatives,
-                   "depth": opts.depth, "retriever": opts.retriever.model_dump(),
-                   "seed": ctx.seed, "records": records_digest(records), "key": ctx.cache_key}
+        payload = {
+            "trainer": opts.trainer.model_dump(),
+            "negatives": opts.negatives,
+            "depth": opts.depth,
+            "retriever": opts.retriever.model_dump(),
+            "seed": ctx.seed,
+            "records": records_digest(records),
+            "key": ctx.cache_key,
+        }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

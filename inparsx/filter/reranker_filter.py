@@ -18,8 +18,8 @@ from inparsx.filter.rules import MISSING_SOURCE, top_k_decisions
 from inparsx.io import ResumableJsonl
 from inparsx.plugins import Options
 from inparsx.records import SyntheticQuery
-from inparsx.scoring import build_reranker, load_scorer, records_digest, score_records, scorer_models
 from inparsx.rerank.spec import RerankerSpec
+from inparsx.scoring import build_reranker, load_scorer, records_digest, score_records, scorer_models
 from inparsx.specs import fold_legacy
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ FILTER_OWN = {"model": "model", "batch_size": "batch_size"}
 """Old spelling: the ``reranker_options`` keys that the filter set from its own options (read by
 :func:`inparsx.rerank.base.check_scorer_options`)."""
 
-DEFAULT_RERANKER = {"use": "monot5", "model": "castorini/monot5-3b-msmarco-10k", "batch_size": 16}
+DEFAULT_RERANKER: dict[str, Any] = {"use": "monot5", "model": "castorini/monot5-3b-msmarco-10k", "batch_size": 16}
 """InPars-v2's reranker: monoT5-3B (MS MARCO 10k steps), 16 pairs per forward pass."""
 
 
@@ -48,19 +48,27 @@ class RerankerFilterOptions(Options):
 
     legacy_keys: ClassVar[tuple[str, ...]] = ("model", "batch_size", "reranker_options")
     keep_top_k: int = Field(10_000, ge=1)
-    reranker: RerankerSpec = Field(default_factory=lambda: RerankerSpec.model_construct(
-        use=DEFAULT_RERANKER["use"], model=DEFAULT_RERANKER["model"], options={"batch_size": 16}))
+    reranker: RerankerSpec = Field(
+        default_factory=lambda: RerankerSpec.model_construct(
+            use=DEFAULT_RERANKER["use"], model=DEFAULT_RERANKER["model"], options={"batch_size": 16}
+        )
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _old_spelling(cls, data: Any) -> Any:
         """``reranker``/``model``/``batch_size``/``reranker_options`` -> the ``reranker`` table."""
-        return fold_legacy(data, "reranker", {"reranker": "use", "model": "model", "batch_size": "batch_size",
-                                              "reranker_options": "*"},
-                           "[filter.reranker.reranker]", defaults=DEFAULT_RERANKER, lone_is_old=True)
+        return fold_legacy(
+            data,
+            "reranker",
+            {"reranker": "use", "model": "model", "batch_size": "batch_size", "reranker_options": "*"},
+            "[filter.reranker.reranker]",
+            defaults=DEFAULT_RERANKER,
+            lone_is_old=True,
+        )
 
     @model_validator(mode="after")
-    def _model(self) -> "RerankerFilterOptions":
+    def _model(self) -> RerankerFilterOptions:
         if self.reranker.model is None:
             raise ValueError("reranker: needs model (the reranker's checkpoint)")
         return self
@@ -72,23 +80,37 @@ class RerankerFilter(Filter):
     name: ClassVar[str] = "reranker"
     Options: ClassVar[type[RerankerFilterOptions]] = RerankerFilterOptions
 
-    def models(self) -> list["ModelRef"]:
+    def models(self) -> list[ModelRef]:
         """``reranker.model``, as the ``reranker`` loads it."""
         return scorer_models(self.options.reranker, "reranker.model", "filter reranker")
 
-    def apply(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> list[Decision]:
+    def apply(self, records: Sequence[SyntheticQuery], ctx: ComponentContext) -> list[Decision]:
         opts = self.options
         docs = {d.doc_id: d.full_text for d in ctx.dataset.get_docs({r.doc_id for r in records}).values()}
         present = [r for r in records if r.doc_id in docs]
         reranker = load_scorer(opts.reranker, ctx)
-        meta = {"filter": self.name, "reranker": opts.reranker.model_dump(), "records": records_digest(present),
-                "key": ctx.cache_key}
+        meta = {
+            "filter": self.name,
+            "reranker": opts.reranker.model_dump(),
+            "records": records_digest(present),
+            "key": ctx.cache_key,
+        }
         try:
-            scores = score_records(reranker, present, docs, ResumableJsonl(ctx.dir / "reranker-scores.jsonl"), meta,
-                                   f"filter: {opts.reranker.use}")
+            scores = score_records(
+                reranker,
+                present,
+                docs,
+                ResumableJsonl(ctx.dir / "reranker-scores.jsonl"),
+                meta,
+                f"filter: {opts.reranker.use}",
+            )
         finally:
             reranker.unload()
-        ranked = top_k_decisions([scores[r.query_id] for r in present], [r.query_id for r in present],
-                                 opts.keep_top_k, f"{opts.reranker.use} score")
+        ranked = top_k_decisions(
+            [scores[r.query_id] for r in present],
+            [r.query_id for r in present],
+            opts.keep_top_k,
+            f"{opts.reranker.use} score",
+        )
         by_id = {r.query_id: d for r, d in zip(present, ranked)}
         return [by_id.get(r.query_id, Decision(False, MISSING_SOURCE)) for r in records]

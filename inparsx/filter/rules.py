@@ -37,7 +37,7 @@ class LengthOptions(Options):
     count_by: str = "words"
 
     @model_validator(mode="after")
-    def _check_range(self) -> "LengthOptions":
+    def _check_range(self) -> LengthOptions:
         if self.min_tokens > self.max_tokens:
             raise ValueError(f"min_tokens ({self.min_tokens}) is above max_tokens ({self.max_tokens})")
         return self
@@ -49,7 +49,7 @@ class LengthFilter(Filter):
     name: ClassVar[str] = "length"
     Options: ClassVar[type[LengthOptions]] = LengthOptions
 
-    def models(self) -> list["ModelRef"]:
+    def models(self) -> list[ModelRef]:
         """The tokenizer ``count_by`` names (no weights), when it names one."""
         from inparsx.models import ModelRef
 
@@ -76,18 +76,25 @@ class LengthFilter(Filter):
             return len(record.query.split())
         if unit == "generated":
             if not record.log_probs:
-                raise InparsxError(f"filter.length: count_by = 'generated' needs log_probs, and query "
-                                   f"{record.query_id!r} has none; use count_by = 'words'")
+                raise InparsxError(
+                    f"filter.length: count_by = 'generated' needs log_probs, and query "
+                    f"{record.query_id!r} has none; use count_by = 'words'"
+                )
             return len(record.log_probs)
         return len(self._tokenizer(record.query, add_special_tokens=False)["input_ids"])
 
-    def apply(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> list[Decision]:
+    def apply(self, records: Sequence[SyntheticQuery], ctx: ComponentContext) -> list[Decision]:
         opts, unit = self.options, "tokens" if self.options.count_by != "words" else "words"
         decisions = []
         for record in records:
             n = self.count(record)
-            reason = (f"fewer than {opts.min_tokens} {unit}" if n < opts.min_tokens else
-                      f"more than {opts.max_tokens} {unit}" if n > opts.max_tokens else None)
+            reason = (
+                f"fewer than {opts.min_tokens} {unit}"
+                if n < opts.min_tokens
+                else f"more than {opts.max_tokens} {unit}"
+                if n > opts.max_tokens
+                else None
+            )
             decisions.append(Decision(reason is None, reason, float(n)))
         return decisions
 
@@ -115,8 +122,8 @@ def longest_shared_run(query: Sequence[str], document: Sequence[str]) -> int:
     low, high = 0, len(query)
     while low < high:
         mid = (low + high + 1) // 2
-        grams = {tuple(document[i:i + mid]) for i in range(len(document) - mid + 1)}
-        if any(tuple(query[i:i + mid]) in grams for i in range(len(query) - mid + 1)):
+        grams = {tuple(document[i : i + mid]) for i in range(len(document) - mid + 1)}
+        if any(tuple(query[i : i + mid]) in grams for i in range(len(query) - mid + 1)):
             low = mid
         else:
             high = mid - 1
@@ -140,7 +147,7 @@ class CopiedFilter(Filter):
     name: ClassVar[str] = "copied"
     Options: ClassVar[type[CopiedOptions]] = CopiedOptions
 
-    def apply(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> list[Decision]:
+    def apply(self, records: Sequence[SyntheticQuery], ctx: ComponentContext) -> list[Decision]:
         docs = ctx.dataset.get_docs({r.doc_id for r in records})
         decisions = []
         for record in records:
@@ -149,8 +156,11 @@ class CopiedFilter(Filter):
                 continue
             fraction = copied_fraction(record.query, docs[record.doc_id].full_text)
             copied = fraction >= self.options.max_copied
-            reason = ("copied from its document" if self.options.max_copied == 1.0 else
-                      f"at least {self.options.max_copied:g} of its words copied from its document")
+            reason = (
+                "copied from its document"
+                if self.options.max_copied == 1.0
+                else f"at least {self.options.max_copied:g} of its words copied from its document"
+            )
             decisions.append(Decision(not copied, reason if copied else None, round(fraction, 4)))
         return decisions
 
@@ -171,8 +181,10 @@ def mean_log_prob(record: SyntheticQuery) -> float:
         return float(record.score)
     if record.log_probs:
         return sum(record.log_probs) / len(record.log_probs)
-    raise InparsxError(f"filter.scores: query {record.query_id!r} has no score and no log_probs; the scores "
-                       "filter needs a generator that records token log-probabilities")
+    raise InparsxError(
+        f"filter.scores: query {record.query_id!r} has no score and no log_probs; the scores "
+        "filter needs a generator that records token log-probabilities"
+    )
 
 
 def top_k_decisions(scores: Sequence[float], ids: Sequence[str], k: int, what: str) -> list[Decision]:
@@ -189,6 +201,6 @@ class ScoresFilter(Filter):
     name: ClassVar[str] = "scores"
     Options: ClassVar[type[ScoresOptions]] = ScoresOptions
 
-    def apply(self, records: Sequence[SyntheticQuery], ctx: "ComponentContext") -> list[Decision]:
+    def apply(self, records: Sequence[SyntheticQuery], ctx: ComponentContext) -> list[Decision]:
         scores = [mean_log_prob(r) for r in records]
         return top_k_decisions(scores, [r.query_id for r in records], self.options.keep_top_k, "mean log-probability")

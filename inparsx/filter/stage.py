@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
-from inparsx.artifacts import (FILTER_DECISIONS, HELDOUT_QUERIES, KEPT_HELDOUT, KEPT_QUERIES, SUMMARY,
-                               SYNTHETIC_QUERIES)
+from inparsx.artifacts import FILTER_DECISIONS, HELDOUT_QUERIES, KEPT_HELDOUT, KEPT_QUERIES, SUMMARY, SYNTHETIC_QUERIES
 from inparsx.errors import DataError, PluginError
 from inparsx.filter.base import Filter
 from inparsx.io import write_json, write_jsonl
@@ -44,14 +43,23 @@ class FilterReport:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def apply_filters(records: Sequence[SyntheticQuery], filters: Sequence[Filter], ctx: "ComponentContext") -> FilterReport:
+def apply_filters(records: Sequence[SyntheticQuery], filters: Sequence[Filter], ctx: ComponentContext) -> FilterReport:
     """Run ``filters`` in order, each on the records the previous ones kept, in the context ``ctx``.
 
     Raises:
         PluginError: a filter that returns a number of decisions different from the number of records.
     """
-    rows = {r.query_id: {"query_id": r.query_id, "doc_id": r.doc_id, "kept": True, "filter": None, "reason": None,
-                         "scores": {}} for r in records}
+    rows = {
+        r.query_id: {
+            "query_id": r.query_id,
+            "doc_id": r.doc_id,
+            "kept": True,
+            "filter": None,
+            "reason": None,
+            "scores": {},
+        }
+        for r in records
+    }
     alive, steps = list(records), []
     for component in filters:
         decisions = component.apply(alive, ctx)
@@ -91,13 +99,18 @@ def drop_warning(name: str, seen: Sequence[SyntheticQuery], kept: int, reasons: 
     if not seen or dropped <= DROP_WARNING * len(seen):
         return ""
     why = ", ".join(f"{reason} ({count})" for reason, count in reasons.most_common(3))
-    head = (f"filter {name!r} dropped all {len(seen)} synthetic queries it saw" if not kept else
-            f"filter {name!r} dropped {dropped} of the {len(seen)} synthetic queries it saw "
-            f"({dropped / len(seen):.0%})")
+    head = (
+        f"filter {name!r} dropped all {len(seen)} synthetic queries it saw"
+        if not kept
+        else f"filter {name!r} dropped {dropped} of the {len(seen)} synthetic queries it saw "
+        f"({dropped / len(seen):.0%})"
+    )
     hint = ""
     if name == "copied" and all((r.generator or "").startswith("ict") for r in seen):
-        hint = ("; ICT queries are sentences of their own documents, so 'copied' drops them by design: leave it "
-                "out with the ict generator")
+        hint = (
+            "; ICT queries are sentences of their own documents, so 'copied' drops them by design: leave it "
+            "out with the ict generator"
+        )
     return f"{head}: {why}{hint}" + ("; nothing is left to train on" if not kept else "")
 
 
@@ -106,8 +119,13 @@ def print_summary(summary: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title=f"filter: kept {summary['kept']:,} of {summary['input']:,} synthetic queries")
-    for column, justify in (("filter", "left"), ("in", "right"), ("kept", "right"), ("dropped", "right"),
-                            ("reason", "left")):
+    for column, justify in (
+        ("filter", "left"),
+        ("in", "right"),
+        ("kept", "right"),
+        ("dropped", "right"),
+        ("reason", "left"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for step in summary["filters"]:
         reasons = sorted(step["dropped"].items(), key=lambda item: -item[1]) or [("", 0)]
@@ -124,7 +142,7 @@ def write_report(report: FilterReport, folder: Path) -> None:
     write_json(folder / SUMMARY.file, report.summary)
 
 
-def run_stage(ctx: "StageContext") -> None:
+def run_stage(ctx: StageContext) -> None:
     """Filter ``generate/queries.jsonl`` with the recipe's filters (see the module docstring).
 
     Raises:
@@ -142,7 +160,7 @@ def run_stage(ctx: "StageContext") -> None:
     print_summary(report.summary)
 
 
-def _filter_with_heldout(ctx: "StageContext", records: list[SyntheticQuery]) -> None:
+def _filter_with_heldout(ctx: StageContext, records: list[SyntheticQuery]) -> None:
     """Filter the training queries and the held-out documents' queries (``generate/heldout.jsonl``) in one
     pass, so that both meet the same thresholds (a ``keep_top_k`` is taken over all of them), then write the
     kept held-out ones apart, to ``filter/heldout.jsonl``: ``queries.jsonl`` never holds one. Their rows in
@@ -163,5 +181,8 @@ def _filter_with_heldout(ctx: "StageContext", records: list[SyntheticQuery]) -> 
     write_report(FilterReport(kept, report.decisions, report.summary), ctx.dir)
     write_jsonl(ctx.dir / KEPT_HELDOUT.file, (r.to_dict() for r in kept_held))
     print_summary(report.summary)
-    console.print(f"filter: {len(kept_held):,} of {len(held):,} held-out queries kept for [estimate]; "
-                  f"{len(kept):,} of {len(records):,} for training", markup=False)
+    console.print(
+        f"filter: {len(kept_held):,} of {len(held):,} held-out queries kept for [estimate]; "
+        f"{len(kept):,} of {len(records):,} for training",
+        markup=False,
+    )

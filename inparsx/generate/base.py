@@ -52,12 +52,12 @@ class Generator(Component):
         redoes the file's last document when it has fewer, since a torn write may have cut it short."""
         return 1
 
-    def fewshot_split(self, ctx: "ComponentContext") -> str | None:
+    def fewshot_split(self, ctx: ComponentContext) -> str | None:
         """The split whose queries the prompts show as few-shot examples (``None``: no examples). When it is
         the evaluated split, the stage writes the ids used to ``excluded_qids.txt``."""
         return None
 
-    def select_documents(self, ctx: "ComponentContext") -> list[Document] | None:
+    def select_documents(self, ctx: ComponentContext) -> list[Document] | None:
         """The documents the stage hands to :meth:`generate`, in the order of the output file; ``None`` (the
         default): ``num_docs`` documents of the corpus drawn with the seed. A generator whose records come from
         somewhere else than a document sample (the ``qrels`` generator: the documents judged relevant to the
@@ -68,7 +68,7 @@ class Generator(Component):
         """
         return None
 
-    def generate(self, docs: Sequence[Document], ctx: "ComponentContext") -> Iterator[list[SyntheticQuery]]:
+    def generate(self, docs: Sequence[Document], ctx: ComponentContext) -> Iterator[list[SyntheticQuery]]:
         """Queries for ``docs``, one list per finished batch; every record's ``doc_id`` is one of ``docs``, and
         all records of a document come in the same list. ``ctx`` (:class:`~inparsx.context.ComponentContext`)
         gives the dataset (few-shot examples), the seed, ``resolve_model`` (``model = "@tune"``) and a work

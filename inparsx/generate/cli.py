@@ -7,19 +7,31 @@ statistics as ``inparsx run``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 
-def generate(dataset: Annotated[str, typer.Option("--dataset", "-d", help="beir:<name>, irds:<id> or a BEIR folder.")],
-             use: Annotated[str, typer.Option("--use", help="The generator plugin (hf, ict, ...).")] = "hf",
-             set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="A generator option, key=value (repeatable), e.g. model=gpt2.")] = None,
-             out: Annotated[Path, typer.Option("--out", "-o", help="Output JSON-lines file.")] = Path("queries.jsonl"),
-             seed: Annotated[int, typer.Option("--seed", help="Seed of the document sample and of few-shot examples.")] = 1,
-             eval_split: Annotated[str, typer.Option("--eval-split", help="The split evaluated later (few-shot ids from it are listed in excluded_qids.txt).")] = "test",
-             run_dir: Annotated[Path, typer.Option("--run-dir", help="Run directory that @stage model references point into.")] = Path("."),
-             force: Annotated[bool, typer.Option("--force", help="Overwrite OUT.")] = False) -> None:
+def generate(
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="beir:<name>, irds:<id> or a BEIR folder.")],
+    use: Annotated[str, typer.Option("--use", help="The generator plugin (hf, ict, ...).")] = "hf",
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", help="A generator option, key=value (repeatable), e.g. model=gpt2."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output JSON-lines file.")] = Path("queries.jsonl"),
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the document sample and of few-shot examples.")] = 1,
+    eval_split: Annotated[
+        str,
+        typer.Option(
+            "--eval-split", help="The split evaluated later (few-shot ids from it are listed in excluded_qids.txt)."
+        ),
+    ] = "test",
+    run_dir: Annotated[
+        Path, typer.Option("--run-dir", help="Run directory that @stage model references point into.")
+    ] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite OUT.")] = False,
+) -> None:
     """Generate synthetic queries for a sample of a collection's documents (resumes if interrupted).
 
     Writes OUT, OUT's stats (``<stem>.stats.json``) and, when few-shot examples come from the evaluated
@@ -37,9 +49,17 @@ def generate(dataset: Annotated[str, typer.Option("--dataset", "-d", help="beir:
     if is_main_process():
         refuse_existing(out, force)
     stats = out.with_name(f"{out.stem}.stats.json")
-    run_to(recipe, "generate", out, lambda folder: {folder / "queries.jsonl": out, folder / "queries.stats.json": stats,
-                                                    folder / EXCLUDED_QIDS: out.with_name(EXCLUDED_QIDS)},
-           inputs={stage: run_dir / stage for stage in referenced_stages(recipe.filled()["generate"])})
+    run_to(
+        recipe,
+        "generate",
+        out,
+        lambda folder: {
+            folder / "queries.jsonl": out,
+            folder / "queries.stats.json": stats,
+            folder / EXCLUDED_QIDS: out.with_name(EXCLUDED_QIDS),
+        },
+        inputs={stage: run_dir / stage for stage in referenced_stages(recipe.filled()["generate"])},
+    )
     if is_main_process():
         summary = json.loads(stats.read_text())
         stdout.print(f"{out}: {summary['queries']} queries for {summary['docs']} documents", markup=False)

@@ -20,7 +20,14 @@ import copy
 from typing import Any
 
 import torch
-from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList, StaticCache, StoppingCriteria, StoppingCriteriaList
+from transformers import (
+    DynamicCache,
+    LogitsProcessor,
+    LogitsProcessorList,
+    StaticCache,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
 from transformers.cache_utils import DynamicLayer, StaticLayer
 
 from inparsx.generate.stopping import Generation, cut_at_stop, find_stop
@@ -92,9 +99,17 @@ class BatchGenerator:
         prefix: token ids every prompt starts with (cached once), or empty.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, stops: list[str], max_new_tokens: int = 64,
-                 sampling: dict[str, float] | None = None, num_return: int = 1, cache: str = "static",
-                 prefix: list[int] | None = None):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        stops: list[str],
+        max_new_tokens: int = 64,
+        sampling: dict[str, float] | None = None,
+        num_return: int = 1,
+        cache: str = "static",
+        prefix: list[int] | None = None,
+    ):
         self.model, self.tokenizer, self.stops = model, tokenizer, stops
         self.max_new_tokens, self.sampling, self.num_return, self.cache = max_new_tokens, sampling, num_return, cache
         self.seq2seq = bool(model.config.is_encoder_decoder)
@@ -113,13 +128,20 @@ class BatchGenerator:
         watcher = StopWatcher(self.tokenizer, self.stops, self.eos_ids, tap, rows)
         if self.sampling is not None:
             torch.manual_seed(seed)
-        self.model.generate(**inputs, **self._seq2seq_cache(), max_new_tokens=self.max_new_tokens, num_beams=1,
-                            pad_token_id=self.pad_id, do_sample=self.sampling is not None, **(self.sampling or {}),
-                            logits_processor=LogitsProcessorList([tap]),
-                            stopping_criteria=StoppingCriteriaList([watcher]))
+        self.model.generate(
+            **inputs,
+            **self._seq2seq_cache(),
+            max_new_tokens=self.max_new_tokens,
+            num_beams=1,
+            pad_token_id=self.pad_id,
+            do_sample=self.sampling is not None,
+            **(self.sampling or {}),
+            logits_processor=LogitsProcessorList([tap]),
+            stopping_criteria=StoppingCriteriaList([watcher]),
+        )
         self.generated_tokens += sum(len(t) for t in watcher.tokens)
         results = [watcher.result(r) for r in range(rows)]
-        return [results[i * self.num_return:(i + 1) * self.num_return] for i in range(len(prompts))]
+        return [results[i * self.num_return : (i + 1) * self.num_return] for i in range(len(prompts))]
 
     def _seq2seq_cache(self) -> dict[str, Any]:
         """An encoder-decoder model's cache choice for ``generate``: transformers' ``cache_implementation =
@@ -129,14 +151,19 @@ class BatchGenerator:
 
     def _inputs(self, prompts: list[list[int]]) -> dict[str, Any]:
         device = self.model.device
-        shared = len(self.prefix) if self.prefix and all(p[:len(self.prefix)] == self.prefix for p in prompts) else 0
+        shared = len(self.prefix) if self.prefix and all(p[: len(self.prefix)] == self.prefix for p in prompts) else 0
         tails = [p[shared:] for p in prompts]
         width = max(len(t) for t in tails)
         if self.seq2seq:
             rows = [(t + [self.pad_id] * (width - len(t)), [1] * len(t) + [0] * (width - len(t))) for t in tails]
         else:
-            rows = [(self.prefix[:shared] + [self.pad_id] * (width - len(t)) + t,
-                     [1] * shared + [0] * (width - len(t)) + [1] * len(t)) for t in tails]
+            rows = [
+                (
+                    self.prefix[:shared] + [self.pad_id] * (width - len(t)) + t,
+                    [1] * shared + [0] * (width - len(t)) + [1] * len(t),
+                )
+                for t in tails
+            ]
         ids = torch.tensor([r[0] for r in rows], device=device).repeat_interleave(self.num_return, 0)
         mask = torch.tensor([r[1] for r in rows], device=device).repeat_interleave(self.num_return, 0)
         inputs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}

@@ -66,8 +66,9 @@ def build_program(module: str, instruction: str = SIGNATURE_INSTRUCTION) -> Any:
     """``dspy.ChainOfThought`` or ``dspy.Predict`` over ``document -> query`` (InPars+'s field descriptions)."""
     import dspy
 
-    signature = dspy.Signature({"document": dspy.InputField(desc=DOCUMENT_DESC),
-                                "query": dspy.OutputField(desc=QUERY_DESC)}, instruction)
+    signature = dspy.Signature(
+        {"document": dspy.InputField(desc=DOCUMENT_DESC), "query": dspy.OutputField(desc=QUERY_DESC)}, instruction
+    )
     return getattr(dspy, module)(signature)
 
 
@@ -112,19 +113,36 @@ class TransformersEngine:
         from inparsx.generate.decoding import BatchGenerator
 
         config = request.config
-        sampling = {"temperature": config.temperature, "top_p": config.top_p or 1.0, "top_k": 0} \
-            if config.temperature else None
-        engine = BatchGenerator(self.model, self.tokenizer, list(config.stop), config.max_tokens or self.max_new_tokens,
-                                sampling, cache="dynamic")
+        sampling = (
+            {"temperature": config.temperature, "top_p": config.top_p or 1.0, "top_k": 0}
+            if config.temperature
+            else None
+        )
+        engine = BatchGenerator(
+            self.model,
+            self.tokenizer,
+            list(config.stop),
+            config.max_tokens or self.max_new_tokens,
+            sampling,
+            cache="dynamic",
+        )
         text = self.render(request)
         ids = self.tokenizer(text, add_special_tokens=not getattr(self.tokenizer, "chat_template", None))["input_ids"]
         generation = engine([ids], seed=config.seed or self.calls)[0][0]
         self.calls += 1
         self.generated_tokens += len(generation.token_ids)
         finish = "length" if generation.finish == "length" else "stop"
-        return Response(id=None, model=self.name, message=Message.assistant([TextPart(generation.text)]),
-                        finish_reason=finish, usage=Usage(input_tokens=len(ids), output_tokens=len(generation.token_ids),
-                                                          total_tokens=len(ids) + len(generation.token_ids)))
+        return Response(
+            id=None,
+            model=self.name,
+            message=Message.assistant([TextPart(generation.text)]),
+            finish_reason=finish,
+            usage=Usage(
+                input_tokens=len(ids),
+                output_tokens=len(generation.token_ids),
+                total_tokens=len(ids) + len(generation.token_ids),
+            ),
+        )
 
     def stream(self, request: Any) -> Any:
         """The engine contract's stream: the whole completion as one start-to-end event sequence."""
@@ -149,7 +167,7 @@ class DSPyGenerator(Generator):
         self._lm: Any = None
         self._engine: TransformersEngine | None = None
 
-    def models(self) -> list["ModelRef"]:
+    def models(self) -> list[ModelRef]:
         """The local model (none with ``api_base``: the endpoint serves it), loaded in ``dtype`` and
         ``quantization``, one document at a time: a prompt of about ``max_doc_words`` words plus DSPy's field
         instructions, and ``max_new_tokens`` (the chain of thought and the query)."""
@@ -159,10 +177,18 @@ class DSPyGenerator(Generator):
         if opts.api_base:
             return []
         prompt = opts.max_doc_words * 4 // 3 + DSPY_PROMPT_TOKENS
-        return [ModelRef("model", opts.model, "generator", dtype=opts.dtype, quantization=opts.quantization,
-                         generation=Generation(opts.num_docs, 1, 1, prompt, opts.max_new_tokens))]
+        return [
+            ModelRef(
+                "model",
+                opts.model,
+                "generator",
+                dtype=opts.dtype,
+                quantization=opts.quantization,
+                generation=Generation(opts.num_docs, 1, 1, prompt, opts.max_new_tokens),
+            )
+        ]
 
-    def lm(self, ctx: "ComponentContext") -> Any:
+    def lm(self, ctx: ComponentContext) -> Any:
         """The ``dspy.LM``: an OpenAI-compatible endpoint with ``api_base``, else a local model as an engine.
 
         Raises:
@@ -173,20 +199,33 @@ class DSPyGenerator(Generator):
 
             opts = self.options
             if opts.api_base:
-                self._lm = dspy.LM(opts.model, api_base=opts.api_base, api_key=os.environ.get(opts.api_key_env, "none"),
-                                   temperature=opts.temperature, max_tokens=opts.max_new_tokens, cache=False)
+                self._lm = dspy.LM(
+                    opts.model,
+                    api_base=opts.api_base,
+                    api_key=os.environ.get(opts.api_key_env, "none"),
+                    temperature=opts.temperature,
+                    max_tokens=opts.max_new_tokens,
+                    cache=False,
+                )
             else:
                 from inparsx.generate.hf import HFOptions, load_model, say_what_runs
 
                 path = ctx.resolve_model(opts.model)
-                model, tokenizer = load_model(path, HFOptions(model=path, dtype=opts.dtype, quantization=opts.quantization))
+                model, tokenizer = load_model(
+                    path, HFOptions(model=path, dtype=opts.dtype, quantization=opts.quantization)
+                )
                 self.ran_with = say_what_runs(model, opts, f"{self.name} generator", ctx)
                 self._engine = TransformersEngine(model, tokenizer, opts.max_new_tokens, name=opts.model)
-                self._lm = dspy.LM(f"local/{opts.model}", engine=self._engine, cache=False,
-                                   temperature=opts.temperature, max_tokens=opts.max_new_tokens)
+                self._lm = dspy.LM(
+                    f"local/{opts.model}",
+                    engine=self._engine,
+                    cache=False,
+                    temperature=opts.temperature,
+                    max_tokens=opts.max_new_tokens,
+                )
         return self._lm
 
-    def program(self, ctx: "ComponentContext") -> Any:
+    def program(self, ctx: ComponentContext) -> Any:
         """The program: built from ``module`` and ``instruction``, then loaded from ``program`` when set.
 
         Raises:
@@ -203,7 +242,7 @@ class DSPyGenerator(Generator):
                 raise InparsxError(f"cannot load the DSPy program {path} as a {self.options.module}: {exc}") from None
         return program
 
-    def generate(self, docs: Sequence[Document], ctx: "ComponentContext") -> Iterator[list[SyntheticQuery]]:
+    def generate(self, docs: Sequence[Document], ctx: ComponentContext) -> Iterator[list[SyntheticQuery]]:
         """One record per document, yielded one by one (DSPy calls the model per document)."""
         import dspy
 
@@ -229,10 +268,22 @@ class DSPyGenerator(Generator):
         except AdapterParseError as exc:
             self.parse_failures += 1
             query, extra["parse_error"] = "", str(exc).splitlines()[0][:300]
-        return SyntheticQuery(query_id=f"{doc.doc_id}-0", doc_id=doc.doc_id, query=query,
-                              generator=f"dspy:{self.options.module}:{self.options.model}", extra=extra)
+        return SyntheticQuery(
+            query_id=f"{doc.doc_id}-0",
+            doc_id=doc.doc_id,
+            query=query,
+            generator=f"dspy:{self.options.module}:{self.options.model}",
+            extra=extra,
+        )
 
-    def write_stats(self, ctx: "ComponentContext") -> None:
+    def write_stats(self, ctx: ComponentContext) -> None:
         """``dspy.stats.json`` in the stage folder: documents run in this process and parse failures."""
-        write_json(ctx.dir / "dspy.stats.json", {"documents": self.documents, "parse_failures": self.parse_failures,
-                                                 "module": self.options.module, "program": self.options.program})
+        write_json(
+            ctx.dir / "dspy.stats.json",
+            {
+                "documents": self.documents,
+                "parse_failures": self.parse_failures,
+                "module": self.options.module,
+                "program": self.options.program,
+            },
+        )

@@ -57,8 +57,10 @@ def choose_split(available: list[str]) -> str:
     for split in SPLIT_PREFERENCE:
         if split in available:
             return split
-    raise InparsxError("few-shot examples need judged queries, but the dataset has no qrels split "
-                       f"({', '.join(SPLIT_PREFERENCE)}); use prompt = \"inpars\" or a static custom template")
+    raise InparsxError(
+        "few-shot examples need judged queries, but the dataset has no qrels split "
+        f'({", ".join(SPLIT_PREFERENCE)}); use prompt = "inpars" or a static custom template'
+    )
 
 
 def judged_pairs(dataset: Dataset, split: str) -> list[FewShotExample]:
@@ -71,11 +73,16 @@ def judged_pairs(dataset: Dataset, split: str) -> list[FewShotExample]:
         if positives and qid in queries and queries[qid].text.strip():
             best[qid] = positives[0][1]
     docs = dataset.get_docs(best.values())
-    return [FewShotExample(qid, docid, queries[qid].text, docs[docid].full_text)
-            for qid, docid in best.items() if docid in docs]
+    return [
+        FewShotExample(qid, docid, queries[qid].text, docs[docid].full_text)
+        for qid, docid in best.items()
+        if docid in docs
+    ]
 
 
-def build_pool(dataset: Dataset, eval_split: str, seed: int, n_fewshot: int, pool_size: int | None = None) -> FewShotPool:
+def build_pool(
+    dataset: Dataset, eval_split: str, seed: int, n_fewshot: int, pool_size: int | None = None
+) -> FewShotPool:
     """The few-shot pool of a run.
 
     Args:
@@ -94,11 +101,15 @@ def build_pool(dataset: Dataset, eval_split: str, seed: int, n_fewshot: int, poo
     evaluated = split == eval_split
     size = pool_size or (n_fewshot if evaluated else len(pairs))
     if len(pairs) < n_fewshot:
-        raise InparsxError(f"split {split!r} has {len(pairs)} usable (query, judged document) pairs, fewer than "
-                           f"n_fewshot = {n_fewshot}")
+        raise InparsxError(
+            f"split {split!r} has {len(pairs)} usable (query, judged document) pairs, fewer than "
+            f"n_fewshot = {n_fewshot}"
+        )
     if size < len(pairs):
         pairs = random.Random(f"{seed}:fewshot-pool").sample(pairs, size)
     if evaluated:
-        console.print(f"[yellow]few-shot examples come from the evaluated split {split!r}: the query ids used "
-                      f"(at most {len(pairs)}) are written to excluded_qids.txt and dropped from evaluation[/yellow]")
+        console.print(
+            f"[yellow]few-shot examples come from the evaluated split {split!r}: the query ids used "
+            f"(at most {len(pairs)}) are written to excluded_qids.txt and dropped from evaluation[/yellow]"
+        )
     return FewShotPool(split, pairs, seed, evaluated)

@@ -36,19 +36,28 @@ class HFOptions(DecodingOptions):
     decoding options are :class:`~inparsx.generate.prompted.DecodingOptions`."""
 
     model: str = Field(description="hub id, local folder, a .gguf file, or @stage (e.g. @tune)")
-    gguf_file: str | None = Field(None, description="a GGUF file inside the model's folder or hub repository "
-                                  "(transformers dequantizes it; needs the gguf package)")
+    gguf_file: str | None = Field(
+        None,
+        description="a GGUF file inside the model's folder or hub repository "
+        "(transformers dequantizes it; needs the gguf package)",
+    )
     batch_size: int = Field(8, ge=1)
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description=AUTO_DESCRIPTION)
     quantization: Literal["none", "int8", "nf4"] = "none"
     device_map: str | None = Field(None, description='e.g. "auto" to spread a large model over GPUs')
-    attn_implementation: str | None = Field(None, description='transformers attention kernel, e.g. "sdpa", '
-                                            '"eager", "flash_attention_2" (default: the model\'s)')
-    cache: Literal["static", "dynamic"] = Field("static", description="the KV cache of generation: static "
-                                                "(preallocated) or dynamic (transformers' default)")
-    prefix_cache: bool | None = Field(None, description="compute the prompt prefix every document shares once "
-                                      "(default: on for decoder-only models; an encoder-decoder model reads its "
-                                      "whole input at once, so true is refused with one)")
+    attn_implementation: str | None = Field(
+        None,
+        description='transformers attention kernel, e.g. "sdpa", "eager", "flash_attention_2" (default: the model\'s)',
+    )
+    cache: Literal["static", "dynamic"] = Field(
+        "static", description="the KV cache of generation: static (preallocated) or dynamic (transformers' default)"
+    )
+    prefix_cache: bool | None = Field(
+        None,
+        description="compute the prompt prefix every document shares once "
+        "(default: on for decoder-only models; an encoder-decoder model reads its "
+        "whole input at once, so true is refused with one)",
+    )
 
 
 class HFGenerator(PromptedGenerator):
@@ -65,7 +74,7 @@ class HFGenerator(PromptedGenerator):
     def queries_per_doc(self) -> int:
         return self.options.num_queries_per_doc
 
-    def models(self) -> list["ModelRef"]:
+    def models(self) -> list[ModelRef]:
         """The generator model, loaded as :func:`load_model` loads it (dtype, quantization, device map), and
         how it generates (:class:`~inparsx.models.Generation`: ``num_docs`` documents, ``num_queries_per_doc``
         each, ``batch_size`` at a time, the estimated prompt and ``max_new_tokens``; the prompt's shared prefix
@@ -74,13 +83,29 @@ class HFGenerator(PromptedGenerator):
 
         opts = self.options
         prompt, shared = self.prompt_tokens_estimate()
-        generation = Generation(opts.num_docs, opts.num_queries_per_doc, opts.batch_size, prompt, opts.max_new_tokens,
-                                shared if opts.prefix_cache is not False else 0)
-        return [ModelRef("model", opts.model, "generator", dtype=opts.dtype, quantization=opts.quantization,
-                         generation=generation, gguf_file=opts.gguf_file, revision=opts.revision,
-                         device_map=opts.device_map)]
+        generation = Generation(
+            opts.num_docs,
+            opts.num_queries_per_doc,
+            opts.batch_size,
+            prompt,
+            opts.max_new_tokens,
+            shared if opts.prefix_cache is not False else 0,
+        )
+        return [
+            ModelRef(
+                "model",
+                opts.model,
+                "generator",
+                dtype=opts.dtype,
+                quantization=opts.quantization,
+                generation=generation,
+                gguf_file=opts.gguf_file,
+                revision=opts.revision,
+                device_map=opts.device_map,
+            )
+        ]
 
-    def generate(self, docs: Sequence[Document], ctx: "ComponentContext") -> Iterator[list[SyntheticQuery]]:
+    def generate(self, docs: Sequence[Document], ctx: ComponentContext) -> Iterator[list[SyntheticQuery]]:
         """Queries for ``docs`` batch by batch (documents sorted by prompt length within windows).
 
         Raises:
@@ -92,25 +117,35 @@ class HFGenerator(PromptedGenerator):
         engine = self._engine(model, tokenizer, builder)
         size, counted = self.options.batch_size, self.generated_tokens
         for start in range(0, len(docs), size * SORT_WINDOW):
-            window = docs[start:start + size * SORT_WINDOW]
+            window = docs[start : start + size * SORT_WINDOW]
             prompts = [builder.build(doc) for doc in window]
             order = sorted(range(len(window)), key=lambda i: -len(prompts[i].input_ids))
             for at in range(0, len(order), size):
-                batch = order[at:at + size]
+                batch = order[at : at + size]
                 outputs = engine([prompts[i].input_ids for i in batch], seed=_batch_seed(ctx.seed, window[batch[0]]))
                 self.generated_tokens = counted + engine.generated_tokens
-                yield [self._record(window[i], prompts[i], k, g) for i, gens in zip(batch, outputs)
-                       for k, g in enumerate(gens)]
+                yield [
+                    self._record(window[i], prompts[i], k, g)
+                    for i, gens in zip(batch, outputs)
+                    for k, g in enumerate(gens)
+                ]
 
     def _record(self, doc: Document, prompt: Any, index: int, generation: Any) -> SyntheticQuery:
         log_probs = generation.log_probs
         score = sum(log_probs) / len(log_probs) if log_probs else None
-        return SyntheticQuery(query_id=f"{doc.doc_id}-{index}", doc_id=doc.doc_id, query=generation.text,
-                              log_probs=log_probs, score=score, prompt_text=prompt.text,
-                              generator=f"hf:{self.options.model}", fewshot_examples=prompt.fewshot_ids,
-                              extra={"finish": generation.finish})
+        return SyntheticQuery(
+            query_id=f"{doc.doc_id}-{index}",
+            doc_id=doc.doc_id,
+            query=generation.text,
+            log_probs=log_probs,
+            score=score,
+            prompt_text=prompt.text,
+            generator=f"hf:{self.options.model}",
+            fewshot_examples=prompt.fewshot_ids,
+            extra={"finish": generation.finish},
+        )
 
-    def load(self, ctx: "ComponentContext") -> tuple[Any, Any]:
+    def load(self, ctx: ComponentContext) -> tuple[Any, Any]:
         """The model (eval mode, on its device) and its tokenizer (pad token set), loaded once."""
         if self._loaded is None:
             self._loaded = load_model(ctx.resolve_model(self.options.model), self.options)
@@ -129,19 +164,33 @@ class HFGenerator(PromptedGenerator):
             limit = min(limit, context - self.options.max_new_tokens)
         return limit
 
-    def _engine(self, model: Any, tokenizer: Any, builder: "PromptBuilder") -> Any:
+    def _engine(self, model: Any, tokenizer: Any, builder: PromptBuilder) -> Any:
         from inparsx.generate.decoding import BatchGenerator
 
         opts = self.options
         if opts.prefix_cache and model.config.is_encoder_decoder:
-            raise InparsxError(f"generate.prefix_cache = true, but {opts.model} is an encoder-decoder (seq2seq) model: "
-                               "its encoder reads the whole prompt at once, so there is no prefix to cache; leave "
-                               "prefix_cache unset")
-        prefix = builder.shared_prefix() if opts.prefix_cache is not False and not model.config.is_encoder_decoder else ""
+            raise InparsxError(
+                f"generate.prefix_cache = true, but {opts.model} is an encoder-decoder (seq2seq) model: "
+                "its encoder reads the whole prompt at once, so there is no prefix to cache; leave "
+                "prefix_cache unset"
+            )
+        prefix = (
+            builder.shared_prefix() if opts.prefix_cache is not False and not model.config.is_encoder_decoder else ""
+        )
         prefix_ids = builder.encode(prefix)[:-1] if prefix else []  # drop the last token: it may merge onwards
-        sampling = {"temperature": opts.temperature, "top_p": opts.top_p, "top_k": opts.top_k} if opts.do_sample else None
-        return BatchGenerator(model, tokenizer, opts.stop, opts.max_new_tokens, sampling, opts.num_queries_per_doc,
-                              opts.cache, prefix_ids if len(prefix_ids) >= 8 else None)
+        sampling = (
+            {"temperature": opts.temperature, "top_p": opts.top_p, "top_k": opts.top_k} if opts.do_sample else None
+        )
+        return BatchGenerator(
+            model,
+            tokenizer,
+            opts.stop,
+            opts.max_new_tokens,
+            sampling,
+            opts.num_queries_per_doc,
+            opts.cache,
+            prefix_ids if len(prefix_ids) >= 8 else None,
+        )
 
 
 def load_model(path: str, options: HFOptions) -> tuple[Any, Any]:
@@ -201,21 +250,25 @@ def _placement(options: HFOptions) -> dict[str, Any]:
     if options.device_map and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from inparsx.progress import console
 
-        console.print(f"[yellow]data parallel: device_map = {options.device_map!r} ignored, each process loads "
-                      "the whole model on its own device[/yellow]")
+        console.print(
+            f"[yellow]data parallel: device_map = {options.device_map!r} ignored, each process loads "
+            "the whole model on its own device[/yellow]"
+        )
     elif options.device_map:
         kwargs["device_map"] = options.device_map
     if options.quantization != "none":
         from transformers import BitsAndBytesConfig
 
-        kwargs["quantization_config"] = (BitsAndBytesConfig(load_in_8bit=True) if options.quantization == "int8" else
-                                         BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                            bnb_4bit_compute_dtype=compute))
+        kwargs["quantization_config"] = (
+            BitsAndBytesConfig(load_in_8bit=True)
+            if options.quantization == "int8"
+            else BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute)
+        )
         kwargs.setdefault("device_map", {"": str(_device())})
     return kwargs
 
 
-def say_what_runs(model: Any, options: Any, label: str, ctx: "ComponentContext") -> dict[str, str]:
+def say_what_runs(model: Any, options: Any, label: str, ctx: ComponentContext) -> dict[str, str]:
     """Log the device and precision a loaded generator model runs with (``generate (hf): <model> on cpu, bf16
     (auto: this CPU computes bf16 natively (AVX512-BF16))``, plus ``, nf4 weights`` when quantised) and return
     them as recorded in ``queries.stats.json``: ``{"model", "device", "precision", "precision_reason"}`` and
@@ -226,8 +279,11 @@ def say_what_runs(model: Any, options: Any, label: str, ctx: "ComponentContext")
     device, precision = model.device, precision_name(model.dtype)
     quantized = "" if options.quantization == "none" else f", {options.quantization} weights"
     ctx.log(f"{label}: {options.model} on {describe(device, options.dtype, precision)}{quantized}")
-    return {"model": options.model, **ran_with(device, options.dtype, precision),
-            **({"quantization": options.quantization} if quantized else {})}
+    return {
+        "model": options.model,
+        **ran_with(device, options.dtype, precision),
+        **({"quantization": options.quantization} if quantized else {}),
+    }
 
 
 def generator_precision(options: HFOptions) -> str:

@@ -22,20 +22,24 @@ from inparsx.records import Document, SyntheticQuery
 if TYPE_CHECKING:
     from inparsx.context import ComponentContext
 
-ABBREVIATIONS = frozenset("""al approx ca cf dr eq eqs fig figs incl mr mrs ms prof ref refs resp sp spp
-                          ssp subsp var viz vol vs""".split())
+ABBREVIATIONS = frozenset(
+    """al approx ca cf dr eq eqs fig figs incl mr mrs ms prof ref refs resp sp spp
+                          ssp subsp var viz vol vs""".split()
+)
 """Words that end with a period inside sentences (lower case, without the period)."""
 
 BEFORE_NUMBER = frozenset("no nos p pp fig figs eq eqs ref refs vol table tab ch sec".split())
 """Abbreviations that precede a number (``No. 5``, ``p. 12``)."""
 
-HEADING_WORDS = frozenset("""ABSTRACT AIM AIMS ANALYSIS APPROACH BACKGROUND CASE CLINICAL CONCLUSION CONCLUSIONS CONTEXT
+HEADING_WORDS = frozenset(
+    """ABSTRACT AIM AIMS ANALYSIS APPROACH BACKGROUND CASE CLINICAL CONCLUSION CONCLUSIONS CONTEXT
     CRITERIA DATA DESIGN DISCUSSION ELIGIBILITY EVIDENCE EXPERIMENTAL EXPOSURE EXPOSURES EXTRACTION FINDINGS FUNDING
     GOAL GOALS HYPOTHESIS IMPLICATIONS IMPORTANCE INTERPRETATION INTERVENTION INTERVENTIONS INTRODUCTION KEY
     LIMITATIONS MAIN MATERIALS MEASURE MEASUREMENTS MEASURES METHOD METHODOLOGY METHODS OBJECTIVE OBJECTIVES
     OBSERVATIONS OUTCOME OUTCOMES PARTICIPANTS PATIENTS POPULATION PRACTICE PRINCIPAL PROCEDURES PURPOSE QUESTION
     RATIONALE REGISTRATION RELEVANCE REPORT RESULT RESULTS REVIEW SAMPLE SEARCH SELECTION SETTING SETTINGS
-    SIGNIFICANCE SOURCES STRATEGY STUDY SUBJECTS SUMMARY SYNTHESIS TRIAL UNLABELLED""".split())
+    SIGNIFICANCE SOURCES STRATEGY STUDY SUBJECTS SUMMARY SYNTHESIS TRIAL UNLABELLED""".split()
+)
 """Words of the upper-case section headings of structured abstracts (``BACKGROUND``, ``METHODS AND RESULTS``,
 ``MAIN OUTCOME MEASURES``...), which are not part of any sentence."""
 
@@ -94,12 +98,17 @@ class ICTOptions(GeneratorOptions):
     min_words: int = Field(5, ge=1, description="shortest sentence used as a query, in words")
     max_words: int = Field(64, ge=1, description="longest sentence used as a query, in words")
     remove_sentence: bool = Field(True, description="remove the query sentence from the positive (Lee et al.)")
-    first_sentences: int | None = Field(None, ge=1, description=(
-        "draw the query among the document's first N sentences only, as Body First Selection draws it from the "
-        "first section (Chang et al., ICLR 2020); None: any sentence"))
+    first_sentences: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "draw the query among the document's first N sentences only, as Body First Selection draws it from the "
+            "first section (Chang et al., ICLR 2020); None: any sentence"
+        ),
+    )
 
     @model_validator(mode="after")
-    def _ordered(self) -> "ICTOptions":
+    def _ordered(self) -> ICTOptions:
         if self.min_words > self.max_words:
             raise ValueError(f"min_words ({self.min_words}) is larger than max_words ({self.max_words})")
         return self
@@ -115,16 +124,19 @@ class ICTGenerator(Generator):
     @property
     def no_query_reason(self) -> str:  # type: ignore[override]
         opts = self.options
-        single = " or with a single sentence (remove_sentence needs another one for the positive)" \
-            if opts.remove_sentence else ""
+        single = (
+            " or with a single sentence (remove_sentence needs another one for the positive)"
+            if opts.remove_sentence
+            else ""
+        )
         first = f" among its first {opts.first_sentences}" if opts.first_sentences else ""
         return f"a document without a sentence of {opts.min_words} to {opts.max_words} words{first}{single}"
 
-    def generate(self, docs: Sequence[Document], ctx: "ComponentContext") -> Iterator[list[SyntheticQuery]]:
+    def generate(self, docs: Sequence[Document], ctx: ComponentContext) -> Iterator[list[SyntheticQuery]]:
         """One query per document that has a sentence of ``min_words``..``max_words`` words (and, when
         removing it, at least one other sentence); other documents yield nothing."""
         for start in range(0, len(docs), self.batch_size):
-            batch = (self.query_for(doc, ctx.seed) for doc in docs[start:start + self.batch_size])
+            batch = (self.query_for(doc, ctx.seed) for doc in docs[start : start + self.batch_size])
             yield [record for record in batch if record is not None]
 
     def query_for(self, doc: Document, seed: int) -> SyntheticQuery | None:
@@ -135,8 +147,11 @@ class ICTGenerator(Generator):
         spans = split_sentences(doc.text)
         if opts.remove_sentence and len(spans) < 2:
             return None
-        eligible = [s for s in spans[:opts.first_sentences]
-                    if opts.min_words <= len(doc.text[s[0]:s[1]].split()) <= opts.max_words]
+        eligible = [
+            s
+            for s in spans[: opts.first_sentences]
+            if opts.min_words <= len(doc.text[s[0] : s[1]].split()) <= opts.max_words
+        ]
         if not eligible:
             return None
         start, end = random.Random(f"{seed}:ict:{doc.doc_id}").choice(eligible)
@@ -144,5 +159,11 @@ class ICTGenerator(Generator):
         if opts.remove_sentence:
             rest = f"{doc.text[:start].rstrip()} {doc.text[end:].lstrip()}".strip()
             positive = Document(doc.doc_id, rest, doc.title).full_text
-        return SyntheticQuery(query_id=f"{doc.doc_id}-0", doc_id=doc.doc_id, query=doc.text[start:end],
-                              generator="ict", positive_text=positive, extra={"sentence_span": [start, end]})
+        return SyntheticQuery(
+            query_id=f"{doc.doc_id}-0",
+            doc_id=doc.doc_id,
+            query=doc.text[start:end],
+            generator="ict",
+            positive_text=positive,
+            extra={"sentence_span": [start, end]},
+        )

@@ -44,49 +44,75 @@ class PromptOptions(GeneratorOptions):
     """Prompt options of every prompted generator (the recipe's ``[generate]`` table)."""
 
     prompt: Literal["inpars", "inpars-gbq", "promptagator", "custom", "doc2query"] = "inpars"
-    template: str | None = Field(None, description="custom: a template file; promptagator: a template name "
-                                 "in the prompts file (default promptagator-<dataset>); refused with the other "
-                                 "prompts, which are one fixed template each")
-    template_mode: Literal["static", "dynamic"] = Field("static", description="custom templates: static, or "
-                                                        "dynamic (repeated for few-shot examples, as Promptagator)")
-    prompts_file: str | None = Field(None, description="local copy of the InPars templates.yaml "
-                                     "(default: $INPARSX_PROMPTS_FILE, else the pinned upstream file); for the "
-                                     "prompts read from it: inpars, inpars-gbq, promptagator")
+    template: str | None = Field(
+        None,
+        description="custom: a template file; promptagator: a template name "
+        "in the prompts file (default promptagator-<dataset>); refused with the other "
+        "prompts, which are one fixed template each",
+    )
+    template_mode: Literal["static", "dynamic"] = Field(
+        "static", description="custom templates: static, or dynamic (repeated for few-shot examples, as Promptagator)"
+    )
+    prompts_file: str | None = Field(
+        None,
+        description="local copy of the InPars templates.yaml "
+        "(default: $INPARSX_PROMPTS_FILE, else the pinned upstream file); for the "
+        "prompts read from it: inpars, inpars-gbq, promptagator",
+    )
     chat: bool = Field(False, description="render with the tokenizer's chat template, few-shot pairs as turns")
-    instruction: str | None = Field(None, description="heads the prompt: the system turn with chat = true "
-                                    "(default: a generic instruction), else the prompt's first paragraph, before "
-                                    "the few-shot examples (default: none); \"@tune\" reads the tune stage's "
-                                    "instruction.txt (tuner path)")
-    n_fewshot: int | None = Field(None, ge=1, le=8, description="few-shot examples per prompt of a dynamic "
-                                  "template (default 3); the static prompts carry their own examples")
-    fewshot_pool: int | None = Field(None, ge=1, description="dynamic templates: pairs drawn once for the run, "
-                                     "at least n_fewshot (default: the whole train split; n_fewshot when examples "
-                                     "come from the evaluated split)")
+    instruction: str | None = Field(
+        None,
+        description="heads the prompt: the system turn with chat = true "
+        "(default: a generic instruction), else the prompt's first paragraph, before "
+        'the few-shot examples (default: none); "@tune" reads the tune stage\'s '
+        "instruction.txt (tuner path)",
+    )
+    n_fewshot: int | None = Field(
+        None,
+        ge=1,
+        le=8,
+        description="few-shot examples per prompt of a dynamic "
+        "template (default 3); the static prompts carry their own examples",
+    )
+    fewshot_pool: int | None = Field(
+        None,
+        ge=1,
+        description="dynamic templates: pairs drawn once for the run, "
+        "at least n_fewshot (default: the whole train split; n_fewshot when examples "
+        "come from the evaluated split)",
+    )
     max_doc_tokens: int = Field(256, ge=1)
     max_prompt_tokens: int = Field(2048, ge=8)
 
     @model_validator(mode="after")
-    def _prompt_consistent(self) -> "PromptOptions":
+    def _prompt_consistent(self) -> PromptOptions:
         if self.template_mode == "dynamic" and self.prompt != "custom":
             raise ValueError('template_mode applies to prompt = "custom" (promptagator is always dynamic)')
         if self.prompt == "custom" and not self.template:
             raise ValueError('prompt = "custom" needs template = "<path of a file with {document} and {query}>"')
         if self.template is not None and self.prompt not in ("custom", "promptagator"):
-            raise ValueError(f'template = {self.template!r} would replace the {self.prompt!r} template: template '
-                             'applies to prompt = "custom" (a file) and "promptagator" (a name in the prompts '
-                             'file); remove it, or use one of those prompts')
+            raise ValueError(
+                f"template = {self.template!r} would replace the {self.prompt!r} template: template "
+                'applies to prompt = "custom" (a file) and "promptagator" (a name in the prompts '
+                "file); remove it, or use one of those prompts"
+            )
         if self.prompts_file is not None and self.prompt in ("custom", "doc2query"):
-            raise ValueError(f'prompts_file would be ignored: prompt = "{self.prompt}" does not read the prompts '
-                             'file; remove it')
+            raise ValueError(
+                f'prompts_file would be ignored: prompt = "{self.prompt}" does not read the prompts file; remove it'
+            )
         if not self.dynamic:
             for key in ("n_fewshot", "fewshot_pool"):
                 if getattr(self, key) is not None:
-                    raise ValueError(f'{key} would be ignored: prompt = "{self.prompt}" is a static template that '
-                                     'carries its own examples; few-shot sampling applies to prompt = '
-                                     '"promptagator" or "custom" with template_mode = "dynamic"')
+                    raise ValueError(
+                        f'{key} would be ignored: prompt = "{self.prompt}" is a static template that '
+                        "carries its own examples; few-shot sampling applies to prompt = "
+                        '"promptagator" or "custom" with template_mode = "dynamic"'
+                    )
         if self.fewshot_pool is not None and self.fewshot_pool < self.fewshot:
-            raise ValueError(f"fewshot_pool = {self.fewshot_pool} is smaller than n_fewshot = {self.fewshot}: prompts "
-                             f"would show only {self.fewshot_pool} example(s); raise fewshot_pool or lower n_fewshot")
+            raise ValueError(
+                f"fewshot_pool = {self.fewshot_pool} is smaller than n_fewshot = {self.fewshot}: prompts "
+                f"would show only {self.fewshot_pool} example(s); raise fewshot_pool or lower n_fewshot"
+            )
         return self
 
     @property
@@ -122,10 +148,14 @@ class DecodingOptions(PromptOptions):
     trust_remote_code: bool = False
 
     @model_validator(mode="after")
-    def _decoding_consistent(self) -> "DecodingOptions":
-        if not self.do_sample and (self.temperature != 1.0 or self.top_p != 1.0 or self.top_k or self.num_queries_per_doc > 1):
-            raise ValueError("temperature, top_p, top_k and num_queries_per_doc > 1 need do_sample = true "
-                             "(greedy decoding would ignore them or repeat the same query)")
+    def _decoding_consistent(self) -> DecodingOptions:
+        if not self.do_sample and (
+            self.temperature != 1.0 or self.top_p != 1.0 or self.top_k or self.num_queries_per_doc > 1
+        ):
+            raise ValueError(
+                "temperature, top_p, top_k and num_queries_per_doc > 1 need do_sample = true "
+                "(greedy decoding would ignore them or repeat the same query)"
+            )
         return self
 
 
@@ -142,11 +172,11 @@ class PromptedGenerator(Generator):
         super().__init__(options)
         self._pool: FewShotPool | None = None
 
-    def fewshot_split(self, ctx: "ComponentContext") -> str | None:
+    def fewshot_split(self, ctx: ComponentContext) -> str | None:
         pool = self.fewshot_pool(ctx)
         return pool.split if pool else None
 
-    def template(self, ctx: "ComponentContext") -> "PromptTemplate":
+    def template(self, ctx: ComponentContext) -> PromptTemplate:
         """The prompt template the options name.
 
         Raises:
@@ -154,17 +184,25 @@ class PromptedGenerator(Generator):
         """
         return resolve_template(self.options, ctx.dataset.name)
 
-    def prompt_builder(self, ctx: "ComponentContext", tokenizer: "PromptTokenizer",
-                       max_prompt_tokens: int | None = None) -> "PromptBuilder":
+    def prompt_builder(
+        self, ctx: ComponentContext, tokenizer: PromptTokenizer, max_prompt_tokens: int | None = None
+    ) -> PromptBuilder:
         """The prompt builder of this run; ``max_prompt_tokens`` (default: the option) caps the prompt, e.g.
         to the model's context window minus the generated tokens."""
         from inparsx.generate.prompts import PromptBuilder
 
         opts = self.options
         template = self.template(ctx)
-        return PromptBuilder(template, tokenizer, chat=opts.chat, instruction=self.instruction(ctx),
-                             max_doc_tokens=opts.max_doc_tokens, max_prompt_tokens=max_prompt_tokens or opts.max_prompt_tokens,
-                             pool=self.fewshot_pool(ctx) if template.dynamic else None, n_fewshot=opts.fewshot)
+        return PromptBuilder(
+            template,
+            tokenizer,
+            chat=opts.chat,
+            instruction=self.instruction(ctx),
+            max_doc_tokens=opts.max_doc_tokens,
+            max_prompt_tokens=max_prompt_tokens or opts.max_prompt_tokens,
+            pool=self.fewshot_pool(ctx) if template.dynamic else None,
+            n_fewshot=opts.fewshot,
+        )
 
     def prompt_tokens_estimate(self) -> tuple[int, int]:
         """The prompt's length in tokens and the part of it every document shares (the text of a static
@@ -191,7 +229,7 @@ class PromptedGenerator(Generator):
         tokens = min(tokens, opts.max_prompt_tokens)
         return tokens, min(shared, tokens)
 
-    def instruction(self, ctx: "ComponentContext") -> str | None:
+    def instruction(self, ctx: ComponentContext) -> str | None:
         """The ``instruction`` option, or the text of ``tune/instruction.txt`` for ``"@tune"``.
 
         Raises:
@@ -204,13 +242,14 @@ class PromptedGenerator(Generator):
 
         return Path(ctx.resolve_model(value, INSTRUCTION)).read_text(encoding="utf-8").strip()
 
-    def fewshot_pool(self, ctx: "ComponentContext") -> "FewShotPool | None":
+    def fewshot_pool(self, ctx: ComponentContext) -> FewShotPool | None:
         """The few-shot pairs of a dynamic template (``None`` for static ones), drawn once."""
         if self._pool is None and self.options.dynamic:
             from inparsx.generate.fewshot import build_pool
 
-            self._pool = build_pool(ctx.dataset, ctx.eval_split, ctx.seed, self.options.fewshot,
-                                    self.options.fewshot_pool)
+            self._pool = build_pool(
+                ctx.dataset, ctx.eval_split, ctx.seed, self.options.fewshot, self.options.fewshot_pool
+            )
         return self._pool
 
 
@@ -224,7 +263,7 @@ def _local_prompts() -> bool:
     return bool(value) and Path(value).is_file()
 
 
-def resolve_template(options: PromptOptions, dataset_name: str) -> "PromptTemplate":
+def resolve_template(options: PromptOptions, dataset_name: str) -> PromptTemplate:
     """The template of ``options.prompt``: a custom file, a built-in one, or a name in the InPars prompts file
     (``promptagator`` defaults to ``promptagator-<dataset>``, e.g. ``promptagator-scifact``).
 
@@ -242,11 +281,15 @@ def resolve_template(options: PromptOptions, dataset_name: str) -> "PromptTempla
     name = options.template or default
     if name not in templates:
         available = ", ".join(sorted(templates))
-        raise InparsxError(f"no prompt template {name!r} in the prompts file; available: {available} "
-                           "(set the generator option template to one of them)")
+        raise InparsxError(
+            f"no prompt template {name!r} in the prompts file; available: {available} "
+            "(set the generator option template to one of them)"
+        )
     if options.prompt == "promptagator" and not templates[name].dynamic:
-        raise InparsxError(f"generate.template = {name!r} is a static template; prompt = 'promptagator' samples "
-                           "few-shot examples into a dynamic one (e.g. promptagator-<dataset>)")
+        raise InparsxError(
+            f"generate.template = {name!r} is a static template; prompt = 'promptagator' samples "
+            "few-shot examples into a dynamic one (e.g. promptagator-<dataset>)"
+        )
     return templates[name]
 
 

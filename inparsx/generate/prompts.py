@@ -20,7 +20,7 @@ from inparsx.generate.fewshot import FewShotExample, FewShotPool
 from inparsx.generate.templates import PromptTemplate, fill
 from inparsx.records import Document
 
-DEFAULT_INSTRUCTION = ("Write a search query that the document answers. Reply with the query only, on one line.")
+DEFAULT_INSTRUCTION = "Write a search query that the document answers. Reply with the query only, on one line."
 """System turn of the chat form when no ``instruction`` is given (an empty one leaves the system turn out)."""
 
 
@@ -47,13 +47,15 @@ class PromptTokenizer(Protocol):
     @property
     def chat_template(self) -> str | None: ...
 
-    def __call__(self, text: str, add_special_tokens: bool = True,
-                 return_offsets_mapping: bool = False) -> Mapping[str, Any]: ...
+    def __call__(
+        self, text: str, add_special_tokens: bool = True, return_offsets_mapping: bool = False
+    ) -> Mapping[str, Any]: ...
 
     def decode(self, ids: list[int]) -> str: ...
 
-    def apply_chat_template(self, messages: Sequence["ChatMessage"], tokenize: bool = False,
-                            add_generation_prompt: bool = True) -> str: ...
+    def apply_chat_template(
+        self, messages: Sequence[ChatMessage], tokenize: bool = False, add_generation_prompt: bool = True
+    ) -> str: ...
 
 
 class ChatMessage(TypedDict):
@@ -135,8 +137,10 @@ class PromptBuilder:
                 continue
             doc_tokens = self.count(doc_text)
             if doc_tokens == 0:
-                raise InparsxError(f"prompt template {self.template.name!r} alone is {len(ids)} tokens, more than "
-                                   f"max_prompt_tokens = {self.max_prompt_tokens}")
+                raise InparsxError(
+                    f"prompt template {self.template.name!r} alone is {len(ids)} tokens, more than "
+                    f"max_prompt_tokens = {self.max_prompt_tokens}"
+                )
             doc_text = self.truncate(doc_text, max(0, doc_tokens - excess))
 
     def render(self, doc_text: str, examples: list[FewShotExample]) -> str:
@@ -176,6 +180,7 @@ class PromptBuilder:
         Found by rendering two different sentinel documents (and sentinel examples); a generator may cache the
         model's keys and values for it once (prefix caching) instead of recomputing them for every document.
         """
+
         def sentinel(tag: str) -> str:
             shots = [FewShotExample(f"{tag}{i}", f"{tag}{i}", f"{tag}q", f"{tag}d") for i in range(self.n_fewshot)]
             return self.render(f"{tag}\x00", shots if self.template.dynamic else [])
@@ -229,5 +234,5 @@ def split_static(template: PromptTemplate) -> tuple[list[tuple[str, str]], str]:
         at = block.find(label) if label else -1
         if at < 0:
             raise InparsxError(f"template {template.name!r}: example block has no {label!r} label for the chat form")
-        turns.append((block[: at + len(label)].rstrip(), block[at + len(label):].strip()))
+        turns.append((block[: at + len(label)].rstrip(), block[at + len(label) :].strip()))
     return turns, target

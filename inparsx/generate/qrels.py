@@ -55,16 +55,20 @@ class QrelsOptions(GeneratorOptions):
     def _not_the_evaluated_split(cls, split: str, info: ValidationInfo) -> str:
         """Refuse the recipe's evaluated split when the recipe loads (the view refuses it at run time too)."""
         if split == eval_split_from(info):
-            raise ValueError(f"{split!r} is the evaluated split ([dataset] eval_split): training on its gold "
-                             "labels would leak them into the evaluation; take another split (e.g. train)")
+            raise ValueError(
+                f"{split!r} is the evaluated split ([dataset] eval_split): training on its gold "
+                "labels would leak them into the evaluation; take another split (e.g. train)"
+            )
         return split
 
     @field_validator("num_docs")
     @classmethod
     def _no_num_docs(cls, value: int | None) -> None:
         if value is not None:
-            raise ValueError("the qrels generator writes the documents judged relevant to its queries; "
-                             "choose how many queries with num_queries")
+            raise ValueError(
+                "the qrels generator writes the documents judged relevant to its queries; "
+                "choose how many queries with num_queries"
+            )
         return None
 
 
@@ -87,7 +91,7 @@ class QrelsGenerator(Generator):
             return self._most_per_doc
         return self.options.num_queries or sys.maxsize
 
-    def select_documents(self, ctx: "ComponentContext") -> list[Document]:
+    def select_documents(self, ctx: ComponentContext) -> list[Document]:
         """The documents judged relevant (grade >= ``min_relevance``) to the drawn queries, in the order the
         queries were drawn (each document once, at its first query).
 
@@ -97,13 +101,15 @@ class QrelsGenerator(Generator):
         """
         pairs, usable, outside = self._draw(ctx)
         drawn = len(dict.fromkeys(qid for qid, _, _ in pairs))
-        ctx.log(f"qrels: {drawn} of {usable} {self.options.split} queries with a relevant document, "
-                f"{len(pairs)} (query, relevant document) pairs"
-                + (f"; {outside} judged documents are not in the corpus and were left out" if outside else ""))
+        ctx.log(
+            f"qrels: {drawn} of {usable} {self.options.split} queries with a relevant document, "
+            f"{len(pairs)} (query, relevant document) pairs"
+            + (f"; {outside} judged documents are not in the corpus and were left out" if outside else "")
+        )
         docs = ctx.dataset.docs()
         return [docs[doc_id] for doc_id in dict.fromkeys(doc_id for _, doc_id, _ in pairs)]
 
-    def generate(self, docs: Sequence[Document], ctx: "ComponentContext") -> Iterator[list[SyntheticQuery]]:
+    def generate(self, docs: Sequence[Document], ctx: ComponentContext) -> Iterator[list[SyntheticQuery]]:
         """One record per (drawn query, relevant document) for the documents of ``docs``, ``batch_size``
         documents per batch (a document's records, one per drawn query that judges it relevant, in one batch).
         A record's ``query_id`` is ``<qid>-<docid>``; ``extra`` holds the gold ``qid``, the ``split``, the
@@ -118,31 +124,46 @@ class QrelsGenerator(Generator):
         corpus = ctx.dataset.docs()
         for start in range(0, len(docs), self.batch_size):
             batch = []
-            for doc in docs[start:start + self.batch_size]:
+            for doc in docs[start : start + self.batch_size]:
                 for qid, grade in by_doc.get(doc.doc_id, []):
                     judged = sorted(d for d, g in qrels[qid].items() if g > 0 and d in corpus)
-                    batch.append(SyntheticQuery(
-                        query_id=f"{qid}-{doc.doc_id}", doc_id=doc.doc_id, query=queries[qid].text,
-                        generator=self.name,
-                        extra={"qid": qid, "split": self.options.split, "relevance": grade, "judged_relevant": judged}))
+                    batch.append(
+                        SyntheticQuery(
+                            query_id=f"{qid}-{doc.doc_id}",
+                            doc_id=doc.doc_id,
+                            query=queries[qid].text,
+                            generator=self.name,
+                            extra={
+                                "qid": qid,
+                                "split": self.options.split,
+                                "relevance": grade,
+                                "judged_relevant": judged,
+                            },
+                        )
+                    )
             yield batch
 
-    def _draw(self, ctx: "ComponentContext") -> tuple[list[tuple[str, str, int]], int, int]:
+    def _draw(self, ctx: ComponentContext) -> tuple[list[tuple[str, str, int]], int, int]:
         """``(qid, docid, grade)`` of the drawn queries' positives (queries in draw order, documents by id), the
         number of queries there were to draw from, and the judged documents missing from the corpus."""
         opts = self.options
         view = WithoutSplit(ctx.dataset, ctx.eval_split)
         queries, qrels = view.queries(opts.split), view.qrels(opts.split)
         corpus = ctx.dataset.docs()
-        positives = {qid: sorted((d, g) for d, g in judged.items() if g >= opts.min_relevance and d in corpus)
-                     for qid, judged in qrels.items() if qid in queries}
+        positives = {
+            qid: sorted((d, g) for d, g in judged.items() if g >= opts.min_relevance and d in corpus)
+            for qid, judged in qrels.items()
+            if qid in queries
+        }
         usable = sorted(qid for qid, found in positives.items() if found)
         if not usable:
-            raise InparsxError(f"qrels generator: split {opts.split!r} of {ctx.dataset.name or 'the dataset'} has "
-                               f"no query with a document judged relevant (grade >= {opts.min_relevance}) in the "
-                               "corpus")
+            raise InparsxError(
+                f"qrels generator: split {opts.split!r} of {ctx.dataset.name or 'the dataset'} has "
+                f"no query with a document judged relevant (grade >= {opts.min_relevance}) in the "
+                "corpus"
+            )
         outside = sum(1 for judged in qrels.values() for d, g in judged.items() if g > 0 and d not in corpus)
         random.Random(f"{ctx.seed}:qrels").shuffle(usable)
-        pairs = [(qid, doc_id, grade) for qid in usable[:opts.num_queries] for doc_id, grade in positives[qid]]
+        pairs = [(qid, doc_id, grade) for qid in usable[: opts.num_queries] for doc_id, grade in positives[qid]]
         self._most_per_doc = max(Counter(doc_id for _, doc_id, _ in pairs).values())
         return pairs, len(usable), outside

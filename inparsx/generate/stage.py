@@ -47,7 +47,7 @@ class GenerationSummary:
     sampled: int = 0
 
 
-def run_stage(ctx: "StageContext") -> None:
+def run_stage(ctx: StageContext) -> None:
     """Write ``<run>/generate/queries.jsonl`` with the recipe's generator (see :func:`generate_queries`).
 
     With ``[estimate]``, the sample is drawn from the collection without the held-out documents, and the
@@ -68,21 +68,27 @@ def run_stage(ctx: "StageContext") -> None:
         _exclude_fewshot(cctx, generator, [out for out, _, _ in jobs])
 
 
-def _exclude_fewshot(ctx: "ComponentContext", generator: "Generator", files: list[Path]) -> None:
+def _exclude_fewshot(ctx: ComponentContext, generator: Generator, files: list[Path]) -> None:
     """Write ``excluded_qids.txt``: the few-shot examples of every file's records, when they come from the
     evaluated split (each :func:`generate_queries` call writes its own file's)."""
     import json
 
     if generator.fewshot_split(ctx) != ctx.eval_split:
         return
-    qids = {qid for path in files for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-            for qid in json.loads(line).get("fewshot_examples") or []}
+    qids = {
+        qid
+        for path in files
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+        for qid in json.loads(line).get("fewshot_examples") or []
+    }
     with atomic_write(files[0].with_name(EXCLUDED_QIDS)) as handle:
         handle.writelines(f"{qid}\n" for qid in sorted(qids))
 
 
-def generate_queries(ctx: "ComponentContext", generator: "Generator", out: Path,
-                     docs: list[Document] | None = None, label: str | None = None) -> GenerationSummary:
+def generate_queries(
+    ctx: ComponentContext, generator: Generator, out: Path, docs: list[Document] | None = None, label: str | None = None
+) -> GenerationSummary:
     """Generate queries for the sampled documents (or ``docs``, when given; else the generator's
     :meth:`~inparsx.generate.base.Generator.select_documents`, when it chooses them) into ``out``, resuming from
     ``out``'s ``.partial`` file. ``ctx`` is the generator's context: its dataset is sampled with its seed.
@@ -103,8 +109,12 @@ def generate_queries(ctx: "ComponentContext", generator: "Generator", out: Path,
     if docs is None:
         docs = sample_docs(ctx.dataset, generator.options.num_docs, ctx.seed)
         if len(docs) < generator.options.num_docs and shards.is_main:
-            console.print(f"num_docs = {generator.options.num_docs}, but the collection holds {len(docs)} documents: "
-                          "all of them are used", markup=False, soft_wrap=True)
+            console.print(
+                f"num_docs = {generator.options.num_docs}, but the collection holds {len(docs)} documents: "
+                "all of them are used",
+                markup=False,
+                soft_wrap=True,
+            )
     position = {doc.doc_id: i for i, doc in enumerate(docs)}
     main = ResumableJsonl(out)
     if shards.is_main:
@@ -127,8 +137,14 @@ def generate_queries(ctx: "ComponentContext", generator: "Generator", out: Path,
     return summary
 
 
-def _run(generator: "Generator", docs: list[Document], ctx: "ComponentContext", writer: ResumableJsonl,
-         show: bool, label: str | None = None) -> tuple[int, float]:
+def _run(
+    generator: Generator,
+    docs: list[Document],
+    ctx: ComponentContext,
+    writer: ResumableJsonl,
+    show: bool,
+    label: str | None = None,
+) -> tuple[int, float]:
     """Generate and append batch by batch, with a progress bar (``label``, default ``generate (<name>)``) of
     docs/s and ETA, plus queries/s and generated tokens/s measured from the end of the first batch (so that
     model loading does not count). Returns the records written and the seconds the bar measured
@@ -150,7 +166,7 @@ def _run(generator: "Generator", docs: list[Document], ctx: "ComponentContext", 
     return written, seconds
 
 
-def _rates(first: tuple[float, int, int] | None, written: int, generator: "Generator") -> str:
+def _rates(first: tuple[float, int, int] | None, written: int, generator: Generator) -> str:
     """``12.3 queries/s · 456 tokens/s`` since ``first`` = (time, queries, tokens) at the end of the first batch."""
     if first is None:
         return ""
@@ -164,6 +180,7 @@ def _rates(first: tuple[float, int, int] | None, written: int, generator: "Gener
 @contextlib.contextmanager
 def _silent() -> Iterator[tuple[Any, None]]:
     """A stand-in for a progress bar (processes other than the main one show none)."""
+
     class Quiet:
         def update(self, *args: Any, **kwargs: Any) -> None:
             pass
@@ -171,8 +188,13 @@ def _silent() -> Iterator[tuple[Any, None]]:
     yield Quiet(), None
 
 
-def _finish(main: ResumableJsonl, position: dict[str, int], generator: "Generator", ctx: "ComponentContext",
-            summary: GenerationSummary) -> GenerationSummary:
+def _finish(
+    main: ResumableJsonl,
+    position: dict[str, int],
+    generator: Generator,
+    ctx: ComponentContext,
+    summary: GenerationSummary,
+) -> GenerationSummary:
     """Sort the records in sample order, write the final file, the excluded ids and the stats."""
     rate = summary.docs / summary.seconds if summary.seconds else 0.0  # documents generated in this run
     records = sorted(main.existing(), key=lambda r: position[r["doc_id"]])
@@ -187,24 +209,41 @@ def _finish(main: ResumableJsonl, position: dict[str, int], generator: "Generato
             handle.writelines(f"{qid}\n" for qid in summary.excluded_qids)
     with_query = {r["doc_id"] for r in records}
     without = [doc_id for doc_id, _ in sorted(position.items(), key=lambda item: item[1]) if doc_id not in with_query]
-    write_json(main.path.with_name(f"{main.path.stem}.stats.json"),
-               {**asdict(summary), "excluded_qids": len(summary.excluded_qids), "generator": generator.name,
-                "fewshot_split": split, "docs_per_s_this_run": round(rate, 3),
-                "docs_without_query": without, "ran_with": generator.ran_with})
-    console.print(f"{summary.queries} queries for {summary.docs} documents -> {main.path}"
-                  + (f"; {len(summary.excluded_qids)} few-shot query ids excluded from evaluation"
-                     if summary.excluded_qids else ""), markup=False, soft_wrap=True)
+    write_json(
+        main.path.with_name(f"{main.path.stem}.stats.json"),
+        {
+            **asdict(summary),
+            "excluded_qids": len(summary.excluded_qids),
+            "generator": generator.name,
+            "fewshot_split": split,
+            "docs_per_s_this_run": round(rate, 3),
+            "docs_without_query": without,
+            "ran_with": generator.ran_with,
+        },
+    )
+    console.print(
+        f"{summary.queries} queries for {summary.docs} documents -> {main.path}"
+        + (
+            f"; {len(summary.excluded_qids)} few-shot query ids excluded from evaluation"
+            if summary.excluded_qids
+            else ""
+        ),
+        markup=False,
+        soft_wrap=True,
+    )
     if without:
         console.print(short_count_note(generator, len(without), len(position)), markup=False, soft_wrap=True)
     return summary
 
 
-def short_count_note(generator: "Generator", missing: int, sampled: int) -> str:
+def short_count_note(generator: Generator, missing: int, sampled: int) -> str:
     """Why fewer documents have queries than were sampled: ``1 of the 2000 sampled documents got no query
     (ict writes none for a document without ...); their ids are in queries.stats.json``."""
     why = f" ({generator.name} writes none for {generator.no_query_reason})" if generator.no_query_reason else ""
-    return (f"{missing} of the {sampled} sampled documents got no query{why}; their ids are in "
-            f"{QUERIES.replace('.jsonl', '.stats.json')} (docs_without_query)")
+    return (
+        f"{missing} of the {sampled} sampled documents got no query{why}; their ids are in "
+        f"{QUERIES.replace('.jsonl', '.stats.json')} (docs_without_query)"
+    )
 
 
 def sample_docs(dataset: Dataset, num_docs: int, seed: int) -> list[Document]:
@@ -224,7 +263,7 @@ def sample_docs(dataset: Dataset, num_docs: int, seed: int) -> list[Document]:
     return [doc for doc in picked if doc is not None]
 
 
-def by_document(batch: list["SyntheticQuery"], generator: "Generator") -> list["SyntheticQuery"]:
+def by_document(batch: list[SyntheticQuery], generator: Generator) -> list[SyntheticQuery]:
     """``batch`` with each document's records next to each other (documents in the order of their first
     record, a document's records in their order), so a crash that tears the batch's write can cut short only
     the file's last document (see :func:`complete_records`).
@@ -238,8 +277,10 @@ def by_document(batch: list["SyntheticQuery"], generator: "Generator") -> list["
     most = generator.queries_per_doc
     for doc_id, records in groups.items():
         if len(records) > most:
-            raise PluginError(f"generator {generator.name!r} wrote {len(records)} records for document {doc_id}, "
-                              f"more than its queries_per_doc = {most} (the most one document yields)")
+            raise PluginError(
+                f"generator {generator.name!r} wrote {len(records)} records for document {doc_id}, "
+                f"more than its queries_per_doc = {most} (the most one document yields)"
+            )
     return [record for records in groups.values() for record in records]
 
 
@@ -271,8 +312,9 @@ def _drop_incomplete(main: ResumableJsonl, position: dict[str, int], per_doc: in
             handle.writelines(_line(r) for r in keep)
 
 
-def _merge_shards(main: ResumableJsonl, shards: "Shards", position: dict[str, int] | None = None,
-                  per_doc: int | None = None) -> None:
+def _merge_shards(
+    main: ResumableJsonl, shards: Shards, position: dict[str, int] | None = None, per_doc: int | None = None
+) -> None:
     """Append every process's partial file (this run's or a crashed one's) to the main one, then delete it.
     With ``position`` and ``per_doc`` (a crashed run's files, before resuming), each file's records are first
     cut to :func:`complete_records`."""

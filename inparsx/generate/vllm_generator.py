@@ -54,47 +54,78 @@ class VLLMOptions(DecodingOptions):
     :class:`~inparsx.generate.prompted.PromptOptions`, the decoding options those of ``hf``
     (:class:`~inparsx.generate.prompted.DecodingOptions`)."""
 
-    model: str = Field(description="hub id, local folder, a .gguf file (dequantized once into a cached "
-                       "folder), or @stage (e.g. @tune)")
+    model: str = Field(
+        description="hub id, local folder, a .gguf file (dequantized once into a cached folder), or @stage (e.g. @tune)"
+    )
     gguf_file: str | None = Field(None, description="a GGUF file inside the model's folder or hub repository")
-    batch_size: int = Field(32, ge=1, description="documents per appended batch (what a crash may cost); the "
-                            "engine runs up to max_num_seqs sequences at once whatever it is")
-    dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description="auto: the checkpoint's dtype "
-                                                           "(fp32 for a GGUF file), as the hf generator")
-    quantization: Literal["none", "fp8", "nf4"] = Field("none", description="none: the checkpoint as it is "
-                                                        "(AWQ/GPTQ/FP8 checkpoints load quantized); fp8, nf4: "
-                                                        "quantize while loading (GPU)")
-    max_model_len: int | None = Field(None, ge=16, description="longest prompt plus new tokens (default: "
-                                      "max_prompt_tokens + max_new_tokens, within the model's context)")
+    batch_size: int = Field(
+        32,
+        ge=1,
+        description="documents per appended batch (what a crash may cost); the "
+        "engine runs up to max_num_seqs sequences at once whatever it is",
+    )
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="auto: the checkpoint's dtype (fp32 for a GGUF file), as the hf generator"
+    )
+    quantization: Literal["none", "fp8", "nf4"] = Field(
+        "none",
+        description="none: the checkpoint as it is "
+        "(AWQ/GPTQ/FP8 checkpoints load quantized); fp8, nf4: "
+        "quantize while loading (GPU)",
+    )
+    max_model_len: int | None = Field(
+        None,
+        ge=16,
+        description="longest prompt plus new tokens (default: "
+        "max_prompt_tokens + max_new_tokens, within the model's context)",
+    )
     max_num_seqs: int = Field(64, ge=1, description="sequences the engine decodes at once")
-    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="share of each GPU's memory vLLM may "
-                                          "take (weights, activations, KV cache)")
-    kv_cache_gib: float | None = Field(None, gt=0, description="KV-cache memory per replica (default: on a "
-                                       "CPU, room for max_num_seqs sequences within half the free memory; on a "
-                                       "GPU, what gpu_memory_utilization leaves)")
-    tensor_parallel_size: int | Literal["auto"] = Field("auto", description="GPUs per replica; auto: 1 when "
-                                                        "the model fits on one GPU, else the fewest that hold it")
-    data_parallel_size: int | Literal["auto"] = Field("auto", description="replicas, each an engine on its own "
-                                                      "GPUs (or CPU cores); auto: every visible GPU is used")
-    prefix_cache: bool = Field(True, description="vLLM's automatic prefix caching: the few-shot prefix every "
-                               "prompt shares is computed once")
-    enforce_eager: bool | None = Field(None, description="no CUDA graphs / torch.compile (default: true on a "
-                                       "CPU, where compiling costs minutes; false on a GPU)")
-    cpu_preload: bool = Field(True, description="on a CPU, start the engine with tcmalloc and Intel OpenMP "
-                              "pre-loaded (LD_PRELOAD), as vLLM's CPU guide advises, where they are installed "
-                              "(1.3x docs/s measured with SmolLM2-135M on 2 cores)")
-    engine_options: dict[str, Any] = Field(default_factory=dict, description="more keyword arguments of "
-                                           "vllm.LLM (e.g. {block_size = 32}); they override the above")
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="share of each GPU's memory vLLM may take (weights, activations, KV cache)"
+    )
+    kv_cache_gib: float | None = Field(
+        None,
+        gt=0,
+        description="KV-cache memory per replica (default: on a "
+        "CPU, room for max_num_seqs sequences within half the free memory; on a "
+        "GPU, what gpu_memory_utilization leaves)",
+    )
+    tensor_parallel_size: int | Literal["auto"] = Field(
+        "auto", description="GPUs per replica; auto: 1 when the model fits on one GPU, else the fewest that hold it"
+    )
+    data_parallel_size: int | Literal["auto"] = Field(
+        "auto", description="replicas, each an engine on its own GPUs (or CPU cores); auto: every visible GPU is used"
+    )
+    prefix_cache: bool = Field(
+        True, description="vLLM's automatic prefix caching: the few-shot prefix every prompt shares is computed once"
+    )
+    enforce_eager: bool | None = Field(
+        None,
+        description="no CUDA graphs / torch.compile (default: true on a "
+        "CPU, where compiling costs minutes; false on a GPU)",
+    )
+    cpu_preload: bool = Field(
+        True,
+        description="on a CPU, start the engine with tcmalloc and Intel OpenMP "
+        "pre-loaded (LD_PRELOAD), as vLLM's CPU guide advises, where they are installed "
+        "(1.3x docs/s measured with SmolLM2-135M on 2 cores)",
+    )
+    engine_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="more keyword arguments of vllm.LLM (e.g. {block_size = 32}); they override the above",
+    )
 
     @model_validator(mode="after")
-    def _consistent(self) -> "VLLMOptions":
+    def _consistent(self) -> VLLMOptions:
         if self.max_model_len is not None and self.max_model_len <= self.max_new_tokens:
-            raise ValueError(f"max_model_len = {self.max_model_len} leaves no room for a prompt before "
-                             f"max_new_tokens = {self.max_new_tokens}")
+            raise ValueError(
+                f"max_model_len = {self.max_model_len} leaves no room for a prompt before "
+                f"max_new_tokens = {self.max_new_tokens}"
+            )
         if isinstance(self.tensor_parallel_size, int) and self.tensor_parallel_size < 1:
-            raise ValueError("tensor_parallel_size must be at least 1 (or \"auto\")")
+            raise ValueError('tensor_parallel_size must be at least 1 (or "auto")')
         if isinstance(self.data_parallel_size, int) and self.data_parallel_size < 1:
-            raise ValueError("data_parallel_size must be at least 1 (or \"auto\")")
+            raise ValueError('data_parallel_size must be at least 1 (or "auto")')
         return self
 
 
@@ -118,7 +149,7 @@ class VLLMGenerator(PromptedGenerator):
     def queries_per_doc(self) -> int:
         return self.options.num_queries_per_doc
 
-    def generate(self, docs: Sequence[Document], ctx: "ComponentContext") -> Iterator[list[SyntheticQuery]]:
+    def generate(self, docs: Sequence[Document], ctx: ComponentContext) -> Iterator[list[SyntheticQuery]]:
         """Queries for ``docs``, yielded ``batch_size`` documents at a time in the order they finish.
 
         The engine is started on the first ``next()`` and stopped when the iteration ends (kept for the next
@@ -150,7 +181,7 @@ class VLLMGenerator(PromptedGenerator):
         finally:
             release(engine)
 
-    def load(self, ctx: "ComponentContext") -> tuple[str, Any, Any]:
+    def load(self, ctx: ComponentContext) -> tuple[str, Any, Any]:
         """(the model folder vLLM reads, its tokenizer, its transformers config), resolved once; a GGUF
         checkpoint becomes a cached transformers folder (:func:`inparsx.models.transformers_folder`).
 
@@ -163,8 +194,9 @@ class VLLMGenerator(PromptedGenerator):
             from inparsx.models import transformers_folder
 
             opts = self.options
-            folder = transformers_folder(ctx.resolve_model(opts.model), opts.gguf_file, opts.dtype, opts.revision,
-                                         opts.trust_remote_code)
+            folder = transformers_folder(
+                ctx.resolve_model(opts.model), opts.gguf_file, opts.dtype, opts.revision, opts.trust_remote_code
+            )
             common = {"revision": opts.revision, "trust_remote_code": opts.trust_remote_code}
             try:
                 tokenizer = AutoTokenizer.from_pretrained(folder, **common)
@@ -172,8 +204,10 @@ class VLLMGenerator(PromptedGenerator):
             except (OSError, ValueError, ImportError) as exc:
                 raise InparsxError(f"cannot load generator model {opts.model!r}: {exc}") from None
             if getattr(config, "is_encoder_decoder", False):
-                raise InparsxError(f"generate.model = {opts.model!r} is an encoder-decoder (seq2seq) model; the vllm "
-                                   'generator runs decoder-only LMs: use = "hf" for doc2query-T5 and the like')
+                raise InparsxError(
+                    f"generate.model = {opts.model!r} is an encoder-decoder (seq2seq) model; the vllm "
+                    'generator runs decoder-only LMs: use = "hf" for doc2query-T5 and the like'
+                )
             self._loaded = (folder, tokenizer, config)
         return self._loaded
 
@@ -187,7 +221,7 @@ class VLLMGenerator(PromptedGenerator):
         wanted = opts.max_prompt_tokens + opts.max_new_tokens
         return min(wanted, context) if context else wanted
 
-    def engine_configs(self, folder: str, config: Any, sequence_tokens: int, seed: int) -> list["EngineConfig"]:
+    def engine_configs(self, folder: str, config: Any, sequence_tokens: int, seed: int) -> list[EngineConfig]:
         """One :class:`~inparsx.generate.vllm_engine.EngineConfig` per replica: ``vllm.LLM``'s arguments and the
         replica's devices, chosen from this machine (visible GPUs, or CPU cores and free memory).
 
@@ -201,25 +235,51 @@ class VLLMGenerator(PromptedGenerator):
         gpus = ve.visible_gpus()
         length = self.max_model_len(config)
         llm: dict[str, Any] = {
-            "model": folder, "tokenizer": folder, "dtype": dtype, "quantization": QUANTIZATION[opts.quantization],
-            "max_model_len": length, "max_num_seqs": opts.max_num_seqs, "enable_prefix_caching": opts.prefix_cache,
+            "model": folder,
+            "tokenizer": folder,
+            "dtype": dtype,
+            "quantization": QUANTIZATION[opts.quantization],
+            "max_model_len": length,
+            "max_num_seqs": opts.max_num_seqs,
+            "enable_prefix_caching": opts.prefix_cache,
             "enforce_eager": opts.enforce_eager if opts.enforce_eager is not None else not gpus,
-            "gpu_memory_utilization": opts.gpu_memory_utilization, "revision": opts.revision,
-            "trust_remote_code": opts.trust_remote_code, "seed": seed}
+            "gpu_memory_utilization": opts.gpu_memory_utilization,
+            "revision": opts.revision,
+            "trust_remote_code": opts.trust_remote_code,
+            "seed": seed,
+        }
         if gpus:
             weights = estimate_weight_bytes(folder, config, DTYPE_BYTES.get(dtype, 2), opts.quantization)
-            tensor, replicas = ve.plan_parallel(len(gpus), min(m for _, m in gpus), weights, _heads(config),
-                                                opts.gpu_memory_utilization, opts.tensor_parallel_size,
-                                                opts.data_parallel_size)
-            envs = ([{"CUDA_VISIBLE_DEVICES": ",".join(i for i, _ in gpus[r * tensor:(r + 1) * tensor])}
-                     for r in range(replicas)] if replicas > 1 else [{}])
+            tensor, replicas = ve.plan_parallel(
+                len(gpus),
+                min(m for _, m in gpus),
+                weights,
+                _heads(config),
+                opts.gpu_memory_utilization,
+                opts.tensor_parallel_size,
+                opts.data_parallel_size,
+            )
+            envs = (
+                [
+                    {"CUDA_VISIBLE_DEVICES": ",".join(i for i, _ in gpus[r * tensor : (r + 1) * tensor])}
+                    for r in range(replicas)
+                ]
+                if replicas > 1
+                else [{}]
+            )
             if opts.kv_cache_gib is not None:
                 llm["kv_cache_memory_bytes"] = int(opts.kv_cache_gib * ve.GiB)
         else:
             tensor, replicas = ve.plan_parallel(0, 0, 0, 1, 1.0, opts.tensor_parallel_size, opts.data_parallel_size)
             per_token = ve.kv_bytes_per_token(config, DTYPE_BYTES.get(dtype, 4))
-            llm["kv_cache_memory_bytes"] = ve.cpu_kv_cache_bytes(per_token, length, opts.max_num_seqs, sequence_tokens,
-                                                                 ve.available_memory() // replicas, opts.kv_cache_gib)
+            llm["kv_cache_memory_bytes"] = ve.cpu_kv_cache_bytes(
+                per_token,
+                length,
+                opts.max_num_seqs,
+                sequence_tokens,
+                ve.available_memory() // replicas,
+                opts.kv_cache_gib,
+            )
             user = os.environ.get("VLLM_CPU_OMP_THREADS_BIND")
             binds = [user] * replicas if user else ve.cpu_binds(ve.usable_cpus(), replicas, tensor)
             preload: dict[str, str] = {}
@@ -234,22 +294,35 @@ class VLLMGenerator(PromptedGenerator):
         """``vllm.SamplingParams`` arguments of one request: the decoding options, the log-probability of every
         generated token (``logprobs = 0``: the chosen token's), the stop strings and end-of-sequence ids."""
         opts = self.options
-        params: dict[str, Any] = {"n": n, "max_tokens": max_tokens, "logprobs": 0, "stop": list(opts.stop) or None,
-                                  "stop_token_ids": eos, "skip_special_tokens": True}
+        params: dict[str, Any] = {
+            "n": n,
+            "max_tokens": max_tokens,
+            "logprobs": 0,
+            "stop": list(opts.stop) or None,
+            "stop_token_ids": eos,
+            "skip_special_tokens": True,
+        }
         if opts.do_sample:
             params.update(temperature=opts.temperature, top_p=opts.top_p, top_k=opts.top_k, seed=seed)
         else:
             params.update(temperature=0.0)
         return params
 
-    def record(self, doc: Document, prompt: "Prompt", index: int, generation: Generation) -> SyntheticQuery:
+    def record(self, doc: Document, prompt: Prompt, index: int, generation: Generation) -> SyntheticQuery:
         """The InPars record of one query (the fields and ids ``hf`` writes)."""
         log_probs = generation.log_probs
         score = sum(log_probs) / len(log_probs) if log_probs else None
-        return SyntheticQuery(query_id=f"{doc.doc_id}-{index}", doc_id=doc.doc_id, query=generation.text,
-                              log_probs=log_probs, score=score, prompt_text=prompt.text,
-                              generator=f"vllm:{self.options.model}", fewshot_examples=prompt.fewshot_ids,
-                              extra={"finish": generation.finish})
+        return SyntheticQuery(
+            query_id=f"{doc.doc_id}-{index}",
+            doc_id=doc.doc_id,
+            query=generation.text,
+            log_probs=log_probs,
+            score=score,
+            prompt_text=prompt.text,
+            generator=f"vllm:{self.options.model}",
+            fewshot_examples=prompt.fewshot_ids,
+            extra={"finish": generation.finish},
+        )
 
 
 class _Run:
@@ -257,8 +330,16 @@ class _Run:
     sequences it runs at once), turns finished sequences into queries, continues a sequence that vLLM stopped
     on a stop string inside the query's leading whitespace, and yields documents as they complete."""
 
-    def __init__(self, generator: VLLMGenerator, engine: Any, builder: "PromptBuilder", tokenizer: Any,
-                 ctx: "ComponentContext", docs: Sequence[Document], first: list["Prompt"]):
+    def __init__(
+        self,
+        generator: VLLMGenerator,
+        engine: Any,
+        builder: PromptBuilder,
+        tokenizer: Any,
+        ctx: ComponentContext,
+        docs: Sequence[Document],
+        first: list[Prompt],
+    ):
         self.gen, self.engine, self.builder, self.tokenizer, self.ctx = generator, engine, builder, tokenizer, ctx
         self.docs, self.prompts = docs, dict(enumerate(first))
         self.eos = sorted(_eos_ids(tokenizer, generator.load(ctx)[0]))
@@ -290,11 +371,13 @@ class _Run:
             self.prompts[i] = prompt
             self.done[i] = [None] * self.k
             seed = _seed(self.ctx.seed, doc.doc_id)
-            requests.append(_request(f"{i}", prompt.input_ids, self.gen.sampling(opts.max_new_tokens, self.k, seed, self.eos)))
+            requests.append(
+                _request(f"{i}", prompt.input_ids, self.gen.sampling(opts.max_new_tokens, self.k, seed, self.eos))
+            )
             self.next += 1
         self.engine.submit(requests)
 
-    def finish(self, key: str, completions: list["Completion"]) -> list[int]:
+    def finish(self, key: str, completions: list[Completion]) -> list[int]:
         """Record finished sequences (``key`` is ``i`` for document ``i``'s request, ``i:j`` for the continuation
         of its ``j``-th sequence); returns ``[i]`` when the document is now complete."""
         i, _, j = key.partition(":")
@@ -308,7 +391,7 @@ class _Run:
             self.done[doc][index] = self.sequence(doc, index, head_ids + c.token_ids, head_lps + c.log_probs, c)
         return [] if any(g is None for g in self.done[doc]) else [doc]
 
-    def sequence(self, doc: int, j: int, ids: list[int], log_probs: list[float], c: "Completion") -> Generation | None:
+    def sequence(self, doc: int, j: int, ids: list[int], log_probs: list[float], c: Completion) -> Generation | None:
         """The query of a finished sequence (the end-of-sequence token dropped, cut where ``hf`` cuts), or
         ``None`` after submitting its continuation: vLLM stopped on a stop string inside the query's leading
         whitespace, where ``hf`` goes on."""
@@ -340,21 +423,30 @@ class _Run:
         return out
 
 
-def describe(configs: list["EngineConfig"]) -> str:
+def describe(configs: list[EngineConfig]) -> str:
     """One line saying where and how the engines run: replicas x devices, dtype, lengths, KV memory, threads."""
     llm = configs[0].llm
-    where = [f"GPUs {c.env['CUDA_VISIBLE_DEVICES']}" if "CUDA_VISIBLE_DEVICES" in c.env else
-             f"CPUs {c.env['VLLM_CPU_OMP_THREADS_BIND']}" if "VLLM_CPU_OMP_THREADS_BIND" in c.env else "" for c in configs]
+    where = [
+        f"GPUs {c.env['CUDA_VISIBLE_DEVICES']}"
+        if "CUDA_VISIBLE_DEVICES" in c.env
+        else f"CPUs {c.env['VLLM_CPU_OMP_THREADS_BIND']}"
+        if "VLLM_CPU_OMP_THREADS_BIND" in c.env
+        else ""
+        for c in configs
+    ]
     kv = llm.get("kv_cache_memory_bytes")
     preload = configs[0].env.get("LD_PRELOAD", "")
-    memory = (f"KV cache {kv / (1 << 30):.2f} GiB" if kv else
-              f"gpu_memory_utilization {llm.get('gpu_memory_utilization')}")
+    memory = (
+        f"KV cache {kv / (1 << 30):.2f} GiB" if kv else f"gpu_memory_utilization {llm.get('gpu_memory_utilization')}"
+    )
     places = ", ".join(w for w in where if w) or "vLLM's default placement"
-    return (f"vllm: {len(configs)} engine(s) x tensor_parallel_size {llm.get('tensor_parallel_size')} ({places}); "
-            f"dtype {llm.get('dtype')}, max_model_len {llm.get('max_model_len')}, max_num_seqs {llm.get('max_num_seqs')}, "
-            f"{memory}, prefix caching {'on' if llm.get('enable_prefix_caching') else 'off'}, "
-            f"{'eager' if llm.get('enforce_eager') else 'CUDA graphs / compiled'}"
-            + (f", LD_PRELOAD {', '.join(Path(p).name for p in preload.split(':'))}" if preload else ""))
+    return (
+        f"vllm: {len(configs)} engine(s) x tensor_parallel_size {llm.get('tensor_parallel_size')} ({places}); "
+        f"dtype {llm.get('dtype')}, max_model_len {llm.get('max_model_len')}, max_num_seqs {llm.get('max_num_seqs')}, "
+        f"{memory}, prefix caching {'on' if llm.get('enable_prefix_caching') else 'off'}, "
+        f"{'eager' if llm.get('enforce_eager') else 'CUDA graphs / compiled'}"
+        + (f", LD_PRELOAD {', '.join(Path(p).name for p in preload.split(':'))}" if preload else "")
+    )
 
 
 def _request(key: str, prompt: list[int], params: dict[str, Any]) -> Any:

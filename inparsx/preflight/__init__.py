@@ -10,7 +10,6 @@ is no GPU, the time generation would take on this CPU is estimated. No model wei
 - :mod:`inparsx.preflight.check`: the check of a recipe, and of one stage before its folder is cleared.
 """
 
-from inparsx.preflight.check import (PreflightError, PreflightReport, check_recipe, check_stage_models,
-                                     recipe_models)
+from inparsx.preflight.check import PreflightError, PreflightReport, check_recipe, check_stage_models, recipe_models
 
 __all__ = ["PreflightError", "PreflightReport", "check_recipe", "check_stage_models", "recipe_models"]

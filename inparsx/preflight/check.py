@@ -9,9 +9,10 @@ in this run, and sized like the model that stage trains or tunes (its reference 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from inparsx.artifacts import MODEL
 from inparsx.errors import InparsxError
@@ -61,12 +62,16 @@ class PreflightReport:
     def raise_for_problems(self) -> None:
         """Raise :class:`PreflightError` naming every problem, when there is one."""
         if self.problems:
-            raise PreflightError("pre-flight check failed, nothing was run: " + "; ".join(self.problems)
-                                 + " (the lines above say why and what to do)")
+            raise PreflightError(
+                "pre-flight check failed, nothing was run: "
+                + "; ".join(self.problems)
+                + " (the lines above say why and what to do)"
+            )
 
 
-def recipe_models(recipe: "Recipe", registry: "Registry | None" = None,
-                  stages: list[str] | None = None) -> list[tuple[str, ModelRef]]:
+def recipe_models(
+    recipe: Recipe, registry: Registry | None = None, stages: list[str] | None = None
+) -> list[tuple[str, ModelRef]]:
     """Every model the recipe's components declare, as ``(stage, ref)`` in pipeline order (``stages``: only
     those); the components are built from the validated options, nothing is loaded."""
     from inparsx.plugins import get_registry
@@ -93,8 +98,14 @@ def stage_models(components: list[Any], settings: Any = None) -> list[ModelRef]:
     return [ref for ref in refs if ref.model]
 
 
-def check_recipe(recipe: "Recipe", run_dir: Path, stages: list[str] | None = None, dataset: "Dataset | None" = None,
-                 say: Callable[[str], None] | None = None, machine: "Machine | None" = None) -> PreflightReport:
+def check_recipe(
+    recipe: Recipe,
+    run_dir: Path,
+    stages: list[str] | None = None,
+    dataset: Dataset | None = None,
+    say: Callable[[str], None] | None = None,
+    machine: Machine | None = None,
+) -> PreflightReport:
     """Resolve and size every model of ``stages`` (default: all) of ``recipe``; see the module docstring.
 
     Args:
@@ -123,25 +134,34 @@ def check_recipe(recipe: "Recipe", run_dir: Path, stages: list[str] | None = Non
     return report
 
 
-def _use(stage: str, ref: ModelRef, recipe: "Recipe", run_dir: Path, outputs: dict[str, ModelRef], say) -> Use:
+def _use(stage: str, ref: ModelRef, recipe: Recipe, run_dir: Path, outputs: dict[str, ModelRef], say) -> Use:
     if not ref.model.startswith("@"):
         resolution = resolve_model(ref.model, ref.gguf_file, ref.revision, say)
-        return Use(stage, ref, resolution, model_size(resolution.path, resolution.gguf_file, ref.model,
-                                                      resolution.params, resolution.config))
+        return Use(
+            stage,
+            ref,
+            resolution,
+            model_size(resolution.path, resolution.gguf_file, ref.model, resolution.params, resolution.config),
+        )
     from inparsx.pipeline import DONE_MARKER
 
     target = ref.model[1:]
     path = Path(run_dir) / target / MODEL
     base = outputs.get(target)
     if (Path(run_dir) / target / DONE_MARKER).is_file() and path.exists():
-        return Use(stage, ref, Resolution("found", f"the output of [{target}], {path}", path),
-                   model_size(path, None, ref.model))
+        return Use(
+            stage,
+            ref,
+            Resolution("found", f"the output of [{target}], {path}", path),
+            model_size(path, None, ref.model),
+        )
     if target in recipe.stages:
         made = f"made by [{target}] in this run" + (f" from {base.model}" if base is not None else "")
         size = _use("", base, recipe, run_dir, outputs, None).size if base is not None else ModelSize()
         return Use(stage, ref, Resolution("found", made), size, made_by=target)
-    return Use(stage, ref, Resolution("missing", f"{path} does not exist and the recipe has no [{target}] stage"),
-               ModelSize())
+    return Use(
+        stage, ref, Resolution("missing", f"{path} does not exist and the recipe has no [{target}] stage"), ModelSize()
+    )
 
 
 def _model_lines(report: PreflightReport) -> None:
@@ -158,7 +178,7 @@ def _model_lines(report: PreflightReport) -> None:
             report.problems.append(f"{label} {model} is {use.resolution.status}")
 
 
-def _memory_lines(report: PreflightReport, uses: list[Use], machine: "Machine") -> None:
+def _memory_lines(report: PreflightReport, uses: list[Use], machine: Machine) -> None:
     from inparsx.preflight.memory import budget, need, size_text
 
     needs = [need(u.stage, f"{u.label} ({u.ref.role})", u.ref, u.size, machine) for u in uses]
@@ -177,29 +197,36 @@ def _memory_lines(report: PreflightReport, uses: list[Use], machine: "Machine") 
         limit, where = budget(item, machine)
         if (item.total or 0.0) > limit:
             too_large.append(item)
-            report.problems.append(f"{item.label} needs at least {size_text(item.total)}, more than {where} "
-                                   f"({size_text(limit)})")
+            report.problems.append(
+                f"{item.label} needs at least {size_text(item.total)}, more than {where} ({size_text(limit)})"
+            )
     limit, where = budget(largest, machine)
     rest = f"; {unknown} of unknown size not counted" if unknown else ""
     if not too_large:
-        report.lines.append(f"memory verdict: fits: the largest, {largest.label}, needs at least "
-                            f"{size_text(largest.total)} of {where} ({size_text(limit)}){rest}")
+        report.lines.append(
+            f"memory verdict: fits: the largest, {largest.label}, needs at least "
+            f"{size_text(largest.total)} of {where} ({size_text(limit)}){rest}"
+        )
     for item in too_large:
         limit, where = budget(item, machine)
-        report.lines.append(f"memory verdict: does NOT fit: {item.label} needs at least {size_text(item.total)}, "
-                            f"more than {where} ({size_text(limit)}): {_advice(item, limit)}{rest}")
+        report.lines.append(
+            f"memory verdict: does NOT fit: {item.label} needs at least {size_text(item.total)}, "
+            f"more than {where} ({size_text(limit)}): {_advice(item, limit)}{rest}"
+        )
 
 
-def _advice(item: "Need", limit: float) -> str:
+def _advice(item: Need, limit: float) -> str:
     if item.extra_kind == "KV cache" and (item.weights or 0.0) <= limit:
-        return "lower batch_size or max_new_tokens, load it in 4 bits (quantization = \"nf4\"), spread it over GPUs " \
-               "(device_map = \"auto\"), or use a GPU with more memory"
+        return (
+            'lower batch_size or max_new_tokens, load it in 4 bits (quantization = "nf4"), spread it over GPUs '
+            '(device_map = "auto"), or use a GPU with more memory'
+        )
     if item.extra_kind == "gradients and AdamW states":
         return "train a smaller model, lower the precision (bf16), or use a GPU with more memory"
-    return "load it in 4 or 8 bits (quantization = \"nf4\" or \"int8\"), or use a machine with more memory"
+    return 'load it in 4 or 8 bits (quantization = "nf4" or "int8"), or use a machine with more memory'
 
 
-def _cpu_time_lines(report: PreflightReport, uses: list[Use], dataset: "Dataset | None") -> None:
+def _cpu_time_lines(report: PreflightReport, uses: list[Use], dataset: Dataset | None) -> None:
     """The generation-time estimate of each generator on this CPU (no GPU here): ``2 x parameters`` FLOPs per
     token (prompt and generated) at this CPU's measured matmul rate in the model's compute dtype."""
     from inparsx.preflight.cpu import matmul_rate
@@ -222,7 +249,8 @@ def _cpu_time_lines(report: PreflightReport, uses: list[Use], dataset: "Dataset 
             f"document{'s' * (docs != 1)} x {gen.sequences} quer{'ies' if gen.sequences != 1 else 'y'} of "
             f"~{gen.prompt_tokens} prompt tokens{shared} + {gen.new_tokens} new: at least {_duration(seconds)} "
             f"(2 x parameters FLOPs a token at {rate['gflops']:g} GFLOP/s, this CPU's {dtype} matmul rate on "
-            f"{rate['threads']} threads, measured now; decoding is slower where memory bandwidth limits it)")
+            f"{rate['threads']} threads, measured now; decoding is slower where memory bandwidth limits it)"
+        )
 
 
 def _duration(seconds: float) -> str:
@@ -235,8 +263,9 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def check_stage_models(stage: str, refs: list[ModelRef], resolve_output: Callable[[str], str],
-                       say: Callable[[str], None] | None = None) -> None:
+def check_stage_models(
+    stage: str, refs: list[ModelRef], resolve_output: Callable[[str], str], say: Callable[[str], None] | None = None
+) -> None:
     """Before a stage clears its folder: every model it will load resolves (``@stage`` through
     ``resolve_output``, which raises when that output is missing).
 
@@ -254,5 +283,3 @@ def check_stage_models(stage: str, refs: list[ModelRef], resolve_output: Callabl
             problems.append(f"{stage}.{ref.option} = {ref.model!r} is {resolution.status} ({resolution.where})")
     if problems:
         raise PreflightError(f"stage {stage!r} cannot start, its folder is kept as it was: " + "; ".join(problems))
-
-

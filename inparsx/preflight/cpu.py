@@ -56,4 +56,4 @@ def _measure(dtype: Any) -> float:
         began = time.perf_counter()
         torch.matmul(a, b)
         times.append(time.perf_counter() - began)
-    return 2 * SIDE ** 3 / sorted(times)[len(times) // 2] / 1e9
+    return 2 * SIDE**3 / sorted(times)[len(times) // 2] / 1e9

@@ -47,8 +47,14 @@ def this_machine() -> Machine:
     """The GPUs torch sees (``torch.cuda``) and the RAM (psutil when installed, else ``/proc/meminfo``)."""
     import torch
 
-    gpus = tuple((torch.cuda.get_device_name(i), torch.cuda.get_device_properties(i).total_memory)
-                 for i in range(torch.cuda.device_count())) if torch.cuda.is_available() else ()
+    gpus = (
+        tuple(
+            (torch.cuda.get_device_name(i), torch.cuda.get_device_properties(i).total_memory)
+            for i in range(torch.cuda.device_count())
+        )
+        if torch.cuda.is_available()
+        else ()
+    )
     total, available = _ram()
     return Machine(gpus, total, available)
 
@@ -96,8 +102,9 @@ class Need:
             return "size unknown"
         parts = [f"{size_text(self.weights)} weights ({self.dtype})"]
         if self.extra_kind:
-            parts.append(f"{size_text(self.extra)} {self.extra_kind}" if self.extra is not None
-                         else f"{self.extra_kind} unknown")
+            parts.append(
+                f"{size_text(self.extra)} {self.extra_kind}" if self.extra is not None else f"{self.extra_kind} unknown"
+            )
         return " + ".join(parts) + "".join(f"; {note}" for note in self.notes)
 
 

@@ -13,9 +13,10 @@ started by ``make`` (which sets it): models come from the cache at once, with no
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from inparsx.errors import InparsxError
 
@@ -25,7 +26,7 @@ HUB_PROBE_TIMEOUT = 3.0
 _HUB: dict[str, Any] = {}
 """The process's hub state: ``online`` (bool) once probed, ``reason`` why it is offline."""
 
-_RESOLVED: dict[tuple[str, str | None, str | None], "Resolution"] = {}
+_RESOLVED: dict[tuple[str, str | None, str | None], Resolution] = {}
 """Resolutions already made in this process (the pre-flight check and each stage's input check share them)."""
 
 
@@ -87,8 +88,10 @@ def hub_online(say: Callable[[str], None] | None = None) -> bool:
         reason = f"{constants.ENDPOINT} cannot be reached ({_short_reason(exc)})"
         go_offline(reason)
         if say is not None:
-            say(f"the Hugging Face hub: {reason}; working offline (as with HF_HUB_OFFLINE=1): models come from "
-                "local folders, installed packages and the hub cache")
+            say(
+                f"the Hugging Face hub: {reason}; working offline (as with HF_HUB_OFFLINE=1): models come from "
+                "local folders, installed packages and the hub cache"
+            )
     return _HUB["online"]
 
 
@@ -116,8 +119,9 @@ def _short_reason(exc: BaseException) -> str:
     return text[:120]
 
 
-def resolve_model(model: str, gguf_file: str | None = None, revision: str | None = None,
-                  say: Callable[[str], None] | None = None) -> Resolution:
+def resolve_model(
+    model: str, gguf_file: str | None = None, revision: str | None = None, say: Callable[[str], None] | None = None
+) -> Resolution:
     """Find ``model`` (a hub id, a local folder or file, a ``.gguf`` file; not ``@stage``) without loading it:
     a local path, an installed package, the hub cache, then the hub (when online). Results are kept for the
     process.
@@ -144,8 +148,11 @@ def _resolve(model: str, gguf_file: str | None, revision: str | None, say) -> Re
     path = Path(source.path).expanduser()
     if path.exists():
         packaged = PACKAGED_MODELS.get(model)
-        where = (f"installed package {packaged.package.replace('_', '-')}" if packaged and not Path(model).exists()
-                 else f"local {'folder' if path.is_dir() else 'file'} {path}")
+        where = (
+            f"installed package {packaged.package.replace('_', '-')}"
+            if packaged and not Path(model).exists()
+            else f"local {'folder' if path.is_dir() else 'file'} {path}"
+        )
         return Resolution("found", where, path, source.gguf_file)
     if _looks_like_path(source.path):
         return Resolution("missing", f"no such file or folder: {source.path}")
@@ -171,9 +178,13 @@ def _resolve_hub(repo: str, gguf_file: str | None, revision: str | None, model: 
         pass
     hint = _package_hint(model)
     if not hub_online(say):
-        return Resolution("missing", f"not in the hub cache ({constants.HF_HUB_CACHE}) and the hub is offline "
-                                     f"({hub_offline_reason()}): fetch it where the hub can be reached (`hf download "
-                                     f"{repo}`, then copy the cache), or give a local folder{hint}", repo=repo)
+        return Resolution(
+            "missing",
+            f"not in the hub cache ({constants.HF_HUB_CACHE}) and the hub is offline "
+            f"({hub_offline_reason()}): fetch it where the hub can be reached (`hf download "
+            f"{repo}`, then copy the cache), or give a local folder{hint}",
+            repo=repo,
+        )
     return _ask_hub(repo, gguf_file, revision, hint)
 
 
@@ -199,8 +210,11 @@ def _ask_hub(repo: str, gguf_file: str | None, revision: str | None, hint: str) 
     except RevisionNotFoundError:
         return Resolution("missing", f"the hub has {repo} but no revision {revision!r}", repo=repo)
     except RepositoryNotFoundError:
-        return Resolution("missing", f"no model {repo} on the hub (a typo? a private repository needs `hf auth "
-                                     f"login` or HF_TOKEN){hint}", repo=repo)
+        return Resolution(
+            "missing",
+            f"no model {repo} on the hub (a typo? a private repository needs `hf auth login` or HF_TOKEN){hint}",
+            repo=repo,
+        )
     except (HfHubHTTPError, OSError) as exc:
         return Resolution("missing", f"the hub did not answer for {repo} ({_short_reason(exc)})", repo=repo)
     params = info.safetensors.total if info.safetensors else None
@@ -209,13 +223,20 @@ def _ask_hub(repo: str, gguf_file: str | None, revision: str | None, hint: str) 
             api.auth_check(repo)
         except GatedRepoError:
             token = "the token here has no access" if _has_token() else "no token here"
-            return Resolution("gated", f"gated on the hub and {token}: request access at "
-                                       f"https://huggingface.co/{repo}, then `hf auth login` (or set HF_TOKEN)",
-                              repo=repo, params=params)
+            return Resolution(
+                "gated",
+                f"gated on the hub and {token}: request access at "
+                f"https://huggingface.co/{repo}, then `hf auth login` (or set HF_TOKEN)",
+                repo=repo,
+                params=params,
+            )
         except (HfHubHTTPError, OSError) as exc:
-            return Resolution("gated", f"gated on the hub; access not confirmed ({_short_reason(exc)})", repo=repo,
-                              params=params)
-    return Resolution("found", "hub (downloaded on first use)", None, gguf_file, repo, params, _hub_config(repo, revision))
+            return Resolution(
+                "gated", f"gated on the hub; access not confirmed ({_short_reason(exc)})", repo=repo, params=params
+            )
+    return Resolution(
+        "found", "hub (downloaded on first use)", None, gguf_file, repo, params, _hub_config(repo, revision)
+    )
 
 
 def _has_token() -> bool:

@@ -22,8 +22,15 @@ from inparsx.errors import StorageError
 NAME_SIZE = re.compile(r"(?:^|[-_/.])(\d+(?:\.\d+)?)([bBmM])(?=$|[-_/.])")
 """A size in a model's name: ``8B``, ``3b``, ``135M``, ``1.5B`` between separators."""
 
-GGUF_LORA_NAMES = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
-                   "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down"}
+GGUF_LORA_NAMES = {
+    "q_proj": "attn_q",
+    "k_proj": "attn_k",
+    "v_proj": "attn_v",
+    "o_proj": "attn_output",
+    "gate_proj": "ffn_gate",
+    "up_proj": "ffn_up",
+    "down_proj": "ffn_down",
+}
 """transformers' Llama projection names -> the tensor names llama.cpp's GGUF files give them."""
 
 BIN_DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
@@ -64,8 +71,13 @@ def human_count(n: float) -> str:
     return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.1f}M"
 
 
-def model_size(path: Path | None, gguf_file: str | None, model: str, hub_params: int | None = None,
-               hub_config: dict[str, Any] | None = None) -> ModelSize:
+def model_size(
+    path: Path | None,
+    gguf_file: str | None,
+    model: str,
+    hub_params: int | None = None,
+    hub_config: dict[str, Any] | None = None,
+) -> ModelSize:
     """The size of a model found at ``path`` (a folder or file; ``None`` when it is only on the hub).
 
     Args:
@@ -170,8 +182,9 @@ def _gguf_size(file: Path) -> ModelSize:
         except (OSError, StorageError):
             pass  # a read-only cache only costs the next check the same read
     entry = known[key]
-    return ModelSize(entry["params"], "GGUF header", entry["arch"],
-                     {name: tuple(shape) for name, shape in entry["linear"].items()})
+    return ModelSize(
+        entry["params"], "GGUF header", entry["arch"], {name: tuple(shape) for name, shape in entry["linear"].items()}
+    )
 
 
 def _read_gguf(file: Path) -> dict[str, Any]:
@@ -189,12 +202,19 @@ def _read_gguf(file: Path) -> dict[str, Any]:
     arch_name = value("general.architecture") or "llama"
     heads = value(f"{arch_name}.attention.head_count")
     hidden = value(f"{arch_name}.embedding_length")
-    arch = {"layers": value(f"{arch_name}.block_count"), "kv_heads": value(f"{arch_name}.attention.head_count_kv")
-            or heads, "hidden": hidden, "intermediate": value(f"{arch_name}.feed_forward_length"),
-            "head_dim": hidden // heads if hidden and heads else None}
+    arch = {
+        "layers": value(f"{arch_name}.block_count"),
+        "kv_heads": value(f"{arch_name}.attention.head_count_kv") or heads,
+        "hidden": hidden,
+        "intermediate": value(f"{arch_name}.feed_forward_length"),
+        "head_dim": hidden // heads if hidden and heads else None,
+    }
     linear = {t.name: [int(d) for d in t.shape] for t in reader.tensors if len(t.shape) == 2}
-    return {"params": int(sum(int(t.n_elements) for t in reader.tensors)),
-            "arch": {k: v for k, v in arch.items() if v is not None}, "linear": linear}
+    return {
+        "params": int(sum(int(t.n_elements) for t in reader.tensors)),
+        "arch": {k: v for k, v in arch.items() if v is not None},
+        "linear": linear,
+    }
 
 
 def architecture(config: dict[str, Any]) -> dict[str, Any]:
@@ -209,11 +229,15 @@ def architecture(config: dict[str, Any]) -> dict[str, Any]:
     layers = first("num_decoder_layers", "num_hidden_layers", "n_layer", "num_layers")
     heads = first("num_attention_heads", "n_head", "num_heads")
     hidden = first("hidden_size", "n_embd", "d_model")
-    arch = {"layers": layers, "kv_heads": first("num_key_value_heads") or heads, "hidden": hidden,
-            "intermediate": first("intermediate_size", "n_inner", "d_ff"),
-            "head_dim": first("head_dim", "d_kv") or (hidden // heads if hidden and heads else None),
-            "encoder_decoder": bool(config.get("is_encoder_decoder")),
-            "dtype": config.get("torch_dtype") or config.get("dtype")}
+    arch = {
+        "layers": layers,
+        "kv_heads": first("num_key_value_heads") or heads,
+        "hidden": hidden,
+        "intermediate": first("intermediate_size", "n_inner", "d_ff"),
+        "head_dim": first("head_dim", "d_kv") or (hidden // heads if hidden and heads else None),
+        "encoder_decoder": bool(config.get("is_encoder_decoder")),
+        "dtype": config.get("torch_dtype") or config.get("dtype"),
+    }
     return {k: v for k, v in arch.items() if v is not None}
 
 
@@ -223,7 +247,8 @@ def lora_params(size: ModelSize, rank: int, targets: tuple[str, ...]) -> int | N
     the weights' shapes are unknown."""
     if not size.linear or not rank:
         return None
-    suffixes = tuple(f"{t}.weight" for t in targets) + tuple(f"{GGUF_LORA_NAMES[t]}.weight" for t in targets
-                                                               if t in GGUF_LORA_NAMES)
+    suffixes = tuple(f"{t}.weight" for t in targets) + tuple(
+        f"{GGUF_LORA_NAMES[t]}.weight" for t in targets if t in GGUF_LORA_NAMES
+    )
     total = sum(rows + cols for name, (rows, cols) in size.linear.items() if name.endswith(suffixes))
     return rank * total if total else None

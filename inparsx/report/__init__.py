@@ -45,18 +45,21 @@ def render(run_dir: str | Path) -> str:
     files = RunFiles(run_dir)
     sections = [section for build in BUILDERS if (section := build(files)) is not None]
     if not sections:
-        raise InparsxError(f"{run_dir}: nothing to report (no recipe.toml and no stage output; `inparsx run` "
-                           "writes them)")
+        raise InparsxError(
+            f"{run_dir}: nothing to report (no recipe.toml and no stage output; `inparsx run` writes them)"
+        )
     name = files.recipe.get("recipe", {}).get("name", run_dir.name)
     dataset = files.recipe.get("dataset", {})
-    made = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    made = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     nav = "".join(f'<a href="#{s.id}">{escape(s.title)}</a>' for s in sections)
     body = "".join(f'<section id="{s.id}"><h2>{escape(s.title)}</h2>{s.body}</section>' for s in sections)
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>inparsx: {escape(name)}</title>'
-            f"<style>{STYLE}</style></head><body><h1>{escape(name)}</h1>"
-            f'<p class="meta">{escape(dataset.get("name", ""))}, evaluated on {escape(dataset.get("eval_split", ""))}; '
-            f"run directory {escape(str(run_dir.resolve()))}; report made {made}.</p>"
-            f"<nav>{nav}</nav>{body}</body></html>\n")
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>inparsx: {escape(name)}</title>'
+        f"<style>{STYLE}</style></head><body><h1>{escape(name)}</h1>"
+        f'<p class="meta">{escape(dataset.get("name", ""))}, evaluated on {escape(dataset.get("eval_split", ""))}; '
+        f"run directory {escape(str(run_dir.resolve()))}; report made {made}.</p>"
+        f"<nav>{nav}</nav>{body}</body></html>\n"
+    )
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:

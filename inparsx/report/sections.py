@@ -7,17 +7,33 @@ empty.
 
 from __future__ import annotations
 
+import html
 import json
 import random
 from dataclasses import dataclass
 from functools import cached_property
-import html
 from pathlib import Path
 from typing import Any
 
-from inparsx.artifacts import (CHECK, COMPARISON, ESTIMATE_COMPARISON, ESTIMATE_METRICS, ESTIMATE_NOTES,
-                               FILTER_DECISIONS, KEPT_QUERIES, METRICS, NOTES, PER_QUERY, QUERY_EVAL, SUMMARY,
-                               SYNTHETIC_QUERIES, TRAINING_INFO, GENERATION_STATS, TUNE_TRAINING, Artifact)
+from inparsx.artifacts import (
+    CHECK,
+    COMPARISON,
+    ESTIMATE_COMPARISON,
+    ESTIMATE_METRICS,
+    ESTIMATE_NOTES,
+    FILTER_DECISIONS,
+    GENERATION_STATS,
+    KEPT_QUERIES,
+    METRICS,
+    NOTES,
+    PER_QUERY,
+    QUERY_EVAL,
+    SUMMARY,
+    SYNTHETIC_QUERIES,
+    TRAINING_INFO,
+    TUNE_TRAINING,
+    Artifact,
+)
 from inparsx.report import plots
 
 
@@ -118,9 +134,15 @@ def table(header: list[str], rows: list[list[Any]], numeric: set[int] | None = N
     """An HTML table; cells are escaped; columns in ``numeric`` are right-aligned."""
     numeric = numeric or set()
     head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f'<td class="num">{escape(str(c))}</td>' if i in numeric
-                                    else f"<td>{escape(str(c))}</td>" for i, c in enumerate(row)) + "</tr>"
-                   for row in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="num">{escape(str(c))}</td>' if i in numeric else f"<td>{escape(str(c))}</td>"
+            for i, c in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -136,14 +158,21 @@ def check_section(files: RunFiles) -> Section | None:
     report = files.json(CHECK)
     if report is None:
         return None
-    rows = [[kind, found["level"], found["meaning"], found["count"],
-             "; ".join(_where(e) for e in found["examples"])] for kind, found in report["findings"].items()]
+    rows = [
+        [kind, found["level"], found["meaning"], found["count"], "; ".join(_where(e) for e in found["examples"])]
+        for kind, found in report["findings"].items()
+    ]
     fit = report.get("fit_for")
     verdict = "" if fit is None else f" Fit for: {', '.join(fit) or 'nothing until the errors are fixed'}."
-    head = (f"<p>{escape(report['dataset'])}: {report['errors']} errors, {report['warnings']} warnings, "
-            f"{report['notes']} notes.{escape(verdict)}</p>")
-    return Section("check", "Collection check", head + (table(["kind", "level", "meaning", "count", "first occurrences"],
-                                                              rows, {3}) if rows else ""))
+    head = (
+        f"<p>{escape(report['dataset'])}: {report['errors']} errors, {report['warnings']} warnings, "
+        f"{report['notes']} notes.{escape(verdict)}</p>"
+    )
+    return Section(
+        "check",
+        "Collection check",
+        head + (table(["kind", "level", "meaning", "count", "first occurrences"], rows, {3}) if rows else ""),
+    )
 
 
 def _where(example: dict[str, Any]) -> str:
@@ -168,11 +197,15 @@ def estimate_section(files: RunFiles) -> Section | None:
     means, summary = files.json(ESTIMATE_METRICS), files.json(SUMMARY, "estimate") or {}
     if not means:
         return None
-    head = (f"<p>Not a measurement on real queries: {summary.get('queries', '?')} synthetic queries, written by the "
-            f"recipe's generator for {summary.get('documents', '?')} of {summary.get('held_out', '?')} documents held "
-            "out of training, each judged relevant to its source document only.</p>")
+    head = (
+        f"<p>Not a measurement on real queries: {summary.get('queries', '?')} synthetic queries, written by the "
+        f"recipe's generator for {summary.get('documents', '?')} of {summary.get('held_out', '?')} documents held "
+        "out of training, each judged relevant to its source document only.</p>"
+    )
     notes = (files.json(ESTIMATE_NOTES) or {}).get("runs", {})
-    return Section("estimate", "Label-free estimate", head + _results_body(means, files.json(ESTIMATE_COMPARISON) or {}, notes))
+    return Section(
+        "estimate", "Label-free estimate", head + _results_body(means, files.json(ESTIMATE_COMPARISON) or {}, notes)
+    )
 
 
 def _results_body(means: dict[str, Any], comparison: dict[str, Any], notes: dict[str, str]) -> str:
@@ -185,22 +218,33 @@ def _results_body(means: dict[str, Any], comparison: dict[str, Any], notes: dict
         cells = [run]
         for metric in metrics:
             test = tested.get(run, {}).get(metric)
-            mark = "" if test is None else f" ({test['delta']:+.4f}, p={test['p_value']:.3g}){' *' if test['significant'] else ''}"
+            mark = (
+                ""
+                if test is None
+                else f" ({test['delta']:+.4f}, p={test['p_value']:.3g}){' *' if test['significant'] else ''}"
+            )
             cells.append(f"{values[metric]:.4f}{mark}")
         rows.append(cells)
     body = table(["run", *metrics], rows, set(range(1, len(metrics) + 1)))
     if baseline:
-        body += (f"<p>In brackets: difference to <b>{escape(baseline)}</b> and p-value "
-                 f"({escape(comparison.get('test', ''))}, {comparison.get('queries', '?')} queries); "
-                 "* marks a significant difference.</p>")
+        body += (
+            f"<p>In brackets: difference to <b>{escape(baseline)}</b> and p-value "
+            f"({escape(comparison.get('test', ''))}, {comparison.get('queries', '?')} queries); "
+            "* marks a significant difference.</p>"
+        )
     if notes:
-        body += "<ul>" + "".join(f"<li><b>{escape(run)}</b>: {escape(text)}</li>" for run, text in notes.items()
-                                 if run in means) + "</ul>"
+        body += (
+            "<ul>"
+            + "".join(f"<li><b>{escape(run)}</b>: {escape(text)}</li>" for run, text in notes.items() if run in means)
+            + "</ul>"
+        )
     for pair in comparison.get("pairs", []):
         metric, result = next(iter(pair["metrics"].items()))
-        body += (f"<p>{escape(pair['question'])} <b>{escape(pair['verdict'])}</b>: {escape(pair['run'])} "
-                 f"{result['value']:.4f} vs {escape(pair['against'])} {result['against']:.4f} {escape(metric)} "
-                 f"({result['delta']:+.4f}, p={result['p_value']:.3g})</p>")
+        body += (
+            f"<p>{escape(pair['question'])} <b>{escape(pair['verdict'])}</b>: {escape(pair['run'])} "
+            f"{result['value']:.4f} vs {escape(pair['against'])} {result['against']:.4f} {escape(metric)} "
+            f"({result['delta']:+.4f}, p={result['p_value']:.3g})</p>"
+        )
     return body
 
 
@@ -227,8 +271,11 @@ def per_query_section(files: RunFiles) -> Section | None:
     pairs += [(p["run"], p["against"]) for p in comparison.get("pairs", []) if (p["run"], p["against"]) not in pairs]
     metric = next(iter(per_query[baseline]))
     texts = files.query_texts()
-    body = "".join(_one_pair(per_query, run, against, metric, texts) for run, against in pairs
-                   if run in per_query and against in per_query)
+    body = "".join(
+        _one_pair(per_query, run, against, metric, texts)
+        for run, against in pairs
+        if run in per_query and against in per_query
+    )
     return Section("per-query", f"Per-query {metric} differences", body) if body else None
 
 
@@ -237,11 +284,15 @@ def _one_pair(per_query: dict, run: str, against: str, metric: str, texts: dict[
     deltas = sorted(((ours[q] - theirs.get(q, 0.0), q) for q in ours), reverse=True)
     body = f"<h3>{escape(run)} against {escape(against)}</h3>"
     body += plots.delta_bars([d for d, _ in deltas], metric, run, against)
-    for label, chosen in (("gained most", [x for x in deltas if x[0] > 0][:TOP_QUERIES]),
-                          ("lost most", [x for x in reversed(deltas) if x[0] < 0][:TOP_QUERIES])):
+    for label, chosen in (
+        ("gained most", [x for x in deltas if x[0] > 0][:TOP_QUERIES]),
+        ("lost most", [x for x in reversed(deltas) if x[0] < 0][:TOP_QUERIES]),
+    ):
         if chosen:
-            rows = [[qid, texts.get(qid, ""), f"{theirs.get(qid, 0.0):.3f}", f"{ours[qid]:.3f}", f"{d:+.3f}"]
-                    for d, qid in chosen]
+            rows = [
+                [qid, texts.get(qid, ""), f"{theirs.get(qid, 0.0):.3f}", f"{ours[qid]:.3f}", f"{d:+.3f}"]
+                for d, qid in chosen
+            ]
             body += f"<h4>Queries that {label}</h4>" + table(["qid", "query", against, run, "Δ"], rows, {2, 3, 4})
     return body
 
@@ -258,10 +309,14 @@ def filter_section(files: RunFiles) -> Section | None:
             rows.append([step["filter"], f"{step['in']:,}", f"{step['kept']:,}", f"{count:,}", reason])
             if count:
                 reasons[f"{step['filter']}: {reason}"] = count
-    warnings = "".join(f"<p><b>warning:</b> {escape(step['warning'])}</p>" for step in summary["filters"]
-                       if step.get("warning"))
-    body = (f"<p>Kept {summary['kept']:,} of {summary['input']:,} synthetic queries.</p>" + warnings
-            + table(["filter", "in", "kept", "dropped", "reason"], rows, {1, 2, 3}))
+    warnings = "".join(
+        f"<p><b>warning:</b> {escape(step['warning'])}</p>" for step in summary["filters"] if step.get("warning")
+    )
+    body = (
+        f"<p>Kept {summary['kept']:,} of {summary['input']:,} synthetic queries.</p>"
+        + warnings
+        + table(["filter", "in", "kept", "dropped", "reason"], rows, {1, 2, 3})
+    )
     if reasons:
         body += plots.horizontal_bars(reasons, "synthetic queries dropped, by filter and reason", "queries")
     return Section("filter", "Filters", body)
@@ -312,9 +367,12 @@ def samples_section(files: RunFiles) -> Section | None:
     chosen = random.Random(seed).sample(records, min(SAMPLE_QUERIES, len(records)))
     docs = files.dataset.get_docs(r["doc_id"] for r in chosen) if files.dataset is not None else {}
     rows = [[r["query"], r["doc_id"], docs[r["doc_id"]].title if r["doc_id"] in docs else ""] for r in chosen]
-    return Section("samples", f"{len(rows)} sample synthetic queries",
-                   f"<p>Drawn from {escape(source)} with seed {seed}.</p>"
-                   + table(["synthetic query", "doc id", "document title"], rows))
+    return Section(
+        "samples",
+        f"{len(rows)} sample synthetic queries",
+        f"<p>Drawn from {escape(source)} with seed {seed}.</p>"
+        + table(["synthetic query", "doc id", "document title"], rows),
+    )
 
 
 def training_section(files: RunFiles) -> Section | None:
@@ -325,8 +383,11 @@ def training_section(files: RunFiles) -> Section | None:
         return None
     points = [(entry["step"], entry["loss"]) for entry in info["loss_history"]]
     metrics = info.get("metrics", {})
-    facts = [f"{info['trainer']} from {info['base_model']}", f"{info['num_triples']:,} triples",
-             f"{metrics.get('global_step', points[-1][0])} steps"]
+    facts = [
+        f"{info['trainer']} from {info['base_model']}",
+        f"{info['num_triples']:,} triples",
+        f"{metrics.get('global_step', points[-1][0])} steps",
+    ]
     if "train_runtime" in metrics:
         facts.append(f"{metrics['train_runtime']:.0f} s")
     body = f"<p>{escape(', '.join(facts))}.</p>" + plots.line(points, "step", "loss", "training loss")
@@ -346,9 +407,11 @@ def tune_section(files: RunFiles) -> Section | None:
             body += _candidates(found, path.name)
     evaluation = files.json(QUERY_EVAL)
     if isinstance(evaluation, dict) and evaluation.get("before") is not None and evaluation.get("after") is not None:
-        body += (f"<p>Judge ({escape(str(evaluation.get('judge', '?')))}) mean score of greedy queries on "
-                 f"{evaluation.get('documents', '?')} held-out documents: before tuning {evaluation['before']:.4f}, "
-                 f"after {evaluation['after']:.4f}.</p>")
+        body += (
+            f"<p>Judge ({escape(str(evaluation.get('judge', '?')))}) mean score of greedy queries on "
+            f"{evaluation.get('documents', '?')} held-out documents: before tuning {evaluation['before']:.4f}, "
+            f"after {evaluation['after']:.4f}.</p>"
+        )
     return Section("tune", "Tuning", body) if body else None
 
 
@@ -362,8 +425,12 @@ def _candidates(found: dict[str, Any], name: str) -> str:
     body += table(["#", *keys], rows, {0})
     scored = [(i + 1, c["score"]) for i, c in enumerate(candidates) if isinstance(c.get("score"), (int, float))]
     if scored:
-        body += plots.score_bars([f"#{i}" for i, _ in scored], [float(v) for _, v in scored], metric,
-                                 f"tune: each candidate's {metric} (best in green)")
+        body += plots.score_bars(
+            [f"#{i}" for i, _ in scored],
+            [float(v) for _, v in scored],
+            metric,
+            f"tune: each candidate's {metric} (best in green)",
+        )
     return body
 
 
@@ -391,13 +458,30 @@ def ran_section(files: RunFiles) -> Section | None:
 
 
 def _ran_row(stage: str, model: str, ran: dict[str, Any]) -> list[str]:
-    return [stage, model, str(ran.get("device", "")), str(ran.get("precision", "")), str(ran.get("precision_reason", ""))]
+    return [
+        stage,
+        model,
+        str(ran.get("device", "")),
+        str(ran.get("precision", "")),
+        str(ran.get("precision_reason", "")),
+    ]
 
 
 def _cell(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)
 
 
-BUILDERS = (metrics_section, estimate_section, per_query_section, filter_section, queries_section, samples_section,
-            training_section, tune_section, ran_section, check_section, recipe_section)
+BUILDERS = (
+    metrics_section,
+    estimate_section,
+    per_query_section,
+    filter_section,
+    queries_section,
+    samples_section,
+    training_section,
+    tune_section,
+    ran_section,
+    check_section,
+    recipe_section,
+)
 """The sections in report order: results first, then what produced them, then the inputs (data, recipe)."""

@@ -32,7 +32,7 @@ class RerankerOptions(Options):
     device: str = "auto"
 
     @model_validator(mode="after")
-    def _check_device(self) -> "RerankerOptions":
+    def _check_device(self) -> RerankerOptions:
         """Reject a device that is none of ``auto``, ``cpu``, ``cuda``, ``cuda:<n>``, ``mps``."""
         base, _, index = self.device.partition(":")
         if base not in ("auto", "cpu", "cuda", "mps") or (index and not (base == "cuda" and index.isdigit())):
@@ -65,7 +65,7 @@ class Reranker(Component):
         """Relevance score of each pair ``(queries[i], documents[i])``; higher = more relevant."""
         raise NotImplementedError
 
-    def model_ref(self, model: str, option: str = "model", role: str = "reranker") -> "ModelRef | None":
+    def model_ref(self, model: str, option: str = "model", role: str = "reranker") -> ModelRef | None:
         """How this reranker loads ``model`` (named by ``option`` of whoever gives it: the rerank stage, a
         filter, a judge, a teacher), for the pre-flight check: in its ``dtype`` on its ``device``, for
         inference (``auto`` declared as what it resolves to on this machine,
@@ -99,8 +99,14 @@ class Reranker(Component):
         self.tokenizer = None
 
 
-def check_scorer_options(name: str, options: dict[str, Any], own: dict[str, str], what: str = "reranker_options",
-                         user: str = "filter", registry: Registry | None = None) -> None:
+def check_scorer_options(
+    name: str,
+    options: dict[str, Any],
+    own: dict[str, str],
+    what: str = "reranker_options",
+    user: str = "filter",
+    registry: Registry | None = None,
+) -> None:
     """Validate ``reranker`` and ``reranker_options`` of a component that uses the reranker only to score pairs
     (the ``reranker`` and ``consistency`` filters, the tuners' judge, the triples teacher) when the recipe loads.
 
@@ -124,15 +130,18 @@ def check_scorer_options(name: str, options: dict[str, Any], own: dict[str, str]
 
     for key in options:
         if key in own:
-            raise ValueError(f"{what}.{key} would be replaced by the {user}'s own option "
-                             f"`{own[key]}`: set {own[key]} instead")
+            raise ValueError(
+                f"{what}.{key} would be replaced by the {user}'s own option `{own[key]}`: set {own[key]} instead"
+            )
         if key in RerankStageOptions.model_fields:
-            raise ValueError(f"{what}.{key} configures the rerank stage; a {user} only scores "
-                             "(query, document) pairs, so it would be ignored: remove it")
+            raise ValueError(
+                f"{what}.{key} configures the rerank stage; a {user} only scores "
+                "(query, document) pairs, so it would be ignored: remove it"
+            )
     check_options("rerankers", name, options, what, registry)
 
 
-def scorer_model_ref(name: str, options: dict[str, Any], model: str, option: str, role: str) -> list["ModelRef"]:
+def scorer_model_ref(name: str, options: dict[str, Any], model: str, option: str, role: str) -> list[ModelRef]:
     """``model`` scored by reranker ``name`` with ``options`` (its ``reranker_options``, ``judge_options`` or
     ``teacher_options``), named by ``option`` of the component that scores with it (a filter, a judge, a
     teacher): :meth:`Reranker.model_ref` of that reranker, as a list (empty when it loads nothing)."""

@@ -57,8 +57,11 @@ class BiEncoderReranker(Reranker):
     def cache(self) -> EmbeddingCache:
         """The embedding cache of this model and the current corpus (in memory only when ``cache`` is off)."""
         if self.corpus_key not in self._caches:
-            self._caches[self.corpus_key] = (EmbeddingCache.for_model(self.model_key, self.corpus_key)
-                                              if self.options.cache else EmbeddingCache(None))
+            self._caches[self.corpus_key] = (
+                EmbeddingCache.for_model(self.model_key, self.corpus_key)
+                if self.options.cache
+                else EmbeddingCache(None)
+            )
         return self._caches[self.corpus_key]
 
     def score(self, queries: Sequence[str], documents: Sequence[str]) -> list[float]:
@@ -89,7 +92,11 @@ class BiEncoderReranker(Reranker):
         import numpy as np
 
         encode = self.model.encode_document if document else self.model.encode_query
-        vectors = encode(texts, batch_size=self.options.batch_size, normalize_embeddings=True,
-                         convert_to_numpy=True, show_progress_bar=False)
+        vectors = encode(
+            texts,
+            batch_size=self.options.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         return np.asarray(vectors, dtype=np.float32)
-

@@ -7,7 +7,7 @@ resumable scores, the fused forms and a ``zero_shot_model`` or ``compare_models`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -20,18 +20,25 @@ REFUSED = {"first_stage": "the command reranks the run given with --run"}
 def published_name(out: Path, run_name: str) -> Path:
     """Where a run the stage writes goes: its final run ``rerank`` is ``OUT``; ``rerank-alone`` is
     ``OUT-alone.trec``, ``zeroshot`` is ``OUT-zeroshot.trec``, a compared model ``ict`` is ``OUT-ict.trec``."""
-    suffix = run_name[len("rerank"):] if run_name.startswith("rerank") else f"-{run_name}"
+    suffix = run_name[len("rerank") :] if run_name.startswith("rerank") else f"-{run_name}"
     return out.with_name(f"{out.stem}{suffix}{out.suffix}") if suffix else out
 
 
-def rerank(run: Annotated[Path, typer.Option("--run", help="The TREC run to rerank (e.g. runs/x/retrieve/run.trec).")],
-           dataset: Annotated[str, typer.Option(help="beir:<name>, irds:<id> or a BEIR folder.")],
-           model: Annotated[str, typer.Option(help="Hub id or local folder of the reranker model.")],
-           out: Annotated[Path, typer.Option(help="Where to write the reranked run (TREC).")],
-           split: Annotated[str, typer.Option(help="The split whose queries the run holds.")] = "test",
-           use: Annotated[str, typer.Option(help="Reranker: cross-encoder, monot5, bi-encoder or a plugin's.")] = "cross-encoder",
-           depth: Annotated[Optional[int], typer.Option(help="Documents per query to rescore (default 1000).")] = None,
-           set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="A rerank option: key=value (repeatable), e.g. dtype=fp32, interpolate=0.5.")] = None) -> None:
+def rerank(
+    run: Annotated[Path, typer.Option("--run", help="The TREC run to rerank (e.g. runs/x/retrieve/run.trec).")],
+    dataset: Annotated[str, typer.Option(help="beir:<name>, irds:<id> or a BEIR folder.")],
+    model: Annotated[str, typer.Option(help="Hub id or local folder of the reranker model.")],
+    out: Annotated[Path, typer.Option(help="Where to write the reranked run (TREC).")],
+    split: Annotated[str, typer.Option(help="The split whose queries the run holds.")] = "test",
+    use: Annotated[
+        str, typer.Option(help="Reranker: cross-encoder, monot5, bi-encoder or a plugin's.")
+    ] = "cross-encoder",
+    depth: Annotated[int | None, typer.Option(help="Documents per query to rescore (default 1000).")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", help="A rerank option: key=value (repeatable), e.g. dtype=fp32, interpolate=0.5."),
+    ] = None,
+) -> None:
     """Rerank a run's top DEPTH documents per query; documents below keep their order underneath.
 
     Resumable: an interrupted command keeps finished queries' scores in ``.<OUT name>.inparsx/`` and the same
@@ -44,14 +51,17 @@ def rerank(run: Annotated[Path, typer.Option("--run", help="The TREC run to rera
     from inparsx.progress import out as stdout
     from inparsx.recipe import one_stage_recipe
 
-    recipe = one_stage_recipe("rerank", use, set_ or [], dataset, eval_split=split,
-                              flags={"model": model, "depth": depth}, refused=REFUSED)
+    recipe = one_stage_recipe(
+        "rerank", use, set_ or [], dataset, eval_split=split, flags={"model": model, "depth": depth}, refused=REFUSED
+    )
     refuse_without_labels(dataset, split, "reranked")
     written: list[Path] = []
 
     def outputs(folder: Path) -> dict[Path, Path]:
-        found = {folder / RUN_FILE: out, **{path: published_name(out, path.stem)
-                                            for path in sorted((folder / RUNS_FOLDER).glob("*.trec"))}}
+        found = {
+            folder / RUN_FILE: out,
+            **{path: published_name(out, path.stem) for path in sorted((folder / RUNS_FOLDER).glob("*.trec"))},
+        }
         written.extend(found.values())
         return found
 

@@ -19,8 +19,7 @@ from typing import Any, ClassVar
 
 from inparsx.models import from_pretrained
 from inparsx.rerank.base import Reranker, RerankerOptions
-from inparsx.rerank.hardware import (length_sorted_batches, model_max_length, pad_batch, resolve_device,
-                                     resolve_dtype)
+from inparsx.rerank.hardware import length_sorted_batches, model_max_length, pad_batch, resolve_device, resolve_dtype
 
 
 class CrossEncoderOptions(RerankerOptions):
@@ -71,8 +70,14 @@ class CrossEncoderReranker(Reranker):
     def encode(self, queries: Sequence[str], documents: Sequence[str]) -> dict[str, list[list[int]]]:
         """Token ids of every pair (``[CLS] q [SEP] d [SEP]`` for BERT), unpadded, documents truncated."""
         queries = self._short_queries(queries)
-        return self.tokenizer(list(queries), list(documents), truncation="only_second", max_length=self.max_length,
-                              return_attention_mask=False, return_token_type_ids=self.uses_token_types)
+        return self.tokenizer(
+            list(queries),
+            list(documents),
+            truncation="only_second",
+            max_length=self.max_length,
+            return_attention_mask=False,
+            return_token_type_ids=self.uses_token_types,
+        )
 
     def _short_queries(self, queries: Sequence[str]) -> Sequence[str]:
         limit = self.max_length // 2

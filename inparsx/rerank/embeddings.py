@@ -39,7 +39,9 @@ def model_cache_key(model: str, settings: dict[str, Any]) -> str:
     path = Path(model)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file())
-        identity = [str(path.resolve())] + [f"{p.relative_to(path)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files]
+        identity = [str(path.resolve())] + [
+            f"{p.relative_to(path)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files
+        ]
     else:
         identity = [model, _hub_revision(model)]
     digest = hashlib.sha256(repr((identity, sorted(settings.items()))).encode()).hexdigest()[:16]
@@ -66,7 +68,7 @@ class EmbeddingCache:
         self.misses = 0
 
     @classmethod
-    def for_model(cls, model_key: str, corpus_key: str) -> "EmbeddingCache":
+    def for_model(cls, model_key: str, corpus_key: str) -> EmbeddingCache:
         """The cache of ``model_key`` over corpus ``corpus_key`` under ``cache_home()/embeddings``."""
         return cls(cache_home() / "embeddings" / model_key / corpus_key)
 

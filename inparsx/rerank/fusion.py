@@ -54,8 +54,9 @@ def merge_reranked(first_stage: Run, reranked: Run) -> Run:
     return {qid: with_tail(scores, first_stage[qid]) for qid, scores in reranked.items() if qid in first_stage}
 
 
-def fuse(first_stage: Run, reranked: Run, members: Sequence[tuple[Run, float]], method: str = "minmax",
-         k: int = 60) -> Run:
+def fuse(
+    first_stage: Run, reranked: Run, members: Sequence[tuple[Run, float]], method: str = "minmax", k: int = 60
+) -> Run:
     """Fusion of several runs over each query's reranked documents, the others below in first-stage order.
 
     Args:

@@ -75,7 +75,7 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[l
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     for start in range(0, len(order), batch_size):
-        yield order[start:start + batch_size]
+        yield order[start : start + batch_size]
 
 
 def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, device: Any, extra: Sequence[Sequence[int]] | None = None):
@@ -90,9 +90,9 @@ def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, device: Any, extra: Se
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     other = torch.zeros((len(rows), width), dtype=torch.long) if extra is not None else None
     for i, row in enumerate(rows):
-        ids[i, :len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[i, :len(row)] = 1
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
         if other is not None:
-            other[i, :len(row)] = torch.tensor(extra[i], dtype=torch.long)
+            other[i, : len(row)] = torch.tensor(extra[i], dtype=torch.long)
     tensors = (ids.to(device), mask.to(device))
     return tensors + ((other.to(device),) if other is not None else ())

@@ -32,8 +32,9 @@ def monot5_prompt(query: str, document: str) -> str:
     return PREFIX.format(query=query) + document + SUFFIX
 
 
-def monot5_input_ids(tokenizer: Any, queries: Sequence[str], documents: Sequence[str],
-                     max_length: int = MAX_LENGTH) -> list[list[int]]:
+def monot5_input_ids(
+    tokenizer: Any, queries: Sequence[str], documents: Sequence[str], max_length: int = MAX_LENGTH
+) -> list[list[int]]:
     """Token ids (with the tokenizer's special tokens, e.g. T5's ``</s>``) of each monoT5 prompt, at most
     ``max_length`` long, unpadded.
 
@@ -68,12 +69,15 @@ def _fit(tokenizer: Any, query: str, document: str, max_length: int, over: int) 
             keep_query = max(1, keep_query - over)
         else:
             break
-        ids = tokenizer(monot5_prompt(_cut(tokenizer, query, keep_query), _cut(tokenizer, document, keep_doc)))["input_ids"]
+        ids = tokenizer(monot5_prompt(_cut(tokenizer, query, keep_query), _cut(tokenizer, document, keep_doc)))[
+            "input_ids"
+        ]
         over = len(ids) - max_length
         if over <= 0:
             return ids
-    raise InparsxError(f"monot5: max_length = {max_length} tokens cannot hold the prompt template "
-                       f"{monot5_prompt('q', 'd')!r}")
+    raise InparsxError(
+        f"monot5: max_length = {max_length} tokens cannot hold the prompt template {monot5_prompt('q', 'd')!r}"
+    )
 
 
 def _tokens(tokenizer: Any, text: str) -> list[int]:
@@ -86,7 +90,7 @@ def _cut(tokenizer: Any, text: str, keep: int) -> str:
         return ""
     if getattr(tokenizer, "is_fast", False):
         offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-        return text if keep >= len(offsets) else text[:offsets[keep - 1][1]]
+        return text if keep >= len(offsets) else text[: offsets[keep - 1][1]]
     ids = _tokens(tokenizer, text)
     return text if keep >= len(ids) else tokenizer.decode(ids[:keep], skip_special_tokens=True)
 
@@ -94,8 +98,9 @@ def _cut(tokenizer: Any, text: str, keep: int) -> str:
 def encode_pairs(tokenizer: Any, queries: Sequence[str], documents: Sequence[str], max_length: int = MAX_LENGTH):
     """A padded batch (``input_ids``, ``attention_mask`` as torch tensors, shape (n, longest)) of monoT5
     prompts; truncation as in :func:`monot5_input_ids`. Used by the ``monot5`` trainer's collator."""
-    return tokenizer.pad({"input_ids": monot5_input_ids(tokenizer, queries, documents, max_length)},
-                         return_tensors="pt")
+    return tokenizer.pad(
+        {"input_ids": monot5_input_ids(tokenizer, queries, documents, max_length)}, return_tensors="pt"
+    )
 
 
 def label_token_id(tokenizer: Any, word: str) -> int:
@@ -114,8 +119,10 @@ def label_token_id(tokenizer: Any, word: str) -> int:
     for entry in ("\u2581" + word, word):
         if entry in vocab:
             return vocab[entry]
-    raise InparsxError(f"monot5: the tokenizer has no single token for {word!r} (it encodes to {len(encoded)} "
-                       "tokens); set true_token/false_token to words it has")
+    raise InparsxError(
+        f"monot5: the tokenizer has no single token for {word!r} (it encodes to {len(encoded)} "
+        "tokens); set true_token/false_token to words it has"
+    )
 
 
 class MonoT5Options(RerankerOptions):
@@ -145,8 +152,10 @@ def answer_words(path: str, options: MonoT5Options) -> tuple[str, str]:
     for key, default in (("true_token", "true"), ("false_token", "false")):
         given, learned = getattr(options, key), trained.get(key)
         if given is not None and learned is not None and given != learned:
-            raise InparsxError(f"monot5: {key} = {given!r} but the model at {path} was trained with {key} = "
-                               f"{learned!r}; leave {key} unset to use the trained one")
+            raise InparsxError(
+                f"monot5: {key} = {given!r} but the model at {path} was trained with {key} = "
+                f"{learned!r}; leave {key} unset to use the trained one"
+            )
         words.append(given or learned or default)
     return words[0], words[1]
 

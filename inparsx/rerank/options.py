@@ -75,43 +75,57 @@ class RerankStageOptions(StageOptions):
     fuse_method: Literal["minmax", "rrf"] | None = None
 
     @model_validator(mode="after")
-    def _check_compare_models(self) -> "RerankStageOptions":
+    def _check_compare_models(self) -> RerankStageOptions:
         """Run names of ``compare_models``: lower-case words joined by ``-`` or ``_``, not a name the stage
         already writes (``rerank``, ``zeroshot`` and their forms) or a key of ``fuse``, not ending in a form
         suffix."""
         for name in self.compare_models:
             if not re.fullmatch(r"[a-z0-9]+(?:[-_][a-z0-9]+)*", name):
                 raise ValueError(f"compare_models: run name {name!r} must be lower-case letters, digits, - or _")
-            if (name.split("-")[0] in ("rerank", "zeroshot") or name in FUSE_KEYS
-                    or name.endswith(tuple(f"-{form}" for form in FORMS))):
+            if (
+                name.split("-")[0] in ("rerank", "zeroshot")
+                or name in FUSE_KEYS
+                or name.endswith(tuple(f"-{form}" for form in FORMS))
+            ):
                 raise ValueError(f"compare_models: run name {name!r} clashes with the stage's own runs")
         return self
 
     @model_validator(mode="after")
-    def _check_zero_shot(self, info: ValidationInfo) -> "RerankStageOptions":
+    def _check_zero_shot(self, info: ValidationInfo) -> RerankStageOptions:
         """``zero_shot_reranker`` needs ``zero_shot_model``; ``zero_shot_options`` needs ``zero_shot_reranker``
         and are validated against it when the recipe loads."""
         from inparsx.rerank.base import check_scorer_options
 
         if self.zero_shot_reranker is not None and self.zero_shot_model is None:
-            raise ValueError("zero_shot_reranker scores with zero_shot_model, which is not set: set it, or remove "
-                             "zero_shot_reranker")
+            raise ValueError(
+                "zero_shot_reranker scores with zero_shot_model, which is not set: set it, or remove zero_shot_reranker"
+            )
         if self.zero_shot_options and self.zero_shot_reranker is None:
-            raise ValueError("zero_shot_options are the options of zero_shot_reranker, which is not set (the "
-                             "zero-shot model then runs in the stage's reranker, with its options): set "
-                             "zero_shot_reranker, or remove zero_shot_options")
+            raise ValueError(
+                "zero_shot_options are the options of zero_shot_reranker, which is not set (the "
+                "zero-shot model then runs in the stage's reranker, with its options): set "
+                "zero_shot_reranker, or remove zero_shot_options"
+            )
         if self.zero_shot_reranker is not None:
-            check_scorer_options(self.zero_shot_reranker, self.zero_shot_options, {"model": "zero_shot_model"},
-                                 "zero_shot_options", "zero-shot run", registry_from(info))
+            check_scorer_options(
+                self.zero_shot_reranker,
+                self.zero_shot_options,
+                {"model": "zero_shot_model"},
+                "zero_shot_options",
+                "zero-shot run",
+                registry_from(info),
+            )
         return self
 
     @model_validator(mode="after")
-    def _check_fuse(self) -> "RerankStageOptions":
+    def _check_fuse(self) -> RerankStageOptions:
         """``fuse``: at least two runs that the stage writes, ``model`` among them, positive weights;
         ``fuse_method`` only with ``fuse``."""
         if self.fuse_method is not None and not self.fuse:
-            raise ValueError("fuse_method is the method of fuse, which is not set: set fuse = {first_stage = 1, "
-                             "model = 1, ...}, or remove fuse_method")
+            raise ValueError(
+                "fuse_method is the method of fuse, which is not set: set fuse = {first_stage = 1, "
+                "model = 1, ...}, or remove fuse_method"
+            )
         if not self.fuse:
             return self
         known = [key for key in FUSE_KEYS if key != "zero_shot_model" or self.zero_shot_model]
@@ -119,20 +133,24 @@ class RerankStageOptions(StageOptions):
         unknown = [key for key in self.fuse if key not in known]
         if unknown:
             hint = " (zero_shot_model is not set)" if "zero_shot_model" in unknown else ""
-            raise ValueError(f"fuse: {', '.join(map(repr, unknown))} names no run of this stage{hint}; the runs "
-                             f"are: {', '.join(known)}")
+            raise ValueError(
+                f"fuse: {', '.join(map(repr, unknown))} names no run of this stage{hint}; the runs "
+                f"are: {', '.join(known)}"
+            )
         if "model" not in self.fuse:
-            raise ValueError("fuse must hold model (the trained model's run); the zero-shot fusion is written "
-                             "beside it")
+            raise ValueError(
+                "fuse must hold model (the trained model's run); the zero-shot fusion is written beside it"
+            )
         if len(self.fuse) < 2:
             raise ValueError("fuse: a fusion needs at least two runs, e.g. {first_stage = 1, model = 1}")
         bad = [key for key, weight in self.fuse.items() if not weight > 0]
         if bad:
-            raise ValueError(f"fuse: the weight of {', '.join(map(repr, bad))} must be above 0 (leave a run out "
-                             "instead)")
+            raise ValueError(
+                f"fuse: the weight of {', '.join(map(repr, bad))} must be above 0 (leave a run out instead)"
+            )
         return self
 
-    def models(self, components: list[Component]) -> list["ModelRef"]:
+    def models(self, components: list[Component]) -> list[ModelRef]:
         """``model``, ``zero_shot_model`` and each of ``compare_models``, as the stage's reranker loads them
         (:meth:`inparsx.rerank.base.Reranker.model_ref`)."""
         reranker = components[0]
@@ -141,7 +159,10 @@ class RerankStageOptions(StageOptions):
             from inparsx.plugins import get_registry
 
             zero_shot = get_registry().build("rerankers", self.zero_shot_reranker, self.zero_shot_options)
-        named = [(reranker, "model", self.model), (zero_shot, "zero_shot_model", self.zero_shot_model),
-                 *((reranker, f"compare_models.{name}", model) for name, model in self.compare_models.items())]
+        named = [
+            (reranker, "model", self.model),
+            (zero_shot, "zero_shot_model", self.zero_shot_model),
+            *((reranker, f"compare_models.{name}", model) for name, model in self.compare_models.items()),
+        ]
         refs = [scorer.model_ref(model, option) for scorer, option, model in named if model]
         return [ref for ref in refs if ref is not None]

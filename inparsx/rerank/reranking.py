@@ -52,8 +52,11 @@ def document_texts(dataset: Dataset, docids: Sequence[str] | set[str], source: s
     docs = dataset.get_docs(docids)
     missing = [d for d in docids if d not in docs]
     if missing:
-        raise DataError(source, f"{len(missing)} docid(s) not in the dataset {dataset.name!r}, "
-                                f"e.g. {missing[0]!r}: is the run from another collection?")
+        raise DataError(
+            source,
+            f"{len(missing)} docid(s) not in the dataset {dataset.name!r}, "
+            f"e.g. {missing[0]!r}: is the run from another collection?",
+        )
     return {docid: doc.full_text for docid, doc in docs.items()}
 
 
@@ -84,9 +87,16 @@ def open_scores(store: ResumableJsonl, meta: dict[str, Any]) -> dict[str, dict[s
     return {r["qid"]: r["scores"] for r in resume_records(store, meta)}
 
 
-def rerank_run(reranker: Reranker, first_stage: Run, queries: Mapping[str, str], docs: Mapping[str, str],
-               depth: int, store: ResumableJsonl | None = None, meta: dict[str, Any] | None = None,
-               description: str = "rerank") -> tuple[Run, RerankStats]:
+def rerank_run(
+    reranker: Reranker,
+    first_stage: Run,
+    queries: Mapping[str, str],
+    docs: Mapping[str, str],
+    depth: int,
+    store: ResumableJsonl | None = None,
+    meta: dict[str, Any] | None = None,
+    description: str = "rerank",
+) -> tuple[Run, RerankStats]:
     """Score each query's top ``depth`` first-stage documents with ``reranker`` (already loaded).
 
     Args:
@@ -139,8 +149,13 @@ def _chunks(qids: list[str], todo: Mapping[str, list[str]], size: int):
         yield chunk
 
 
-def _score_chunk(reranker: Reranker, chunk: list[str], todo: Mapping[str, list[str]], queries: Mapping[str, str],
-                 docs: Mapping[str, str]) -> dict[str, dict[str, float]]:
+def _score_chunk(
+    reranker: Reranker,
+    chunk: list[str],
+    todo: Mapping[str, list[str]],
+    queries: Mapping[str, str],
+    docs: Mapping[str, str],
+) -> dict[str, dict[str, float]]:
     pairs = [(qid, docid) for qid in chunk for docid in todo[qid]]
     scores = reranker.score([queries[q] for q, _ in pairs], [docs[d] for _, d in pairs])
     out: dict[str, dict[str, float]] = {qid: {} for qid in chunk}

@@ -22,5 +22,9 @@ class RerankerSpec(ComponentSpec):
 
     @classmethod
     def refused(cls) -> dict[str, str]:
-        return {key: "configures the rerank stage; here the reranker only scores (query, document) pairs, so it "
-                     "would be ignored: remove it" for key in RerankStageOptions.model_fields if key != "model"}
+        return {
+            key: "configures the rerank stage; here the reranker only scores (query, document) pairs, so it "
+            "would be ignored: remove it"
+            for key in RerankStageOptions.model_fields
+            if key != "model"
+        }

@@ -45,8 +45,12 @@ def run_forms(options: RerankStageOptions) -> list[str]:
     """The forms of a reranked run that ``options`` ask for, the final one first: ``fused`` (``options.fuse``
     set), ``interpolated`` (``options.interpolate`` set), ``rrf`` (``options.fusion == "rrf"``), ``alone``
     (always)."""
-    asked = {"fused": bool(options.fuse), "interpolated": options.interpolate is not None,
-             "rrf": options.fusion == "rrf", "alone": True}
+    asked = {
+        "fused": bool(options.fuse),
+        "interpolated": options.interpolate is not None,
+        "rrf": options.fusion == "rrf",
+        "alone": True,
+    }
     return [form for form in FORMS if asked[form]]
 
 
@@ -86,16 +90,21 @@ def form_description(form: str, options: RerankStageOptions, first_stage: str, n
     whose run it is (its fusion differs from the trained model's)."""
     if form == "interpolated":
         alpha = options.interpolate
-        return (f"interpolated with {first_stage}: {alpha:g} x model + {1 - alpha:g} x {first_stage}, "
-                "min-max normalised per query")
+        return (
+            f"interpolated with {first_stage}: {alpha:g} x model + {1 - alpha:g} x {first_stage}, "
+            "min-max normalised per query"
+        )
     if form == "rrf":
         return f"reciprocal rank fusion with {first_stage} (k={options.rrf_k})"
     if form == "fused":
         fusion = fusion_of(name, options)
         total = sum(fusion.values())
         if options.fuse_method == "rrf":
-            weights = "" if len(set(fusion.values())) == 1 else ", weights " + ", ".join(
-                f"{_member_label(key, first_stage)} {w:g}" for key, w in fusion.items())
+            weights = (
+                ""
+                if len(set(fusion.values())) == 1
+                else ", weights " + ", ".join(f"{_member_label(key, first_stage)} {w:g}" for key, w in fusion.items())
+            )
             return f"fusion {fusion_label(fusion, first_stage)}: reciprocal rank fusion (k={options.rrf_k}){weights}"
         weights = ", ".join(f"{w / total:.3g} x {_member_label(key, first_stage)}" for key, w in fusion.items())
         return f"fusion {fusion_label(fusion, first_stage)}: {weights}, min-max normalised per query"
@@ -112,17 +121,28 @@ def fused_runs(name: str, first_stage: Run, scores: dict[str, Run], options: Rer
     """
     reranked = scores[name]
     runs_by_key = {"first_stage": first_stage, **{JOB_KEYS.get(job, job): run for job, run in scores.items()}}
-    build = {"fused": lambda: fuse(first_stage, reranked,
-                                   [(runs_by_key[key], weight) for key, weight in fusion_of(name, options).items()],
-                                   options.fuse_method or "minmax", options.rrf_k),
-             "interpolated": lambda: interpolate(first_stage, reranked, options.interpolate),
-             "rrf": lambda: rrf(first_stage, reranked, options.rrf_k),
-             "alone": lambda: merge_reranked(first_stage, reranked)}
+    build = {
+        "fused": lambda: fuse(
+            first_stage,
+            reranked,
+            [(runs_by_key[key], weight) for key, weight in fusion_of(name, options).items()],
+            options.fuse_method or "minmax",
+            options.rrf_k,
+        ),
+        "interpolated": lambda: interpolate(first_stage, reranked, options.interpolate),
+        "rrf": lambda: rrf(first_stage, reranked, options.rrf_k),
+        "alone": lambda: merge_reranked(first_stage, reranked),
+    }
     return {form_name(name, form, options): build[form]() for form in run_forms(options)}
 
 
-def run_notes(models: dict[str, str], options: RerankStageOptions, first_stage: str, reranked: int | None = None,
-              rerankers: dict[str, str] | None = None) -> dict[str, Any]:
+def run_notes(
+    models: dict[str, str],
+    options: RerankStageOptions,
+    first_stage: str,
+    reranked: int | None = None,
+    rerankers: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """The content of ``runs.json``: a description of every run and, with a zero-shot model, the pairs
     ``{"run": trained, "against": zero-shot, "question": ...}`` that the evaluate stage tests (one per form;
     for the fused form, "trained fusion vs zero-shot fusion").
@@ -139,25 +159,45 @@ def run_notes(models: dict[str, str], options: RerankStageOptions, first_stage: 
     for name, model in models.items():
         kind = f" ({rerankers[name]})" if rerankers and name in rerankers else ""
         for form in run_forms(options):
-            runs[form_name(name, form, options)] = (f"{who.get(name, name)}{kind} {model} on the {first_stage} "
-                                                    f"{depth}, {form_description(form, options, first_stage, name)}")
+            runs[form_name(name, form, options)] = (
+                f"{who.get(name, name)}{kind} {model} on the {first_stage} "
+                f"{depth}, {form_description(form, options, first_stage, name)}"
+            )
     if "zeroshot" in models:
         for form in run_forms(options):
             if form == "fused":
-                trained, zero = fusion_label(options.fuse, first_stage), fusion_label(fusion_of("zeroshot", options),
-                                                                                      first_stage)
+                trained, zero = (
+                    fusion_label(options.fuse, first_stage),
+                    fusion_label(fusion_of("zeroshot", options), first_stage),
+                )
                 question = f"did the trained fusion beat the zero-shot fusion ({trained} vs {zero})?"
             else:
-                question = ("did the trained model beat the zero-shot one"
-                            + ("" if form == "alone" else f" ({form} with {first_stage})") + "?")
-            pairs.append({"run": form_name("rerank", form, options), "against": form_name("zeroshot", form, options),
-                          "question": question})
+                question = (
+                    "did the trained model beat the zero-shot one"
+                    + ("" if form == "alone" else f" ({form} with {first_stage})")
+                    + "?"
+                )
+            pairs.append(
+                {
+                    "run": form_name("rerank", form, options),
+                    "against": form_name("zeroshot", form, options),
+                    "question": question,
+                }
+            )
     return {"runs": runs, "pairs": pairs}
 
 
-def rerank_with_model(reranker: Reranker, model: str, depth: int, first_stage: Run, queries: dict[str, str],
-                      docs: dict[str, str], store: ResumableJsonl, label: str,
-                      key: str = "") -> tuple[Run, dict[str, Any]]:
+def rerank_with_model(
+    reranker: Reranker,
+    model: str,
+    depth: int,
+    first_stage: Run,
+    queries: dict[str, str],
+    docs: dict[str, str],
+    store: ResumableJsonl,
+    label: str,
+    key: str = "",
+) -> tuple[Run, dict[str, Any]]:
     """Load ``model`` into ``reranker``, rerank each query's top ``depth`` (resumably, into ``store``), unload;
     returns scores and a summary.
 
@@ -168,24 +208,46 @@ def rerank_with_model(reranker: Reranker, model: str, depth: int, first_stage: R
     path is scored again.
     """
     opts = reranker.options
-    meta = {"model": model, "reranker": reranker.name, "depth": depth, "max_length": opts.max_length,
-            "dtype": opts.dtype, "key": key, "weights": model_cache_key(model, {})}
+    meta = {
+        "model": model,
+        "reranker": reranker.name,
+        "depth": depth,
+        "max_length": opts.max_length,
+        "dtype": opts.dtype,
+        "key": key,
+        "weights": model_cache_key(model, {}),
+    }
     with loading("reranker model", model):
         reranker.load(model)
     try:
         scores, stats = rerank_run(reranker, first_stage, queries, docs, depth, store, meta, description=label)
     finally:
-        ran = ran_with(reranker.device or "", opts.dtype, precision_name(reranker.dtype or "")) \
-            if reranker.device is not None else {}
+        ran = (
+            ran_with(reranker.device or "", opts.dtype, precision_name(reranker.dtype or ""))
+            if reranker.device is not None
+            else {}
+        )
         reranker.unload()
     where = f" on {ran['device']}, {ran['precision']} ({ran['precision_reason']})" if ran else ""
-    console.print(f"{label}: {stats.queries} queries, {stats.pairs} pairs in {stats.seconds:.1f} s "
-                  f"({rate_text(stats.pairs_per_second, 'pairs')}){where}"
-                  + (f", {stats.resumed} queries resumed" if stats.resumed else ""), markup=False, soft_wrap=True)
-    summary = {"model": model, "reranker": reranker.name, "queries": stats.queries, "pairs": stats.pairs,
-               "resumed_queries": stats.resumed,
-               "seconds": round(stats.seconds, 3), "pairs_per_second": round(stats.pairs_per_second, 2),
-               **ran, "dtype": ran.get("precision", ""), "queries_not_in_split": len(stats.skipped)}
+    console.print(
+        f"{label}: {stats.queries} queries, {stats.pairs} pairs in {stats.seconds:.1f} s "
+        f"({rate_text(stats.pairs_per_second, 'pairs')}){where}"
+        + (f", {stats.resumed} queries resumed" if stats.resumed else ""),
+        markup=False,
+        soft_wrap=True,
+    )
+    summary = {
+        "model": model,
+        "reranker": reranker.name,
+        "queries": stats.queries,
+        "pairs": stats.pairs,
+        "resumed_queries": stats.resumed,
+        "seconds": round(stats.seconds, 3),
+        "pairs_per_second": round(stats.pairs_per_second, 2),
+        **ran,
+        "dtype": ran.get("precision", ""),
+        "queries_not_in_split": len(stats.skipped),
+    }
     return scores, summary
 
 
@@ -199,8 +261,9 @@ def write_runs(folder: Path, runs: dict[str, Run], main: str | None, tag: str) -
     return paths
 
 
-def rerank_jobs(ctx: "StageContext", opts: RerankStageOptions,
-                reranker: Reranker) -> list[tuple[str, Reranker, str, str]]:
+def rerank_jobs(
+    ctx: StageContext, opts: RerankStageOptions, reranker: Reranker
+) -> list[tuple[str, Reranker, str, str]]:
     """``(run name, scorer, model, scores file)`` of every model ``opts`` rerank with: ``rerank``
     (``opts.model``), ``zeroshot`` (``opts.zero_shot_model``, when set, scored by ``opts.zero_shot_reranker``
     when that is set, else by ``reranker``) and each of ``opts.compare_models`` (by ``reranker``); ``@stage``
@@ -215,8 +278,10 @@ def rerank_jobs(ctx: "StageContext", opts: RerankStageOptions,
         if opts.zero_shot_reranker is not None:
             zero_shot = get_registry().build("rerankers", opts.zero_shot_reranker, opts.zero_shot_options)
         jobs.append(("zeroshot", zero_shot, ctx.resolve_model(opts.zero_shot_model), "scores-zeroshot.jsonl"))
-    return jobs + [(name, reranker, ctx.resolve_model(model), f"scores-{name}.jsonl")
-                   for name, model in opts.compare_models.items()]
+    return jobs + [
+        (name, reranker, ctx.resolve_model(model), f"scores-{name}.jsonl")
+        for name, model in opts.compare_models.items()
+    ]
 
 
 def job_label(name: str, prefix: str = "rerank") -> str:
@@ -224,7 +289,7 @@ def job_label(name: str, prefix: str = "rerank") -> str:
     return {"rerank": prefix, "zeroshot": f"{prefix} zero-shot"}.get(name, f"{prefix} {name}")
 
 
-def run_stage(ctx: "StageContext") -> None:
+def run_stage(ctx: StageContext) -> None:
     """Rerank ``<first_stage>/run.trec`` for the queries of ``ctx.eval_split`` (see the module docstring). On a
     collection without labels there are no such queries: one line says so and nothing is written (the
     estimate stage reranks the held-out synthetic queries with these settings).
@@ -240,10 +305,15 @@ def run_stage(ctx: "StageContext") -> None:
     reranker: Reranker = ctx.component
     opts: RerankStageOptions = ctx.settings
     if not ctx.dataset.has_labels():
-        console.print(f"rerank: skipped: {ctx.dataset.name} has no labels, so no {ctx.eval_split} queries to rerank"
-                      + ("; [estimate] reranks the held-out synthetic queries with these settings"
-                         if "estimate" in ctx.recipe.stages else "; add [estimate] for a label-free estimate"),
-                      markup=False)
+        console.print(
+            f"rerank: skipped: {ctx.dataset.name} has no labels, so no {ctx.eval_split} queries to rerank"
+            + (
+                "; [estimate] reranks the held-out synthetic queries with these settings"
+                if "estimate" in ctx.recipe.stages
+                else "; add [estimate] for a label-free estimate"
+            ),
+            markup=False,
+        )
         return
     run_path = ctx.path_of(RUN, opts.first_stage)
     first_stage = read_trec_run(run_path)
@@ -259,11 +329,21 @@ def run_stage(ctx: "StageContext") -> None:
     others = {name: scorer.name for name, scorer, _, _ in jobs if scorer is not reranker}
     scores: dict[str, Run] = {}
     for name, scorer, model, filename in jobs:
-        scores[name], summary[name] = rerank_with_model(scorer, model, opts.depth, first_stage, queries, docs,
-                                                        ResumableJsonl(ctx.dir / filename), job_label(name),
-                                                        ctx.cache_key)
+        scores[name], summary[name] = rerank_with_model(
+            scorer,
+            model,
+            opts.depth,
+            first_stage,
+            queries,
+            docs,
+            ResumableJsonl(ctx.dir / filename),
+            job_label(name),
+            ctx.cache_key,
+        )
     for name in scores:
         write_runs(ctx.dir, fused_runs(name, first_stage, scores, opts), "rerank", f"inparsx-{reranker.name}")
-    write_json(ctx.dir / RUN_NOTES, run_notes({name: model for name, _, model, _ in jobs}, opts, opts.first_stage,
-                                              reranked, others))
+    write_json(
+        ctx.dir / RUN_NOTES,
+        run_notes({name: model for name, _, model, _ in jobs}, opts, opts.first_stage, reranked, others),
+    )
     write_json(ctx.dir / "summary.json", summary)

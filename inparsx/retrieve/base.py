@@ -69,6 +69,8 @@ def check_retriever(name: str, options: dict[str, Any], registry: Registry | Non
         ValueError: ``k`` given, an unknown retriever, or options it rejects.
     """
     if "k" in options:
-        raise ValueError(f"retriever_options.k = {options['k']!r} would be ignored: the search depth here is the "
-                         "`depth` option; set depth instead")
+        raise ValueError(
+            f"retriever_options.k = {options['k']!r} would be ignored: the search depth here is the "
+            "`depth` option; set depth instead"
+        )
     check_options("retrievers", name, options, "retriever_options", registry)

@@ -79,8 +79,16 @@ class Bm25s(Retriever):
     def index_key(self, dataset: Dataset) -> str:
         """The cache key: every setting baked into the scores, the tokeniser and the corpus fingerprint."""
         o = self.options
-        return index_key("bm25s", dataset.fingerprint(), k1=o.k1, b=o.b, method=o.method, stem=o.stemmer,
-                         stop=o.stopwords, v=LAYOUT_VERSION)
+        return index_key(
+            "bm25s",
+            dataset.fingerprint(),
+            k1=o.k1,
+            b=o.b,
+            method=o.method,
+            stem=o.stemmer,
+            stop=o.stopwords,
+            v=LAYOUT_VERSION,
+        )
 
     def index(self, dataset: Dataset) -> None:
         """Load the cached bm25s index of ``dataset``'s corpus, building it first when absent.
@@ -124,9 +132,16 @@ class Bm25s(Retriever):
         tokenizer.save_vocab(str(folder))
         (folder / DOC_IDS).write_text(json.dumps(doc_ids))
         seconds = round(time.perf_counter() - began, 3)
-        write_json(folder / METADATA, {"retriever": self.name, "docs": len(doc_ids),
-                                       "vocabulary": len(tokenizer.get_vocab_dict()),
-                                       "corpus_fingerprint": dataset.fingerprint(), "build_seconds": seconds})
+        write_json(
+            folder / METADATA,
+            {
+                "retriever": self.name,
+                "docs": len(doc_ids),
+                "vocabulary": len(tokenizer.get_vocab_dict()),
+                "corpus_fingerprint": dataset.fingerprint(),
+                "build_seconds": seconds,
+            },
+        )
         console.print(f"bm25s: indexed {len(doc_ids):,} documents in {seconds:.1f} s")
 
     def _load(self, folder: Path) -> None:
@@ -152,23 +167,27 @@ class Bm25s(Retriever):
         items = list(queries.items())
         with progress_task("bm25s search", len(items), "queries") as (bar, task):
             for start in range(0, len(items), self.options.batch_size):
-                batch = items[start:start + self.options.batch_size]
+                batch = items[start : start + self.options.batch_size]
                 run.update(self._search_batch(batch, k))
                 bar.advance(task, len(batch))
         return run
 
     def _search_batch(self, batch: list[tuple[str, str]], k: int) -> Run:
-        tokens = self._tokenizer.tokenize([text for _, text in batch], update_vocab=False, return_as="ids",
-                                          show_progress=False, allow_empty=False)
+        tokens = self._tokenizer.tokenize(
+            [text for _, text in batch], update_vocab=False, return_as="ids", show_progress=False, allow_empty=False
+        )
         known = self._model.unique_token_ids_set
         tokens = [[t for t in ids if t in known] for ids in tokens]
         asked = [(qid, ids) for (qid, _), ids in zip(batch, tokens) if ids]
         if not asked:
             return {}
-        result = self._model.retrieve([ids for _, ids in asked], k=k, show_progress=False,
-                                      n_threads=self.options.threads or cpu_count())
-        return {qid: {self._doc_ids[i]: float(s) for i, s in zip(result.documents[row], result.scores[row]) if s > 0}
-                for row, (qid, _) in enumerate(asked)}
+        result = self._model.retrieve(
+            [ids for _, ids in asked], k=k, show_progress=False, n_threads=self.options.threads or cpu_count()
+        )
+        return {
+            qid: {self._doc_ids[i]: float(s) for i, s in zip(result.documents[row], result.scores[row]) if s > 0}
+            for row, (qid, _) in enumerate(asked)
+        }
 
 
 def _bm25s():

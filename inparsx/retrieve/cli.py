@@ -7,16 +7,20 @@ search of ``inparsx run``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 
-def retrieve(dataset: Annotated[str, typer.Option("--dataset", "-d", help="beir:<name>, irds:<id> or a BEIR folder.")],
-             out: Annotated[Path, typer.Option("--out", "-o", help="The TREC run file to write.")],
-             use: Annotated[str, typer.Option("--use", help="The retriever (see `inparsx plugins`).")] = "bm25",
-             split: Annotated[str, typer.Option("--split", help="The split whose queries are retrieved.")] = "test",
-             set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="A retriever option: key=value (repeatable), e.g. k1=1.2.")] = None) -> None:
+def retrieve(
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="beir:<name>, irds:<id> or a BEIR folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The TREC run file to write.")],
+    use: Annotated[str, typer.Option("--use", help="The retriever (see `inparsx plugins`).")] = "bm25",
+    split: Annotated[str, typer.Option("--split", help="The split whose queries are retrieved.")] = "test",
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", "-s", help="A retriever option: key=value (repeatable), e.g. k1=1.2.")
+    ] = None,
+) -> None:
     """Retrieve the top k documents for each query of a split (same options as a recipe's retrieve table)."""
     import json
 

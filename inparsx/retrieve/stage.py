@@ -27,7 +27,7 @@ def open_retriever(name: str, options: Mapping[str, Any] | None, dataset: Datase
     return retriever
 
 
-def run_stage(ctx: "StageContext") -> None:
+def run_stage(ctx: StageContext) -> None:
     """Check the collection, then retrieve the top ``k`` documents for every query of ``ctx.eval_split`` (a
     collection without labels: build the index only, see :func:`index_only`).
 
@@ -51,31 +51,54 @@ def run_stage(ctx: "StageContext") -> None:
     searched = time.perf_counter()
     write_trec_run(ctx.dir / RUN_FILE, run, tag=f"inparsx-{retriever.name}", depth=retriever.options.k)
     empty = sorted(qid for qid in queries if not run.get(qid))
-    write_json(ctx.dir / "summary.json", {
-        "retriever": retriever.name, "split": ctx.eval_split, "queries": len(queries), "k": retriever.options.k,
-        "queries_without_hits": empty, "index_seconds": round(indexed - began, 3),
-        "search_seconds": round(searched - indexed, 3), "index": retriever.index_info})
-    console.print(f"retrieve: {len(queries)} {ctx.eval_split} queries, top {retriever.options.k}, "
-                  f"search {searched - indexed:.1f} s" + (f"; {len(empty)} with no hit" if empty else ""))
+    write_json(
+        ctx.dir / "summary.json",
+        {
+            "retriever": retriever.name,
+            "split": ctx.eval_split,
+            "queries": len(queries),
+            "k": retriever.options.k,
+            "queries_without_hits": empty,
+            "index_seconds": round(indexed - began, 3),
+            "search_seconds": round(searched - indexed, 3),
+            "index": retriever.index_info,
+        },
+    )
+    console.print(
+        f"retrieve: {len(queries)} {ctx.eval_split} queries, top {retriever.options.k}, "
+        f"search {searched - indexed:.1f} s" + (f"; {len(empty)} with no hit" if empty else "")
+    )
 
 
-def index_only(ctx: "StageContext", retriever: Retriever) -> None:
+def index_only(ctx: StageContext, retriever: Retriever) -> None:
     """A collection without labels has no queries to retrieve: build (or reuse) the index, which the triples
     stage's negatives and the estimate's first stage search, write ``summary.json`` and say so in one line."""
     began = time.perf_counter()
     retriever.index(ctx.dataset)
     seconds = time.perf_counter() - began
-    write_json(ctx.dir / "summary.json", {
-        "retriever": retriever.name, "split": ctx.eval_split, "queries": 0, "k": retriever.options.k,
-        "no_labels": True, "index_seconds": round(seconds, 3), "index": retriever.index_info})
-    console.print(f"retrieve: {ctx.dataset.name} has no labels, so no {ctx.eval_split} queries to retrieve; index "
-                  f"ready in {seconds:.1f} s, no run written", markup=False)
+    write_json(
+        ctx.dir / "summary.json",
+        {
+            "retriever": retriever.name,
+            "split": ctx.eval_split,
+            "queries": 0,
+            "k": retriever.options.k,
+            "no_labels": True,
+            "index_seconds": round(seconds, 3),
+            "index": retriever.index_info,
+        },
+    )
+    console.print(
+        f"retrieve: {ctx.dataset.name} has no labels, so no {ctx.eval_split} queries to retrieve; index "
+        f"ready in {seconds:.1f} s, no run written",
+        markup=False,
+    )
 
 
 CHECK_FILE = CHECK.file
 
 
-def check_collection(ctx: "StageContext") -> None:
+def check_collection(ctx: StageContext) -> None:
     """Write ``ctx.dataset.check()`` to ``<stage>/check.json`` and print its warnings and summary.
 
     Raises:

@@ -7,8 +7,17 @@ from pathlib import Path
 from inparsx.errors import InparsxError
 
 
-def sweep_command(spec: Path, grid: list[str], seeds: str | None, sets: list[str], baseline: str | None,
-                  sweep_dir: Path | None, store: Path | None, dry_run: bool, collect_only: bool) -> None:
+def sweep_command(
+    spec: Path,
+    grid: list[str],
+    seeds: str | None,
+    sets: list[str],
+    baseline: str | None,
+    sweep_dir: Path | None,
+    store: Path | None,
+    dry_run: bool,
+    collect_only: bool,
+) -> None:
     """Run, print (``dry_run``) or collect (``collect_only``) the sweep ``spec`` (a sweep file or a recipe).
 
     Raises:
@@ -17,7 +26,8 @@ def sweep_command(spec: Path, grid: list[str], seeds: str | None, sets: list[str
     """
     from inparsx.progress import console, out
     from inparsx.sweep.collect import collect
-    from inparsx.sweep.execute import dry_run as commands, plan, run_sweep, sharing_line
+    from inparsx.sweep.execute import dry_run as commands
+    from inparsx.sweep.execute import plan, run_sweep, sharing_line
     from inparsx.sweep.report import print_tables, write_outputs
     from inparsx.sweep.spec import load_sweep
 
@@ -28,9 +38,13 @@ def sweep_command(spec: Path, grid: list[str], seeds: str | None, sets: list[str
         planned = plan(sweep)
         for line in commands(sweep):
             out.print(line, markup=False, highlight=False, soft_wrap=True)
-        console.print(f"{len(planned)} runs ({len(sweep.variants)} variant(s) x {len(sweep.seeds)} seed(s)); shared "
-                      f"stages: {sharing_line(planned)}. Run the commands anywhere that sees {sweep.store}, "
-                      f"then: inparsx sweep {spec} --collect", markup=False, soft_wrap=True)
+        console.print(
+            f"{len(planned)} runs ({len(sweep.variants)} variant(s) x {len(sweep.seeds)} seed(s)); shared "
+            f"stages: {sharing_line(planned)}. Run the commands anywhere that sees {sweep.store}, "
+            f"then: inparsx sweep {spec} --collect",
+            markup=False,
+            soft_wrap=True,
+        )
         return
     if not collect_only:
         run_sweep(sweep)

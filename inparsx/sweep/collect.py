@@ -101,8 +101,15 @@ def collect(sweep: Sweep, planned: list[PlannedRun] | None = None) -> SweepResul
             runs.append({**entry, "status": result})
             continue
         found[(item.run.variant.id, item.run.seed)] = result
-        runs.append({**entry, "status": "done", "computed_seconds": result.computed, "shared_seconds": result.shared,
-                     "seconds": round(sum(result.computed.values()), 3)})
+        runs.append(
+            {
+                **entry,
+                "status": "done",
+                "computed_seconds": result.computed,
+                "shared_seconds": result.shared,
+                "seconds": round(sum(result.computed.values()), 3),
+            }
+        )
     evaluate = planned[0].recipe.stages["evaluate"].components[0][1] if planned else None
     metrics = list(evaluate.metrics) if evaluate is not None else []
     metric = parse_metric(sweep.metric).name if sweep.metric else (metrics[0] if metrics else "ndcg@10")
@@ -111,12 +118,27 @@ def collect(sweep: Sweep, planned: list[PlannedRun] | None = None) -> SweepResul
     columns = list(sweep.columns) or _default_columns(found)
     column_runs = dict(sweep.columns) or {name: name for name in columns}
     rows = sweep.rows()
-    cells = {row.name: {c: cell for c in columns if (cell := _cell(row, c, column_runs, sweep, found, metrics))}
-             for row in rows}
+    cells = {
+        row.name: {c: cell for c in columns if (cell := _cell(row, c, column_runs, sweep, found, metrics))}
+        for row in rows
+    }
     evaluator = _evaluator(planned[0].recipe) if planned else None
-    tests = [_tests(sweep, compare, rows, columns, column_runs, found, metrics, evaluator) for compare in sweep.compares]
-    return SweepResult(sweep, metrics, metric, columns, rows, cells, tests, runs, missing, stale,
-                       evaluator.test_description() if evaluator is not None else "")
+    tests = [
+        _tests(sweep, compare, rows, columns, column_runs, found, metrics, evaluator) for compare in sweep.compares
+    ]
+    return SweepResult(
+        sweep,
+        metrics,
+        metric,
+        columns,
+        rows,
+        cells,
+        tests,
+        runs,
+        missing,
+        stale,
+        evaluator.test_description() if evaluator is not None else "",
+    )
 
 
 def _default_columns(found: dict[tuple[str, int], RunResult]) -> list[str]:
@@ -130,8 +152,14 @@ def _seeds(row: Row, sweep: Sweep, found: dict[tuple[str, int], RunResult]) -> l
     return [(seed, found[(row.variant.id, seed)]) for seed in sweep.seeds if (row.variant.id, seed) in found]
 
 
-def _cell(row: Row, column: str, column_runs: dict[str, str], sweep: Sweep,
-          found: dict[tuple[str, int], RunResult], metrics: list[str]) -> dict[str, Any] | None:
+def _cell(
+    row: Row,
+    column: str,
+    column_runs: dict[str, str],
+    sweep: Sweep,
+    found: dict[tuple[str, int], RunResult],
+    metrics: list[str],
+) -> dict[str, Any] | None:
     """``{metric: {"mean", "sd", "n", "values", "seeds"}, "run": name}`` of one cell, or ``None`` (no such run)."""
     name = row.run_name(column, column_runs)
     if name is None:
@@ -143,13 +171,24 @@ def _cell(row: Row, column: str, column_runs: dict[str, str], sweep: Sweep,
     for metric in metrics:
         values = [result.means[name][metric] for _, result in present if metric in result.means[name]]
         if values:
-            cell[metric] = {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else None,
-                            "n": len(values), "values": values, "seeds": [seed for seed, _ in present]}
+            cell[metric] = {
+                "mean": statistics.fmean(values),
+                "sd": statistics.stdev(values) if len(values) > 1 else None,
+                "n": len(values),
+                "values": values,
+                "seeds": [seed for seed, _ in present],
+            }
     return cell
 
 
-def per_query_mean(row: Row, column: str, column_runs: dict[str, str], sweep: Sweep,
-                   found: dict[tuple[str, int], RunResult], metric: str) -> dict[str, float]:
+def per_query_mean(
+    row: Row,
+    column: str,
+    column_runs: dict[str, str],
+    sweep: Sweep,
+    found: dict[tuple[str, int], RunResult],
+    metric: str,
+) -> dict[str, float]:
     """``{qid: score}`` of a cell, averaged over its seeds (queries every seed scored)."""
     name = row.run_name(column, column_runs)
     tables = [result.per_query.get(name, {}).get(metric) for _, result in _seeds(row, sweep, found)] if name else []
@@ -168,8 +207,16 @@ def _evaluator(recipe) -> Any:
     return get_registry().get("evaluators", name)(options)
 
 
-def _tests(sweep: Sweep, compare: Compare, rows: list[Row], columns: list[str], column_runs: dict[str, str],
-           found: dict[tuple[str, int], RunResult], metrics: list[str], evaluator: Any) -> dict[str, Any]:
+def _tests(
+    sweep: Sweep,
+    compare: Compare,
+    rows: list[Row],
+    columns: list[str],
+    column_runs: dict[str, str],
+    found: dict[tuple[str, int], RunResult],
+    metrics: list[str],
+    evaluator: Any,
+) -> dict[str, Any]:
     """Every cell against its baseline cell under ``compare`` (cells that are their own baseline, or lack
     per-query scores on common queries, left out)."""
     import numpy as np
@@ -188,14 +235,20 @@ def _tests(sweep: Sweep, compare: Compare, rows: list[Row], columns: list[str], 
                 qids = sorted(set(ours) & set(theirs))
                 if not qids or evaluator is None:
                     continue
-                scores = {"against": {metric: np.array([theirs[q] for q in qids])},
-                          "cell": {metric: np.array([ours[q] for q in qids])}}
+                scores = {
+                    "against": {metric: np.array([theirs[q] for q in qids])},
+                    "cell": {metric: np.array([ours[q] for q in qids])},
+                }
                 tested = evaluator.significance(scores, "against")
                 if tested is None:
                     continue
                 delta = float(scores["cell"][metric].mean() - scores["against"][metric].mean())
-                entry[metric] = {"delta": delta, "p_value": float(tested["cell"][metric]["p_value"]),
-                                 "significant": bool(tested["cell"][metric]["significant"]), "queries": len(qids)}
+                entry[metric] = {
+                    "delta": delta,
+                    "p_value": float(tested["cell"][metric]["p_value"]),
+                    "significant": bool(tested["cell"][metric]["significant"]),
+                    "queries": len(qids),
+                }
             if len(entry) > 1:
                 cells.setdefault(row.name, {})[column] = entry
     return {"name": compare.name, "against": {"row": compare.row, "column": compare.column}, "cells": cells}

@@ -38,8 +38,10 @@ class PlannedRun:
 
     @property
     def finished(self) -> bool:
-        return all(read_marker(self.run.run_dir / stage / DONE_MARKER).get("fingerprint") == fingerprint
-                   for stage, fingerprint in self.fingerprints.items())
+        return all(
+            read_marker(self.run.run_dir / stage / DONE_MARKER).get("fingerprint") == fingerprint
+            for stage, fingerprint in self.fingerprints.items()
+        )
 
 
 def plan(sweep: Sweep) -> list[PlannedRun]:
@@ -58,8 +60,11 @@ def plan(sweep: Sweep) -> list[PlannedRun]:
         name = recipe.dataset.name
         if name not in corpora:
             corpora[name] = resolve_dataset(name).fingerprint()
-        planned.append(PlannedRun(run, recipe, stage_fingerprints(recipe, corpora[name]),
-                                  planned_keys(recipe, corpora[name], STAGES)))
+        planned.append(
+            PlannedRun(
+                run, recipe, stage_fingerprints(recipe, corpora[name]), planned_keys(recipe, corpora[name], STAGES)
+            )
+        )
     return planned
 
 
@@ -92,9 +97,13 @@ def run_sweep(sweep: Sweep) -> list[dict[str, Any]]:
     """
     planned = plan(sweep)
     done = sum(item.finished for item in planned)
-    console.print(f"sweep {sweep.name}: {len(sweep.variants)} variant(s) x {len(sweep.seeds)} seed(s) = "
-                  f"{len(planned)} runs in {sweep.sweep_dir}" + (f", {done} finished" if done else "")
-                  + f"; stage store {sweep.store}", markup=False)
+    console.print(
+        f"sweep {sweep.name}: {len(sweep.variants)} variant(s) x {len(sweep.seeds)} seed(s) = "
+        f"{len(planned)} runs in {sweep.sweep_dir}"
+        + (f", {done} finished" if done else "")
+        + f"; stage store {sweep.store}",
+        markup=False,
+    )
     console.print(f"shared stages: {sharing_line(planned)}", markup=False)
     results = []
     for number, item in enumerate(planned, 1):
@@ -110,8 +119,11 @@ def run_sweep(sweep: Sweep) -> list[dict[str, Any]]:
         except Interrupted:
             raise
         except Exception:
-            console.print(f"[red]sweep run {number}/{len(planned)} ({run.name}, {run.run_dir}) failed[/red]; "
-                          f"run it alone with: {command(sweep, run)}", soft_wrap=True)
+            console.print(
+                f"[red]sweep run {number}/{len(planned)} ({run.name}, {run.run_dir}) failed[/red]; "
+                f"run it alone with: {command(sweep, run)}",
+                soft_wrap=True,
+            )
             raise
         seconds = time.perf_counter() - began
         console.print(f"[green]✓[/green] [{number}/{len(planned)}] {run.name}: done in {seconds:.1f} s")

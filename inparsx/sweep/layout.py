@@ -23,8 +23,7 @@ def apply_layout(sweep: Sweep, config: SweepFile, path: Path, text: str) -> None
         names.add(row.name)
         unknown = [c for c in row.runs if sweep.columns and c not in sweep.columns]
         if unknown:
-            errors.append(error_at(where, f"runs: {unknown[0]!r} is not a column; columns: "
-                                                      f"{', '.join(sweep.columns)}"))
+            errors.append(error_at(where, f"runs: {unknown[0]!r} is not a column; columns: {', '.join(sweep.columns)}"))
         try:
             variant = _first_match(sweep, row.variant) if row.variant else sweep.variants[0]
         except RecipeError as exc:
@@ -34,8 +33,14 @@ def apply_layout(sweep: Sweep, config: SweepFile, path: Path, text: str) -> None
     for i, compare in enumerate(config.compare):
         where = Origin(str(path), f"compare.{i}", array_line(text, "compare", i))
         if compare.column is not None and sweep.columns and compare.column not in sweep.columns:
-            errors.append(RecipeError(where.file, f"{where.key}.column", f"{compare.column!r} is not a column; "
-                                      f"columns: {', '.join(sweep.columns)}", where.line))
+            errors.append(
+                RecipeError(
+                    where.file,
+                    f"{where.key}.column",
+                    f"{compare.column!r} is not a column; columns: {', '.join(sweep.columns)}",
+                    where.line,
+                )
+            )
         try:
             check_row_ref(sweep, compare.row, Origin(where.file, f"{where.key}.row", where.line))
         except RecipeError as exc:
@@ -77,8 +82,12 @@ def check_row_ref(sweep: Sweep, text: str, origin: Origin) -> None:
         _first_match(sweep, text)
     except RecipeError:
         names = [row.name for row in sweep.extra_rows] + [v.id for v in sweep.variants]
-        raise RecipeError(origin.file, origin.key, f"{text!r} names no row or variant; expected one of: "
-                          f"{', '.join(names)}", origin.line) from None
+        raise RecipeError(
+            origin.file,
+            origin.key,
+            f"{text!r} names no row or variant; expected one of: {', '.join(names)}",
+            origin.line,
+        ) from None
 
 
 def baseline_row(sweep: Sweep, compare: Compare, tested: Row) -> Row | None:

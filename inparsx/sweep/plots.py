@@ -43,8 +43,9 @@ def curve_plot(result: SweepResult) -> str:
     from matplotlib.figure import Figure
 
     metric = result.metric
-    curve = sorted((row for row in result.rows if row.variant.x is not None and not row.fixed),
-                   key=lambda row: row.variant.x)
+    curve = sorted(
+        (row for row in result.rows if row.variant.x is not None and not row.fixed), key=lambda row: row.variant.x
+    )
     others = [row for row in result.rows if row not in curve]
     figure = Figure(figsize=(4.2 * len(result.columns), 3.6), dpi=100, layout="constrained")
     panels = figure.subplots(1, len(result.columns), squeeze=False)[0]
@@ -53,13 +54,25 @@ def curve_plot(result: SweepResult) -> str:
         points = [(row.variant.x, result.cells.get(row.name, {}).get(column, {}).get(metric)) for row in curve]
         points = [(x, entry) for x, entry in points if entry]
         if points:
-            axes.errorbar([x for x, _ in points], [e["mean"] for _, e in points], yerr=[e["sd"] or 0.0 for _, e in points],
-                          fmt="o-", color=COLORS[0], capsize=3, label=result.sweep.curve or "x")
+            axes.errorbar(
+                [x for x, _ in points],
+                [e["mean"] for _, e in points],
+                yerr=[e["sd"] or 0.0 for _, e in points],
+                fmt="o-",
+                color=COLORS[0],
+                capsize=3,
+                label=result.sweep.curve or "x",
+            )
         for i, row in enumerate(others):
             entry = result.cells.get(row.name, {}).get(column, {}).get(metric)
             if entry:
-                axes.axhline(entry["mean"], color=COLORS[(i + 1) % len(COLORS)], linestyle=STYLES[i % len(STYLES)],
-                             linewidth=1.2, label=row.name)
+                axes.axhline(
+                    entry["mean"],
+                    color=COLORS[(i + 1) % len(COLORS)],
+                    linestyle=STYLES[i % len(STYLES)],
+                    linewidth=1.2,
+                    label=row.name,
+                )
         if xs and min(xs) > 0 and max(xs) / min(xs) >= 10:
             axes.set_xscale("log")
             axes.minorticks_off()

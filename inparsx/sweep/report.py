@@ -44,13 +44,35 @@ def test_text(entry: dict[str, Any] | None) -> str:
 def to_json(result: SweepResult) -> dict[str, Any]:
     """The content of ``sweep.json``."""
     sweep = result.sweep
-    return {"name": sweep.name, "source": sweep.source, "recipe": str(sweep.recipe_path), "seeds": sweep.seeds,
-            "set": sweep.sets, "metric": result.metric, "metrics": result.metrics, "columns": result.columns,
-            "column_runs": dict(sweep.columns) or {c: c for c in result.columns},
-            "rows": [{"name": row.name, "variant": row.variant.id, "sets": row.variant.sets, "x": row.variant.x,
-                      "fixed": row.fixed, "runs": row.runs} for row in result.rows],
-            "cells": result.cells, "tests": result.tests, "test": result.test_description, "runs": result.runs,
-            "missing": result.missing, "stale": result.stale, "store": str(sweep.store)}
+    return {
+        "name": sweep.name,
+        "source": sweep.source,
+        "recipe": str(sweep.recipe_path),
+        "seeds": sweep.seeds,
+        "set": sweep.sets,
+        "metric": result.metric,
+        "metrics": result.metrics,
+        "columns": result.columns,
+        "column_runs": dict(sweep.columns) or {c: c for c in result.columns},
+        "rows": [
+            {
+                "name": row.name,
+                "variant": row.variant.id,
+                "sets": row.variant.sets,
+                "x": row.variant.x,
+                "fixed": row.fixed,
+                "runs": row.runs,
+            }
+            for row in result.rows
+        ],
+        "cells": result.cells,
+        "tests": result.tests,
+        "test": result.test_description,
+        "runs": result.runs,
+        "missing": result.missing,
+        "stale": result.stale,
+        "store": str(sweep.store),
+    }
 
 
 def tables(result: SweepResult) -> list[Table]:
@@ -65,8 +87,11 @@ def tables(result: SweepResult) -> list[Table]:
     for row in result.rows:
         cells = result.cells.get(row.name, {})
         counts = {cell[metric]["n"] for cell in cells.values() if metric in cell}
-        main.add_row(row.name, *(value_text(cells.get(c, {}).get(metric)) for c in result.columns),
-                     "/".join(map(str, sorted(counts))) or "0")
+        main.add_row(
+            row.name,
+            *(value_text(cells.get(c, {}).get(metric)) for c in result.columns),
+            "/".join(map(str, sorted(counts))) or "0",
+        )
     found = [main]
     for test in result.tests:
         table = Table(title=f"{test['name']}: Δ {label(metric)} against {_against(test)}, and p (* significant)")
@@ -96,8 +121,10 @@ def footer(result: SweepResult) -> list[str]:
     if result.missing:
         lines.append(f"not run yet ({len(result.missing)}): {', '.join(result.missing)}")
     if result.stale:
-        lines.append(f"stale, left out ({len(result.stale)}; their folders hold runs of other settings): "
-                     f"{', '.join(result.stale)}")
+        lines.append(
+            f"stale, left out ({len(result.stale)}; their folders hold runs of other settings): "
+            f"{', '.join(result.stale)}"
+        )
     return lines
 
 
@@ -138,37 +165,57 @@ def render(result: SweepResult) -> str:
     from inparsx.report import STYLE
 
     sweep = result.sweep
-    made = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    sections = [("Results", _results_html(result)), ("Plot", _plots_html(result)),
-                ("Runs", _runs_html(result)), ("Variants", _variants_html(result))]
+    made = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    sections = [
+        ("Results", _results_html(result)),
+        ("Plot", _plots_html(result)),
+        ("Runs", _runs_html(result)),
+        ("Variants", _variants_html(result)),
+    ]
     nav = "".join(f'<a href="#{title.lower()}">{title}</a>' for title, _ in sections)
     body = "".join(f'<section id="{title.lower()}"><h2>{title}</h2>{html}</section>' for title, html in sections)
     description = f"<p>{escape(sweep.description)}</p>" if sweep.description else ""
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>inparsx sweep: {escape(sweep.name)}'
-            f"</title><style>{STYLE}</style></head><body><h1>{escape(sweep.name)}</h1>{description}"
-            f'<p class="meta">base recipe {escape(str(sweep.recipe_path))}; {len(sweep.variants)} variant(s) x '
-            f"{len(sweep.seeds)} seed(s); sweep folder {escape(str(sweep.sweep_dir.resolve()))}; stage store "
-            f"{escape(str(sweep.store))}; report made {made}.</p><nav>{nav}</nav>{body}</body></html>\n")
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>inparsx sweep: {escape(sweep.name)}'
+        f"</title><style>{STYLE}</style></head><body><h1>{escape(sweep.name)}</h1>{description}"
+        f'<p class="meta">base recipe {escape(str(sweep.recipe_path))}; {len(sweep.variants)} variant(s) x '
+        f"{len(sweep.seeds)} seed(s); sweep folder {escape(str(sweep.sweep_dir.resolve()))}; stage store "
+        f"{escape(str(sweep.store))}; report made {made}.</p><nav>{nav}</nav>{body}</body></html>\n"
+    )
 
 
 def _html_table(header: list[str], rows: list[list[str]], numeric_from: int = 1) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f'<td class="num">{escape(c)}</td>' if i >= numeric_from else f"<td>{escape(c)}</td>"
-                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="num">{escape(c)}</td>' if i >= numeric_from else f"<td>{escape(c)}</td>"
+            for i, c in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _results_html(result: SweepResult) -> str:
     metric = result.metric
     parts = [f"<p>{escape(label(metric))}, mean ± sd over seeds {', '.join(map(str, result.sweep.seeds))}.</p>"]
-    rows = [[row.name, *(value_text(result.cells.get(row.name, {}).get(c, {}).get(metric)) for c in result.columns)]
-            for row in result.rows]
+    rows = [
+        [row.name, *(value_text(result.cells.get(row.name, {}).get(c, {}).get(metric)) for c in result.columns)]
+        for row in result.rows
+    ]
     parts.append(_html_table(["row", *result.columns], rows))
     for test in result.tests:
-        parts.append(f"<h3>{escape(test['name'])}</h3><p>Δ {escape(label(metric))} against "
-                     f"{escape(_against(test))}, and p (* significant).</p>")
-        rows = [[row.name, *(test_text(test["cells"].get(row.name, {}).get(c, {}).get(metric)) for c in result.columns)]
-                for row in result.rows if test["cells"].get(row.name)]
+        parts.append(
+            f"<h3>{escape(test['name'])}</h3><p>Δ {escape(label(metric))} against "
+            f"{escape(_against(test))}, and p (* significant).</p>"
+        )
+        rows = [
+            [row.name, *(test_text(test["cells"].get(row.name, {}).get(c, {}).get(metric)) for c in result.columns)]
+            for row in result.rows
+            if test["cells"].get(row.name)
+        ]
         parts.append(_html_table(["row", *result.columns], rows))
     parts.extend(f'<p class="meta">{escape(line)}</p>' for line in footer(result))
     return "".join(parts)
@@ -188,19 +235,35 @@ def _runs_html(result: SweepResult) -> str:
     for run in result.runs:
         computed = run.get("computed_seconds") or {}
         shared = run.get("shared_seconds") or {}
-        rows.append([run["variant"], str(run["seed"]), run["status"],
-                     f"{sum(computed.values()):.0f}" if run["status"] == "done" else "",
-                     ", ".join(f"{s} {v:.0f}" for s, v in computed.items()),
-                     ", ".join(shared), run["run_dir"]])
-    return ("<p>Seconds are the stages' own times from their completion markers; a stage taken from the stage store "
-            "was computed once, by another run.</p>"
-            + _html_table(["variant", "seed", "status", "seconds", "stages computed here (s)", "from the store",
-                           "folder"], rows, numeric_from=9))
+        rows.append(
+            [
+                run["variant"],
+                str(run["seed"]),
+                run["status"],
+                f"{sum(computed.values()):.0f}" if run["status"] == "done" else "",
+                ", ".join(f"{s} {v:.0f}" for s, v in computed.items()),
+                ", ".join(shared),
+                run["run_dir"],
+            ]
+        )
+    return (
+        "<p>Seconds are the stages' own times from their completion markers; a stage taken from the stage store "
+        "was computed once, by another run.</p>"
+        + _html_table(
+            ["variant", "seed", "status", "seconds", "stages computed here (s)", "from the store", "folder"],
+            rows,
+            numeric_from=9,
+        )
+    )
 
 
 def _variants_html(result: SweepResult) -> str:
-    rows = [[row.name, row.variant.id, " ".join(f"--set {s}" for s in row.variant.sets) or "(the base recipe)"]
-            for row in result.rows if not row.fixed]
+    rows = [
+        [row.name, row.variant.id, " ".join(f"--set {s}" for s in row.variant.sets) or "(the base recipe)"]
+        for row in result.rows
+        if not row.fixed
+    ]
     common = " ".join(f"--set {s}" for s in result.sweep.sets)
-    return ((f"<p>Every run: <code>{escape(common)}</code></p>" if common else "")
-            + _html_table(["row", "variant", "--set items"], rows, numeric_from=9))
+    return (f"<p>Every run: <code>{escape(common)}</code></p>" if common else "") + _html_table(
+        ["row", "variant", "--set items"], rows, numeric_from=9
+    )

@@ -63,7 +63,6 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 """A variant's name: a folder name (letters, digits, ``.``, ``_``, ``-``)."""
 
 
-
 class SweepInfo(Options):
     """The ``[sweep]`` table of a sweep file."""
 
@@ -149,8 +148,10 @@ class Variant:
 
     def matches(self, spec: dict[str, Any]) -> bool:
         """Whether this variant has every part of a baseline spec (``{"": name, key: value}``)."""
-        return all((self.name == value) if key == "" else (key in self.grid and self.grid[key] == value)
-                   for key, value in spec.items())
+        return all(
+            (self.name == value) if key == "" else (key in self.grid and self.grid[key] == value)
+            for key, value in spec.items()
+        )
 
 
 @dataclass
@@ -218,9 +219,16 @@ class Sweep:
     def runs(self) -> list[SweepRun]:
         """Every run, seed by seed (all variants of the first seed first, so a partial sweep has a full table of
         one seed), variants in order."""
-        return [SweepRun(variant, seed, self.sweep_dir / variant.folder / f"seed-{seed}",
-                         [*self.sets, *variant.sets, f"{SEED_KEY}={seed}"])
-                for seed in self.seeds for variant in self.variants]
+        return [
+            SweepRun(
+                variant,
+                seed,
+                self.sweep_dir / variant.folder / f"seed-{seed}",
+                [*self.sets, *variant.sets, f"{SEED_KEY}={seed}"],
+            )
+            for seed in self.seeds
+            for variant in self.variants
+        ]
 
     def rows(self) -> list[Row]:
         """The table's rows: the ``[[rows]]`` entries, then one per variant."""
@@ -268,9 +276,16 @@ def is_sweep_file(path: str | Path) -> bool:
         return False
 
 
-def load_sweep(path: str | Path, grid: list[str] | None = None, seeds: str | None = None,
-               sets: list[str] | None = None, baseline: str | None = None, sweep_dir: str | Path | None = None,
-               store: str | Path | None = None, registry: Registry | None = None) -> Sweep:
+def load_sweep(
+    path: str | Path,
+    grid: list[str] | None = None,
+    seeds: str | None = None,
+    sets: list[str] | None = None,
+    baseline: str | None = None,
+    sweep_dir: str | Path | None = None,
+    store: str | Path | None = None,
+    registry: Registry | None = None,
+) -> Sweep:
     """A sweep from a sweep file or a recipe, with the command line's additions, every run's recipe validated.
 
     Args:
@@ -300,8 +315,10 @@ def load_sweep(path: str | Path, grid: list[str] | None = None, seeds: str | Non
         name = config.sweep.name or path.stem
         file_sets = _origin_items(config.sweep.set, Origin(str(path), "sweep.set", locate("sweep.set")), origins)
         named = {key: value for key, value in config.variants.items()}
-        file_grid = {key: (values, Origin(str(path), f"grid.{key}", locate(f"grid.{key}"), grid=True))
-                     for key, values in config.grid.items()}
+        file_grid = {
+            key: (values, Origin(str(path), f"grid.{key}", locate(f"grid.{key}"), grid=True))
+            for key, values in config.grid.items()
+        }
         for key, variant in named.items():
             _origin_items(variant.set, Origin(str(path), f"variants.{key}.set", locate(f"variants.{key}.set")), origins)
         info = config.sweep
@@ -318,19 +335,35 @@ def load_sweep(path: str | Path, grid: list[str] | None = None, seeds: str | Non
     for item in cli_sets:
         parse_set(item)
     chosen = parse_seeds(seeds) if seeds is not None else (info.seeds if info and info.seeds else None)
-    variants = expand(named, {key: values for key, (values, _) in file_grid.items()}, origins,
-                      {key: origin for key, (_, origin) in file_grid.items()})
+    variants = expand(
+        named,
+        {key: values for key, (values, _) in file_grid.items()},
+        origins,
+        {key: origin for key, (_, origin) in file_grid.items()},
+    )
     sweep_dir = Path(sweep_dir) if sweep_dir is not None else Path("runs") / name
-    sweep = Sweep(name=name, source=str(path), recipe_path=recipe_path, sets=[*file_sets, *cli_sets],
-                  seeds=chosen or [], variants=variants, columns=dict(config.columns) if config else {},
-                  extra_rows=[], compares=[], sweep_dir=sweep_dir,
-                  store=Path(store) if store is not None else sweep_dir / "store",
-                  metric=info.metric if info else None, curve=info.curve if info else None,
-                  description=info.description if info else "", origins=origins)
+    sweep = Sweep(
+        name=name,
+        source=str(path),
+        recipe_path=recipe_path,
+        sets=[*file_sets, *cli_sets],
+        seeds=chosen or [],
+        variants=variants,
+        columns=dict(config.columns) if config else {},
+        extra_rows=[],
+        compares=[],
+        sweep_dir=sweep_dir,
+        store=Path(store) if store is not None else sweep_dir / "store",
+        metric=info.metric if info else None,
+        curve=info.curve if info else None,
+        description=info.description if info else "",
+        origins=origins,
+    )
     for item in sweep.sets:
         if parse_set(item)[0] == SEED_KEY.split("."):
-            raise error_at(origins[item], f"{item}: the seed of each run is the sweep's: give seeds "
-                                                      "(--seeds 1,2,3) instead")
+            raise error_at(
+                origins[item], f"{item}: the seed of each run is the sweep's: give seeds (--seeds 1,2,3) instead"
+            )
     base = _validate_base(sweep, registry)
     sweep.seeds = sweep.seeds or [base.info.seed]
     from inparsx.sweep.layout import apply_layout, check_row_ref
@@ -381,15 +414,24 @@ def _validate_file(path: Path, text: str, data: dict[str, Any]) -> SweepFile:
                 reason = "required key is missing"
             else:
                 reason = f"{err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})"
-            line = (array_line(text, str(err["loc"][0]), err["loc"][1]) if len(err["loc"]) > 1
-                    and isinstance(err["loc"][1], int) else locate(_table_key(err["loc"])))
+            line = (
+                array_line(text, str(err["loc"][0]), err["loc"][1])
+                if len(err["loc"]) > 1 and isinstance(err["loc"][1], int)
+                else locate(_table_key(err["loc"]))
+            )
             errors.append(RecipeError(path, key, reason, line))
         raise_all(errors)
     for name in config.variants:  # type: ignore[possibly-undefined]
         if not NAME.match(name):
-            errors.append(RecipeError(path, f"variants.{name}", "a variant's name is its folder's: letters, digits, "
-                                      "'.', '_' and '-', starting with a letter or digit",
-                                      locate(f"variants.{name}".replace(" ", ""))))
+            errors.append(
+                RecipeError(
+                    path,
+                    f"variants.{name}",
+                    "a variant's name is its folder's: letters, digits, "
+                    "'.', '_' and '-', starting with a letter or digit",
+                    locate(f"variants.{name}".replace(" ", "")),
+                )
+            )
     for key, values in config.grid.items():
         if not values:
             errors.append(RecipeError(path, f"grid.{key}", "no values: give at least one", locate(f"grid.{key}")))
@@ -432,8 +474,12 @@ def _origin_items(items: list[str], origin: Origin, origins: dict[str, Origin]) 
     return items
 
 
-def expand(named: dict[str, VariantConfig], grid: dict[str, list[Any]], origins: dict[str, Origin],
-           grid_origins: dict[str, Origin] | None = None) -> list[Variant]:
+def expand(
+    named: dict[str, VariantConfig],
+    grid: dict[str, list[Any]],
+    origins: dict[str, Origin],
+    grid_origins: dict[str, Origin] | None = None,
+) -> list[Variant]:
     """Every variant: each named variant (one unnamed variant when there are none) crossed with every combination
     of the grid, in order (the first grid key varies slowest). Folder names are unique.
 
@@ -450,8 +496,9 @@ def expand(named: dict[str, VariantConfig], grid: dict[str, list[Any]], origins:
         parts = [f"{key}={display(value)}" for key, value in assigned.items()]
         ident = ",".join([name, *parts] if name else parts) or "base"
         label = ", ".join([config.label or name, *parts] if name else parts) or "base"
-        variants.append(Variant(name, assigned, [*config.set, *grid_sets], ident, label,
-                                _folder(ident, folders), config.x))
+        variants.append(
+            Variant(name, assigned, [*config.set, *grid_sets], ident, label, _folder(ident, folders), config.x)
+        )
     return variants
 
 
@@ -477,8 +524,10 @@ def _validate_base(sweep: Sweep, registry: Registry | None) -> Recipe:
         probe = SweepRun(Variant("", {}, [], "base", "base", "base"), 0, sweep.sweep_dir, sweep.sets)
         raise RecipeErrors([sweep._blame(error, probe) for error in exc.errors]) from None
     if "evaluate" not in base.stages:
-        raise InparsxError(f"{sweep.recipe_path}: a sweep's table is made of the evaluate stage's metrics: add "
-                           "[evaluate] to the recipe")
+        raise InparsxError(
+            f"{sweep.recipe_path}: a sweep's table is made of the evaluate stage's metrics: add "
+            "[evaluate] to the recipe"
+        )
     return base
 
 
@@ -498,5 +547,3 @@ def validate_runs(sweep: Sweep, registry: Registry | None = None) -> None:
         except RecipeError as exc:
             problems[str(exc)] = exc
     raise_all(list(problems.values()))
-
-

@@ -101,6 +101,9 @@ def display(value: Any) -> str:
 
 def array_line(text: str, name: str, index: int) -> int | None:
     """The line of the ``index``-th ``[[name]]`` header of a TOML text (1-based), or ``None``."""
-    found = [number for number, line in enumerate(text.splitlines(), 1)
-             if re.match(rf"^\s*\[\[\s*{re.escape(name)}\s*\]\]", line)]
+    found = [
+        number
+        for number, line in enumerate(text.splitlines(), 1)
+        if re.match(rf"^\s*\[\[\s*{re.escape(name)}\s*\]\]", line)
+    ]
     return found[index] if index < len(found) else None

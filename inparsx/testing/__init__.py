@@ -9,4 +9,13 @@ from inparsx.testing.collections import tiny_beir
 from inparsx.testing.context import component_context
 from inparsx.testing.models import SIMPLE_CHAT_TEMPLATE, tiny_bert, tiny_gpt2, tiny_llama, tiny_t5, train_tokenizer
 
-__all__ = ["component_context", "tiny_beir", "SIMPLE_CHAT_TEMPLATE", "tiny_bert", "tiny_gpt2", "tiny_llama", "tiny_t5", "train_tokenizer"]
+__all__ = [
+    "component_context",
+    "tiny_beir",
+    "SIMPLE_CHAT_TEMPLATE",
+    "tiny_bert",
+    "tiny_gpt2",
+    "tiny_llama",
+    "tiny_t5",
+    "train_tokenizer",
+]

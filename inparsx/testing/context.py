@@ -16,10 +16,18 @@ from inparsx.datasets.base import Dataset
 from inparsx.plugins import Registry
 
 
-def component_context(dataset: Dataset | str | Path, *, seed: int = 1, eval_split: str = "test",
-                      work_dir: str | Path | None = None, outputs: Mapping[str, str | Path] | None = None,
-                      run_name: str = "", stage: str = "", cache_key: str = "",
-                      registry: Registry | None = None) -> ComponentContext:
+def component_context(
+    dataset: Dataset | str | Path,
+    *,
+    seed: int = 1,
+    eval_split: str = "test",
+    work_dir: str | Path | None = None,
+    outputs: Mapping[str, str | Path] | None = None,
+    run_name: str = "",
+    stage: str = "",
+    cache_key: str = "",
+    registry: Registry | None = None,
+) -> ComponentContext:
     """A :class:`~inparsx.context.ComponentContext` over ``dataset``, as the pipeline would build it.
 
     Args:
@@ -41,5 +49,14 @@ def component_context(dataset: Dataset | str | Path, *, seed: int = 1, eval_spli
         dataset = BeirFolderDataset(Path(dataset), name=str(dataset))
     folder = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="inparsx-work-"))
     folder.mkdir(parents=True, exist_ok=True)
-    return ComponentContext(dataset, folder, seed, eval_split, {k: Path(v) for k, v in (outputs or {}).items()},
-                            run_name=run_name, stage=stage, cache_key=cache_key, registry=registry)
+    return ComponentContext(
+        dataset,
+        folder,
+        seed,
+        eval_split,
+        {k: Path(v) for k, v in (outputs or {}).items()},
+        run_name=run_name,
+        stage=stage,
+        cache_key=cache_key,
+        registry=registry,
+    )

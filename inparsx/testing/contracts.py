@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from inparsx.artifacts import INSTRUCTION, MODEL, PROGRAM, SYNTHETIC_QUERIES, TRIPLES
+from inparsx.context import ComponentContext
 from inparsx.datasets.base import Dataset, WithoutSplit
 from inparsx.errors import InparsxError
 from inparsx.evaluate.base import Evaluator
@@ -35,7 +36,6 @@ from inparsx.records import Document, Qrels, Query, Run, SyntheticQuery
 from inparsx.rerank.base import Reranker
 from inparsx.retrieve.base import Retriever
 from inparsx.testing.collections import tiny_beir
-from inparsx.context import ComponentContext
 from inparsx.testing.context import component_context
 from inparsx.train.base import Trainer
 from inparsx.triples.base import Miner, Triple
@@ -58,8 +58,10 @@ class Contract:
     @staticmethod
     def title_records(ctx: ComponentContext) -> list[SyntheticQuery]:
         """One synthetic query per document of the collection: its title."""
-        return [SyntheticQuery(f"{doc.doc_id}-0", doc.doc_id, doc.title or doc.text[:40], generator="contract")
-                for doc in ctx.dataset.docs_iter()]
+        return [
+            SyntheticQuery(f"{doc.doc_id}-0", doc.doc_id, doc.title or doc.text[:40], generator="contract")
+            for doc in ctx.dataset.docs_iter()
+        ]
 
 
 class GeneratorContract(Contract):
@@ -212,9 +214,19 @@ class TrainerContract(Contract):
         with open(path, "w", encoding="utf-8") as handle:
             for i, doc in enumerate(docs):
                 negative = docs[(i + 5) % len(docs)]
-                handle.write(json.dumps({"query_id": f"{doc.doc_id}-0", "query": doc.title, "pos_id": doc.doc_id,
-                                         "pos_text": doc.full_text, "neg_ids": [negative.doc_id],
-                                         "neg_texts": [negative.full_text]}) + "\n")
+                handle.write(
+                    json.dumps(
+                        {
+                            "query_id": f"{doc.doc_id}-0",
+                            "query": doc.title,
+                            "pos_id": doc.doc_id,
+                            "pos_text": doc.full_text,
+                            "neg_ids": [negative.doc_id],
+                            "neg_texts": [negative.full_text],
+                        }
+                    )
+                    + "\n"
+                )
         saved = Path(trainer.train(path, ctx.dir / "model", ctx))
         assert saved.is_dir() and any(saved.iterdir())
         reranker = self.make_reranker()
@@ -295,8 +307,9 @@ class EvaluatorContract(Contract):
 
         qrels = ctx.dataset.qrels("test")
         docs = sorted(ctx.dataset.docs())
-        perfect = {qid: {**{d: 0.5 for d in docs}, **{d: 1.0 + g for d, g in judged.items()}}
-                   for qid, judged in qrels.items()}
+        perfect = {
+            qid: {**{d: 0.5 for d in docs}, **{d: 1.0 + g for d, g in judged.items()}} for qid, judged in qrels.items()
+        }
         shuffled = {qid: {d: zlib.crc32(f"{qid}|{d}".encode()) / 2**32 for d in docs} for qid in qrels}
         return qrels, {"perfect": perfect, "shuffled": shuffled, "empty": {}}
 
@@ -327,8 +340,9 @@ class EvaluatorContract(Contract):
             assert set(by_metric) == set(self.metrics)
             for metric, array in by_metric.items():
                 assert array.shape == (len(qids),)
-                assert math.isclose(float(array.mean()), values[name][metric], rel_tol=1e-6, abs_tol=1e-9), \
+                assert math.isclose(float(array.mean()), values[name][metric], rel_tol=1e-6, abs_tol=1e-9), (
                     f"{name} {metric}: the per-query mean is not the value"
+                )
         tested = evaluator.significance(scores, "shuffled")
         if tested is None:
             return
@@ -360,8 +374,9 @@ class TunerContract(Contract):
         ctx = self.context(tmp_path)
         path = Path(tuner.tune(ctx))
         assert path == ctx.dir / tuner.output and path.exists(), f"tune() did not write {ctx.dir / tuner.output}"
-        assert isinstance(ctx.dataset, _Recording) and ctx.eval_split not in ctx.dataset.asked, \
+        assert isinstance(ctx.dataset, _Recording) and ctx.eval_split not in ctx.dataset.asked, (
             "the tuner asked for the evaluated split"
+        )
 
     def test_the_same_seed_writes_the_same_output(self, tmp_path: Path) -> None:
         written = []

@@ -80,7 +80,7 @@ class ScriptedEngine:
         self.requests: list[Any] = []
         self._waiting: list[Any] = []
 
-    def start(self) -> "ScriptedEngine":
+    def start(self) -> ScriptedEngine:
         ScriptedEngine.started.append(self.config)
         return self
 
@@ -102,7 +102,9 @@ class ScriptedEngine:
             completions = []
             for j in range(request.params.get("n", 1)):
                 base = zlib.crc32(f"{request.prompt}|{params}|{j}".encode())
-                ids = [request.prompt[(base + 7 * t) % len(request.prompt)] for t in range(request.params["max_tokens"])]
+                ids = [
+                    request.prompt[(base + 7 * t) % len(request.prompt)] for t in range(request.params["max_tokens"])
+                ]
                 log_probs = [-(zlib.crc32(f"{base}:{t}".encode()) % 8000) / 1000 for t in range(len(ids))]
                 completions.append(Completion(ids, log_probs, "length", None))
             done.append((request.key, completions))

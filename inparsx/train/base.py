@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 class Trainer(Component):
     """Trains on ``triples.jsonl`` (see :class:`inparsx.triples.base.Triple`) and writes a model folder."""
 
-    def train(self, triples: Path, output_dir: Path, ctx: "ComponentContext | None" = None) -> Path:
+    def train(self, triples: Path, output_dir: Path, ctx: ComponentContext | None = None) -> Path:
         """Train, save the model (``save_pretrained`` + a model card) into ``output_dir``, and return it.
 
         ``ctx`` (:class:`~inparsx.context.ComponentContext`) gives the seed, ``resolve_model`` (a base model

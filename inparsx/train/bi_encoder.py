@@ -56,8 +56,11 @@ scores = model.similarity(model.encode(["a query"]), model.encode(["a document"]
 or as an inparsx reranker: `[rerank] use = "bi-encoder"`, `model = "@train"`."""
 
     def build(self, triples, path: Path, base_model: str, checkpoints: Path, seed: int):
-        from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
-                                           SentenceTransformerTrainingArguments)
+        from sentence_transformers import (
+            SentenceTransformer,
+            SentenceTransformerTrainer,
+            SentenceTransformerTrainingArguments,
+        )
         from sentence_transformers.base.sampler import BatchSamplers
 
         opts = self.options
@@ -66,14 +69,16 @@ or as an inparsx reranker: `[rerank] use = "bi-encoder"`, `model = "@train"`."""
         with loading("base model", base_model):
             model = SentenceTransformer(base_model)
         model.max_seq_length = opts.max_length
-        args = SentenceTransformerTrainingArguments(**training_arguments(opts, checkpoints, seed),
-                                                    batch_sampler=BatchSamplers.NO_DUPLICATES)
+        args = SentenceTransformerTrainingArguments(
+            **training_arguments(opts, checkpoints, seed), batch_sampler=BatchSamplers.NO_DUPLICATES
+        )
         if opts.loss == "margin-mse":
             dataset = to_dataset(margin_rows(triples, max(n, 1), path))
         else:
             dataset = to_dataset(tuple_rows(triples, n, anchor="anchor"))
-        return SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=self.loss(model),
-                                          callbacks=self.trainer_callbacks())
+        return SentenceTransformerTrainer(
+            model=model, args=args, train_dataset=dataset, loss=self.loss(model), callbacks=self.trainer_callbacks()
+        )
 
     def loss(self, model):
         """``MultipleNegativesRankingLoss`` (or its cached variant; negatives are gathered across GPUs when
@@ -85,8 +90,9 @@ or as an inparsx reranker: `[rerank] use = "bi-encoder"`, `model = "@train"`."""
             return losses.MarginMSELoss(model)
         gather = world_size() > 1
         if opts.loss == "cached-mnrl":
-            return losses.CachedMultipleNegativesRankingLoss(model, scale=opts.scale, mini_batch_size=opts.mini_batch_size,
-                                                             gather_across_devices=gather)
+            return losses.CachedMultipleNegativesRankingLoss(
+                model, scale=opts.scale, mini_batch_size=opts.mini_batch_size, gather_across_devices=gather
+            )
         return losses.MultipleNegativesRankingLoss(model, scale=opts.scale, gather_across_devices=gather)
 
     def save(self, trainer, output_dir: Path) -> None:

@@ -25,8 +25,15 @@ CARD = "README.md"
 INFO = "inparsx_training.json"
 
 
-def training_info(trainer: "HFTrainer", triples: Sequence["Triple"], path: Path, base_model: str, seed: int,
-                  metrics: dict[str, Any], ctx: "ComponentContext | None") -> dict[str, Any]:
+def training_info(
+    trainer: HFTrainer,
+    triples: Sequence[Triple],
+    path: Path,
+    base_model: str,
+    seed: int,
+    metrics: dict[str, Any],
+    ctx: ComponentContext | None,
+) -> dict[str, Any]:
     """Everything the card states, as a JSON-ready dict."""
     from inparsx.precision import ran_with
     from inparsx.train.common import resolve_training_precision, training_device
@@ -51,12 +58,20 @@ def training_info(trainer: "HFTrainer", triples: Sequence["Triple"], path: Path,
         "metrics": {k: v for k, v in metrics.items() if k != "loss_history"},
         "loss_history": metrics.get("loss_history", []),
         "inparsx_version": distribution_version("inparsx"),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 
-def write_model_card(output_dir: Path, trainer: "HFTrainer", triples: Sequence["Triple"], path: Path,
-                     base_model: str, seed: int, metrics: dict[str, Any], ctx: "ComponentContext | None") -> Path:
+def write_model_card(
+    output_dir: Path,
+    trainer: HFTrainer,
+    triples: Sequence[Triple],
+    path: Path,
+    base_model: str,
+    seed: int,
+    metrics: dict[str, Any],
+    ctx: ComponentContext | None,
+) -> Path:
     """Write ``README.md`` and ``inparsx_training.json`` into ``output_dir``; returns the card's path."""
     info = training_info(trainer, triples, path, base_model, seed, metrics, ctx)
     write_json(output_dir / INFO, info)

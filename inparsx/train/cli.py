@@ -17,30 +17,41 @@ def train_once(triples: Path, use: str, sets: list, out: Path) -> Path:
         PluginError: unknown trainer name. RecipeError: a malformed ``--set`` item, an option the trainer does
             not have or a bad value. DataError: malformed triples. InparsxError: ``out`` is taken.
     """
+    from inparsx.artifacts import TRAINED_MODEL, TRIPLES
     from inparsx.oneoff import refuse_existing, run_to
     from inparsx.pipeline import is_main_process
     from inparsx.recipe import one_stage_recipe
-    from inparsx.artifacts import TRAINED_MODEL, TRIPLES
 
     recipe = one_stage_recipe("train", use, sets)
     if is_main_process():
         refuse_existing(out)
-    run_to(recipe, "train", out, lambda folder: {folder / TRAINED_MODEL.file: out},
-           inputs={"/".join(TRIPLES.of()): triples})
+    run_to(
+        recipe,
+        "train",
+        out,
+        lambda folder: {folder / TRAINED_MODEL.file: out},
+        inputs={"/".join(TRIPLES.of()): triples},
+    )
     return out
 
 
 def add_train_command(app) -> None:
     """Register ``inparsx train`` on the Typer ``app``."""
-    from typing import Annotated, Optional
+    from typing import Annotated
 
     import typer
 
     @app.command("train")
-    def train(triples: Annotated[Path, typer.Option("--triples", help="A triples.jsonl file (inparsx Triple records).")],
-              out: Annotated[Path, typer.Option("--out", help="Folder for the trained model and its model card.")],
-              use: Annotated[str, typer.Option("--use", help="Trainer: cross-encoder, bi-encoder or monot5.")] = "cross-encoder",
-              set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="An option of the train table: key=value (repeatable).")] = None) -> None:
+    def train(
+        triples: Annotated[Path, typer.Option("--triples", help="A triples.jsonl file (inparsx Triple records).")],
+        out: Annotated[Path, typer.Option("--out", help="Folder for the trained model and its model card.")],
+        use: Annotated[
+            str, typer.Option("--use", help="Trainer: cross-encoder, bi-encoder or monot5.")
+        ] = "cross-encoder",
+        set_: Annotated[
+            list[str] | None, typer.Option("--set", "-s", help="An option of the train table: key=value (repeatable).")
+        ] = None,
+    ) -> None:
         """Fine-tune a reranker on a triples file, with the options of a recipe's train table."""
         from inparsx.progress import out as stdout
 

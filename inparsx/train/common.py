@@ -97,17 +97,21 @@ class TrainerOptions(Options):
         return data
 
     @model_validator(mode="after")
-    def _consistent(self) -> "TrainerOptions":
+    def _consistent(self) -> TrainerOptions:
         if self.epochs is not None and self.max_steps is not None:
-            raise ValueError(f"epochs = {self.epochs:g} would be ignored: max_steps = {self.max_steps} sets the "
-                             "training length; give one of them")
+            raise ValueError(
+                f"epochs = {self.epochs:g} would be ignored: max_steps = {self.max_steps} sets the "
+                "training length; give one of them"
+            )
         if self.lr_scheduler == "constant" and self.warmup_ratio > 0:
-            raise ValueError(f"warmup_ratio = {self.warmup_ratio:g} would be ignored: transformers' 'constant' "
-                             "schedule has no warm-up; use lr_scheduler = 'constant_with_warmup' or warmup_ratio = 0")
+            raise ValueError(
+                f"warmup_ratio = {self.warmup_ratio:g} would be ignored: transformers' 'constant' "
+                "schedule has no warm-up; use lr_scheduler = 'constant_with_warmup' or warmup_ratio = 0"
+            )
         return self
 
 
-def resolve_base_model(value: str, ctx: "ComponentContext | None") -> str:
+def resolve_base_model(value: str, ctx: ComponentContext | None) -> str:
     """A model option: ``@stage`` -> that stage's output folder (needs ``ctx``); a hub id whose weights ship
     in an installed package (:data:`inparsx.models.PACKAGED_MODELS`) -> that package's folder; anything else
     unchanged.
@@ -117,13 +121,14 @@ def resolve_base_model(value: str, ctx: "ComponentContext | None") -> str:
     """
     if value.startswith("@"):
         if ctx is None:
-            raise InparsxError(f"base_model {value!r} refers to a recipe stage; outside `inparsx run` give a hub id "
-                               "or a local folder")
+            raise InparsxError(
+                f"base_model {value!r} refers to a recipe stage; outside `inparsx run` give a hub id or a local folder"
+            )
         return ctx.resolve_model(value)
     return resolve_model_name(value)
 
 
-def resolve_seed(options: TrainerOptions, ctx: "ComponentContext | None") -> int:
+def resolve_seed(options: TrainerOptions, ctx: ComponentContext | None) -> int:
     """The option's seed, else the recipe's, else 1."""
     if options.seed is not None:
         return options.seed
@@ -163,15 +168,28 @@ def precision_flags(precision: str) -> dict[str, bool]:
 
 def training_arguments(options: TrainerOptions, checkpoints: Path, seed: int) -> dict[str, Any]:
     """Keyword arguments of Hugging Face ``TrainingArguments`` (and its sentence-transformers subclasses)."""
-    return dict(output_dir=str(checkpoints), seed=seed, data_seed=seed, max_steps=options.max_steps or -1,
-                num_train_epochs=options.epochs or 1.0, per_device_train_batch_size=options.batch_size,
-                gradient_accumulation_steps=options.gradient_accumulation_steps,
-                learning_rate=options.learning_rate, lr_scheduler_type=options.lr_scheduler,
-                warmup_steps=options.warmup_ratio, weight_decay=options.weight_decay,
-                **checkpointing_flag(options.gradient_checkpointing),
-                save_strategy="steps" if options.save_steps else "no", save_steps=options.save_steps or 500,
-                save_total_limit=2, logging_steps=options.logging_steps, report_to="none", disable_tqdm=True,
-                dataloader_num_workers=0, **precision_flags(options.precision))
+    return dict(
+        output_dir=str(checkpoints),
+        seed=seed,
+        data_seed=seed,
+        max_steps=options.max_steps or -1,
+        num_train_epochs=options.epochs or 1.0,
+        per_device_train_batch_size=options.batch_size,
+        gradient_accumulation_steps=options.gradient_accumulation_steps,
+        learning_rate=options.learning_rate,
+        lr_scheduler_type=options.lr_scheduler,
+        warmup_steps=options.warmup_ratio,
+        weight_decay=options.weight_decay,
+        **checkpointing_flag(options.gradient_checkpointing),
+        save_strategy="steps" if options.save_steps else "no",
+        save_steps=options.save_steps or 500,
+        save_total_limit=2,
+        logging_steps=options.logging_steps,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        **precision_flags(options.precision),
+    )
 
 
 def checkpointing_flag(enabled: bool) -> dict[str, bool]:
@@ -209,16 +227,26 @@ def freeze_lower_layers(model, train_layers: int | None) -> tuple[int, int]:
     total = sum(p.numel() for p in params.values())
     if train_layers is None:
         return total, total
-    stacks = [(name, module) for name, module in model.named_modules()
-              if isinstance(module, torch.nn.ModuleList) and name.rsplit(".", 1)[-1] in LAYER_STACKS]
-    stacks = [(name, module) for name, module in stacks  # not T5's `block.<i>.layer` (the sub-layers of a block)
-              if not any(name.startswith(f"{outer}.") for outer, _ in stacks)]
+    stacks = [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.ModuleList) and name.rsplit(".", 1)[-1] in LAYER_STACKS
+    ]
+    stacks = [
+        (name, module)
+        for name, module in stacks  # not T5's `block.<i>.layer` (the sub-layers of a block)
+        if not any(name.startswith(f"{outer}.") for outer, _ in stacks)
+    ]
     if not stacks:
         raise InparsxError("train.train_layers: the model has no layer stack (encoder.layer, block, layers) to freeze")
     frozen = {f"{name}.{i}." for name, stack in stacks for i in range(max(len(stack) - train_layers, 0))}
     layers = tuple(f"{name}." for name, _ in stacks)
-    tables = {id(p) for name, module in model.named_modules() if isinstance(module, torch.nn.Embedding)
-              and not name.startswith(layers) for p in module.parameters()}  # T5's `shared`, tied to lm_head
+    tables = {
+        id(p)
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Embedding) and not name.startswith(layers)
+        for p in module.parameters()
+    }  # T5's `shared`, tied to lm_head
     for name, param in params.items():
         if "embed" in name or id(param) in tables or any(name.startswith(prefix) for prefix in frozen):
             param.requires_grad_(False)
@@ -230,8 +258,11 @@ def last_checkpoint(checkpoints: Path) -> str | None:
     Hugging Face's ``Trainer``, exists), or ``None``: a checkpoint torn by a crash is skipped."""
     if not checkpoints.is_dir():
         return None
-    complete = [p for p in checkpoints.glob("checkpoint-*")
-                if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
+    complete = [
+        p
+        for p in checkpoints.glob("checkpoint-*")
+        if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()
+    ]
     return str(max(complete, key=lambda p: int(p.name.split("-")[-1]))) if complete else None
 
 
@@ -263,12 +294,16 @@ def warmup_warning(max_steps: int, warmup_steps: int, scheduler: str) -> str | N
     if warmup_steps <= 0 or max_steps <= 0 or str(scheduler).rsplit(".", 1)[-1].lower() == "constant":
         return None
     if max_steps == 1:
-        return ("training is 1 optimizer step and the warm-up gives it a learning rate of 0: the weights will not "
-                "change; set warmup_ratio = 0, or train on more triples or for more epochs")
+        return (
+            "training is 1 optimizer step and the warm-up gives it a learning rate of 0: the weights will not "
+            "change; set warmup_ratio = 0, or train on more triples or for more epochs"
+        )
     if max_steps <= warmup_steps:
-        return (f"all {max_steps} optimizer steps are inside the warm-up of {warmup_steps} steps (the first at a "
-                "learning rate of 0): the run never trains at its learning_rate; set warmup_ratio lower, or train "
-                "on more triples or for more epochs")
+        return (
+            f"all {max_steps} optimizer steps are inside the warm-up of {warmup_steps} steps (the first at a "
+            "learning rate of 0): the run never trains at its learning_rate; set warmup_ratio lower, or train "
+            "on more triples or for more epochs"
+        )
     return None
 
 
@@ -312,11 +347,13 @@ class FlatLossCheck:
         change = since - start
         self.flat = abs(change) <= max(FLAT_TOLERANCE * abs(start), statistics.stdev(self.losses))
         if self.flat:
-            self.message = (f"the training loss has not moved from its starting value after {step} of {max_steps} "
-                            f"steps ({start:.4f} over the first {half} logs, {since:.4f} over the next "
-                            f"{len(self.losses) - half}, {change / abs(start or 1):+.1%}, within the logged values' "
-                            "spread): the model may not be learning; check learning_rate, train_layers and the "
-                            "triples")
+            self.message = (
+                f"the training loss has not moved from its starting value after {step} of {max_steps} "
+                f"steps ({start:.4f} over the first {half} logs, {since:.4f} over the next "
+                f"{len(self.losses) - half}, {change / abs(start or 1):+.1%}, within the logged values' "
+                "spread): the model may not be learning; check learning_rate, train_layers and the "
+                "triples"
+            )
             console.print(f"[yellow]warning:[/yellow] {self.message}", soft_wrap=True)
 
 
@@ -324,7 +361,7 @@ class ClosesProgress:
     """A training callback that holds a progress display; :func:`fit` calls :meth:`close` when training
     raises, so no stale bar stays on screen, and reads the loss check's verdict from :attr:`flat`."""
 
-    flat: "FlatLossCheck | None" = None
+    flat: FlatLossCheck | None = None
 
     def close(self, failed: bool) -> None:
         """Stop the display (see :func:`inparsx.progress.close_progress`)."""
@@ -354,8 +391,9 @@ def progress_callback(keys: tuple[str, ...] = ("loss",)):
                 console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
             self.progress = make_progress()
             self.progress.start()
-            self.task = self.progress.add_task("training", total=state.max_steps, unit="steps",
-                                               completed=state.global_step, initial=state.global_step)
+            self.task = self.progress.add_task(
+                "training", total=state.max_steps, unit="steps", completed=state.global_step, initial=state.global_step
+            )
 
         def on_step_end(self, args, state, control, **kwargs):
             if self.progress is not None:
@@ -404,8 +442,13 @@ def fit(trainer, checkpoints: Path) -> dict[str, Any]:
         raise
     flat = next((c.flat.message for c in shown if c.flat is not None and c.flat.flat), "")
     history = [{"step": log["step"], "loss": log["loss"]} for log in trainer.state.log_history if "loss" in log]
-    return {**output.metrics, "global_step": trainer.state.global_step, "resumed_from": resume,
-            "loss_history": history, **({"loss_flat": flat} if flat else {})}
+    return {
+        **output.metrics,
+        "global_step": trainer.state.global_step,
+        "resumed_from": resume,
+        "loss_history": history,
+        **({"loss_flat": flat} if flat else {}),
+    }
 
 
 class HFTrainer(Trainer):
@@ -424,16 +467,15 @@ class HFTrainer(Trainer):
         self.callbacks: list = []
         self.negatives: int | None = None
 
-    def models(self) -> list["ModelRef"]:
+    def models(self) -> list[ModelRef]:
         """``base_model``, every weight trained with AdamW at ``precision`` (``train_layers`` trains fewer:
         the estimate is then an upper bound); the trained model (``@train``) is of its size."""
         from inparsx.models import ModelRef
 
         opts = self.options
-        return [ModelRef("base_model", opts.base_model, "trained", dtype=opts.precision, training="full",
-                         output=True)]
+        return [ModelRef("base_model", opts.base_model, "trained", dtype=opts.precision, training="full", output=True)]
 
-    def train(self, triples: Path, output_dir: Path, ctx: "ComponentContext | None" = None) -> Path:
+    def train(self, triples: Path, output_dir: Path, ctx: ComponentContext | None = None) -> Path:
         """Train on ``triples`` and save the model (``save_pretrained``) and its model card into ``output_dir``.
 
         Checkpoints go to ``output_dir/checkpoints`` and are removed after success unless
@@ -444,19 +486,25 @@ class HFTrainer(Trainer):
             InparsxError: an unusable ``base_model`` or ``precision``.
         """
         from inparsx.io import follow_umask_tree
-        from inparsx.train.card import write_model_card
-
         from inparsx.precision import describe
+        from inparsx.train.card import write_model_card
 
         triples, output_dir = Path(triples), Path(output_dir)
         opts = self.options
         trainer, data, base_model, seed, (trainable, total) = self.prepare(triples, output_dir, ctx)
         if trainer.is_world_process_zero():
-            console.print(f"train ({self.name}): {opts.base_model} on "
-                          f"{describe(training_device(), opts.precision, resolve_training_precision(opts.precision))}",
-                          markup=False, soft_wrap=True)
-        metrics = {**fit(trainer, output_dir / CHECKPOINTS), "trainable_parameters": trainable,
-                   "parameters": total, "negatives_per_query": self.negatives}
+            console.print(
+                f"train ({self.name}): {opts.base_model} on "
+                f"{describe(training_device(), opts.precision, resolve_training_precision(opts.precision))}",
+                markup=False,
+                soft_wrap=True,
+            )
+        metrics = {
+            **fit(trainer, output_dir / CHECKPOINTS),
+            "trainable_parameters": trainable,
+            "parameters": total,
+            "negatives_per_query": self.negatives,
+        }
         if trainer.is_world_process_zero():
             self.save(trainer, output_dir)
             follow_umask_tree(output_dir)  # safetensors writes its files 0600; outputs follow the umask
@@ -465,7 +513,7 @@ class HFTrainer(Trainer):
                 shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)
         return output_dir
 
-    def prepare(self, triples: Path, output_dir: Path, ctx: "ComponentContext | None" = None):
+    def prepare(self, triples: Path, output_dir: Path, ctx: ComponentContext | None = None):
         """Everything before ``fit``: read the triples, resolve the base model and seed, build the Hugging Face
         trainer and freeze layers. Returns ``(hf_trainer, triples, base_model, seed, (trainable, total))``."""
         from inparsx.train.data import read_triples

@@ -38,10 +38,12 @@ class CrossEncoderOptions(TrainerOptions):
     in_batch_negatives: int = Field(4, ge=1)
 
     @model_validator(mode="after")
-    def _needs_negatives(self) -> "CrossEncoderOptions":
+    def _needs_negatives(self) -> CrossEncoderOptions:
         if self.num_negatives == 0 and self.loss != "mnrl":
-            raise ValueError(f"num_negatives = 0 with loss = {self.loss!r} trains on positives only (every label "
-                             "relevant); give at least 1, or use loss = 'mnrl' (in-batch negatives)")
+            raise ValueError(
+                f"num_negatives = 0 with loss = {self.loss!r} trains on positives only (every label "
+                "relevant); give at least 1, or use loss = 'mnrl' (in-batch negatives)"
+            )
         return self
 
 
@@ -58,19 +60,28 @@ scores = model.predict([("a query", "a document")])  # higher = more relevant
 or as an inparsx reranker: `[rerank] use = "cross-encoder"`, `model = "@train"`."""
 
     def build(self, triples, path: Path, base_model: str, checkpoints: Path, seed: int):
-        from sentence_transformers.cross_encoder import (CrossEncoder, CrossEncoderTrainer as STTrainer,
-                                                         CrossEncoderTrainingArguments)
+        from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainingArguments
+        from sentence_transformers.cross_encoder import CrossEncoderTrainer as STTrainer
 
         opts = self.options
         n = self.negatives_for(triples)
-        require_negatives(triples, max(n, 1) if opts.loss != "mnrl" else n, path,
-                          f"train.loss = {opts.loss!r} with num_negatives = {n}")
+        require_negatives(
+            triples,
+            max(n, 1) if opts.loss != "mnrl" else n,
+            path,
+            f"train.loss = {opts.loss!r} with num_negatives = {n}",
+        )
         with loading("base model", base_model):
             model = CrossEncoder(base_model, num_labels=1, max_length=opts.max_length)
         rows = pointwise_rows(triples, n) if opts.loss == "bce" else tuple_rows(triples, n)
         args = CrossEncoderTrainingArguments(**training_arguments(opts, checkpoints, seed))
-        return STTrainer(model=model, args=args, train_dataset=to_dataset(rows), loss=self.loss(model),
-                         callbacks=self.trainer_callbacks())
+        return STTrainer(
+            model=model,
+            args=args,
+            train_dataset=to_dataset(rows),
+            loss=self.loss(model),
+            callbacks=self.trainer_callbacks(),
+        )
 
     def loss(self, model):
         """The loss module for the ``loss`` option."""
@@ -82,8 +93,9 @@ or as an inparsx reranker: `[rerank] use = "cross-encoder"`, `model = "@train"`.
             return losses.BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(max(self.negatives or 1, 1))))
         if opts.loss == "lce":
             return LocalizedContrastiveLoss(model)
-        return losses.MultipleNegativesRankingLoss(model, num_negatives=opts.in_batch_negatives,
-                                                   activation_fn=torch.nn.Identity(), scale=1.0)
+        return losses.MultipleNegativesRankingLoss(
+            model, num_negatives=opts.in_batch_negatives, activation_fn=torch.nn.Identity(), scale=1.0
+        )
 
     def save(self, trainer, output_dir: Path) -> None:
         trainer.model.save_pretrained(str(output_dir), create_model_card=False)
@@ -104,4 +116,3 @@ def LocalizedContrastiveLoss(model):
             return {"loss": "localized contrastive estimation (hard negatives only)"}
 
     return _LCE(model, num_negatives=None, activation_fn=torch.nn.Identity(), scale=1.0)
-

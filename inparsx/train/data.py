@@ -51,9 +51,16 @@ def _triple(obj: dict, path: Path, number: int) -> Triple:
     if neg_scores and len(neg_scores) != len(neg_texts):
         raise DataError(path, f"neg_scores has {len(neg_scores)} entries but neg_texts has {len(neg_texts)}", number)
     pos_score = obj.get("pos_score")
-    return Triple(query_id=str(obj.get("query_id", number)), query=obj["query"], pos_id=str(obj.get("pos_id", "")),
-                  pos_text=obj["pos_text"], neg_ids=neg_ids, neg_texts=neg_texts,
-                  pos_score=None if pos_score is None else float(pos_score), neg_scores=neg_scores)
+    return Triple(
+        query_id=str(obj.get("query_id", number)),
+        query=obj["query"],
+        pos_id=str(obj.get("pos_id", "")),
+        pos_text=obj["pos_text"],
+        neg_ids=neg_ids,
+        neg_texts=neg_texts,
+        pos_score=None if pos_score is None else float(pos_score),
+        neg_scores=neg_scores,
+    )
 
 
 def require_negatives(triples: Sequence[Triple], need: int, path: str | Path, what: str) -> None:
@@ -64,8 +71,9 @@ def require_negatives(triples: Sequence[Triple], need: int, path: str | Path, wh
     """
     for index, triple in enumerate(triples, 1):
         if len(triple.neg_texts) < need:
-            raise DataError(path, f"query {triple.query_id!r} has {len(triple.neg_texts)} negatives but "
-                                  f"{what} needs {need}", index)
+            raise DataError(
+                path, f"query {triple.query_id!r} has {len(triple.neg_texts)} negatives but {what} needs {need}", index
+            )
 
 
 def negatives_per_query(triples: Sequence[Triple], option: int | None) -> int:
@@ -78,8 +86,10 @@ def negatives_per_query(triples: Sequence[Triple], option: int | None) -> int:
     if any(c > fewest for c in counts):
         from inparsx.progress import console
 
-        console.print(f"train: {fewest} negative(s) per query, the fewest any triple has "
-                      f"({sum(c > fewest for c in counts)} of {len(counts)} triples carry more)")
+        console.print(
+            f"train: {fewest} negative(s) per query, the fewest any triple has "
+            f"({sum(c > fewest for c in counts)} of {len(counts)} triples carry more)"
+        )
     return fewest
 
 
@@ -106,7 +116,9 @@ def tuple_rows(triples: Sequence[Triple], num_negatives: int, anchor: str = "que
     return rows
 
 
-def margin_rows(triples: Sequence[Triple], num_negatives: int, path: str | Path, anchor: str = "anchor") -> dict[str, list]:
+def margin_rows(
+    triples: Sequence[Triple], num_negatives: int, path: str | Path, anchor: str = "anchor"
+) -> dict[str, list]:
     """:func:`tuple_rows` plus ``label``: the teacher's margins ``pos_score - neg_scores[k]`` (a float with one
     negative, else a list of ``num_negatives`` floats), the target of ``MarginMSELoss``.
 
@@ -115,9 +127,13 @@ def margin_rows(triples: Sequence[Triple], num_negatives: int, path: str | Path,
     """
     for index, triple in enumerate(triples, 1):
         if triple.pos_score is None or len(triple.neg_scores) < num_negatives:
-            raise DataError(path, f"query {triple.query_id!r} has no teacher scores for its positive and "
-                                  f"{num_negatives} negatives; MarginMSE needs triples mined with a teacher "
-                                  "(triples.teacher = \"bi-encoder\", teacher_options = {model = ...})", index)
+            raise DataError(
+                path,
+                f"query {triple.query_id!r} has no teacher scores for its positive and "
+                f"{num_negatives} negatives; MarginMSE needs triples mined with a teacher "
+                '(triples.teacher = "bi-encoder", teacher_options = {model = ...})',
+                index,
+            )
     rows = tuple_rows(triples, num_negatives, anchor)
     margins = [[t.pos_score - s for s in t.neg_scores[:num_negatives]] for t in triples]
     rows["label"] = [m[0] for m in margins] if num_negatives == 1 else margins

@@ -67,11 +67,18 @@ probability of "true" against "false" at the first decoding step."""
         with loading("base model", base_model):
             tokenizer = from_pretrained(AutoTokenizer, base_model)
             model = from_pretrained(AutoModelForSeq2SeqLM, base_model)
-        args = TrainingArguments(**training_arguments(opts, checkpoints, seed), optim=opts.optim,
-                                 remove_unused_columns=False)
+        args = TrainingArguments(
+            **training_arguments(opts, checkpoints, seed), optim=opts.optim, remove_unused_columns=False
+        )
         dataset = to_dataset(pointwise_rows(triples, n))
-        return Trainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                       data_collator=MonoT5Collator(tokenizer, opts), callbacks=self.trainer_callbacks())
+        return Trainer(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            data_collator=MonoT5Collator(tokenizer, opts),
+            callbacks=self.trainer_callbacks(),
+        )
 
     def save(self, trainer, output_dir: Path) -> None:
         trainer.model = saveable_model(trainer.model)  # a GGUF-initialised model saves as safetensors
@@ -91,15 +98,16 @@ class MonoT5Collator:
         self.tokenizer = tokenizer
         self.max_length = options.max_length
         eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-        self.targets = {1.0: [label_token_id(tokenizer, options.true_token), *eos],
-                        0.0: [label_token_id(tokenizer, options.false_token), *eos]}
+        self.targets = {
+            1.0: [label_token_id(tokenizer, options.true_token), *eos],
+            0.0: [label_token_id(tokenizer, options.false_token), *eos],
+        }
 
     def __call__(self, rows: list[dict]):
         import torch
 
         from inparsx.rerank.monot5 import encode_pairs
 
-        batch = encode_pairs(self.tokenizer, [r["query"] for r in rows], [r["document"] for r in rows],
-                             self.max_length)
+        batch = encode_pairs(self.tokenizer, [r["query"] for r in rows], [r["document"] for r in rows], self.max_length)
         batch["labels"] = torch.tensor([self.targets[float(r["label"])] for r in rows], dtype=torch.long)
         return batch

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from inparsx.pipeline import StageContext
 
 
-def run_stage(ctx: "StageContext") -> None:
+def run_stage(ctx: StageContext) -> None:
     """Train ``ctx.component`` on the triples stage's output and save the model in ``<run>/train/model``.
 
     Raises:

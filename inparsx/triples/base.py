@@ -47,7 +47,7 @@ class Miner(Component):
             return int(self.options.model_dump()["n_negatives"])
         return 1
 
-    def mine(self, queries: Sequence[SyntheticQuery], ctx: "ComponentContext") -> Iterator[Triple]:
+    def mine(self, queries: Sequence[SyntheticQuery], ctx: ComponentContext) -> Iterator[Triple]:
         """Triples for ``queries`` (the filter stage's kept records). ``ctx``
         (:class:`~inparsx.context.ComponentContext`) gives the dataset (documents, corpus fingerprint), the seed
         and ``resolve_model`` (a teacher given as ``"@stage"``)."""

@@ -11,7 +11,8 @@ is removed from the pool, with any document whose text is identical to one of th
 corpus). A record's ``positive_text`` (the ``ict`` document without its query sentence) is the triple's
 positive text; otherwise the whole source document is.
 
-With a ``teacher`` (``[triples.teacher]``: a registered reranker, e.g. the zero-shot bi-encoder), every triple also carries teacher
+With a ``teacher`` (``[triples.teacher]``: a registered reranker, e.g. the zero-shot bi-encoder), every triple also
+carries teacher
 scores for its positive and negatives, for MarginMSE training (GPL, Wang et al. 2022, labels its triples with a
 cross-encoder). The teacher is the fusion the rerank stage uses, the model interpolated with BM25 at
 ``teacher_alpha``, expressed in the model's own units (see :func:`teacher_scores`), over the positive and the
@@ -34,9 +35,9 @@ from inparsx.errors import InparsxError
 from inparsx.plugins import Options
 from inparsx.progress import progress_task
 from inparsx.records import Document, SyntheticQuery
+from inparsx.rerank.spec import RerankerSpec
 from inparsx.retrieval import open_spec
 from inparsx.scoring import load_scorer, scorer_models
-from inparsx.rerank.spec import RerankerSpec
 from inparsx.specs import RetrieverSpec, default_retriever, fold_legacy
 
 __all__ = ["Bm25Negatives", "Bm25NegativesOptions", "default_retriever", "draw_negatives", "teacher_scores"]
@@ -76,16 +77,22 @@ class Bm25NegativesOptions(Options):
     def _old_spelling(cls, data: Any) -> Any:
         """``retriever``/``retriever_options`` and ``teacher``/``teacher_model``/``teacher_options`` -> the
         ``retriever`` and ``teacher`` tables."""
-        data = fold_legacy(data, "retriever", {"retriever": "use", "retriever_options": "*"}, "[triples.retriever]",
-                           defaults={"use": "bm25"})
-        return fold_legacy(data, "teacher", {"teacher": "use", "teacher_model": "model", "teacher_options": "*"},
-                           "[triples.teacher]")
+        data = fold_legacy(
+            data,
+            "retriever",
+            {"retriever": "use", "retriever_options": "*"},
+            "[triples.retriever]",
+            defaults={"use": "bm25"},
+        )
+        return fold_legacy(
+            data, "teacher", {"teacher": "use", "teacher_model": "model", "teacher_options": "*"}, "[triples.teacher]"
+        )
 
     @model_validator(mode="after")
-    def _teacher_model(self) -> "Bm25NegativesOptions":
+    def _teacher_model(self) -> Bm25NegativesOptions:
         """A teacher needs the checkpoint it scores with."""
         if self.teacher is not None and self.teacher.model is None:
-            raise ValueError("teacher: needs model (the teacher reranker's checkpoint), e.g. model = \"@train\"")
+            raise ValueError('teacher: needs model (the teacher reranker\'s checkpoint), e.g. model = "@train"')
         return self
 
 
@@ -127,8 +134,14 @@ def relevant_documents(queries: Sequence[SyntheticQuery]) -> dict[str, set[str]]
     return {record.query_id: by_text[query_key(record.query)] for record in queries}
 
 
-def draw_negatives(ranked: Sequence[str], positive: Document, docs: dict[str, Document], n: int,
-                   rng: random.Random, relevant: Collection[str] = ()) -> list[str]:
+def draw_negatives(
+    ranked: Sequence[str],
+    positive: Document,
+    docs: dict[str, Document],
+    n: int,
+    rng: random.Random,
+    relevant: Collection[str] = (),
+) -> list[str]:
     """Up to ``n`` docids drawn uniformly without replacement from ``ranked``, never the positive nor another
     document relevant to the query.
 
@@ -164,13 +177,13 @@ class Bm25Negatives(Miner):
     Options: ClassVar[type[Bm25NegativesOptions]] = Bm25NegativesOptions
     options: Bm25NegativesOptions
 
-    def models(self) -> list["ModelRef"]:
+    def models(self) -> list[ModelRef]:
         """``teacher.model``, as the ``teacher`` reranker loads it (none without a teacher)."""
         if self.options.teacher is None:
             return []
         return scorer_models(self.options.teacher, "teacher.model", "teacher")
 
-    def mine(self, queries: Sequence[SyntheticQuery], ctx: "ComponentContext") -> Iterator[Triple]:
+    def mine(self, queries: Sequence[SyntheticQuery], ctx: ComponentContext) -> Iterator[Triple]:
         """One triple per query whose BM25 list holds at least one document not relevant to it (see
         :func:`relevant_documents`).
 
@@ -190,19 +203,31 @@ class Bm25Negatives(Miner):
         try:
             with progress_task("BM25 negatives", len(queries), "queries") as (bar, task):
                 for start in range(0, len(queries), size):
-                    chunk = queries[start:start + size]
+                    chunk = queries[start : start + size]
                     run = retriever.search({q.query_id: q.query for q in chunk}, self.options.depth)
-                    triples = [t for t in (self._triple(r, run.get(r.query_id, {}), docs, ctx.seed,
-                                                        relevant[r.query_id]) for r in chunk)
-                               if t is not None]
+                    triples = [
+                        t
+                        for t in (
+                            self._triple(r, run.get(r.query_id, {}), docs, ctx.seed, relevant[r.query_id])
+                            for r in chunk
+                        )
+                        if t is not None
+                    ]
                     yield from triples if teacher is None else self._scored(triples, run, docs, teacher, relevant)
                     bar.advance(task, len(chunk))
         finally:
             if teacher is not None:
                 teacher.unload()
 
-    def _scored(self, triples: list[Triple], run: dict[str, dict[str, float]], docs: dict[str, Document],
-                teacher: Any, relevant: dict[str, set[str]], group: int = 64) -> Iterator[Triple]:
+    def _scored(
+        self,
+        triples: list[Triple],
+        run: dict[str, dict[str, float]],
+        docs: dict[str, Document],
+        teacher: Any,
+        relevant: dict[str, set[str]],
+        group: int = 64,
+    ) -> Iterator[Triple]:
         """``triples`` with teacher scores (:func:`teacher_scores` over each positive and its query's BM25
         candidates that are not relevant to it), scored ``group`` queries per call so that queries are encoded
         in batches."""
@@ -210,7 +235,7 @@ class Bm25Negatives(Miner):
 
         for start in range(0, len(triples), group):
             pairs: list[tuple[Triple, str, str]] = []
-            for triple in triples[start:start + group]:
+            for triple in triples[start : start + group]:
                 hits, skip = run.get(triple.query_id, {}), relevant.get(triple.query_id, set()) | {triple.pos_id}
                 pairs += [(triple, d, docs[d].full_text) for d in hits if d in docs and d not in skip]
                 pairs.append((triple, triple.pos_id, triple.pos_text))
@@ -218,13 +243,20 @@ class Bm25Negatives(Miner):
             raw: dict[str, dict[str, float]] = {}
             for (triple, docid, _), score in zip(pairs, scores):
                 raw.setdefault(triple.query_id, {})[docid] = score
-            for triple in triples[start:start + group]:
+            for triple in triples[start : start + group]:
                 fused = teacher_scores(raw[triple.query_id], run.get(triple.query_id, {}), self.options.teacher_alpha)
-                yield dataclasses.replace(triple, pos_score=fused[triple.pos_id],
-                                          neg_scores=tuple(fused[d] for d in triple.neg_ids))
+                yield dataclasses.replace(
+                    triple, pos_score=fused[triple.pos_id], neg_scores=tuple(fused[d] for d in triple.neg_ids)
+                )
 
-    def _triple(self, record: SyntheticQuery, hits: dict[str, float], docs: dict[str, Document],
-                seed: int, relevant: Collection[str] = ()) -> Triple | None:
+    def _triple(
+        self,
+        record: SyntheticQuery,
+        hits: dict[str, float],
+        docs: dict[str, Document],
+        seed: int,
+        relevant: Collection[str] = (),
+    ) -> Triple | None:
         ranked = sorted(hits, key=lambda docid: (-hits[docid], docid))
         positive = docs[record.doc_id]
         rng = random.Random(f"{seed}:{record.query_id}")
@@ -232,15 +264,23 @@ class Bm25Negatives(Miner):
         if not negatives:
             return None
         pos_text = positive.full_text if record.positive_text is None else record.positive_text
-        return Triple(query_id=record.query_id, query=record.query, pos_id=positive.doc_id, pos_text=pos_text, neg_ids=tuple(negatives),
-                      neg_texts=tuple(docs[d].full_text for d in negatives))
+        return Triple(
+            query_id=record.query_id,
+            query=record.query,
+            pos_id=positive.doc_id,
+            pos_text=pos_text,
+            neg_ids=tuple(negatives),
+            neg_texts=tuple(docs[d].full_text for d in negatives),
+        )
 
 
 def _check_positives(queries: Sequence[SyntheticQuery], docs: dict[str, Document], dataset: str) -> None:
     missing = [q.doc_id for q in queries if q.doc_id not in docs]
     if missing:
-        raise InparsxError(f"{len(missing)} synthetic queries name documents that are not in {dataset} "
-                           f"(e.g. {', '.join(sorted(set(missing))[:5])}): were they generated from another corpus?")
+        raise InparsxError(
+            f"{len(missing)} synthetic queries name documents that are not in {dataset} "
+            f"(e.g. {', '.join(sorted(set(missing))[:5])}): were they generated from another corpus?"
+        )
     seen: set[str] = set()
     for q in queries:
         if q.query_id in seen:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from inparsx.pipeline import StageContext
 
 
-def queries_source(ctx: "StageContext") -> Path:
+def queries_source(ctx: StageContext) -> Path:
     """``filter/queries.jsonl`` when the recipe has a filter stage, else ``generate/queries.jsonl``
     (:func:`inparsx.artifacts.stage_queries`).
 
@@ -23,7 +23,7 @@ def queries_source(ctx: "StageContext") -> Path:
     return ctx.path_of(stage_queries(ctx.recipe.stages))
 
 
-def run_stage(ctx: "StageContext") -> None:
+def run_stage(ctx: StageContext) -> None:
     """Mine triples for the kept synthetic queries; write ``triples/triples.jsonl`` and ``triples/summary.json``.
 
     The summary counts the queries read, the triples and negatives written, the triples with fewer negatives
@@ -46,10 +46,20 @@ def run_stage(ctx: "StageContext") -> None:
 
     written = write_jsonl(ctx.dir / TRIPLES.file, records())
     without = [q.query_id for q in queries if q.query_id not in with_triple]
-    write_json(ctx.dir / "summary.json", {
-        "miner": miner.name, "source": str(source.relative_to(ctx.run_dir)), "queries": len(queries),
-        "triples": written, "negatives": negatives, "triples_with_fewer_negatives": short,
-        "queries_without_triple": len(without),
-        "query_ids_without_triple": without})
-    console.print(f"triples: {written} triples from {len(queries)} queries ({source.parent.name})"
-                  + (f"; {len(without)} without a negative (see summary.json)" if without else ""))
+    write_json(
+        ctx.dir / "summary.json",
+        {
+            "miner": miner.name,
+            "source": str(source.relative_to(ctx.run_dir)),
+            "queries": len(queries),
+            "triples": written,
+            "negatives": negatives,
+            "triples_with_fewer_negatives": short,
+            "queries_without_triple": len(without),
+            "query_ids_without_triple": without,
+        },
+    )
+    console.print(
+        f"triples: {written} triples from {len(queries)} queries ({source.parent.name})"
+        + (f"; {len(without)} without a negative (see summary.json)" if without else "")
+    )

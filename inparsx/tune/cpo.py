@@ -33,17 +33,17 @@ from pydantic import Field, ValidationInfo, model_validator
 from inparsx.artifacts import MODEL, QUERY_EVAL
 from inparsx.errors import InparsxError
 from inparsx.io import follow_umask_tree, write_json, write_jsonl
-from inparsx.precision import AUTO_DESCRIPTION
 from inparsx.models import saveable_model
+from inparsx.precision import AUTO_DESCRIPTION
 from inparsx.records import SyntheticQuery
 from inparsx.tune.base import Tuner
 from inparsx.tune.judge import JudgedOptions, judge_models, judge_records
 
 if TYPE_CHECKING:
+    from inparsx.context import ComponentContext
     from inparsx.generate.prompted import PromptedGenerator
     from inparsx.models import ModelRef
     from inparsx.records import Document
-    from inparsx.context import ComponentContext
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 """InPars+'s LoRA targets (``cpo_finetune.py``): every attention and MLP projection of a Llama block."""
@@ -103,8 +103,10 @@ class CPOOptions(JudgedOptions):
     loss_type: Literal["sigmoid", "hinge", "ipo", "simpo", "alphapo"] = "sigmoid"
     beta: float = Field(0.1, gt=0)
     cpo_alpha: float = Field(1.0, ge=0)
-    simpo_gamma: float | None = Field(None, description='SimPO\'s target reward margin; only with loss_type = '
-                                      '"simpo" or "alphapo" (default 0.5 there)')
+    simpo_gamma: float | None = Field(
+        None,
+        description='SimPO\'s target reward margin; only with loss_type = "simpo" or "alphapo" (default 0.5 there)',
+    )
     alpha: float = Field(0.0, description="AlphaPO's reward shape (TRL CPOConfig.alpha); 0: log-probabilities")
     max_steps: int | None = Field(None, ge=1, description="default: one pass over the pairs (epochs)")
     epochs: float = Field(1.0, gt=0)
@@ -132,32 +134,42 @@ class CPOOptions(JudgedOptions):
         return data
 
     @model_validator(mode="after")
-    def _check_loss(self) -> "CPOOptions":
+    def _check_loss(self) -> CPOOptions:
         if self.simpo_gamma is not None and self.loss_type not in SIMPO_LOSSES:
-            raise ValueError(f"simpo_gamma = {self.simpo_gamma:g} would be ignored: TRL's CPOTrainer reads it only "
-                             f"with loss_type = \"simpo\" or \"alphapo\", not {self.loss_type!r}; remove it or "
-                             "set loss_type = \"simpo\"")
+            raise ValueError(
+                f"simpo_gamma = {self.simpo_gamma:g} would be ignored: TRL's CPOTrainer reads it only "
+                f'with loss_type = "simpo" or "alphapo", not {self.loss_type!r}; remove it or '
+                'set loss_type = "simpo"'
+            )
         if self.loss_type == "alphapo" and self.cpo_alpha != 0:
-            raise ValueError(f"cpo_alpha = {self.cpo_alpha:g} would be ignored: TRL's CPOConfig sets cpo_alpha = 0 "
-                             "for loss_type = \"alphapo\"; for SimPO with an NLL term use loss_type = \"simpo\" "
-                             "and alpha")
+            raise ValueError(
+                f"cpo_alpha = {self.cpo_alpha:g} would be ignored: TRL's CPOConfig sets cpo_alpha = 0 "
+                'for loss_type = "alphapo"; for SimPO with an NLL term use loss_type = "simpo" '
+                "and alpha"
+            )
         if self.loss_type == "alphapo" and self.alpha == 0:
-            raise ValueError("loss_type = \"alphapo\" with alpha = 0 is exactly loss_type = \"simpo\" with "
-                             "cpo_alpha = 0 (TRL's AlphaPO is SimPO with alpha's reward shape); set alpha (e.g. "
-                             "0.25) or use loss_type = \"simpo\"")
+            raise ValueError(
+                'loss_type = "alphapo" with alpha = 0 is exactly loss_type = "simpo" with '
+                "cpo_alpha = 0 (TRL's AlphaPO is SimPO with alpha's reward shape); set alpha (e.g. "
+                '0.25) or use loss_type = "simpo"'
+            )
         return self
 
     @model_validator(mode="after")
-    def _check_generator(self, info: ValidationInfo) -> "CPOOptions":
+    def _check_generator(self, info: ValidationInfo) -> CPOOptions:
         from inparsx.plugins import check_options, registry_from
 
         taken = sorted(set(self.generator) & set(TUNER_SET))
         if taken:
-            raise ValueError(f"generator: {', '.join(taken)} are set by the tuner (base_model, n_docs, "
-                             "n_candidates, temperature, top_p); remove them from generator")
+            raise ValueError(
+                f"generator: {', '.join(taken)} are set by the tuner (base_model, n_docs, "
+                "n_candidates, temperature, top_p); remove them from generator"
+            )
         if self.generator_use not in GENERATORS:
-            raise ValueError(f"generator.use = {self.generator_use!r}: the tuner samples with one of "
-                             f"{', '.join(GENERATORS)} (a generator that loads base_model itself)")
+            raise ValueError(
+                f"generator.use = {self.generator_use!r}: the tuner samples with one of "
+                f"{', '.join(GENERATORS)} (a generator that loads base_model itself)"
+            )
         check_options("generators", self.generator_use, self.hf_options(), "generator", registry_from(info))
         return self
 
@@ -169,9 +181,16 @@ class CPOOptions(JudgedOptions):
     def hf_options(self, **changes: Any) -> dict[str, Any]:
         """The sampling generator's options for the candidates (``changes`` override them; ``use`` left out)."""
         given = {k: v for k, v in self.generator.items() if k != "use"}
-        return {"model": self.base_model, "num_docs": self.n_docs, "do_sample": True,
-                "num_queries_per_doc": self.n_candidates, "temperature": self.temperature, "top_p": self.top_p,
-                **given, **changes}
+        return {
+            "model": self.base_model,
+            "num_docs": self.n_docs,
+            "do_sample": True,
+            "num_queries_per_doc": self.n_candidates,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            **given,
+            **changes,
+        }
 
 
 class CPOTuner(Tuner):
@@ -182,7 +201,7 @@ class CPOTuner(Tuner):
     Options: ClassVar[type[CPOOptions]] = CPOOptions
     output: ClassVar[str] = MODEL
 
-    def models(self) -> list["ModelRef"]:
+    def models(self) -> list[ModelRef]:
         """``base_model`` twice: as the ``hf`` generator that samples ``n_candidates`` queries for each of
         ``n_docs`` (+ ``eval_docs``) documents, and as the base trained with a LoRA (in ``quantization``, at
         ``precision``), whose merge is ``tune/model`` (``@tune``); and the judge's reranker model."""
@@ -193,12 +212,20 @@ class CPOTuner(Tuner):
         opts = self.options
         sampler = replace(self.generator().models()[0], option="base_model", role="generator (candidates)")
         dtype = {"auto": "auto", "bf16": "bf16", "fp32": "fp32"}[opts.precision]
-        trained = ModelRef("base_model", opts.base_model, "trained (LoRA)", dtype=dtype,
-                           quantization=opts.quantization, training="lora", lora_r=opts.lora_r,
-                           lora_targets=tuple(opts.target_modules), output=True)
+        trained = ModelRef(
+            "base_model",
+            opts.base_model,
+            "trained (LoRA)",
+            dtype=dtype,
+            quantization=opts.quantization,
+            training="lora",
+            lora_r=opts.lora_r,
+            lora_targets=tuple(opts.target_modules),
+            output=True,
+        )
         return [sampler, trained, *judge_models(opts.judge)]
 
-    def tune(self, ctx: "ComponentContext") -> Path:
+    def tune(self, ctx: ComponentContext) -> Path:
         """Run the whole tuner; every step resumes from its file (candidates, judge scores, checkpoints, the
         saved adapter: see :meth:`train`).
 
@@ -207,21 +234,33 @@ class CPOTuner(Tuner):
         """
         opts = self.options
         docs = _sample(ctx, opts.n_docs + opts.eval_docs)
-        train_docs, held_out = docs[:opts.n_docs], docs[opts.n_docs:]
+        train_docs, held_out = docs[: opts.n_docs], docs[opts.n_docs :]
         candidates = self.sample_candidates(ctx, train_docs)
         scores = judge_records(candidates, opts.judge, ctx, ctx.dir / "judge-scores.jsonl")
         pairs = build_pairs(candidates, scores, opts.min_margin, stop=self.stop())
         write_jsonl(ctx.dir / "pairs.jsonl", pairs)
-        ctx.log(f"cpo: {len(pairs)} preference pairs from {len(train_docs)} documents "
-                f"({len(candidates)} candidates, min_margin {opts.min_margin:g}) -> {ctx.dir / 'pairs.jsonl'}")
+        ctx.log(
+            f"cpo: {len(pairs)} preference pairs from {len(train_docs)} documents "
+            f"({len(candidates)} candidates, min_margin {opts.min_margin:g}) -> {ctx.dir / 'pairs.jsonl'}"
+        )
         if not pairs:
-            raise InparsxError(f"cpo: no preference pair left (min_margin = {opts.min_margin}); lower min_margin "
-                               "or raise n_candidates / temperature")
+            raise InparsxError(
+                f"cpo: no preference pair left (min_margin = {opts.min_margin}); lower min_margin "
+                "or raise n_candidates / temperature"
+            )
         metrics = self.train(pairs, ctx)
         model_dir = save_merged(opts, ctx.dir / "adapter", ctx.dir / MODEL)
         options = {**opts.model_dump(mode="json"), "precision": metrics["precision"]}  # resolved, never "auto"
-        write_json(ctx.dir / "training.json", {"options": options, "pairs": len(pairs),
-                                               "candidates": len(candidates), "documents": len(train_docs), **metrics})
+        write_json(
+            ctx.dir / "training.json",
+            {
+                "options": options,
+                "pairs": len(pairs),
+                "candidates": len(candidates),
+                "documents": len(train_docs),
+                **metrics,
+            },
+        )
         if held_out:
             self.query_eval(ctx, held_out, str(model_dir))
         return model_dir
@@ -231,24 +270,24 @@ class CPOTuner(Tuner):
         stops = self.generator().options.stop
         return stops[0] if stops else ""
 
-    def sample_candidates(self, ctx: "ComponentContext", docs: list["Document"]) -> list[SyntheticQuery]:
+    def sample_candidates(self, ctx: ComponentContext, docs: list[Document]) -> list[SyntheticQuery]:
         """``n_candidates`` sampled queries per document, through the sampling generator (``generator.use``)
         and the generate stage's resumable writer (``tune/candidates.jsonl``)."""
-        from inparsx.generate.stage import generate_queries
         from inparsx.artifacts import read_synthetic_queries
+        from inparsx.generate.stage import generate_queries
 
         path = ctx.dir / "candidates.jsonl"
         if not path.is_file():
             generate_queries(ctx, self.generator(), path, docs=docs)
         return read_synthetic_queries(path)
 
-    def generator(self, **changes: Any) -> "PromptedGenerator":
+    def generator(self, **changes: Any) -> PromptedGenerator:
         """The sampling generator (``generator.use``) built from this tuner's options (``changes`` override them)."""
         from inparsx.plugins import get_registry
 
         return get_registry().build("generators", self.options.generator_use, self.options.hf_options(**changes))
 
-    def train(self, pairs: list[dict[str, Any]], ctx: "ComponentContext") -> dict[str, Any]:
+    def train(self, pairs: list[dict[str, Any]], ctx: ComponentContext) -> dict[str, Any]:
         """CPO with a LoRA on ``pairs``; saves the adapter to ``tune/adapter``; returns metrics and the log.
 
         An adapter saved under the same :meth:`training_key` (``tune/adapter.done.json`` holds the key and the
@@ -267,24 +306,34 @@ class CPOTuner(Tuner):
         write_json(marker, {"key": key, "metrics": result})
         return result
 
-    def training_key(self, pairs: list[dict[str, Any]], ctx: "ComponentContext") -> str:
+    def training_key(self, pairs: list[dict[str, Any]], ctx: ComponentContext) -> str:
         """sha256 (16 hex digits) of what the adapter depends on: the stage's cache key
         (:attr:`~inparsx.context.ComponentContext.cache_key`), the options, the seed and the pairs' texts."""
         import hashlib
         import json
 
-        payload = {"key": ctx.cache_key, "options": self.options.model_dump(mode="json"), "seed": ctx.seed,
-                   "pairs": [[p["prompt"], p["chosen"], p["rejected"]] for p in pairs]}
+        payload = {
+            "key": ctx.cache_key,
+            "options": self.options.model_dump(mode="json"),
+            "seed": ctx.seed,
+            "pairs": [[p["prompt"], p["chosen"], p["rejected"]] for p in pairs],
+        }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
-    def _train(self, pairs: list[dict[str, Any]], ctx: "ComponentContext") -> dict[str, Any]:
+    def _train(self, pairs: list[dict[str, Any]], ctx: ComponentContext) -> dict[str, Any]:
         """Train (resuming from ``tune/checkpoints``) and save the adapter; the checkpoints are removed after."""
         from datasets import Dataset as HFDataset
         from trl.experimental.cpo import CPOConfig, CPOTrainer
 
         from inparsx.precision import describe, ran_with
-        from inparsx.train.common import (checkpointing_flag, fit, progress_callback, resolve_training_precision,
-                                          seed_everything, training_device)
+        from inparsx.train.common import (
+            checkpointing_flag,
+            fit,
+            progress_callback,
+            resolve_training_precision,
+            seed_everything,
+            training_device,
+        )
 
         opts = self.options
         resolved = resolve_training_precision(opts.precision, "tune.precision")
@@ -292,32 +341,59 @@ class CPOTuner(Tuner):
         seed_everything(ctx.seed)
         model, tokenizer = self.load_base(train=True)
         checkpoints = ctx.dir / "checkpoints"
-        args = CPOConfig(output_dir=str(checkpoints), seed=ctx.seed, max_steps=opts.max_steps or -1,
-                         num_train_epochs=opts.epochs, per_device_train_batch_size=opts.batch_size,
-                         gradient_accumulation_steps=opts.gradient_accumulation_steps,
-                         learning_rate=opts.learning_rate, lr_scheduler_type=opts.lr_scheduler,
-                         loss_type=opts.loss_type, beta=opts.beta, cpo_alpha=opts.cpo_alpha,
-                         alpha=opts.alpha, max_length=opts.max_length,
-                         **({"simpo_gamma": opts.simpo_gamma} if opts.simpo_gamma is not None else {}),
-                         **checkpointing_flag(opts.gradient_checkpointing), logging_steps=opts.logging_steps,
-                         save_strategy="steps" if opts.save_steps else "no", save_steps=opts.save_steps or 500,
-                         save_total_limit=1, report_to="none", disable_tqdm=True, remove_unused_columns=False,
-                         dataloader_num_workers=0, **self.precision_flags())
+        args = CPOConfig(
+            output_dir=str(checkpoints),
+            seed=ctx.seed,
+            max_steps=opts.max_steps or -1,
+            num_train_epochs=opts.epochs,
+            per_device_train_batch_size=opts.batch_size,
+            gradient_accumulation_steps=opts.gradient_accumulation_steps,
+            learning_rate=opts.learning_rate,
+            lr_scheduler_type=opts.lr_scheduler,
+            loss_type=opts.loss_type,
+            beta=opts.beta,
+            cpo_alpha=opts.cpo_alpha,
+            alpha=opts.alpha,
+            max_length=opts.max_length,
+            **({"simpo_gamma": opts.simpo_gamma} if opts.simpo_gamma is not None else {}),
+            **checkpointing_flag(opts.gradient_checkpointing),
+            logging_steps=opts.logging_steps,
+            save_strategy="steps" if opts.save_steps else "no",
+            save_steps=opts.save_steps or 500,
+            save_total_limit=1,
+            report_to="none",
+            disable_tqdm=True,
+            remove_unused_columns=False,
+            dataloader_num_workers=0,
+            **self.precision_flags(),
+        )
         rows = [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
-        trainer = CPOTrainer(model=model, args=args, train_dataset=HFDataset.from_list(rows),
-                             processing_class=tokenizer, peft_config=self.lora_config(),
-                             callbacks=[progress_callback(LOGGED)])
+        trainer = CPOTrainer(
+            model=model,
+            args=args,
+            train_dataset=HFDataset.from_list(rows),
+            processing_class=tokenizer,
+            peft_config=self.lora_config(),
+            callbacks=[progress_callback(LOGGED)],
+        )
         metrics = fit(trainer, checkpoints)
-        log = [{k: entry[k] for k in ("step", *LOGGED) if k in entry}
-               for entry in trainer.state.log_history if "loss" in entry]
+        log = [
+            {k: entry[k] for k in ("step", *LOGGED) if k in entry}
+            for entry in trainer.state.log_history
+            if "loss" in entry
+        ]
         trainer.model.save_pretrained(ctx.dir / "adapter")
         sort_adapter_config(ctx.dir / "adapter")
         tokenizer.save_pretrained(ctx.dir / "adapter")
         follow_umask_tree(ctx.dir / "adapter")  # safetensors writes its files 0600; outputs follow the umask
         shutil.rmtree(checkpoints, ignore_errors=True)
         metrics.pop("loss_history", None)
-        return {"train": metrics, "log": log, "summary": summarise(log),
-                **ran_with(training_device(), opts.precision, resolved)}
+        return {
+            "train": metrics,
+            "log": log,
+            "summary": summarise(log),
+            **ran_with(training_device(), opts.precision, resolved),
+        }
 
     def load_base(self, train: bool) -> tuple[Any, Any]:
         """The base generator and tokenizer, loaded as the ``hf`` generator loads it; for training with
@@ -330,8 +406,11 @@ class CPOTuner(Tuner):
         opts = self.options
         dtype = "bf16" if self.precision_flags()["bf16"] else "fp32"
         quantization = opts.quantization if train else "none"
-        loading = {k: v for k, v in opts.hf_options(dtype=dtype, quantization=quantization).items()
-                   if k in HFOptions.model_fields}  # the model's own options; vllm's engine options do not apply
+        loading = {
+            k: v
+            for k, v in opts.hf_options(dtype=dtype, quantization=quantization).items()
+            if k in HFOptions.model_fields
+        }  # the model's own options; vllm's engine options do not apply
         model, tokenizer = load_model(opts.base_model, HFOptions(**loading))
         model = saveable_model(model)  # GGUF weights load dequantized, but transformers' Trainer refuses a GGUF model
         if quantization == "nf4":
@@ -346,8 +425,14 @@ class CPOTuner(Tuner):
         from peft import LoraConfig
 
         opts = self.options
-        return LoraConfig(r=opts.lora_r, lora_alpha=opts.lora_alpha, lora_dropout=opts.lora_dropout,
-                          target_modules=list(opts.target_modules), bias="none", task_type="CAUSAL_LM")
+        return LoraConfig(
+            r=opts.lora_r,
+            lora_alpha=opts.lora_alpha,
+            lora_dropout=opts.lora_dropout,
+            target_modules=list(opts.target_modules),
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
 
     def precision_flags(self) -> dict[str, bool]:
         """``bf16`` / ``fp16`` / ``use_cpu`` flags of the training arguments: ``precision`` resolved by the one
@@ -357,11 +442,11 @@ class CPOTuner(Tuner):
         resolved = resolve_training_precision(self.options.precision, "tune.precision")
         return {"bf16": resolved == "bf16", "fp16": resolved == "fp16", "use_cpu": training_device().type == "cpu"}
 
-    def query_eval(self, ctx: "ComponentContext", docs: list["Document"], tuned: str) -> dict[str, Any]:
+    def query_eval(self, ctx: ComponentContext, docs: list[Document], tuned: str) -> dict[str, Any]:
         """The judge's mean score of greedy queries on held-out ``docs``, from the base and the tuned
         generator; written to ``tune/query_eval.json``."""
-        from inparsx.generate.stage import generate_queries
         from inparsx.artifacts import read_synthetic_queries
+        from inparsx.generate.stage import generate_queries
 
         result: dict[str, Any] = {"documents": len(docs), "judge": self.options.judge.by}
         for name, model in (("before", self.options.base_model), ("after", tuned)):
@@ -373,8 +458,10 @@ class CPOTuner(Tuner):
             scores = judge_records(records, self.options.judge, ctx, ctx.dir / f"query-eval-{name}-scores.jsonl")
             result[name] = sum(scores.values()) / len(scores) if scores else None
         write_json(ctx.dir / QUERY_EVAL.file, result)
-        ctx.log(f"cpo: judge mean on {len(docs)} held-out documents, greedy: before {result['before']:.4f}, "
-                f"after {result['after']:.4f}")
+        ctx.log(
+            f"cpo: judge mean on {len(docs)} held-out documents, greedy: before {result['before']:.4f}, "
+            f"after {result['after']:.4f}"
+        )
         return result
 
 
@@ -388,7 +475,7 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _sample(ctx: "ComponentContext", count: int) -> list["Document"]:
+def _sample(ctx: ComponentContext, count: int) -> list[Document]:
     """``count`` corpus documents drawn with the seed (a stream of its own: ``<seed>:cpo``)."""
     from inparsx.generate.stage import sample_docs
 
@@ -401,8 +488,9 @@ def completion(prompt: str, query: str, stop: str) -> str:
     return ("" if not prompt or prompt[-1].isspace() else " ") + query + stop
 
 
-def build_pairs(records: list[SyntheticQuery], scores: dict[str, float], min_margin: float,
-                stop: str = "\n") -> list[dict[str, Any]]:
+def build_pairs(
+    records: list[SyntheticQuery], scores: dict[str, float], min_margin: float, stop: str = "\n"
+) -> list[dict[str, Any]]:
     """One (chosen, rejected) pair per document: its best- and worst-judged distinct non-empty queries.
 
     Documents with fewer than two distinct queries, or whose margin (best score minus worst) is below
@@ -425,11 +513,20 @@ def build_pairs(records: list[SyntheticQuery], scores: dict[str, float], min_mar
         if margin <= 0 or margin < min_margin:
             continue
         prompt = best.prompt_text or ""
-        pairs.append({"doc_id": doc_id, "prompt": prompt, "chosen": completion(prompt, best.query.strip(), stop),
-                      "rejected": completion(prompt, worst.query.strip(), stop), "chosen_query": best.query,
-                      "rejected_query": worst.query, "chosen_score": scores[best.query_id],
-                      "rejected_score": scores[worst.query_id], "margin": margin,
-                      "candidates": [{"query": r.query, "score": scores[r.query_id]} for r in group]})
+        pairs.append(
+            {
+                "doc_id": doc_id,
+                "prompt": prompt,
+                "chosen": completion(prompt, best.query.strip(), stop),
+                "rejected": completion(prompt, worst.query.strip(), stop),
+                "chosen_query": best.query,
+                "rejected_query": worst.query,
+                "chosen_score": scores[best.query_id],
+                "rejected_score": scores[worst.query_id],
+                "margin": margin,
+                "candidates": [{"query": r.query, "score": scores[r.query_id]} for r in group],
+            }
+        )
     return pairs
 
 
@@ -451,7 +548,13 @@ def sort_adapter_config(adapter: Path) -> None:
 
     path = adapter / "adapter_config.json"
     config = json.loads(path.read_text(encoding="utf-8"))
-    for key in ("target_modules", "modules_to_save", "exclude_modules", "layers_to_transform", "trainable_token_indices"):
+    for key in (
+        "target_modules",
+        "modules_to_save",
+        "exclude_modules",
+        "layers_to_transform",
+        "trainable_token_indices",
+    ):
         if isinstance(config.get(key), list) and all(isinstance(item, (str, int)) for item in config[key]):
             config[key] = sorted(config[key], key=lambda item: (isinstance(item, str), item))
     write_json(path, config)

@@ -44,10 +44,14 @@ class DSPyTunerOptions(DSPyOptions, JudgedOptions):
     the metric is true, and any non-zero score is, so without it every trace was kept)."""
 
     optimizer: Literal["BootstrapFewShot", "MIPROv2", "COPRO"] = "BootstrapFewShot"
-    demo_threshold: float | None = Field(None, description=(
-        "the judge score a program's own trace needs to become a demonstration while the optimiser bootstraps "
-        "(BootstrapFewShot, MIPROv2); None: 0 for judge.by = 'reranker' (a logit: P(relevant) >= 0.5), 0.5 for "
-        "'consistency' (the source document ranked first or second by BM25) and 'mix'"))
+    demo_threshold: float | None = Field(
+        None,
+        description=(
+            "the judge score a program's own trace needs to become a demonstration while the optimiser bootstraps "
+            "(BootstrapFewShot, MIPROv2); None: 0 for judge.by = 'reranker' (a logit: P(relevant) >= 0.5), 0.5 for "
+            "'consistency' (the source document ranked first or second by BM25) and 'mix'"
+        ),
+    )
     optimizer_options: dict[str, Any] = Field(default_factory=dict)
     compile_options: dict[str, Any] = Field(default_factory=dict)
     split: str = "train"
@@ -61,14 +65,14 @@ class DSPyTuner(Tuner):
     Options: ClassVar[type[DSPyTunerOptions]] = DSPyTunerOptions
     output: ClassVar[str] = PROGRAM
 
-    def models(self) -> list["ModelRef"]:
+    def models(self) -> list[ModelRef]:
         """The program's language model (as the ``dspy`` generator loads it; none with ``api_base``) and the
         judge's reranker model."""
         opts = self.options
         generator = DSPyGenerator(DSPyOptions(**{k: getattr(opts, k) for k in DSPyOptions.model_fields}))
         return [*generator.models(), *judge_models(opts.judge)]
 
-    def tune(self, ctx: "ComponentContext") -> Path:
+    def tune(self, ctx: ComponentContext) -> Path:
         """Compile and save ``tune/program.json``.
 
         Raises:
@@ -80,10 +84,13 @@ class DSPyTuner(Tuner):
         examples = train_examples(ctx, opts.split, opts.num_docs, opts.max_doc_words)
         generator = DSPyGenerator(DSPyOptions(**{k: getattr(opts, k) for k in DSPyOptions.model_fields}))
         judge = Judge(opts.judge, ctx)
-        optimizer = getattr(dspy, opts.optimizer)(metric=judge_metric(judge, demo_threshold(opts)),
-                                                  **opts.optimizer_options)
-        ctx.log(f"dspy: compiling a {opts.module} with {opts.optimizer} on {len(examples)} {opts.split} "
-                f"examples, metric: the judge by {opts.judge.by}")
+        optimizer = getattr(dspy, opts.optimizer)(
+            metric=judge_metric(judge, demo_threshold(opts)), **opts.optimizer_options
+        )
+        ctx.log(
+            f"dspy: compiling a {opts.module} with {opts.optimizer} on {len(examples)} {opts.split} "
+            f"examples, metric: the judge by {opts.judge.by}"
+        )
         try:
             with dspy.context(lm=generator.lm(ctx)):
                 compiled = optimizer.compile(generator.program(ctx), trainset=examples, **opts.compile_options)
@@ -92,7 +99,7 @@ class DSPyTuner(Tuner):
         return save_program(compiled, ctx.dir / PROGRAM)
 
 
-def train_examples(ctx: "ComponentContext", split: str, count: int, max_words: int) -> list[Any]:
+def train_examples(ctx: ComponentContext, split: str, count: int, max_words: int) -> list[Any]:
     """Up to ``count`` ``dspy.Example(document, query, doc_id)`` (inputs: ``document``) drawn with the seed
     from the judged pairs of ``split``.
 
@@ -107,8 +114,12 @@ def train_examples(ctx: "ComponentContext", split: str, count: int, max_words: i
     if not pairs:
         raise InparsxError(f"dspy: split {split!r} has no judged (query, document) pair to compile on")
     pairs = random.Random(f"{ctx.seed}:dspy").sample(pairs, min(count, len(pairs)))
-    return [dspy.Example(document=truncate_words(p.document, max_words), query=p.query, doc_id=p.doc_id)
-            .with_inputs("document") for p in pairs]
+    return [
+        dspy.Example(document=truncate_words(p.document, max_words), query=p.query, doc_id=p.doc_id).with_inputs(
+            "document"
+        )
+        for p in pairs
+    ]
 
 
 DEMO_THRESHOLDS = {"reranker": 0.0, "consistency": 0.5, "mix": 0.5}
@@ -131,6 +142,7 @@ def judge_metric(judge: Judge, threshold: float) -> Any:
     example's source document (0 for an empty query, one on several lines, or one holding DSPy's field
     markers). While an optimiser bootstraps (``trace`` given) it answers whether the trace may become a
     demonstration: ``score >= threshold`` (DSPy's convention: a bool with a trace, a number without)."""
+
     def metric(example: Any, prediction: Any, trace: Any = None) -> float | bool:
         query = str(getattr(prediction, "query", "") or "").strip()
         if not query or "\n" in query or any(marker in query for marker in FIELD_MARKERS):

@@ -28,9 +28,9 @@ from inparsx.io import ResumableJsonl
 from inparsx.plugins import Options
 from inparsx.records import SyntheticQuery
 from inparsx.rerank.fusion import ranked
+from inparsx.rerank.spec import RerankerSpec
 from inparsx.retrieval import open_spec
 from inparsx.scoring import load_scorer, records_digest, score_records, scorer_models
-from inparsx.rerank.spec import RerankerSpec
 from inparsx.specs import RecipeDeprecationWarning, RetrieverSpec, default_retriever
 
 if TYPE_CHECKING:
@@ -57,16 +57,17 @@ class JudgeOptions(Options):
         return {key: value for key, value in handler(self).items() if value is not None}
 
     @model_validator(mode="after")
-    def _check_judge(self) -> "JudgeOptions":
+    def _check_judge(self) -> JudgeOptions:
         if self.by != "consistency" and (self.reranker is None or self.reranker.model is None):
-            raise ValueError(f"reranker: by = {self.by!r} needs a reranker and its model (a [tune.judge.reranker] "
-                             "table: use = ..., model = ...)")
+            raise ValueError(
+                f"reranker: by = {self.by!r} needs a reranker and its model (a [tune.judge.reranker] "
+                "table: use = ..., model = ...)"
+            )
         return self
 
 
 OLD_JUDGE = {"judge": "by", "judge_weight": "weight", "depth": "depth"}
-OLD_RERANKER = {"judge_reranker": "use", "judge_model": "model", "judge_batch_size": "batch_size",
-                "judge_options": "*"}
+OLD_RERANKER = {"judge_reranker": "use", "judge_model": "model", "judge_batch_size": "batch_size", "judge_options": "*"}
 OLD_RETRIEVER = {"retriever": "use", "retriever_options": "*"}
 """The old spelling: the judge's keys flattened into ``[tune]`` -> their place in ``[tune.judge]``."""
 
@@ -79,26 +80,35 @@ def fold_judge(data: Any) -> Any:
     keys written over it (a ``--set`` of an old key over a recipe in the new spelling)."""
     if not isinstance(data, dict):
         return data
-    old = [k for k in (*OLD_JUDGE, *OLD_RERANKER, *OLD_RETRIEVER) if k in data and not (k == "judge" and
-                                                                                       isinstance(data[k], dict))]
+    old = [
+        k
+        for k in (*OLD_JUDGE, *OLD_RERANKER, *OLD_RETRIEVER)
+        if k in data and not (k == "judge" and isinstance(data[k], dict))
+    ]
     if not old:
         return data
     data = dict(data)
     values = {key: data.pop(key) for key in old}
     judge: dict[str, Any] = dict(data["judge"]) if isinstance(data.get("judge"), dict) else {}
     judge.update({OLD_JUDGE[k]: v for k, v in values.items() if k in OLD_JUDGE and v is not None})
-    for target, spec, default in (("reranker", OLD_RERANKER, {"use": "cross-encoder"}),
-                                  ("retriever", OLD_RETRIEVER, {"use": "bm25"})):
+    for target, spec, default in (
+        ("reranker", OLD_RERANKER, {"use": "cross-encoder"}),
+        ("retriever", OLD_RETRIEVER, {"use": "bm25"}),
+    ):
         given = {k: v for k, v in values.items() if k in spec and v is not None}
         if given:
             table = {**default, **(judge[target] if isinstance(judge.get(target), dict) else {})}
             for key, value in given.items():
                 table.update(value if spec[key] == "*" else {spec[key]: value})
             judge[target] = table
-    warnings.warn(RecipeDeprecationWarning(
-        f"{', '.join(old)}: the old spelling of the judge; write a [tune.judge] table instead (by = ..., weight, "
-        "depth) with [tune.judge.reranker] (use, model and its options) and [tune.judge.retriever]", old[-1]),
-        stacklevel=2)
+    warnings.warn(
+        RecipeDeprecationWarning(
+            f"{', '.join(old)}: the old spelling of the judge; write a [tune.judge] table instead (by = ..., weight, "
+            "depth) with [tune.judge.reranker] (use, model and its options) and [tune.judge.retriever]",
+            old[-1],
+        ),
+        stacklevel=2,
+    )
     data["judge"] = judge
     return data
 
@@ -115,7 +125,7 @@ class JudgedOptions(Options):
         return fold_judge(data)
 
 
-def judge_models(options: JudgeOptions) -> list["ModelRef"]:
+def judge_models(options: JudgeOptions) -> list[ModelRef]:
     """The judge's reranker model (none for ``by = "consistency"``), as its reranker loads it, for the
     pre-flight check."""
     if options.by == "consistency" or options.reranker is None:
@@ -132,7 +142,7 @@ class Judge:
         ctx: a tune context (the dataset view, the seed, ``resolve_model``).
     """
 
-    def __init__(self, options: JudgeOptions, ctx: "ComponentContext"):
+    def __init__(self, options: JudgeOptions, ctx: ComponentContext):
         self.options, self.ctx = options, ctx
         self._reranker: Any = None
 
@@ -153,8 +163,9 @@ class Judge:
         weight = self.options.weight
         return {qid: weight * _sigmoid(reranked[qid]) + (1 - weight) * ranks[qid] for qid in ranks}
 
-    def reranker_scores(self, records: Sequence[SyntheticQuery], docs: dict[str, str],
-                        store: Path | None) -> dict[str, float]:
+    def reranker_scores(
+        self, records: Sequence[SyntheticQuery], docs: dict[str, str], store: Path | None
+    ) -> dict[str, float]:
         """The judge reranker's score of each (query, source document); resumable through ``store``."""
         spec = self.options.reranker
         assert spec is not None  # JudgeOptions: by = reranker or mix has one
@@ -184,8 +195,9 @@ class Judge:
             self._reranker = None
 
 
-def judge_records(records: Sequence[SyntheticQuery], options: JudgeOptions, ctx: "ComponentContext",
-                  store: Path | None = None) -> dict[str, float]:
+def judge_records(
+    records: Sequence[SyntheticQuery], options: JudgeOptions, ctx: ComponentContext, store: Path | None = None
+) -> dict[str, float]:
     """:meth:`Judge.score` with a judge built and closed for this one call."""
     judge = Judge(options, ctx)
     try:

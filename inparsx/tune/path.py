@@ -49,9 +49,9 @@ from inparsx.subrun import InnerStage, StageOf, check_inner_stages, inner_stage,
 from inparsx.tune.base import Tuner
 
 if TYPE_CHECKING:
-    from inparsx.models import ModelRef
-    from inparsx.datasets.base import Dataset
     from inparsx.context import ComponentContext
+    from inparsx.datasets.base import Dataset
+    from inparsx.models import ModelRef
 
 GOLD_SPLIT = "path-gold"
 """The inner runs' evaluated split: ``n_gold`` queries of the train split."""
@@ -99,8 +99,9 @@ class PathOptions(Options):
     filter: InnerFilter | None = None
     triples: InnerTriples = Field({"use": "bm25-negatives"}, validate_default=True)
     train: InnerTrain
-    rerank: InnerRerank | None = Field(None, description="default: the reranker named like the trainer, on @train, "
-                                       "depth 100")
+    rerank: InnerRerank | None = Field(
+        None, description="default: the reranker named like the trainer, on @train, depth 100"
+    )
     seed_instructions: list[str] = Field(default_factory=lambda: list(DEFAULT_SEEDS), min_length=1)
     breadth: int = Field(2, ge=0)
     rounds: int = Field(1, ge=0)
@@ -120,8 +121,9 @@ class PathOptions(Options):
         if "depth" in data:
             if "rounds" in data:
                 raise ValueError("rounds: give rounds only (depth is its old spelling)")
-            warnings.warn("[tune] path: depth is now spelled rounds (search rounds); rename it", FutureWarning,
-                          stacklevel=2)
+            warnings.warn(
+                "[tune] path: depth is now spelled rounds (search rounds); rename it", FutureWarning, stacklevel=2
+            )
             data = {("rounds" if key == "depth" else key): value for key, value in data.items()}
         train = data.get("train")
         if data.get("rerank") in (None, {}) and isinstance(train, (dict, InnerStage)):
@@ -142,7 +144,7 @@ class PathOptions(Options):
         return None if value == {} else value  # the old default: no inner filter
 
     @model_validator(mode="after")
-    def _check_inner(self, info: ValidationInfo) -> "PathOptions":
+    def _check_inner(self, info: ValidationInfo) -> PathOptions:
         from inparsx.generate.prompted import DecodingOptions
 
         if not isinstance(self.generator.options, DecodingOptions):
@@ -151,9 +153,16 @@ class PathOptions(Options):
             self.evaluate_stage(registry_from(info))
         except InparsxError as exc:
             raise ValueError(f"metric: {exc}") from None
-        check_inner_stages({"retrieve": self.retrieve, "generator": self.generator, "triples": self.triples,
-                            "train": self.train, "rerank": self.rerank,
-                            **({"filter": self.filter} if self.filter is not None else {})})
+        check_inner_stages(
+            {
+                "retrieve": self.retrieve,
+                "generator": self.generator,
+                "triples": self.triples,
+                "train": self.train,
+                "rerank": self.rerank,
+                **({"filter": self.filter} if self.filter is not None else {}),
+            }
+        )
         return self
 
     def evaluate_stage(self, registry: Any = None) -> InnerStage:
@@ -196,7 +205,7 @@ def first_line(reply: str) -> str:
     return ""
 
 
-def gold_view(dataset: "Dataset", split: str, n_gold: int, seed: int, hidden: str) -> "Dataset":
+def gold_view(dataset: Dataset, split: str, n_gold: int, seed: int, hidden: str) -> Dataset:
     """``dataset`` with ``n_gold`` queries of ``split`` (drawn with the seed) moved to :data:`GOLD_SPLIT`.
 
     Raises:
@@ -209,8 +218,12 @@ def gold_view(dataset: "Dataset", split: str, n_gold: int, seed: int, hidden: st
     if len(judged) < n_gold:
         raise InparsxError(f"path: split {split!r} has {len(judged)} judged queries, fewer than n_gold = {n_gold}")
     gold = random.Random(f"{seed}:path-gold").sample(judged, n_gold)
-    return WithoutSplit(dataset, hidden, extra={GOLD_SPLIT: ({q: queries[q] for q in gold}, {q: qrels[q] for q in gold})},
-                        drop={split: set(gold)})
+    return WithoutSplit(
+        dataset,
+        hidden,
+        extra={GOLD_SPLIT: ({q: queries[q] for q in gold}, {q: qrels[q] for q in gold})},
+        drop={split: set(gold)},
+    )
 
 
 class PathTuner(Tuner):
@@ -220,7 +233,7 @@ class PathTuner(Tuner):
     Options: ClassVar[type[PathOptions]] = PathOptions
     output: ClassVar[str] = INSTRUCTION
 
-    def tune(self, ctx: "ComponentContext") -> Path:
+    def tune(self, ctx: ComponentContext) -> Path:
         """Score the seeds, then ``rounds`` rounds of ``breadth`` proposals; save the best instruction.
 
         Raises:
@@ -240,17 +253,27 @@ class PathTuner(Tuner):
                 for instruction in self.proposals(round_, scores, ctx):
                     self.score(instruction, view, ctx, scores)
         if len(self.failures) == len(scores):
-            raise InparsxError(f"path: the inner run failed for every candidate; the first: {next(iter(self.failures.values()))}")
+            raise InparsxError(
+                f"path: the inner run failed for every candidate; the first: {next(iter(self.failures.values()))}"
+            )
         best = max(scores, key=lambda text: scores[text])  # dicts keep insertion order: ties go to the first
         with atomic_write(ctx.dir / INSTRUCTION) as handle:
             handle.write(best + "\n")
-        write_json(ctx.dir / "path.json", {"metric": opts.metric, "n_gold": opts.n_gold, "best": best,
-                                           "candidates": [{"instruction": t, "score": s, "failed": self.failures.get(t)}
-                                                          for t, s in scores.items()]})
+        write_json(
+            ctx.dir / "path.json",
+            {
+                "metric": opts.metric,
+                "n_gold": opts.n_gold,
+                "best": best,
+                "candidates": [
+                    {"instruction": t, "score": s, "failed": self.failures.get(t)} for t, s in scores.items()
+                ],
+            },
+        )
         self.show(scores, best)
         return ctx.dir / INSTRUCTION
 
-    def score(self, instruction: str, view: "Dataset", ctx: "ComponentContext", scores: dict[str, float]) -> float:
+    def score(self, instruction: str, view: Dataset, ctx: ComponentContext, scores: dict[str, float]) -> float:
         """The inner run's metric for ``instruction``: its ``rerank`` run's :attr:`~PathOptions.metric` on the
         gold queries, from a sub-run in ``tune/candidates/<sha>/`` (cached in ``tune/scores.json``; an
         interrupted inner run resumes from its stage markers)."""
@@ -277,12 +300,12 @@ class PathTuner(Tuner):
         return value
 
     @staticmethod
-    def load_scores(ctx: "ComponentContext") -> dict[str, float]:
+    def load_scores(ctx: ComponentContext) -> dict[str, float]:
         """The scores of an earlier (interrupted) search, ``{instruction: score}``."""
         path = ctx.dir / "scores.json"
         return json.loads(path.read_text()) if path.is_file() else {}
 
-    def proposals(self, round_: int, scores: dict[str, float], ctx: "ComponentContext") -> list[str]:
+    def proposals(self, round_: int, scores: dict[str, float], ctx: ComponentContext) -> list[str]:
         """The ``breadth`` new instructions of round ``round_``, proposed once and kept in ``proposals.json``."""
         path = ctx.dir / "proposals.json"
         rounds = json.loads(path.read_text()) if path.is_file() else {}
@@ -291,7 +314,7 @@ class PathTuner(Tuner):
             write_json(path, rounds)
         return rounds[str(round_)]
 
-    def propose(self, round_: int, scores: dict[str, float], ctx: "ComponentContext") -> list[str]:
+    def propose(self, round_: int, scores: dict[str, float], ctx: ComponentContext) -> list[str]:
         """Ask the proposer LM for ``breadth`` instructions (COPRO's signatures): from the best one in round 0,
         from every scored attempt (worst to best, as COPRO shows them) afterwards. Empty, unparsable and
         repeated proposals are dropped."""
@@ -302,8 +325,10 @@ class PathTuner(Tuner):
         if round_ == 0:
             signature, inputs = BasicGenerateInstruction, {"basic_instruction": ranked[-1][0] or DEFAULT_SEEDS[1]}
         else:
-            attempts = [f"Instruction #{i + 1}: {text}\nResulting score #{i + 1}: {value:.4f}"
-                        for i, (text, value) in enumerate(ranked)]
+            attempts = [
+                f"Instruction #{i + 1}: {text}\nResulting score #{i + 1}: {value:.4f}"
+                for i, (text, value) in enumerate(ranked)
+            ]
             signature, inputs = GenerateInstructionGivenAttempts, {"attempted_instructions": attempts}
         ask = self.ask_plain if self.options.proposer_format == "plain" else self.ask_dspy
         proposed: list[str] = []
@@ -339,7 +364,7 @@ class PathTuner(Tuner):
         reply = lm("\n".join([*lines, PLAIN_REPLY]))[0]
         return first_line(reply if isinstance(reply, str) else reply.get("text", ""))
 
-    def proposer(self, ctx: "ComponentContext") -> Any:
+    def proposer(self, ctx: ComponentContext) -> Any:
         """The proposer ``dspy.LM`` (the ``dspy`` generator's LM construction)."""
         return self.proposer_generator().lm(ctx)
 
@@ -349,12 +374,18 @@ class PathTuner(Tuner):
 
         opts = self.options
         generator = opts.generator.table()
-        return DSPyGenerator(DSPyOptions(model=opts.proposer_model or generator["model"], num_docs=1,
-                                         api_base=opts.proposer_api_base, temperature=opts.proposer_temperature,
-                                         max_new_tokens=opts.proposer_max_new_tokens,
-                                         dtype=generator.get("dtype", "auto")))
+        return DSPyGenerator(
+            DSPyOptions(
+                model=opts.proposer_model or generator["model"],
+                num_docs=1,
+                api_base=opts.proposer_api_base,
+                temperature=opts.proposer_temperature,
+                max_new_tokens=opts.proposer_max_new_tokens,
+                dtype=generator.get("dtype", "auto"),
+            )
+        )
 
-    def models(self) -> list["ModelRef"]:
+    def models(self) -> list[ModelRef]:
         """The inner runs' generator (``generator.model``, ``num_docs`` documents a candidate), the proposer
         (none with ``proposer_api_base``) and every model of the inner stages (their own ``@train`` excepted:
         each inner run makes it), for the pre-flight check."""
@@ -364,12 +395,15 @@ class PathTuner(Tuner):
 
         opts = self.options
         inner = candidate_recipe(opts, "check", 1)
-        refs = [replace(ref, option=f"generator.{ref.option}")
-                for stage, ref in recipe_models(inner, stages=["generate"])]
-        refs += [replace(ref, option="proposer_model", role="proposer")
-                 for ref in self.proposer_generator().models()]
-        refs += [replace(ref, option=f"{stage}.{ref.option}", role=f"inner {ref.role}")
-                 for stage, ref in recipe_models(inner) if stage != "generate" and not ref.model.startswith("@")]
+        refs = [
+            replace(ref, option=f"generator.{ref.option}") for stage, ref in recipe_models(inner, stages=["generate"])
+        ]
+        refs += [replace(ref, option="proposer_model", role="proposer") for ref in self.proposer_generator().models()]
+        refs += [
+            replace(ref, option=f"{stage}.{ref.option}", role=f"inner {ref.role}")
+            for stage, ref in recipe_models(inner)
+            if stage != "generate" and not ref.model.startswith("@")
+        ]
         return refs
 
     def show(self, scores: dict[str, float], best: str) -> None:
@@ -380,5 +414,7 @@ class PathTuner(Tuner):
         table.add_column(self.options.metric, justify="right")
         table.add_column("instruction")
         for text, value in sorted(scores.items(), key=lambda item: -item[1]):
-            table.add_row(f"{value:.4f}", escape(("* " if text == best else "  ") + (text or "(none: the published prompt)")))
+            table.add_row(
+                f"{value:.4f}", escape(("* " if text == best else "  ") + (text or "(none: the published prompt)"))
+            )
         out.print(table)

@@ -21,13 +21,13 @@ if TYPE_CHECKING:
     from inparsx.pipeline import StageContext
 
 
-def tune_context(ctx: "StageContext") -> "ComponentContext":
+def tune_context(ctx: StageContext) -> ComponentContext:
     """The narrow context a tuner gets: the dataset without ``ctx.eval_split``, the seed, ``ctx.dir``, and no
     earlier stage's output (the retrieve stage's run ranks the evaluated queries)."""
     return ctx.component_context(WithoutSplit(ctx.dataset, ctx.eval_split), outputs={})
 
 
-def run_stage(ctx: "StageContext") -> None:
+def run_stage(ctx: StageContext) -> None:
     """Run ``ctx.component.tune`` and check that it wrote what it declares.
 
     Raises:
@@ -39,4 +39,4 @@ def run_stage(ctx: "StageContext") -> None:
     if not expected.exists():
         raise PluginError(f"tuner {tuner.name!r} did not write {expected}")
     write_json(ctx.dir / "summary.json", {"tuner": tuner.name, "output": tuner.output, "hidden_split": ctx.eval_split})
-    console.print(f"tune: {tuner.name} -> {result} (use it in [generate] as \"@tune\")", markup=False)
+    console.print(f'tune: {tuner.name} -> {result} (use it in [generate] as "@tune")', markup=False)

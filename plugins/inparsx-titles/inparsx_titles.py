@@ -31,9 +31,11 @@ class TitleGenerator(Generator):
     Options = TitleOptions
 
     def generate(self, docs: Sequence[Document], ctx: ComponentContext) -> Iterator[list[SyntheticQuery]]:
-        batch = [SyntheticQuery(query_id=f"{doc.doc_id}-0", doc_id=doc.doc_id, query=doc.title.strip(),
-                                generator="title")
-                 for doc in docs if len(doc.title.split()) >= self.options.min_words]
+        batch = [
+            SyntheticQuery(query_id=f"{doc.doc_id}-0", doc_id=doc.doc_id, query=doc.title.strip(), generator="title")
+            for doc in docs
+            if len(doc.title.split()) >= self.options.min_words
+        ]
         yield batch
 
 

@@ -26,8 +26,8 @@ from inparsx.generate.prompted import PromptedGenerator, PromptOptions
 from inparsx.records import Document, SyntheticQuery
 
 if TYPE_CHECKING:
-    from inparsx.generate.prompts import ChatMessage, Prompt
     from inparsx.context import ComponentContext
+    from inparsx.generate.prompts import ChatMessage, Prompt
     from inparsx.models import ModelRef
 
 WORD = re.compile(r"\S+")
@@ -38,19 +38,29 @@ class OpenAIOptions(PromptOptions):
 
     model: str = Field(description="the model name the server serves (vLLM: the name given to vllm serve)")
     api_base: str = Field("http://127.0.0.1:8000/v1", description="the endpoint, up to and including /v1")
-    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key "
-                             "(servers without authentication accept any value)")
-    mode: Literal["completions", "chat"] = Field("completions", description="completions: the prompt text "
-                                                 "(InPars continues it); chat: messages (set chat = true)")
-    tokenizer: str | None = Field(None, description="hub id or folder of the served model's tokenizer, to cut "
-                                  "documents in its tokens; default: whitespace-separated words")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY",
+        description="environment variable holding the API key (servers without authentication accept any value)",
+    )
+    mode: Literal["completions", "chat"] = Field(
+        "completions",
+        description="completions: the prompt text (InPars continues it); chat: messages (set chat = true)",
+    )
+    tokenizer: str | None = Field(
+        None,
+        description="hub id or folder of the served model's tokenizer, to cut "
+        "documents in its tokens; default: whitespace-separated words",
+    )
     max_new_tokens: int = Field(64, ge=1)
     stop: list[str] = Field(default_factory=lambda: ["\n"])
     temperature: float = Field(0.0, ge=0, description="0 = greedy (InPars v1)")
     top_p: float = Field(1.0, gt=0, le=1)
     num_queries_per_doc: int = Field(1, ge=1, description="the API's n: completions per document")
-    logprobs: bool = Field(True, description="ask for per-token log-probabilities (InPars' score); servers "
-                           "that do not return them leave log_probs empty and score null")
+    logprobs: bool = Field(
+        True,
+        description="ask for per-token log-probabilities (InPars' score); servers "
+        "that do not return them leave log_probs empty and score null",
+    )
     batch_size: int = Field(32, ge=1, description="documents per appended batch")
     concurrency: int = Field(8, ge=1, description="requests in flight at once")
     max_retries: int = Field(6, ge=0, description="retries of one request before the run stops")
@@ -58,7 +68,7 @@ class OpenAIOptions(PromptOptions):
     timeout: float = Field(120.0, gt=0, description="seconds one request may take")
 
     @model_validator(mode="after")
-    def _mode_matches_chat(self) -> "OpenAIOptions":
+    def _mode_matches_chat(self) -> OpenAIOptions:
         if (self.mode == "chat") != self.chat:
             raise ValueError('mode = "chat" and chat = true go together (the prompt is sent as messages)')
         if self.temperature == 0 and self.num_queries_per_doc > 1:
@@ -80,7 +90,7 @@ class OpenAIGenerator(PromptedGenerator):
     def queries_per_doc(self) -> int:
         return self.options.num_queries_per_doc
 
-    def models(self) -> list["ModelRef"]:
+    def models(self) -> list[ModelRef]:
         """The ``tokenizer``, when one is named (no weights: the server holds the model, nothing else is
         loaded here), for the pre-flight check."""
         from inparsx.models import ModelRef
@@ -89,7 +99,7 @@ class OpenAIGenerator(PromptedGenerator):
             return []
         return [ModelRef("tokenizer", self.options.tokenizer, "tokenizer", weights=False)]
 
-    def generate(self, docs: Sequence[Document], ctx: "ComponentContext") -> Iterator[list[SyntheticQuery]]:
+    def generate(self, docs: Sequence[Document], ctx: ComponentContext) -> Iterator[list[SyntheticQuery]]:
         """Queries for ``docs``, ``batch_size`` documents per yielded list, in document order.
 
         Raises:
@@ -100,7 +110,7 @@ class OpenAIGenerator(PromptedGenerator):
         size = self.options.batch_size
         with ThreadPoolExecutor(max_workers=self.options.concurrency) as pool:
             for start in range(0, len(docs), size):
-                batch = docs[start:start + size]
+                batch = docs[start : start + size]
                 prompts = [builder.build(doc) for doc in batch]
                 futures = [pool.submit(self._request, prompt, ctx.seed) for prompt in prompts]
                 records, failure = [], None
@@ -114,24 +124,35 @@ class OpenAIGenerator(PromptedGenerator):
                 if failure:
                     raise failure
 
-    def _records(self, doc: Document, prompt: "Prompt", answers: list[tuple[str, list[float]]]) -> list[SyntheticQuery]:
+    def _records(self, doc: Document, prompt: Prompt, answers: list[tuple[str, list[float]]]) -> list[SyntheticQuery]:
         out = []
         for index, (text, log_probs) in enumerate(answers):
             self.generated_tokens += len(log_probs)
-            out.append(SyntheticQuery(
-                query_id=f"{doc.doc_id}-{index}", doc_id=doc.doc_id, query=text, log_probs=log_probs,
-                score=sum(log_probs) / len(log_probs) if log_probs else None, prompt_text=prompt.text,
-                generator=f"openai:{self.options.model}", fewshot_examples=prompt.fewshot_ids))
+            out.append(
+                SyntheticQuery(
+                    query_id=f"{doc.doc_id}-{index}",
+                    doc_id=doc.doc_id,
+                    query=text,
+                    log_probs=log_probs,
+                    score=sum(log_probs) / len(log_probs) if log_probs else None,
+                    prompt_text=prompt.text,
+                    generator=f"openai:{self.options.model}",
+                    fewshot_examples=prompt.fewshot_ids,
+                )
+            )
         return out
 
-    def _request(self, prompt: "Prompt", seed: int) -> list[tuple[str, list[float]]]:
+    def _request(self, prompt: Prompt, seed: int) -> list[tuple[str, list[float]]]:
         """One API call (retried): ``num_queries_per_doc`` (text, token log-probabilities) answers."""
         from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
         opts = self.options
-        retrying = Retrying(stop=stop_after_attempt(opts.max_retries + 1), reraise=True,
-                            wait=wait_exponential_jitter(multiplier=opts.backoff, max=60.0, jitter=opts.backoff),
-                            retry=retry_if_exception(is_transient))
+        retrying = Retrying(
+            stop=stop_after_attempt(opts.max_retries + 1),
+            reraise=True,
+            wait=wait_exponential_jitter(multiplier=opts.backoff, max=60.0, jitter=opts.backoff),
+            retry=retry_if_exception(is_transient),
+        )
         try:
             return retrying(self._call, prompt, seed)
         except Exception as exc:
@@ -142,18 +163,25 @@ class OpenAIGenerator(PromptedGenerator):
                 why = f"failed after {attempts - 1} retr{'y' if attempts == 2 else 'ies'}"
             raise InparsxError(f"{opts.api_base}: request {why}: {type(exc).__name__}: {exc}") from None
 
-    def _call(self, prompt: "Prompt", seed: int) -> list[tuple[str, list[float]]]:
+    def _call(self, prompt: Prompt, seed: int) -> list[tuple[str, list[float]]]:
         opts = self.options
-        common = {"model": opts.model, "max_tokens": opts.max_new_tokens, "stop": opts.stop or None,
-                  "temperature": opts.temperature, "top_p": opts.top_p, "n": opts.num_queries_per_doc, "seed": seed}
+        common = {
+            "model": opts.model,
+            "max_tokens": opts.max_new_tokens,
+            "stop": opts.stop or None,
+            "temperature": opts.temperature,
+            "top_p": opts.top_p,
+            "n": opts.num_queries_per_doc,
+            "seed": seed,
+        }
         if opts.mode == "chat":
             if prompt.messages is None:
                 raise InparsxError('mode = "chat" needs a prompt built in the chat form (chat = true)')
-            response = self.client().chat.completions.create(messages=prompt.messages, logprobs=opts.logprobs,
-                                                             **common)
+            response = self.client().chat.completions.create(messages=prompt.messages, logprobs=opts.logprobs, **common)
         else:
-            response = self.client().completions.create(prompt=prompt.text, logprobs=1 if opts.logprobs else None,
-                                                        **common)
+            response = self.client().completions.create(
+                prompt=prompt.text, logprobs=1 if opts.logprobs else None, **common
+            )
         answers = parse_choices(response, chat=opts.mode == "chat")
         if len(answers) != opts.num_queries_per_doc:
             raise MalformedResponse(f"expected {opts.num_queries_per_doc} completion(s), got {len(answers)}")
@@ -165,8 +193,9 @@ class OpenAIGenerator(PromptedGenerator):
             import openai
 
             key = os.environ.get(self.options.api_key_env) or "none"
-            self._client = openai.OpenAI(base_url=self.options.api_base, api_key=key, max_retries=0,
-                                         timeout=self.options.timeout)
+            self._client = openai.OpenAI(
+                base_url=self.options.api_base, api_key=key, max_retries=0, timeout=self.options.timeout
+            )
         return self._client
 
 
@@ -181,8 +210,9 @@ def is_transient(exc: BaseException) -> bool:
 
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in (408, 409, 429) or exc.status_code >= 500
-    return isinstance(exc, (openai.APIConnectionError, openai.APIResponseValidationError, MalformedResponse,
-                            json.JSONDecodeError))
+    return isinstance(
+        exc, (openai.APIConnectionError, openai.APIResponseValidationError, MalformedResponse, json.JSONDecodeError)
+    )
 
 
 def parse_choices(response: Any, chat: bool) -> list[tuple[str, list[float]]]:
@@ -251,10 +281,13 @@ class ApiTokenizer:
         """Whether character offsets are available (always for words; for a fast transformers tokenizer)."""
         return self.inner is None or bool(self.inner.is_fast)
 
-    def __call__(self, text: str, add_special_tokens: bool = True, return_offsets_mapping: bool = False) -> dict[str, Any]:
+    def __call__(
+        self, text: str, add_special_tokens: bool = True, return_offsets_mapping: bool = False
+    ) -> dict[str, Any]:
         if self.inner is not None:
-            return self.inner(text, add_special_tokens=add_special_tokens,
-                              return_offsets_mapping=return_offsets_mapping)
+            return self.inner(
+                text, add_special_tokens=add_special_tokens, return_offsets_mapping=return_offsets_mapping
+            )
         spans = [match.span() for match in WORD.finditer(text)]
         encoded: dict[str, Any] = {"input_ids": list(range(len(spans)))}
         if return_offsets_mapping:
@@ -267,7 +300,8 @@ class ApiTokenizer:
         return text
 
     @staticmethod
-    def apply_chat_template(messages: Sequence["ChatMessage"], tokenize: bool = False,
-                            add_generation_prompt: bool = True) -> str:
+    def apply_chat_template(
+        messages: Sequence[ChatMessage], tokenize: bool = False, add_generation_prompt: bool = True
+    ) -> str:
         """``messages`` as JSON text: the prompt's text, counted in tokens and kept as ``prompt_text``."""
         return json.dumps(list(messages), ensure_ascii=False)

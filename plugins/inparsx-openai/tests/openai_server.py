@@ -41,7 +41,7 @@ class OpenAIServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
-    def __enter__(self) -> "OpenAIServer":
+    def __enter__(self) -> OpenAIServer:
         self._thread.start()
         return self
 
@@ -91,10 +91,17 @@ class OpenAIServer:
                 prompt = body["messages"][-1]["content"] if chat else body["prompt"]
                 found = LAST_DOCUMENT.findall(prompt)
                 query = expected_query(found[-1] if found else prompt)
-                choices = [answer(i, query + ("" if i == 0 else f" {i}"), chat, body.get("logprobs"))
-                           for i in range(body.get("n") or 1)]
-                payload = {"id": f"cmpl-{count}", "object": "chat.completion" if chat else "text_completion",
-                           "created": 0, "model": body["model"], "choices": choices}
+                choices = [
+                    answer(i, query + ("" if i == 0 else f" {i}"), chat, body.get("logprobs"))
+                    for i in range(body.get("n") or 1)
+                ]
+                payload = {
+                    "id": f"cmpl-{count}",
+                    "object": "chat.completion" if chat else "text_completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": choices,
+                }
                 with server._lock:
                     server.answered += 1
                 self._send(200, json.dumps(payload).encode())
@@ -115,9 +122,16 @@ def answer(index: int, query: str, chat: bool, logprobs: object) -> dict:
     values = [-0.1 * (i + 1) for i in range(len(words))]
     text = " " + query + "\nExample"
     if chat:
-        lp = {"content": [{"token": w, "logprob": v, "bytes": None, "top_logprobs": []}
-                          for w, v in zip(words, values)]} if logprobs else None
-        return {"index": index, "message": {"role": "assistant", "content": text}, "logprobs": lp,
-                "finish_reason": "stop"}
+        lp = (
+            {"content": [{"token": w, "logprob": v, "bytes": None, "top_logprobs": []} for w, v in zip(words, values)]}
+            if logprobs
+            else None
+        )
+        return {
+            "index": index,
+            "message": {"role": "assistant", "content": text},
+            "logprobs": lp,
+            "finish_reason": "stop",
+        }
     lp = {"tokens": words, "token_logprobs": values, "top_logprobs": None, "text_offset": None} if logprobs else None
     return {"index": index, "text": text, "logprobs": lp, "finish_reason": "stop"}

@@ -59,12 +59,23 @@ def test_completions_records_follow_the_inpars_prompt(collection, tmp_path):
 
 def test_chat_mode_sends_the_fewshot_examples_as_turns(collection, tmp_path):
     with OpenAIServer() as server:
-        records = run(collection, tmp_path / "run", api_base=server.url, mode="chat", chat=True,
-                      instruction="Write a query.", num_queries_per_doc=2, temperature=0.7)
+        records = run(
+            collection,
+            tmp_path / "run",
+            api_base=server.url,
+            mode="chat",
+            chat=True,
+            instruction="Write a query.",
+            num_queries_per_doc=2,
+            temperature=0.7,
+        )
     check_complete(records, per_doc=2)
     messages = server.requests[0]["messages"]
     assert [m["role"] for m in messages] == ["system"] + ["user", "assistant"] * 3 + ["user"]
-    assert messages[0]["content"] == "Write a query." and messages[2]["content"] == "Is a little caffeine ok during pregnancy?"
+    assert (
+        messages[0]["content"] == "Write a query."
+        and messages[2]["content"] == "Is a little caffeine ok during pregnancy?"
+    )
     assert all(json.loads(r["prompt_text"]) in [body["messages"] for body in server.requests] for r in records)
     assert all(body["n"] == 2 and body["temperature"] == 0.7 for body in server.requests)
 
@@ -72,16 +83,23 @@ def test_chat_mode_sends_the_fewshot_examples_as_turns(collection, tmp_path):
 def test_chat_requests_send_the_prompts_messages_not_its_text(collection, tmp_path, monkeypatch):
     from inparsx_openai.generator import ApiTokenizer
 
-    monkeypatch.setattr(ApiTokenizer, "apply_chat_template",
-                        staticmethod(lambda messages, **_: " | ".join(m["content"] for m in messages)))
+    monkeypatch.setattr(
+        ApiTokenizer,
+        "apply_chat_template",
+        staticmethod(lambda messages, **_: " | ".join(m["content"] for m in messages)),
+    )
     with OpenAIServer() as server:
-        records = run(collection, tmp_path / "run", api_base=server.url, mode="chat", chat=True,
-                      instruction="Write a query.")
+        records = run(
+            collection, tmp_path / "run", api_base=server.url, mode="chat", chat=True, instruction="Write a query."
+        )
     check_complete(records)
     assert all(not r["prompt_text"].startswith("[") for r in records)
     for record in records:
-        sent = [body["messages"] for body in server.requests
-                if " | ".join(m["content"] for m in body["messages"]) == record["prompt_text"]]
+        sent = [
+            body["messages"]
+            for body in server.requests
+            if " | ".join(m["content"] for m in body["messages"]) == record["prompt_text"]
+        ]
         assert sent and sent[0][0] == {"role": "system", "content": "Write a query."}
 
 
@@ -103,8 +121,15 @@ def test_half_the_requests_failing_loses_and_repeats_nothing(collection, tmp_pat
 def test_a_request_failing_after_its_retries_keeps_the_finished_documents(collection, tmp_path):
     with OpenAIServer(failure="status") as server:
         with pytest.raises(InparsxError, match="request failed after 0 retries"):
-            run(collection, tmp_path / "run", api_base=server.url, batch_size=4, concurrency=1, max_retries=0,
-                backoff=0.01)
+            run(
+                collection,
+                tmp_path / "run",
+                api_base=server.url,
+                batch_size=4,
+                concurrency=1,
+                max_retries=0,
+                backoff=0.01,
+            )
     partial = tmp_path / "run" / "generate" / "queries.jsonl.partial"
     kept = [json.loads(line) for line in partial.read_text().splitlines()]
     assert kept and all(r["query"] == expected_query(" ".join(DOCS[r["doc_id"]])) for r in kept)
@@ -151,8 +176,9 @@ def test_killed_run_resumes_without_loss_or_duplicates(collection, tmp_path):
     run_dir = tmp_path / "run"
     partial = run_dir / "generate" / "queries.jsonl.partial"
     with OpenAIServer(failure="status", delay=0.15) as server:
-        options = json.dumps({"model": "served", "api_base": server.url, "batch_size": 2, "concurrency": 2,
-                              **FAST_RETRY})
+        options = json.dumps(
+            {"model": "served", "api_base": server.url, "batch_size": 2, "concurrency": 2, **FAST_RETRY}
+        )
         args = [sys.executable, "-c", RUNNER, options, str(collection), str(run_dir)]
         first = subprocess.Popen(args, env=env)
         deadline = time.monotonic() + 120
@@ -197,9 +223,14 @@ def test_a_recipe_uses_the_installed_plugin(collection, tmp_path):
     recipe = tmp_path / "openai.toml"
     with OpenAIServer(failure="status") as server:
         recipe.write_text(RECIPE.format(dataset=collection, url=server.url))
-        subprocess.run([sys.executable, "-m", "inparsx.cli.main", "run", str(recipe), "--run-dir", str(tmp_path / "run")],
-                       check=True, env={**os.environ, "INPARSX_NO_PROGRESS": "1"})
-    generated = [json.loads(line) for line in (tmp_path / "run" / "generate" / "queries.jsonl").read_text().splitlines()]
+        subprocess.run(
+            [sys.executable, "-m", "inparsx.cli.main", "run", str(recipe), "--run-dir", str(tmp_path / "run")],
+            check=True,
+            env={**os.environ, "INPARSX_NO_PROGRESS": "1"},
+        )
+    generated = [
+        json.loads(line) for line in (tmp_path / "run" / "generate" / "queries.jsonl").read_text().splitlines()
+    ]
     check_complete(generated)
     assert (tmp_path / "run" / "filter" / "queries.jsonl").is_file()
 
@@ -218,5 +249,5 @@ class TestOpenAIGeneratorContract(GeneratorContract):
 def test_it_declares_only_the_tokenizer_it_loads(tmp_path):
     """The served model is not loaded here: the pre-flight check sees the tokenizer alone, when one is named."""
     assert OpenAIGenerator(OpenAIOptions(model="served")).models() == []
-    ref, = OpenAIGenerator(OpenAIOptions(model="served", tokenizer=str(tmp_path / "tok"))).models()
+    (ref,) = OpenAIGenerator(OpenAIOptions(model="served", tokenizer=str(tmp_path / "tok"))).models()
     assert (ref.option, ref.model, ref.weights) == ("tokenizer", str(tmp_path / "tok"), False)

@@ -43,7 +43,11 @@ def test_unique_keeps_the_first_of_each_query_text():
     records = [SyntheticQuery(f"q{i}", f"d{i}", text) for i, text in enumerate(["Vitamin D", "vitamin  d", "Malaria"])]
     decisions = UniqueFilter().apply(records, None)
     assert [d.keep for d in decisions] == [True, False, True] and decisions[1].reason == "duplicate of q0"
-    assert [d.keep for d in UniqueFilter(UniqueFilter.Options(case_sensitive=True)).apply(records, None)] == [True, True, True]
+    assert [d.keep for d in UniqueFilter(UniqueFilter.Options(case_sensitive=True)).apply(records, None)] == [
+        True,
+        True,
+        True,
+    ]
 
 
 def test_a_recipe_uses_the_installed_plugin(tmp_path):
@@ -54,8 +58,11 @@ def test_a_recipe_uses_the_installed_plugin(tmp_path):
     cli = [sys.executable, "-m", "inparsx.cli.main"]
     listed = subprocess.run([*cli, "plugins"], capture_output=True, text=True, check=True).stdout
     assert "inparsx-titles" in listed and "0.1.0" in listed
-    subprocess.run([*cli, "run", str(recipe), "--run-dir", str(tmp_path / "run")], check=True,
-                   env={**os.environ, "INPARSX_NO_PROGRESS": "1"})
+    subprocess.run(
+        [*cli, "run", str(recipe), "--run-dir", str(tmp_path / "run")],
+        check=True,
+        env={**os.environ, "INPARSX_NO_PROGRESS": "1"},
+    )
     summary = json.loads((tmp_path / "run" / "filter" / "summary.json").read_text())
     kept = (tmp_path / "run" / "filter" / "queries.jsonl").read_text().splitlines()
     assert len(kept) == sum(len(t.split()) >= 3 for t, _ in DOCS.values()), summary
