@@ -273,7 +273,7 @@ def test_path(scifact_small, tmp_path, tiny, scripted_dspy):
         "tune.num_docs=6",
         "tune.n_gold=3",
         "tune.breadth=1",
-        "tune.depth=1",
+        "tune.rounds=1",
         "tune.retrieve={use='bm25', k=10}",
         "tune.filter={use=['length'], min_tokens=0}",
         "tune.triples={use='bm25-negatives', depth=10}",
