@@ -125,25 +125,10 @@ class HFGenerator(PromptedGenerator):
                 outputs = engine([prompts[i].input_ids for i in batch], seed=_batch_seed(ctx.seed, window[batch[0]]))
                 self.generated_tokens = counted + engine.generated_tokens
                 yield [
-                    self._record(window[i], prompts[i], k, g)
+                    self.inpars_record("hf", window[i], prompts[i], k, g)
                     for i, gens in zip(batch, outputs)
                     for k, g in enumerate(gens)
                 ]
-
-    def _record(self, doc: Document, prompt: Any, index: int, generation: Any) -> SyntheticQuery:
-        log_probs = generation.log_probs
-        score = sum(log_probs) / len(log_probs) if log_probs else None
-        return SyntheticQuery(
-            query_id=f"{doc.doc_id}-{index}",
-            doc_id=doc.doc_id,
-            query=generation.text,
-            log_probs=log_probs,
-            score=score,
-            prompt_text=prompt.text,
-            generator=f"hf:{self.options.model}",
-            fewshot_examples=prompt.fewshot_ids,
-            extra={"finish": generation.finish},
-        )
 
     def load(self, ctx: ComponentContext) -> tuple[Any, Any]:
         """The model (eval mode, on its device) and its tokenizer (pad token set), loaded once."""

@@ -10,15 +10,17 @@ whatever runs the model. Templates come from the InPars toolkit's ``templates.ya
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from inparsx.errors import InparsxError
 from inparsx.generate.base import Generator, GeneratorOptions
+from inparsx.records import SyntheticQuery
 
 if TYPE_CHECKING:
     from inparsx.context import ComponentContext
+    from inparsx.datasets.base import Document
     from inparsx.generate.fewshot import FewShotPool
     from inparsx.generate.prompts import PromptBuilder, PromptTokenizer
     from inparsx.generate.templates import PromptTemplate
@@ -171,6 +173,24 @@ class PromptedGenerator(Generator):
     def __init__(self, options: PromptOptions | None = None):
         super().__init__(options)
         self._pool: FewShotPool | None = None
+
+    def inpars_record(self, engine: str, doc: Document, prompt: Any, index: int, generation: Any) -> SyntheticQuery:
+        """The InPars record of one generated query: id ``<doc_id>-<index>``, the per-token ``log_probs`` and
+        their mean as ``score`` (InPars v1, Bonifacio et al. 2022, eq. 1; ``None`` without log-probabilities),
+        the prompt's text and few-shot ids, ``generator = "<engine>:<model>"`` and the finish reason in
+        ``extra``. ``generation`` has ``text``, ``log_probs`` and ``finish`` (hf's and vllm's both do)."""
+        log_probs = generation.log_probs
+        return SyntheticQuery(
+            query_id=f"{doc.doc_id}-{index}",
+            doc_id=doc.doc_id,
+            query=generation.text,
+            log_probs=log_probs,
+            score=sum(log_probs) / len(log_probs) if log_probs else None,
+            prompt_text=prompt.text,
+            generator=f"{engine}:{self.options.model}",
+            fewshot_examples=prompt.fewshot_ids,
+            extra={"finish": generation.finish},
+        )
 
     def fewshot_split(self, ctx: ComponentContext) -> str | None:
         pool = self.fewshot_pool(ctx)

@@ -308,22 +308,6 @@ class VLLMGenerator(PromptedGenerator):
             params.update(temperature=0.0)
         return params
 
-    def record(self, doc: Document, prompt: Prompt, index: int, generation: Generation) -> SyntheticQuery:
-        """The InPars record of one query (the fields and ids ``hf`` writes)."""
-        log_probs = generation.log_probs
-        score = sum(log_probs) / len(log_probs) if log_probs else None
-        return SyntheticQuery(
-            query_id=f"{doc.doc_id}-{index}",
-            doc_id=doc.doc_id,
-            query=generation.text,
-            log_probs=log_probs,
-            score=score,
-            prompt_text=prompt.text,
-            generator=f"vllm:{self.options.model}",
-            fewshot_examples=prompt.fewshot_ids,
-            extra={"finish": generation.finish},
-        )
-
 
 class _Run:
     """One pass of :meth:`VLLMGenerator.generate`: keeps the engine fed with requests (up to twice the
@@ -419,7 +403,7 @@ class _Run:
         for i in docs:
             generations = self.done.pop(i)
             prompt = self.prompts.pop(i)
-            out += [self.gen.record(self.docs[i], prompt, k, g) for k, g in enumerate(generations)]
+            out += [self.gen.inpars_record("vllm", self.docs[i], prompt, k, g) for k, g in enumerate(generations)]
         return out
 
 
