@@ -183,12 +183,14 @@ def cuda_gpus() -> list[GPU]:
 def process_device() -> torch.device:
     """The device this process computes on when a ``device`` option says ``auto``: accelerate's device where it
     set up the run; else a GPU (``cuda:<local rank>`` in a run of several processes, ``cuda`` alone); else
-    ``cpu`` in a run of several processes; else ``mps`` where available; else ``cpu``. Sets nothing up."""
+    ``cpu`` in a run of several processes; else ``mps`` where available; else ``cpu`` (always plain ``cpu``, never
+    accelerate's ``cpu:0``). Sets nothing up."""
     import torch
 
     state = _set_up_state()
-    if state is not None:
-        return state.device  # type: ignore[no-any-return]
+    if state is not None:  # accelerate names a CPU process's device cpu:0; one CPU has no index to give
+        device: torch.device = state.device
+        return torch.device("cpu") if device.type == "cpu" else device
     several = is_distributed()
     if cuda_available():
         return torch.device("cuda", local_rank()) if several else torch.device("cuda")

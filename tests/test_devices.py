@@ -102,13 +102,15 @@ def test_a_run_of_several_processes_sets_up_accelerate_for_the_barrier_and_the_s
 
 
 def test_accelerate_answers_once_it_has_set_up_the_run(second_of_two):
-    state = FakeState(processes=3, index=2, local=0, device="cpu")
+    state = FakeState(processes=3, index=2, local=0, device="cpu:0")  # as accelerate names a CPU process's device
     second_of_two.setattr(devices, "_set_up_state", lambda: state)
     assert (devices.world_size(), devices.rank(), devices.local_rank()) == (3, 2, 0)  # not the environment's 2, 1, 1
     assert not devices.is_main_process() and devices.process_state() is state
     devices.wait_for_processes()
     assert state.barriers == 1
-    assert devices.process_device() == torch.device("cpu")
+    assert str(devices.process_device()) == "cpu"
+    state.device = torch.device("cuda", 2)
+    assert devices.process_device() == torch.device("cuda", 2)
 
 
 def test_set_up_state_reads_accelerate_only_when_it_is_imported_and_set_up(monkeypatch):
