@@ -42,7 +42,8 @@ def run_to(
     Raises:
         InparsxError: a destination folder that exists and is not empty; and whatever the stage raises.
     """
-    from inparsx.pipeline import is_main_process, run_one_stage
+    from inparsx.devices import is_main_process
+    from inparsx.pipeline import run_one_stage
 
     work = work_dir(out)
     ctx = run_one_stage(recipe, stage, work, inputs)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pkgutil
 import shutil
 import time
@@ -62,6 +61,7 @@ from inparsx.cachekey import (
 from inparsx.context import MODEL, ComponentContext, missing_output
 from inparsx.datasets import Dataset, resolve_dataset
 from inparsx.datasets.base import NoDataset, SampledSplit
+from inparsx.devices import is_main_process, wait_for_processes  # used here, and importable here as before
 from inparsx.errors import InparsxError
 from inparsx.interrupts import interrupted_as
 from inparsx.io import atomic_write, write_json
@@ -558,21 +558,6 @@ def inputs_fingerprint(inputs: dict[str, Path]) -> str:
         return ""
     contents = {name: content_fingerprint(Path(path), Path("."), {}, {}) for name, path in sorted(inputs.items())}
     return hashlib.sha256(json.dumps(contents, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def is_main_process() -> bool:
-    """``False`` in a process other than the first of ``accelerate launch``/torchrun (``RANK`` > 0)."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def wait_for_processes() -> None:
-    """A barrier across the processes of ``accelerate launch``/torchrun (accelerate's ``PartialState``);
-    nothing in a single process."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        import torch
-        from accelerate import PartialState
-
-        PartialState(cpu=not torch.cuda.is_available()).wait_for_everyone()
 
 
 def _show_stored_table(folder: Path) -> None:

@@ -92,6 +92,16 @@ def torch_dtype(precision: str) -> Any:
     return getattr(torch, NAMES[precision])
 
 
+def resolve_dtype(option: str, device: Any, key: str = "dtype") -> Any:
+    """The torch dtype of a precision option on ``device``: :func:`resolve_precision` (``auto`` by
+    :data:`AUTO_RULE`) then :func:`torch_dtype`; how the rerankers load their models.
+
+    Raises:
+        InparsxError: fp16 asked for on a CPU (``key`` is named).
+    """
+    return torch_dtype(resolve_precision(option, device, key))
+
+
 def precision_name(dtype: Any) -> str:
     """``bf16``/``fp16``/``fp32`` for a torch dtype (or its name); other dtypes by their torch name."""
     text = str(dtype).removeprefix("torch.")

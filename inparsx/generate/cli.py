@@ -40,8 +40,9 @@ def generate(
     """
     import json
 
+    from inparsx.devices import is_main_process
     from inparsx.oneoff import refuse_existing, run_to
-    from inparsx.pipeline import EXCLUDED_QIDS, is_main_process
+    from inparsx.pipeline import EXCLUDED_QIDS
     from inparsx.progress import out as stdout
     from inparsx.recipe import one_stage_recipe
 

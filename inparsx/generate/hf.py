@@ -8,13 +8,13 @@ options of this one generator. torch and transformers are imported inside method
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
+from inparsx.devices import is_distributed, process_device
 from inparsx.errors import InparsxError
 from inparsx.generate.prompted import DecodingOptions, PromptedGenerator, dataset_short_name
 from inparsx.precision import AUTO_DESCRIPTION
@@ -203,7 +203,7 @@ def load_model(path: str, options: HFOptions) -> tuple[Any, Any]:
     except (OSError, ValueError, ImportError) as exc:
         raise InparsxError(f"cannot load generator model {path!r}: {exc}") from None
     if "device_map" not in kwargs:
-        model.to(_device())
+        model.to(process_device())
     model.eval()
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
@@ -232,7 +232,7 @@ def _placement(options: HFOptions) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"dtype": compute}
     if options.attn_implementation:
         kwargs["attn_implementation"] = options.attn_implementation
-    if options.device_map and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if options.device_map and is_distributed():
         from inparsx.progress import console
 
         console.print(
@@ -249,7 +249,7 @@ def _placement(options: HFOptions) -> dict[str, Any]:
             if options.quantization == "int8"
             else BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute)
         )
-        kwargs.setdefault("device_map", {"": str(_device())})
+        kwargs.setdefault("device_map", {"": str(process_device())})
     return kwargs
 
 
@@ -280,20 +280,7 @@ def generator_precision(options: HFOptions) -> str:
     """
     from inparsx.precision import resolve_precision
 
-    return resolve_precision(options.dtype, _device(), "generate.dtype")
-
-
-def _device() -> Any:
-    """This process's device: its GPU under ``accelerate launch`` / torchrun, else cuda, mps or cpu."""
-    import torch
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from accelerate import PartialState
-
-        return PartialState(cpu=not torch.cuda.is_available()).device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    return resolve_precision(options.dtype, process_device(), "generate.dtype")
 
 
 def _context_length(model: Any) -> int | None:

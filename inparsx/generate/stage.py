@@ -10,7 +10,6 @@ document sample), ``generate/excluded_qids.txt`` when few-shot examples came fro
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from inparsx.artifacts import EXCLUDED_QIDS, HELDOUT_QUERIES, SYNTHETIC_QUERIES
 from inparsx.datasets import Dataset
+from inparsx.devices import rank, split_between_processes, wait_for_processes, world_size
 from inparsx.errors import PluginError
 from inparsx.io import ResumableJsonl, atomic_write, write_json, write_jsonl
 from inparsx.progress import console, measured, progress_task, task_of
@@ -336,34 +336,24 @@ def _line(record: dict[str, Any]) -> str:
 
 
 class Shards:
-    """This process's place in a data-parallel run: ``count`` processes (``WORLD_SIZE``, set by
-    ``accelerate launch`` or torchrun), ``index``, a barrier and a contiguous split (accelerate's
+    """This process's place in a data-parallel run (:mod:`inparsx.devices`): ``count`` processes
+    (``accelerate launch`` or torchrun), this one's ``index``, a barrier and a contiguous split (accelerate's
     ``PartialState.split_between_processes``). A single process needs no accelerate."""
 
     def __init__(self) -> None:
-        self.count = int(os.environ.get("WORLD_SIZE", "1"))
-        self.index = 0
-        self._state = None
-        if self.count > 1:
-            import torch
-            from accelerate import PartialState
-
-            self._state = PartialState(cpu=not torch.cuda.is_available())
-            self.count, self.index = self._state.num_processes, self._state.process_index
+        self.count = world_size()
+        self.index = rank()
 
     @property
     def is_main(self) -> bool:
         return self.index == 0
 
     def split(self, items: list[Document]) -> list[Document]:
-        if self._state is None:
-            return items
-        with self._state.split_between_processes(items) as part:
-            return list(part)
+        return split_between_processes(items) if self.count > 1 else items
 
     def barrier(self) -> None:
-        if self._state is not None:
-            self._state.wait_for_everyone()
+        if self.count > 1:
+            wait_for_processes()
 
     @staticmethod
     def part_path(out: Path, index: int) -> Path:

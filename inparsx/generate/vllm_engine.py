@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from inparsx.devices import cuda_gpus
 from inparsx.errors import InparsxError
 
 GiB = 1 << 30
@@ -637,14 +638,10 @@ def plan_parallel(
 
 def visible_gpus() -> list[tuple[str, int]]:
     """The CUDA GPUs this process may use: (the id ``CUDA_VISIBLE_DEVICES`` names it by, its memory in bytes)."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return []
+    gpus = cuda_gpus()
     names = [n.strip() for n in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if n.strip()]
-    count = torch.cuda.device_count()
-    ids = names[:count] if names else [str(i) for i in range(count)]
-    return [(ids[i], torch.cuda.get_device_properties(i).total_memory) for i in range(count)]
+    ids = names[: len(gpus)] if names else [str(gpu.index) for gpu in gpus]
+    return [(ids[gpu.index], gpu.total_memory) for gpu in gpus]
 
 
 def usable_cpus() -> list[int]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from inparsx.devices import cuda_gpus
 from inparsx.models import ModelRef
 from inparsx.preflight.sizes import ModelSize, lora_params
 
@@ -44,17 +45,9 @@ class Machine:
 
 
 def this_machine() -> Machine:
-    """The GPUs torch sees (``torch.cuda``) and the RAM (psutil when installed, else ``/proc/meminfo``)."""
-    import torch
-
-    gpus = (
-        tuple(
-            (torch.cuda.get_device_name(i), torch.cuda.get_device_properties(i).total_memory)
-            for i in range(torch.cuda.device_count())
-        )
-        if torch.cuda.is_available()
-        else ()
-    )
+    """The GPUs torch sees (:func:`inparsx.devices.cuda_gpus`) and the RAM (psutil when installed, else
+    ``/proc/meminfo``)."""
+    gpus = tuple((gpu.name, gpu.total_memory) for gpu in cuda_gpus())
     total, available = _ram()
     return Machine(gpus, total, available)
 

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from inparsx.devices import check_device_option, resolve_device
+from inparsx.errors import InparsxError
 from inparsx.plugins import Component, Options, Registry, check_options
-from inparsx.precision import AUTO_DESCRIPTION
+from inparsx.precision import AUTO_DESCRIPTION, resolve_precision
 
 if TYPE_CHECKING:
     from inparsx.models import ModelRef
@@ -33,10 +35,9 @@ class RerankerOptions(Options):
 
     @model_validator(mode="after")
     def _check_device(self) -> RerankerOptions:
-        """Reject a device that is none of ``auto``, ``cpu``, ``cuda``, ``cuda:<n>``, ``mps``."""
-        base, _, index = self.device.partition(":")
-        if base not in ("auto", "cpu", "cuda", "mps") or (index and not (base == "cuda" and index.isdigit())):
-            raise ValueError(f"device {self.device!r}: expected auto, cpu, cuda, cuda:<n> or mps")
+        """Reject a device that is none of ``auto``, ``cpu``, ``cuda``, ``cuda:<n>``, ``mps``
+        (:func:`inparsx.devices.check_device_option`)."""
+        check_device_option(self.device)
         return self
 
 
@@ -69,7 +70,7 @@ class Reranker(Component):
         """How this reranker loads ``model`` (named by ``option`` of whoever gives it: the rerank stage, a
         filter, a judge, a teacher), for the pre-flight check: in its ``dtype`` on its ``device``, for
         inference (``auto`` declared as what it resolves to on this machine,
-        :func:`inparsx.rerank.hardware.resolve_dtype`). A reranker that loads more, or otherwise, overrides
+        :func:`inparsx.precision.resolve_dtype`). A reranker that loads more, or otherwise, overrides
         this; one that loads nothing (a scorer served elsewhere, a test double) returns ``None``."""
         from inparsx.models import ModelRef
 
@@ -77,17 +78,13 @@ class Reranker(Component):
 
     def _declared_dtype(self) -> str:
         """``dtype``, with ``auto`` resolved as loading resolves it here (bf16 where native, else fp32)."""
-        from inparsx.errors import InparsxError
-        from inparsx.rerank.hardware import DTYPES, resolve_device, resolve_dtype
-
         dtype: str = self.options.dtype
         if dtype != "auto":
             return dtype
         try:
-            chosen = str(resolve_dtype("auto", resolve_device(self.options.device))).removeprefix("torch.")
+            return resolve_precision("auto", resolve_device(self.options.device))
         except InparsxError:  # a device this machine lacks: the stage says so when it loads
             return "auto"
-        return next(name for name, torch_name in DTYPES.items() if torch_name == chosen)
 
     def use_corpus(self, key: str) -> None:
         """Declare the collection the documents come from (default: ignored)."""

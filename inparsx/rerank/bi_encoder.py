@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+from inparsx.devices import resolve_device
 from inparsx.models import resolve_model_name
+from inparsx.precision import resolve_dtype
 from inparsx.rerank.base import Reranker, RerankerOptions
 from inparsx.rerank.embeddings import EmbeddingCache, model_cache_key, text_key
-from inparsx.rerank.hardware import resolve_device, resolve_dtype
 
 
 class BiEncoderOptions(RerankerOptions):

@@ -17,9 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from inparsx.devices import resolve_device
 from inparsx.models import from_pretrained
+from inparsx.precision import resolve_dtype
 from inparsx.rerank.base import Reranker, RerankerOptions
-from inparsx.rerank.hardware import length_sorted_batches, model_max_length, pad_batch, resolve_device, resolve_dtype
+from inparsx.rerank.hardware import length_sorted_batches, model_max_length, pad_batch
 
 
 class CrossEncoderOptions(RerankerOptions):

@@ -1,6 +1,8 @@
-"""Devices, dtypes, model-name resolution and length-sorted batching shared by the rerankers.
+"""Length limits, length-sorted batching and padding shared by the rerankers.
 
-torch is imported inside the functions, so importing this module stays cheap.
+The device and dtype helpers once here are :func:`inparsx.devices.resolve_device` and
+:func:`inparsx.precision.resolve_dtype` / :func:`inparsx.precision.native_bf16`; their old names stay importable
+from this module for plugins. torch is imported inside the functions, so importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -8,47 +10,25 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from inparsx.errors import InparsxError
+from inparsx.devices import resolve_device
+from inparsx.precision import NAMES, native_bf16, resolve_dtype
 
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-"""Option value -> torch dtype name."""
+__all__ = [
+    "DEFAULT_MAX_LENGTH",
+    "DTYPES",
+    "length_sorted_batches",
+    "model_max_length",
+    "native_bf16",
+    "pad_batch",
+    "resolve_device",
+    "resolve_dtype",
+]
+
+DTYPES = NAMES
+"""Option value -> torch dtype name (:data:`inparsx.precision.NAMES`)."""
 
 DEFAULT_MAX_LENGTH = 512
 """Tokens per pair when ``max_length`` is not set (BERT's and monoT5's usual limit)."""
-
-
-def resolve_device(option: str) -> Any:
-    """A ``torch.device`` for a ``device`` option: ``auto`` -> ``cuda`` when available, else ``cpu``.
-
-    Raises:
-        InparsxError: a CUDA device asked for on a machine without one.
-    """
-    import torch
-
-    if option == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if option.startswith("cuda") and not torch.cuda.is_available():
-        raise InparsxError(f"device {option!r}: no CUDA GPU is available here; use device = 'cpu' or 'auto'")
-    return torch.device(option)
-
-
-def native_bf16(device: Any) -> bool:
-    """Whether ``device`` computes bf16 natively (:func:`inparsx.precision.native_bf16`)."""
-    from inparsx.precision import native_bf16 as native
-
-    return native(device)
-
-
-def resolve_dtype(option: str, device: Any) -> Any:
-    """The torch dtype for a ``dtype`` option on ``device``; ``auto`` follows the one rule of
-    :mod:`inparsx.precision` (bf16 where native, fp16 on an older CUDA GPU, fp32 elsewhere).
-
-    Raises:
-        InparsxError: fp16 asked for on a CPU (slow and unsupported by several CPU kernels).
-    """
-    from inparsx.precision import resolve_precision, torch_dtype
-
-    return torch_dtype(resolve_precision(option, device))
 
 
 def model_max_length(tokenizer: Any, config: Any, option: int | None) -> int:

@@ -17,10 +17,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from inparsx.devices import resolve_device
 from inparsx.errors import InparsxError
 from inparsx.models import from_pretrained, resolve_model_name
+from inparsx.precision import resolve_dtype
 from inparsx.rerank.base import Reranker, RerankerOptions
-from inparsx.rerank.hardware import length_sorted_batches, pad_batch, resolve_device, resolve_dtype
+from inparsx.rerank.hardware import length_sorted_batches, pad_batch
 
 PREFIX = "Query: {query} Document: "
 SUFFIX = " Relevant:"

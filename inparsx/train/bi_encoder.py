@@ -20,8 +20,9 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from inparsx.devices import world_size
 from inparsx.models import loading
-from inparsx.train.common import HFTrainer, TrainerOptions, model_field, training_arguments, world_size
+from inparsx.train.common import HFTrainer, TrainerOptions, model_field, training_arguments
 from inparsx.train.data import margin_rows, require_negatives, to_dataset, tuple_rows
 
 

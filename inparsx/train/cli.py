@@ -18,8 +18,8 @@ def train_once(triples: Path, use: str, sets: list, out: Path) -> Path:
             not have or a bad value. DataError: malformed triples. InparsxError: ``out`` is taken.
     """
     from inparsx.artifacts import TRAINED_MODEL, TRIPLES
+    from inparsx.devices import is_main_process
     from inparsx.oneoff import refuse_existing, run_to
-    from inparsx.pipeline import is_main_process
     from inparsx.recipe import one_stage_recipe
 
     recipe = one_stage_recipe("train", use, sets)

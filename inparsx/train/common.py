@@ -9,13 +9,13 @@ accumulation, gradient checkpointing, checkpointing and multi-GPU data paralleli
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 
+from inparsx.devices import process_device
 from inparsx.errors import InparsxError
 from inparsx.models import resolve_model_name
 from inparsx.plugins import Options
@@ -136,10 +136,10 @@ def resolve_seed(options: TrainerOptions, ctx: ComponentContext | None) -> int:
 
 
 def training_device() -> Any:
-    """The device Hugging Face's ``Trainer`` trains on here: ``cuda`` when a GPU is available, else ``cpu``."""
-    import torch
-
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The device Hugging Face's ``Trainer`` trains on here (a ``torch.device``): this process's device,
+    :func:`inparsx.devices.process_device` (its GPU, else ``mps``, else ``cpu``); :func:`precision_flags` sets
+    ``use_cpu`` from it."""
+    return process_device()
 
 
 def resolve_training_precision(precision: str, key: str = "train.precision") -> str:
@@ -546,11 +546,6 @@ class HFTrainer(Trainer):
     def save(self, trainer, output_dir: Path) -> None:
         """Write the trained model (and tokenizer) with ``save_pretrained``."""
         raise NotImplementedError
-
-
-def world_size() -> int:
-    """Number of training processes (``WORLD_SIZE`` set by ``accelerate launch`` / ``torchrun``), 1 otherwise."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def read_training_info(model_dir: str | Path) -> dict[str, Any]:
