@@ -563,3 +563,20 @@ def test_the_segfault_handler_that_tvm_ffi_installs_does_not_outlive_the_engine_
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "True"]  # tvm_ffi replaced the handler inside the block; it is back after it
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm not installed")
+def test_importing_vllm_leaves_the_segfault_handler_of_the_process_alone():
+    # `from vllm import LLM` (vLLM's lazy names) is what loads tvm_ffi; before the fix it ran outside
+    # keep_fault_handlers and the JVM's handler was replaced before the engine even started.
+    code = textwrap.dedent("""
+        import faulthandler, signal
+        from inparsx.generate import vllm_engine as ve
+        faulthandler.enable()
+        before = ve.fault_handler(signal.SIGSEGV)
+        vllm = ve.import_vllm()
+        from vllm import LLM, SamplingParams
+        print(before is not None, ve.fault_handler(signal.SIGSEGV) == before)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "True"]

@@ -111,7 +111,14 @@ def import_vllm() -> Any:
     """
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # its INFO lines flood the log; errors still show
     try:
-        import vllm
+        # `vllm`'s names are imported lazily: `from vllm import LLM` is what loads apache-tvm-ffi (through
+        # xgrammar), whose SIGSEGV handler would replace the JVM's (keep_fault_handlers). Every module the engine
+        # uses is loaded here, inside the block, so that nothing later loads it outside.
+        with keep_fault_handlers():
+            import vllm
+            import vllm.inputs
+            import vllm.sampling_params
+            from vllm import LLM, SamplingParams  # noqa: F401
     except ImportError as exc:
         raise InparsxError(f"generator 'vllm' needs the vllm package ({exc}); {INSTALL_HINT}") from None
     except RuntimeError as exc:
@@ -160,7 +167,8 @@ def keep_fault_handlers() -> Iterator[None]:
     """Run the block, then put back the handlers of :data:`FAULT_SIGNALS` that it replaced (Linux; elsewhere a
     no-op).
 
-    Why: apache-tvm-ffi, which vLLM loads (through xgrammar) while it builds its engine, installs a
+    Why: apache-tvm-ffi, which vLLM loads through xgrammar (when ``from vllm import LLM`` resolves vLLM's lazy
+    names, :func:`import_vllm`, and while it builds its engine), installs a
     backtrace-printing ``SIGSEGV`` handler when its library is loaded ("!!!!!!! Segfault encountered
     !!!!!!!"). A JVM already running in the process (pyserini's, started by the retrieve stage) raises
     ``SIGSEGV`` on purpose and handles it itself (implicit null checks, safepoint polls), so with its handler
@@ -206,8 +214,7 @@ class LocalEngine:
 
     def start(self) -> LocalEngine:
         """Start the engine (about 30-90 s on a 2-core CPU; most of it is vLLM's processes starting)."""
-        import_vllm()
-        from vllm import LLM
+        LLM = import_vllm().LLM
 
         before = _descendants()
         with _environment(self.config.env), keep_fault_handlers():
@@ -264,7 +271,7 @@ class LocalEngine:
         llm, self.llm = self.llm, None
         self._keys.clear()
         if llm is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception), keep_fault_handlers():
                 llm.llm_engine.engine_core.shutdown()
             del llm
             import gc
