@@ -121,8 +121,8 @@ def parse_metric(text: str) -> Metric:
     if base in UNSUPPORTED:
         raise MetricNameError(f"metric {raw!r}: {UNSUPPORTED[base]}")
     if not match or base not in BASES:
-        k, level = (match["k"], match["level"]) if match else (None, None)
-        raise MetricNameError(_unknown_message(raw, base, k, level))
+        cutoff, grade = (match["k"], match["level"]) if match else (None, None)
+        raise MetricNameError(_unknown_message(raw, base, cutoff, grade))
     k, level = int(match["k"] or 0), int(match["level"] or 1)
     if match["k"] is not None and not BASES[base][2]:
         raise MetricNameError(f"metric {raw!r}: {base} takes no cutoff; write {base!r}")
