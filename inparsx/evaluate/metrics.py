@@ -154,6 +154,22 @@ def canonical_metrics(names: list[str] | tuple[str, ...] | str) -> list[str]:
     return [metric.name for metric in parse_metrics(names)]
 
 
+def canonical_metrics_option(value: object) -> object:
+    """The before-validator of a ``metrics`` option (``[evaluate]``, ``[estimate]``): a name, or a list or tuple of
+    names, in their canonical spellings (:func:`canonical_metrics`); any other value (a number, a table) unchanged,
+    for the field's own ``list[str]`` check to refuse in one line against the key (a ``TypeError`` raised here
+    would escape pydantic as a traceback).
+
+    Raises:
+        MetricNameError: an unknown or malformed name (a ``ValueError``, reported against the key).
+    """
+    if isinstance(value, str):
+        return canonical_metrics(value)
+    if isinstance(value, list | tuple):
+        return canonical_metrics(list(value))
+    return value
+
+
 def _unknown_message(raw: str, base: str, k: str | None, level: str | None) -> str:
     message = f"unknown metric {raw!r}; valid forms: {VALID_FORMS}"
     close = difflib.get_close_matches(base, sorted(set(BASES) | set(ALIASES)), n=1, cutoff=0.6)
