@@ -13,16 +13,22 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, BinaryIO, Literal, TextIO, overload
 
 from inparsx.errors import DataError, StorageError
 from inparsx.records import Qrels, Run
 
 
-@contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "w") -> Iterator[TextIO]:
+@overload
+def atomic_write(path: str | Path, mode: Literal["w"] = "w") -> contextlib.AbstractContextManager[TextIO]: ...
+@overload
+def atomic_write(path: str | Path, mode: Literal["wb"]) -> contextlib.AbstractContextManager[BinaryIO]: ...
+@overload
+def atomic_write(path: str | Path, mode: str) -> contextlib.AbstractContextManager[IO[Any]]: ...
+def atomic_write(path: str | Path, mode: str = "w") -> contextlib.AbstractContextManager[IO[Any]]:
     """Open a uniquely named temporary file beside ``path`` and rename it to ``path`` only if the block succeeds.
 
+    ``mode`` is an :func:`open` mode: ``"w"`` (the default) yields a UTF-8 text handle, ``"wb"`` a binary one.
     The temporary name (``.<name>.<random>.tmp``, from :func:`tempfile.mkstemp`) is unique, so two writers of
     the same file never share one; the last rename wins and each reader sees a complete file. A crash leaves
     the previous ``path`` (if any) untouched and no half-written file under the final name.
@@ -31,7 +37,11 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[TextIO]:
         StorageError: the file cannot be written (permission denied, disk full, a path component that is a
             file...), with ``path`` named.
     """
-    path = Path(path)
+    return _atomic_write(Path(path), mode)
+
+
+@contextlib.contextmanager
+def _atomic_write(path: Path, mode: str) -> Iterator[IO[Any]]:
     with storage_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

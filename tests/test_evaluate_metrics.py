@@ -138,6 +138,16 @@ def test_options_validate_and_canonicalise():
     assert canonical_metrics(["ndcg@10", "mrr@10"]) == ["ndcg@10", "mrr@10"]
 
 
+@pytest.mark.parametrize("value", [5, None, {"ndcg": 10}])
+def test_metrics_that_are_not_names_are_a_validation_error_of_the_key(value):
+    """A number or a table where names belong: pydantic's one-line error on ``metrics``, not a ``TypeError``."""
+    from inparsx.estimate.options import EstimateStageOptions
+
+    for options in (RanxEvaluator.Options, EstimateStageOptions):
+        with pytest.raises(ValidationError, match=r"metrics\n  Input should be a valid list"):
+            options(metrics=value)
+
+
 def test_bad_metric_fails_before_computing(evaluator):
     with pytest.raises(MetricNameError):
         evaluator.evaluate({}, {"run": RUN}, ["ndcg@10", "nope@3"])  # empty qrels would fail later

@@ -172,7 +172,8 @@ def download_failure(exc: BaseException) -> tuple[str, str] | None:
         ]
         return (" and ".join(u for u, _ in failures), failures[0][1]) if failures else None
     if isinstance(exc, requests.RequestException):
-        return (exc.request.url if exc.request is not None else "?"), network_reason(exc)
+        url = exc.request.url if exc.request is not None else None
+        return (url.decode() if isinstance(url, bytes) else url or "?"), network_reason(exc)
     return None
 
 

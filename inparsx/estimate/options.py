@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from inparsx.evaluate.metrics import canonical_metrics
+from inparsx.evaluate.metrics import canonical_metrics_option
 from inparsx.plugins import Options
 
 
@@ -31,5 +31,5 @@ class EstimateStageOptions(Options):
 
     @field_validator("metrics", mode="before")
     @classmethod
-    def _canonical(cls, value: object) -> list[str]:
-        return canonical_metrics(value if isinstance(value, str) else list(value))  # type: ignore[arg-type]
+    def _canonical(cls, value: object) -> object:
+        return canonical_metrics_option(value)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from inparsx.evaluate.metrics import DEFAULT_METRICS, canonical_metrics
+from inparsx.evaluate.metrics import DEFAULT_METRICS, canonical_metrics_option
 from inparsx.plugins import Component, Options
 from inparsx.records import Qrels, Run
 
@@ -36,8 +36,8 @@ class EvaluatorOptions(Options):
 
     @field_validator("metrics", mode="before")
     @classmethod
-    def _canonical(cls, value: Any) -> list[str]:
-        return canonical_metrics(value if isinstance(value, str) else list(value))
+    def _canonical(cls, value: object) -> object:
+        return canonical_metrics_option(value)
 
 
 class Evaluator(Component):

@@ -110,7 +110,7 @@ class Evaluation:
         runs: dict[str, Any] = {}
         for name, by_metric in self.significance.items():
             runs[name] = {m: self._compare_one(name, m, test) for m, test in by_metric.items()}
-        result = {
+        result: dict[str, Any] = {
             "baseline": self.baseline,
             "stat_test": self.stat_test,
             "test": self.test_description,
@@ -123,7 +123,8 @@ class Evaluation:
         return result
 
     def _compare_one(self, name: str, metric: str, test: Mapping[str, Any]) -> dict[str, Any]:
-        value, base = self.means[name][metric], self.means[self.baseline][metric]  # type: ignore[index]
+        baseline = self._tested_baseline()
+        value, base = self.means[name][metric], self.means[baseline][metric]
         entry: dict[str, Any] = {
             "value": value,
             "baseline": base,
@@ -132,11 +133,21 @@ class Evaluation:
             "significant": bool(test["significant"]),
         }
         if self.per_query:
-            ours, theirs = self.per_query[name][metric], self.per_query[self.baseline][metric]  # type: ignore[index]
+            ours, theirs = self.per_query[name][metric], self.per_query[baseline][metric]
             entry.update(
                 wins=int((ours > theirs).sum()), ties=int((ours == theirs).sum()), losses=int((ours < theirs).sum())
             )
         return entry
+
+    def _tested_baseline(self) -> str:
+        """``baseline``, the run ``significance`` was tested against.
+
+        Raises:
+            ValueError: ``significance`` without a ``baseline`` (an ``Evaluation`` built by hand).
+        """
+        if self.baseline is None:
+            raise ValueError("Evaluation: significance results without the baseline run they were tested against")
+        return self.baseline
 
     def per_query_json(self) -> dict[str, dict[str, dict[str, float]]]:
         """``{run: {metric: {qid: score}}}`` (``per_query.json``), for tests of one's own."""

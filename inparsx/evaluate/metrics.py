@@ -121,8 +121,8 @@ def parse_metric(text: str) -> Metric:
     if base in UNSUPPORTED:
         raise MetricNameError(f"metric {raw!r}: {UNSUPPORTED[base]}")
     if not match or base not in BASES:
-        k, level = (match["k"], match["level"]) if match else (None, None)
-        raise MetricNameError(_unknown_message(raw, base, k, level))
+        cutoff, grade = (match["k"], match["level"]) if match else (None, None)
+        raise MetricNameError(_unknown_message(raw, base, cutoff, grade))
     k, level = int(match["k"] or 0), int(match["level"] or 1)
     if match["k"] is not None and not BASES[base][2]:
         raise MetricNameError(f"metric {raw!r}: {base} takes no cutoff; write {base!r}")
@@ -152,6 +152,22 @@ def parse_metrics(names: list[str] | tuple[str, ...] | str) -> list[Metric]:
 def canonical_metrics(names: list[str] | tuple[str, ...] | str) -> list[str]:
     """Canonical spellings of ``names`` (see :func:`parse_metrics`); the validator of ``metrics`` options."""
     return [metric.name for metric in parse_metrics(names)]
+
+
+def canonical_metrics_option(value: object) -> object:
+    """The before-validator of a ``metrics`` option (``[evaluate]``, ``[estimate]``): a name, or a list or tuple of
+    names, in their canonical spellings (:func:`canonical_metrics`); any other value (a number, a table) unchanged,
+    for the field's own ``list[str]`` check to refuse in one line against the key (a ``TypeError`` raised here
+    would escape pydantic as a traceback).
+
+    Raises:
+        MetricNameError: an unknown or malformed name (a ``ValueError``, reported against the key).
+    """
+    if isinstance(value, str):
+        return canonical_metrics(value)
+    if isinstance(value, list | tuple):
+        return canonical_metrics(list(value))
+    return value
 
 
 def _unknown_message(raw: str, base: str, k: str | None, level: str | None) -> str:

@@ -182,7 +182,7 @@ def _typed_list(rows: list[list[tuple[int, int]]]):
 def _ranx_scores(qrels_list, run_list, names: list[str]) -> dict[str, np.ndarray]:
     """Per-query scores of one run from ranx. With typed lists, ``ranx.evaluate(return_mean=False)`` fails on a
     single metric with a cutoff (0.3.21 keys its answer by ``ndcg`` instead of ``ndcg@10``): ask for it twice."""
-    import numba
+    from numba.core import config as numba_config
     from ranx import evaluate
 
     with warnings.catch_warnings():
@@ -194,6 +194,6 @@ def _ranx_scores(qrels_list, run_list, names: list[str]) -> dict[str, np.ndarray
             names if len(names) > 1 else names * 2,
             return_mean=False,
             save_results_in_run=False,
-            threads=numba.config.NUMBA_NUM_THREADS,
+            threads=numba_config.NUMBA_NUM_THREADS,
         )
     return {name: result[name] for name in names}

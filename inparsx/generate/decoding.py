@@ -17,7 +17,7 @@ Why each piece (measured on CPU, see ``bench/generate.py``):
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from transformers import (
@@ -28,9 +28,12 @@ from transformers import (
     StoppingCriteria,
     StoppingCriteriaList,
 )
-from transformers.cache_utils import DynamicLayer, StaticLayer
+from transformers.cache_utils import Cache, CacheLayerMixin, DynamicLayer, StaticLayer
 
 from inparsx.generate.stopping import Generation, cut_at_stop, find_stop
+
+if TYPE_CHECKING:  # only the type of `Cache.layers` needs it, so it is not imported at run time
+    from transformers.cache_utils import LinearAttentionCacheLayerMixin
 
 __all__ = ["BatchGenerator", "Generation", "find_stop"]
 
@@ -60,8 +63,16 @@ class StopWatcher(StoppingCriteria):
         self.finish = ["length"] * rows
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        """Records this step's tokens; a bool tensor of shape ``(rows,)``, true for each row that is done.
+
+        Raises:
+            RuntimeError: the tap holds no log-probabilities (it was not among this step's logits processors).
+        """
         last = input_ids[:, -1]
-        chosen = self.tap.log_probs.gather(1, last[:, None].to(self.tap.log_probs.device)).squeeze(1)
+        log_probs = self.tap.log_probs
+        if log_probs is None:
+            raise RuntimeError("StopWatcher: its LogProbTap saw no scores; pass it to generate's logits_processor")
+        chosen = log_probs.gather(1, last[:, None].to(log_probs.device)).squeeze(1)
         pending = []
         for row, (token, log_prob) in enumerate(zip(last.tolist(), chosen.tolist())):
             if self.done[row]:
@@ -77,7 +88,9 @@ class StopWatcher(StoppingCriteria):
             for row, text in zip(pending, texts):
                 if find_stop(text, self.stops) is not None:
                     self.done[row], self.finish[row] = True, "stop"
-        return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
+        # transformers types a stopping criterion's result `torch.BoolTensor`, a legacy class that is a dtype check
+        # at run time (a bool tensor is an instance) and a class of its own to mypy, which `torch.tensor` never returns
+        return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
 
     def result(self, row: int) -> Generation:
         """The query of ``row`` (:func:`~inparsx.generate.stopping.cut_at_stop`)."""
@@ -171,25 +184,26 @@ class BatchGenerator:
             inputs["past_key_values"] = self._cache(ids.shape[0], ids.shape[1] + self.max_new_tokens, shared)
         return inputs
 
-    def _cache(self, batch: int, length: int, shared: int) -> Any:
-        """An empty KV cache for ``batch`` rows, holding the shared prefix when ``shared`` > 0."""
+    def _cache(self, batch: int, length: int, shared: int) -> Cache | None:
+        """An empty KV cache for ``batch`` rows, holding the shared prefix when ``shared`` > 0; ``None`` for a
+        model with sliding-window or hybrid layers (transformers then chooses its cache)."""
         if self.cache == "static":
-            cache = StaticCache(config=self.model.config, max_cache_len=length)
-            if not all(type(layer) is StaticLayer for layer in cache.layers):
-                return None  # sliding-window or hybrid layers: let transformers choose its cache
-        else:
-            cache = DynamicCache(config=self.model.config)
-            if not all(type(layer) is DynamicLayer for layer in cache.layers):
+            static = StaticCache(config=self.model.config, max_cache_len=length)
+            layers = _plain_layers(static, StaticLayer)
+            if layers is None:
                 return None
+            if shared:
+                for layer, source in zip(layers, self._prefix_kv().layers):
+                    keys, values = _filled(source)
+                    layer.update(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1))
+            return static
+        dynamic = DynamicCache(config=self.model.config)
+        if _plain_layers(dynamic, DynamicLayer) is None:
+            return None
         if shared:
-            prefix = self._prefix_kv()
-            if self.cache == "static":
-                for layer, source in zip(cache.layers, prefix.layers):
-                    layer.update(source.keys.expand(batch, -1, -1, -1), source.values.expand(batch, -1, -1, -1))
-            else:
-                cache = copy.deepcopy(prefix)
-                cache.batch_repeat_interleave(batch)
-        return cache
+            dynamic = copy.deepcopy(self._prefix_kv())
+            dynamic.batch_repeat_interleave(batch)
+        return dynamic
 
     def _prefix_kv(self) -> DynamicCache:
         if self._prefix_cache is None:
@@ -206,3 +220,24 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     if tokenizer.eos_token_id is not None:
         ids.add(tokenizer.eos_token_id)
     return ids
+
+
+_Layer = TypeVar("_Layer", bound=CacheLayerMixin)
+
+
+def _plain_layers(cache: Cache, kind: type[_Layer]) -> list[_Layer] | None:
+    """The layers of ``cache`` when every one is exactly ``kind`` (none a sliding-window, indexed, quantized or
+    linear-attention layer), else ``None``."""
+    layers = [layer for layer in cache.layers if type(layer) is kind]
+    return layers if len(layers) == len(cache.layers) else None
+
+
+def _filled(layer: CacheLayerMixin | LinearAttentionCacheLayerMixin) -> tuple[torch.Tensor, torch.Tensor]:
+    """The keys and values (``(1, heads, prefix tokens, head size)`` each) the prefix pass wrote into ``layer``.
+
+    Raises:
+        RuntimeError: the layer holds none (not an attention layer, or the pass did not reach it).
+    """
+    if not isinstance(layer, CacheLayerMixin) or layer.keys is None or layer.values is None:
+        raise RuntimeError(f"the shared prefix's cache layer {type(layer).__name__} holds no keys and values")
+    return layer.keys, layer.values

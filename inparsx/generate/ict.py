@@ -59,7 +59,8 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     boundary. Decimals (``3.5``) never are, as no space follows their period. The section heading that opens
     a sentence of a structured abstract (``RESULTS``, ``METHODS AND FINDINGS``) is left out of its span.
     """
-    spans, start = [], 0
+    spans: list[tuple[int, int]] = []
+    start = 0
     for match in _CANDIDATE.finditer(text):
         if match.end() >= len(text) or not _is_boundary(text, match):
             continue

@@ -152,8 +152,17 @@ class RerankStageOptions(StageOptions):
 
     def models(self, components: list[Component]) -> list[ModelRef]:
         """``model``, ``zero_shot_model`` and each of ``compare_models``, as the stage's reranker loads them
-        (:meth:`inparsx.rerank.base.Reranker.model_ref`)."""
+        (:meth:`inparsx.rerank.base.Reranker.model_ref`).
+
+        Raises:
+            TypeError: the stage's component is not a :class:`~inparsx.rerank.base.Reranker` (the registry
+                refuses one when it registers, so only a component built by hand).
+        """
+        from inparsx.rerank.base import Reranker
+
         reranker = components[0]
+        if not isinstance(reranker, Reranker):
+            raise TypeError(f"the rerank stage runs a Reranker, not {type(reranker).__name__}")
         zero_shot = reranker
         if self.zero_shot_reranker is not None:
             from inparsx.plugins import get_registry

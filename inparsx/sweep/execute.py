@@ -80,7 +80,7 @@ def sharing(planned: list[PlannedRun]) -> dict[str, tuple[int, int]]:
 
 def sharing_line(planned: list[PlannedRun]) -> str:
     """``retrieve computed once for 12 runs, generate 4 times, ...``: what the store will share."""
-    parts = []
+    parts: list[str] = []
     for stage, (distinct, total) in sharing(planned).items():
         times = "once" if distinct == 1 else f"{distinct} times"
         parts.append(f"{stage} {times}" + (f" for {total} runs" if not parts else ""))

@@ -443,7 +443,12 @@ def _validate_file(path: Path, text: str, data: dict[str, Any]) -> SweepFile:
 
 def _model_at(loc: tuple) -> type[Options]:
     """The options model a validation error's location points into."""
-    models = {"sweep": SweepInfo, "variants": VariantConfig, "rows": RowConfig, "compare": CompareConfig}
+    models: dict[str, type[Options]] = {
+        "sweep": SweepInfo,
+        "variants": VariantConfig,
+        "rows": RowConfig,
+        "compare": CompareConfig,
+    }
     return models.get(str(loc[0]), SweepFile) if len(loc) > 1 else SweepFile
 
 
@@ -487,7 +492,8 @@ def expand(
     """
     bases = list(named.items()) or [("", VariantConfig())]
     combos = list(itertools.product(*grid.values())) if grid else [()]
-    variants, folders = [], set()
+    variants: list[Variant] = []
+    folders: set[str] = set()
     for (name, config), combo in itertools.product(bases, combos):
         assigned = dict(zip(grid, combo))
         grid_sets = [f"{key}={toml_literal(value)}" for key, value in assigned.items()]

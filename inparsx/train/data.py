@@ -125,6 +125,7 @@ def margin_rows(
     Raises:
         DataError: a triple without teacher scores (mine with a ``teacher``), naming the file and the triple.
     """
+    margins: list[list[float]] = []
     for index, triple in enumerate(triples, 1):
         if triple.pos_score is None or len(triple.neg_scores) < num_negatives:
             raise DataError(
@@ -134,8 +135,8 @@ def margin_rows(
                 '(triples.teacher = "bi-encoder", teacher_options = {model = ...})',
                 index,
             )
+        margins.append([triple.pos_score - s for s in triple.neg_scores[:num_negatives]])
     rows = tuple_rows(triples, num_negatives, anchor)
-    margins = [[t.pos_score - s for s in t.neg_scores[:num_negatives]] for t in triples]
     rows["label"] = [m[0] for m in margins] if num_negatives == 1 else margins
     return rows
 
