@@ -46,7 +46,7 @@ from inparsx.artifacts import (  # noqa: F401 - declared there, importable here 
     cache_home,
     stage_queries,
 )
-from inparsx.cachekey import (
+from inparsx.cachekey import (  # markers and read_marker: declared there, importable here too
     DONE_MARKER,
     HASHES,
     HELD_OUT_STAGES,
@@ -54,6 +54,7 @@ from inparsx.cachekey import (
     STAGE_READS,  # noqa: F401 - declared there, importable (and patched by tests) here too
     STARTED_MARKER,
     content_fingerprint,
+    read_marker,
     stage_cache_key,
     stage_fingerprint,
     stage_fingerprints,
@@ -297,13 +298,6 @@ def _stage_key(
 def _upstream(recipe: Recipe, stage: str) -> set[str]:
     """The stages whose outputs ``stage`` reads (:func:`~inparsx.cachekey.stage_inputs`)."""
     return {owner for owner, _ in stage_inputs(recipe, stage, STAGES)}
-
-
-def read_marker(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def run_recipe(
