@@ -63,6 +63,7 @@ from inparsx.cachekey import (  # markers and read_marker: declared there, impor
 from inparsx.context import MODEL, ComponentContext, missing_output
 from inparsx.datasets import Dataset, resolve_dataset
 from inparsx.datasets.base import NoDataset, SampledSplit
+from inparsx.datasets.holdout import Holdout
 from inparsx.errors import InparsxError
 from inparsx.interrupts import interrupted_as
 from inparsx.io import atomic_write, write_json
@@ -99,8 +100,8 @@ class StageContext:
     fingerprint: str = ""
     _dataset: Dataset | None = field(default=None, repr=False)
     inputs: dict[str, Path] = field(default_factory=dict)
-    holdout: Any = None
-    """The documents ``[estimate]`` holds out of training (:class:`inparsx.estimate.holdout.Holdout`), or
+    holdout: Holdout | None = None
+    """The documents ``[estimate]`` holds out of training (:class:`inparsx.datasets.holdout.Holdout`), or
     ``None``. The stages of :data:`HELD_OUT_STAGES` get its ``training`` view as :attr:`dataset`; the generate
     stage also writes queries for its documents."""
     cache_key: str = ""
@@ -469,13 +470,11 @@ def _may_run(
     return found
 
 
-def _holdout(recipe: Recipe, dataset: Dataset) -> Any:
-    """The :class:`~inparsx.estimate.holdout.Holdout` of a recipe with ``[estimate]`` (its ``docs`` drawn with
+def _holdout(recipe: Recipe, dataset: Dataset) -> Holdout | None:
+    """The :class:`~inparsx.datasets.holdout.Holdout` of a recipe with ``[estimate]`` (its ``docs`` drawn with
     the estimate stage's seed, lazily), else ``None``."""
     if "estimate" not in recipe.stages:
         return None
-    from inparsx.estimate.holdout import Holdout
-
     return Holdout(dataset, recipe.stages["estimate"].settings.docs, recipe.stage_seed("estimate"))
 
 
