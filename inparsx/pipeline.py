@@ -69,9 +69,11 @@ from inparsx.interrupts import interrupted_as
 from inparsx.io import atomic_write, write_json
 from inparsx.lock import run_dir_lock
 from inparsx.plugins import get_registry
+from inparsx.preflight import check_recipe
 from inparsx.progress import console, out, quiet_library_bars
 from inparsx.recipe import STAGES, Recipe
 from inparsx.stages import STAGE_SPECS
+from inparsx.store import StageStore
 
 STAGE_RUNNERS: dict[str, str] = {spec.name: spec.runner for spec in STAGE_SPECS}
 """Stage name -> ``module:function`` that runs it (:attr:`inparsx.stages.StageSpec.runner`), imported only when
@@ -349,8 +351,6 @@ def run_recipe(
             f"--from {start} comes after --to {stop} in this recipe ({' -> '.join(names)}): "
             "nothing would run; give a --from stage at or before the --to stage"
         )
-    from inparsx.store import StageStore
-
     with run_dir_lock(run_dir):
         with atomic_write(run_dir / "recipe.toml") as handle:
             handle.write(recipe.to_toml())
@@ -481,8 +481,6 @@ def _holdout(recipe: Recipe, dataset: Dataset) -> Holdout | None:
 def preflight(recipe: Recipe, run_dir: Path, stages: list[str], dataset: Dataset | None = None) -> None:
     """The pre-flight check of ``stages`` (:func:`inparsx.preflight.check_recipe`): its lines printed, then
     :class:`~inparsx.preflight.PreflightError` when a model is missing, gated or too large."""
-    from inparsx.preflight import check_recipe
-
     report = check_recipe(recipe, run_dir, stages, dataset, say=_say)
     if report.lines:
         console.rule("[bold]pre-flight check[/bold]")
