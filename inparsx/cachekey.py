@@ -52,7 +52,10 @@ HELD_OUT_STAGES = ("tune", "generate", "triples", "train")
 side): no held-out document is ever sampled for generation, mined as a negative or trained on."""
 
 DONE_MARKER = ".inparsx-done.json"
+"""A finished stage folder's completion marker: ``{"fingerprint", "key", "hashes", "seconds", ...}``."""
 STARTED_MARKER = ".inparsx-started.json"
+"""A stage folder's marker written before the stage runs: ``{"fingerprint", "key", "hashes"}``; a folder whose
+marker carries another key is cleared before the stage runs again."""
 MARKERS = (DONE_MARKER, STARTED_MARKER)
 
 HASHES = "hashes"
@@ -61,6 +64,15 @@ sha256]}`` (paths relative to the run directory where they lie in it)."""
 
 ABSENT = "absent"
 """The content fingerprint of a path that does not exist."""
+
+
+def read_marker(path: Path) -> dict[str, Any]:
+    """The contents of a marker file (:data:`DONE_MARKER`, :data:`STARTED_MARKER`), ``{}`` when it is missing,
+    unreadable or not JSON: a folder without a valid marker counts as not finished (or not started)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def stage_fingerprint(recipe: Any, stage: str, previous: str = "", dataset_fingerprint: str = "") -> str:

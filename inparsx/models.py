@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from inparsx.artifacts import cache_home
 from inparsx.errors import InparsxError
 
 
@@ -290,8 +291,6 @@ def transformers_folder(
 
     stat = local.stat()
     key = hashlib.sha256(f"{local.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    from inparsx.pipeline import cache_home
-
     target = cache_home() / "models" / f"{local.stem}-{key}-{dtype}"
     if (target / "config.json").is_file():
         return str(target)

@@ -45,7 +45,7 @@ from inparsx.artifacts import (  # noqa: F401 - declared there, importable here 
     cache_home,
     stage_queries,
 )
-from inparsx.cachekey import (
+from inparsx.cachekey import (  # markers and read_marker: declared there, importable here too
     DONE_MARKER,
     HASHES,
     HELD_OUT_STAGES,
@@ -53,6 +53,7 @@ from inparsx.cachekey import (
     STAGE_READS,  # noqa: F401 - declared there, importable (and patched by tests) here too
     STARTED_MARKER,
     content_fingerprint,
+    read_marker,
     stage_cache_key,
     stage_fingerprint,
     stage_fingerprints,
@@ -61,15 +62,18 @@ from inparsx.cachekey import (
 from inparsx.context import MODEL, ComponentContext, missing_output
 from inparsx.datasets import Dataset, resolve_dataset
 from inparsx.datasets.base import NoDataset, SampledSplit
+from inparsx.datasets.holdout import Holdout
 from inparsx.devices import is_main_process, wait_for_processes  # used here, and importable here as before
 from inparsx.errors import InparsxError
 from inparsx.interrupts import interrupted_as
 from inparsx.io import atomic_write, write_json
 from inparsx.lock import run_dir_lock
 from inparsx.plugins import get_registry
+from inparsx.preflight import check_recipe
 from inparsx.progress import console, out, quiet_library_bars
 from inparsx.recipe import STAGES, Recipe
 from inparsx.stages import STAGE_SPECS
+from inparsx.store import StageStore
 
 STAGE_RUNNERS: dict[str, str] = {spec.name: spec.runner for spec in STAGE_SPECS}
 """Stage name -> ``module:function`` that runs it (:attr:`inparsx.stages.StageSpec.runner`), imported only when
@@ -98,8 +102,8 @@ class StageContext:
     fingerprint: str = ""
     _dataset: Dataset | None = field(default=None, repr=False)
     inputs: dict[str, Path] = field(default_factory=dict)
-    holdout: Any = None
-    """The documents ``[estimate]`` holds out of training (:class:`inparsx.estimate.holdout.Holdout`), or
+    holdout: Holdout | None = None
+    """The documents ``[estimate]`` holds out of training (:class:`inparsx.datasets.holdout.Holdout`), or
     ``None``. The stages of :data:`HELD_OUT_STAGES` get its ``training`` view as :attr:`dataset`; the generate
     stage also writes queries for its documents."""
     cache_key: str = ""
@@ -299,13 +303,6 @@ def _upstream(recipe: Recipe, stage: str) -> set[str]:
     return {owner for owner, _ in stage_inputs(recipe, stage, STAGES)}
 
 
-def read_marker(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def run_recipe(
     recipe: Recipe,
     run_dir: Path | None = None,
@@ -354,8 +351,6 @@ def run_recipe(
             f"--from {start} comes after --to {stop} in this recipe ({' -> '.join(names)}): "
             "nothing would run; give a --from stage at or before the --to stage"
         )
-    from inparsx.store import StageStore
-
     with run_dir_lock(run_dir):
         with atomic_write(run_dir / "recipe.toml") as handle:
             handle.write(recipe.to_toml())
@@ -475,21 +470,17 @@ def _may_run(
     return found
 
 
-def _holdout(recipe: Recipe, dataset: Dataset) -> Any:
-    """The :class:`~inparsx.estimate.holdout.Holdout` of a recipe with ``[estimate]`` (its ``docs`` drawn with
+def _holdout(recipe: Recipe, dataset: Dataset) -> Holdout | None:
+    """The :class:`~inparsx.datasets.holdout.Holdout` of a recipe with ``[estimate]`` (its ``docs`` drawn with
     the estimate stage's seed, lazily), else ``None``."""
     if "estimate" not in recipe.stages:
         return None
-    from inparsx.estimate.holdout import Holdout
-
     return Holdout(dataset, recipe.stages["estimate"].settings.docs, recipe.stage_seed("estimate"))
 
 
 def preflight(recipe: Recipe, run_dir: Path, stages: list[str], dataset: Dataset | None = None) -> None:
     """The pre-flight check of ``stages`` (:func:`inparsx.preflight.check_recipe`): its lines printed, then
     :class:`~inparsx.preflight.PreflightError` when a model is missing, gated or too large."""
-    from inparsx.preflight import check_recipe
-
     report = check_recipe(recipe, run_dir, stages, dataset, say=_say)
     if report.lines:
         console.rule("[bold]pre-flight check[/bold]")

@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from inparsx.cachekey import DONE_MARKER, read_marker
 from inparsx.errors import StorageError
 from inparsx.io import storage_errors, write_json
 from inparsx.progress import console
@@ -55,8 +56,6 @@ class StageStore:
 
     def ready(self, stage: str, key: str) -> bool:
         """Whether the entry is finished: its completion marker holds ``key``."""
-        from inparsx.pipeline import DONE_MARKER, read_marker
-
         return read_marker(self.entry(stage, key) / DONE_MARKER).get("key") == key
 
     @contextlib.contextmanager
@@ -103,8 +102,6 @@ class StageStore:
         Raises:
             StorageError: the run directory cannot be written.
         """
-        from inparsx.pipeline import DONE_MARKER, read_marker
-
         source = self.entry(stage, key)
         with storage_errors(folder):
             folder.parent.mkdir(parents=True, exist_ok=True)
@@ -145,8 +142,6 @@ class StageStore:
 
     def entries(self) -> list[dict[str, Any]]:
         """Every finished entry: ``{"stage", "key", "path", "seconds"}`` (sorted by folder name)."""
-        from inparsx.pipeline import DONE_MARKER, read_marker
-
         found = []
         for path in sorted(self.root.glob("*-*")) if self.root.is_dir() else []:
             stage, _, key = path.name.rpartition("-")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from inparsx.datasets.beir import BeirFolderDataset
+from inparsx.datasets.holdout import Holdout
 from inparsx.errors import InparsxError
-from inparsx.estimate.holdout import Holdout
 from inparsx.recipe import RecipeErrors, load_recipe
 from inparsx.testing.cli import run_cli
 from inparsx.testing.collections import corpus_only

@@ -1,7 +1,7 @@
 """The estimate stage: a label-free estimate of what training gained, on synthetic queries of held-out documents.
 
 Before any stage runs, ``[estimate] docs`` documents are drawn with the seed and held out of training
-(:mod:`inparsx.estimate.holdout`): the tune, generate (its sample), triples and train stages see the collection
+(:mod:`inparsx.datasets.holdout`): the tune, generate (its sample), triples and train stages see the collection
 without them. The generate stage writes the recipe's synthetic queries for them too (``generate/heldout.jsonl``)
 and the filter stage cleans them with the same filters, in the same pass (``filter/heldout.jsonl``). This stage
 then does for those queries what the pipeline does for test queries, each query's only relevant document being

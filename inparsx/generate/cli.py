@@ -40,9 +40,9 @@ def generate(
     """
     import json
 
+    from inparsx.artifacts import EXCLUDED, GENERATION_STATS, SYNTHETIC_QUERIES
     from inparsx.devices import is_main_process
     from inparsx.oneoff import refuse_existing, run_to
-    from inparsx.pipeline import EXCLUDED_QIDS
     from inparsx.progress import out as stdout
     from inparsx.recipe import one_stage_recipe
 
@@ -55,9 +55,9 @@ def generate(
         "generate",
         out,
         lambda folder: {
-            folder / "queries.jsonl": out,
-            folder / "queries.stats.json": stats,
-            folder / EXCLUDED_QIDS: out.with_name(EXCLUDED_QIDS),
+            folder / SYNTHETIC_QUERIES.file: out,
+            folder / GENERATION_STATS.file: stats,
+            folder / EXCLUDED.file: out.with_name(EXCLUDED.file),
         },
         inputs={stage: run_dir / stage for stage in referenced_stages(recipe.filled()["generate"])},
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inparsx.artifacts import MODEL
+from inparsx.cachekey import DONE_MARKER
 from inparsx.errors import InparsxError
 from inparsx.models import ModelRef
 from inparsx.preflight.resolve import Resolution, resolve_model
@@ -143,8 +144,6 @@ def _use(stage: str, ref: ModelRef, recipe: Recipe, run_dir: Path, outputs: dict
             resolution,
             model_size(resolution.path, resolution.gguf_file, ref.model, resolution.params, resolution.config),
         )
-    from inparsx.pipeline import DONE_MARKER
-
     target = ref.model[1:]
     path = Path(run_dir) / target / MODEL
     base = outputs.get(target)

@@ -34,6 +34,7 @@ from inparsx.artifacts import (
     TUNE_TRAINING,
     Artifact,
 )
+from inparsx.cachekey import DONE_MARKER
 from inparsx.report import plots
 
 
@@ -69,8 +70,6 @@ class RunFiles:
 
     def done(self, stage: str) -> bool:
         """Whether ``stage`` finished (its completion marker exists)."""
-        from inparsx.pipeline import DONE_MARKER
-
         return (self.root / stage / DONE_MARKER).is_file()
 
     def path(self, target: str | Artifact, stage: str | None = None) -> Path:

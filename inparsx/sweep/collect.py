@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from inparsx.artifacts import METRICS, PER_QUERY
+from inparsx.cachekey import DONE_MARKER, read_marker
 from inparsx.errors import DataError
 from inparsx.evaluate.metrics import parse_metric
-from inparsx.pipeline import DONE_MARKER, read_marker
 from inparsx.sweep.execute import PlannedRun, plan
 from inparsx.sweep.layout import baseline_row
 from inparsx.sweep.spec import Compare, Row, Sweep

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inparsx.cachekey import planned_keys
+from inparsx.cachekey import DONE_MARKER, planned_keys, read_marker, stage_fingerprints
 from inparsx.errors import Interrupted
-from inparsx.pipeline import DONE_MARKER, read_marker, run_recipe, stage_fingerprints
+from inparsx.pipeline import run_recipe
 from inparsx.progress import console
 from inparsx.recipe import STAGES, Recipe
 from inparsx.sweep.spec import Sweep, SweepRun
