@@ -113,6 +113,7 @@ def test_the_generator_is_a_typed_spec_of_a_model_loading_generator(tmp_path):
         "top_p": 0.9,
         "top_k": 5,
     }
+    assert CPOOptions(base_model="m", judge=judge).sampler(model="tuned", do_sample=False).options["model"] == "tuned"
     with pytest.raises(ValueError, match=r"model, top_p are set by the tuner \(model: base_model, top_p: top_p\)"):
         CPOOptions(base_model="m", judge=judge, generator={"model": "x", "top_p": 0.5})
     with pytest.raises(ValueError, match="generator.use = 'qrels': a generator that loads no model of its own"):

@@ -189,7 +189,7 @@ class CPOOptions(JudgedOptions):
             "temperature": self.temperature,
             "top_p": self.top_p,
         }
-        spec: CandidateGeneratorSpec = self.generator.with_options(**tuner_set, **changes)
+        spec: CandidateGeneratorSpec = self.generator.with_options(**{**tuner_set, **changes})
         return spec
 
 
