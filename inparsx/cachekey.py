@@ -31,7 +31,7 @@ from typing import Any
 
 from inparsx.artifacts import TRAINED_MODEL, TUNED_INSTRUCTION, TUNED_MODEL, TUNED_PROGRAM, Artifact
 from inparsx.io import storage_errors
-from inparsx.stages import STAGE_SPECS, Read
+from inparsx.stages import STAGE_SPECS, Read, as_input
 
 STAGE_READS: dict[str, tuple[Read, ...]] = {spec.name: spec.reads for spec in STAGE_SPECS}
 """Stage -> the earlier stages' artifacts its runner and components read (:attr:`inparsx.stages.StageSpec.reads`,
@@ -183,8 +183,7 @@ def stage_inputs(recipe: Any, stage: str, order: Iterable[str]) -> list[tuple[st
     earlier = [s for s in order[: order.index(stage)] if s in recipe.stages] if stage in order else []
     found: list[tuple[str, str]] = []
     for read in STAGE_READS.get(stage, ()):
-        choices = read if isinstance(read, tuple) else (read,)
-        chosen = next((a for a in choices if a.stage is None or a.stage in recipe.stages), None)
+        chosen = as_input(read).chosen(recipe.stages)
         if chosen is None:
             continue
         owners = earlier if chosen.stage is None else [chosen.stage]

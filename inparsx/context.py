@@ -164,9 +164,14 @@ class ComponentContext:
 
 def missing_output(stage: str, needed: str, path: Path, artifact: Artifact | None = None) -> InparsxError:
     """The error for stage ``stage`` needing ``path``, an output of stage ``needed`` that does not exist
-    (``artifact``: the declared artifact it is, whose description the message gives)."""
+    (``artifact``: the declared artifact it is, whose name and description the message gives).
+
+    ``stage 'train' needs artifact 'triples', <run>/triples/triples.jsonl, the output of stage 'triples'
+    (training triples (query, positive, negatives)): add [triples] to the recipe or run it first``.
+    """
     who = f"stage {stage!r}" if stage else "this component"
+    name = f"artifact {artifact.name!r}, " if artifact is not None else ""
     what = f" ({artifact.description})" if artifact is not None else ""
     return InparsxError(
-        f"{who} needs {path}, the output of stage {needed!r}{what}: add [{needed}] to the recipe or run it first"
+        f"{who} needs {name}{path}, the output of stage {needed!r}{what}: add [{needed}] to the recipe or run it first"
     )

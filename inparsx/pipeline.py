@@ -72,7 +72,7 @@ from inparsx.plugins import get_registry
 from inparsx.preflight import check_recipe
 from inparsx.progress import console, out, quiet_library_bars
 from inparsx.recipe import STAGES, Recipe
-from inparsx.stages import STAGE_SPECS
+from inparsx.stages import STAGE_SPECS, as_input
 from inparsx.store import StageStore
 
 STAGE_RUNNERS: dict[str, str] = {spec.name: spec.runner for spec in STAGE_SPECS}
@@ -560,31 +560,24 @@ def _show_stored_table(folder: Path) -> None:
 
 def inputs_ready(ctx: StageContext) -> None:
     """Check that what the stage reads will load, before its folder is touched: the collection (downloaded now
-    if need be, :meth:`~inparsx.datasets.base.Dataset.prepare`), the earlier stages' files the stage reads
-    (:data:`STAGE_INPUTS`), and every model its components and its own options name
+    if need be, :meth:`~inparsx.datasets.base.Dataset.prepare`), every earlier stage's artifact the stage
+    requires in this run (:attr:`inparsx.stages.StageSpec.reads`, as :data:`STAGE_READS` holds them:
+    :meth:`inparsx.stages.Input.needed`), and every model its components and its own options name
     (:func:`inparsx.preflight.check_stage_models`: resolved without loading; ``@stage`` outputs present).
 
     Raises:
-        InparsxError: something the stage needs is missing, with what and where; the folder is untouched.
+        InparsxError: something the stage needs is missing, with what and where (a missing artifact: its name,
+            its file and the stage that writes it); the folder is untouched.
     """
     from inparsx.preflight import check_stage_models
     from inparsx.preflight.check import stage_models
 
     ctx.dataset.prepare()
-    for needed in STAGE_INPUTS.get(ctx.stage, ()):
-        needed(ctx)
+    for read in STAGE_READS.get(ctx.stage, ()):
+        needed = as_input(read).needed(ctx)
+        if needed is not None:
+            ctx.path_of(*needed)
     check_stage_models(ctx.stage, stage_models(ctx.components, ctx.settings), ctx.resolve_model, _say)
-
-
-STAGE_INPUTS: dict[str, tuple[Callable[[StageContext], Path | None], ...]] = {
-    "filter": (lambda ctx: ctx.path_of(SYNTHETIC_QUERIES),),
-    "triples": (lambda ctx: ctx.path_of(stage_queries(ctx.recipe.stages)),),
-    "train": (lambda ctx: ctx.path_of(TRIPLES),),
-    "rerank": (lambda ctx: ctx.path_of(RUN, ctx.settings.first_stage) if ctx.dataset.has_labels() else None,),
-}
-"""Stage -> checks of the earlier stages' files its runner reads (each raises, naming the file, when it is
-missing; ``None`` when the stage reads nothing there, e.g. rerank on a collection without labels), made by
-:func:`inputs_ready` before the folder is cleared."""
 
 
 def _run_stage(ctx: StageContext, fresh: bool, prepared: Callable[[], None] | None = None) -> None:

@@ -85,6 +85,25 @@ class ComponentSpec(BaseModel):
         itself, or that would be ignored."""
         return {}
 
+    @classmethod
+    def refusal(cls, taken: list[str]) -> tuple[str, str]:
+        """The error for the refused keys ``taken`` (in the order given): ``(key, reason)``, the key dotted and
+        relative to the spec's table (``""``: the table itself). Default: the first key and its reason."""
+        return taken[0], cls.refused()[taken[0]]
+
+    @classmethod
+    def supplied(cls) -> dict[str, Any]:
+        """Options the component that uses the spec sets itself when it builds it (a tuner sets a generator's
+        ``model``), with the values validation fills in for them; they are refused in the table (see
+        :meth:`refused`). Default: none."""
+        return {}
+
+    @classmethod
+    def accepts(cls, component: type) -> str | None:
+        """Why the registered ``component`` (the class ``use`` names) cannot serve here, or ``None`` (default:
+        every component of :attr:`kind` can); the reason, which names ``use``, is reported on the table."""
+        return None
+
     @model_validator(mode="before")
     @classmethod
     def _inline(cls, data: Any) -> Any:
@@ -102,7 +121,7 @@ class ComponentSpec(BaseModel):
                     f'"<a registered {cls.kind[:-1]}>" and its options (got {data!r})',
                 },
             )
-        if "use" not in data:
+        if "use" not in data and cls.model_fields["use"].is_required():
             raise PydanticCustomError(
                 SPEC_ERROR,
                 "{key}: {reason}",
@@ -120,11 +139,16 @@ class ComponentSpec(BaseModel):
             cls = registry.get(self.kind, self.use)
         except PluginError as exc:
             raise PydanticCustomError(SPEC_ERROR, "{key}: {reason}", {"key": "use", "reason": str(exc)}) from None
-        for key, why in self.refused().items():
-            if key in self.options:
-                raise PydanticCustomError(SPEC_ERROR, "{key}: {reason}", {"key": key, "reason": why})
+        unfit = self.accepts(cls)
+        if unfit is not None:
+            raise PydanticCustomError(SPEC_ERROR, "{reason}", {"key": "", "reason": unfit})
+        refused = self.refused()
+        taken = [key for key in self.options if key in refused]
+        if taken:
+            key, why = self.refusal(taken)
+            raise PydanticCustomError(SPEC_ERROR, "{key}: {reason}" if key else "{reason}", {"key": key, "reason": why})
         try:
-            cls.Options.model_validate(self.options, context=info.context)
+            cls.Options.model_validate({**self.supplied(), **self.options}, context=info.context)
         except ValidationError as exc:
             problems = [
                 spec_problem(err, [*self.OWN, "use", *cls.Options.model_fields], self.use) for err in exc.errors()
@@ -137,7 +161,24 @@ class ComponentSpec(BaseModel):
     @model_serializer(mode="plain")
     def _dump(self) -> dict[str, Any]:
         own = {key: getattr(self, key) for key in self.OWN if getattr(self, key) is not None}
-        return {"use": self.use, **own, **self.options}
+        use = (
+            {"use": self.use} if "use" in self.model_fields_set or type(self).model_fields["use"].is_required() else {}
+        )
+        return {**use, **own, **self.options}
+
+    def __getitem__(self, key: str) -> Any:
+        """A key of the table as written (``spec["use"]``, an own key or an option), as the dict a spec replaced
+        answered it (``[tune] generator`` of ``cpo`` was one).
+
+        Raises:
+            KeyError: the table has no such key.
+        """
+        return {"use": self.use, **self._dump()}[key]
+
+    def with_options(self, **changes: Any) -> Any:
+        """A copy whose options are these with ``changes`` over them (not validated again: what a component
+        that uses the spec builds with, e.g. a tuner adding the keys it :meth:`supplied`)."""
+        return self.model_copy(update={"options": {**self.options, **changes}})
 
     def build(self, registry: Registry) -> Any:
         """The component, built from ``registry`` with its validated options (not loaded: a reranker still
@@ -145,7 +186,8 @@ class ComponentSpec(BaseModel):
 
         Raises:
             PluginError: ``use`` is not in ``registry``.
-            pydantic.ValidationError: options its ``Options`` model rejects.
+            pydantic.ValidationError: options its ``Options`` model rejects (e.g. a key :meth:`supplied` says
+                its user sets, and did not: see :meth:`with_options`).
         """
         cls = registry.get(self.kind, self.use)
         return cls(cls.Options.model_validate(self.options, context={"registry": registry}))

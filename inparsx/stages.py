@@ -4,7 +4,8 @@ stage's own options, multi-use, default component, the artifacts it reads and wr
 Every table the recipe loader, the plugin registry and the runner read is derived from :data:`STAGE_SPECS` and
 :data:`COMPONENT_KINDS`: ``inparsx.recipe.STAGES``, ``MULTI_USE_STAGES``, ``DEFAULT_USE`` and ``STAGE_OPTIONS``,
 ``inparsx.plugins.KINDS`` and ``BASES``, ``inparsx.pipeline.STAGE_RUNNERS``, and ``inparsx.cachekey.STAGE_READS``
-and ``OPTIONS_READ`` (what a stage's cache key covers). The hooks of :mod:`inparsx.hookspecs` are one per
+and ``OPTIONS_READ`` (what a stage's cache key covers, and which inputs ``inparsx.pipeline.inputs_ready`` requires
+before a stage runs: :class:`Input`). The hooks of :mod:`inparsx.hookspecs` are one per
 component kind (``tests/test_stages.py`` checks they match). This module imports no stage code: runners,
 base classes and options models are ``"module:attr"`` strings, resolved on use.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import pkgutil
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from inparsx.artifacts import (
     CHECK,
@@ -50,10 +51,94 @@ from inparsx.artifacts import (
 )
 from inparsx.errors import InparsxError
 
-Read = Artifact | tuple[Artifact, ...]
-"""One entry of what a stage reads: an artifact (one of a stage named by the artifact; an artifact any stage
-writes, such as a run: that of every earlier stage of the recipe), or a tuple of alternatives (the first whose
-stage is in the recipe: the filter's kept queries, else the generated ones)."""
+
+class Predicate(Protocol):
+    """A question about a stage's run, asked of its :class:`~inparsx.pipeline.StageContext` (:attr:`Input.required`)."""
+
+    def __call__(self, ctx: Any, /) -> bool: ...
+
+
+class WhoseStage(Protocol):
+    """The stage whose artifact a stage reads, from its :class:`~inparsx.pipeline.StageContext` (:attr:`Input.of`)."""
+
+    def __call__(self, ctx: Any, /) -> str: ...
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input of a stage: an earlier stage's artifact (or alternatives), and when the stage cannot run without
+    it. The runner checks every required input before it touches the stage's folder
+    (:func:`inparsx.pipeline.inputs_ready`; PyTerrier's ``pt.validate`` is the model: a missing input is an error
+    that names the artifact, its file and the stage that writes it); the stage's cache key covers every input,
+    required or not (:func:`inparsx.cachekey.stage_inputs`).
+
+    Attributes:
+        choices: the artifact, or alternatives in order of preference: the one read is the first whose stage is in
+            the recipe (the filter's kept queries, else the generated ones), or, for the check, the last when none
+            is. An artifact any stage writes (a run) stands for that of every earlier stage.
+        required: ``True`` (the stage fails without it), ``False`` (read where present: the evaluate stage's runs
+            and notes), or a predicate on the :class:`~inparsx.pipeline.StageContext` that says whether it is
+            required in this run (the rerank stage reads a run only on a collection with labels).
+        of: for an artifact any stage writes, ``of(ctx)`` is the stage whose one is required (the rerank stage's
+            ``first_stage``).
+
+    Raises:
+        ValueError: a required artifact any stage writes without ``of`` (whose would be required is unsaid).
+    """
+
+    choices: tuple[Artifact, ...]
+    required: bool | Predicate = True
+    of: WhoseStage | None = None
+
+    def __post_init__(self) -> None:
+        if self.required is not False and self.of is None and any(a.stage is None for a in self.choices):
+            names = ", ".join(a.name for a in self.choices if a.stage is None)
+            raise ValueError(f"input {names}: written by any stage; say whose is required (of=...) or required=False")
+
+    def chosen(self, stages: Any) -> Artifact | None:
+        """The alternative read under a recipe whose stage names are ``stages``: the first written by any stage or
+        by one of ``stages``; ``None`` when none is (nothing there to read)."""
+        return next((a for a in self.choices if a.stage is None or a.stage in stages), None)
+
+    def needed(self, ctx: Any) -> tuple[Artifact, str | None] | None:
+        """``(artifact, stage)`` that the stage of ``ctx`` (a :class:`~inparsx.pipeline.StageContext`) cannot run
+        without, as ``ctx.path_of`` takes them (``stage`` only for an artifact any stage writes); ``None`` when
+        this input is not required there."""
+        if not (self.required(ctx) if callable(self.required) else self.required):
+            return None
+        artifact = self.chosen(ctx.recipe.stages) or self.choices[-1]
+        if artifact.stage is None:
+            return (artifact, self.of(ctx)) if self.of is not None else None
+        return artifact, None
+
+
+Read = Artifact | tuple[Artifact, ...] | Input
+"""One entry of what a stage reads (:attr:`StageSpec.reads`): an :class:`Input`, or its short forms: an artifact
+(a required input; one any stage writes, such as a run, is that of every earlier stage, none required), or a
+tuple of alternatives (required; see :attr:`Input.choices`). :func:`as_input` reads each as an :class:`Input`."""
+
+
+def as_input(read: Read) -> Input:
+    """``read`` as an :class:`Input` (see :data:`Read`)."""
+    if isinstance(read, Input):
+        return read
+    choices = read if isinstance(read, tuple) else (read,)
+    return Input(choices, required=all(a.stage is not None for a in choices))
+
+
+def labelled(ctx: Any) -> bool:
+    """Whether the run's collection has relevance labels (the rerank stage reranks a run only then)."""
+    return bool(ctx.dataset.has_labels())
+
+
+def holding_out(ctx: Any) -> bool:
+    """Whether ``[estimate]`` holds documents out of training (the filter stage then filters their queries too)."""
+    return ctx.holdout is not None
+
+
+def first_stage(ctx: Any) -> str:
+    """The stage whose run the rerank stage reranks (``[rerank] first_stage``)."""
+    return str(ctx.settings.first_stage)
 
 
 @dataclass(frozen=True)
@@ -113,8 +198,10 @@ class StageSpec:
             declare is an error when the component registers (:func:`shared_option_keys`).
         multi_use: whether ``use`` takes a list (the filters, which run in order).
         default_use: the component used when the table gives no ``use``, or ``None`` (then ``use`` is required).
-        reads: the earlier stages' artifacts it reads (see :data:`Read`); a model or program an option names with
-            ``@stage`` is read too. The stage's cache key covers their contents (:mod:`inparsx.cachekey`).
+        reads: the earlier stages' artifacts it reads, each an :class:`Input` or its short form (:data:`Read`),
+            with whether the stage needs it (checked before its folder is touched); a model or program an option
+            names with ``@stage`` is read too. The stage's cache key covers their contents
+            (:mod:`inparsx.cachekey`).
         writes: the artifacts it writes into its folder.
         options_read: the other stages whose options it reads (their fingerprints enter its key).
     """
@@ -166,7 +253,7 @@ STAGE_SPECS: tuple[StageSpec, ...] = (
         FILTERS,
         _runner("filter"),
         multi_use=True,
-        reads=(SYNTHETIC_QUERIES, HELDOUT_QUERIES),
+        reads=(SYNTHETIC_QUERIES, Input((HELDOUT_QUERIES,), required=holding_out)),
         writes=(KEPT_QUERIES, KEPT_HELDOUT, FILTER_DECISIONS, SUMMARY),
     ),
     StageSpec("triples", MINERS, _runner("triples"), reads=((KEPT_QUERIES, SYNTHETIC_QUERIES),), writes=(TRIPLES,)),
@@ -176,7 +263,7 @@ STAGE_SPECS: tuple[StageSpec, ...] = (
         RERANKERS,
         _runner("rerank"),
         options="inparsx.rerank.options:RerankStageOptions",
-        reads=(RUN,),
+        reads=(Input((RUN,), required=labelled, of=first_stage),),
         writes=(RUN, EXTRA_RUNS, NOTES, SUMMARY),
     ),
     StageSpec(
@@ -202,7 +289,7 @@ STAGE_SPECS: tuple[StageSpec, ...] = (
         EVALUATORS,
         _runner("evaluate"),
         default_use="ranx",
-        reads=(RUN, EXTRA_RUNS, NOTES, EXCLUDED, SUMMARY),
+        reads=tuple(Input((read,), required=False) for read in (RUN, EXTRA_RUNS, NOTES, EXCLUDED, SUMMARY)),
         writes=(METRICS, PER_QUERY, COMPARISON, TABLE),
     ),
 )

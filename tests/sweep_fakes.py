@@ -21,6 +21,7 @@ from inparsx.artifacts import Artifact
 from inparsx.generate.base import Generator
 from inparsx.plugins import Component, Options, Registry, get_plugin_manager, set_registry
 from inparsx.retrieve.base import Retriever
+from inparsx.stages import Input
 from inparsx.testing.plugins import plugin_module
 from inparsx.train.base import Trainer
 
@@ -99,10 +100,15 @@ RUNNERS = {"retrieve": retrieve, "generate": generate, "train": train, "evaluate
 FAKE_RUN = Artifact("fake-run", "retrieve", "run.txt", "the fake BM25 run")
 FAKE_QUERIES = Artifact("fake-queries", "generate", "queries.txt", "the fake queries")
 FAKE_MODEL = Artifact("fake-model", "train", "model.txt", "the fake model")
-READS = {"retrieve": (), "generate": (), "train": (FAKE_QUERIES,), "evaluate": (FAKE_RUN, FAKE_QUERIES, FAKE_MODEL)}
-"""What the fake runners read (their cache keys cover it, as the real stages' cover their declared reads)."""
+READS = {
+    "retrieve": (),
+    "generate": (),
+    "train": (Input((FAKE_QUERIES,), required=False),),
+    "evaluate": tuple(Input((read,), required=False) for read in (FAKE_RUN, FAKE_QUERIES, FAKE_MODEL)),
+}
+"""What the fake runners read (their cache keys cover it, as the real stages' cover their declared reads; none is
+required, since the fakes open no earlier stage's file)."""
 
-_INPUTS: dict = {}
 _READS: dict = {}
 
 
@@ -112,7 +118,6 @@ def install() -> None:
     for stage, runner in RUNNERS.items():
         setattr(module, stage, runner)
         pipeline.STAGE_RUNNERS[stage] = f"sweep_fake_runners:{stage}"
-        _INPUTS[stage] = pipeline.STAGE_INPUTS.pop(stage, ())  # the fakes read no earlier stage's files
         _READS[stage] = pipeline.STAGE_READS[stage]
         pipeline.STAGE_READS[stage] = READS[stage]
     sys.modules["sweep_fake_runners"] = module
@@ -129,8 +134,6 @@ def install() -> None:
 def uninstall() -> None:
     for stage in RUNNERS:
         pipeline.STAGE_RUNNERS[stage] = f"inparsx.{stage}.stage:run_stage"
-        if _INPUTS.get(stage):
-            pipeline.STAGE_INPUTS[stage] = _INPUTS.pop(stage)
         if stage in _READS:
             pipeline.STAGE_READS[stage] = _READS.pop(stage)
     set_registry(None)

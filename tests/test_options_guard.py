@@ -987,7 +987,7 @@ def cpo_tuned(env: Env, tuner, ctx: ComponentContext, artefact: str):
         seen["rows"] = train_dataset.to_dict()
         raise StopBeforeTraining
 
-    sampling = json.dumps(tuner.options.hf_options(), sort_keys=True)
+    sampling = json.dumps(tuner.options.sampler().options, sort_keys=True)
     candidates = ctx.dir / "candidates.jsonl"
     if sampling in CPO_CANDIDATES:  # the tuner resumes from its candidates file: sample once per sampling setting
         candidates.write_text(CPO_CANDIDATES[sampling])

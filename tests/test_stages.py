@@ -62,7 +62,7 @@ def test_every_artifact_is_written_by_the_stage_it_names():
     for spec in stages.STAGE_SPECS:
         assert all(a.stage in (None, spec.name) for a in spec.writes), spec.name
         for read in spec.reads:
-            for artifact in read if isinstance(read, tuple) else (read,):
+            for artifact in stages.as_input(read).choices:
                 owner = artifact.stage
                 assert owner is None or list(recipe.STAGES).index(owner) < list(recipe.STAGES).index(spec.name)
 

@@ -183,7 +183,8 @@ def test_a_killed_sweep_resumes(tmp_path, scifact_small):
     that was running from its markers, and nothing waits on the dead process's store lock."""
     recipe = recipe_file(tmp_path, scifact_small)
     calls = tmp_path / "calls.txt"
-    env = {**os.environ, "SWEEP_CALLS": str(calls), "PYTHONPATH": str(FAKES.parent)}
+    path = os.pathsep.join([str(FAKES.parent), os.environ.get("PYTHONPATH", "")])  # the fakes, the tree under test
+    env = {**os.environ, "SWEEP_CALLS": str(calls), "PYTHONPATH": path}
     command = [
         sys.executable,
         str(FAKES),

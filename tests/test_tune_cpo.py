@@ -92,6 +92,41 @@ def test_options_refuse_what_the_tuner_sets():
         CPOOptions(base_model="m", judge={})
 
 
+def test_the_generator_is_a_typed_spec_of_a_model_loading_generator(tmp_path):
+    from inparsx.recipe import RecipeErrors
+    from inparsx.tune.cpo import CandidateGeneratorSpec, CPOOptions
+
+    judge = {"by": "consistency"}
+    plain = CPOOptions(base_model="m", judge=judge, generator={"max_new_tokens": 6})
+    assert isinstance(plain.generator, CandidateGeneratorSpec) and plain.generator.use == "hf"
+    assert plain.model_dump()["generator"] == {"max_new_tokens": 6}  # as given: the fingerprint is kept
+    assert CPOOptions(base_model="m", judge=judge).model_dump()["generator"] == {}
+    vllm = CPOOptions(base_model="m", judge=judge, generator={"use": "vllm", "dtype": "fp32"})
+    assert vllm.model_dump()["generator"] == {"use": "vllm", "dtype": "fp32"}
+    sampler = CPOOptions(base_model="m", judge=judge, n_candidates=3, temperature=0.8, top_p=0.9).sampler(top_k=5)
+    assert sampler.use == "hf" and sampler.options == {
+        "model": "m",
+        "num_docs": 300,
+        "do_sample": True,
+        "num_queries_per_doc": 3,
+        "temperature": 0.8,
+        "top_p": 0.9,
+        "top_k": 5,
+    }
+    assert CPOOptions(base_model="m", judge=judge).sampler(model="tuned", do_sample=False).options["model"] == "tuned"
+    with pytest.raises(ValueError, match=r"model, top_p are set by the tuner \(model: base_model, top_p: top_p\)"):
+        CPOOptions(base_model="m", judge=judge, generator={"model": "x", "top_p": 0.5})
+    with pytest.raises(ValueError, match="generator.use = 'qrels': a generator that loads no model of its own"):
+        CPOOptions(base_model="m", judge=judge, generator={"use": "qrels"})
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        '[recipe]\nname = "r"\n[tune]\nuse = "cpo"\nbase_model = "m"\njudge.by = "consistency"\n'
+        "[tune.generator]\nmax_new_tokenz = 6\n"
+    )
+    with pytest.raises(RecipeErrors, match=r"r.toml:\d+: tune.generator.max_new_tokenz: unknown key of 'hf'"):
+        load_recipe(recipe)
+
+
 def test_cpo_round_trip(tmp_path, scifact_small, tiny):
     """Tune, then generate with ``model = "@tune"``: the saved merged model decodes greedily exactly as the
     base plus the trained adapter, and it differs from the base."""

@@ -28,10 +28,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, model_validator
 
 from inparsx.artifacts import MODEL, QUERY_EVAL
 from inparsx.errors import InparsxError
+from inparsx.generate.spec import ModelGeneratorSpec
 from inparsx.io import follow_umask_tree, write_json, write_jsonl
 from inparsx.models import saveable_model
 from inparsx.precision import AUTO_DESCRIPTION
@@ -48,11 +49,31 @@ if TYPE_CHECKING:
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 """InPars+'s LoRA targets (``cpo_finetune.py``): every attention and MLP projection of a Llama block."""
 
-TUNER_SET = ("model", "num_docs", "do_sample", "num_queries_per_doc", "temperature", "top_p")
-"""Generator options the tuner sets itself, so ``generator`` may not carry them."""
+TUNER_SET: dict[str, tuple[Any, str]] = {
+    "model": ("base_model", "base_model"),
+    "num_docs": (1, "n_docs"),
+    "do_sample": (True, "sampling the candidates"),
+    "num_queries_per_doc": (2, "n_candidates"),
+    "temperature": (1.0, "temperature"),
+    "top_p": (1.0, "top_p"),
+}
+"""Generator options the tuner sets itself, so ``[tune.generator]`` may not carry them: key -> (the value its
+validation fills in, the tuner option it comes from)."""
 
-GENERATORS = ("hf", "vllm")
-"""The generators the tuner samples with (``generator.use``)."""
+
+class CandidateGeneratorSpec(ModelGeneratorSpec):
+    """``[tune.generator]`` of ``cpo``: the generator that samples the candidate queries (and the before/after
+    queries) from ``base_model``: ``hf`` (default), ``vllm``, or another generator that loads the model itself;
+    the keys of :data:`TUNER_SET` are the tuner's own."""
+
+    SUPPLIER: ClassVar[str] = "the tuner"
+    SUPPLIED: ClassVar[dict[str, tuple[Any, str]]] = TUNER_SET
+
+    @classmethod
+    def accepts(cls, component: type) -> str | None:
+        unfit = super().accepts(component)
+        return None if unfit is None else f"generator.{unfit}: the tuner samples from base_model with it"
+
 
 SIMPO_LOSSES = ("simpo", "alphapo")
 """CPO loss types that read ``simpo_gamma`` (TRL's CPOConfig turns ``alphapo`` into ``simpo``)."""
@@ -67,10 +88,11 @@ ADAPTER_DONE = "adapter.done.json"
 class CPOOptions(JudgedOptions):
     """``[tune] use = "cpo"``.
 
-    ``base_model``: the generator to tune (hub id or folder). ``generator``: more generator options for the
-    prompt and decoding (``prompt``, ``n_fewshot``, ``max_new_tokens``, ``dtype``...), the same as the
-    ``[generate]`` table should carry, and ``use``: the generator that samples, ``"hf"`` (default) or
-    ``"vllm"``. ``n_docs`` corpus documents x ``n_candidates`` sampled queries
+    ``base_model``: the generator to tune (hub id or folder). ``generator``: the ``[tune.generator]`` table, a
+    typed spec (:class:`CandidateGeneratorSpec`): ``use``, the generator that samples, ``"hf"`` (default),
+    ``"vllm"`` or another that loads a model itself, and its options for the prompt and decoding (``prompt``,
+    ``n_fewshot``, ``max_new_tokens``, ``dtype``...), the same as the ``[generate]`` table should carry; the
+    keys the tuner sets (:data:`TUNER_SET`) are refused. ``n_docs`` corpus documents x ``n_candidates`` sampled queries
     (``temperature``, ``top_p``). ``judge``: the ``[tune.judge]`` table, :class:`~inparsx.tune.judge.JudgeOptions`
     (its ``depth`` is the judge's BM25 depth). ``min_margin``:
     pairs whose best-minus-worst score is lower are dropped. LoRA: ``lora_r``, ``lora_alpha``,
@@ -88,7 +110,7 @@ class CPOOptions(JudgedOptions):
     """
 
     base_model: str
-    generator: dict[str, Any] = Field(default_factory=dict)
+    generator: CandidateGeneratorSpec = Field(default_factory=lambda: CandidateGeneratorSpec.model_construct())
     n_docs: int = Field(300, ge=1)
     n_candidates: int = Field(4, ge=2)
     temperature: float = Field(1.0, gt=0)
@@ -155,42 +177,20 @@ class CPOOptions(JudgedOptions):
             )
         return self
 
-    @model_validator(mode="after")
-    def _check_generator(self, info: ValidationInfo) -> CPOOptions:
-        from inparsx.plugins import check_options, registry_from
-
-        taken = sorted(set(self.generator) & set(TUNER_SET))
-        if taken:
-            raise ValueError(
-                f"generator: {', '.join(taken)} are set by the tuner (base_model, n_docs, "
-                "n_candidates, temperature, top_p); remove them from generator"
-            )
-        if self.generator_use not in GENERATORS:
-            raise ValueError(
-                f"generator.use = {self.generator_use!r}: the tuner samples with one of "
-                f"{', '.join(GENERATORS)} (a generator that loads base_model itself)"
-            )
-        check_options("generators", self.generator_use, self.hf_options(), "generator", registry_from(info))
-        return self
-
-    @property
-    def generator_use(self) -> str:
-        """The generator that samples the candidates: ``generator.use``, default ``hf``."""
-        return str(self.generator.get("use", "hf"))
-
-    def hf_options(self, **changes: Any) -> dict[str, Any]:
-        """The sampling generator's options for the candidates (``changes`` override them; ``use`` left out)."""
-        given = {k: v for k, v in self.generator.items() if k != "use"}
-        return {
+    def sampler(self, **changes: Any) -> CandidateGeneratorSpec:
+        """The sampling generator's spec with the options the tuner sets (:data:`TUNER_SET`: ``base_model``,
+        ``n_docs``, sampling, ``n_candidates``, ``temperature``, ``top_p``) beside those of ``[tune.generator]``;
+        ``changes`` override them (the greedy before/after queries)."""
+        tuner_set = {
             "model": self.base_model,
             "num_docs": self.n_docs,
             "do_sample": True,
             "num_queries_per_doc": self.n_candidates,
             "temperature": self.temperature,
             "top_p": self.top_p,
-            **given,
-            **changes,
         }
+        spec: CandidateGeneratorSpec = self.generator.with_options(**{**tuner_set, **changes})
+        return spec
 
 
 class CPOTuner(Tuner):
@@ -278,14 +278,18 @@ class CPOTuner(Tuner):
 
         path = ctx.dir / "candidates.jsonl"
         if not path.is_file():
-            generate_queries(ctx, self.generator(), path, docs=docs)
+            generate_queries(ctx, self.generator(ctx), path, docs=docs)
         return read_synthetic_queries(path)
 
-    def generator(self, **changes: Any) -> PromptedGenerator:
-        """The sampling generator (``generator.use``) built from this tuner's options (``changes`` override them)."""
+    def generator(self, ctx: ComponentContext | None = None, **changes: Any) -> PromptedGenerator:
+        """The sampling generator (``generator.use``) built from this tuner's options (``changes`` override them,
+        :meth:`CPOOptions.sampler`) with ``ctx.build`` (the registry that validated the recipe), or from the
+        process-wide registry without ``ctx`` (the pre-flight check's :meth:`models`)."""
         from inparsx.plugins import get_registry
 
-        return get_registry().build("generators", self.options.generator_use, self.options.hf_options(**changes))
+        spec = self.options.sampler(**changes)
+        built: PromptedGenerator = ctx.build(spec) if ctx is not None else spec.build(get_registry())
+        return built
 
     def train(self, pairs: list[dict[str, Any]], ctx: ComponentContext) -> dict[str, Any]:
         """CPO with a LoRA on ``pairs``; saves the adapter to ``tune/adapter``; returns metrics and the log.
@@ -408,7 +412,7 @@ class CPOTuner(Tuner):
         quantization = opts.quantization if train else "none"
         loading = {
             k: v
-            for k, v in opts.hf_options(dtype=dtype, quantization=quantization).items()
+            for k, v in opts.sampler(dtype=dtype, quantization=quantization).options.items()
             if k in HFOptions.model_fields
         }  # the model's own options; vllm's engine options do not apply
         model, tokenizer = load_model(opts.base_model, HFOptions(**loading))
@@ -451,7 +455,9 @@ class CPOTuner(Tuner):
         result: dict[str, Any] = {"documents": len(docs), "judge": self.options.judge.by}
         for name, model in (("before", self.options.base_model), ("after", tuned)):
             path = ctx.dir / f"query-eval-{name}.jsonl"
-            greedy = self.generator(model=model, do_sample=False, num_queries_per_doc=1, temperature=1.0, top_p=1.0)
+            greedy = self.generator(
+                ctx, model=model, do_sample=False, num_queries_per_doc=1, temperature=1.0, top_p=1.0
+            )
             if not path.is_file():
                 generate_queries(ctx, greedy, path, docs=docs)
             records = read_synthetic_queries(path)
