@@ -5,6 +5,11 @@ unique ``name`` and a nested pydantic ``Options`` model; the host builds it as `
 follows simonw/llm: the host owns the collection, plugins never touch a global registry. The kinds, their hooks
 and base classes are declared in :data:`inparsx.stages.COMPONENT_KINDS` (``tests/test_stages.py`` checks that
 every kind has its hook here).
+
+The hooks are written out rather than generated from ``COMPONENT_KINDS`` on purpose: this module is what a
+plugin author reads (and what pluggy, type checkers and editors see) to learn which hooks exist and what each
+receives, and a hook made in a loop would show none of that. A new kind therefore takes one line in
+``COMPONENT_KINDS`` and one hook here; the test fails until both are there.
 """
 
 from collections.abc import Callable

@@ -4,6 +4,7 @@ the contract tests they show pass on the tiny collection."""
 from __future__ import annotations
 
 import re
+import sys
 import types
 from pathlib import Path
 
@@ -88,3 +89,38 @@ def test_the_trained_weights_rank_the_positive_first(tmp_path):
         ["caffeine sleep adults"] * 2, ["caffeine delays sleep", "adults drink caffeine"]
     )
     assert positive > negative
+
+
+def spec_example() -> types.ModuleType:
+    """The Python block after ``<!-- spec-example -->`` (a filter with a retriever spec option), as a module."""
+    code = re.search(r"<!-- spec-example -->\n```python\n(.*?)^```", PAGE.read_text(encoding="utf-8"), re.M | re.S)
+    assert code is not None, "docs/plugins.md lost its spec example"
+    module = types.ModuleType("inparsx_found")
+    sys.modules[module.__name__] = module  # pydantic resolves the field types in the module's namespace
+    exec(compile(code.group(1), f"{PAGE}:spec-example", "exec"), module.__dict__)
+    return module
+
+
+def test_the_spec_example_validates_its_retriever_and_filters_with_it(tmp_path):
+    from pydantic import ValidationError
+
+    from inparsx.plugins import get_registry
+    from inparsx.testing.contracts import FilterContract
+
+    found = spec_example().FoundFilter
+    with pytest.raises(ValidationError, match="k"):  # a retriever spec refuses k: the depth is the filter's
+        found.Options.model_validate({"retriever": {"use": "bm25s", "k": 5}}, context={"registry": get_registry()})
+    with pytest.raises(ValidationError, match="nope"):
+        found.Options.model_validate({"retriever": {"use": "nope"}}, context={"registry": get_registry()})
+
+    class TestFound(FilterContract):
+        def make_filter(self):
+            return found(found.Options(depth=1))
+
+    TestFound().test_one_decision_per_record_with_reasons(tmp_path)
+    contract = TestFound()
+    ctx = contract.context(tmp_path / "again")
+    records = contract.title_records(ctx)
+    decisions = contract.make_filter().apply(records, ctx)
+    kept = [d.keep for d in decisions]
+    assert sum(kept) >= len(kept) // 2  # a title finds its own document at depth 1 in most cases
