@@ -4,76 +4,27 @@ from __future__ import annotations
 
 import json
 import sys
-import types
 
+import echo_fakes
 import pytest
+from echo_fakes import CALLS, RECIPE
 
 from inparsx import pipeline
 from inparsx.artifacts import Artifact
 from inparsx.errors import InparsxError
-from inparsx.evaluate.base import Evaluator
 from inparsx.generate.base import Generator
 from inparsx.models import ModelRef
-from inparsx.plugins import Component, Options
+from inparsx.plugins import Options
 from inparsx.recipe import load_recipe
-from inparsx.retrieve.base import Retriever
 from inparsx.testing.plugins import plugin_module, registered
 
-CALLS: list[str] = []
 FAKE_OUT = Artifact("fake-out", None, "out.txt", "what a fake stage wrote")
-
-
-class Echo(Component):
-    name = "echo"
-
-    class Options(Options):
-        value: int = 1
-        fail: bool = False
-
-
-def _kind(base):
-    """Echo as a component of ``base``'s kind (registration checks the base class)."""
-    return type(f"Echo{base.__name__}", (Echo, base), {"Options": Echo.Options})
-
-
-def _runner(stage):
-    def run_stage(ctx):
-        CALLS.append(stage)
-        (ctx.dir / "out.txt").write_text(str(ctx.component.options.value))
-        if ctx.component.options.fail:
-            raise RuntimeError("boom")
-
-    return run_stage
 
 
 @pytest.fixture()
 def fake_stages(monkeypatch):
-    module = types.ModuleType("fake_stage_runners")
-    for stage in ("retrieve", "generate", "evaluate"):
-        setattr(module, stage, _runner(stage))
-        monkeypatch.setitem(pipeline.STAGE_RUNNERS, stage, f"fake_stage_runners:{stage}")
-    monkeypatch.setitem(pipeline.STAGE_READS, "evaluate", (FAKE_OUT,))  # the fake evaluate reads every out.txt
-    monkeypatch.setitem(sys.modules, "fake_stage_runners", module)
-    CALLS.clear()
-    with registered(
-        plugin_module(
-            "echo", retrievers=[_kind(Retriever)], generators=[_kind(Generator)], evaluators=[_kind(Evaluator)]
-        )
-    ):
+    with echo_fakes.fake_stages(monkeypatch, "fake_stage_runners", (FAKE_OUT,)):  # the evaluate reads every out.txt
         yield
-
-
-RECIPE = """[recipe]
-name = "p"
-[dataset]
-name = "{data}"
-[retrieve]
-use = "echo"
-[generate]
-use = "echo"
-[evaluate]
-use = "echo"
-"""
 
 
 def run(tmp_path, scifact_small, *sets, **kwargs):
@@ -182,7 +133,6 @@ class Loader(Generator):
 def test_a_stage_whose_model_cannot_load_keeps_its_folder(tmp_path, scifact_small, fake_stages, monkeypatch):
     from inparsx.preflight import PreflightError
     from inparsx.recipe import one_stage_recipe
-    from inparsx.testing.plugins import plugin_module, registered
 
     monkeypatch.setattr(Loader, "models", lambda self: [ModelRef("model", self.options.model, "generator")])
     with registered(plugin_module("loader", generators=[Loader])):

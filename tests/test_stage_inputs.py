@@ -5,11 +5,11 @@ the stage that writes it; an optional one, or one whose predicate says it is not
 from __future__ import annotations
 
 import json
-import sys
-import types
 from types import SimpleNamespace
 
+import echo_fakes
 import pytest
+from echo_fakes import CALLS, RECIPE
 
 from inparsx import pipeline, stages
 from inparsx.artifacts import (
@@ -22,66 +22,17 @@ from inparsx.artifacts import (
     Artifact,
 )
 from inparsx.errors import InparsxError
-from inparsx.evaluate.base import Evaluator
-from inparsx.generate.base import Generator
-from inparsx.plugins import Component, Options
 from inparsx.recipe import load_recipe
-from inparsx.retrieve.base import Retriever
 from inparsx.stages import Input, as_input
-from inparsx.testing.plugins import plugin_module, registered
 
-CALLS: list[str] = []
 WRITTEN = Artifact("fake-written", "retrieve", "out.txt", "what the fake retrieve stage wrote")
 UNWRITTEN = Artifact("fake-unwritten", "retrieve", "missing.txt", "what no fake stage writes")
 
 
-class Echo(Component):
-    name = "echo"
-
-    class Options(Options):
-        value: int = 1
-
-
-def _kind(base):
-    return type(f"Echo{base.__name__}", (Echo, base), {"Options": Echo.Options})
-
-
-def _runner(stage):
-    def run_stage(ctx):
-        CALLS.append(stage)
-        (ctx.dir / "out.txt").write_text(str(ctx.component.options.value))
-
-    return run_stage
-
-
 @pytest.fixture()
 def fake_stages(monkeypatch):
-    module = types.ModuleType("fake_input_runners")
-    for stage in ("retrieve", "generate", "evaluate"):
-        setattr(module, stage, _runner(stage))
-        monkeypatch.setitem(pipeline.STAGE_RUNNERS, stage, f"fake_input_runners:{stage}")
-    monkeypatch.setitem(pipeline.STAGE_READS, "evaluate", ())
-    monkeypatch.setitem(sys.modules, "fake_input_runners", module)
-    CALLS.clear()
-    with registered(
-        plugin_module(
-            "echo", retrievers=[_kind(Retriever)], generators=[_kind(Generator)], evaluators=[_kind(Evaluator)]
-        )
-    ):
+    with echo_fakes.fake_stages(monkeypatch, "fake_input_runners", ()):
         yield monkeypatch
-
-
-RECIPE = """[recipe]
-name = "p"
-[dataset]
-name = "{data}"
-[retrieve]
-use = "echo"
-[generate]
-use = "echo"
-[evaluate]
-use = "echo"
-"""
 
 
 def run(tmp_path, scifact_small, *sets):
