@@ -14,10 +14,10 @@ import types
 import typing
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
 
-from inparsx.plugins import Registry, get_registry
+from inparsx.plugins import Component, Registry, get_registry
 from inparsx.recipe import MULTI_USE_STAGES, STAGES, DatasetConfig, RecipeInfo, StageKeys, stage_options_model
 from inparsx.specs import ComponentSpec
 from inparsx.tune.judge import JudgeOptions
@@ -72,7 +72,7 @@ def stage_options_section(stage: str, model: type) -> str:
     return f"### {stage}: stage options\n\n{_doc(model)}\n\n{options_table(model)}\n"
 
 
-def component_section(stage: str, name: str, cls: type) -> str:
+def component_section(stage: str, name: str, cls: type[Component]) -> str:
     """One component: its description, the class docstring of its options, and the options table."""
     lines = [f"### {stage}: `{name}`", "", _doc(cls)]
     options_doc = _doc(cls.Options)
@@ -82,7 +82,7 @@ def component_section(stage: str, name: str, cls: type) -> str:
     return "\n".join(lines)
 
 
-def options_table(model: type) -> str:
+def options_table(model: type[BaseModel]) -> str:
     """A Markdown table: key, type, default, constraints and description of every field of ``model``."""
     rows = ["| key | type | default | constraints | description |", "|---|---|---|---|---|"]
     for key, info in model.model_fields.items():
@@ -127,7 +127,7 @@ def _stage_table(info: FieldInfo) -> str:
 def _default(info: FieldInfo) -> str:
     if info.is_required():
         return "required"
-    value = info.default_factory() if info.default is PydanticUndefined and info.default_factory else info.default
+    value = info.get_default(call_default_factory=True)  # the factory's value, or the default itself
     if isinstance(value, ComponentSpec):  # as a recipe writes it
         return (
             "`{" + ", ".join(f"{key} = {item!r}" for key, item in value.model_dump().items()).replace("'", '"') + "}`"

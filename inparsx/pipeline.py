@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.markup import escape
 
@@ -74,6 +74,9 @@ from inparsx.progress import console, out, quiet_library_bars
 from inparsx.recipe import STAGES, Recipe
 from inparsx.stages import STAGE_SPECS, as_input
 from inparsx.store import StageStore
+
+if TYPE_CHECKING:
+    from inparsx.estimate.options import EstimateStageOptions
 
 STAGE_RUNNERS: dict[str, str] = {spec.name: spec.runner for spec in STAGE_SPECS}
 """Stage name -> ``module:function`` that runs it (:attr:`inparsx.stages.StageSpec.runner`), imported only when
@@ -412,7 +415,7 @@ def _run_stages(
             components = [
                 registry.get(STAGES[stage], name)(options) for name, options in recipe.stages[stage].components
             ]
-            seen = holdout.training if held else dataset
+            seen = holdout.training if held and holdout is not None else dataset
             ctx = StageContext(
                 recipe,
                 stage,
@@ -475,7 +478,8 @@ def _holdout(recipe: Recipe, dataset: Dataset) -> Holdout | None:
     the estimate stage's seed, lazily), else ``None``."""
     if "estimate" not in recipe.stages:
         return None
-    return Holdout(dataset, recipe.stages["estimate"].settings.docs, recipe.stage_seed("estimate"))
+    settings = cast("EstimateStageOptions", recipe.stages["estimate"].settings)  # the estimate stage's own options
+    return Holdout(dataset, settings.docs, recipe.stage_seed("estimate"))
 
 
 def preflight(recipe: Recipe, run_dir: Path, stages: list[str], dataset: Dataset | None = None) -> None:

@@ -49,7 +49,7 @@ def apply_filters(records: Sequence[SyntheticQuery], filters: Sequence[Filter], 
     Raises:
         PluginError: a filter that returns a number of decisions different from the number of records.
     """
-    rows = {
+    rows: dict[str, dict[str, Any]] = {
         r.query_id: {
             "query_id": r.query_id,
             "doc_id": r.doc_id,
@@ -65,7 +65,8 @@ def apply_filters(records: Sequence[SyntheticQuery], filters: Sequence[Filter], 
         decisions = component.apply(alive, ctx)
         if len(decisions) != len(alive):
             raise PluginError(f"filter {component.name!r} returned {len(decisions)} decisions for {len(alive)} records")
-        survivors, reasons = [], Counter()
+        survivors: list[SyntheticQuery] = []
+        reasons: Counter[str] = Counter()
         for record, decision in zip(alive, decisions):
             row = rows[record.query_id]
             if decision.score is not None:

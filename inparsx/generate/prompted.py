@@ -20,10 +20,10 @@ from inparsx.records import SyntheticQuery
 
 if TYPE_CHECKING:
     from inparsx.context import ComponentContext
-    from inparsx.datasets.base import Document
     from inparsx.generate.fewshot import FewShotPool
     from inparsx.generate.prompts import PromptBuilder, PromptTokenizer
     from inparsx.generate.templates import PromptTemplate
+    from inparsx.records import Document
 
 BUILTIN_TEMPLATES = {"doc2query": "{document}{query}"}
 """Templates that are not in the InPars file: ``doc2query`` is the bare document (doc2query-T5's input)."""
@@ -280,7 +280,7 @@ def _local_prompts() -> bool:
     from inparsx.generate.templates import PROMPTS_FILE_ENV
 
     value = os.environ.get(PROMPTS_FILE_ENV)
-    return bool(value) and Path(value).is_file()
+    return value is not None and value != "" and Path(value).is_file()
 
 
 def resolve_template(options: PromptOptions, dataset_name: str) -> PromptTemplate:
@@ -293,6 +293,8 @@ def resolve_template(options: PromptOptions, dataset_name: str) -> PromptTemplat
     from inparsx.generate.templates import PromptTemplate, load_templates, read_custom_template
 
     if options.prompt == "custom":
+        if options.template is None:  # PromptOptions refuses this; a caller that built options by hand may not
+            raise InparsxError('prompt = "custom" needs template (a template file)')
         return read_custom_template(options.template, dynamic=options.template_mode == "dynamic")
     if options.prompt in BUILTIN_TEMPLATES:
         return PromptTemplate(options.prompt, BUILTIN_TEMPLATES[options.prompt])

@@ -159,10 +159,13 @@ def _run(
         for batch in generator.generate(docs, ctx):
             writer.append(record.to_dict() for record in by_document(batch, generator))
             written += len(batch)
-            progress.update(task, advance=len({r.doc_id for r in batch}), extra=_rates(first, written, generator))
+            if progress is not None and task is not None:  # None: no bar in this process (_silent)
+                progress.update(task, advance=len({r.doc_id for r in batch}), extra=_rates(first, written, generator))
             first = first or (time.perf_counter(), written, generator.generated_tokens)
-        progress.update(task, completed=len(docs))
-        seconds = measured(task_of(progress, task))[1] if task is not None else time.perf_counter() - began
+        seconds = time.perf_counter() - began
+        if progress is not None and task is not None:
+            progress.update(task, completed=len(docs))
+            seconds = measured(task_of(progress, task))[1]
     return written, seconds
 
 
@@ -178,14 +181,9 @@ def _rates(first: tuple[float, int, int] | None, written: int, generator: Genera
 
 
 @contextlib.contextmanager
-def _silent() -> Iterator[tuple[Any, None]]:
-    """A stand-in for a progress bar (processes other than the main one show none)."""
-
-    class Quiet:
-        def update(self, *args: Any, **kwargs: Any) -> None:
-            pass
-
-    yield Quiet(), None
+def _silent() -> Iterator[tuple[None, None]]:
+    """A stand-in for a progress bar (processes other than the main one show none): no progress, no task."""
+    yield None, None
 
 
 def _finish(

@@ -7,11 +7,14 @@ resumable scores, the fused forms and a ``zero_shot_model`` or ``compare_models`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
 from inparsx.artifacts import RUN, RUN_FILE, RUNS_FOLDER
+
+if TYPE_CHECKING:
+    from inparsx.rerank.options import RerankStageOptions
 
 REFUSED = {"first_stage": "the command reranks the run given with --run"}
 """``[rerank]`` keys that ``inparsx rerank --set`` refuses (besides those given as flags), and what to do instead."""
@@ -65,7 +68,7 @@ def rerank(
         written.extend(found.values())
         return found
 
-    first_stage = recipe.stages["rerank"].settings.first_stage
+    first_stage = cast("RerankStageOptions", recipe.stages["rerank"].settings).first_stage  # the stage's options
     run_to(recipe, "rerank", out, outputs, inputs={"/".join(RUN.of(first_stage)): run})
     for path in written:
         stdout.print(f"wrote {path}", markup=False)

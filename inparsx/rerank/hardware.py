@@ -72,7 +72,7 @@ def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, device: Any, extra: Se
     for i, row in enumerate(rows):
         ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
         mask[i, : len(row)] = 1
-        if other is not None:
+        if other is not None and extra is not None:
             other[i, : len(row)] = torch.tensor(extra[i], dtype=torch.long)
     tensors = (ids.to(device), mask.to(device))
     return tensors + ((other.to(device),) if other is not None else ())

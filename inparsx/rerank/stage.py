@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inparsx.artifacts import RUN, RUN_FILE, RUN_NOTES, RUNS_FOLDER
+from inparsx.errors import InparsxError
 from inparsx.io import ResumableJsonl, read_trec_run, write_json, write_trec_run
 from inparsx.models import loading
 from inparsx.plugins import get_registry
@@ -85,11 +86,22 @@ def fusion_label(fusion: dict[str, float], first_stage: str) -> str:
     return " + ".join(_member_label(key, first_stage) for key in fusion)
 
 
+def interpolation_weight(options: RerankStageOptions) -> float:
+    """The model's weight ``alpha`` of the interpolated run (``interpolate``).
+
+    Raises:
+        InparsxError: ``interpolate`` is not set (the interpolated form exists only when it is).
+    """
+    if options.interpolate is None:
+        raise InparsxError("rerank: the interpolated run needs interpolate (the model's weight, 0-1)")
+    return options.interpolate
+
+
 def form_description(form: str, options: RerankStageOptions, first_stage: str, name: str = "rerank") -> str:
     """What a run of ``form`` is, in words (the evaluate stage prints it under the table); ``name``: the job
     whose run it is (its fusion differs from the trained model's)."""
     if form == "interpolated":
-        alpha = options.interpolate
+        alpha = interpolation_weight(options)
         return (
             f"interpolated with {first_stage}: {alpha:g} x model + {1 - alpha:g} x {first_stage}, "
             "min-max normalised per query"
@@ -129,7 +141,7 @@ def fused_runs(name: str, first_stage: Run, scores: dict[str, Run], options: Rer
             options.fuse_method or "minmax",
             options.rrf_k,
         ),
-        "interpolated": lambda: interpolate(first_stage, reranked, options.interpolate),
+        "interpolated": lambda: interpolate(first_stage, reranked, interpolation_weight(options)),
         "rrf": lambda: rrf(first_stage, reranked, options.rrf_k),
         "alone": lambda: merge_reranked(first_stage, reranked),
     }

@@ -159,7 +159,7 @@ class PathOptions(Options):
                 "generator": self.generator,
                 "triples": self.triples,
                 "train": self.train,
-                "rerank": self.rerank,
+                **({"rerank": self.rerank} if self.rerank is not None else {}),
                 **({"filter": self.filter} if self.filter is not None else {}),
             }
         )
@@ -322,6 +322,7 @@ class PathTuner(Tuner):
         from dspy.teleprompt.copro_optimizer import BasicGenerateInstruction, GenerateInstructionGivenAttempts
 
         ranked = sorted(scores.items(), key=lambda item: item[1])
+        inputs: dict[str, Any]  # the signature's input field -> its value
         if round_ == 0:
             signature, inputs = BasicGenerateInstruction, {"basic_instruction": ranked[-1][0] or DEFAULT_SEEDS[1]}
         else:
